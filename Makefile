@@ -1,0 +1,75 @@
+# The two commands: `make demo` and `make test`. Each installs what it needs into .venv (pinned by
+# requirements.lock) and, for the CDK CLI, node_modules (pinned by package-lock.json).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+export PIP_CONSTRAINT :=
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export SKIP_SLACK_SDK_WARNING := 1
+
+.PHONY: demo test lint typecheck unit functional e2e infra-test bench synth schema lock clean help
+
+help:
+	@echo "make demo   - the whole pipeline in the local sandbox (no AWS account, no Slack workspace)"
+	@echo "make test   - lint, type-check and the full test suite"
+	@echo "make bench  - the benchmarks (ratios printed side by side)"
+	@echo "make synth  - cdk synth the central stack and the member StackSets"
+
+$(VENV)/.base:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade 'pip>=24'
+	touch $@
+
+# The sandbox needs no CDK: demo installs only runtime + sandbox dependencies.
+$(VENV)/.sandbox: $(VENV)/.base pyproject.toml requirements.lock
+	$(PIP) install -c requirements.lock -e '.[sandbox]'
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.sandbox
+	$(PIP) install -c requirements.lock -e '.[sandbox,infra,dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: $(VENV)/.sandbox
+	$(BIN)/macie-chatops demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+test: $(VENV)/.dev node_modules/.installed lint typecheck
+	$(BIN)/macie-chatops validate
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest tests/unit
+
+bench: $(VENV)/.dev
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+synth: $(VENV)/.dev node_modules/.installed
+	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" npx cdk synth -q
+
+schema: $(VENV)/.sandbox
+	$(BIN)/macie-chatops schema > accounts.schema.json
+
+# Re-pin every dependency (run after changing pyproject.toml; commit the result).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/python -m pip install -q --upgrade 'pip>=24'
+	.lockvenv/bin/python -m pip install -q '.[sandbox,infra,dev]'
+	.lockvenv/bin/python -m pip freeze --exclude macie-chatops | grep -v '^-e' > requirements.lock
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache build *.egg-info

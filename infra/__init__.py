@@ -1,0 +1,1 @@
+"""The CDK app: the central stack in the security account, and the member StackSets."""

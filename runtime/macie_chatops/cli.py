@@ -1,0 +1,104 @@
+"""The operator CLI: `macie-chatops` (also `python -m macie_chatops`).
+
+Contract (DESIGN.md "Operator CLI"): JSON lines on stdout, human messages on stderr, exit 0 on success,
+2 on bad input. Sub-commands that need the sandbox or AWS import them lazily, so `validate` and `decide`
+stay fast and need nothing beyond the runtime package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from macie_chatops.config import Config, ConfigError, config_path, load_config
+from macie_chatops.decision import decide
+from macie_chatops.finding import Rejection, parse_event
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _load(args: argparse.Namespace) -> Config | None:
+    try:
+        return load_config(config_path(args.config))
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    print(
+        f"{config_path(args.config)}: valid ({len(config.accounts)} accounts, {len(config.teams)} teams, "
+        f"{len(config.regions)} regions)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    status = EXIT_OK
+    for file in args.events:
+        try:
+            text = Path(file).read_bytes()
+        except OSError as exc:
+            print(f"{file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        finding = parse_event(text)
+        decision = decide(finding, config)
+        if isinstance(finding, Rejection):
+            finding_id, account = finding.finding_id, finding.account_id
+        else:
+            finding_id, account = finding.id, finding.account_id
+        line = {
+            "file": file,
+            "finding_id": finding_id,
+            "account": account,
+            "team": decision.team,
+            "channel": decision.channel,
+            "action": str(decision.action),
+            "reason": decision.reason,
+        }
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    return status
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from macie_chatops.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="macie-chatops", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help="accounts.yaml to use (default: $MACIE_CHATOPS_CONFIG, then ./accounts.yaml)")
+        return p
+
+    with_config(sub.add_parser("validate", help="check accounts.yaml; FILE:LINE: field: message on errors"))
+    p = with_config(sub.add_parser("decide", help="dry run: one JSON line per event file, no I/O"))
+    p.add_argument("events", nargs="+", metavar="EVENT.json")
+    sub.add_parser("schema", help="print the JSON Schema of accounts.yaml")
+    return parser
+
+
+COMMANDS = {"validate": cmd_validate, "decide": cmd_decide, "schema": cmd_schema}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

@@ -1,0 +1,584 @@
+"""accounts.yaml as a validated, typed model.
+
+One loader serves the CLI, the CDK app, the sandbox and the tests (YAML, with located errors), and the
+Lambdas (the JSON document generated from it at synth time). Every mistake is reported as
+``FILE:LINE: field: message``; nothing half-valid is ever returned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from macie_chatops.names import DEFAULT_REMEDIATION_ROLE_NAME, ENV_CONFIG_FILE
+
+DEFAULT_CONFIG_FILE: Final = "accounts.yaml"
+
+
+class Severity(StrEnum):
+    LOW = "Low"
+    MEDIUM = "Medium"
+    HIGH = "High"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK: Final = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
+
+
+class Action(StrEnum):
+    """What the pipeline does with a finding. ``reject`` is never configured: it is for bad input."""
+
+    AUTO = "auto"
+    REVIEW = "review"
+    NOTIFY = "notify"
+    IGNORE = "ignore"
+    REJECT = "reject"
+
+
+ConfiguredAction = Literal["auto", "review", "notify", "ignore"]
+
+SENSITIVE_DATA_TYPES: Final = (
+    "SensitiveData:S3Object/Credentials",
+    "SensitiveData:S3Object/CustomIdentifier",
+    "SensitiveData:S3Object/Financial",
+    "SensitiveData:S3Object/Multiple",
+    "SensitiveData:S3Object/Personal",
+)
+POLICY_TYPES: Final = (
+    "Policy:IAMUser/S3BlockPublicAccessDisabled",
+    "Policy:IAMUser/S3BucketEncryptionDisabled",
+    "Policy:IAMUser/S3BucketPublic",
+    "Policy:IAMUser/S3BucketReplicatedExternally",
+    "Policy:IAMUser/S3BucketSharedExternally",
+    "Policy:IAMUser/S3BucketSharedWithCloudFront",
+)
+FindingType = Literal[
+    "SensitiveData:S3Object/Credentials",
+    "SensitiveData:S3Object/CustomIdentifier",
+    "SensitiveData:S3Object/Financial",
+    "SensitiveData:S3Object/Multiple",
+    "SensitiveData:S3Object/Personal",
+]
+
+# Regions where the partition is "aws" and Macie exists; kept as a pattern so a new region needs no
+# release, while typos such as "us-east1" or "eu-west" are caught.
+_REGION_RE: Final = re.compile(
+    r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?(north|south|east|west|central|northeast|southeast|northwest|southwest)-[1-9]$"
+)
+
+AccountId = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{12}$")]
+Region = Annotated[str, StringConstraints(strict=True)]
+ChannelId = Annotated[str, StringConstraints(strict=True)]
+
+
+def _check_region(value: str) -> str:
+    if not _REGION_RE.match(value):
+        raise ValueError(f"{value!r} is not an AWS region name (e.g. us-east-1)")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SeverityActions = dict[Severity, ConfiguredAction]
+ActionSpec = ConfiguredAction | SeverityActions
+
+# The seed's policy: credentials and card data are moved at once, everything else asks the team.
+DEFAULT_ACTIONS: Final[dict[FindingType, ActionSpec]] = {
+    "SensitiveData:S3Object/Credentials": "auto",
+    "SensitiveData:S3Object/Financial": "auto",
+    "SensitiveData:S3Object/Personal": "review",
+    "SensitiveData:S3Object/Multiple": "review",
+    "SensitiveData:S3Object/CustomIdentifier": "review",
+}
+
+
+class PolicyOverride(_Strict):
+    """A partial policy: only the keys given replace the level above (organisation, team, account)."""
+
+    min_severity: Severity | None = None
+    include_samples: StrictBool | None = None
+    actions: dict[FindingType, ActionSpec] | None = None
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity_name(cls, value: Any) -> Any:
+        return _severity_value(value)
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _action_names(cls, value: Any) -> Any:
+        return _normalise_actions(value)
+
+
+class Policy(_Strict):
+    """The effective policy for one account, after merging."""
+
+    min_severity: Severity = Severity.LOW
+    include_samples: StrictBool = False
+    actions: dict[FindingType, ActionSpec] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity_name(cls, value: Any) -> Any:
+        return _severity_value(value)
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _action_names(cls, value: Any) -> Any:
+        return _normalise_actions(value)
+
+    def merged(self, override: PolicyOverride | None) -> Policy:
+        if override is None:
+            return self
+        actions = dict(self.actions)
+        actions.update(override.actions or {})
+        return Policy(
+            min_severity=override.min_severity or self.min_severity,
+            include_samples=self.include_samples if override.include_samples is None else override.include_samples,
+            actions=actions,
+        )
+
+
+def _severity_value(value: Any) -> Any:
+    # Severity enum members are accepted as values when models are built in code (strict mode).
+    if isinstance(value, str) and value not in {s.value for s in Severity}:
+        raise ValueError(f"unknown severity {value!r}; expected one of Low, Medium, High")
+    return Severity(value) if isinstance(value, str) else value
+
+
+def _normalise_actions(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[Any, Any] = {}
+    for finding_type, spec in value.items():
+        if isinstance(spec, Mapping):
+            out[finding_type] = {_severity_value(sev): act for sev, act in spec.items()}
+        else:
+            out[finding_type] = spec
+    return out
+
+
+class SecurityAccount(_Strict):
+    id: AccountId
+    region: Region
+
+    _region = field_validator("region")(_check_region)
+
+
+class SlackSettings(_Strict):
+    team_id: Annotated[str, StringConstraints(strict=True, pattern=r"^[TE][A-Z0-9]{2,}$")]
+    secret_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
+
+
+class QuarantineSettings(_Strict):
+    retention_days: StrictInt = Field(default=90, ge=1, le=3650)
+    encryption: Literal["kms"] = "kms"
+    break_glass_principals: tuple[
+        Annotated[str, StringConstraints(strict=True, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")], ...
+    ] = ()
+    multipart_threshold_mb: StrictInt = Field(default=256, ge=5, le=5120)
+
+
+_APPROVER_RE: Final = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+class Team(_Strict):
+    channel: ChannelId
+    approvers: tuple[str, ...] = Field(min_length=1)
+    policy: PolicyOverride | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        if value.startswith("#") or not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ValueError(
+                f"{value!r} is not a Slack channel id; use the id (C… or G…, from the channel's About panel), "
+                "not its name"
+            )
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for approver in value:
+            if not isinstance(approver, str) or not _APPROVER_RE.match(approver):
+                raise ValueError(
+                    f"{approver!r} is not a Slack user id (U…/W…) or user-group id (S…); names and emails do not work"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("an approver is listed twice")
+        return value
+
+    @property
+    def approver_users(self) -> frozenset[str]:
+        return frozenset(a for a in self.approvers if not a.startswith("S"))
+
+    @property
+    def approver_groups(self) -> frozenset[str]:
+        return frozenset(a for a in self.approvers if a.startswith("S"))
+
+
+class Account(_Strict):
+    id: AccountId
+    name: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+    team: str
+    regions: tuple[Region, ...] | None = None
+    policy: PolicyOverride | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for region in value:
+                _check_region(region)
+        return value
+
+
+class Deployment(_Strict):
+    permission_model: Literal["SERVICE_MANAGED", "SELF_MANAGED"] = "SERVICE_MANAGED"
+    call_as: Literal["DELEGATED_ADMIN", "SELF"] = "DELEGATED_ADMIN"
+    organizational_units: tuple[
+        Annotated[
+            str, StringConstraints(strict=True, pattern=r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
+        ],
+        ...,
+    ] = ()
+    remediation_role_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[\w+=,.@-]{1,64}$")] = (
+        DEFAULT_REMEDIATION_ROLE_NAME
+    )
+
+    @model_validator(mode="after")
+    def _targets(self) -> Deployment:
+        if self.permission_model == "SERVICE_MANAGED" and not self.organizational_units:
+            raise ValueError("SERVICE_MANAGED needs organizational_units (the OUs the StackSets target)")
+        return self
+
+
+class Config(_Strict):
+    version: Literal[1]
+    organization_id: Annotated[str, StringConstraints(strict=True, pattern=r"^o-[a-z0-9]{10,32}$")]
+    security_account: SecurityAccount
+    regions: tuple[Region, ...] = Field(min_length=1)
+    slack: SlackSettings
+    policy: Policy = Field(default_factory=Policy)
+    quarantine: QuarantineSettings = Field(default_factory=QuarantineSettings)
+    teams: dict[Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Team] = Field(
+        min_length=1
+    )
+    accounts: tuple[Account, ...] = Field(min_length=1)
+    deployment: Deployment
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for region in value:
+            _check_region(region)
+        if len(set(value)) != len(value):
+            raise ValueError("a region is listed twice")
+        return value
+
+    @property
+    def accounts_by_id(self) -> dict[str, Account]:
+        return {account.id: account for account in self.accounts}
+
+    def account(self, account_id: str) -> Account | None:
+        return self.accounts_by_id.get(account_id)
+
+    def policy_for(self, account: Account) -> Policy:
+        """Organisation defaults, then the team's override, then the account's."""
+        team = self.teams[account.team]
+        return self.policy.merged(team.policy).merged(account.policy)
+
+    def regions_for(self, account: Account) -> tuple[str, ...]:
+        return account.regions if account.regions is not None else self.regions
+
+    def to_json(self) -> str:
+        """The document bundled with the Lambda asset (environment variables cannot hold 1,000 accounts)."""
+        return self.model_dump_json(exclude_none=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Errors with locations
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        line = "" if self.line is None else f"{self.line}:"
+        return f"{self.file}:{line} {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """accounts.yaml (or the bundled config JSON) is not valid; ``issues`` says where and why."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = sorted(issues, key=lambda i: (i.line or 0, i.field))
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _field_name(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(document)"
+
+
+@dataclass
+class _Located:
+    """Line numbers for each path in the YAML document, and which scalars were written unquoted."""
+
+    lines: dict[Path_, int]
+    plain_scalars: set[Path_]
+
+    def line_for(self, path: Path_) -> int | None:
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+def _compose(text: str, file: str) -> tuple[Any, _Located]:
+    import yaml  # only where YAML is read: the Lambda reads the bundled JSON
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue(file, line, "(syntax)", f"YAML syntax error: {problem}")]) from None
+    located = _Located(lines={}, plain_scalars=set())
+    issues: list[ConfigIssue] = []
+    if root is None:
+        raise ConfigError([ConfigIssue(file, 1, "(document)", "the file is empty")])
+
+    constructor = yaml.SafeLoader("")
+
+    def build(node: yaml.Node, path: Path_) -> Any:
+        located.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool):
+                    issues.append(
+                        ConfigIssue(file, key_node.start_mark.line + 1, _field_name(path), "mapping keys must be plain")
+                    )
+                    continue
+                key_path = (*path, str(key))
+                if str(key) in out:
+                    issues.append(
+                        ConfigIssue(file, key_node.start_mark.line + 1, _field_name(key_path), "duplicate key")
+                    )
+                    continue
+                located.lines[key_path] = key_node.start_mark.line + 1
+                out[str(key) if not isinstance(key, str) else key] = build(value_node, key_path)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [build(item, (*path, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and node.style is None:
+            located.plain_scalars.add(path)
+        return constructor.construct_object(node, deep=True)
+
+    data = build(root, ())
+    if issues:
+        raise ConfigError(issues)
+    return data, located
+
+
+def _account_id_paths(data: Any) -> Iterator[Path_]:
+    if isinstance(data, dict):
+        yield ("security_account", "id")
+        accounts = data.get("accounts")
+        if isinstance(accounts, list):
+            for index in range(len(accounts)):
+                yield ("accounts", index, "id")
+
+
+def _friendly(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (a typo?)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return f"{error['msg'].replace('Input should be', 'must be')}; got {error.get('input')!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{error.get('input')!r} does not have the expected form ({error['ctx']['pattern']})"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_type" and isinstance(error.get("input"), int | float):
+        return f"must be a quoted string; YAML read {error.get('input')!r} as a number"
+    return str(error["msg"])
+
+
+def _pydantic_issues(exc: ValidationError, file: str, located: _Located | None) -> list[ConfigIssue]:
+    issues = []
+    for error in exc.errors():
+        loc: list[str | int] = []
+        for part in error["loc"]:
+            # Union branches add their type name to the location ("str", "dict[...]"); they are noise.
+            if isinstance(part, str) and (part in {"str", "int"} or "[" in part or part.startswith("function-")):
+                continue
+            loc.append(part)
+        path = tuple(loc)
+        line = located.line_for(path) if located else None
+        issues.append(ConfigIssue(file, line, _field_name(path), _friendly(error)))
+    # One wrong value in a union gives one error per branch; keep one line per field and message.
+    unique: dict[tuple[str, str], ConfigIssue] = {}
+    for issue in issues:
+        unique.setdefault((issue.field, issue.message), issue)
+    return list(unique.values())
+
+
+def _cross_checks(config: Config, file: str, located: _Located | None) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+
+    def add(path: Path_, message: str) -> None:
+        issues.append(ConfigIssue(file, located.line_for(path) if located else None, _field_name(path), message))
+
+    seen: dict[str, int] = {}
+    for index, account in enumerate(config.accounts):
+        if account.id in seen:
+            add(
+                ("accounts", index, "id"),
+                f"account {account.id} is listed twice (first at accounts[{seen[account.id]}])",
+            )
+        else:
+            seen[account.id] = index
+        if account.team not in config.teams:
+            known = ", ".join(sorted(config.teams))
+            add(("accounts", index, "team"), f"team {account.team!r} is not defined under teams (known: {known})")
+        if account.regions is not None:
+            for r_index, region in enumerate(account.regions):
+                if region not in config.regions:
+                    add(("accounts", index, "regions", r_index), f"{region} is not in the top-level regions list")
+    if config.security_account.id in seen:
+        add(
+            ("security_account", "id"),
+            "the security account must not also be a member account (it hosts the pipeline)",
+        )
+    if config.security_account.region not in config.regions:
+        add(("security_account", "region"), "the home region must also be listed in regions")
+    return issues
+
+
+def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> Config:
+    """Validate accounts.yaml text; raise ConfigError listing every problem found."""
+    data, located = _compose(text, file)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, 1, "(document)", "the top level must be a mapping")])
+    issues: list[ConfigIssue] = []
+    for path in _account_id_paths(data):
+        value: Any = data
+        for part in path:
+            if isinstance(value, dict) and isinstance(part, str):
+                value = value.get(part)
+            elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+                value = value[part]
+            else:
+                value = None
+                break
+        if value is not None and path in located.plain_scalars:
+            issues.append(
+                ConfigIssue(
+                    file,
+                    located.line_for(path),
+                    _field_name(path),
+                    f'account ids must be quoted ("{value}"): YAML reads unquoted digits as a number '
+                    "and drops leading zeros",
+                )
+            )
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(i for i in _pydantic_issues(exc, file, located) if i.field not in {x.field for x in issues})
+        raise ConfigError(issues) from None
+    issues.extend(_cross_checks(config, file, located))
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(file, None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigIssue(file, None, "(file)", "not UTF-8 text")]) from None
+    return parse_config(text, file)
+
+
+def config_path(explicit: str | None = None) -> Path:
+    """``--config`` / CDK context, else $MACIE_CHATOPS_CONFIG, else accounts.yaml in the working directory."""
+    return Path(explicit or os.environ.get(ENV_CONFIG_FILE) or DEFAULT_CONFIG_FILE)
+
+
+def config_from_json(text: str, source: str = "config.json") -> Config:
+    """The bundled document the Lambdas read (generated from a validated accounts.yaml)."""
+    try:
+        config = Config.model_validate_json(text)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_issues(exc, source, None)) from None
+    issues = _cross_checks(config, source, None)
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to check accounts.yaml (committed as accounts.schema.json)."""
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://github.com/macie-chatops/macie-chatops/accounts.schema.json"
+    schema["title"] = "macie-chatops accounts.yaml"
+    return schema
+
+
+def load_bundled_config() -> Config:
+    """The Lambdas' config: $MACIE_CHATOPS_CONFIG_JSON, else config.json bundled beside the package."""
+    from macie_chatops.names import BUNDLED_CONFIG_FILE, ENV_CONFIG_PATH
+
+    path = Path(os.environ.get(ENV_CONFIG_PATH) or Path(__file__).resolve().parent / BUNDLED_CONFIG_FILE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    return config_from_json(text, str(path))

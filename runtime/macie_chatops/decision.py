@@ -1,0 +1,69 @@
+"""decide(finding, config): what to do with one finding, and why, in words a person can read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from macie_chatops.config import SENSITIVE_DATA_TYPES, Action, Config, Severity
+from macie_chatops.finding import Finding, Rejection
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    account_name: str | None = None
+    team: str | None = None
+    channel: str | None = None
+    approvers: tuple[str, ...] = ()
+
+    @property
+    def posts_to_slack(self) -> bool:
+        return self.action in (Action.AUTO, Action.REVIEW, Action.NOTIFY)
+
+
+def _reject(reason: str) -> Decision:
+    return Decision(Action.REJECT, reason)
+
+
+def decide(finding: Finding | Rejection, config: Config) -> Decision:
+    """The whole policy: no I/O, no clock, no randomness; the same input always gives the same answer."""
+    if isinstance(finding, Rejection):
+        return _reject(finding.reason)
+    account = config.account(finding.account_id)
+    if account is None:
+        return _reject(f"account {finding.account_id} is not listed in accounts.yaml")
+    team = config.teams[account.team]
+
+    def out(action: Action, reason: str) -> Decision:
+        return Decision(action, reason, account.name, account.team, team.channel, team.approvers)
+
+    if finding.region not in config.regions_for(account):
+        return out(Action.REJECT, f"region {finding.region} is not configured for account {account.name}")
+    detail = finding.detail
+    if detail.category == "POLICY":
+        return out(Action.IGNORE, f"policy finding {detail.type} concerns a bucket, not an object (not acted on)")
+    if detail.type not in SENSITIVE_DATA_TYPES:
+        return out(Action.IGNORE, f"unknown finding type {detail.type!r}")
+    if finding.s3_object is None:
+        return out(Action.REJECT, "sensitive-data finding without resourcesAffected.s3Object")
+    policy = config.policy_for(account)
+    if detail.sample:
+        if policy.include_samples:
+            return out(Action.NOTIFY, "sample finding (include_samples): notify only, never moved")
+        return out(Action.IGNORE, "sample finding")
+    if detail.archived:
+        return out(Action.IGNORE, "archived (suppressed) finding")
+    severity = Severity(detail.severity.description)
+    if severity.rank < policy.min_severity.rank:
+        return out(Action.IGNORE, f"severity {severity} is below min_severity {policy.min_severity}")
+    spec = policy.actions.get(detail.type)  # type: ignore[call-overload]
+    if spec is None:
+        return out(Action.IGNORE, f"no action configured for {detail.type}")
+    if isinstance(spec, dict):
+        if severity not in spec:
+            return out(Action.IGNORE, f"{detail.type} at {severity}: severity not listed in the action map")
+        action, why = Action(spec[severity]), f"{detail.type} at {severity}"
+    else:
+        action, why = Action(spec), detail.type
+    return out(action, f"{why} -> {action} (policy for {account.name}, team {account.team})")

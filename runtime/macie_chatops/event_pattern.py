@@ -1,0 +1,16 @@
+"""The one EventBridge pattern for Macie findings.
+
+It is the single source of truth for the member forwarding rule, the central intake rule and the
+sandbox. It matches sensitive-data and policy findings alike: the finding handler decides (and records)
+what to do with each, so a policy finding is ignored on purpose rather than lost on the way.
+"""
+
+from typing import Final
+
+MACIE_SOURCE: Final = "aws.macie"
+MACIE_DETAIL_TYPE: Final = "Macie Finding"
+
+MACIE_FINDING_PATTERN: Final[dict[str, list[str]]] = {
+    "source": [MACIE_SOURCE],
+    "detail-type": [MACIE_DETAIL_TYPE],
+}

@@ -1,0 +1,51 @@
+"""Names shared by the CDK app, the member StackSets, the handlers and the sandbox.
+
+Keeping them in one module means the sandbox provisions exactly what the stacks deploy, and a handler
+reads exactly the environment variable the stack sets.
+"""
+
+from typing import Final
+
+PROJECT: Final = "macie-chatops"
+
+# Central (security account) resources.
+CENTRAL_BUS_NAME: Final = "macie-chatops-findings"
+INTAKE_QUEUE_NAME: Final = "macie-chatops-intake"
+INTAKE_DLQ_NAME: Final = "macie-chatops-intake-dlq"
+REMEDIATION_QUEUE_NAME: Final = "macie-chatops-remediation"
+REMEDIATION_DLQ_NAME: Final = "macie-chatops-remediation-dlq"
+STATE_TABLE_NAME: Final = "macie-chatops-findings"
+CENTRAL_RULE_NAME: Final = "macie-chatops-intake"
+REMEDIATOR_ROLE_NAME: Final = "macie-chatops-remediator"
+
+# Member account resources (one per account, or per account x region).
+MEMBER_FORWARD_RULE_NAME: Final = "macie-chatops-forward"
+MEMBER_FORWARD_ROLE_NAME: Final = "macie-chatops-forwarder"
+DEFAULT_REMEDIATION_ROLE_NAME: Final = "macie-chatops-remediation"
+
+
+def quarantine_bucket_name(account_id: str, region: str) -> str:
+    """The quarantine bucket of one member account in one region (bucket names are global)."""
+    return f"macie-chatops-quarantine-{account_id}-{region}"
+
+
+# Environment variables read by the handlers' composition roots.
+ENV_STATE_TABLE: Final = "STATE_TABLE_NAME"
+ENV_REMEDIATION_QUEUE_URL: Final = "REMEDIATION_QUEUE_URL"
+ENV_SLACK_SECRET_ARN: Final = "SLACK_SECRET_ARN"
+ENV_CONFIG_PATH: Final = "MACIE_CHATOPS_CONFIG_JSON"
+ENV_CONFIG_FILE: Final = "MACIE_CHATOPS_CONFIG"
+ENV_SLACK_API_URL: Final = "SLACK_API_URL"  # only the sandbox sets it (Slack stand-in base URL)
+ENV_AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"  # only the sandbox sets it (moto server)
+
+# The bundled config document, generated from accounts.yaml at synth time.
+BUNDLED_CONFIG_FILE: Final = "config.json"
+
+# Slack secret keys (the secret is one JSON document).
+SLACK_SECRET_BOT_TOKEN: Final = "bot_token"
+SLACK_SECRET_SIGNING_SECRET: Final = "signing_secret"
+
+# Slack action ids on our buttons.
+ACTION_REMEDIATE: Final = "macie_chatops.remediate"
+ACTION_DISMISS: Final = "macie_chatops.dismiss"
+ACTION_RESTORE: Final = "macie_chatops.restore"

@@ -1,0 +1,43 @@
+"""The finding state machine (DESIGN.md "State and idempotency").
+
+Every transition is a conditional write in the store; this module only says which ones are legal.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class State(StrEnum):
+    RECEIVED = "RECEIVED"
+    IGNORED = "IGNORED"
+    REJECTED = "REJECTED"
+    NOTIFIED = "NOTIFIED"
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    APPROVED = "APPROVED"
+    DISMISSED = "DISMISSED"
+    QUARANTINED = "QUARANTINED"
+    BLOCKED = "BLOCKED"
+    FAILED = "FAILED"
+    RESTORE_REQUESTED = "RESTORE_REQUESTED"
+    RESTORED = "RESTORED"
+
+
+TRANSITIONS: Final[dict[State, frozenset[State]]] = {
+    State.RECEIVED: frozenset({State.IGNORED, State.REJECTED, State.NOTIFIED, State.PENDING_APPROVAL, State.APPROVED}),
+    State.PENDING_APPROVAL: frozenset({State.APPROVED, State.DISMISSED}),
+    # FAILED is retryable: a redelivered job moves APPROVED -> (FAILED ->) APPROVED again.
+    State.APPROVED: frozenset({State.QUARANTINED, State.BLOCKED, State.FAILED}),
+    State.FAILED: frozenset({State.APPROVED, State.QUARANTINED, State.BLOCKED}),
+    State.QUARANTINED: frozenset({State.RESTORE_REQUESTED}),
+    State.RESTORE_REQUESTED: frozenset({State.RESTORED, State.QUARANTINED}),
+}
+
+FINAL_STATES: Final = frozenset(
+    {State.IGNORED, State.REJECTED, State.NOTIFIED, State.DISMISSED, State.BLOCKED, State.RESTORED}
+)
+
+
+def can_transition(current: State, target: State) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())

@@ -1,0 +1,85 @@
+"""Fixtures shared by every test layer.
+
+- ``events_dir`` / ``load_event``: the JSON event fixtures in tests/events/.
+- ``moto_endpoint``: one real moto server on loopback for the whole session (functional and e2e).
+- ``aws``: a clean moto state for one test, boto3 pointed at it through AWS_ENDPOINT_URL with fake
+  credentials; ``aws.session(account_id)`` gives a boto3 session acting *as* that account (moto isolates
+  accounts by the assumed role's credentials).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "tests" / "events"
+SANDBOX_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def events_dir() -> Path:
+    return EVENTS_DIR
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """One fixture from tests/events/ by file name (with or without .json)."""
+    file = EVENTS_DIR / (name if name.endswith(".json") else f"{name}.json")
+    data: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class AwsSandbox:
+    endpoint: str
+    region: str = SANDBOX_REGION
+
+    def session(self, account_id: str, region: str | None = None) -> Any:
+        """A boto3 session whose calls moto attributes to ``account_id``."""
+        import boto3
+
+        sts = boto3.client("sts", region_name=region or self.region, endpoint_url=self.endpoint)
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/macie-chatops-test", RoleSessionName="test")[
+            "Credentials"
+        ]
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=region or self.region,
+        )
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsSandbox:
+    """A clean moto server state, and boto3 (any client, any account) pointed at it."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", SANDBOX_REGION)
+    monkeypatch.setenv("AWS_REGION", SANDBOX_REGION)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return AwsSandbox(endpoint=moto_endpoint)
