@@ -1,0 +1,115 @@
+"""FindingSummary: what the pipeline keeps of a finding and shows people.
+
+Built once from the parsed finding and its decision, stored in the state record, and rendered by every
+Slack message builder, so each state of a finding renders from the same facts. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from macie_chatops.decision import Decision
+from macie_chatops.finding import Finding
+
+
+@dataclass(frozen=True)
+class DetectionCount:
+    type: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DataCategory:
+    """One category of sensitive data (CREDENTIALS, FINANCIAL_INFORMATION, ..., or CUSTOM_IDENTIFIER)."""
+
+    category: str
+    total: int
+    detections: tuple[DetectionCount, ...] = ()
+
+
+@dataclass(frozen=True)
+class FindingSummary:
+    finding_id: str
+    finding_type: str
+    severity: str
+    account_id: str
+    region: str
+    bucket: str
+    key: str  # raw UTF-8, exactly as Macie sent it
+    version_id: str  # "" for an unversioned bucket
+    etag: str
+    size: int
+    storage_class: str
+    created_at: str  # ISO 8601 as Macie sent it
+    origin: str  # "job <id>" or "automated sensitive data discovery"
+    account_name: str = ""
+    team: str = ""
+    channel: str = ""
+    title: str = ""
+    categories: tuple[DataCategory, ...] = field(default_factory=tuple)
+
+    @property
+    def console_url(self) -> str:
+        region = quote(self.region, safe="")
+        return (
+            f"https://{region}.console.aws.amazon.com/macie/home?region={region}"
+            f"#findings?search=resourcesAffected.s3Bucket.name%3D{quote(self.bucket, safe='')}"
+            f"&macros=current&itemId={quote(self.finding_id, safe='')}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FindingSummary:
+        values = dict(data)
+        values["categories"] = tuple(
+            DataCategory(
+                category=str(c["category"]),
+                total=int(c["total"]),
+                detections=tuple(DetectionCount(str(d["type"]), int(d["count"])) for d in c.get("detections", ())),
+            )
+            for c in values.get("categories", ())
+        )
+        values["size"] = int(values["size"])
+        return cls(**values)
+
+    @classmethod
+    def of(cls, finding: Finding, decision: Decision) -> FindingSummary:
+        """The summary of a finding that has an S3 object (callers check ``finding.s3_object`` first)."""
+        s3_object = finding.s3_object
+        if s3_object is None:
+            raise ValueError(f"finding {finding.id} has no s3Object to summarise")
+        detail = finding.detail
+        categories: list[DataCategory] = []
+        result = detail.classificationDetails.result if detail.classificationDetails else None
+        if result is not None:
+            for item in result.sensitiveData or ():
+                detections = tuple(DetectionCount(d.type, d.count) for d in item.detections)
+                categories.append(DataCategory(item.category, item.totalCount, detections))
+            custom = result.customDataIdentifiers
+            if custom is not None and custom.totalCount:
+                detections = tuple(DetectionCount(d.name or d.arn or "custom", d.count) for d in custom.detections)
+                categories.append(DataCategory("CUSTOM_IDENTIFIER", custom.totalCount, detections))
+        return cls(
+            finding_id=finding.id,
+            finding_type=detail.type,
+            severity=detail.severity.description,
+            account_id=finding.account_id,
+            region=finding.region,
+            bucket=finding.bucket or "",
+            key=s3_object.key,
+            version_id=s3_object.versionId or "",
+            etag=s3_object.eTag or "",
+            size=s3_object.size,
+            storage_class=s3_object.storageClass or "STANDARD",
+            created_at=detail.createdAt.isoformat().replace("+00:00", "Z"),
+            origin=finding.origin,
+            account_name=decision.account_name or "",
+            team=decision.team or "",
+            channel=decision.channel or "",
+            title=detail.title,
+            categories=tuple(categories),
+        )
