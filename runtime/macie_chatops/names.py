@@ -49,3 +49,10 @@ SLACK_SECRET_SIGNING_SECRET: Final = "signing_secret"
 ACTION_REMEDIATE: Final = "macie_chatops.remediate"
 ACTION_DISMISS: Final = "macie_chatops.dismiss"
 ACTION_RESTORE: Final = "macie_chatops.restore"
+
+# State table layout (the CDK table, the sandbox table and the store adapter all use these).
+STATE_TABLE_KEY: Final = "finding_id"  # partition key (S); one item per finding
+PENDING_INDEX_NAME: Final = "pending-by-team"  # sparse GSI: only items awaiting approval carry its keys
+PENDING_INDEX_PARTITION: Final = "pending_team"  # (S) team name, set only while PENDING_APPROVAL
+PENDING_INDEX_SORT: Final = "received_at"  # (S) ISO 8601 UTC, so oldest first
+STATE_TABLE_TTL_ATTRIBUTE: Final = "expires_at"  # (N) epoch seconds; set on final states only
