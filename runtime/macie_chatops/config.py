@@ -162,10 +162,11 @@ class Policy(_Strict):
 
 
 def _severity_value(value: Any) -> Any:
-    # Severity enum members are accepted as values when models are built in code (strict mode).
-    if isinstance(value, str) and value not in {s.value for s in Severity}:
-        raise ValueError(f"unknown severity {value!r}; expected one of Low, Medium, High")
-    return Severity(value) if isinstance(value, str) else value
+    # Strings become Severity members so that models built in code and from YAML compare equal; an unknown
+    # name is left for pydantic to report at its exact location.
+    if isinstance(value, str) and value in Severity._value2member_map_:
+        return Severity(value)
+    return value
 
 
 def _normalise_actions(value: Any) -> Any:
@@ -440,6 +441,8 @@ def _friendly(error: Mapping[str, Any]) -> str:
         return f"{error['msg'].replace('Input should be', 'must be')}; got {error.get('input')!r}"
     if kind == "string_pattern_mismatch":
         return f"{error.get('input')!r} does not have the expected form ({error['ctx']['pattern']})"
+    if kind == "enum":
+        return f"{error.get('input')!r} is not one of {error['ctx']['expected']}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     if kind == "string_type" and isinstance(error.get("input"), int | float):
