@@ -1,0 +1,478 @@
+"""Block Kit messages: every state renders within Slack's limits, and untrusted text stays inert."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement
+
+from macie_chatops import names
+from macie_chatops import slack_messages as sm
+from macie_chatops.config import load_config
+from macie_chatops.decision import decide
+from macie_chatops.finding import Finding, parse_event
+from macie_chatops.summary import DataCategory, DetectionCount, FindingSummary
+from tests.conftest import ROOT, load_event
+
+AT = datetime(2026, 11, 20, 10, 20, 0, tzinfo=UTC)
+# Every Slack control sequence an attacker could put in a key, a bucket-adjacent string or a reason.
+HOSTILE = (
+    "<!channel> <!here> <!everyone> <https://evil.example|click> <@U0ALICE> <#C0PAYMENTS> <!subteam^S0SECOPS> &amp; &"
+)
+CONTROL = re.compile(r"<[!@#]|<https?:|<mailto:")
+
+
+def summary_of(event_name: str) -> FindingSummary:
+    finding = parse_event(load_event(event_name))
+    assert isinstance(finding, Finding)
+    return FindingSummary.of(finding, decide(finding, load_config(ROOT / "accounts.yaml")))
+
+
+def every_builder(summary: FindingSummary, text: str = "because policy says so") -> Iterator[sm.SlackMessage]:
+    """One message per state, with ``text`` in every free-text argument."""
+    yield sm.build_review_message(summary, reason=text)
+    yield sm.build_auto_message(summary, reason=text)
+    yield sm.build_notify_message(summary, reason=text)
+    yield sm.build_approved_message(summary, approver="U0ALICE", at=AT)
+    yield sm.build_approved_message(summary, approver=None, at=AT)
+    yield sm.build_quarantined_message(
+        summary,
+        approver="U0ALICE",
+        at=AT,
+        quarantine_bucket="macie-chatops-quarantine-345678901234-us-east-1",
+        quarantine_key=f"{summary.finding_id}/{summary.key}",
+        older_versions=3,
+    )
+    for code in sorted(sm.BLOCKED_REASONS):
+        yield sm.build_blocked_message(summary, approver="U0ALICE", at=AT, reason_code=code, detail=text)
+    yield sm.build_blocked_message(
+        summary,
+        approver=sm.AUTO_APPROVER,
+        at=AT,
+        reason_code="locked",
+        detail=text,
+        quarantine_bucket="macie-chatops-quarantine-345678901234-us-east-1",
+        quarantine_key=f"{summary.finding_id}/{summary.key}",
+    )
+    yield sm.build_failed_message(summary, approver="U0ALICE", at=AT, error=text)
+    yield sm.build_dismissed_message(summary, by="U0BOB", at=AT)
+    yield sm.build_restoring_message(summary, by="U0BOB", at="2026-11-21T08:00:00Z")
+    yield sm.build_restored_message(summary, by="U0BOB", at=AT, restored_version_id="v2&<x>")
+    yield sm.build_restored_message(summary, by="U0BOB", at=AT, restored_version_id=None)
+
+
+def text_objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every text object (dict with type plain_text/mrkdwn) in a block structure."""
+    if isinstance(value, dict):
+        if value.get("type") in ("plain_text", "mrkdwn") and isinstance(value.get("text"), str):
+            yield value
+        for item in value.values():
+            yield from text_objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from text_objects(item)
+
+
+def our_markup_removed(text: str) -> str:
+    """The mrkdwn text without the tokens the builders write on purpose (dates and the console link)."""
+    text = re.sub(r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[^<>|]*>", "", text)
+    text = re.sub(r"<https://[a-z0-9-]+\.console\.aws\.amazon\.com/macie/[^<>|]*\|Open in the Macie console>", "", text)
+    return re.sub(r"<@U0(ALICE|BOB)>", "", text) if "Approved <@" in text or "by <@" in text else text
+
+
+def assert_within_limits(message: sm.SlackMessage) -> dict[str, Any]:
+    body = message.to_dict()  # runs slack_sdk's validators (SlackObjectFormationError on any breach)
+    blocks = body["blocks"]
+    assert 1 <= len(blocks) <= 50
+    for block in blocks:
+        if block["type"] == "section":
+            if "text" in block:
+                assert 1 <= len(block["text"]["text"]) <= 3000
+            fields = block.get("fields", [])
+            assert len(fields) <= 10
+            assert all(len(field["text"]) <= 2000 for field in fields)
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+        if block["type"] == "actions":
+            for button in block["elements"]:
+                assert len(button["text"]["text"]) <= 75
+                assert len(button["value"]) <= 2000
+                if "confirm" in button:
+                    confirm = button["confirm"]
+                    assert len(confirm["title"]["text"]) <= 100
+                    assert len(confirm["text"]["text"]) <= 300
+                    assert len(confirm["confirm"]["text"]) <= 30
+                    assert len(confirm["deny"]["text"]) <= 30
+    assert sm.text_chars(blocks) + len(body["text"]) <= sm.MAX_MESSAGE_TEXT_CHARS
+    assert body["text"].strip()
+    return body
+
+
+def buttons(message: sm.SlackMessage) -> list[ButtonElement]:
+    found: list[ButtonElement] = []
+    for block in message.blocks:
+        if isinstance(block, ActionsBlock):
+            found.extend(element for element in block.elements if isinstance(element, ButtonElement))
+    return found
+
+
+@pytest.fixture(scope="module")
+def markup_summary() -> FindingSummary:
+    return summary_of("key-slack-markup")
+
+
+@pytest.fixture(scope="module")
+def huge_summary() -> FindingSummary:
+    """A 1,000-byte key made of '&' (5x on escaping), and 40 long categories with 30 detection types each."""
+    base = summary_of("key-1000-bytes")
+    assert len(base.key.encode()) == 1000
+    categories = tuple(
+        DataCategory(
+            f"CATEGORY_{index}_" + "&" * 80,
+            1000 + index,
+            tuple(DetectionCount(f"<TYPE {index}.{j}> " * 8, j + 1) for j in range(30)),
+        )
+        for index in range(40)
+    )
+    return dataclasses.replace(base, key="&" * 1000, title=HOSTILE * 20, categories=categories)
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("a & b", "a &amp; b"),
+        ("<!channel>", "&lt;!channel&gt;"),
+        ("&amp;", "&amp;amp;"),  # already-escaped text is escaped again, so it shows literally
+        ("&lt;", "&amp;lt;"),
+        ("plain", "plain"),
+    ],
+)
+def test_escape_mrkdwn_escapes_ampersand_first(raw: str, escaped: str) -> None:
+    # GIVEN text with Slack control characters / WHEN escaped / THEN each is escaped exactly once
+    assert sm.escape_mrkdwn(raw) == escaped
+
+
+def test_shorten_keeps_both_ends_with_a_middle_ellipsis() -> None:
+    # GIVEN a long key / WHEN shortened / THEN its prefix and file name survive, within the limit
+    key = "exports/2026/" + "x" * 500 + "/customers.csv"
+    short = sm.shorten(key, 60)
+    assert len(short) == 60
+    assert short.startswith("exports/2026/")
+    assert short.endswith("customers.csv")
+    assert sm.ELLIPSIS in short
+    assert sm.shorten("short", 60) == "short"
+    assert sm.shorten("abcdef", 1) == sm.ELLIPSIS
+
+
+def test_shorten_rejects_a_non_positive_limit() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        sm.shorten("abc", 0)
+
+
+@pytest.mark.parametrize("limit", range(1, 40))
+def test_shortened_then_escaped_text_never_holds_a_partial_escape(limit: int) -> None:
+    # GIVEN a key of ampersands and angle brackets / WHEN shortened then escaped
+    escaped = sm.escape_mrkdwn(sm.shorten("&<>" * 30 + "&amp;" * 10, limit))
+    # THEN removing every whole escape leaves no '&' behind, and it does not end mid-escape
+    assert "&" not in re.sub(r"&(amp|lt|gt);", "", escaped)
+    assert not re.search(r"&(a|am|amp|l|lt|g|gt)?$", escaped)
+
+
+def test_human_size() -> None:
+    assert sm.human_size(0) == "0 bytes"
+    assert sm.human_size(1023) == "1,023 bytes"
+    assert sm.human_size(4096) == "4.0 KiB (4,096 bytes)"
+    assert sm.human_size(5 * 1024**3) == "5.0 GiB (5,368,709,120 bytes)"
+
+
+# --- every builder --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    ["personal-review", "key-slack-markup", "key-1000-bytes", "unversioned-bucket", "customidentifier-review"],
+)
+def test_every_builder_passes_slack_validation_within_limits(event_name: str) -> None:
+    # GIVEN a real finding / WHEN rendered in every state / THEN slack_sdk validates it and limits hold
+    for message in every_builder(summary_of(event_name)):
+        assert_within_limits(message)
+
+
+def test_every_state_renders_the_same_facts(markup_summary: FindingSummary) -> None:
+    # GIVEN one finding / WHEN rendered in every state / THEN each message shows the same fields
+    for message in every_builder(markup_summary):
+        body = message.to_dict()
+        fields = [block for block in body["blocks"] if block["type"] == "section" and "fields" in block]
+        assert len(fields) == 1
+        labels = [field["text"].split("\n", 1)[0] for field in fields[0]["fields"]]
+        assert labels == [
+            "*Account*",
+            "*Team*",
+            "*Region*",
+            "*Bucket*",
+            "*Key*",
+            "*Version*",
+            "*Size*",
+            "*Storage class*",
+            "*Severity*",
+            "*Finding type*",
+        ]
+        everything = "\n".join(obj["text"] for obj in text_objects(body["blocks"]))
+        for fact in (
+            "payments-prod",
+            "345678901234",
+            "payments",
+            "us-east-1",
+            "payments-prod-exports",
+            "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+            "4.0 KiB",
+            "STANDARD",
+            "High",
+            "SensitiveData:S3Object/Personal",
+            "PERSONAL_INFORMATION",
+            "NAME ×12",
+            "USA_PASSPORT_NUMBER ×4",
+            "job b7c2ab1d8e0f1a2b3c4d5e6f7a8b9c0d",
+            "2026-11-20 10:15:04 UTC",
+            "Open in the Macie console",
+            sm.escape_mrkdwn(markup_summary.console_url),
+        ):
+            assert fact in everything, fact
+
+
+def test_unversioned_objects_and_automated_discovery_are_named() -> None:
+    # GIVEN an unversioned object found by automated discovery
+    summary = dataclasses.replace(summary_of("unversioned-bucket"), origin="automated sensitive data discovery")
+    # WHEN rendered / THEN the version says "unversioned" and the origin is named
+    body = sm.build_notify_message(summary, reason="notify").to_dict()
+    everything = "\n".join(obj["text"] for obj in text_objects(body["blocks"]))
+    assert "*Version*\nunversioned" in everything
+    assert "Origin: automated sensitive data discovery" in everything
+
+
+def test_huge_key_and_forty_categories_stay_within_limits(huge_summary: FindingSummary) -> None:
+    # GIVEN a 1,000-byte key of '&' and 40 categories / WHEN rendered in every state with a huge reason
+    for message in every_builder(huge_summary, text="&<>" * 3000):
+        # THEN every limit holds and the category list says how many were left out
+        body = assert_within_limits(message)
+        categories = next(b for b in body["blocks"] if b["type"] == "section" and "Sensitive data" in str(b))
+        assert re.search(r"…and \d+ more categories", categories["text"]["text"])
+
+
+def test_categories_are_listed_in_full_when_they_fit() -> None:
+    # GIVEN a finding with a custom identifier and built-in categories
+    summary = summary_of("customidentifier-review")
+    body = sm.build_review_message(summary, reason="r").to_dict()
+    text = next(b for b in body["blocks"] if "Sensitive data" in str(b))["text"]["text"]
+    # THEN each category is a line, none omitted
+    assert "more categor" not in text
+    assert text.count("• ") == len(summary.categories)
+
+
+@pytest.mark.parametrize("text", [HOSTILE, "&lt;!channel&gt; already escaped &amp;", "a > b < c & d"])
+def test_untrusted_text_stays_inert_everywhere(markup_summary: FindingSummary, text: str) -> None:
+    # GIVEN a key and title carrying every Slack control sequence, and the same text in every free-text field
+    summary = dataclasses.replace(markup_summary, title=text, bucket="bucket", origin=f"job {text}")
+    summary = dataclasses.replace(
+        summary,
+        categories=(DataCategory("CUSTOM_IDENTIFIER", 2, (DetectionCount(text, 2),)),),
+    )
+    for message in every_builder(summary, text=text):
+        body = message.to_dict()
+        # THEN no mrkdwn text holds a live control sequence besides the ones the builders write
+        for obj in text_objects(body["blocks"]):
+            if obj["type"] == "mrkdwn":
+                assert obj.get("verbatim") is True
+                assert not CONTROL.search(our_markup_removed(obj["text"])), obj["text"]
+        # AND the fallback text is escaped too
+        assert not CONTROL.search(body["text"])
+        assert "&lt;" in body["text"] or "&amp;" in body["text"]
+
+
+def test_key_with_markup_is_shown_escaped(markup_summary: FindingSummary) -> None:
+    body = sm.build_review_message(markup_summary, reason="r").to_dict()
+    key_field = next(f for f in body["blocks"][2]["fields"] if f["text"].startswith("*Key*"))
+    expected = "drop/&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt; &lt;@U0ALICE&gt;.txt"
+    assert key_field["text"] == f"*Key*\n`{expected}`"
+
+
+def test_review_message_has_remediate_with_danger_and_confirm_and_dismiss(markup_summary: FindingSummary) -> None:
+    # GIVEN a review message
+    message = sm.build_review_message(markup_summary, reason="Personal data needs review")
+    remediate, dismiss = buttons(message)
+    # THEN Remediate is dangerous, confirmed, and the confirmation names the object (escaped)
+    assert remediate.action_id == names.ACTION_REMEDIATE
+    assert remediate.style == "danger"
+    assert remediate.confirm is not None
+    confirm = remediate.confirm.to_dict()
+    assert confirm["style"] == "danger"
+    assert "payments-prod-exports/drop/&lt;!channel&gt;" in confirm["text"]["text"]
+    assert dismiss.action_id == names.ACTION_DISMISS
+    # AND both buttons carry the finding id and nothing else
+    assert remediate.value == dismiss.value == markup_summary.finding_id
+
+
+def test_remediate_confirm_shortens_a_long_key() -> None:
+    summary = summary_of("key-1000-bytes")
+    (remediate, _) = buttons(sm.build_review_message(summary, reason="r"))
+    assert remediate.confirm is not None
+    text = remediate.confirm.to_dict()["text"]["text"]
+    assert len(text) <= 300
+    assert sm.ELLIPSIS in text
+
+
+def test_only_review_and_quarantined_messages_have_buttons(markup_summary: FindingSummary) -> None:
+    for message in every_builder(markup_summary):
+        found = buttons(message)
+        assert all(button.value == markup_summary.finding_id for button in found)
+        actions = {button.action_id for button in found}
+        assert actions in (set(), {names.ACTION_REMEDIATE, names.ACTION_DISMISS}, {names.ACTION_RESTORE})
+
+
+def test_quarantined_message_names_location_approver_and_older_versions(markup_summary: FindingSummary) -> None:
+    message = sm.build_quarantined_message(
+        markup_summary,
+        approver="U0ALICE",
+        at=AT,
+        quarantine_bucket="qbucket",
+        quarantine_key="6a1b/drop/x.txt",
+        older_versions=2,
+    )
+    text = str(message.to_dict())
+    assert "`s3://qbucket/6a1b/drop/x.txt`" in text
+    assert "Approved <@U0ALICE>" in text
+    assert "2 older versions of this key remain in the bucket" in text
+    (restore,) = buttons(message)
+    assert restore.action_id == names.ACTION_RESTORE
+    assert restore.value == markup_summary.finding_id
+    assert restore.confirm is not None
+
+
+@pytest.mark.parametrize(
+    ("count", "words"),
+    [
+        (0, "No older versions of this key remain"),
+        (1, "1 older version of this key remains"),
+        (None, "were not checked"),
+    ],
+)
+def test_older_versions_wording(markup_summary: FindingSummary, count: int | None, words: str) -> None:
+    message = sm.build_quarantined_message(
+        markup_summary, approver=None, at=AT, quarantine_bucket="q", quarantine_key="k", older_versions=count
+    )
+    assert words in str(message.to_dict())
+
+
+@pytest.mark.parametrize("code", sorted(sm.BLOCKED_REASONS))
+def test_blocked_message_never_claims_a_quarantine(markup_summary: FindingSummary, code: str) -> None:
+    for bucket, key in ((None, None), ("qbucket", "qkey")):
+        message = sm.build_blocked_message(
+            markup_summary,
+            approver="U0ALICE",
+            at=AT,
+            reason_code=code,
+            detail="Object Lock",
+            quarantine_bucket=bucket,
+            quarantine_key=key,
+        )
+        text = str(message.to_dict())
+        assert "quarantined" not in text.lower()
+        assert buttons(message) == []
+        if bucket is None:
+            assert "Nothing was moved" in text
+        else:
+            assert "Both copies are kept" in text
+            assert "`s3://qbucket/qkey`" in text
+            assert "payments-prod-exports" in text
+
+
+def test_blocked_locked_says_where_both_copies_are(markup_summary: FindingSummary) -> None:
+    message = sm.build_blocked_message(
+        markup_summary,
+        approver=None,
+        at=AT,
+        reason_code="locked",
+        quarantine_bucket="qbucket",
+        quarantine_key="qkey",
+    )
+    text = str(message.to_dict())
+    assert "Object Lock" in text
+    assert "Both copies are kept" in text
+    assert "automatically" in text
+
+
+def test_blocked_rejects_an_unknown_reason(markup_summary: FindingSummary) -> None:
+    with pytest.raises(ValueError, match="unknown blocked reason"):
+        sm.build_blocked_message(markup_summary, approver=None, at=AT, reason_code="tired")
+
+
+@pytest.mark.parametrize(
+    ("builder", "words"),
+    [
+        (lambda s: sm.build_approved_message(s, approver="U0ALICE", at=AT), ["Approved <@U0ALICE>", "quarantining"]),
+        (lambda s: sm.build_approved_message(s, approver=sm.AUTO_APPROVER, at=AT), ["Approved automatically"]),
+        (lambda s: sm.build_failed_message(s, approver="U0ALICE", at=AT, error="boom & <x>"), ["boom &amp; &lt;x&gt;"]),
+        (lambda s: sm.build_dismissed_message(s, by="U0BOB", at=AT), ["Dismissed* by <@U0BOB>", "not moved"]),
+        (lambda s: sm.build_restoring_message(s, by="U0BOB", at=AT), ["Restore requested* by <@U0BOB>"]),
+        (
+            lambda s: sm.build_restored_message(s, by="U0BOB", at=AT, restored_version_id="v9"),
+            ["Restored* by <@U0BOB>", "as version `v9`"],
+        ),
+        (lambda s: sm.build_auto_message(s, reason="Credentials: auto"), ["Automatic quarantine started"]),
+        (lambda s: sm.build_notify_message(s, reason="notify"), ["No action will be taken"]),
+    ],
+)
+def test_state_wording(
+    markup_summary: FindingSummary, builder: Callable[[FindingSummary], sm.SlackMessage], words: list[str]
+) -> None:
+    text = str(builder(markup_summary).to_dict())
+    for word in words:
+        assert word in text
+
+
+def test_a_non_user_id_approver_is_escaped_not_mentioned(markup_summary: FindingSummary) -> None:
+    text = str(sm.build_dismissed_message(markup_summary, by="<!channel>", at=AT).to_dict())
+    assert "&lt;!channel&gt;" in text
+    assert "<!channel>" not in text
+
+
+def test_times_render_as_slack_dates_with_a_utc_fallback(markup_summary: FindingSummary) -> None:
+    text = str(sm.build_dismissed_message(markup_summary, by="U0BOB", at="2026-11-20T10:20:00+01:00").to_dict())
+    assert "|2026-11-20 09:20:00 UTC>" in text
+    naive = str(sm.build_dismissed_message(markup_summary, by="U0BOB", at=datetime(2026, 1, 1, 0, 0)).to_dict())
+    assert "|2026-01-01 00:00:00 UTC>" in naive
+    garbage = str(sm.build_dismissed_message(markup_summary, by="U0BOB", at="<yesterday>").to_dict())
+    assert "&lt;yesterday&gt;" in garbage
+
+
+def test_block_ids_are_left_to_slack(markup_summary: FindingSummary) -> None:
+    # Slack asks for fresh block ids on every update; leaving them unset lets Slack generate them.
+    for message in every_builder(markup_summary):
+        assert all("block_id" not in block for block in message.block_dicts())
+
+
+def test_slack_message_rejects_empty_text_and_too_many_blocks(markup_summary: FindingSummary) -> None:
+    message = sm.build_notify_message(markup_summary, reason="r")
+    with pytest.raises(ValueError, match="fallback text"):
+        sm.SlackMessage(text=" ", blocks=message.blocks)
+    with pytest.raises(ValueError, match="at most 50 blocks"):
+        sm.SlackMessage(text="t", blocks=message.blocks * 11)
+
+
+def test_messages_survive_a_summary_round_trip(markup_summary: FindingSummary) -> None:
+    # GIVEN the summary as the state table stores it / WHEN read back and rendered / THEN same message
+    restored = FindingSummary.from_dict(markup_summary.to_dict())
+    assert (
+        sm.build_review_message(restored, reason="r").to_dict()
+        == sm.build_review_message(markup_summary, reason="r").to_dict()
+    )
