@@ -56,3 +56,16 @@ PENDING_INDEX_NAME: Final = "pending-by-team"  # sparse GSI: only items awaiting
 PENDING_INDEX_PARTITION: Final = "pending_team"  # (S) team name, set only while PENDING_APPROVAL
 PENDING_INDEX_SORT: Final = "received_at"  # (S) ISO 8601 UTC, so oldest first
 STATE_TABLE_TTL_ATTRIBUTE: Final = "expires_at"  # (N) epoch seconds; set on final states only
+
+# Infrastructure-only names (the CDK app, the member StackSets and docs/deploy.md).
+FINDING_FUNCTION_NAME: Final = "macie-chatops-finding"
+INTERACTION_FUNCTION_NAME: Final = "macie-chatops-interaction"
+REMEDIATOR_FUNCTION_NAME: Final = "macie-chatops-remediator"
+INTAKE_DELIVERY_DLQ_NAME: Final = "macie-chatops-intake-delivery-dlq"  # central rule could not reach the intake queue
+ALARM_TOPIC_NAME: Final = "macie-chatops-alarms"
+SLACK_API_NAME: Final = "macie-chatops-slack"
+SLACK_INTERACTIONS_PATH: Final = "/slack/interactions"  # the Slack app's interactivity request URL path
+MEMBER_FORWARD_DLQ_NAME: Final = "macie-chatops-forward-dlq"  # member rule could not reach the central bus
+QUARANTINE_KEY_ALIAS: Final = "alias/macie-chatops-quarantine"  # per member account x region
+MEMBER_ROLES_STACKSET_NAME: Final = "macie-chatops-member-roles"
+MEMBER_REGIONAL_STACKSET_NAME: Final = "macie-chatops-member-regional"
