@@ -28,7 +28,9 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     State.RECEIVED: frozenset({State.IGNORED, State.REJECTED, State.NOTIFIED, State.PENDING_APPROVAL, State.APPROVED}),
     State.PENDING_APPROVAL: frozenset({State.APPROVED, State.DISMISSED}),
     # FAILED is retryable: a redelivered job moves APPROVED -> (FAILED ->) APPROVED again.
-    State.APPROVED: frozenset({State.QUARANTINED, State.BLOCKED, State.FAILED}),
+    # APPROVED -> PENDING_APPROVAL only undoes a click whose job could not be queued (the interaction
+    # endpoint), so no finding is left APPROVED with no job; the approver is asked to click again.
+    State.APPROVED: frozenset({State.QUARANTINED, State.BLOCKED, State.FAILED, State.PENDING_APPROVAL}),
     State.FAILED: frozenset({State.APPROVED, State.QUARANTINED, State.BLOCKED}),
     State.QUARANTINED: frozenset({State.RESTORE_REQUESTED}),
     State.RESTORE_REQUESTED: frozenset({State.RESTORED, State.QUARANTINED}),
