@@ -1,0 +1,556 @@
+"""The finding state store: one DynamoDB item per finding id, every state change a conditional write.
+
+The store is the single source of truth for where a finding is in the state machine (``states.py``), what
+was decided about it, which Slack message shows it, who approved it, what happened, and the append-only
+audit trail of every step. It takes a boto3 DynamoDB *client* and the table name; it builds nothing itself.
+
+API (all methods are keyword-only after the finding id; ``actor`` is a Slack user id, ``"auto"``, or the
+name of the component that acted, e.g. ``"finding-handler"``):
+
+``get(finding_id) -> FindingRecord | None``
+    A strongly consistent read.
+``create_received(...) -> WriteResult``
+    Create the RECEIVED record; ``applied`` is False when the finding id already has a record (a
+    redelivered or duplicate event), and ``record`` is then the existing record, untouched.
+``transition(finding_id, *, expected, target, actor, event, updates=None, detail="") -> WriteResult``
+    Move the finding from one of ``expected`` to ``target`` in one conditional write (plus ``updates``
+    and one audit entry). A transition the state machine forbids raises :class:`IllegalTransitionError`
+    before anything is written. When the record is no longer in an expected state (someone else already
+    moved it) nothing is written, ``applied`` is False and ``record`` is the current record, so the loser
+    can say what already happened and by whom.
+``set_slack_message(finding_id, *, channel, ts, actor) -> WriteResult``
+    Remember the Slack message that shows this finding. Written once: a second, different ts is refused
+    (``applied`` False, ``record.slack_ts`` is the first one).
+``append_audit(finding_id, *, actor, event, outcome, detail="", updates=None) -> WriteResult``
+    Audit without a state change (a refused click, a failed Slack post); ``updates`` may set the
+    non-state fields (e.g. ``error``). Refused (``applied`` False) once the trail holds
+    :data:`MAX_AUDIT_ENTRIES` entries, so a flood of refused clicks cannot grow the item past DynamoDB's
+    400 KB item limit.
+``claim_intake(finding_id, *, owner, until) -> WriteResult`` / ``release_intake(finding_id, *, owner)``
+    The intake lease: the finding handler that holds it is the only one that may post the finding's
+    first Slack message or queue its auto job. ``until`` is the holder's Lambda deadline, so a crashed
+    holder's lease has always expired by the time SQS redelivers its message.
+``pending_approvals(team=None, limit=50) -> list[FindingRecord]``
+    Findings awaiting approval, oldest first, from the sparse index (eventually consistent).
+
+Writes raise :class:`FindingNotFoundError` when the finding has no record, and let every other DynamoDB
+error propagate (the caller's SQS message then returns to the queue). Timestamps are ISO 8601 UTC with
+microseconds (fixed width, so they sort as strings). Final states get a TTL of :data:`RETENTION_DAYS`
+days, so the audit trail outlives Macie's own 90-day finding retention.
+
+The table layout is :data:`TABLE_DEFINITION` (+ :data:`TTL_SPECIFICATION`); :func:`create_state_table`
+creates exactly that table, for the sandbox and the tests; the CDK stack mirrors it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+from macie_chatops.config import Action
+from macie_chatops.errors import MacieChatOpsError
+from macie_chatops.names import (
+    PENDING_INDEX_NAME,
+    PENDING_INDEX_PARTITION,
+    PENDING_INDEX_SORT,
+    STATE_TABLE_KEY,
+    STATE_TABLE_TTL_ATTRIBUTE,
+)
+from macie_chatops.states import FINAL_STATES, State, can_transition
+from macie_chatops.summary import FindingSummary
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+RETENTION_DAYS: Final = 400  # final records expire after this; Macie keeps findings for 90 days
+MAX_AUDIT_ENTRIES: Final = 500  # ~100 KB of audit at most; transitions are never refused for it
+MAX_TEXT: Final = 1000  # reasons and details are truncated to this many characters
+
+# The one table definition: `client.create_table(TableName=name, **TABLE_DEFINITION)`, then TTL.
+TABLE_DEFINITION: Final[Mapping[str, Any]] = {
+    "KeySchema": [{"AttributeName": STATE_TABLE_KEY, "KeyType": "HASH"}],
+    "AttributeDefinitions": [
+        {"AttributeName": STATE_TABLE_KEY, "AttributeType": "S"},
+        {"AttributeName": PENDING_INDEX_PARTITION, "AttributeType": "S"},
+        {"AttributeName": PENDING_INDEX_SORT, "AttributeType": "S"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": PENDING_INDEX_NAME,
+            "KeySchema": [
+                {"AttributeName": PENDING_INDEX_PARTITION, "KeyType": "HASH"},
+                {"AttributeName": PENDING_INDEX_SORT, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+TTL_SPECIFICATION: Final[Mapping[str, Any]] = {"Enabled": True, "AttributeName": STATE_TABLE_TTL_ATTRIBUTE}
+
+
+class StoreError(MacieChatOpsError):
+    """The state store refused an operation for a reason the caller must handle."""
+
+
+class FindingNotFoundError(StoreError, KeyError):
+    """The finding id has no record in the state table."""
+
+
+class IllegalTransitionError(StoreError, ValueError):
+    """The state machine forbids the requested transition (a programming error: nothing was written)."""
+
+
+class RecordUpdates(TypedDict, total=False):
+    """Non-state fields a write may set alongside its audit entry. ``None`` removes the attribute."""
+
+    approver: str
+    outcome: str
+    outcome_detail: str
+    error: str | None
+    quarantine: dict[str, str]  # where the quarantined copy is: bucket, key, version_id, region
+    job_queued_at: str
+
+
+_UPDATABLE: Final = frozenset(RecordUpdates.__annotations__)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the trail: who did what, when, with which outcome."""
+
+    at: str
+    actor: str
+    event: str
+    outcome: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    finding_id: str
+    state: State
+    received_at: str
+    updated_at: str
+    event_id: str = ""
+    action: Action | None = None
+    reason: str = ""
+    account_id: str = ""
+    team: str = ""
+    channel: str = ""
+    summary: FindingSummary | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    approver: str | None = None
+    outcome: str | None = None
+    outcome_detail: str | None = None
+    error: str | None = None
+    quarantine: Mapping[str, str] | None = None
+    job_queued_at: str | None = None
+    intake_owner: str | None = None
+    intake_until: str | None = None
+    expires_at: int | None = None
+    audit: tuple[AuditEntry, ...] = ()
+
+    @property
+    def last_audit(self) -> AuditEntry | None:
+        return self.audit[-1] if self.audit else None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, AttributeValueTypeDef]) -> FindingRecord:
+        """Parse a raw DynamoDB item (attribute-value form); unknown attributes are ignored."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        data = {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return None if value is None else str(value)
+
+        action = text("action")
+        summary = data.get("summary")
+        quarantine = data.get("quarantine")
+        expires_at = data.get(STATE_TABLE_TTL_ATTRIBUTE)
+        return cls(
+            finding_id=str(data[STATE_TABLE_KEY]),
+            state=State(data["state"]),
+            received_at=str(data[PENDING_INDEX_SORT]),
+            updated_at=str(data["updated_at"]),
+            event_id=text("event_id") or "",
+            action=Action(action) if action else None,
+            reason=text("reason") or "",
+            account_id=text("account_id") or "",
+            team=text("team") or "",
+            channel=text("channel") or "",
+            summary=FindingSummary.from_dict(summary) if isinstance(summary, dict) else None,
+            slack_channel=text("slack_channel"),
+            slack_ts=text("slack_ts"),
+            approver=text("approver"),
+            outcome=text("outcome"),
+            outcome_detail=text("outcome_detail"),
+            error=text("error"),
+            quarantine={str(k): str(v) for k, v in quarantine.items()} if isinstance(quarantine, dict) else None,
+            job_queued_at=text("job_queued_at"),
+            intake_owner=text("intake_owner"),
+            intake_until=text("intake_until"),
+            expires_at=int(expires_at) if expires_at is not None else None,
+            audit=tuple(
+                AuditEntry(
+                    at=str(e["at"]),
+                    actor=str(e["actor"]),
+                    event=str(e["event"]),
+                    outcome=str(e["outcome"]),
+                    detail=str(e.get("detail", "")),
+                )
+                for e in data.get("audit", ())
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a conditional write did: ``applied`` and the record as it now is (the winner's, if we lost)."""
+
+    applied: bool
+    record: FindingRecord
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; every number we store is an integer."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    return value
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Expression:
+    """Builds one UpdateItem call: placeholders for every name and value, so no reserved-word surprises."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.conditions: list[str] = [f"attribute_exists({self.name(STATE_TABLE_KEY)})"]
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        for existing, value in self.names.items():
+            if value == attribute:
+                return existing
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> None:
+        self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
+
+    def remove(self, attribute: str) -> None:
+        self.removes.append(self.name(attribute))
+
+    def apply(self, updates: RecordUpdates | None) -> None:
+        for attribute, value in (updates or {}).items():
+            if attribute not in _UPDATABLE:
+                raise ValueError(f"{attribute!r} is not an updatable record field")
+            if value is None:
+                self.remove(attribute)
+            else:
+                self.set(attribute, value)
+
+    def audit(self, entry: AuditEntry) -> None:
+        audit = self.name("audit")
+        entry_value = {k: v for k, v in entry.__dict__.items()}
+        self.sets.append(f"{audit} = list_append({audit}, {self.value([entry_value])})")
+
+    def update_expression(self) -> str:
+        parts = [f"SET {', '.join(self.sets)}"]
+        if self.removes:
+            parts.append(f"REMOVE {', '.join(self.removes)}")
+        return " ".join(parts)
+
+
+class FindingStore:
+    """The DynamoDB adapter; see the module docstring for the API."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+        self._serializer = TypeSerializer()
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get(self, finding_id: str) -> FindingRecord | None:
+        response = self._client.get_item(TableName=self._table, Key=self._key(finding_id), ConsistentRead=True)
+        item = response.get("Item")
+        return FindingRecord.from_item(item) if item else None
+
+    def pending_approvals(self, team: str | None = None, *, limit: int = 50) -> list[FindingRecord]:
+        """Findings in PENDING_APPROVAL, oldest first: for one team, or across every team."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if team is not None:
+            records = list(self._query_pending(team, limit))
+        else:
+            records = sorted(self._scan_pending(), key=lambda r: (r.received_at, r.finding_id))
+        # The index is eventually consistent: a record may linger there for a moment after leaving.
+        return [r for r in records if r.state is State.PENDING_APPROVAL][:limit]
+
+    def _query_pending(self, team: str, limit: int) -> Iterator[FindingRecord]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": PENDING_INDEX_NAME,
+            "KeyConditionExpression": "#team = :team",
+            "ExpressionAttributeNames": {"#team": PENDING_INDEX_PARTITION},
+            "ExpressionAttributeValues": {":team": {"S": team}},
+            "ScanIndexForward": True,
+            "Limit": limit,
+        }
+        returned = 0
+        while True:
+            page = self._client.query(**kwargs)
+            for item in page.get("Items", ()):
+                returned += 1
+                yield FindingRecord.from_item(item)
+            if returned >= limit or "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _scan_pending(self) -> Iterator[FindingRecord]:
+        # The index is sparse (only pending findings carry its partition key), so scanning it is cheap.
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": PENDING_INDEX_NAME}
+        while True:
+            page = self._client.scan(**kwargs)
+            for item in page.get("Items", ()):
+                yield FindingRecord.from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def create_received(
+        self,
+        finding_id: str,
+        *,
+        event_id: str,
+        action: Action,
+        reason: str,
+        actor: str,
+        account_id: str = "",
+        team: str = "",
+        channel: str = "",
+        summary: FindingSummary | None = None,
+        intake_owner: str | None = None,
+        intake_until: datetime | None = None,
+    ) -> WriteResult:
+        """The first write for a finding id; a duplicate delivery finds the existing record instead."""
+        now = _iso(self._clock())
+        item: dict[str, Any] = {
+            STATE_TABLE_KEY: finding_id,
+            "state": State.RECEIVED.value,
+            PENDING_INDEX_SORT: now,
+            "updated_at": now,
+            "event_id": event_id,
+            "action": action.value,
+            "reason": _clip(reason),
+            "account_id": account_id,
+            "team": team,
+            "channel": channel,
+            "audit": [
+                AuditEntry(
+                    at=now, actor=actor, event="received", outcome=State.RECEIVED.value, detail=_clip(reason)
+                ).__dict__
+            ],
+        }
+        if summary is not None:
+            item["summary"] = summary.to_dict()
+        if intake_owner is not None and intake_until is not None:
+            item["intake_owner"] = intake_owner
+            item["intake_until"] = _iso(intake_until)
+        client_error = self._client.exceptions.ConditionalCheckFailedException
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._serialize(item),
+                ConditionExpression="attribute_not_exists(#key)",
+                ExpressionAttributeNames={"#key": STATE_TABLE_KEY},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except client_error as exc:
+            return WriteResult(False, self._current(finding_id, exc.response))
+        return WriteResult(True, FindingRecord.from_item(self._serialize(item)))
+
+    def transition(
+        self,
+        finding_id: str,
+        *,
+        expected: Collection[State],
+        target: State,
+        actor: str,
+        event: str,
+        updates: RecordUpdates | None = None,
+        detail: str = "",
+    ) -> WriteResult:
+        """One state-machine step as one conditional write (see the module docstring)."""
+        expected = frozenset(expected)
+        if not expected:
+            raise IllegalTransitionError(f"transition to {target} names no expected state")
+        illegal = sorted(state.value for state in expected if not can_transition(state, target))
+        if illegal:
+            raise IllegalTransitionError(f"the state machine forbids {', '.join(illegal)} -> {target}")
+        moment = self._clock()
+        now = _iso(moment)
+        expression = _Expression()
+        state = expression.name("state")
+        options = ", ".join(expression.value(s.value) for s in sorted(expected))
+        expression.conditions.append(f"{state} IN ({options})")
+        expression.set("state", target.value)
+        expression.set("updated_at", now)
+        expression.apply(updates)
+        if target is State.PENDING_APPROVAL:
+            # The sparse index: only a pending finding carries its partition key (copied from `team`).
+            expression.sets.append(f"{expression.name(PENDING_INDEX_PARTITION)} = {expression.name('team')}")
+        else:
+            expression.remove(PENDING_INDEX_PARTITION)
+        if target in FINAL_STATES:
+            expression.set(STATE_TABLE_TTL_ATTRIBUTE, int((moment + timedelta(days=RETENTION_DAYS)).timestamp()))
+        expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=target.value, detail=_clip(detail)))
+        return self._update(finding_id, expression)
+
+    def set_slack_message(self, finding_id: str, *, channel: str, ts: str, actor: str) -> WriteResult:
+        """Remember the message showing this finding; the first ts wins and is never overwritten."""
+        now = _iso(self._clock())
+        expression = _Expression()
+        slack_ts = expression.name("slack_ts")
+        expression.conditions.append(f"(attribute_not_exists({slack_ts}) OR {slack_ts} = {expression.value(ts)})")
+        expression.set("slack_channel", channel)
+        expression.set("slack_ts", ts)
+        expression.set("updated_at", now)
+        expression.audit(
+            AuditEntry(at=now, actor=actor, event="slack_posted", outcome="posted", detail=f"{channel} {ts}")
+        )
+        return self._update(finding_id, expression)
+
+    def append_audit(
+        self,
+        finding_id: str,
+        *,
+        actor: str,
+        event: str,
+        outcome: str,
+        detail: str = "",
+        updates: RecordUpdates | None = None,
+    ) -> WriteResult:
+        """Audit (and optionally set non-state fields) without changing the state."""
+        now = _iso(self._clock())
+        expression = _Expression()
+        expression.conditions.append(f"size({expression.name('audit')}) < {expression.value(MAX_AUDIT_ENTRIES)}")
+        expression.set("updated_at", now)
+        expression.apply(updates)
+        expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=outcome, detail=_clip(detail)))
+        return self._update(finding_id, expression)
+
+    def claim_intake(self, finding_id: str, *, owner: str, until: datetime) -> WriteResult:
+        """Take the intake lease unless someone else holds an unexpired one (``applied`` says which)."""
+        now = _iso(self._clock())
+        expression = _Expression()
+        holder, expiry = expression.name("intake_owner"), expression.name("intake_until")
+        expression.conditions.append(
+            f"(attribute_not_exists({holder}) OR {expiry} < {expression.value(now)} "
+            f"OR {holder} = {expression.value(owner)})"
+        )
+        expression.set("intake_owner", owner)
+        expression.set("intake_until", _iso(until))
+        return self._update(finding_id, expression)
+
+    def release_intake(self, finding_id: str, *, owner: str) -> None:
+        """Give the lease back (a no-op when it is no longer ours)."""
+        expression = _Expression()
+        expression.conditions.append(f"{expression.name('intake_owner')} = {expression.value(owner)}")
+        expression.remove("intake_owner")
+        expression.remove("intake_until")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(finding_id),
+                UpdateExpression=f"REMOVE {', '.join(expression.removes)}",
+                ConditionExpression=" AND ".join(expression.conditions),
+                ExpressionAttributeNames=expression.names,
+                ExpressionAttributeValues=self._serialize(expression.values),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _update(self, finding_id: str, expression: _Expression) -> WriteResult:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(finding_id),
+                UpdateExpression=expression.update_expression(),
+                ConditionExpression=" AND ".join(expression.conditions),
+                ExpressionAttributeNames=expression.names,
+                ExpressionAttributeValues=self._serialize(expression.values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            return WriteResult(False, self._current(finding_id, exc.response))
+        return WriteResult(True, FindingRecord.from_item(response["Attributes"]))
+
+    def _current(self, finding_id: str, error_response: Mapping[str, Any]) -> FindingRecord:
+        """The record that made a condition fail (returned by DynamoDB itself; read it if not)."""
+        item = error_response.get("Item")
+        record = FindingRecord.from_item(item) if item else self.get(finding_id)
+        if record is None:
+            raise FindingNotFoundError(finding_id)
+        return record
+
+    def _key(self, finding_id: str) -> dict[str, AttributeValueTypeDef]:
+        return {STATE_TABLE_KEY: {"S": finding_id}}
+
+    def _serialize(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: self._serializer.serialize(value) for name, value in values.items()}
+
+
+def create_state_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the state table exactly as the CDK stack deploys it (sandbox and tests), and wait for it."""
+    client.create_table(TableName=table_name, **TABLE_DEFINITION)
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=TTL_SPECIFICATION)  # type: ignore[arg-type]
