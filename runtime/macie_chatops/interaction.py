@@ -1,0 +1,597 @@
+"""A verified Slack button click: read it, authorise it, apply it, answer it.
+
+Called by ``handlers.interaction`` only after ``slack_request.verify`` accepted the signature, with every
+dependency passed in (store, job queue, approver directory, clock). No module-level boto3 or slack_sdk:
+this module is loaded once the first signed request arrives.
+
+Rules (the record, never the payload, says which object and which team):
+
+1. The payload is form-encoded ``payload=<JSON>``; only ``block_actions`` with one of our action ids is
+   acted on, and it must come from the configured workspace (``team.id``, or ``team.enterprise_id`` when the
+   configured id is an Enterprise Grid org ``E…``).
+2. The button's value names the finding. Unknown ids are refused (and logged: there is no record to audit).
+3. The click must come from the channel the finding was posted to, by an approver of the finding's team:
+   a listed user id, or a member of a listed user group (looked up through Slack, cached with a short TTL).
+4. Remediate: PENDING_APPROVAL -> APPROVED, then queue ``RemediationJob(kind="quarantine")``. Dismiss:
+   PENDING_APPROVAL -> DISMISSED. Restore: QUARANTINED -> RESTORE_REQUESTED, then queue
+   ``RemediationJob(kind="restore")``. The conditional write is the lock: the loser of a race, a second
+   click or a click on a finding already handled is told what happened, by whom and when.
+5. If the job cannot be queued after the transition, the transition is undone (with an audit entry) and
+   the clicker is asked to try again, so no finding is left APPROVED with no job.
+6. Every accepted or refused click on a known finding is appended to its audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal, Protocol, cast
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from macie_chatops import names
+from macie_chatops.config import Config, Team
+from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.slack_messages import (
+    build_approved_message,
+    build_dismissed_message,
+    build_restoring_message,
+    escape_mrkdwn,
+)
+from macie_chatops.states import State
+from macie_chatops.store import AuditEntry, FindingNotFoundError, FindingRecord, FindingStore, RecordUpdates
+
+logger = logging.getLogger(__name__)
+
+FINDING_ID_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # finding.py's pattern for Macie ids
+_USER_RE: Final = re.compile(r"[UW][A-Z0-9]{2,40}")
+MAX_FORM_FIELDS: Final = 8
+GROUP_CACHE_TTL_SECONDS: Final = 60.0
+
+
+# --------------------------------------------------------------------------------------------------------
+# Response bodies (what Slack understands)
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer to one request, and what to log about it (never the body or a secret)."""
+
+    status: int
+    body: Mapping[str, Any]
+    outcome: str  # accepted | refused | rejected (bad input) | failed (could not complete)
+    reason: str
+    finding_id: str | None = None
+    user_id: str | None = None
+    action: str | None = None
+
+    def to_http(self) -> dict[str, Any]:
+        return {
+            "statusCode": self.status,
+            "headers": {"Content-Type": "application/json; charset=utf-8"},
+            "body": json.dumps(self.body, ensure_ascii=False, separators=(",", ":")),
+        }
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    """A reply only the clicker sees, leaving the original message as it is."""
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}
+
+
+def replacement(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace the clicked message (``message`` is ``SlackMessage.to_dict()``: text + blocks)."""
+    return {"replace_original": True, "text": message["text"], "blocks": message["blocks"]}
+
+
+def bad_request(status: int, reason: str, text: str = "This request could not be read.") -> Answer:
+    return Answer(status, ephemeral(text), "rejected", reason)
+
+
+def refused(reason: str, text: str) -> Answer:
+    return Answer(200, ephemeral(text), "refused", reason)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The payload
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Slack(BaseModel):
+    # Slack adds fields over time: ignore what we do not use, but type what we do, strictly.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+SlackId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,40}$")]
+Short = Annotated[str, StringConstraints(max_length=255)]
+
+
+class PayloadUser(_Slack):
+    id: SlackId
+    username: Short | None = None
+    name: Short | None = None
+
+
+class PayloadTeam(_Slack):
+    id: SlackId
+    enterprise_id: SlackId | None = None
+
+
+class PayloadChannel(_Slack):
+    id: SlackId
+
+
+class PayloadContainer(_Slack):
+    type: Short
+    channel_id: SlackId | None = None
+    message_ts: Short | None = None
+
+
+class PayloadAction(_Slack):
+    action_id: Short
+    type: Short
+    value: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class BlockActionsPayload(_Slack):
+    """The fields of a ``block_actions`` payload that decide anything (Slack's reference, trimmed)."""
+
+    type: Literal["block_actions"]
+    user: PayloadUser
+    team: PayloadTeam | None = None
+    channel: PayloadChannel | None = None
+    container: PayloadContainer | None = None
+    actions: list[PayloadAction] = Field(min_length=1, max_length=1)
+
+
+class ClickAction(StrEnum):
+    REMEDIATE = names.ACTION_REMEDIATE
+    DISMISS = names.ACTION_DISMISS
+    RESTORE = names.ACTION_RESTORE
+
+
+@dataclass(frozen=True)
+class Click:
+    """One button click, as far as the payload can say: who, where, which button, which finding id."""
+
+    action: ClickAction
+    value: str
+    user_id: str
+    team_id: str | None
+    enterprise_id: str | None
+    channel_ids: frozenset[str]  # channel.id and container.channel_id (both, when both are present)
+
+    @property
+    def finding_id(self) -> str | None:
+        """The button's value, when it can be a finding id at all."""
+        return self.value if FINDING_ID_RE.fullmatch(self.value) else None
+
+
+def parse_click(body: bytes) -> Click | Answer:
+    """The click in a verified body, or the answer to give when there is none we act on."""
+    try:
+        text = body.decode("utf-8")
+        form = parse_qs(text, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        return bad_request(400, "body is not form-encoded")
+    values = form.get("payload")
+    if not values:
+        return bad_request(400, "form has no payload field")
+    if len(values) > 1:
+        return bad_request(400, "form has more than one payload field")
+    try:
+        raw = json.loads(values[0])
+    except (ValueError, RecursionError):
+        return bad_request(400, "payload is not JSON")
+    if not isinstance(raw, dict):
+        return bad_request(400, "payload is not a JSON object")
+    kind = raw.get("type")
+    if kind != "block_actions":
+        shown = kind if isinstance(kind, str) and len(kind) <= 40 and kind.isidentifier() else "?"
+        return refused(f"unsupported interaction type {shown}", "This app only handles its own buttons.")
+    try:
+        payload = BlockActionsPayload.model_validate(raw)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"]) or "(payload)"
+        return bad_request(400, f"block_actions payload has the wrong shape at {where}")
+    action = payload.actions[0]
+    try:
+        click_action = ClickAction(action.action_id)
+    except ValueError:
+        return refused("unknown action id", "This button does not belong to this app.")
+    channels = {c for c in (payload.channel.id if payload.channel else None,) if c}
+    if payload.container is not None and payload.container.channel_id:
+        channels.add(payload.container.channel_id)
+    return Click(
+        action=click_action,
+        value=action.value or "",
+        user_id=payload.user.id,
+        team_id=payload.team.id if payload.team else None,
+        enterprise_id=payload.team.enterprise_id if payload.team else None,
+        channel_ids=frozenset(channels),
+    )
+
+
+def same_workspace(click: Click, team_id: str) -> bool:
+    """Clicks count only from the configured workspace (or the configured Enterprise Grid org)."""
+    if click.team_id == team_id:
+        return True
+    return team_id.startswith("E") and click.enterprise_id == team_id
+
+
+# --------------------------------------------------------------------------------------------------------
+# Approvers
+# --------------------------------------------------------------------------------------------------------
+
+
+class DirectoryError(Exception):
+    """Group membership could not be read (Slack down, rate-limited, missing scope): decide nothing."""
+
+
+@dataclass
+class ApproverDirectory:
+    """Members of Slack user groups, cached per container for ``ttl`` seconds (usergroups.users.list is Tier 2).
+
+    ``lookup`` is ``SlackClient.usergroup_members``; any exception it raises becomes a DirectoryError, so a
+    Slack failure refuses the click (nothing changes) instead of failing the request.
+    """
+
+    lookup: Callable[[str], Iterable[str]]
+    ttl: float = GROUP_CACHE_TTL_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def members(self, group_id: str) -> frozenset[str]:
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(group_id)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            members = frozenset(self.lookup(group_id))
+        except Exception as exc:  # any Slack/transport failure: cannot decide, refuse the click
+            raise DirectoryError(f"members of {group_id} unavailable ({type(exc).__name__})") from exc
+        with self._lock:
+            self._cache[group_id] = (now, members)
+        return members
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    allowed: bool
+    via: str  # "user" or the group id that granted it, or why not
+
+
+def authorise(user_id: str, team: Team, directory: ApproverDirectory) -> Authorisation:
+    """Is ``user_id`` an approver of ``team``: listed by id, or a member of a listed user group?
+
+    Listed users are checked first so Slack is asked only when the answer depends on a group. If a group
+    cannot be read and no other group grants, DirectoryError propagates (the caller refuses the click).
+    """
+    if user_id in team.approver_users:
+        return Authorisation(True, "user")
+    failure: DirectoryError | None = None
+    for group in sorted(team.approver_groups):
+        try:
+            if user_id in directory.members(group):
+                return Authorisation(True, group)
+        except DirectoryError as exc:
+            failure = exc
+    if failure is not None:
+        raise failure
+    return Authorisation(False, "not listed")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Applying a click
+# --------------------------------------------------------------------------------------------------------
+
+
+class JobQueue(Protocol):
+    def send(self, job: RemediationJob) -> None: ...
+
+
+class SqsJobQueue:
+    """The remediation queue (a boto3 SQS client and the queue URL)."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def send(self, job: RemediationJob) -> None:
+        self._client.send_message(QueueUrl=self._url, MessageBody=job.to_message())
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    config: Config
+    store: FindingStore
+    queue: JobQueue
+    directory: ApproverDirectory
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What one button does: from which state, to which, and which job (if any) follows."""
+
+    verb: str
+    expected: State
+    target: State
+    job: Literal["quarantine", "restore"] | None
+
+
+RULES: Final[Mapping[ClickAction, _Rule]] = {
+    ClickAction.REMEDIATE: _Rule("remediate", State.PENDING_APPROVAL, State.APPROVED, "quarantine"),
+    ClickAction.DISMISS: _Rule("dismiss", State.PENDING_APPROVAL, State.DISMISSED, None),
+    ClickAction.RESTORE: _Rule("restore", State.QUARANTINED, State.RESTORE_REQUESTED, "restore"),
+}
+SEND_ATTEMPTS: Final = 2  # each attempt already carries botocore's own retries
+
+
+def _mention(actor: str | None) -> str:
+    if not actor or actor == AUTO_APPROVER:
+        return "automatically (policy)"
+    if _USER_RE.fullmatch(actor):
+        return f"<@{actor}>"
+    return escape_mrkdwn(actor[:80])
+
+
+def _time(iso: str | None) -> str:
+    """A Slack date token (each reader's time zone) with a UTC fallback; the raw text if unparseable."""
+    if not iso:
+        return "an unknown time"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return escape_mrkdwn(iso[:40])
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
+
+
+def _entered(record: FindingRecord) -> AuditEntry | None:
+    """The audit entry that moved the finding into its current state (who and when)."""
+    for entry in reversed(record.audit):
+        if entry.outcome == record.state.value:
+            return entry
+    return None
+
+
+def what_happened(record: FindingRecord) -> str:
+    """One sentence for a clicker who came too late: what the finding's state is, by whom, since when."""
+    entry = _entered(record)
+    who = _mention(entry.actor if entry else record.approver)
+    when = _time(entry.at if entry else record.updated_at)
+    state = record.state
+    if state is State.APPROVED:
+        return f"This finding was already approved by {who} on {when}; the quarantine is under way."
+    if state is State.DISMISSED:
+        return f"This finding was already dismissed by {who} on {when}."
+    if state is State.QUARANTINED:
+        return f"This finding was already quarantined (approved by {_mention(record.approver)}; moved on {when})."
+    if state is State.BLOCKED:
+        return f"The quarantine of this finding was blocked on {when} (approved by {_mention(record.approver)})."
+    if state is State.FAILED:
+        return f"The quarantine of this finding failed on {when} and will be retried."
+    if state is State.RESTORE_REQUESTED:
+        return f"A restore of this finding was already requested by {who} on {when}."
+    if state is State.RESTORED:
+        return f"This finding's object was already restored (requested by {who}, done on {when})."
+    if state is State.PENDING_APPROVAL:
+        return "This finding is awaiting approval: there is nothing to restore."
+    return f"This finding is not awaiting approval (it is {state.value.lower().replace('_', ' ')})."
+
+
+def _message_for(rule: _Rule, record: FindingRecord, user_id: str, at: datetime) -> dict[str, Any]:
+    """The replacement for the clicked message in the finding's new state (no buttons)."""
+    summary = record.summary
+    if summary is not None:
+        try:
+            if rule.target is State.APPROVED:
+                return replacement(build_approved_message(summary, approver=user_id, at=at).to_dict())
+            if rule.target is State.DISMISSED:
+                return replacement(build_dismissed_message(summary, by=user_id, at=at).to_dict())
+            return replacement(build_restoring_message(summary, by=user_id, at=at).to_dict())
+        except Exception:  # the state has changed already: answer with plain text rather than not at all
+            logger.exception("could not render the %s message for %s", rule.target.value, record.finding_id)
+    words = {
+        State.APPROVED: f"Approved by <@{user_id}>; quarantining…",
+        State.DISMISSED: f"Dismissed by <@{user_id}>.",
+        State.RESTORE_REQUESTED: f"Restore requested by <@{user_id}>; restoring…",
+    }[rule.target]
+    text = f"{words} (finding `{escape_mrkdwn(record.finding_id)}`)"
+    return {"replace_original": True, "text": text, "blocks": []}
+
+
+@dataclass(frozen=True)
+class _Context:
+    click: Click
+    finding_id: str
+    deps: Dependencies
+
+    def answer(self, status: int, body: Mapping[str, Any], outcome: str, reason: str) -> Answer:
+        return Answer(status, body, outcome, reason, self.finding_id, self.click.user_id, self.click.action.value)
+
+    def refuse(self, reason: str, text: str, *, audit: bool = True) -> Answer:
+        """Refuse the click; audit it on the record (when there is one)."""
+        if audit:
+            self.audit("refused", reason)
+        return self.answer(200, ephemeral(text), "refused", reason)
+
+    def audit(self, outcome: str, detail: str) -> None:
+        try:
+            result = self.deps.store.append_audit(
+                self.finding_id, actor=self.click.user_id, event=_event(self.click), outcome=outcome, detail=detail
+            )
+        except FindingNotFoundError:
+            logger.warning("audit skipped: finding %s has no record", self.finding_id)
+            return
+        except Exception:  # the refusal stands; the trail misses one line, which the log records
+            logger.exception("could not audit a %s click on %s", outcome, self.finding_id)
+            return
+        if not result.applied:
+            logger.warning("audit trail of %s is full; refused click logged only: %s", self.finding_id, detail)
+
+
+def _event(click: Click) -> str:
+    return f"click:{RULES[click.action].verb}"
+
+
+def handle_click(body: bytes, deps: Dependencies) -> Answer:
+    """Everything after the signature: read the click, authorise it, apply it, answer within Slack's 3 s."""
+    parsed = parse_click(body)
+    if isinstance(parsed, Answer):
+        return parsed
+    click = parsed
+    team_id = deps.config.slack.team_id
+    if not same_workspace(click, team_id):
+        # Not our organisation's user: nothing to audit on our records; the log keeps it.
+        return Answer(
+            200,
+            ephemeral("This app does not act on clicks from this Slack workspace."),
+            "refused",
+            "wrong workspace",
+            None,
+            click.user_id,
+            click.action.value,
+        )
+    finding_id = click.finding_id
+    if finding_id is None:
+        return Answer(
+            200,
+            ephemeral("This button does not name a finding this app knows."),
+            "refused",
+            f"button value is not a finding id ({len(click.value)} chars)",
+            None,
+            click.user_id,
+            click.action.value,
+        )
+    context = _Context(click, finding_id, deps)
+    record = deps.store.get(finding_id)
+    if record is None:
+        return context.refuse("unknown finding", "This button names a finding this app does not know.", audit=False)
+    return _apply(context, record)
+
+
+def _apply(context: _Context, record: FindingRecord) -> Answer:
+    click, deps = context.click, context.deps
+    posted_in = record.slack_channel or record.channel
+    if not click.channel_ids or click.channel_ids != {posted_in}:
+        return context.refuse(
+            "click from another channel than the finding's message",
+            "This finding can only be handled from the channel it was posted to.",
+        )
+    team = deps.config.teams.get(record.team)
+    if team is None:
+        return context.refuse(
+            f"team {record.team!r} is not configured",
+            f"The team of this finding ({escape_mrkdwn(record.team or 'none')}) is no longer configured.",
+        )
+    team_name = escape_mrkdwn(record.team)
+    try:
+        authorisation = authorise(click.user_id, team, deps.directory)
+    except DirectoryError as exc:
+        return context.refuse(
+            f"approver groups unavailable: {exc}",
+            "Could not check the approver groups just now; nothing was changed. Please try again in a minute.",
+        )
+    if not authorisation.allowed:
+        return context.refuse(
+            f"not an approver for team {record.team}",
+            f"You are not an approver for team {team_name}; nothing was changed.",
+        )
+    rule = RULES[click.action]
+    if record.state is not rule.expected:
+        return context.refuse(f"finding is {record.state.value}", what_happened(record))
+    detail = f"in {posted_in}, approver via {authorisation.via}"
+    updates: RecordUpdates | None = {"approver": click.user_id} if rule.target is State.APPROVED else None
+    try:
+        result = deps.store.transition(
+            context.finding_id,
+            expected={rule.expected},
+            target=rule.target,
+            actor=click.user_id,
+            event=_event(click),
+            updates=updates,
+            detail=detail,
+        )
+    except FindingNotFoundError:
+        return context.refuse("finding record vanished", "This finding no longer exists.", audit=False)
+    if not result.applied:
+        return context.refuse(f"lost the race: finding is {result.record.state.value}", what_happened(result.record))
+    now = deps.clock()
+    if rule.job is not None:
+        failure = _queue(rule, context, now)
+        if failure is not None:
+            return _undo(rule, context, failure)
+    return context.answer(200, _message_for(rule, result.record, click.user_id, now), "accepted", rule.target.value)
+
+
+def _queue(rule: _Rule, context: _Context, now: datetime) -> str | None:
+    """Queue the job; None when it is queued, else what went wrong (after SEND_ATTEMPTS tries)."""
+    assert rule.job is not None
+    job = RemediationJob(
+        kind=rule.job, finding_id=context.finding_id, requested_by=context.click.user_id, requested_at=now
+    )
+    error = ""
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            context.deps.queue.send(job)
+            return None
+        except Exception as exc:  # any failure to queue: retry, then undo the transition
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            logger.warning(
+                "queueing the %s job for %s failed (attempt %d): %s", rule.job, context.finding_id, attempt, error
+            )
+    return error
+
+
+def _undo(rule: _Rule, context: _Context, error: str) -> Answer:
+    """The job could not be queued: put the finding back where it was, so a new click can try again."""
+    click = context.click
+    # The store removes an attribute given as None (RecordUpdates types only `error` as optional).
+    undo_updates = cast(RecordUpdates, {"approver": None}) if rule.target is State.APPROVED else None
+    try:
+        reverted = context.deps.store.transition(
+            context.finding_id,
+            expected={rule.target},
+            target=rule.expected,
+            actor=click.user_id,
+            event=f"{_event(click)}:undone",
+            updates=undo_updates,
+            detail=f"remediation job not queued ({error}); back to {rule.expected.value}",
+        )
+    except Exception:
+        logger.exception(
+            "finding %s is %s with no job queued and could not be reverted", context.finding_id, rule.target.value
+        )
+        return context.answer(
+            200,
+            ephemeral(
+                "Your click was recorded but the work could not be queued, and undoing it failed. "
+                "The operators have been alerted through the logs; please tell them the finding id."
+            ),
+            "failed",
+            f"job not queued ({error}) and revert failed",
+        )
+    if not reverted.applied:  # someone moved it on meanwhile (e.g. a remediator with a job that did arrive)
+        return context.answer(
+            200, ephemeral(what_happened(reverted.record)), "failed", f"job not queued ({error}); revert lost the race"
+        )
+    return context.answer(
+        200,
+        ephemeral("Could not queue the work just now; nothing was changed. Please try again."),
+        "failed",
+        f"job not queued ({error}); reverted to {rule.expected.value}",
+    )
