@@ -1,0 +1,98 @@
+"""Make moto's DynamoDB and SQS calls atomic, as the real services are.
+
+moto's server handles requests on threads and its backends are plain Python without locks:
+- DynamoDB evaluates a ConditionExpression and then writes, so two concurrent conditional writes on one
+  item can both succeed (real DynamoDB never allows that: concurrent clicks must give one transition);
+- SQS ``delete_message`` rebuilds the queue's message list, so a message sent to the same queue at that
+  moment is silently lost, and two concurrent receives can hand out the same message.
+
+The sandbox runs the moto server in its own process, so wrapping the backend classes' methods in a lock is
+enough. A long-polling receive gives the SQS lock up while it waits, so senders are not held up.
+``install()`` / ``uninstall()`` are reference counted and restore the original methods.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+_DYNAMODB_WRITES: Final = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_SQS_CALLS: Final = (
+    "send_message",
+    "send_message_batch",
+    "receive_message",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+)
+
+_state_lock = threading.Lock()
+_installs = 0
+_originals: list[tuple[type, str, Any]] = []
+
+
+def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _waiting_without(method: Callable[..., Any], lock: Any) -> Callable[..., Any]:
+    """Queue.wait_for_messages: release ``lock`` entirely while blocked, take it back afterwards."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not lock._is_owned():
+            return method(*args, **kwargs)
+        saved = lock._release_save()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            lock._acquire_restore(saved)
+
+    return wrapper
+
+
+def _patch(cls: type, name: str, replacement: Any) -> None:
+    _originals.append((cls, name, cls.__dict__[name]))
+    setattr(cls, name, replacement)
+
+
+def install() -> None:
+    global _installs
+    with _state_lock:
+        _installs += 1
+        if _installs > 1:
+            return
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.sqs.models import Queue, SQSBackend
+
+        dynamodb_lock = threading.RLock()
+        for name in _DYNAMODB_WRITES:
+            if name in DynamoDBBackend.__dict__:
+                _patch(DynamoDBBackend, name, _locked(DynamoDBBackend.__dict__[name], dynamodb_lock))
+        sqs_lock = threading.RLock()
+        for name in _SQS_CALLS:
+            if name in SQSBackend.__dict__:
+                _patch(SQSBackend, name, _locked(SQSBackend.__dict__[name], sqs_lock))
+        _patch(Queue, "wait_for_messages", _waiting_without(Queue.__dict__["wait_for_messages"], sqs_lock))
+
+
+def uninstall() -> None:
+    global _installs
+    with _state_lock:
+        if _installs == 0:
+            return
+        _installs -= 1
+        if _installs:
+            return
+        while _originals:
+            cls, name, original = _originals.pop()
+            setattr(cls, name, original)

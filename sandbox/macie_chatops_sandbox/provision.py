@@ -1,0 +1,347 @@
+"""Provision the sandbox's AWS side the way the CDK stacks do, with the same names (macie_chatops.names).
+
+Security account, home region: the central bus (org-scoped PutEvents permission), the central rule with the
+one event pattern -> the intake queue, the intake and remediation queues with their DLQs (redrive), the
+state table (the store's TABLE_DEFINITION and TTL), the Slack secret and the remediator role.
+Every member account x configured region: the forwarding rule on the default bus -> the central bus, a KMS
+key and the quarantine bucket (versioned, KMS default encryption, public access blocked, expiry after the
+retention period); per member account the forwarder role and the remediation role.
+
+Deliberately not provisioned: bucket policies with Deny statements. moto applies a Deny regardless of its
+Condition (reference/toolchain.md §7), so the real quarantine bucket's deny-all-but-the-role policy would
+refuse every call here; the sandbox relies on the role boundaries of the real stack instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from macie_chatops import names
+from macie_chatops.config import Config
+from macie_chatops.event_pattern import MACIE_FINDING_PATTERN
+from macie_chatops_sandbox.aws import Accounts
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """SQS timings. The stacks use minutes; the sandbox uses seconds so a retry is seen within a test."""
+
+    visibility_timeout_s: int = 3
+    max_receive_count: int = 5
+
+
+@dataclass(frozen=True)
+class SlackSecret:
+    bot_token: str
+    signing_secret: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {names.SLACK_SECRET_BOT_TOKEN: self.bot_token, names.SLACK_SECRET_SIGNING_SECRET: self.signing_secret}
+        )
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    url: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class MemberRegion:
+    """What one member account has in one region."""
+
+    account_id: str
+    region: str
+    quarantine_bucket: str
+    kms_key_arn: str
+    forward_rule_arn: str
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    security_account: str
+    home_region: str
+    central_bus_arn: str
+    central_rule_arn: str
+    intake: Queue
+    intake_dlq: Queue
+    remediation: Queue
+    remediation_dlq: Queue
+    table_name: str
+    secret_arn: str
+    remediator_role_arn: str
+    members: dict[tuple[str, str], MemberRegion] = field(default_factory=dict)
+
+    def member(self, account_id: str, region: str) -> MemberRegion | None:
+        return self.members.get((account_id, region))
+
+    @property
+    def queues(self) -> tuple[Queue, ...]:
+        return (self.intake, self.intake_dlq, self.remediation, self.remediation_dlq)
+
+
+def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> Queue:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return Queue(name, url, arn)
+
+
+def _queue_with_dlq(sqs: Any, name: str, dlq_name: str, settings: QueueSettings) -> tuple[Queue, Queue]:
+    dlq = _queue(sqs, dlq_name, {"MessageRetentionPeriod": str(14 * 24 * 3600), "SqsManagedSseEnabled": "true"})
+    queue = _queue(
+        sqs,
+        name,
+        {
+            "VisibilityTimeout": str(settings.visibility_timeout_s),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": str(settings.max_receive_count)}
+            ),
+        },
+    )
+    return queue, dlq
+
+
+def _role(iam: Any, name: str, trust: dict[str, Any], policy: dict[str, Any]) -> str:
+    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
+    return arn
+
+
+def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, settings: QueueSettings) -> Provisioned:
+    from macie_chatops.store import create_state_table
+
+    security, region = config.security_account.id, config.security_account.region
+    sqs = accounts.client("sqs", security, region)
+    events = accounts.client("events", security, region)
+
+    intake, intake_dlq = _queue_with_dlq(sqs, names.INTAKE_QUEUE_NAME, names.INTAKE_DLQ_NAME, settings)
+    remediation, remediation_dlq = _queue_with_dlq(
+        sqs, names.REMEDIATION_QUEUE_NAME, names.REMEDIATION_DLQ_NAME, settings
+    )
+
+    bus_arn: str = events.create_event_bus(Name=names.CENTRAL_BUS_NAME)["EventBusArn"]
+    events.put_permission(
+        EventBusName=names.CENTRAL_BUS_NAME,
+        Action="events:PutEvents",
+        Principal="*",
+        StatementId="organization-members",
+        Condition={"Type": "StringEquals", "Key": "aws:PrincipalOrgID", "Value": config.organization_id},
+    )
+    rule_arn: str = events.put_rule(
+        Name=names.CENTRAL_RULE_NAME,
+        EventBusName=names.CENTRAL_BUS_NAME,
+        EventPattern=json.dumps(MACIE_FINDING_PATTERN),
+        State="ENABLED",
+        Description="Macie findings from every member account -> the intake queue",
+    )["RuleArn"]
+    events.put_targets(
+        Rule=names.CENTRAL_RULE_NAME,
+        EventBusName=names.CENTRAL_BUS_NAME,
+        Targets=[{"Id": "intake", "Arn": intake.arn}],
+    )
+    sqs.set_queue_attributes(
+        QueueUrl=intake.url,
+        Attributes={
+            "Policy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "central-rule",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": intake.arn,
+                            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                        }
+                    ],
+                }
+            )
+        },
+    )
+
+    create_state_table(accounts.client("dynamodb", security, region), names.STATE_TABLE_NAME)
+
+    secrets = accounts.client("secretsmanager", security, region)
+    secret_arn: str = secrets.create_secret(
+        Name=config.slack.secret_name,
+        SecretString=secret.to_json(),
+        Description="Slack bot token and signing secret (sandbox values)",
+    )["ARN"]
+
+    iam = accounts.client("iam", security, region)
+    remediator_role_arn = _role(
+        iam,
+        names.REMEDIATOR_ROLE_NAME,
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        },
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                    "Resource": f"arn:aws:iam::*:role/{config.deployment.remediation_role_name}",
+                }
+            ],
+        },
+    )
+    return Provisioned(
+        security_account=security,
+        home_region=region,
+        central_bus_arn=bus_arn,
+        central_rule_arn=rule_arn,
+        intake=intake,
+        intake_dlq=intake_dlq,
+        remediation=remediation,
+        remediation_dlq=remediation_dlq,
+        table_name=names.STATE_TABLE_NAME,
+        secret_arn=secret_arn,
+        remediator_role_arn=remediator_role_arn,
+    )
+
+
+def _provision_member_account(config: Config, accounts: Accounts, account_id: str, central: Provisioned) -> None:
+    iam = accounts.client("iam", account_id, central.home_region)
+    _role(
+        iam,
+        names.MEMBER_FORWARD_ROLE_NAME,
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        },
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": central.central_bus_arn}],
+        },
+    )
+    _role(
+        iam,
+        config.deployment.remediation_role_name,
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": central.remediator_role_arn},
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                }
+            ],
+        },
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "s3:GetObject*",
+                        "s3:PutObject*",
+                        "s3:DeleteObjectVersion",
+                        "s3:DeleteObject",
+                        "s3:ListBucketVersions",
+                        "kms:Decrypt",
+                        "kms:GenerateDataKey",
+                    ],
+                    "Resource": "*",
+                }
+            ],
+        },
+    )
+
+
+def _provision_member_region(
+    config: Config, accounts: Accounts, account_id: str, region: str, central: Provisioned
+) -> MemberRegion:
+    kms = accounts.client("kms", account_id, region)
+    key_arn: str = kms.create_key(Description=f"macie-chatops quarantine {account_id} {region}")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=names.QUARANTINE_KEY_ALIAS, TargetKeyId=key_arn)
+
+    s3 = accounts.client("s3", account_id, region)
+    bucket = names.quarantine_bucket_name(account_id, region)
+    create: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**create)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "quarantine-retention",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Expiration": {"Days": config.quarantine.retention_days},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": config.quarantine.retention_days},
+                }
+            ]
+        },
+    )
+
+    events = accounts.client("events", account_id, region)
+    rule_arn: str = events.put_rule(
+        Name=names.MEMBER_FORWARD_RULE_NAME,
+        EventPattern=json.dumps(MACIE_FINDING_PATTERN),
+        State="ENABLED",
+        Description="Forward Macie findings to the security account's central bus",
+    )["RuleArn"]
+    events.put_targets(
+        Rule=names.MEMBER_FORWARD_RULE_NAME,
+        Targets=[
+            {
+                "Id": "central-bus",
+                "Arn": central.central_bus_arn,
+                "RoleArn": f"arn:aws:iam::{account_id}:role/{names.MEMBER_FORWARD_ROLE_NAME}",
+            }
+        ],
+    )
+    return MemberRegion(account_id, region, bucket, key_arn, rule_arn)
+
+
+def provision(
+    config: Config, accounts: Accounts, secret: SlackSecret, settings: QueueSettings | None = None
+) -> Provisioned:
+    """Create everything the stacks would, in the moto server behind ``accounts``; return where it is."""
+    central = _provision_central(config, accounts, secret, settings or QueueSettings())
+    for account in config.accounts:
+        _provision_member_account(config, accounts, account.id, central)
+        for region in config.regions_for(account):
+            central.members[(account.id, region)] = _provision_member_region(
+                config, accounts, account.id, region, central
+            )
+    return central
