@@ -1,0 +1,935 @@
+"""The S3 mover: the exact object version into the account's quarantine bucket, and back, never losing a byte.
+
+``ObjectMover(s3, multipart_threshold_bytes=...)`` works with one member account's S3 client (from
+``sessions.MemberSessions``); every decision comes from :mod:`macie_chatops.quarantine_plan` (pure).
+
+Quarantine, step by step (``checkpoint`` is called after each step, so tests can crash the mover there):
+
+1. HEAD the source version the finding names (``VersionId``; none when the finding's ``versionId`` is "")
+   and HEAD the finding's quarantine key (plus its tags when it exists). Gone -> BLOCKED(missing); ETag no
+   longer the finding's -> BLOCKED(changed); nothing is touched. ``SOURCE_READ``.
+2. Copy that version with boto3's managed copy (``client.copy``; multipart from
+   ``multipart_threshold_bytes``, so objects over 5 GB work) into the quarantine bucket, in the same region:
+   no encryption arguments (the bucket's own KMS key applies, whatever key the source used), metadata and
+   content headers spelled out with ``MetadataDirective=REPLACE`` (the same on both paths of the managed
+   copy), ``CopySourceIfMatch`` the finding's ETag, a ``ChecksumAlgorithm`` so S3 computes a comparable
+   checksum. Provenance tags go on atomically (single copy) or right after (multipart). ``COPIED``.
+3. Verify: size, and a checksum (S3's own, or streamed; see quarantine_plan). Then write the
+   ``macie-chatops:verified`` tag: the commit point. ``VERIFIED``.
+4. Object Lock retention or legal hold on the source version -> BLOCKED(locked), both copies kept, no delete
+   attempted. Else delete the source version (``VersionId``; ``IfMatch`` its ETag when unversioned, so an
+   object written since is never deleted). AccessDenied -> BLOCKED(locked) (Object Lock, legal hold or a
+   policy: both copies kept). ``DELETED``.
+5. Count the versions of the key still in the bucket (exact key only). ``COUNTED``.
+
+A redelivery runs the same code: the HEADs of step 1 tell it how far an earlier attempt got, and
+``quarantine_plan.next_step`` says what is left (see its table). The source is only ever deleted right
+after a verification made in the same attempt, so no crash point can lose the object.
+
+Restore is the reverse copy of the exact quarantined bytes to the original bucket and key, as a new version
+(metadata and content type as they were; the bucket's default encryption): HEAD the quarantine copy, HEAD
+the original key (an object there with the same bytes = an earlier attempt's restore: adopt it; any other
+object = refuse, never replace someone's newer data), copy with ``If-None-Match: *`` (S3 refuses the write
+if an object appeared meanwhile), verify. The quarantine copy is kept (decision): it is the audit evidence,
+it keeps the restore idempotent, and the quarantine bucket's retention lifecycle expires it.
+
+Errors: outcomes S3 tells us about (missing, changed, locked, access denied, no quarantine bucket) are
+returned as :class:`MoveOutcome` / :class:`RestoreOutcome`; anything else (throttling after botocore's
+retries, 5xx, network) raises, so the caller records FAILED and the job is retried.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from macie_chatops.names import quarantine_bucket_name
+from macie_chatops.quarantine_plan import (
+    STREAM_ALGORITHM,
+    UNVERSIONED,
+    BlockReason,
+    Checksum,
+    MoveStatus,
+    MoveStep,
+    NextStep,
+    ObjectView,
+    Provenance,
+    RestoreStatus,
+    SourceState,
+    StreamHasher,
+    Verification,
+    VerifyResult,
+    compare,
+    copy_checksum_algorithm,
+    copy_extra_args,
+    copy_state,
+    full_object_checksum,
+    next_step,
+    normalise_etag,
+    provenance,
+    quarantine_key,
+    quarantine_metadata,
+    restored_metadata,
+    source_state,
+    verification_method,
+)
+from macie_chatops.summary import FindingSummary
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+MB: Final = 1024 * 1024
+STREAM_CHUNK_BYTES: Final = 8 * MB
+NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound", "405", "MethodNotAllowed"})
+ACCESS_DENIED_CODES: Final = frozenset({"403", "AccessDenied", "AllAccessDisabled", "KMS.AccessDeniedException"})
+PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
+NO_BUCKET_CODES: Final = frozenset({"NoSuchBucket"})
+ARCHIVED_CODES: Final = frozenset({"InvalidObjectState"})
+# Storage classes a restore may ask for again (the archive classes would make the object unreadable).
+RESTORABLE_STORAGE_CLASSES: Final = frozenset(
+    {"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "REDUCED_REDUNDANCY"}
+)
+
+Checkpoint = Callable[[MoveStep], None]
+
+
+def _no_checkpoint(step: MoveStep) -> None:
+    return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Message", "") or exc)
+
+
+def _copy_precondition_failed(exc: Exception) -> bool:
+    """s3transfer turns a part copy's 412 into S3CopyFailedError; CopyObject's 412 stays a ClientError."""
+    from s3transfer.exceptions import S3CopyFailedError
+
+    return isinstance(exc, S3CopyFailedError) and "did not match expected ETag" in str(exc)
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """One object version to quarantine (from the state record's summary, never from the job message)."""
+
+    finding_id: str
+    account_id: str
+    region: str
+    bucket: str
+    key: str  # raw UTF-8
+    version_id: str  # "" when unversioned
+    etag: str
+    size: int
+    approver: str
+
+    @classmethod
+    def of(cls, summary: FindingSummary, *, approver: str) -> MoveRequest:
+        return cls(
+            finding_id=summary.finding_id,
+            account_id=summary.account_id,
+            region=summary.region,
+            bucket=summary.bucket,
+            key=summary.key,
+            version_id=summary.version_id,
+            etag=summary.etag,
+            size=summary.size,
+            approver=approver,
+        )
+
+    @property
+    def quarantine_bucket(self) -> str:
+        return quarantine_bucket_name(self.account_id, self.region)
+
+    @property
+    def quarantine_key(self) -> str:
+        return quarantine_key(self.finding_id, self.bucket, self.key)
+
+
+@dataclass(frozen=True)
+class MoveOutcome:
+    status: MoveStatus
+    quarantine_bucket: str
+    quarantine_key: str
+    reason: BlockReason | None = None
+    detail: str = ""
+    quarantine_version_id: str | None = None
+    copy_kept: bool = False  # a verified copy is in the quarantine bucket
+    older_versions: int | None = None
+    verification: str | None = None  # e.g. "s3 CRC32:Xg5djw=="
+    resumed: bool = False  # an earlier attempt had already done part of the move
+    retryable: bool = False  # FAILED only: a retry may succeed
+
+    def location(self, region: str) -> dict[str, str]:
+        """Where the copy is, for the state record (``RecordUpdates.quarantine``: strings only)."""
+        location = {"bucket": self.quarantine_bucket, "key": self.quarantine_key, "region": region}
+        if self.quarantine_version_id:
+            location["version_id"] = self.quarantine_version_id
+        if self.older_versions is not None:
+            location["older_versions"] = str(self.older_versions)
+        if self.verification:
+            location["verification"] = self.verification
+        return location
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    finding_id: str
+    account_id: str
+    region: str
+    bucket: str
+    key: str
+    quarantine_key: str
+    storage_class: str = "STANDARD"
+
+    @classmethod
+    def of(cls, summary: FindingSummary, *, quarantine_key_: str | None = None) -> RestoreRequest:
+        return cls(
+            finding_id=summary.finding_id,
+            account_id=summary.account_id,
+            region=summary.region,
+            bucket=summary.bucket,
+            key=summary.key,
+            quarantine_key=quarantine_key_ or quarantine_key(summary.finding_id, summary.bucket, summary.key),
+            storage_class=summary.storage_class,
+        )
+
+    @property
+    def quarantine_bucket(self) -> str:
+        return quarantine_bucket_name(self.account_id, self.region)
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    status: RestoreStatus
+    detail: str = ""
+    restored_version_id: str | None = None
+    verification: str | None = None
+    resumed: bool = False
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class _Located:
+    bucket: str
+    key: str
+    version_id: str | None
+
+    def args(self) -> dict[str, str]:
+        args = {"Bucket": self.bucket, "Key": self.key}
+        if self.version_id:
+            args["VersionId"] = self.version_id
+        return args
+
+
+class ObjectMover:
+    """Quarantine and restore for one member account's S3 client (see the module docstring)."""
+
+    def __init__(
+        self,
+        s3: S3Client,
+        *,
+        multipart_threshold_bytes: int,
+        multipart_chunksize_bytes: int | None = None,
+        max_concurrency: int = 10,
+        stream_chunk_bytes: int = STREAM_CHUNK_BYTES,
+        clock: Callable[[], datetime] = _utcnow,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        if multipart_threshold_bytes < 5 * MB:
+            raise ValueError("the multipart threshold must be at least 5 MiB (S3's smallest part)")
+        from boto3.s3.transfer import TransferConfig
+
+        self._s3 = s3
+        self.multipart_threshold = multipart_threshold_bytes
+        self._transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold_bytes,
+            multipart_chunksize=multipart_chunksize_bytes or multipart_threshold_bytes,
+            max_concurrency=max_concurrency,
+            preferred_transfer_client="classic",  # deterministic: never the CRT client
+        )
+        self._chunk = stream_chunk_bytes
+        self._clock = clock
+        self._checkpoint = checkpoint or _no_checkpoint
+
+    # ----------------------------------------------------------------------------------------------------
+    # Quarantine
+    # ----------------------------------------------------------------------------------------------------
+
+    def quarantine(self, request: MoveRequest) -> MoveOutcome:
+        """Move the finding's object version into quarantine, or say truthfully why not."""
+        from macie_chatops.quarantine_plan import InvalidKeyError
+
+        try:
+            qkey = request.quarantine_key
+        except InvalidKeyError as exc:
+            return self._failed(request, f"the finding's key cannot be quarantined: {exc}", key="")
+        target = _Located(request.quarantine_bucket, qkey, None)
+        source_at = _Located(request.bucket, request.key, request.version_id or None)
+
+        source = self._head_source(request, source_at)
+        if isinstance(source, MoveOutcome):
+            return source
+        self._checkpoint(MoveStep.SOURCE_READ)
+        existing = self._head_copy(request, target)
+        if isinstance(existing, MoveOutcome):
+            return existing
+        copy_view, copy_tags = existing
+        src_state = source_state(source, finding_etag=request.etag)
+        cstate = copy_state(
+            copy_tags,
+            finding_id=request.finding_id,
+            bucket=request.bucket,
+            key=request.key,
+            exists=copy_view is not None,
+        )
+        step = next_step(src_state, cstate)
+        logger.info(
+            "quarantine plan",
+            extra={"finding_id": request.finding_id, "source": src_state.value, "copy": cstate.value, "step": step},
+        )
+
+        if step is NextStep.FAIL_FOREIGN:
+            logger.error(
+                "the quarantine key holds an object that is not this finding's copy: nothing touched",
+                extra={"finding_id": request.finding_id, "quarantine_key": qkey},
+            )
+            return self._failed(
+                request,
+                f"s3://{target.bucket}/{qkey} holds an object whose tags name another finding or object; "
+                "nothing was touched",
+            )
+        if step is NextStep.BLOCK_MISSING:
+            if request.version_id or request.etag:
+                logger.warning(
+                    "source object is gone and no quarantine copy exists",
+                    extra={"finding_id": request.finding_id, "bucket": request.bucket},
+                )
+            return MoveOutcome(
+                MoveStatus.BLOCKED,
+                target.bucket,
+                qkey,
+                reason=BlockReason.MISSING,
+                detail="The object version named by the finding is in neither the source bucket nor the "
+                "quarantine bucket; nothing was moved.",
+            )
+        if step is NextStep.BLOCK_CHANGED:
+            assert source is not None
+            return MoveOutcome(
+                MoveStatus.BLOCKED,
+                target.bucket,
+                qkey,
+                reason=BlockReason.CHANGED,
+                detail=f"ETag is now {source.etag}, the finding names {normalise_etag(request.etag)}; nothing was "
+                "moved.",
+            )
+        if step is NextStep.CONFIRM_COPY:
+            assert copy_view is not None
+            return self._confirm_copy(request, src_state, target, copy_view, copy_tags)
+
+        assert source is not None  # COPY or VERIFY_THEN_DELETE: the source is present
+        return self._copy_verify_delete(
+            request, source, source_at, target, copy_view, copy_tags, resumed=step is NextStep.VERIFY_THEN_DELETE
+        )
+
+    def _copy_verify_delete(
+        self,
+        request: MoveRequest,
+        source: ObjectView,
+        source_at: _Located,
+        target: _Located,
+        copy_view: ObjectView | None,
+        copy_tags: Provenance | None,
+        *,
+        resumed: bool,
+    ) -> MoveOutcome:
+        """Steps 2-5 while the source version is present: (re-)copy, verify, tag verified, delete, count."""
+        qkey = target.key
+        # An unversioned source is read with If-Match, so a stream never mixes in an object written since.
+        if_match = None if source_at.version_id else source.etag
+        verified = None
+        if resumed:
+            assert copy_view is not None
+            copy_at = _Located(target.bucket, target.key, copy_view.version_id)
+            verified = self._verify(
+                copy_view, copy_at, expected=source.checksum, size=source.size, source=source_at, source_etag=if_match
+            )
+            if not verified.ok:
+                logger.warning(
+                    "an earlier copy does not verify against the source; copying again",
+                    extra={"finding_id": request.finding_id, "detail": verified.detail},
+                )
+                verified = None
+        if verified is None:
+            copied = self._copy_to_quarantine(request, source, source_at, target)
+            if isinstance(copied, MoveOutcome):
+                return copied
+            copy_view, copy_tags = copied
+            self._checkpoint(MoveStep.COPIED)
+            copy_at = _Located(target.bucket, target.key, copy_view.version_id)
+            verified = self._verify(
+                copy_view, copy_at, expected=source.checksum, size=source.size, source=source_at, source_etag=if_match
+            )
+            if not verified.ok:
+                return self._verification_failed(request, source_at, copy_at, verified)
+        assert copy_view is not None and verified.checksum is not None
+        copy_at = _Located(target.bucket, target.key, copy_view.version_id)
+        tags = copy_tags or self._provenance(request, source)
+        self._put_tags(copy_at, tags.with_verified(verified.checksum))
+        self._checkpoint(MoveStep.VERIFIED)
+        how = f"{verified.method} {verified.checksum}"
+
+        now = self._clock()
+        if source.lock.active(now):
+            older = self._count_versions(request, moved=source.version_id)
+            return MoveOutcome(
+                MoveStatus.BLOCKED,
+                target.bucket,
+                qkey,
+                reason=BlockReason.LOCKED,
+                detail=f"The source version is protected by {source.lock.describe(now)}; it was not deleted. "
+                f"Both copies are kept (the quarantine copy verified: {how}).",
+                quarantine_version_id=copy_view.version_id,
+                copy_kept=True,
+                older_versions=older,
+                verification=how,
+                resumed=resumed,
+            )
+        blocked = self._delete_source(request, source, source_at)
+        if blocked is not None:
+            older = self._count_versions(request, moved=source.version_id)
+            return MoveOutcome(
+                MoveStatus.BLOCKED,
+                target.bucket,
+                qkey,
+                reason=blocked[0],
+                detail=f"{blocked[1]} Both copies are kept (the quarantine copy verified: {how}).",
+                quarantine_version_id=copy_view.version_id,
+                copy_kept=True,
+                older_versions=older,
+                verification=how,
+                resumed=resumed,
+            )
+        self._checkpoint(MoveStep.DELETED)
+        older = self._count_versions(request, moved=source.version_id)
+        self._checkpoint(MoveStep.COUNTED)
+        return MoveOutcome(
+            MoveStatus.QUARANTINED,
+            target.bucket,
+            qkey,
+            quarantine_version_id=copy_view.version_id,
+            copy_kept=True,
+            older_versions=older,
+            verification=how,
+            resumed=resumed,
+        )
+
+    # -- quarantine steps ---------------------------------------------------------------------------------
+
+    def _failed(
+        self, request: MoveRequest, detail: str, *, retryable: bool = False, key: str | None = None
+    ) -> MoveOutcome:
+        qkey = request.quarantine_key if key is None else key
+        return MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, qkey, detail=detail, retryable=retryable)
+
+    def _blocked(self, request: MoveRequest, reason: BlockReason, detail: str) -> MoveOutcome:
+        return MoveOutcome(MoveStatus.BLOCKED, request.quarantine_bucket, request.quarantine_key, reason, detail)
+
+    def _head(self, at: _Located, **extra: str) -> ObjectView | None:
+        """The object's facts, or None when it is not there (404, or 405: the version is a delete marker)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._s3.head_object(**at.args(), ChecksumMode="ENABLED", **extra)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _code(exc) in NOT_FOUND_CODES:
+                return None
+            raise
+        return ObjectView.from_head(head)
+
+    def _head_source(self, request: MoveRequest, at: _Located) -> ObjectView | MoveOutcome | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._head(at)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in ACCESS_DENIED_CODES:
+                return self._blocked(
+                    request,
+                    BlockReason.ACCESS_DENIED,
+                    f"The remediation role may not read s3://{request.bucket} ({code}); nothing was moved.",
+                )
+            if code in NO_BUCKET_CODES:
+                return self._blocked(request, BlockReason.MISSING, f"Bucket {request.bucket} no longer exists.")
+            if code in {"400", "InvalidArgument", "BadRequest"}:
+                return self._failed(
+                    request,
+                    f"S3 refused to read the object ({code}): an SSE-C object, or a version id S3 does not accept",
+                )
+            raise
+
+    def _head_copy(
+        self, request: MoveRequest, at: _Located
+    ) -> tuple[ObjectView | None, Provenance | None] | MoveOutcome:
+        from botocore.exceptions import ClientError
+
+        try:
+            view = self._head(at)
+            if view is None:
+                return None, None
+            tagging = self._s3.get_object_tagging(**_Located(at.bucket, at.key, view.version_id).args())  # type: ignore[arg-type]
+        except ClientError as exc:
+            code = _code(exc)
+            if code in NO_BUCKET_CODES:
+                return self._no_quarantine_bucket(request)
+            if code in ACCESS_DENIED_CODES:
+                return self._failed(
+                    request,
+                    f"the remediation role may not read its quarantine bucket {at.bucket} ({code}): check the member "
+                    "stack's role policy",
+                )
+            raise
+        return view, Provenance.from_tag_set(tagging.get("TagSet", []))
+
+    def _no_quarantine_bucket(self, request: MoveRequest) -> MoveOutcome:
+        return self._failed(
+            request,
+            f"quarantine bucket {request.quarantine_bucket} does not exist: deploy the member stack to account "
+            f"{request.account_id} in {request.region}, then re-queue the finding",
+        )
+
+    def _provenance(self, request: MoveRequest, source: ObjectView) -> Provenance:
+        return provenance(
+            finding_id=request.finding_id,
+            bucket=request.bucket,
+            key=request.key,
+            version_id=source.version_id or request.version_id,
+            etag=source.etag,
+            size=source.size,
+            checksum=source.checksum,
+            approver=request.approver,
+            at=self._clock(),
+        )
+
+    def _copy_to_quarantine(
+        self, request: MoveRequest, source: ObjectView, source_at: _Located, target: _Located
+    ) -> tuple[ObjectView, Provenance] | MoveOutcome:
+        from botocore.exceptions import ClientError
+
+        multipart = source.size >= self.multipart_threshold
+        tags = self._provenance(request, source)
+        metadata, _ = quarantine_metadata(source.metadata, request.key)
+        extra = copy_extra_args(
+            source,
+            metadata=metadata,
+            checksum_algorithm=copy_checksum_algorithm(source.checksum, multipart=multipart),
+            # Single copy: tags atomically with the object. Multipart: s3transfer would put them with the
+            # copy's ChecksumAlgorithm (CRC64NVME needs awscrt), so we tag right after the copy instead.
+            tagging=None if multipart else tags.tagging(),
+            if_match=source.etag,
+        )
+        if multipart:
+            extra["TaggingDirective"] = "REPLACE"
+            extra["Tagging"] = ""
+        try:
+            self._managed_copy(source_at, target, extra)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in PRECONDITION_CODES:
+                return self._blocked(
+                    request, BlockReason.CHANGED, "The object changed while it was being copied; nothing was moved."
+                )
+            if code in NOT_FOUND_CODES:
+                return self._blocked(
+                    request, BlockReason.MISSING, "The object version disappeared while it was being copied."
+                )
+            if code in NO_BUCKET_CODES:
+                return self._no_quarantine_bucket(request)
+            if code in ACCESS_DENIED_CODES:
+                return self._blocked(
+                    request,
+                    BlockReason.ACCESS_DENIED,
+                    f"Copying into the quarantine bucket was denied ({code}: {_message(exc)}); check the source "
+                    "object's KMS key policy and the remediation role; nothing was moved.",
+                )
+            if code in ARCHIVED_CODES:
+                return self._failed(
+                    request,
+                    f"the object is in an archive storage class ({code}): restore it from the archive first, then "
+                    "re-queue the finding",
+                )
+            raise
+        except Exception as exc:
+            if _copy_precondition_failed(exc):
+                return self._blocked(
+                    request, BlockReason.CHANGED, "The object changed while it was being copied; nothing was moved."
+                )
+            raise
+        view = self._head(target)
+        if view is None:
+            raise RuntimeError(f"the copy to s3://{target.bucket}/{target.key} completed but cannot be read back")
+        copy_at = _Located(target.bucket, target.key, view.version_id)
+        if multipart:
+            self._put_tags(copy_at, tags)
+        return view, tags
+
+    def _managed_copy(self, source: _Located, target: _Located, extra: Mapping[str, Any]) -> None:
+        copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
+        if source.version_id:
+            copy_source["VersionId"] = source.version_id
+        self._s3.copy(
+            CopySource=copy_source,  # type: ignore[arg-type]
+            Bucket=target.bucket,
+            Key=target.key,
+            ExtraArgs=dict(extra),
+            SourceClient=self._s3,
+            Config=self._transfer_config,
+        )
+
+    def _put_tags(self, at: _Located, tags: Provenance) -> None:
+        args: dict[str, Any] = {"Bucket": at.bucket, "Key": at.key, "Tagging": {"TagSet": tags.tag_set()}}
+        if at.version_id:
+            args["VersionId"] = at.version_id
+        self._s3.put_object_tagging(**args)
+
+    def _stream(self, at: _Located, algorithm: str, *, if_match: str | None = None) -> Checksum:
+        """The object's checksum, computed here reading it once with a bounded buffer."""
+        args: dict[str, Any] = at.args()
+        if if_match:
+            args["IfMatch"] = f'"{if_match}"'
+        body = self._s3.get_object(**args)["Body"]
+        hasher = StreamHasher(algorithm)
+        try:
+            for chunk in body.iter_chunks(self._chunk):
+                hasher.update(chunk)
+        finally:
+            body.close()
+        return hasher.checksum()
+
+    def _verify(
+        self,
+        copy: ObjectView,
+        copy_at: _Located,
+        *,
+        expected: Checksum | None,
+        size: int,
+        source: _Located | None,
+        source_etag: str | None = None,
+    ) -> VerifyResult:
+        """Size, then one checksum (quarantine_plan.verification_method says which)."""
+        method = verification_method(expected, copy.checksum)
+        if copy.size != size:
+            return VerifyResult(False, method, None, f"size differs: expected {size} bytes, copy has {copy.size}")
+        if method is Verification.S3:
+            assert expected is not None and copy.checksum is not None
+            return compare(expected, copy.checksum, method)
+        if method is Verification.STREAM_COPY:
+            assert expected is not None
+            return compare(expected, self._stream(copy_at, expected.algorithm), method)
+        if source is None:
+            return VerifyResult(False, method, None, "no checksum to compare with and no source to read")
+        return compare(
+            self._stream(source, STREAM_ALGORITHM, if_match=source_etag),
+            self._stream(copy_at, STREAM_ALGORITHM),
+            method,
+        )
+
+    def _verification_failed(
+        self, request: MoveRequest, source_at: _Located, copy_at: _Located, result: VerifyResult
+    ) -> MoveOutcome:
+        """The copy is not the source's bytes: drop it (the source still holds them) and say why."""
+        logger.error(
+            "quarantine copy failed verification; discarding it, the source is untouched",
+            extra={"finding_id": request.finding_id, "detail": result.detail},
+        )
+        self._s3.delete_object(**copy_at.args())  # type: ignore[arg-type]
+        now_source = self._head(source_at)
+        if now_source is None:
+            return self._blocked(request, BlockReason.MISSING, "The object disappeared while it was being copied.")
+        if now_source.etag != normalise_etag(request.etag):
+            return self._blocked(
+                request, BlockReason.CHANGED, "The object changed while it was being copied; nothing was moved."
+            )
+        return self._failed(
+            request, f"the quarantine copy did not verify ({result.detail}); it was discarded", retryable=True
+        )
+
+    def _confirm_copy(
+        self,
+        request: MoveRequest,
+        src_state: SourceState,
+        target: _Located,
+        copy: ObjectView,
+        tags: Provenance | None,
+    ) -> MoveOutcome:
+        """The source is gone or replaced and our copy exists: verify the copy on its own, report the truth."""
+        copy_at = _Located(target.bucket, target.key, copy.version_id)
+        expected = (tags.verified or tags.source_checksum) if tags else None
+        size = tags.source_size if tags and tags.source_size is not None else request.size
+        if expected is None:
+            # An untagged copy (a crash between a multipart copy and its tagging): only the size is known.
+            ok = copy.size == size
+            result = VerifyResult(ok, Verification.STREAM_BOTH, None, "" if ok else f"size {copy.size} != {size}")
+            how = "size only (the copy carries no checksum record)"
+        else:
+            result = self._verify(copy, copy_at, expected=expected, size=size, source=None)
+            how = f"{result.method} {result.checksum}" if result.ok else ""
+        if not result.ok:
+            logger.error(
+                "source gone and the quarantine copy does not verify: both kept as they are",
+                extra={"finding_id": request.finding_id, "detail": result.detail},
+            )
+            return self._failed(
+                request,
+                f"the source version is gone and the quarantine copy s3://{target.bucket}/{target.key} does not "
+                f"verify ({result.detail}); nothing was deleted, investigate by hand",
+            )
+        if tags is not None and tags.verified is None and result.checksum is not None:
+            self._put_tags(copy_at, tags.with_verified(result.checksum))
+        elif tags is None:
+            logger.warning(
+                "quarantine copy had no tags; confirmed by size only", extra={"finding_id": request.finding_id}
+            )
+        older = self._count_versions(request, moved=request.version_id or None)
+        self._checkpoint(MoveStep.COUNTED)
+        if src_state is SourceState.CHANGED:
+            return MoveOutcome(
+                MoveStatus.BLOCKED,
+                target.bucket,
+                target.key,
+                reason=BlockReason.CHANGED,
+                detail="The finding's version is in quarantine (verified), but a different object was written to "
+                "the key since; that new object was left in place.",
+                quarantine_version_id=copy.version_id,
+                copy_kept=True,
+                older_versions=older,
+                verification=how,
+                resumed=True,
+            )
+        return MoveOutcome(
+            MoveStatus.QUARANTINED,
+            target.bucket,
+            target.key,
+            quarantine_version_id=copy.version_id,
+            copy_kept=True,
+            older_versions=older,
+            verification=how,
+            resumed=True,
+        )
+
+    def _delete_source(self, request: MoveRequest, source: ObjectView, at: _Located) -> tuple[BlockReason, str] | None:
+        """Delete the source version permanently; the reason it was refused, if it was."""
+        from botocore.exceptions import ClientError
+
+        args: dict[str, Any] = {"Bucket": at.bucket, "Key": at.key}
+        version = request.version_id or source.version_id
+        if version and version != UNVERSIONED:
+            args["VersionId"] = version  # immutable: deleting it can only ever remove these bytes
+        else:
+            if version == UNVERSIONED:
+                args["VersionId"] = UNVERSIONED
+            args["IfMatch"] = f'"{source.etag}"'  # never delete an object written since the copy
+        try:
+            self._s3.delete_object(**args)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in NOT_FOUND_CODES:
+                return None  # already gone (a concurrent delivery of the same job)
+            if code in ACCESS_DENIED_CODES:
+                return (
+                    BlockReason.LOCKED,
+                    f"Deleting the source version was denied ({code}): Object Lock, a legal hold or a policy "
+                    "protects it.",
+                )
+            if code in PRECONDITION_CODES:
+                return (
+                    BlockReason.CHANGED,
+                    "The object was overwritten after the copy; the new object was left in place.",
+                )
+            raise
+        return None
+
+    def _count_versions(self, request: MoveRequest, *, moved: str | None) -> int | None:
+        """Versions of exactly the finding's key still in the bucket (other than the one moved)."""
+        from botocore.exceptions import ClientError
+
+        count = 0
+        try:
+            pages = self._s3.get_paginator("list_object_versions").paginate(Bucket=request.bucket, Prefix=request.key)
+            for page in pages:
+                entries = list(itertools.chain(page.get("Versions", []), page.get("DeleteMarkers", [])))
+                count += sum(
+                    1
+                    for v in page.get("Versions", [])
+                    if v.get("Key") == request.key and (moved is None or v.get("VersionId") != moved)
+                )
+                # Keys are listed in UTF-8 byte order, so once a longer key appears the exact key is done.
+                if any(e.get("Key") != request.key for e in entries):
+                    break
+        except ClientError as exc:
+            logger.warning(
+                "could not count older versions", extra={"finding_id": request.finding_id, "code": _code(exc)}
+            )
+            return None
+        return count
+
+    # ----------------------------------------------------------------------------------------------------
+    # Restore
+    # ----------------------------------------------------------------------------------------------------
+
+    def restore(self, request: RestoreRequest) -> RestoreOutcome:
+        """Copy the quarantined bytes back to the original bucket and key (see the module docstring)."""
+        from botocore.exceptions import ClientError
+
+        quarantined_at = _Located(request.quarantine_bucket, request.quarantine_key, None)
+        destination = _Located(request.bucket, request.key, None)
+        try:
+            copy = self._head(quarantined_at)
+        except ClientError as exc:
+            return self._restore_refused(f"cannot read the quarantine copy ({_code(exc)}: {_message(exc)})", exc)
+        if copy is None:
+            logger.error("restore: the quarantine copy is missing", extra={"finding_id": request.finding_id})
+            return RestoreOutcome(
+                RestoreStatus.FAILED,
+                f"the quarantine copy s3://{quarantined_at.bucket}/{quarantined_at.key} does not exist",
+            )
+        quarantined_at = _Located(quarantined_at.bucket, quarantined_at.key, copy.version_id)
+        tagging = self._s3.get_object_tagging(**quarantined_at.args())  # type: ignore[arg-type]
+        tags = Provenance.from_tag_set(tagging.get("TagSet", []))
+        expected = (tags.verified or tags.source_checksum) if tags else None
+        if expected is None:
+            expected = copy.checksum
+
+        try:
+            present = self._head(destination)
+        except ClientError as exc:
+            return self._restore_refused(f"cannot read s3://{request.bucket}/{request.key} ({_code(exc)})", exc)
+        if present is not None:
+            return self._adopt_or_refuse(request, present, destination, copy, quarantined_at, expected)
+
+        multipart = copy.size >= self.multipart_threshold
+        algorithm = expected.algorithm if expected is not None and not multipart else None
+        extra = copy_extra_args(
+            copy,
+            metadata=restored_metadata(copy.metadata, request.key),
+            checksum_algorithm=algorithm or copy_checksum_algorithm(None, multipart=multipart),
+            tagging="",  # the quarantine tags stay on the quarantine copy
+            if_match=copy.etag,
+            storage_class=request.storage_class if request.storage_class in RESTORABLE_STORAGE_CLASSES else None,
+        )
+        try:
+            with self._if_none_match(destination):
+                self._managed_copy(quarantined_at, destination, extra)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in PRECONDITION_CODES:
+                # If-None-Match: an object appeared at the key while we copied. Look again.
+                present = self._head(destination)
+                if present is not None:
+                    return self._adopt_or_refuse(request, present, destination, copy, quarantined_at, expected)
+            if code in ACCESS_DENIED_CODES | NO_BUCKET_CODES:
+                return self._restore_refused(f"the copy back was refused ({code}: {_message(exc)})", exc)
+            raise
+        self._checkpoint(MoveStep.RESTORE_COPIED)
+        restored = self._head(destination)
+        if restored is None:
+            raise RuntimeError(f"the restored object s3://{request.bucket}/{request.key} cannot be read back")
+        restored_at = _Located(destination.bucket, destination.key, restored.version_id)
+        result = self._verify(restored, restored_at, expected=expected, size=copy.size, source=quarantined_at)
+        if not result.ok:
+            logger.error(
+                "restored copy failed verification; removing it (the quarantine copy is kept)",
+                extra={"finding_id": request.finding_id, "detail": result.detail},
+            )
+            if restored.version_id:
+                self._s3.delete_object(**restored_at.args())  # type: ignore[arg-type]
+            else:
+                self._s3.delete_object(Bucket=restored_at.bucket, Key=restored_at.key, IfMatch=f'"{restored.etag}"')
+            return RestoreOutcome(
+                RestoreStatus.FAILED, f"the restored copy did not verify ({result.detail})", retryable=True
+            )
+        self._checkpoint(MoveStep.RESTORE_VERIFIED)
+        return RestoreOutcome(
+            RestoreStatus.RESTORED,
+            restored_version_id=restored.version_id,
+            verification=f"{result.method} {result.checksum}",
+        )
+
+    def _adopt_or_refuse(
+        self,
+        request: RestoreRequest,
+        present: ObjectView,
+        present_at: _Located,
+        copy: ObjectView,
+        copy_at: _Located,
+        expected: Checksum | None,
+    ) -> RestoreOutcome:
+        """An object is at the original key: the same bytes (an earlier attempt's restore) or someone's new data."""
+        at = _Located(present_at.bucket, present_at.key, present.version_id)
+        result = self._verify(present, at, expected=expected, size=copy.size, source=copy_at)
+        if result.ok:
+            return RestoreOutcome(
+                RestoreStatus.RESTORED,
+                "the original key already holds the quarantined bytes",
+                restored_version_id=present.version_id,
+                verification=f"{result.method} {result.checksum}",
+                resumed=True,
+            )
+        return RestoreOutcome(
+            RestoreStatus.REFUSED,
+            f"s3://{request.bucket}/{request.key} now holds a different object (ETag {present.etag}); restoring "
+            "would replace it. The object stays in quarantine.",
+        )
+
+    def _restore_refused(self, detail: str, exc: Exception) -> RestoreOutcome:
+        code = _code(exc)
+        if code in ACCESS_DENIED_CODES | NO_BUCKET_CODES | NOT_FOUND_CODES:
+            return RestoreOutcome(RestoreStatus.REFUSED, detail)
+        raise exc
+
+    @contextmanager
+    def _if_none_match(self, destination: _Located) -> Iterator[None]:
+        """Make the copy's final write conditional (``If-None-Match: *``): S3 refuses it if an object
+        appeared at the key since we looked. s3transfer does not pass IfNoneMatch through, so a botocore
+        ``before-parameter-build`` handler adds it to CopyObject / CompleteMultipartUpload for this key."""
+
+        def add(params: dict[str, Any], **_: Any) -> None:
+            if params.get("Bucket") == destination.bucket and params.get("Key") == destination.key:
+                params["IfNoneMatch"] = "*"
+
+        events = self._s3.meta.events
+        handler_id = f"macie-chatops-if-none-match-{id(destination)}"
+        for event in ("before-parameter-build.s3.CopyObject", "before-parameter-build.s3.CompleteMultipartUpload"):
+            events.register(event, add, unique_id=f"{handler_id}-{event}")
+        try:
+            yield
+        finally:
+            for event in ("before-parameter-build.s3.CopyObject", "before-parameter-build.s3.CompleteMultipartUpload"):
+                events.unregister(event, unique_id=f"{handler_id}-{event}")
+
+
+__all__ = [
+    "MoveOutcome",
+    "MoveRequest",
+    "ObjectMover",
+    "RestoreOutcome",
+    "RestoreRequest",
+    "full_object_checksum",
+]

@@ -1,0 +1,640 @@
+"""The quarantine plan: every decision about moving an object that can be made without I/O.
+
+The S3 adapter (``move.py``) reads objects and asks this module what they mean and what to do next; it never
+decides on its own. Everything here is pure (no boto3, no network) so each rule is unit-tested directly.
+
+Conventions (documented here once; ``docs/architecture.md`` links to this module):
+
+- **Quarantine key**: ``<finding id>/<source bucket>/<source key>``, the key raw (never URL-decoded). When
+  that would exceed S3's 1,024-byte key limit (counted in UTF-8 bytes) the source key is cut at a character
+  boundary and ``~<sha256 hex of the full key>`` appended, so the key stays stable and unique.
+- **Source key encoding** (tags and metadata only allow some characters): ``base64url`` of the key's UTF-8
+  bytes, RFC 4648 section 5, without ``=`` padding. The full key goes into the copy's user metadata
+  (:data:`METADATA_SOURCE_KEY`) when it fits S3's 2 KB metadata budget next to the object's own metadata,
+  and into the tag ``macie-chatops:source-key-b64`` when it fits a tag value (256 chars, i.e. keys of up to
+  192 bytes); otherwise the tag ``macie-chatops:source-key-sha256`` carries its SHA-256 (hex). The state
+  record always holds the full key.
+- **Tags on the quarantine copy** (at most 10, S3's limit): finding id, source bucket, source key, source
+  version (``null`` when unversioned, as S3 names it), source ETag, source size, approver, time, the
+  source's checksum (``<ALGORITHM>:<base64>``, or ``none``), and, written only once the copy verified,
+  ``macie-chatops:verified`` = the checksum it verified with. That last tag is the commit point: the
+  source is deleted only after it is written.
+- **Verification** (size always, plus one checksum, in this order of preference):
+  1. ``s3``: the source has a full-object checksum and S3 reports the same algorithm on the copy (S3
+     computes it over the bytes it wrote when the copy asks for it): compare the two values. No bytes read.
+  2. ``stream-copy``: the source has a full-object CRC32, SHA-1 or SHA-256 (computable here at C speed):
+     read the copy once, bounded buffer, and compare with the source's stored value.
+  3. ``stream-both``: otherwise (no source checksum, or only CRC32C/CRC64NVME which the Lambda runtime
+     cannot compute without awscrt): read both with SHA-256 and compare. Works for any size, costs two reads.
+- **Metadata** of the copy: the source's user metadata and content headers unchanged, plus the encoded key
+  when it fits; a restore strips exactly that one entry again (only when it holds the encoded original key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+TAG_PREFIX: Final = "macie-chatops:"
+TAG_FINDING_ID: Final = "macie-chatops:finding-id"
+TAG_SOURCE_BUCKET: Final = "macie-chatops:source-bucket"
+TAG_SOURCE_KEY_B64: Final = "macie-chatops:source-key-b64"
+TAG_SOURCE_KEY_SHA256: Final = "macie-chatops:source-key-sha256"
+TAG_SOURCE_VERSION: Final = "macie-chatops:source-version"
+TAG_SOURCE_ETAG: Final = "macie-chatops:source-etag"
+TAG_SOURCE_SIZE: Final = "macie-chatops:source-size"
+TAG_SOURCE_CHECKSUM: Final = "macie-chatops:source-checksum"
+TAG_APPROVER: Final = "macie-chatops:approver"
+TAG_QUARANTINED_AT: Final = "macie-chatops:quarantined-at"
+TAG_VERIFIED: Final = "macie-chatops:verified"
+
+METADATA_SOURCE_KEY: Final = "macie-chatops-source-key-b64"
+
+MAX_KEY_BYTES: Final = 1024
+MAX_TAGS: Final = 10
+MAX_TAG_VALUE: Final = 256
+MAX_METADATA_BYTES: Final = 2048
+UNVERSIONED: Final = "null"  # what S3 calls the version of an object in an unversioned bucket
+NO_CHECKSUM: Final = "none"
+HASH_SUFFIX_SEPARATOR: Final = "~"
+
+# S3 object tag values: letters, digits, spaces and _ . : / = + - @ (we keep to ASCII letters).
+_TAG_SAFE = re.compile(r"[^A-Za-z0-9 _.:/=+\-@]")
+_COMPOSITE = re.compile(r"-\d+$")
+
+# Checksum algorithms in S3's response field names, most preferred first (CRC64NVME is S3's default).
+CHECKSUM_ALGORITHMS: Final = ("CRC64NVME", "CRC32C", "CRC32", "SHA256", "SHA1")
+LOCALLY_COMPUTABLE: Final = frozenset({"CRC32", "SHA1", "SHA256"})
+# The algorithm asked for on a multipart copy: S3 makes CRC64NVME multipart checksums full-object.
+MULTIPART_COPY_ALGORITHM: Final = "CRC64NVME"
+DEFAULT_COPY_ALGORITHM: Final = "CRC64NVME"
+STREAM_ALGORITHM: Final = "SHA256"
+
+# Content headers that belong to the object and survive the move both ways (with the user metadata).
+CONTENT_HEADERS: Final = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "WebsiteRedirectLocation",
+)
+
+
+class BlockReason(StrEnum):
+    """Why a move stopped safely (slack_messages.BLOCKED_REASONS)."""
+
+    MISSING = "missing"
+    CHANGED = "changed"
+    LOCKED = "locked"
+    ACCESS_DENIED = "access_denied"
+
+
+class MoveStatus(StrEnum):
+    QUARANTINED = "QUARANTINED"
+    BLOCKED = "BLOCKED"
+    FAILED = "FAILED"
+
+
+class RestoreStatus(StrEnum):
+    RESTORED = "RESTORED"
+    REFUSED = "REFUSED"  # nothing written; the object stays quarantined (the reason says why)
+    FAILED = "FAILED"
+
+
+class MoveStep(StrEnum):
+    """The points between the mover's steps; a ``checkpoint`` callback is called after each one."""
+
+    SOURCE_READ = "source_read"
+    COPIED = "copied"
+    VERIFIED = "verified"  # the verified tag is written: the commit point before the delete
+    DELETED = "deleted"
+    COUNTED = "counted"  # older versions counted: the move is complete, nothing is recorded yet
+    RESTORE_COPIED = "restore_copied"
+    RESTORE_VERIFIED = "restore_verified"
+
+
+class InvalidKeyError(ValueError):
+    """A source key S3 cannot hold (not encodable as UTF-8, or empty)."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------------------------------------
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _utf8(key: str) -> bytes:
+    if not key:
+        raise InvalidKeyError("an S3 key cannot be empty")
+    try:
+        return key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"the key is not valid Unicode text (position {exc.start}): S3 cannot hold it") from None
+
+
+def key_digest(key: str) -> str:
+    """SHA-256 (hex) of the key's UTF-8 bytes: the stable short name of a key."""
+    return hashlib.sha256(_utf8(key)).hexdigest()
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 encoding fits ``max_bytes`` (never splits a character)."""
+    if max_bytes <= 0:
+        return ""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    # errors="ignore" drops the partial multibyte sequence at the cut, so no character is ever split.
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def quarantine_key(finding_id: str, bucket: str, key: str) -> str:
+    """``<finding id>/<bucket>/<key>``, shortened with a stable hash when it would exceed 1,024 UTF-8 bytes."""
+    _utf8(key)
+    prefix = f"{finding_id}/{bucket}/"
+    full = prefix + key
+    if utf8_len(full) <= MAX_KEY_BYTES:
+        return full
+    suffix = HASH_SUFFIX_SEPARATOR + key_digest(key)
+    room = MAX_KEY_BYTES - utf8_len(prefix) - len(suffix)
+    if room < 0:
+        raise InvalidKeyError(f"finding id and bucket leave no room for the key ({utf8_len(prefix)} bytes)")
+    return prefix + cut_utf8(key, room) + suffix
+
+
+def encode_key(key: str) -> str:
+    """base64url (RFC 4648 section 5) of the key's UTF-8 bytes, without padding: tag- and header-safe."""
+    return base64.urlsafe_b64encode(_utf8(key)).decode("ascii").rstrip("=")
+
+
+def decode_key(encoded: str) -> str:
+    """The key :func:`encode_key` encoded (raises ValueError when ``encoded`` is not such a value)."""
+    padded = encoded + "=" * (-len(encoded) % 4)
+    try:
+        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"not a base64url-encoded key: {exc}") from None
+    return raw.decode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tags
+# --------------------------------------------------------------------------------------------------------
+
+
+def tag_value(text: str) -> str:
+    """``text`` as an S3 tag value: disallowed characters become ``_``, at most 256 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _TAG_SAFE.sub("_", ascii_text)[:MAX_TAG_VALUE]
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """A full-object checksum as S3 reports it: algorithm (``CRC32``...) and base64 value."""
+
+    algorithm: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.value}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Checksum | None:
+        """``ALGORITHM:value`` back into a Checksum; None for ``none``, empty or malformed text."""
+        if not text or text == NO_CHECKSUM or ":" not in text:
+            return None
+        algorithm, value = text.split(":", 1)
+        if algorithm not in (*CHECKSUM_ALGORITHMS, STREAM_ALGORITHM) or not value:
+            return None
+        return cls(algorithm, value)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What the quarantine copy's tags say about where it came from (see the module docstring)."""
+
+    finding_id: str
+    source_bucket: str
+    source_version: str  # "null" when unversioned
+    source_etag: str
+    source_size: int | None
+    source_checksum: Checksum | None
+    approver: str
+    quarantined_at: str
+    source_key_b64: str | None = None
+    source_key_sha256: str | None = None
+    verified: Checksum | None = None
+
+    def names_key(self, key: str) -> bool:
+        """True when the tags identify ``key`` (by its encoding, or by its hash when it was too long)."""
+        if self.source_key_b64 is not None:
+            return self.source_key_b64 == encode_key(key)
+        if self.source_key_sha256 is not None:
+            return self.source_key_sha256 == key_digest(key)
+        return False
+
+    def tag_set(self) -> list[dict[str, str]]:
+        """The S3 TagSet (at most 10 tags; every value tag-safe and at most 256 characters)."""
+        tags = {
+            TAG_FINDING_ID: self.finding_id,
+            TAG_SOURCE_BUCKET: self.source_bucket,
+            TAG_SOURCE_VERSION: self.source_version,
+            TAG_SOURCE_ETAG: self.source_etag,
+            TAG_SOURCE_SIZE: "" if self.source_size is None else str(self.source_size),
+            TAG_SOURCE_CHECKSUM: str(self.source_checksum) if self.source_checksum else NO_CHECKSUM,
+            TAG_APPROVER: self.approver,
+            TAG_QUARANTINED_AT: self.quarantined_at,
+        }
+        if self.source_key_b64 is not None:
+            tags[TAG_SOURCE_KEY_B64] = self.source_key_b64
+        elif self.source_key_sha256 is not None:
+            tags[TAG_SOURCE_KEY_SHA256] = self.source_key_sha256
+        if self.verified is not None:
+            tags[TAG_VERIFIED] = str(self.verified)
+        tag_set = [{"Key": k, "Value": tag_value(v)} for k, v in tags.items()]
+        if len(tag_set) > MAX_TAGS:  # pragma: no cover - the set above has at most 10 entries by construction
+            raise AssertionError(f"{len(tag_set)} tags exceed S3's limit of {MAX_TAGS}")
+        return tag_set
+
+    def tagging(self) -> str:
+        """The tag set as the ``Tagging`` header of a copy (URL query encoding)."""
+        from urllib.parse import urlencode
+
+        return urlencode([(t["Key"], t["Value"]) for t in self.tag_set()])
+
+    def with_verified(self, checksum: Checksum) -> Provenance:
+        return _replace(self, verified=checksum)
+
+    @classmethod
+    def from_tag_set(cls, tag_set: Iterable[Mapping[str, Any]]) -> Provenance | None:
+        """Our tags back into a Provenance; None when the object carries no finding id tag (not ours)."""
+        tags = {str(t["Key"]): str(t["Value"]) for t in tag_set if str(t.get("Key", "")).startswith(TAG_PREFIX)}
+        finding_id = tags.get(TAG_FINDING_ID)
+        if not finding_id:
+            return None
+        size_text = tags.get(TAG_SOURCE_SIZE, "")
+        return cls(
+            finding_id=finding_id,
+            source_bucket=tags.get(TAG_SOURCE_BUCKET, ""),
+            source_version=tags.get(TAG_SOURCE_VERSION, ""),
+            source_etag=tags.get(TAG_SOURCE_ETAG, ""),
+            source_size=int(size_text) if size_text.isdigit() else None,
+            source_checksum=Checksum.parse(tags.get(TAG_SOURCE_CHECKSUM)),
+            approver=tags.get(TAG_APPROVER, ""),
+            quarantined_at=tags.get(TAG_QUARANTINED_AT, ""),
+            source_key_b64=tags.get(TAG_SOURCE_KEY_B64),
+            source_key_sha256=tags.get(TAG_SOURCE_KEY_SHA256),
+            verified=Checksum.parse(tags.get(TAG_VERIFIED)),
+        )
+
+
+def _replace(provenance: Provenance, **changes: Any) -> Provenance:
+    from dataclasses import replace
+
+    return replace(provenance, **changes)
+
+
+def provenance(
+    *,
+    finding_id: str,
+    bucket: str,
+    key: str,
+    version_id: str,
+    etag: str,
+    size: int,
+    checksum: Checksum | None,
+    approver: str,
+    at: datetime,
+) -> Provenance:
+    """The provenance tags of a new quarantine copy (before verification)."""
+    encoded = encode_key(key)
+    fits = len(encoded) <= MAX_TAG_VALUE
+    return Provenance(
+        finding_id=finding_id,
+        source_bucket=bucket,
+        source_version=version_id or UNVERSIONED,
+        source_etag=normalise_etag(etag),
+        source_size=size,
+        source_checksum=checksum,
+        approver=approver,
+        quarantined_at=format_time(at),
+        source_key_b64=encoded if fits else None,
+        source_key_sha256=None if fits else key_digest(key),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# What a HEAD says
+# --------------------------------------------------------------------------------------------------------
+
+
+def normalise_etag(etag: str | None) -> str:
+    """ETags compare without their quotes (Macie sends them bare, S3 quoted)."""
+    return (etag or "").strip().strip('"')
+
+
+@dataclass(frozen=True)
+class LockState:
+    mode: str | None = None  # GOVERNANCE | COMPLIANCE
+    retain_until: datetime | None = None
+    legal_hold: bool = False
+
+    def active(self, now: datetime) -> bool:
+        if self.legal_hold:
+            return True
+        return self.mode is not None and self.retain_until is not None and self.retain_until > now
+
+    def describe(self, now: datetime) -> str:
+        parts = []
+        if self.mode and self.retain_until and self.retain_until > now:
+            parts.append(f"Object Lock {self.mode} retention until {format_time(self.retain_until)}")
+        if self.legal_hold:
+            parts.append("a legal hold")
+        return " and ".join(parts) if parts else "no lock"
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """The facts of one object version, from a HEAD (``ChecksumMode=ENABLED``)."""
+
+    etag: str
+    size: int
+    version_id: str | None
+    metadata: Mapping[str, str]
+    content: Mapping[str, Any]
+    checksum: Checksum | None  # the full-object checksum, when S3 has one
+    lock: LockState
+    storage_class: str | None = None
+
+    @classmethod
+    def from_head(cls, head: Mapping[str, Any]) -> ObjectView:
+        until = head.get("ObjectLockRetainUntilDate")
+        if isinstance(until, datetime) and until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        return cls(
+            etag=normalise_etag(head.get("ETag")),
+            size=int(head.get("ContentLength", 0)),
+            version_id=head.get("VersionId") or None,
+            metadata=dict(head.get("Metadata") or {}),
+            content={name: head[name] for name in CONTENT_HEADERS if head.get(name) not in (None, "")},
+            checksum=full_object_checksum(head),
+            lock=LockState(
+                mode=head.get("ObjectLockMode") or None,
+                retain_until=until if isinstance(until, datetime) else None,
+                legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+            ),
+            storage_class=head.get("StorageClass") or None,
+        )
+
+
+def full_object_checksum(head: Mapping[str, Any]) -> Checksum | None:
+    """The object's full-object checksum from a HEAD/copy response; None when it has none or only a
+    composite one (a multipart object's checksum-of-checksums, ``...-N``, which says nothing about the
+    object's bytes as a whole)."""
+    if head.get("ChecksumType") == "COMPOSITE":
+        return None
+    for algorithm in CHECKSUM_ALGORITHMS:
+        value = head.get(f"Checksum{algorithm}")
+        if isinstance(value, str) and value and not _COMPOSITE.search(value):
+            return Checksum(algorithm, value)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Copy arguments
+# --------------------------------------------------------------------------------------------------------
+
+
+def metadata_bytes(metadata: Mapping[str, str]) -> int:
+    """User-defined metadata size as S3 counts it: UTF-8 bytes of every key and value."""
+    return sum(utf8_len(k) + utf8_len(v) for k, v in metadata.items())
+
+
+def quarantine_metadata(source_metadata: Mapping[str, str], key: str) -> tuple[dict[str, str], bool]:
+    """The copy's user metadata: the source's, plus the encoded full key when it fits the 2 KB budget.
+
+    Returns the metadata and whether the key was added. The source's own metadata always wins: if it
+    already uses our name, or is too large for the key to fit, the key is only in the tags and the record.
+    """
+    metadata = dict(source_metadata)
+    if METADATA_SOURCE_KEY in metadata:
+        return metadata, False
+    candidate = {**metadata, METADATA_SOURCE_KEY: encode_key(key)}
+    if metadata_bytes(candidate) > MAX_METADATA_BYTES:
+        return metadata, False
+    return candidate, True
+
+
+def restored_metadata(quarantine_metadata_: Mapping[str, str], key: str) -> dict[str, str]:
+    """The original metadata again: our one entry removed, only when it holds exactly the encoded key."""
+    metadata = dict(quarantine_metadata_)
+    if metadata.get(METADATA_SOURCE_KEY) == encode_key(key):
+        del metadata[METADATA_SOURCE_KEY]
+    return metadata
+
+
+def copy_checksum_algorithm(source: Checksum | None, *, multipart: bool) -> str:
+    """The ChecksumAlgorithm to ask for on the copy, so S3 reports a comparable checksum when it can.
+
+    A single CopyObject computes a full-object checksum of any algorithm: ask for the source's. A multipart
+    copy's checksum is full-object only for CRC64NVME (S3 combines the part CRCs); others are composite.
+    """
+    if multipart:
+        return MULTIPART_COPY_ALGORITHM
+    return source.algorithm if source is not None else DEFAULT_COPY_ALGORITHM
+
+
+def copy_extra_args(
+    view: ObjectView,
+    *,
+    metadata: Mapping[str, str],
+    checksum_algorithm: str,
+    tagging: str | None,
+    if_match: str | None,
+    storage_class: str | None = None,
+) -> dict[str, Any]:
+    """ExtraArgs for boto3's managed copy that behave the same on the single and the multipart path.
+
+    ``MetadataDirective=REPLACE`` with the metadata and content headers spelled out: CopyObject takes
+    them as given, and s3transfer's multipart path passes them to CreateMultipartUpload (it only copies
+    metadata itself when the directive is not REPLACE). No encryption arguments: the destination bucket's
+    default (its own KMS key) applies, whatever key the source used. ``TaggingDirective=REPLACE`` keeps the
+    source's tags off the copy (``tagging`` sets ours atomically on the single path; the multipart path
+    tags separately, see move.py).
+    """
+    args: dict[str, Any] = {
+        "MetadataDirective": "REPLACE",
+        "Metadata": dict(metadata),
+        "ChecksumAlgorithm": checksum_algorithm,
+        **{name: value for name, value in view.content.items()},
+    }
+    if tagging is not None:
+        args["TaggingDirective"] = "REPLACE"
+        args["Tagging"] = tagging
+    if if_match:
+        args["CopySourceIfMatch"] = f'"{normalise_etag(if_match)}"'
+    if storage_class:
+        args["StorageClass"] = storage_class
+    return args
+
+
+# --------------------------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------------------------
+
+
+class Verification(StrEnum):
+    S3 = "s3"
+    STREAM_COPY = "stream-copy"
+    STREAM_BOTH = "stream-both"
+
+
+def verification_method(expected: Checksum | None, copy: Checksum | None) -> Verification:
+    """How to verify a copy against ``expected`` (the source's full-object checksum), see the module doc."""
+    if expected is not None and copy is not None and expected.algorithm == copy.algorithm:
+        return Verification.S3
+    if expected is not None and expected.algorithm in LOCALLY_COMPUTABLE:
+        return Verification.STREAM_COPY
+    return Verification.STREAM_BOTH
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    method: Verification
+    checksum: Checksum | None  # what the copy verified as (the tag value), when ok
+    detail: str = ""
+
+
+def compare(expected: Checksum, actual: Checksum, method: Verification) -> VerifyResult:
+    if expected.algorithm != actual.algorithm:
+        return VerifyResult(False, method, None, f"algorithms differ: {expected.algorithm} vs {actual.algorithm}")
+    if expected.value != actual.value:
+        return VerifyResult(
+            False, method, None, f"{expected.algorithm} differs: expected {expected.value}, copy {actual.value}"
+        )
+    return VerifyResult(True, method, actual)
+
+
+class StreamHasher:
+    """Incremental hashing in S3's checksum formats (base64 of the big-endian digest)."""
+
+    def __init__(self, algorithm: str) -> None:
+        if algorithm not in LOCALLY_COMPUTABLE:
+            raise ValueError(f"{algorithm} cannot be computed here (only {sorted(LOCALLY_COMPUTABLE)})")
+        self.algorithm = algorithm
+        self._crc = 0
+        self._hash = hashlib.new(algorithm.lower()) if algorithm != "CRC32" else None
+
+    def update(self, chunk: bytes) -> None:
+        if self._hash is not None:
+            self._hash.update(chunk)
+        else:
+            import zlib
+
+            self._crc = zlib.crc32(chunk, self._crc)
+
+    def checksum(self) -> Checksum:
+        digest = self._hash.digest() if self._hash is not None else self._crc.to_bytes(4, "big")
+        return Checksum(self.algorithm, base64.b64encode(digest).decode("ascii"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Idempotency: what to do, given what the source and the quarantine bucket hold now
+# --------------------------------------------------------------------------------------------------------
+
+
+class SourceState(StrEnum):
+    PRESENT = "present"  # the finding's version is there, with the finding's ETag
+    MISSING = "missing"
+    CHANGED = "changed"  # an object is there, but not the finding's (its ETag differs)
+
+
+class CopyState(StrEnum):
+    ABSENT = "absent"
+    UNVERIFIED = "unverified"  # a copy of this finding's object exists, the verified tag is not written
+    VERIFIED = "verified"
+    FOREIGN = "foreign"  # something else sits at the finding's quarantine key (tags name another object)
+
+
+class NextStep(StrEnum):
+    COPY = "copy"  # copy, verify, tag verified, delete
+    VERIFY_THEN_DELETE = "verify_then_delete"  # a copy exists: re-verify against the source, then delete
+    CONFIRM_COPY = "confirm_copy"  # the source is gone or changed: verify the copy on its own, then report
+    BLOCK_MISSING = "block_missing"
+    BLOCK_CHANGED = "block_changed"
+    FAIL_FOREIGN = "fail_foreign"
+
+
+def next_step(source: SourceState, copy: CopyState) -> NextStep:
+    """The idempotency table: any crash, at any point, followed by a redelivery lands on the right step.
+
+    ========== =============== ========================================================================
+    source     quarantine copy next step
+    ========== =============== ========================================================================
+    any        foreign         fail loudly (someone else's object at our key: touch nothing)
+    present    absent          copy -> verify -> tag verified -> delete
+    present    unverified      re-verify against the source (re-copy if it does not verify) -> delete
+    present    verified        re-verify against the source -> delete (the crash was before the delete)
+    missing    absent          blocked: missing (nothing anywhere; loud if a copy was expected)
+    missing    unverified/ver. confirm the copy against its recorded checksum -> quarantined
+    changed    absent          blocked: changed, nothing moved
+    changed    unverified/ver. confirm the copy -> blocked: changed, both kept (the new object stays)
+    ========== =============== ========================================================================
+    """
+    if copy is CopyState.FOREIGN:
+        return NextStep.FAIL_FOREIGN
+    if source is SourceState.PRESENT:
+        return NextStep.COPY if copy is CopyState.ABSENT else NextStep.VERIFY_THEN_DELETE
+    if copy is CopyState.ABSENT:
+        return NextStep.BLOCK_MISSING if source is SourceState.MISSING else NextStep.BLOCK_CHANGED
+    return NextStep.CONFIRM_COPY
+
+
+def copy_state(provenance_: Provenance | None, *, finding_id: str, bucket: str, key: str, exists: bool) -> CopyState:
+    """Classify what sits at the finding's quarantine key.
+
+    An untagged object there counts as this finding's unverified copy: only the remediator writes the
+    quarantine bucket, the key is namespaced by the finding id, and tags are written right after the copy
+    (a crash between the two leaves an untagged copy).
+    """
+    if not exists:
+        return CopyState.ABSENT
+    if provenance_ is None:
+        return CopyState.UNVERIFIED
+    if provenance_.finding_id != finding_id or provenance_.source_bucket != bucket or not provenance_.names_key(key):
+        return CopyState.FOREIGN
+    return CopyState.VERIFIED if provenance_.verified is not None else CopyState.UNVERIFIED
+
+
+def source_state(view: ObjectView | None, *, finding_etag: str) -> SourceState:
+    if view is None:
+        return SourceState.MISSING
+    expected = normalise_etag(finding_etag)
+    if expected and view.etag != expected:
+        return SourceState.CHANGED
+    return SourceState.PRESENT
+
+
+def count_other_versions(versions: Sequence[Mapping[str, Any]], *, key: str, moved_version: str | None) -> int:
+    """Versions of exactly ``key`` (not keys that merely start with it), other than the one moved."""
+    return sum(
+        1 for v in versions if v.get("Key") == key and (moved_version is None or v.get("VersionId") != moved_version)
+    )

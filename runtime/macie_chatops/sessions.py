@@ -1,0 +1,245 @@
+"""Cross-account sessions: the member account's remediation role, assumed with the approver as SourceIdentity.
+
+``MemberSessions(role_name=..., base_session=...)`` hands out :class:`MemberClients` (an S3 and a KMS client
+acting as ``arn:aws:iam::<account>:role/<role_name>`` in the finding's region):
+
+- STS is called in the finding's region (boto3's regional endpoint, ``sts.<region>.amazonaws.com``; the
+  sandbox's ``AWS_ENDPOINT_URL`` overrides it natively), so a member region works even when another
+  region's STS is down or deactivated.
+- ``SourceIdentity`` is the approver's Slack user id (or ``auto``); CloudTrail records it on every call the
+  session makes, and it survives role chaining. Values outside STS's rules (2-64 characters of
+  ``[A-Za-z0-9_.,+=@-]``) are mapped by :func:`source_identity`, injectively, never rejected.
+- ``RoleSessionName`` carries the finding id (:func:`session_name`), so CloudTrail ties each S3 call to
+  the finding it served.
+- Credentials are cached per (account, region, source identity, session name) until
+  :data:`REFRESH_MARGIN` before they expire. The margin is longer than a Lambda invocation (15 minutes),
+  so credentials handed out always outlive the invocation that uses them. The session name is part of
+  the key on purpose: two findings never share a session, so CloudTrail never attributes one finding's
+  calls to another; the cache serves retries, redeliveries and restores of the same finding.
+- ``AccessDenied`` on AssumeRole raises :class:`AssumeRoleDeniedError` naming the account and role: a
+  permanent failure to report, not to retry. Other STS errors propagate (botocore already retried
+  throttling and 5xx).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from macie_chatops.errors import MacieChatOpsError
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config as BotocoreConfig
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sts import STSClient
+
+REFRESH_MARGIN: Final = timedelta(minutes=20)
+SESSION_DURATION_SECONDS: Final = 3600  # the most a chained role session may last
+SESSION_NAME_PREFIX: Final = "macie-chatops-"
+
+_SOURCE_IDENTITY_SAFE = re.compile(r"[A-Za-z0-9_.,+@-]")  # '=' is STS-legal but is our escape character
+_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)
+MIN_LEN: Final = 2
+MAX_LEN: Final = 64
+ACCESS_DENIED_CODES: Final = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
+class AssumeRoleDeniedError(MacieChatOpsError):
+    """STS refused to let the remediator assume a member account's remediation role."""
+
+    def __init__(self, *, account_id: str, role_arn: str, message: str) -> None:
+        super().__init__(
+            f"AccessDenied assuming {role_arn} in account {account_id}: {message}. Check that the member "
+            f"stack is deployed in {account_id}, that the role trusts the remediator role and allows "
+            "sts:SetSourceIdentity, and that the remediator's policy allows sts:AssumeRole on it."
+        )
+        self.account_id = account_id
+        self.role_arn = role_arn
+
+
+def source_identity(actor: str) -> str:
+    """``actor`` as a valid STS SourceIdentity (2-64 chars of ``[A-Za-z0-9_.,+=@-]``), injectively.
+
+    Slack user ids and ``auto`` pass through unchanged. Any other character becomes ``=XX`` per UTF-8 byte
+    (``=`` itself included), so two different actors never map to the same identity; a 1-character actor
+    gets a trailing ``=`` (never produced by escaping); a value longer than 64 characters is cut (not
+    inside an escape) and ends with ``=`` + 16 hex digits of its SHA-256.
+    """
+    escaped = "".join(
+        ch if _SOURCE_IDENTITY_SAFE.fullmatch(ch) else "".join(f"={b:02X}" for b in ch.encode("utf-8")) for ch in actor
+    )
+    if len(escaped) < MIN_LEN:
+        escaped = escaped + "=" * (MIN_LEN - len(escaped))
+    if len(escaped) > MAX_LEN:
+        digest = "=" + hashlib.sha256(actor.encode("utf-8")).hexdigest()[:16]
+        head = escaped[: MAX_LEN - len(digest)]
+        # Do not end inside an "=XX" escape: drop a trailing partial one.
+        cut = head.rfind("=")
+        if cut != -1 and cut >= len(head) - 2:
+            head = head[:cut]
+        escaped = head + digest
+    return escaped
+
+
+def session_name(finding_id: str) -> str:
+    """``macie-chatops-<finding id>`` as a RoleSessionName (2-64 chars of ``[\\w+=,.@-]``)."""
+    name = SESSION_NAME_PREFIX + _SESSION_NAME_UNSAFE.sub("_", finding_id)
+    if len(name) <= MAX_LEN:
+        return name
+    digest = hashlib.sha256(finding_id.encode("utf-8")).hexdigest()[:12]
+    return name[: MAX_LEN - len(digest) - 1] + "-" + digest
+
+
+def role_arn(account_id: str, role_name: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account_id}:role/{role_name}"
+
+
+@dataclass(frozen=True)
+class MemberClients:
+    """Clients acting as a member account's remediation role in one region."""
+
+    account_id: str
+    region: str
+    role_arn: str
+    source_identity: str
+    session_name: str
+    expires_at: datetime
+    s3: S3Client
+    _session: boto3.Session = field(repr=False)
+
+    @property
+    def kms(self) -> KMSClient:
+        """A KMS client in the same session (built on use; S3 does the KMS work of a copy itself)."""
+        return self._session.client("kms", region_name=self.region)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_s3_config() -> BotocoreConfig:
+    """Standard retries with more attempts (a move is worth waiting for), and no automatic response
+    checksum validation: the mover verifies with its own checksums and must not need awscrt for CRC64NVME."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": 6},
+        max_pool_connections=20,
+        response_checksum_validation="when_required",
+        connect_timeout=10,
+        read_timeout=120,
+    )
+
+
+class MemberSessions:
+    """Assumes member remediation roles and caches the resulting clients (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        role_name: str,
+        base_session: boto3.Session | None = None,
+        sts_client_factory: Callable[[str], STSClient] | None = None,
+        s3_config: BotocoreConfig | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        refresh_margin: timedelta = REFRESH_MARGIN,
+        duration_seconds: int = SESSION_DURATION_SECONDS,
+        partition: str = "aws",
+    ) -> None:
+        self._role_name = role_name
+        self._base_session = base_session
+        self._sts_client_factory = sts_client_factory
+        self._s3_config = s3_config if s3_config is not None else default_s3_config()
+        self._clock = clock
+        self._refresh_margin = refresh_margin
+        self._duration = duration_seconds
+        self._partition = partition
+        self._sts_clients: dict[str, STSClient] = {}
+        self._cache: dict[tuple[str, str, str, str], MemberClients] = {}
+        self._lock = threading.Lock()
+        self.assume_role_calls = 0  # for tests and metrics: how often STS was actually called
+
+    def _session(self) -> boto3.Session:
+        if self._base_session is None:
+            import boto3
+
+            self._base_session = boto3.Session()
+        return self._base_session
+
+    def _sts(self, region: str) -> STSClient:
+        client = self._sts_clients.get(region)
+        if client is None:
+            if self._sts_client_factory is not None:
+                client = self._sts_client_factory(region)
+            else:
+                # A regional client: botocore's default sts_regional_endpoints is "regional".
+                client = self._session().client("sts", region_name=region)
+            self._sts_clients[region] = client
+        return client
+
+    def clients(self, account_id: str, region: str, *, actor: str, finding_id: str) -> MemberClients:
+        """Clients for ``account_id``/``region`` whose calls CloudTrail attributes to ``actor`` and the finding."""
+        identity = source_identity(actor)
+        name = session_name(finding_id)
+        key = (account_id, region, identity, name)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.expires_at - self._refresh_margin > now:
+                return cached
+        fresh = self._assume(account_id, region, identity, name)
+        with self._lock:
+            self._cache[key] = fresh
+            # Drop expired entries so a long-lived container does not accumulate one per finding.
+            for stale in [k for k, v in self._cache.items() if v.expires_at - self._refresh_margin <= now]:
+                del self._cache[stale]
+        return fresh
+
+    def _assume(self, account_id: str, region: str, identity: str, name: str) -> MemberClients:
+        import boto3
+        from botocore.exceptions import ClientError
+
+        arn = role_arn(account_id, self._role_name, self._partition)
+        try:
+            response = self._sts(region).assume_role(
+                RoleArn=arn,
+                RoleSessionName=name,
+                SourceIdentity=identity,
+                DurationSeconds=self._duration,
+            )
+        except ClientError as exc:
+            error: dict[str, Any] = dict(exc.response.get("Error", {}))
+            if error.get("Code") in ACCESS_DENIED_CODES:
+                raise AssumeRoleDeniedError(
+                    account_id=account_id, role_arn=arn, message=str(error.get("Message") or "access denied")
+                ) from exc
+            raise
+        finally:
+            self.assume_role_calls += 1
+        credentials = response["Credentials"]
+        expires = credentials["Expiration"]
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=region,
+        )
+        return MemberClients(
+            account_id=account_id,
+            region=region,
+            role_arn=arn,
+            source_identity=identity,
+            session_name=name,
+            expires_at=expires,
+            s3=session.client("s3", region_name=region, config=self._s3_config),
+            _session=session,
+        )
