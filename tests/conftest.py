@@ -83,3 +83,29 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsSandbox:
     monkeypatch.setenv("AWS_REGION", SANDBOX_REGION)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return AwsSandbox(endpoint=moto_endpoint)
+
+
+@pytest.fixture
+def slack() -> Iterator[Any]:
+    """The Slack Web API stand-in with the example workspace (accounts.yaml), started on loopback.
+
+    Team T0EXAMPLE, bot token "xoxb-test-token", channels C0PAYMENTS and C0ANALYTIC (bot a member), user
+    group S0SECOPS = {U0BOB}. Rate limits are generous so tests never wait; tests about 429s build their
+    own stand-in with a ManualClock or use ``fail_next(..., status=429)``.
+    """
+    from macie_chatops_sandbox.slack_standin import RateLimit, SlackStandIn
+
+    standin = SlackStandIn(
+        team_id="T0EXAMPLE",
+        bot_token="xoxb-test-token",
+        channels=("C0PAYMENTS", "C0ANALYTIC"),
+        usergroups={"S0SECOPS": ("U0BOB",)},
+        users=("U0ALICE", "U0BOB", "U0CAROL"),
+        post_limit=RateLimit(per_second=100.0, burst=50),
+        update_limit=RateLimit(per_second=100.0, burst=50),
+    )
+    standin.start()
+    try:
+        yield standin
+    finally:
+        standin.stop()

@@ -34,6 +34,10 @@ class SlackRetryableError(SlackError):
         self.retry_after_s = retry_after_s
 
 
+class SlackMessageNotFoundError(SlackError):
+    """chat.update found no such message (deleted in Slack, or a wrong channel/ts pair)."""
+
+
 class SlackConfigurationError(SlackError):
     """Slack rejected the call for a reason only an operator can fix (channel, membership, token, scope)."""
 
