@@ -1,0 +1,120 @@
+"""Operational alarms -> one KMS-encrypted SNS topic the security team subscribes to.
+
+Every dead-letter queue alarms on its first message, every handler on its first error, the central rules
+on failed deliveries, the Slack endpoint on 5XX answers; member accounts' DLQ alarms arrive as alarm
+state-change events on the central bus and are relayed to the same topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.event_patterns import alarm_state_change_pattern
+
+PERIOD = Duration.minutes(5)
+
+
+class OperationalAlarms(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, topic_name: str, encryption_key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "Topic", topic_name=topic_name, master_key=encryption_key, enforce_ssl=True)
+        # CloudWatch publishes alarm notifications to the encrypted topic with its service principal.
+        encryption_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+            )
+        )
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+
+    def _alarm(self, construct_id: str, *, alarm_name: str, metric: cloudwatch.IMetric, description: str) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=alarm_name,
+            alarm_description=description,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        self.alarms.append(alarm)
+
+    def on_dead_letters(self, construct_id: str, *, queue: sqs.Queue, alarm_name: str, description: str) -> None:
+        self._alarm(
+            construct_id,
+            alarm_name=alarm_name,
+            metric=queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+            description=description,
+        )
+
+    def on_function_errors(self, construct_id: str, *, function: lambda_.Function, alarm_name: str) -> None:
+        self._alarm(
+            construct_id,
+            alarm_name=alarm_name,
+            metric=function.metric_errors(period=PERIOD, statistic="Sum"),
+            description=f"{alarm_name}: the handler raised (its SQS messages are retried, then dead-lettered)",
+        )
+
+    def on_rule_failures(self, construct_id: str, *, rule: events.Rule, bus_name: str, alarm_name: str) -> None:
+        for metric_name in ("FailedInvocations", "InvocationsFailedToBeSentToDLQ"):
+            self._alarm(
+                f"{construct_id}{metric_name}",
+                alarm_name=f"{alarm_name}-{metric_name}",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/Events",
+                    metric_name=metric_name,
+                    dimensions_map={"EventBusName": bus_name, "RuleName": rule.rule_name},
+                    period=PERIOD,
+                    statistic="Sum",
+                ),
+                description=f"{alarm_name}: the rule could not deliver an event ({metric_name})",
+            )
+
+    def on_api_server_errors(self, construct_id: str, *, api: apigateway.RestApi, alarm_name: str) -> None:
+        self._alarm(
+            construct_id,
+            alarm_name=alarm_name,
+            metric=api.metric_server_error(period=PERIOD, statistic="Sum"),
+            description=f"{alarm_name}: the Slack endpoint answered 5XX (Slack shows the click as failed)",
+        )
+
+    def relay_member_alarms(
+        self, construct_id: str, *, bus: events.IEventBus, alarm_name_prefix: str, dead_letter_queue: sqs.IQueue
+    ) -> events.Rule:
+        """Member accounts forward their alarms' state changes to the central bus; tell the same topic."""
+        detail = events.EventField.from_path
+        return events.Rule(
+            self,
+            construct_id,
+            event_bus=bus,
+            description="Member-account macie-chatops alarms (forwarded by the member StackSet) -> alarm topic",
+            event_pattern=alarm_state_change_pattern(alarm_name_prefix=alarm_name_prefix),
+            targets=[
+                targets.SnsTopic(
+                    self.topic,
+                    dead_letter_queue=dead_letter_queue,
+                    message=events.RuleTargetInput.from_text(
+                        f"macie-chatops: alarm {detail('$.detail.alarmName')} is "
+                        f"{detail('$.detail.state.value')} in account {events.EventField.account} "
+                        f"({events.EventField.region}): {detail('$.detail.state.reason')}"
+                    ),
+                )
+            ],
+        )

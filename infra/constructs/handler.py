@@ -1,0 +1,99 @@
+"""One Lambda handler of the pipeline: arm64, JSON logs, its own role and log group, Powertools settings.
+
+The role is created here rather than by ``lambda.Function`` so that it carries no AWS-managed policy: the
+function may write to its own log group and nothing else until the stack grants exactly what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.lambda_bundle import BUNDLED_CONFIG_PATH, LAMBDA_PYTHON_VERSION
+from infra.nag import acknowledge
+from macie_chatops import names
+
+LAMBDA_RUNTIME = lambda_.Runtime(f"python{LAMBDA_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
+LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
+METRICS_NAMESPACE = "MacieChatOps"
+LOG_LEVEL = "INFO"
+
+
+class HandlerFunction(Construct):
+    """``handler`` (a module path in macie_chatops) running on the shared code asset and dependency layer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_name: str,
+        handler: str,
+        description: str,
+        code: lambda_.Code,
+        dependencies: lambda_.ILayerVersion,
+        environment: Mapping[str, str],
+        timeout: Duration,
+        memory_size: int,
+        log_retention: logs.RetentionDays,
+        role_name: str | None = None,
+        reserved_concurrent_executions: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: {description}",
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=function_name,
+            description=description,
+            handler=handler,
+            code=code,
+            layers=[dependencies],
+            runtime=LAMBDA_RUNTIME,
+            architecture=LAMBDA_ARCHITECTURE,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            timeout=timeout,
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": names.PROJECT,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "LOG_LEVEL": LOG_LEVEL,
+                names.ENV_CONFIG_PATH: BUNDLED_CONFIG_PATH,
+                **environment,
+            },
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            f"Deliberately pinned to python{LAMBDA_PYTHON_VERSION} (one constant, LAMBDA_PYTHON_VERSION): the "
+            "dependency layer is built for that ABI (pydantic-core), and the newer python3.14 is beyond the "
+            "interpreters (3.11-3.13) this project can exercise the code on; moving is a one-line change.",
+        )

@@ -1,0 +1,252 @@
+"""The member *regional* stack: every member account x configured region.
+
+- The forwarding rule on the default bus: the one Macie pattern -> the central bus (cross-region is
+  allowed), through the forwarding role, with a dead-letter queue; an alarm on that DLQ, whose state
+  changes are forwarded to the central bus too (the central stack relays them to the alarm topic).
+- The quarantine bucket ``macie-chatops-quarantine-<account>-<region>``: public access blocked, versioned,
+  SSE-KMS with a rotating key of its own, TLS only, object access denied to everyone but the remediation
+  role (and read-only break-glass principals from accounts.yaml), lifecycle expiry after the retention
+  period (noncurrent versions too), server access logs to a log bucket.
+
+The template is shared by every account and region of the StackSet, so account and region come from the
+``AWS::AccountId`` / ``AWS::Region`` pseudo parameters, never from accounts.yaml. Policies name the
+remediation role by ``aws:PrincipalArn`` conditions (not as a principal), so S3 and KMS do not require the
+role to exist yet when a new account's instances deploy in parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.event_patterns import macie_finding_pattern
+from infra.nag import acknowledge
+from macie_chatops import names
+from macie_chatops.config import Config
+from stacksets.roles import central_bus_arn, member_role_arn
+
+# Reads of quarantined copies: the remediation role (verify, restore) and the break-glass readers.
+QUARANTINE_READ_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:GetObjectAcl",
+    "s3:GetObjectVersionAcl",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:ListBucketMultipartUploads",
+    "s3:ListMultipartUploadParts",
+)
+# Everything that changes or removes a quarantined copy: the remediation role only.
+QUARANTINE_WRITE_ACTIONS = (
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersionTagging",
+    "s3:AbortMultipartUpload",
+    "s3:RestoreObject",
+    "s3:BypassGovernanceRetention",
+)
+ACCESS_LOG_MIN_RETENTION_DAYS = 365
+INCOMPLETE_UPLOAD_DAYS = 7
+DLQ_RETENTION = Duration.days(14)
+
+
+def _account_of(role_arn: str) -> str:
+    return role_arn.split(":")[4]
+
+
+class MemberRegionalStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        remediation_role_arn = member_role_arn(config.deployment.remediation_role_name)
+        break_glass = list(config.quarantine.break_glass_principals)
+        retention = Duration.days(config.quarantine.retention_days)
+
+        # --- forwarding ------------------------------------------------------------------------------
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "ForwardDeadLetterQueue",
+            queue_name=names.MEMBER_FORWARD_DLQ_NAME,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the forwarding rules' dead-letter queue (events the central bus refused); its alarm "
+            "is relayed to the security team's topic and an operator re-sends the events.",
+        )
+        central_bus = events.EventBus.from_event_bus_arn(self, "CentralBus", central_bus_arn(config))
+        forward_role = iam.Role.from_role_arn(
+            self, "ForwardRole", member_role_arn(names.MEMBER_FORWARD_ROLE_NAME), mutable=False
+        )
+        self.forward_rule = events.Rule(
+            self,
+            "ForwardRule",
+            rule_name=names.MEMBER_FORWARD_RULE_NAME,
+            description="macie-chatops: Macie findings -> the security account's central bus",
+            event_pattern=macie_finding_pattern(),
+            targets=[targets.EventBus(central_bus, role=forward_role, dead_letter_queue=self.dead_letter_queue)],
+        )
+        self.dead_letter_alarm = cloudwatch.Alarm(
+            self,
+            "ForwardDeadLetterAlarm",
+            alarm_name=f"{names.MEMBER_ALARM_NAME_PREFIX}forward-dlq",
+            alarm_description="macie-chatops: Macie findings of this account/region could not reach the central bus",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarm_rule = events.Rule(
+            self,
+            "AlarmForwardRule",
+            rule_name=names.MEMBER_ALARM_RULE_NAME,
+            description="macie-chatops: this stack's alarm state changes -> the central bus (alarm topic)",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                resources=[self.dead_letter_alarm.alarm_arn],
+            ),
+            targets=[targets.EventBus(central_bus, role=forward_role, dead_letter_queue=self.dead_letter_queue)],
+        )
+
+        # --- quarantine ------------------------------------------------------------------------------
+        self.key = kms.Key(
+            self,
+            "QuarantineKey",
+            alias=names.QUARANTINE_KEY_ALIAS,
+            description="macie-chatops: encrypts this account's quarantined object copies in this region",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        via_s3 = {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RemediationRoleThroughS3",
+                principals=[iam.AccountRootPrincipal()],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={"ArnEquals": {"aws:PrincipalArn": remediation_role_arn}, "StringEquals": via_s3},
+            )
+        )
+        if break_glass:
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="BreakGlassReadersThroughS3",
+                    principals=[
+                        iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{account}:root")
+                        for account in sorted({_account_of(arn) for arn in break_glass})
+                    ],
+                    actions=["kms:Decrypt"],
+                    resources=["*"],
+                    conditions={"ArnEquals": {"aws:PrincipalArn": break_glass}, "StringEquals": via_s3},
+                )
+            )
+
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging delivers to SSE-S3 only
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(max(ACCESS_LOG_MIN_RETENTION_DAYS, config.quarantine.retention_days)),
+                    noncurrent_version_expiration=Duration.days(30),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.access_log_bucket,
+            "AwsSolutions-S1",
+            "This is the access-log bucket of the quarantine bucket; logging it into another bucket would only "
+            "move the question, and logging it into itself would loop.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "QuarantineBucket",
+            bucket_name=names.quarantine_bucket_name(Aws.ACCOUNT_ID, Aws.REGION),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="quarantine/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-quarantined-copies",
+                    expiration=retention,
+                    noncurrent_version_expiration=retention,
+                    abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
+                ),
+                s3.LifecycleRule(id="remove-expired-delete-markers", expired_object_delete_marker=True),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        objects_and_bucket = [self.bucket.bucket_arn, self.bucket.arn_for_objects("*")]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyPipelineAndBreakGlassRead",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(QUARANTINE_READ_ACTIONS),
+                resources=objects_and_bucket,
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [remediation_role_arn, *break_glass]}},
+            )
+        )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyPipelineWrites",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(QUARANTINE_WRITE_ACTIONS),
+                resources=objects_and_bucket,
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": remediation_role_arn}},
+            )
+        )
+        if break_glass:
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="BreakGlassRead",
+                    principals=[
+                        iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{account}:root")
+                        for account in sorted({_account_of(arn) for arn in break_glass})
+                    ],
+                    actions=list(QUARANTINE_READ_ACTIONS),
+                    resources=objects_and_bucket,
+                    conditions={"ArnEquals": {"aws:PrincipalArn": break_glass}},
+                )
+            )

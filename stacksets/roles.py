@@ -1,0 +1,183 @@
+"""The member *roles* stack: once per member account (IAM is global), deployed in the home region.
+
+- The remediation role (name from accounts.yaml) trusts exactly the central remediator role, from inside
+  the organisation, and lets it stamp the approver as SourceIdentity (and tag the session), so CloudTrail
+  in the member account shows who approved each move. It may read, copy and delete object versions in
+  this account's buckets (and only this account's: ``s3:ResourceAccount``), write tags, use KMS keys only
+  through S3 in the configured regions, and write into this account's quarantine buckets.
+- The forwarding role lets this account's EventBridge rules (every region) put events on the central bus,
+  and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.nag import acknowledge
+from macie_chatops import names
+from macie_chatops.config import Config
+
+# Reading the finding's exact version, its tags and lock state; deleting it; restoring it (PutObject).
+SOURCE_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:GetObjectRetention",
+    "s3:GetObjectLegalHold",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
+SOURCE_BUCKET_ACTIONS = (
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketLocation",
+)
+# Writing the quarantined copy (single or multipart copy), tagging it, and verifying it before any delete.
+QUARANTINE_OBJECT_ACTIONS = (
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
+QUARANTINE_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation")
+# Decrypt the source version's key, generate data keys for the quarantine key (and for restores).
+KMS_VIA_S3_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+# What the central remediator may do with the member role (caller side and trust side must both allow it).
+ASSUME_ACTIONS = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
+
+
+def remediator_role_arn(config: Config) -> str:
+    """The central remediator's role (fixed name), the only principal member accounts trust."""
+    return f"arn:{Aws.PARTITION}:iam::{config.security_account.id}:role/{names.REMEDIATOR_ROLE_NAME}"
+
+
+def central_bus_arn(config: Config) -> str:
+    home = config.security_account
+    return f"arn:{Aws.PARTITION}:events:{home.region}:{home.id}:event-bus/{names.CENTRAL_BUS_NAME}"
+
+
+def member_role_arn(role_name: str) -> str:
+    """A role of the account the StackSet instance runs in (the template is shared by every account)."""
+    return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{role_name}"
+
+
+def quarantine_bucket_arn_pattern() -> str:
+    # names.quarantine_bucket_name(account, "*"): this account's quarantine bucket in every region.
+    return f"arn:{Aws.PARTITION}:s3:::{names.quarantine_bucket_name(Aws.ACCOUNT_ID, '*')}"
+
+
+class MemberRolesStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        org_condition = {"StringEquals": {"aws:PrincipalOrgID": config.organization_id}}
+        remediator = iam.ArnPrincipal(remediator_role_arn(config))
+
+        self.remediation_role = iam.Role(
+            self,
+            "RemediationRole",
+            role_name=config.deployment.remediation_role_name,
+            description="macie-chatops: the central remediator moves flagged object versions into quarantine",
+            assumed_by=remediator.with_conditions(org_condition),
+        )
+        trust = self.remediation_role.assume_role_policy
+        assert trust is not None
+        # SourceIdentity (the approver) and session tags (the finding id) must be allowed by the trust policy.
+        trust.add_statements(
+            iam.PolicyStatement(
+                actions=["sts:SetSourceIdentity", "sts:TagSession"], principals=[remediator], conditions=org_condition
+            )
+        )
+        own_account = {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}}
+        policy = iam.Policy(
+            self,
+            "RemediationPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="FlaggedObjectVersions",
+                    actions=list(SOURCE_OBJECT_ACTIONS),
+                    resources=[f"arn:{Aws.PARTITION}:s3:::*/*"],
+                    conditions=own_account,
+                ),
+                iam.PolicyStatement(
+                    sid="FlaggedObjectBuckets",
+                    actions=list(SOURCE_BUCKET_ACTIONS),
+                    resources=[f"arn:{Aws.PARTITION}:s3:::*"],
+                    conditions=own_account,
+                ),
+                iam.PolicyStatement(
+                    sid="QuarantineObjects",
+                    actions=list(QUARANTINE_OBJECT_ACTIONS),
+                    resources=[f"{quarantine_bucket_arn_pattern()}/*"],
+                    conditions=own_account,
+                ),
+                iam.PolicyStatement(
+                    sid="QuarantineBuckets",
+                    actions=list(QUARANTINE_BUCKET_ACTIONS),
+                    resources=[quarantine_bucket_arn_pattern()],
+                    conditions=own_account,
+                ),
+                iam.PolicyStatement(
+                    sid="KmsThroughS3Only",
+                    actions=list(KMS_VIA_S3_ACTIONS),
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": [f"s3.{region}.amazonaws.com" for region in config.regions]}
+                    },
+                ),
+            ],
+        )
+        policy.attach_to_role(self.remediation_role)
+        for finding, reason in {
+            "Resource::arn:<AWS::Partition>:s3:::*/*": (
+                "A finding can name any object in any bucket of this account; the statement is limited to this "
+                "account's buckets by s3:ResourceAccount and to the object-version actions a move needs."
+            ),
+            "Resource::arn:<AWS::Partition>:s3:::*": (
+                "Listing versions and reading versioning/Object Lock settings of the finding's bucket, which can "
+                "be any bucket of this account (s3:ResourceAccount pins the account)."
+            ),
+            f"Resource::arn:<AWS::Partition>:s3:::{names.quarantine_bucket_name('<AWS::AccountId>', '*')}/*": (
+                "Quarantine keys are namespaced by finding id under this account's quarantine buckets, one per "
+                "configured region; the wildcard is the region and the object key, nothing wider."
+            ),
+            f"Resource::arn:<AWS::Partition>:s3:::{names.quarantine_bucket_name('<AWS::AccountId>', '*')}": (
+                "This account's quarantine bucket in each configured region (the name ends in the region)."
+            ),
+            "Resource::*": (
+                "Source objects may be encrypted with any KMS key of their bucket; kms:ViaService restricts use "
+                "of any key to requests S3 makes on the role's behalf in the configured regions."
+            ),
+        }.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+
+        self.forward_role = iam.Role(
+            self,
+            "ForwardRole",
+            role_name=names.MEMBER_FORWARD_ROLE_NAME,
+            description="macie-chatops: this account's EventBridge rules forward Macie findings to the central bus",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+        )
+        self.forward_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn(config)])
+        )
