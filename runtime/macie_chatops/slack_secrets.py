@@ -47,6 +47,8 @@ def load_slack_secrets(secretsmanager_client: Any, secret_id: str) -> SlackSecre
         code = _error_code(exc)
         if code is None:
             raise
+        if code == "ResourceNotFoundException" and _has_no_value(exc):
+            raise SecretError(_empty_message(secret_id)) from exc
         if code == "ResourceNotFoundException":
             raise SecretError(
                 f"Slack secret {secret_id} does not exist: deploy the central stack (it creates the secret) "
@@ -61,14 +63,16 @@ def load_slack_secrets(secretsmanager_client: Any, secret_id: str) -> SlackSecre
                 f"reading Slack secret {secret_id} was denied: grant secretsmanager:GetSecretValue "
                 "(and kms:Decrypt on its key) to this function's role"
             ) from exc
+        if code == "DecryptionFailure":
+            raise SecretError(
+                f"Slack secret {secret_id} cannot be decrypted: grant kms:Decrypt on the secret's KMS key to this "
+                "function's role"
+            ) from exc
         raise SecretError(f"reading Slack secret {secret_id} failed ({code})") from exc
 
     raw = response.get("SecretString")
     if raw is None or not str(raw).strip():
-        raise SecretError(
-            f"Slack secret {secret_id} is empty: the stack creates it empty; put the Slack app's credentials in it "
-            f"as JSON {_EXPECTED}"
-        )
+        raise SecretError(_empty_message(secret_id))
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -100,6 +104,19 @@ def load_slack_secrets(secretsmanager_client: Any, secret_id: str) -> SlackSecre
             "xoxb-); copy the Bot User OAuth Token of the Slack app"
         )
     return SlackSecrets(bot_token=bot_token, signing_secret=signing_secret)
+
+
+def _empty_message(secret_id: str) -> str:
+    return (
+        f"Slack secret {secret_id} is empty: the stack creates it without a value; store the Slack app's "
+        f"credentials in it as JSON {_EXPECTED} (see docs/deploy.md)"
+    )
+
+
+def _has_no_value(exc: Exception) -> bool:
+    """A secret that exists without a value answers ResourceNotFound for its AWSCURRENT version."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    return "secret value" in message or "staging label" in message or "AWSCURRENT" in message
 
 
 def _error_code(exc: Exception) -> str | None:
