@@ -1,0 +1,242 @@
+"""Lambda: ``POST /slack/interactions`` behind API Gateway REST (proxy integration).
+
+The composition root of the interaction endpoint. Per request: take the raw body and headers out of the
+proxy event, check Slack's signature with the signing secret (Secrets Manager, read once per container),
+and only then load the domain (``macie_chatops.interaction``) and answer the click within Slack's 3 s.
+
+What is imported at module level is what every request needs before it is trusted: the standard library,
+``slack_sdk.signature``, boto3 (the secret) and Powertools' Logger. Unsigned traffic never loads pydantic
+models, the config, the store or Slack's Web API client.
+
+Caches live for the container and are keyed by their inputs (environment values, the bot token), so tests
+can run several configurations in one process. Logs carry the request id, the outcome and the reason;
+never the body, a token or the signing secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from macie_chatops import names
+from macie_chatops.slack_request import Refusal, extract, verify
+
+if TYPE_CHECKING:
+    from macie_chatops.interaction import Answer, Dependencies
+    from macie_chatops.slack_secrets import SlackSecrets
+
+logger = Logger(service="macie-chatops-interaction")
+
+# Slack waits 3 s for the answer: every AWS and Slack call on this path fails fast instead of retrying long.
+AWS_CONNECT_TIMEOUT_S: Final = 1.0
+AWS_READ_TIMEOUT_S: Final = 2.0
+AWS_MAX_ATTEMPTS: Final = 2
+SLACK_TIMEOUT_S: Final = 2
+# A signature mismatch re-reads the secret (rotation) at most this often.
+SECRET_REFRESH_AFTER_S: Final = 300.0
+JSON_HEADERS: Final = {"Content-Type": "application/json; charset=utf-8"}
+
+
+class SystemClock:
+    """Epoch seconds, as slack_sdk's SignatureVerifier expects from its clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment this container runs with (the caches' keys)."""
+
+    table: str
+    queue_url: str
+    secret_id: str
+    config_path: str | None
+    slack_api_url: str | None
+    aws_endpoint_url: str | None
+    region: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        missing = [
+            n
+            for n in (names.ENV_STATE_TABLE, names.ENV_REMEDIATION_QUEUE_URL, names.ENV_SLACK_SECRET_ARN)
+            if not env.get(n)
+        ]
+        if missing:
+            raise RuntimeError(f"environment variables not set: {', '.join(missing)}")
+        return cls(
+            table=env[names.ENV_STATE_TABLE],
+            queue_url=env[names.ENV_REMEDIATION_QUEUE_URL],
+            secret_id=env[names.ENV_SLACK_SECRET_ARN],
+            config_path=env.get(names.ENV_CONFIG_PATH) or None,
+            slack_api_url=env.get(names.ENV_SLACK_API_URL) or None,
+            aws_endpoint_url=env.get(names.ENV_AWS_ENDPOINT_URL) or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        )
+
+
+clock: SystemClock = SystemClock()  # replaced only by tests that pin time
+_lock = threading.Lock()
+_secrets: dict[tuple[str, str | None, str | None], tuple[float, SlackSecrets]] = {}
+_dependencies: dict[tuple[Settings, str], Dependencies] = {}
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
+
+
+def clear_caches() -> None:
+    """Forget the secret and everything built from it and the config (tests that change the world under a
+    container). The boto3 clients stay: they are keyed by endpoint and region, and hold no state."""
+    with _lock:
+        _secrets.clear()
+        _dependencies.clear()
+
+
+def _client(service: str, settings: Settings) -> Any:
+    key = (service, settings.aws_endpoint_url, settings.region)
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            from botocore.config import Config as BotoConfig
+
+            fast = BotoConfig(
+                connect_timeout=AWS_CONNECT_TIMEOUT_S,
+                read_timeout=AWS_READ_TIMEOUT_S,
+                retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS},
+            )
+            # boto3.client() is not thread-safe; building under the lock keeps concurrent cold calls safe.
+            client = boto3.client(service, region_name=settings.region, config=fast)  # type: ignore[call-overload]
+            _clients[key] = client
+        return client
+
+
+def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecrets:
+    from macie_chatops.slack_secrets import load_slack_secrets
+
+    key = (settings.secret_id, settings.aws_endpoint_url, settings.region)
+    with _lock:
+        cached = _secrets.get(key)
+    if cached is not None and not (refresh and time.monotonic() - cached[0] >= SECRET_REFRESH_AFTER_S):
+        return cached[1]
+    secrets = load_slack_secrets(_client("secretsmanager", settings), settings.secret_id)
+    with _lock:
+        _secrets[key] = (time.monotonic(), secrets)
+    return secrets
+
+
+def _build_dependencies(settings: Settings, bot_token: str) -> Dependencies:
+    key = (settings, bot_token)
+    with _lock:
+        built = _dependencies.get(key)
+    if built is not None:
+        return built
+    from macie_chatops.config import config_from_json, load_bundled_config
+    from macie_chatops.interaction import ApproverDirectory, Dependencies, SqsJobQueue
+    from macie_chatops.slack_client import SlackClient, build_web_client
+    from macie_chatops.store import FindingStore
+
+    if settings.config_path:
+        with open(settings.config_path, encoding="utf-8") as file:
+            config = config_from_json(file.read(), settings.config_path)
+    else:
+        config = load_bundled_config()
+    # No 429 waits here: Slack's 3 s budget cannot absorb them; a rate-limited lookup refuses the click.
+    slack = SlackClient(
+        build_web_client(bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT_S), max_rate_limit_retries=0
+    )
+    built = Dependencies(
+        config=config,
+        store=FindingStore(_client("dynamodb", settings), settings.table),
+        queue=SqsJobQueue(_client("sqs", settings), settings.queue_url),
+        directory=ApproverDirectory(slack.usergroup_members),
+    )
+    with _lock:
+        return _dependencies.setdefault(key, built)
+
+
+def _http(status: int, text: str) -> dict[str, Any]:
+    body = {"response_type": "ephemeral", "replace_original": False, "text": text}
+    return {"statusCode": status, "headers": dict(JSON_HEADERS), "body": json.dumps(body)}
+
+
+def _request_id(event: object, context: object) -> str:
+    if isinstance(event, dict):
+        request_context = event.get("requestContext")
+        if isinstance(request_context, dict) and isinstance(request_context.get("requestId"), str):
+            return str(request_context["requestId"])[:128]
+    return str(getattr(context, "aws_request_id", "") or "")[:128]
+
+
+def _refused(refusal: Refusal, request_id: str) -> dict[str, Any]:
+    logger.warning(
+        "request refused", extra={"request_id": request_id, "status": refusal.status, "reason": refusal.reason}
+    )
+    text = "invalid request" if refusal.status == 401 else "This request could not be read."
+    return _http(refusal.status, text)
+
+
+def _log_answer(answer: Answer, request_id: str) -> None:
+    fields = {
+        "request_id": request_id,
+        "status": answer.status,
+        "outcome": answer.outcome,
+        "reason": answer.reason,
+        "finding_id": answer.finding_id,
+        "user": answer.user_id,
+        "action": answer.action,
+    }
+    if answer.outcome == "accepted":
+        logger.info("click accepted", extra=fields)
+    elif answer.outcome == "failed":
+        logger.error("click not completed", extra=fields)
+    else:
+        logger.warning("click refused", extra=fields)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request_id = _request_id(event, context)
+    raw = extract(event)
+    if isinstance(raw, Refusal):
+        return _refused(raw, request_id)
+    try:
+        settings = Settings.from_env()
+        secrets = _signing_secrets(settings)
+    except Exception:
+        # Not the caller's fault and nothing was read: say so, and let the alarm on errors find it.
+        logger.exception(
+            "cannot verify requests: configuration or signing secret unavailable", extra={"request_id": request_id}
+        )
+        return _http(503, "The approval service is not available right now; nothing was changed.")
+    refusal = verify(raw, secrets.signing_secret, clock)
+    if refusal is not None and refusal.reason == "signature does not match the body":
+        # Perhaps the secret was rotated since this container read it (re-read at most every 5 minutes).
+        try:
+            fresh = _signing_secrets(settings, refresh=True)
+        except Exception:
+            logger.exception("re-reading the signing secret failed", extra={"request_id": request_id})
+            fresh = secrets
+        if fresh.signing_secret != secrets.signing_secret:
+            secrets = fresh
+            refusal = verify(raw, secrets.signing_secret, clock)
+    if refusal is not None:
+        return _refused(refusal, request_id)
+    try:
+        from macie_chatops.interaction import handle_click
+
+        answer = handle_click(raw.body, _build_dependencies(settings, secrets.bot_token))
+    except Exception:
+        logger.exception("click failed", extra={"request_id": request_id})
+        return _http(
+            200,
+            f"Something went wrong on our side (reference {request_id or 'none'}). "
+            "Please try again: a second click is safe.",
+        )
+    _log_answer(answer, request_id)
+    return answer.to_http()
