@@ -81,6 +81,35 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_NO_SANDBOX = "the sandbox is not installed: pip install 'macie-chatops[sandbox]' (or run `make demo`)"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    try:
+        from macie_chatops_sandbox.demo import run_demo
+    except ImportError as exc:
+        print(f"{_NO_SANDBOX} ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+    return run_demo(config)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    try:
+        from macie_chatops_sandbox.commands import replay_command, serve_command
+    except ImportError as exc:
+        print(f"{_NO_SANDBOX} ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+    if args.sandbox_command == "replay":
+        return replay_command(config, args.events, "dismiss" if args.dismiss else "approve")
+    return serve_command(config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="macie-chatops", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -93,10 +122,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("decide", help="dry run: one JSON line per event file, no I/O"))
     p.add_argument("events", nargs="+", metavar="EVENT.json")
     sub.add_parser("schema", help="print the JSON Schema of accounts.yaml")
+    with_config(sub.add_parser("demo", help="the guided end-to-end story in the local sandbox"))
+    sandbox = sub.add_parser("sandbox", help="the whole pipeline on this machine (moto + a Slack stand-in)")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
+    p = with_config(
+        sandbox_sub.add_parser(
+            "replay", help="run event files through a fresh sandbox; one JSON line per event with its final state"
+        )
+    )
+    decision = p.add_mutually_exclusive_group()
+    decision.add_argument(
+        "--approve", action="store_true", help="click Remediate on every review message (the default)"
+    )
+    decision.add_argument("--dismiss", action="store_true", help="click Dismiss on every review message")
+    p.add_argument("events", nargs="+", metavar="EVENT.json")
+    with_config(
+        sandbox_sub.add_parser(
+            "serve", help="keep a sandbox running; first stdout line: where to click (Ctrl-C stops it)"
+        )
+    )
     return parser
 
 
-COMMANDS = {"validate": cmd_validate, "decide": cmd_decide, "schema": cmd_schema}
+COMMANDS = {
+    "validate": cmd_validate,
+    "decide": cmd_decide,
+    "schema": cmd_schema,
+    "demo": cmd_demo,
+    "sandbox": cmd_sandbox,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
