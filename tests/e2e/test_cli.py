@@ -1,0 +1,158 @@
+"""The operator CLI's sandbox commands, run for real as subprocesses: ``sandbox replay``, ``sandbox serve``
+and ``demo`` (DESIGN.md "Operator CLI" is the contract checked here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from macie_chatops import names
+from macie_chatops_sandbox.slack_clicks import signed_click_body
+from tests.conftest import EVENTS_DIR, ROOT
+
+REPLAY_KEYS = {"file", "finding_id", "action", "state", "object"}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MACIE_CHATOPS", "SLACK_", "POWERTOOLS"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _cli(*args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "macie_chatops", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def _lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def _event(name: str) -> str:
+    return str(EVENTS_DIR / name)
+
+
+def test_replay_prints_one_contract_line_per_event_with_the_final_state() -> None:
+    files = [
+        "credentials-auto.json",  # auto -> quarantined
+        "personal-review.json",  # review -> clicked Remediate by an approver -> quarantined
+        "financial-low.json",  # notify
+        "analytics-personal-low.json",  # ignore (analytics: below Medium)
+        "unknown-account.json",  # reject: not in accounts.yaml
+        "not-json.json",  # reject: not even JSON (handed to the intake queue directly)
+        "credentials-auto.json",  # the same finding id again
+    ]
+    # WHEN the real CLI replays them
+    result = _cli("sandbox", "replay", *[_event(f) for f in files])
+    # THEN it exits 0 and prints exactly one JSON object per event, in order, with the contract's keys
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = _lines(result.stdout)
+    assert [Path(line["file"]).name for line in lines] == files
+    assert all(set(line) == REPLAY_KEYS for line in lines)
+    got = [(line["action"], line["state"], line["object"]) for line in lines]
+    assert got == [
+        ("auto", "QUARANTINED", "quarantine"),
+        ("review", "QUARANTINED", "quarantine"),
+        ("notify", "NOTIFIED", "source"),
+        ("ignore", "IGNORED", "source"),
+        ("reject", "REJECTED", "source"),
+        ("reject", "REJECTED", "none"),
+        ("auto", "DUPLICATE", "quarantine"),
+    ]
+    assert lines[0]["finding_id"] == lines[6]["finding_id"] == "6a1b2c3d4e5f60718293a4b5c6d70001"
+    assert lines[5]["finding_id"] is None
+
+
+def test_replay_with_dismiss_dismisses_review_findings_and_moves_nothing() -> None:
+    result = _cli("sandbox", "replay", "--dismiss", _event("personal-review.json"), _event("multiple-review.json"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [(line["action"], line["state"], line["object"]) for line in _lines(result.stdout)] == [
+        ("review", "DISMISSED", "source"),
+        ("review", "DISMISSED", "source"),
+    ]
+
+
+def test_replay_reports_an_unreadable_file_and_still_replays_the_rest() -> None:
+    result = _cli("sandbox", "replay", _event("financial-low.json"), "/nonexistent/event.json")
+    assert result.returncode == 2
+    assert "/nonexistent/event.json: cannot read" in result.stderr
+    assert [line["state"] for line in _lines(result.stdout)] == ["NOTIFIED"]
+
+
+def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "macie_chatops", "sandbox", "serve"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        # GIVEN the first stdout line
+        ready = json.loads(process.stdout.readline())
+        assert set(ready) == {"interaction_url", "slack_url", "aws_endpoint", "signing_secret"}
+        # WHEN a click signed with the announced secret arrives for a finding nobody reported
+        body, headers = signed_click_body(
+            ready["signing_secret"],
+            action_id=names.ACTION_REMEDIATE,
+            finding_id="0" * 32,
+            user_id="U0ALICE",
+            team_id="T0EXAMPLE",
+            channel_id="C0PAYMENTS",
+        )
+        request = urllib.request.Request(ready["interaction_url"], data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        # THEN the real interaction handler answered (signature accepted, finding unknown)
+        assert answer["response_type"] == "ephemeral"
+        # AND a forged one is refused
+        forged = urllib.request.Request(
+            ready["interaction_url"], data=body, headers={**headers, "X-Slack-Signature": "v0=" + "0" * 64}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=30)
+        assert refused.value.code == 401
+        # AND the AWS endpoint is moto's
+        with urllib.request.urlopen(ready["aws_endpoint"] + "/moto-api/", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    # THEN SIGTERM stops it cleanly
+    assert process.returncode == 0, stderr[-3000:]
+    assert "sandbox stopped" in stderr
+
+
+def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
+    result = _cli("demo")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    # every scene happened, with the outcomes the story promises
+    for text in ("QUARANTINED", "not an approver", "DISMISSED", "BLOCKED", "RESTORED", "Where everything ended up"):
+        assert text in out, text
+    table = out[out.index("Where everything ended up") :].splitlines()[1:]
+    rows = [row for row in table if row.strip() and not row.strip().startswith(("finding", "Done"))]
+    assert len(rows) == 4
+    assert any("RESTORED" in row and " source " in row for row in rows)
+    assert any("BLOCKED" in row and " both " in row for row in rows)
+    assert any("DISMISSED" in row and " source " in row for row in rows)
+    assert any("QUARANTINED" in row and " quarantine " in row for row in rows)
