@@ -45,6 +45,7 @@ from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -58,6 +59,7 @@ logger = logging.getLogger(__name__)
 SLACK_API_URL: Final = "https://slack.com/api/"
 DEFAULT_TIMEOUT_S: Final = 10
 DEFAULT_SAFETY_MARGIN_S: Final = 5.0
+CONNECTION_RETRY_PAUSE_S: Final = 0.2
 # Without a deadline (CLI, sandbox), never wait longer than this for one 429.
 MAX_WAIT_WITHOUT_DEADLINE_S: Final = 30.0
 
@@ -89,12 +91,17 @@ def build_web_client(token: str, *, base_url: str | None = None, timeout: int = 
     url = base_url or SLACK_API_URL
     if not url.endswith("/"):
         url += "/"  # WebClient joins method names onto the base URL; without the slash it drops "api"
-    # Connection resets are retried once by slack_sdk's own handler; 429s by SlackClient's deadline handler.
+    # Connection resets are retried once by slack_sdk's own handler, after a short fixed pause (its default
+    # backoff + jitter can sleep 1.5 s, half of the interaction endpoint's 3 s); 429s by SlackClient's handler.
     return WebClient(
         token=token,
         base_url=url,
         timeout=timeout,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+        retry_handlers=[
+            ConnectionErrorRetryHandler(
+                max_retry_count=1, interval_calculator=FixedValueRetryIntervalCalculator(CONNECTION_RETRY_PAUSE_S)
+            )
+        ],
     )
 
 
