@@ -1,0 +1,60 @@
+"""Cold import of the finding handler vs a bare ``import boto3``, each in fresh interpreters.
+
+Target: the handler's import at most 1.3x boto3's. Also printed, for honesty: the cold path up to the
+first record (the handler's import plus the modules it loads lazily when the first batch arrives: boto3,
+the config and finding models, the store, Slack's WebClient), since Lambda pays that in the same cold
+start, just inside the first invocation. Timings only print; nothing asserts on them.
+
+Run: ``.venv/bin/python bench/bench_import_finding_handler.py [runs]`` (default 9 runs, median).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 1.3
+
+# Each snippet times its own imports with perf_counter, so interpreter start-up is excluded.
+TIMED = "import time; t = time.perf_counter(); {imports}; print(time.perf_counter() - t)"
+CASES = {
+    "import boto3": "import boto3",
+    "import macie_chatops.handlers.finding": "import macie_chatops.handlers.finding",
+    "... + first-batch imports": (
+        "import macie_chatops.handlers.finding; import boto3; import macie_chatops.intake; "
+        "import macie_chatops.slack_client; import macie_chatops.slack_secrets"
+    ),
+}
+
+
+def measure(imports: str, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", TIMED.format(imports=imports)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        samples.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def main() -> int:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    medians = {name: measure(imports, runs) for name, imports in CASES.items()}
+    baseline = medians["import boto3"]
+    print(f"cold import, median of {runs} fresh interpreters (ratio to import boto3; target <= {TARGET_RATIO}x)")
+    for name, seconds in medians.items():
+        print(f"  {name:<40} {seconds * 1000:8.1f} ms   {seconds / baseline:5.2f}x")
+    ratio = medians["import macie_chatops.handlers.finding"] / baseline
+    print(f"handler import / boto3 = {ratio:.2f}x ({'within' if ratio <= TARGET_RATIO else 'ABOVE'} target)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

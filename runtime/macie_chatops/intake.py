@@ -1,0 +1,349 @@
+"""Finding intake: one Macie event from the intake queue -> recorded, decided, acted on, exactly once.
+
+``handle_record(body, deps, attempt=..., deadline=...)`` is the whole finding handler minus the Lambda
+plumbing; it takes every dependency as an argument (``IntakeDependencies``) so tests inject them.
+
+Steps, and why in this order (every write is a conditional write in the store):
+
+1. Parse and decide (pure). Input with no usable id at all (not JSON, no finding id, no event id) cannot be
+   recorded: it is logged without its payload, counted (metric ``RejectedWithoutId``) and acknowledged,
+   because retrying cannot fix it; the intake queue's DLQ would only collect the same bytes. Rejections
+   that have an id are recorded (REJECTED, with the reason) under the finding id, else ``event:<id>``.
+2. ``create_received``: the RECEIVED record, holding the summary and the decision, and the *intake lease*
+   (owner = this attempt, until = this Lambda's deadline). A second delivery of the same finding id finds
+   the record instead: if its intake is complete it is a duplicate (logged, metric ``Duplicates``, no
+   second message, no second job); if not, it claims the lease and resumes from where the record says
+   the first attempt stopped; if another live attempt holds the lease, it leaves the finding to that
+   attempt (whose SQS message is still in flight, so nothing can be dropped) and is acknowledged.
+3. For ``review``/``auto``/``notify``: post the message, then store its ts, then transition
+   (PENDING_APPROVAL / APPROVED by ``auto`` / NOTIFIED). A resumed attempt that finds a ts skips the post.
+   ``ignore``/``reject``: transition to IGNORED / REJECTED; nothing is posted.
+4. For ``auto`` only, after APPROVED: queue the RemediationJob, then mark ``job_queued_at``. A resumed
+   attempt that finds APPROVED (by auto) without ``job_queued_at`` queues it.
+5. Release the lease.
+
+A failure at any step raises, so the SQS message returns to the queue and the next delivery resumes at
+that step: every step before it is recorded, none after it has happened.
+
+Slack failures are audited on the record (``slack_post_failed``, with Slack's error code, and ``error``
+set) and counted (``SlackFailures`` by kind). All of them, configuration errors (``channel_not_found``,
+``not_in_channel``, ``invalid_auth``...) included, fail the item: the finding is never dropped and never
+acted on silently; after the queue's maxReceiveCount it lands in the intake DLQ, its record still
+RECEIVED with the error, and redriving the DLQ once the operator has fixed the channel resumes it. An
+``auto`` finding is deliberately not quarantined before its team has been told: moving a team's data out
+from under it without a word would be worse than the delay.
+
+Residual risk (stated honestly): Slack's chat.postMessage has no idempotency key. If the process dies
+between Slack accepting the post and the store recording its ts (a window of one DynamoDB write), or if
+Slack accepted a post whose response was lost (a timeout), the next delivery posts a second message; the
+record then points at the second one, and the first stays in the channel with working buttons (a click
+on either acts on the same record, and the state machine lets only one click through). Likewise, dying
+between queueing the auto job and marking it queued queues a second job, which the remediator's own
+conditional transitions turn into a no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final, Protocol
+
+from aws_lambda_powertools import Logger
+
+from macie_chatops.config import Action, Config
+from macie_chatops.decision import Decision, decide
+from macie_chatops.errors import SlackConfigurationError, SlackError, SlackRetryableError
+from macie_chatops.finding import Finding, Rejection, parse_event
+from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.slack_messages import (
+    SlackMessage,
+    build_auto_message,
+    build_notify_message,
+    build_review_message,
+)
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates
+from macie_chatops.summary import FindingSummary
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+logger = Logger(service="macie-chatops-finding", child=True)  # the finding handler's logger
+
+ACTOR: Final = "finding-handler"
+_FINDING_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+_BUILDERS: Final[Mapping[Action, Callable[..., SlackMessage]]] = {
+    Action.REVIEW: build_review_message,
+    Action.AUTO: build_auto_message,
+    Action.NOTIFY: build_notify_message,
+}
+_TARGETS: Final[Mapping[Action, State]] = {
+    Action.REVIEW: State.PENDING_APPROVAL,
+    Action.AUTO: State.APPROVED,
+    Action.NOTIFY: State.NOTIFIED,
+    Action.IGNORE: State.IGNORED,
+    Action.REJECT: State.REJECTED,
+}
+
+
+class SlackPoster(Protocol):
+    """What intake needs of Slack: post a message to a channel, get its ts (raises SlackError)."""
+
+    def post(self, channel: str, message: SlackMessage) -> str: ...
+
+
+class Counter(Protocol):
+    """A metrics sink: one count of ``name`` with these dimensions."""
+
+    def count(self, name: str, **dimensions: str) -> None: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class IntakeDependencies:
+    config: Config
+    store: FindingStore
+    slack: SlackPoster
+    sqs: SQSClient
+    remediation_queue_url: str
+    metrics: Counter
+    clock: Callable[[], datetime] = _utcnow
+
+
+class IntakeResult(StrEnum):
+    DONE = "done"  # this delivery completed the finding's intake
+    DUPLICATE = "duplicate"  # the finding's intake was already complete: nothing done
+    IN_PROGRESS = "in_progress"  # another live delivery holds the intake lease: left to it
+    NO_ID = "no_id"  # unidentifiable input: logged, counted, acknowledged
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    result: IntakeResult
+    finding_id: str | None = None
+    state: State | None = None
+    action: Action | None = None
+
+
+def record_id_of(parsed: Finding | Rejection) -> str | None:
+    """The state-table key for an event: its finding id, else ``event:<event id>``, else None."""
+    if isinstance(parsed, Finding):
+        return parsed.id
+    if parsed.finding_id and _FINDING_ID.fullmatch(parsed.finding_id):
+        return parsed.finding_id
+    if parsed.event_id and _EVENT_ID.fullmatch(parsed.event_id):
+        # Finding ids never contain ':', so an event-keyed rejection can never collide with a finding.
+        return f"event:{parsed.event_id}"
+    return None
+
+
+def intake_complete(record: FindingRecord) -> bool:
+    """True when nothing is left for the finding handler to do for this record."""
+    if record.state is State.RECEIVED:
+        return False
+    return not (
+        record.state is State.APPROVED
+        and record.action is Action.AUTO
+        and record.approver == AUTO_APPROVER
+        and record.job_queued_at is None
+    )
+
+
+def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline: datetime) -> IntakeOutcome:
+    """Handle one intake message; raises when the message must return to the queue (see module docs).
+
+    ``attempt`` is unique to this delivery attempt (the intake lease owner); ``deadline`` is when this
+    Lambda invocation ends (the lease expiry).
+    """
+    parsed = parse_event(body)
+    decision = decide(parsed, deps.config)
+    record_id = record_id_of(parsed)
+    if record_id is None:
+        # The payload is never logged: it is unidentifiable and may carry anything.
+        logger.error(
+            "rejected input without any id: acknowledged, not recorded",
+            extra={"reason": decision.reason[:500], "body_chars": len(body)},
+        )
+        deps.metrics.count("RejectedWithoutId")
+        return IntakeOutcome(IntakeResult.NO_ID, action=Action.REJECT)
+
+    logger.thread_safe_append_keys(finding_id=record_id, correlation_id=record_id)
+    event_id, account_id, summary = _essentials(parsed, decision)
+    created = deps.store.create_received(
+        record_id,
+        event_id=event_id,
+        action=decision.action,
+        reason=decision.reason,
+        actor=ACTOR,
+        account_id=account_id,
+        team=decision.team or "",
+        channel=decision.channel or "",
+        summary=summary,
+        intake_owner=attempt,
+        intake_until=deadline,
+    )
+    record = created.record
+    if created.applied:
+        finding_type = parsed.type if isinstance(parsed, Finding) else "unparsed"
+        deps.metrics.count("Findings", action=decision.action.value, finding_type=finding_type)
+        logger.info(
+            "finding received",
+            extra={"action": decision.action.value, "reason": decision.reason, "team": decision.team},
+        )
+    elif intake_complete(record):
+        logger.info("duplicate delivery: finding already handled", extra={"state": record.state.value})
+        deps.metrics.count("Duplicates", kind="complete")
+        return IntakeOutcome(IntakeResult.DUPLICATE, record_id, record.state, record.action)
+    else:
+        claim = deps.store.claim_intake(record_id, owner=attempt, until=deadline)
+        if not claim.applied:
+            logger.info(
+                "duplicate delivery: another delivery is handling this finding",
+                extra={"state": claim.record.state.value, "lease_until": claim.record.intake_until},
+            )
+            deps.metrics.count("Duplicates", kind="in_progress")
+            return IntakeOutcome(IntakeResult.IN_PROGRESS, record_id, claim.record.state, claim.record.action)
+        record = claim.record
+        logger.info(
+            "resuming an unfinished intake",
+            extra={"state": record.state.value, "slack_ts": record.slack_ts, "error": record.error},
+        )
+
+    try:
+        record = _complete(record, deps)
+    except BaseException:
+        _release(deps.store, record_id, attempt)
+        raise
+    _release(deps.store, record_id, attempt)
+    logger.info("intake complete", extra={"state": record.state.value, "action": _action_name(record)})
+    return IntakeOutcome(IntakeResult.DONE, record_id, record.state, record.action)
+
+
+def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, str, FindingSummary | None]:
+    """Event id, account id and summary, as far as the input has them (a rejection may have none)."""
+    if isinstance(parsed, Finding):
+        summary = FindingSummary.of(parsed, decision) if parsed.s3_object is not None else None
+        return parsed.event_id[:128], parsed.account_id, summary
+    account_id = parsed.account_id if parsed.account_id and _ACCOUNT_ID.fullmatch(parsed.account_id) else ""
+    return (parsed.event_id or "")[:128], account_id, None
+
+
+def _complete(record: FindingRecord, deps: IntakeDependencies) -> FindingRecord:
+    if record.state is State.RECEIVED:
+        action = record.action or Action.REJECT
+        updates: RecordUpdates = {}
+        if action in _BUILDERS:
+            if record.slack_ts is None:
+                record = _post(record, action, deps)
+            updates["error"] = None  # a Slack error from an earlier attempt is resolved now
+        if action is Action.AUTO:
+            updates["approver"] = AUTO_APPROVER
+        result = deps.store.transition(
+            record.finding_id,
+            expected={State.RECEIVED},
+            target=_TARGETS[action],
+            actor=AUTO_APPROVER if action is Action.AUTO else ACTOR,
+            event="decided",
+            updates=updates,
+            detail=record.reason,
+        )
+        if not result.applied:
+            # Only the lease holder moves a RECEIVED record, so this means the lease was lost (a
+            # deadline passed): say so, and carry on from whatever state the record is in now.
+            logger.warning("the record moved on under this attempt", extra={"state": result.record.state.value})
+        record = result.record
+    if not intake_complete(record):
+        record = _queue_auto_job(record, deps)
+    return record
+
+
+def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> FindingRecord:
+    if record.summary is None or not record.channel:
+        # decide() only chooses review/auto/notify for a finding with an object and a team.
+        raise ValueError(f"finding {record.finding_id}: {action} needs a summary and a channel")
+    message = _BUILDERS[action](record.summary, reason=record.reason)
+    try:
+        ts = deps.slack.post(record.channel, message)
+    except SlackError as exc:
+        _slack_failed(record, exc, deps)
+        raise
+    deps.metrics.count("SlackPosts", action=action.value)
+    result = deps.store.set_slack_message(record.finding_id, channel=record.channel, ts=ts, actor=ACTOR)
+    if not result.applied:
+        logger.error(
+            "a different Slack message was already recorded for this finding; keeping the first",
+            extra={"kept_ts": result.record.slack_ts, "extra_ts": ts, "channel": record.channel},
+        )
+    return result.record
+
+
+def _slack_failed(record: FindingRecord, exc: SlackError, deps: IntakeDependencies) -> None:
+    if isinstance(exc, SlackConfigurationError):
+        kind = "configuration"
+    elif isinstance(exc, SlackRetryableError):
+        kind = "retryable"
+    else:
+        kind = "error"
+    code = exc.error_code or type(exc).__name__
+    deps.metrics.count("SlackFailures", kind=kind, error_code=code)
+    details = {"channel": record.channel, "team": record.team, "error_code": code, "slack_error": str(exc)}
+    if kind == "retryable":
+        logger.warning("Slack post failed (transient): the message returns to the queue", extra=details)
+    else:
+        logger.error(
+            f"Slack post failed ({kind}): an operator must fix it (channel id in accounts.yaml, the bot's "
+            "channel membership, or the bot token); the message is retried and then kept in the intake DLQ, "
+            "and redriving it after the fix posts it",
+            extra=details,
+        )
+    try:
+        deps.store.append_audit(
+            record.finding_id,
+            actor=ACTOR,
+            event="slack_post_failed",
+            outcome=kind,
+            detail=f"{code}: {exc}",
+            updates={"error": f"slack {kind}: {code}"},
+        )
+    except Exception:  # the Slack error is the one to report; the audit write failing too is logged
+        logger.exception("could not audit the Slack failure")
+
+
+def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies) -> FindingRecord:
+    job = RemediationJob(
+        kind="quarantine",
+        finding_id=record.finding_id,
+        requested_by=AUTO_APPROVER,
+        requested_at=deps.clock(),
+    )
+    sent = deps.sqs.send_message(QueueUrl=deps.remediation_queue_url, MessageBody=job.to_message())
+    deps.metrics.count("JobsQueued", kind=job.kind)
+    result = deps.store.append_audit(
+        record.finding_id,
+        actor=AUTO_APPROVER,
+        event="job_queued",
+        outcome="queued",
+        detail=f"quarantine job, message {sent.get('MessageId', '?')}",
+        updates={"job_queued_at": job.requested_at.astimezone(UTC).isoformat()},
+    )
+    return result.record
+
+
+def _release(store: FindingStore, record_id: str, attempt: str) -> None:
+    try:
+        store.release_intake(record_id, owner=attempt)
+    except Exception:  # the lease expires at the deadline anyway
+        logger.exception("could not release the intake lease")
+
+
+def _action_name(record: FindingRecord) -> str:
+    return record.action.value if record.action else ""

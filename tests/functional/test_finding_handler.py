@@ -1,0 +1,560 @@
+"""The finding handler end to end in one process: the real ``lambda_handler`` fed SQS batch events built from
+tests/events/*.json, against moto (state table, remediation queue, Slack secret) and the Slack stand-in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from macie_chatops import names
+from macie_chatops.config import Action, load_config
+from macie_chatops.handlers import finding as handler
+from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
+from macie_chatops.jobs import RemediationJob
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore, WriteResult, create_state_table
+from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
+from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
+from tests.functional.atomic_moto import atomic_dynamodb  # noqa: F401 (fixture)
+
+TABLE = "intake-test-findings"
+PAYMENTS = "C0PAYMENTS"
+REVIEW = "personal-review"  # payments, review
+AUTO = "credentials-auto"  # payments, auto
+NOTIFY = "financial-low"  # payments, notify
+IGNORE = "archived-finding"  # payments, ignore
+MALFORMED = "severity-string"  # has a finding id, fails validation -> REJECTED
+
+
+def finding_id_of(name: str) -> str:
+    return str(json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))["detail"]["id"])
+
+
+@dataclass
+class LambdaContext:
+    """What Lambda passes: identity fields Powertools logs, and the invocation's remaining time."""
+
+    timeout_s: float = 60.0
+    function_name: str = names.FINDING_FUNCTION_NAME
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:210987654321:function:{names.FINDING_FUNCTION_NAME}"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass
+class Delivery:
+    """One SQS message as Lambda sees it; ``again()`` is the same message redelivered."""
+
+    body: str
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    receive_count: int = 1
+
+    def again(self) -> Delivery:
+        return Delivery(self.body, self.message_id, self.receive_count + 1)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "messageId": self.message_id,
+            "receiptHandle": f"handle-{self.message_id}-{self.receive_count}",
+            "body": self.body,
+            "attributes": {
+                "ApproximateReceiveCount": str(self.receive_count),
+                "SentTimestamp": "1795790000000",
+                "SenderId": "AIDAEVENTBRIDGE",
+                "ApproximateFirstReceiveTimestamp": "1795790000001",
+            },
+            "messageAttributes": {},
+            "md5OfBody": "0" * 32,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:us-east-1:210987654321:{names.INTAKE_QUEUE_NAME}",
+            "awsRegion": "us-east-1",
+        }
+
+
+def delivery(name: str) -> Delivery:
+    """A fixture event, as EventBridge puts it on the intake queue (the body is the event JSON text)."""
+    return Delivery((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class World:
+    store: FindingStore
+    sqs: Any
+    queue_url: str
+    slack: SlackStandIn
+
+    def invoke(self, *deliveries: Delivery, timeout_s: float = 60.0) -> list[str]:
+        """Run the real handler on one batch; return the message ids it reported as failed."""
+        event = {"Records": [d.record() for d in deliveries]}
+        response = handler.lambda_handler(event, LambdaContext(timeout_s=timeout_s))
+        assert set(response) == {"batchItemFailures"}
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def record(self, finding_id: str) -> FindingRecord:
+        record = self.store.get(finding_id)
+        assert record is not None, f"no record for {finding_id}"
+        return record
+
+    def jobs(self) -> list[RemediationJob]:
+        jobs: list[RemediationJob] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return jobs
+            for message in messages:
+                jobs.append(RemediationJob.from_message(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def posts(self, channel: str = PAYMENTS) -> list[Any]:
+        return self.slack.messages(channel)
+
+    def table_size(self) -> int:
+        return len(self.store._client.scan(TableName=TABLE)["Items"])
+
+
+@pytest.fixture
+def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    dynamodb = boto3.client("dynamodb", region_name=aws.region)
+    create_state_table(dynamodb, TABLE)
+    sqs = boto3.client("sqs", region_name=aws.region)
+    queue_url = sqs.create_queue(QueueName=names.REMEDIATION_QUEUE_NAME)["QueueUrl"]
+    secret_arn = boto3.client("secretsmanager", region_name=aws.region).create_secret(
+        Name="macie-chatops/slack",
+        SecretString=json.dumps({"bot_token": EXAMPLE_BOT_TOKEN, "signing_secret": "test-signing-secret"}),
+    )["ARN"]
+    config_file = tmp_path / "config.json"
+    config_file.write_text(load_config(ROOT / "accounts.yaml").to_json(), encoding="utf-8")
+    monkeypatch.setenv(names.ENV_STATE_TABLE, TABLE)
+    monkeypatch.setenv(names.ENV_REMEDIATION_QUEUE_URL, queue_url)
+    monkeypatch.setenv(names.ENV_SLACK_SECRET_ARN, secret_arn)
+    monkeypatch.setenv(names.ENV_CONFIG_PATH, str(config_file))
+    monkeypatch.setenv(names.ENV_SLACK_API_URL, slack.base_url)
+    handler.clear_caches()
+    try:
+        yield World(FindingStore(dynamodb, TABLE), sqs, queue_url, slack)
+    finally:
+        handler.clear_caches()
+
+
+class Logs:
+    """The handler's JSON log lines, as Lambda would ship them (Powertools' stream redirected here)."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> Logs:
+    captured = Logs()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", captured.stream)
+    return captured
+
+
+# -- each action ---------------------------------------------------------------------------------------------
+
+
+def test_review_posts_the_approval_message_and_waits_for_approval(world: World) -> None:
+    # GIVEN a Personal finding in payments-prod (policy: review) WHEN the handler gets it
+    assert world.invoke(delivery(REVIEW)) == []
+    # THEN one approval message with Remediate/Dismiss is in the team's channel, and the record points at it
+    record = world.record(finding_id_of(REVIEW))
+    assert record.state is State.PENDING_APPROVAL
+    (message,) = world.posts()
+    assert (record.slack_channel, record.slack_ts) == (PAYMENTS, message.ts)
+    action_ids = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert action_ids == [names.ACTION_REMEDIATE, names.ACTION_DISMISS]
+    assert record.summary is not None and record.summary.team == "payments"
+    assert [e.event for e in record.audit] == ["received", "slack_posted", "decided"]
+    assert [r.finding_id for r in world.store.pending_approvals("payments")] == [record.finding_id]
+    assert world.jobs() == []
+    assert record.intake_owner is None  # the lease was released
+
+
+def test_auto_approves_queues_one_job_and_posts_an_information_message(world: World) -> None:
+    assert world.invoke(delivery(AUTO)) == []
+    record = world.record(finding_id_of(AUTO))
+    # THEN APPROVED by auto, one quarantine job, one message without buttons whose ts the remediator can update
+    assert record.state is State.APPROVED
+    assert record.approver == "auto"
+    assert record.job_queued_at is not None
+    (job,) = world.jobs()
+    assert (job.kind, job.finding_id, job.requested_by) == ("quarantine", record.finding_id, "auto")
+    (message,) = world.posts()
+    assert record.slack_ts == message.ts
+    assert not [b for b in message.blocks if b["type"] == "actions"]
+    assert [e.event for e in record.audit] == ["received", "slack_posted", "decided", "job_queued"]
+
+
+def test_notify_posts_an_information_message(world: World) -> None:
+    assert world.invoke(delivery(NOTIFY)) == []
+    record = world.record(finding_id_of(NOTIFY))
+    assert record.state is State.NOTIFIED
+    assert record.expires_at is not None  # final state
+    (message,) = world.posts()
+    assert record.slack_ts == message.ts
+    assert world.jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "reason"),
+    [
+        (IGNORE, State.IGNORED, "archived (suppressed) finding"),
+        ("unknown-account", State.REJECTED, "account 999999999999 is not listed in accounts.yaml"),
+        ("missing-resources-affected", State.REJECTED, "sensitive-data finding without resourcesAffected.s3Object"),
+    ],
+)
+def test_ignore_and_reject_are_recorded_with_their_reason_and_post_nothing(
+    world: World, name: str, state: State, reason: str
+) -> None:
+    assert world.invoke(delivery(name)) == []
+    record = world.record(finding_id_of(name))
+    assert (record.state, record.reason) == (state, reason)
+    assert record.expires_at is not None
+    assert world.slack.request_count("chat.postMessage") == 0
+    assert world.jobs() == []
+
+
+def test_a_malformed_event_is_rejected_by_finding_id_and_posts_nothing(world: World) -> None:
+    # GIVEN a finding whose severity is a string WHEN it arrives
+    assert world.invoke(delivery(MALFORMED)) == []
+    # THEN it is recorded as REJECTED under its finding id, with the validation error, and nothing is posted
+    record = world.record(finding_id_of(MALFORMED))
+    assert record.state is State.REJECTED
+    assert record.action is Action.REJECT
+    assert record.reason.startswith("detail.severity.score")
+    assert record.summary is None
+    assert world.slack.request_count("chat.postMessage") == 0
+
+
+def test_a_rejection_without_a_finding_id_is_recorded_by_event_id(world: World) -> None:
+    assert world.invoke(delivery("legacy-macie-alert")) == []
+    event_id = json.loads((EVENTS_DIR / "legacy-macie-alert.json").read_text(encoding="utf-8"))["id"]
+    record = world.record(f"event:{event_id}")
+    assert record.state is State.REJECTED
+    assert "Macie Alert" in record.reason
+
+
+def test_input_without_any_id_is_acknowledged_counted_and_logged_without_its_payload(
+    world: World, logs: Logs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN bytes that are not JSON, and JSON that is not an object
+    secret_marker = "AKIA-THIS-MUST-NOT-BE-LOGGED"
+    garbage = [delivery("not-json"), delivery("not-an-object"), Delivery(f"{{not json {secret_marker}")]
+    # WHEN they arrive THEN they are acknowledged (retrying cannot fix them), nothing is recorded or posted
+    assert world.invoke(*garbage) == []
+    assert world.table_size() == 0
+    assert world.slack.request_count("chat.postMessage") == 0
+    assert secret_marker not in logs.text()
+    assert [line["message"] for line in logs.lines()].count(
+        "rejected input without any id: acknowledged, not recorded"
+    ) == 3
+    assert sum(1 for m in emf_metrics(capsys.readouterr().out) if m["name"] == "RejectedWithoutId") == 3
+
+
+# -- duplicates ----------------------------------------------------------------------------------------------
+
+
+def test_a_duplicate_delivery_posts_nothing_and_queues_nothing(world: World) -> None:
+    # GIVEN an auto finding already handled
+    first = delivery(AUTO)
+    assert world.invoke(first) == []
+    before = world.record(finding_id_of(AUTO))
+    # WHEN the same message is redelivered, and the same event arrives again as another message
+    assert world.invoke(first.again(), delivery(AUTO)) == []
+    # THEN one record, one message, one job
+    assert world.table_size() == 1
+    assert len(world.posts()) == 1
+    assert len(world.jobs()) == 1
+    assert world.record(finding_id_of(AUTO)).audit == before.audit
+
+
+def test_concurrent_duplicates_produce_one_record_one_message_one_job(
+    world: World,
+    atomic_dynamodb: None,  # noqa: F811
+) -> None:
+    # GIVEN the same auto finding delivered twice (two SQS messages), handled by two invocations at once
+    results: list[list[str]] = []
+    barrier = threading.Barrier(2)
+
+    def invoke() -> None:
+        barrier.wait()
+        results.append(world.invoke(delivery(AUTO)))
+
+    threads = [threading.Thread(target=invoke) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN both are acknowledged, and the finding is handled exactly once
+    assert results == [[], []]
+    assert world.table_size() == 1
+    assert len(world.posts()) == 1
+    assert len(world.jobs()) == 1
+    record = world.record(finding_id_of(AUTO))
+    assert record.state is State.APPROVED
+    assert [e.event for e in record.audit] == ["received", "slack_posted", "decided", "job_queued"]
+
+
+# -- Slack failures ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "ratelimited"), (500, "http_500")])
+def test_a_transient_slack_failure_fails_the_item_and_the_redelivery_posts_exactly_once(
+    world: World, status: int, code: str
+) -> None:
+    # GIVEN Slack answering 429 (with a Retry-After that does not fit the invocation) or 500
+    world.slack.fail_next("chat.postMessage", status=status, retry_after=600)
+    first = delivery(REVIEW)
+    # WHEN the finding arrives THEN the item fails (back to the queue), nothing is posted, the record says why
+    assert world.invoke(first) == [first.message_id]
+    assert world.posts() == []
+    record = world.record(finding_id_of(REVIEW))
+    assert record.state is State.RECEIVED
+    assert record.slack_ts is None
+    assert record.error == f"slack retryable: {code}"
+    assert [(e.event, e.outcome) for e in record.audit][-1] == ("slack_post_failed", "retryable")
+    # WHEN Slack has recovered and SQS redelivers the message THEN it is posted, once
+    assert world.invoke(first.again()) == []
+    # AND further redeliveries change nothing
+    assert world.invoke(first.again().again()) == []
+    (message,) = world.posts()
+    record = world.record(finding_id_of(REVIEW))
+    assert (record.state, record.slack_ts, record.error) == (State.PENDING_APPROVAL, message.ts, None)
+
+
+def test_channel_not_found_is_a_clear_configuration_error_kept_for_retry(
+    world: World, logs: Logs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN Slack does not know the team's channel
+    world.slack.fail_next("chat.postMessage", status=200, error="channel_not_found")
+    first = delivery(AUTO)
+    # WHEN an auto finding arrives
+    assert world.invoke(first) == [first.message_id]
+    # THEN nothing is quarantined behind the team's back: no job, still RECEIVED, the error on the record
+    record = world.record(finding_id_of(AUTO))
+    assert record.state is State.RECEIVED
+    assert record.error == "slack configuration: channel_not_found"
+    assert record.audit[-1].outcome == "configuration"
+    assert "C0PAYMENTS" in record.audit[-1].detail
+    assert world.jobs() == []
+    # AND the log says what to fix, and the failure is counted by kind and code
+    (error,) = [line for line in logs.lines() if line["level"] == "ERROR"]
+    assert error["message"].startswith("Slack post failed (configuration): an operator must fix it")
+    assert error["error_code"] == "channel_not_found"
+    assert "accounts.yaml" in error["slack_error"]
+    assert error["correlation_id"] == finding_id_of(AUTO)
+    failures = [m for m in emf_metrics(capsys.readouterr().out) if m["name"] == "SlackFailures"]
+    assert [(m["kind"], m["error_code"]) for m in failures] == [("configuration", "channel_not_found")]
+    # WHEN the operator fixes it and the message comes back (retry, or DLQ redrive) THEN it completes, once
+    assert world.invoke(first.again()) == []
+    assert len(world.posts()) == 1
+    assert len(world.jobs()) == 1
+    assert world.record(finding_id_of(AUTO)).state is State.APPROVED
+
+
+def test_a_rotated_token_is_read_again_after_slack_rejects_the_cached_one(world: World, aws: AwsSandbox) -> None:
+    # GIVEN a container that has cached the bot token
+    assert world.invoke(delivery(NOTIFY)) == []
+    # WHEN the token is rotated (Slack now accepts only the new one, which is in the secret)
+    world.slack.bot_token = "xoxb-rotated-token"
+    boto3.client("secretsmanager", region_name=aws.region).put_secret_value(
+        SecretId="macie-chatops/slack",
+        SecretString=json.dumps({"bot_token": "xoxb-rotated-token", "signing_secret": "test-signing-secret"}),
+    )
+    first = delivery(REVIEW)
+    # THEN the post with the stale token fails as a configuration error (invalid_auth) ...
+    assert world.invoke(first) == [first.message_id]
+    assert world.record(finding_id_of(REVIEW)).error == "slack configuration: invalid_auth"
+    # ... and the next batch reads the secret again and posts
+    assert world.invoke(first.again()) == []
+    assert world.record(finding_id_of(REVIEW)).state is State.PENDING_APPROVAL
+    assert len(world.posts()) == 2
+
+
+# -- partial batches -----------------------------------------------------------------------------------------
+
+
+def test_a_partial_batch_failure_reports_only_the_failed_item(world: World) -> None:
+    # GIVEN a batch of three findings, and Slack failing exactly one post
+    world.slack.fail_next("chat.postMessage", status=500)
+    review, notify, ignore = delivery(REVIEW), delivery(NOTIFY), delivery(IGNORE)
+    # WHEN the batch is handled THEN only the first post's item is reported as failed
+    assert world.invoke(review, notify, ignore) == [review.message_id]
+    assert world.record(finding_id_of(NOTIFY)).state is State.NOTIFIED
+    assert world.record(finding_id_of(IGNORE)).state is State.IGNORED
+    assert world.record(finding_id_of(REVIEW)).state is State.RECEIVED
+    # AND the redelivered item completes
+    assert world.invoke(review.again()) == []
+    assert world.record(finding_id_of(REVIEW)).state is State.PENDING_APPROVAL
+    assert len(world.posts()) == 2
+
+
+def test_metrics_count_findings_by_action_and_type_posts_and_duplicates(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = delivery(AUTO)
+    world.invoke(first, delivery(REVIEW))
+    world.invoke(first.again())
+    found = [m for m in emf_metrics(capsys.readouterr().out) if m["namespace"] == "MacieChatOps"]
+    findings = sorted((m["action"], m["finding_type"]) for m in found if m["name"] == "Findings")
+    assert findings == [("auto", "SensitiveData:S3Object/Credentials"), ("review", "SensitiveData:S3Object/Personal")]
+    assert sorted(m["action"] for m in found if m["name"] == "SlackPosts") == ["auto", "review"]
+    assert [m["kind"] for m in found if m["name"] == "Duplicates"] == ["complete"]
+    assert [m["name"] for m in found].count("JobsQueued") == 1
+
+
+def test_logs_carry_the_finding_id_as_correlation_id_and_never_the_token_or_payload(world: World, logs: Logs) -> None:
+    world.slack.fail_next("chat.postMessage", status=500)
+    first = delivery(REVIEW)
+    world.invoke(first)
+    world.invoke(first.again())
+    lines = logs.lines()
+    received = next(line for line in lines if line["message"] == "finding received")
+    assert received["correlation_id"] == finding_id_of(REVIEW)
+    assert received["action"] == "review"
+    assert all(line["correlation_id"] == finding_id_of(REVIEW) for line in lines if "correlation_id" in line)
+    assert EXAMPLE_BOT_TOKEN not in logs.text()
+    key = json.loads(first.body)["detail"]["resourcesAffected"]["s3Object"]["key"]
+    assert key not in logs.text()
+
+
+# -- resuming after a crash (the core, with a store that fails where a crash would happen) -------------------
+
+
+class CrashingStore(FindingStore):
+    """The real store, except that one chosen write raises once, as if the process died right before it."""
+
+    def __init__(self, store: FindingStore, crash_on: str) -> None:
+        super().__init__(store._client, store._table)
+        self.crash_on = crash_on
+
+    def _crash(self, name: str) -> None:
+        if self.crash_on == name:
+            self.crash_on = ""
+            raise RuntimeError(f"simulated crash before {name}")
+
+    def set_slack_message(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        self._crash("set_slack_message")
+        return super().set_slack_message(finding_id, **kwargs)
+
+    def transition(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        self._crash("transition")
+        return super().transition(finding_id, **kwargs)
+
+    def append_audit(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        if kwargs.get("event") == "job_queued":
+            self._crash("append_audit")
+        return super().append_audit(finding_id, **kwargs)
+
+    def release_intake(self, finding_id: str, *, owner: str) -> None:
+        if self.crash_on == "":  # a crashed process releases nothing: only the lease's expiry frees it
+            return
+        super().release_intake(finding_id, owner=owner)
+
+
+def core_deps(world: World, store: FindingStore) -> IntakeDependencies:
+    settings = handler.Settings.from_env()
+    real = handler.dependencies(settings, lambda: 60.0)
+    return IntakeDependencies(
+        config=real.config,
+        store=store,
+        slack=real.slack,
+        sqs=real.sqs,
+        remediation_queue_url=real.remediation_queue_url,
+        metrics=real.metrics,
+    )
+
+
+def crash_then_redeliver(world: World, name: str, crash_on: str) -> FindingRecord:
+    body = delivery(name).body
+    crashing = CrashingStore(world.store, crash_on)
+    # The crashed attempt's lease ends at its deadline, which has passed by the time SQS redelivers.
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        handle_record(body, core_deps(world, crashing), attempt="crashed", deadline=datetime.now(UTC))
+    outcome = handle_record(
+        body, core_deps(world, world.store), attempt="redelivery", deadline=datetime.now(UTC) + timedelta(minutes=1)
+    )
+    assert outcome.result is IntakeResult.DONE
+    return world.record(finding_id_of(name))
+
+
+def test_a_crash_after_storing_the_ts_resumes_without_posting_again(world: World) -> None:
+    # GIVEN the first attempt posted and stored the ts, then died before the transition
+    record = crash_then_redeliver(world, REVIEW, "transition")
+    # THEN the redelivery only makes the transition
+    assert record.state is State.PENDING_APPROVAL
+    assert len(world.posts()) == 1
+
+
+def test_a_crash_between_approving_and_queueing_still_queues_the_job(world: World) -> None:
+    # GIVEN an auto finding whose first attempt died after APPROVED, before the job was marked queued
+    record = crash_then_redeliver(world, AUTO, "append_audit")
+    # THEN the redelivery queues it: the job is never lost, and here (the job was sent, its mark was not
+    # written) it is sent twice, the documented residual risk the remediator's conditional transitions absorb
+    assert record.state is State.APPROVED and record.job_queued_at is not None
+    assert len(world.jobs()) == 2
+    assert len(world.posts()) == 1
+
+
+def test_a_crash_between_posting_and_storing_the_ts_posts_twice_the_documented_residual_risk(
+    world: World,
+) -> None:
+    # GIVEN the first attempt's post reached Slack but the process died before the ts was stored
+    record = crash_then_redeliver(world, REVIEW, "set_slack_message")
+    # THEN the redelivery cannot know about the first message: it posts again and records the second one
+    first, second = world.posts()
+    assert record.slack_ts == second.ts != first.ts
+    assert record.state is State.PENDING_APPROVAL
+
+
+def test_a_live_lease_leaves_the_finding_to_its_holder(world: World) -> None:
+    # GIVEN a delivery that holds the intake lease and is still running (its deadline is ahead)
+    store = world.store
+    body = delivery(REVIEW).body
+    crashing = CrashingStore(store, "set_slack_message")
+    with pytest.raises(RuntimeError):
+        handle_record(
+            body, core_deps(world, crashing), attempt="holder", deadline=datetime.now(UTC) + timedelta(minutes=5)
+        )
+    # WHEN a duplicate arrives meanwhile THEN it leaves the finding alone (the holder's message is in flight)
+    outcome = handle_record(
+        body, core_deps(world, store), attempt="other", deadline=datetime.now(UTC) + timedelta(minutes=5)
+    )
+    assert outcome.result is IntakeResult.IN_PROGRESS
+    assert len(world.posts()) == 1
+
+
+def emf_metrics(out: str) -> list[dict[str, Any]]:
+    """Every EMF metric in captured stdout, flattened to {name, namespace, dimension: value...}."""
+    metrics = []
+    for line in out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        data = json.loads(line)
+        for directive in data["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: data[name] for group in directive["Dimensions"] for name in group}
+            for metric in directive["Metrics"]:
+                metrics.append({"name": metric["Name"], "namespace": directive["Namespace"], **dimensions})
+    return metrics
