@@ -257,12 +257,13 @@ class SlackClient:
 
     def post(self, channel: str, message: SlackMessage) -> str:
         """Post ``message`` to ``channel`` (a channel id); the message's ``ts`` identifies it for updates."""
+        blocks = message.block_dicts()  # a block that fails validation is a bug: raise it as is, before any call
         response = self._call(
             "chat.postMessage",
             lambda: self._web.chat_postMessage(
                 channel=channel,
                 text=message.text,
-                blocks=message.block_dicts(),
+                blocks=blocks,
                 unfurl_links=False,
                 unfurl_media=False,
             ),
@@ -275,9 +276,10 @@ class SlackClient:
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         """Replace the message ``ts`` in ``channel`` (text and blocks) with ``message``."""
+        blocks = message.block_dicts()
         self._call(
             "chat.update",
-            lambda: self._web.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.block_dicts()),
+            lambda: self._web.chat_update(channel=channel, ts=ts, text=message.text, blocks=blocks),
             channel=channel,
             ts=ts,
         )

@@ -68,11 +68,11 @@ from slack_sdk.models.blocks import (
 )
 
 from macie_chatops import names
+from macie_chatops.jobs import AUTO_APPROVER  # "auto": the policy approved, no person
 from macie_chatops.summary import DataCategory, FindingSummary
 
 When = datetime | str
 
-AUTO_APPROVER: Final = "auto"
 BLOCKED_REASONS: Final = frozenset({"locked", "changed", "missing", "access_denied"})
 
 MAX_BLOCKS: Final = 50

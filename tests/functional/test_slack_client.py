@@ -354,3 +354,15 @@ def test_blocks_the_stand_in_would_refuse_never_leave_the_builders(slack: SlackS
     )
     # THEN Slack's own block checks (as the stand-in applies them) accepted both
     assert len(slack.message("C0PAYMENTS", ts).revisions) == 2
+
+
+def test_a_block_that_fails_validation_is_raised_before_any_call(slack: SlackStandIn) -> None:
+    # GIVEN a message whose block breaks Slack's limits (only a bug could build it)
+    from slack_sdk.errors import SlackObjectFormationError
+    from slack_sdk.models.blocks import SectionBlock
+
+    broken = sm.SlackMessage(text="t", blocks=(SectionBlock(text="x" * 3001),))
+    # WHEN posted / THEN slack_sdk's validator error surfaces as is, and Slack saw nothing
+    with pytest.raises(SlackObjectFormationError):
+        client_for(slack).post("C0PAYMENTS", broken)
+    assert slack.requests == {}

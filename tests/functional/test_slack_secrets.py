@@ -21,7 +21,8 @@ SIGNING = "8f742231b10e8888abcd99yyyzzz85a5"
 
 @pytest.fixture
 def secretsmanager(aws: AwsSandbox) -> Any:
-    return aws.session("210987654321").client("secretsmanager")
+    # The security account's default credentials (the aws fixture points boto3 at moto).
+    return boto3.client("secretsmanager", region_name=aws.region)
 
 
 def store(client: Any, value: str | None) -> str:

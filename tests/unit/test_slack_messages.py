@@ -200,7 +200,19 @@ def test_human_size() -> None:
 
 @pytest.mark.parametrize(
     "event_name",
-    ["personal-review", "key-slack-markup", "key-1000-bytes", "unversioned-bucket", "customidentifier-review"],
+    [
+        "personal-review",
+        "key-slack-markup",
+        "key-1000-bytes",
+        "key-unicode",
+        "key-with-spaces",
+        "key-plus-percent",
+        "unversioned-bucket",
+        "customidentifier-review",
+        "multiple-review",
+        "credentials-auto",
+        "automated-discovery-null-job",
+    ],
 )
 def test_every_builder_passes_slack_validation_within_limits(event_name: str) -> None:
     # GIVEN a real finding / WHEN rendered in every state / THEN slack_sdk validates it and limits hold
