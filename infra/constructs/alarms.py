@@ -7,7 +7,7 @@ state-change events on the central bus and are relayed to the same topic.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -36,6 +36,17 @@ class OperationalAlarms(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
+            )
+        )
+        # The SnsTopic rule target lets the EventBridge service principal publish; only our own rules may.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyThisAccountsEventRules",
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"StringNotEquals": {"aws:SourceAccount": Stack.of(self).account}},
             )
         )
         self._action = cloudwatch_actions.SnsAction(self.topic)
