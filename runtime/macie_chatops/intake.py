@@ -34,8 +34,9 @@ RECEIVED with the error, and redriving the DLQ once the operator has fixed the c
 from under it without a word would be worse than the delay.
 
 Residual risk (stated honestly): Slack's chat.postMessage has no idempotency key. If the process dies
-between Slack accepting the post and the store recording its ts (a window of one DynamoDB write), or if
-Slack accepted a post whose response was lost (a timeout), the next delivery posts a second message; the
+between Slack accepting the post and the store recording its ts (a window of one DynamoDB write), if that
+write fails after boto3's own retries, or if Slack accepted a post whose response was lost (a timeout),
+the next delivery posts a second message; the
 record then points at the second one, and the first stays in the channel with working buttons (a click
 on either acts on the same record, and the state machine lets only one click through). Likewise, dying
 between queueing the auto job and marking it queued queues a second job, which the remediator's own
