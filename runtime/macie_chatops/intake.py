@@ -214,6 +214,11 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
             deps.metrics.count("Duplicates", kind="in_progress")
             return IntakeOutcome(IntakeResult.IN_PROGRESS, record_id, claim.record.state, claim.record.action)
         record = claim.record
+        if intake_complete(record):  # the holder finished between our read and our claim
+            _release(deps.store, record_id, attempt)
+            logger.info("duplicate delivery: finding already handled", extra={"state": record.state.value})
+            deps.metrics.count("Duplicates", kind="complete")
+            return IntakeOutcome(IntakeResult.DUPLICATE, record_id, record.state, record.action)
         logger.info(
             "resuming an unfinished intake",
             extra={"state": record.state.value, "slack_ts": record.slack_ts, "error": record.error},

@@ -546,6 +546,34 @@ def test_a_live_lease_leaves_the_finding_to_its_holder(world: World) -> None:
     assert len(world.posts()) == 1
 
 
+class HolderFinishesFirst(FindingStore):
+    """The real store; right before a claim, the previous holder completes the intake (a narrow race)."""
+
+    def claim_intake(self, finding_id: str, *, owner: str, until: datetime) -> WriteResult:
+        self.transition(
+            finding_id, expected={State.RECEIVED}, target=State.PENDING_APPROVAL, actor="holder", event="decided"
+        )
+        return super().claim_intake(finding_id, owner=owner, until=until)
+
+
+def test_a_claim_won_after_the_holder_finished_is_a_duplicate(world: World) -> None:
+    # GIVEN an unfinished intake (posted, ts stored, not yet moved on)
+    body = delivery(REVIEW).body
+    with pytest.raises(RuntimeError):
+        handle_record(
+            body, core_deps(world, CrashingStore(world.store, "transition")), attempt="a", deadline=datetime.now(UTC)
+        )
+    # WHEN a duplicate reads it, and the first holder completes it just before the duplicate's claim
+    racing = HolderFinishesFirst(world.store._client, TABLE)
+    outcome = handle_record(
+        body, core_deps(world, racing), attempt="b", deadline=datetime.now(UTC) + timedelta(minutes=1)
+    )
+    # THEN the duplicate sees a finished intake and does nothing
+    assert outcome.result is IntakeResult.DUPLICATE
+    assert len(world.posts()) == 1
+    assert world.record(finding_id_of(REVIEW)).intake_owner is None
+
+
 def emf_metrics(out: str) -> list[dict[str, Any]]:
     """Every EMF metric in captured stdout, flattened to {name, namespace, dimension: value...}."""
     metrics = []
