@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -113,11 +113,12 @@ class MemberClients:
     expires_at: datetime
     s3: S3Client
     _session: boto3.Session = field(repr=False)
+    _credentials: Mapping[str, str] = field(repr=False)
 
     @property
     def kms(self) -> KMSClient:
-        """A KMS client in the same session (built on use; S3 does the KMS work of a copy itself)."""
-        return self._session.client("kms", region_name=self.region)
+        """A KMS client with the same credentials (built on use; S3 does the KMS work of a copy itself)."""
+        return self._session.client("kms", region_name=self.region, **self._credentials)  # type: ignore[call-overload]
 
 
 def _utcnow() -> datetime:
@@ -203,7 +204,6 @@ class MemberSessions:
         return fresh
 
     def _assume(self, account_id: str, region: str, identity: str, name: str) -> MemberClients:
-        import boto3
         from botocore.exceptions import ClientError
 
         arn = role_arn(account_id, self._role_name, self._partition)
@@ -227,12 +227,14 @@ class MemberSessions:
         expires = credentials["Expiration"]
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
-        session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=region,
-        )
+        keys = {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+        # Clients from the one base session share its loaded service models (a new boto3.Session per
+        # assumed role would load them again, ~0.3 s each); the credentials are the member role's.
+        session = self._session()
         return MemberClients(
             account_id=account_id,
             region=region,
@@ -240,6 +242,7 @@ class MemberSessions:
             source_identity=identity,
             session_name=name,
             expires_at=expires,
-            s3=session.client("s3", region_name=region, config=self._s3_config),
+            s3=session.client("s3", region_name=region, config=self._s3_config, **keys),  # type: ignore[call-overload]
             _session=session,
+            _credentials=keys,
         )
