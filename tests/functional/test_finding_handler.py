@@ -586,3 +586,13 @@ def emf_metrics(out: str) -> list[dict[str, Any]]:
             for metric in directive["Metrics"]:
                 metrics.append({"name": metric["Name"], "namespace": directive["Namespace"], **dimensions})
     return metrics
+
+
+def test_metrics_can_be_switched_off_like_powertools_metrics(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN POWERTOOLS_METRICS_DISABLED (the sandbox's CLI keeps stdout for its own output)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    # WHEN findings are handled THEN no metric line is printed
+    world.invoke(delivery(REVIEW), delivery("not-json"))
+    assert emf_metrics(capsys.readouterr().out) == []

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from macie_chatops import names
@@ -63,6 +64,8 @@ class EmfCounter:
     """Counts as CloudWatch embedded metrics, one line each (dimensions differ from record to record)."""
 
     def count(self, name: str, **dimensions: str) -> None:
+        if is_metrics_disabled():  # POWERTOOLS_METRICS_DISABLED (the sandbox's CLI keeps stdout for its output)
+            return
         with single_metric(
             name=name,
             unit=MetricUnit.Count,
