@@ -30,23 +30,29 @@ CASES = {
 }
 
 
-def measure(imports: str, runs: int) -> float:
-    samples = []
+def measure_once(imports: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", TIMED.format(imports=imports)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def measure(runs: int) -> dict[str, float]:
+    """Median per case; the cases take turns in every round, so a noisy moment hits them all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in CASES}
     for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", TIMED.format(imports=imports)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        samples.append(float(out.strip().splitlines()[-1]))
-    return statistics.median(samples)
+        for name, imports in CASES.items():
+            samples[name].append(measure_once(imports))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
-    medians = {name: measure(imports, runs) for name, imports in CASES.items()}
+    medians = measure(runs)
     baseline = medians["import boto3"]
     print(f"cold import, median of {runs} fresh interpreters (ratio to import boto3; target <= {TARGET_RATIO}x)")
     for name, seconds in medians.items():
