@@ -126,10 +126,16 @@ def api_gateway_event(
     """An API Gateway REST (v1) proxy event for ``POST path``.
 
     ``multi_value_headers`` defaults to each header as a one-element list, as API Gateway sends it.
-    ``base64_encoded`` encodes ``body`` and sets ``isBase64Encoded`` (binary media types do this).
+    ``base64_encoded`` encodes ``body`` and sets ``isBase64Encoded`` (binary media types do this); bytes
+    that are not UTF-8 are always sent that way.
     """
     if isinstance(body, bytes):
-        text: str | None = base64.b64encode(body).decode("ascii") if base64_encoded else body.decode("utf-8")
+        try:
+            text: str | None = None if base64_encoded else body.decode("utf-8")
+        except UnicodeDecodeError:  # API Gateway can only hand binary over base64-encoded
+            base64_encoded = True
+        if base64_encoded:
+            text = base64.b64encode(body).decode("ascii")
     elif body is not None and base64_encoded:
         text = base64.b64encode(body.encode("utf-8")).decode("ascii")
     else:
