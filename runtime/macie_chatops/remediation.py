@@ -1,0 +1,454 @@
+"""Remediation: one RemediationJob from the remediation queue -> the move (or restore), recorded, shown.
+
+``handle_job(body, deps)`` is the whole remediator minus the Lambda plumbing; every dependency comes in
+through :class:`RemediationDependencies`, so tests inject them (and crash points).
+
+The record, never the job message, says which object, which account and who approved (a forged or stale
+job can do nothing the record does not already allow). Order, and why:
+
+1. Read the record. Quarantine jobs act on APPROVED or FAILED (a retry); restore jobs on RESTORE_REQUESTED
+   (the interaction endpoint or the CLI moved it there). A job whose outcome is already recorded
+   (QUARANTINED / BLOCKED, or RESTORED) only re-does the Slack update: that is how a Slack failure after
+   the move is retried without moving anything again. Any other state: a stale or forged job, logged and
+   acknowledged.
+2. Assume the member's remediation role (SourceIdentity = the approver, or the restore's requester).
+   AccessDenied is a permanent FAILED naming the account and role, not a retry loop.
+3. Move (``move.ObjectMover``; idempotent at every step, see its docstring).
+4. Record the outcome with one conditional transition (QUARANTINED / BLOCKED / FAILED; RESTORED, or back to
+   QUARANTINED when a restore was refused). Recorded *before* Slack, so a Slack failure can never undo or
+   repeat the move.
+5. Update the original Slack message (chat.update). A transient Slack failure raises: the job returns to
+   the queue and its redelivery finds the outcome recorded (step 1) and only retries the update.
+   Configuration errors and a deleted message are audited and logged; retrying would not help.
+
+Failures the mover cannot classify (throttling after botocore's retries, 5xx, network) are recorded as
+FAILED with the error and re-raised, so the job is retried and, after the queue's maxReceiveCount, kept in
+the remediation DLQ; a later successful attempt moves FAILED -> QUARANTINED. Exceptions that are not AWS
+errors propagate untouched (a bug, or in tests a simulated crash): nothing is recorded for them, exactly as
+if the process had died there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from aws_lambda_powertools import Logger
+
+from macie_chatops.errors import MacieChatOpsError, SlackConfigurationError, SlackError, SlackRetryableError
+from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
+from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus
+from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates
+
+if TYPE_CHECKING:
+    from macie_chatops.config import Config
+    from macie_chatops.slack_messages import SlackMessage
+
+# The remediator handler's logger (same service: Powertools shares one configured logger per service, so
+# keys appended here show on the handler's lines too, and the core also works without the handler).
+logger = Logger(service="macie-chatops-remediator")
+
+ACTOR: Final = "remediator"
+MB: Final = 1024 * 1024
+# Slack errors that a new token fixes: raised, so the handler re-reads the secret and the job is retried.
+TOKEN_ERRORS: Final = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
+
+
+class SlackUpdater(Protocol):
+    """What the remediator needs of Slack: replace a message (raises SlackError)."""
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+
+class Counter(Protocol):
+    def count(self, name: str, **dimensions: str) -> None: ...
+
+
+class Sessions(Protocol):
+    def clients(self, account_id: str, region: str, *, actor: str, finding_id: str) -> MemberClients: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RemediationDependencies:
+    config: Config
+    store: FindingStore
+    sessions: Sessions
+    slack: SlackUpdater
+    metrics: Counter
+    checkpoint: Callable[[MoveStep], None] | None = None  # tests: crash between the mover's steps
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+    def mover(self, clients: MemberClients) -> ObjectMover:
+        return ObjectMover(
+            clients.s3,
+            multipart_threshold_bytes=self.config.quarantine.multipart_threshold_mb * MB,
+            clock=self.clock,
+            checkpoint=self.checkpoint,
+        )
+
+
+class JobResult(StrEnum):
+    QUARANTINED = "quarantined"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    RESTORED = "restored"
+    RESTORE_REFUSED = "restore_refused"
+    ALREADY_DONE = "already_done"  # outcome recorded earlier; only the Slack message was (re)updated
+    STALE = "stale"  # the record is not in a state this job may act on
+    UNKNOWN = "unknown"  # no record, or an unreadable job
+
+
+class RemediationError(MacieChatOpsError):
+    """An attempt failed in a way a retry may fix; the failure is recorded on the finding."""
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+    from s3transfer.exceptions import S3CopyFailedError
+
+    return (ClientError, BotoCoreError, Boto3Error, S3CopyFailedError)
+
+
+def handle_job(body: str, deps: RemediationDependencies) -> JobResult:
+    """Handle one remediation queue message; raises when it must return to the queue (module docstring)."""
+    from pydantic import ValidationError
+
+    try:
+        job = RemediationJob.from_message(body)
+    except ValidationError as exc:
+        # Retrying cannot fix it and the body may carry anything: log its size and the first error only.
+        logger.error(
+            "unreadable remediation job: acknowledged", extra={"body_chars": len(body), "error": str(exc)[:300]}
+        )
+        deps.metrics.count("Jobs", kind="unknown", result=JobResult.UNKNOWN.value)
+        return JobResult.UNKNOWN
+    logger.thread_safe_append_keys(finding_id=job.finding_id, correlation_id=job.finding_id, job_kind=job.kind)
+    record = deps.store.get(job.finding_id)
+    if record is None:
+        logger.error("remediation job for a finding with no record: acknowledged")
+        deps.metrics.count("Jobs", kind=job.kind, result=JobResult.UNKNOWN.value)
+        return JobResult.UNKNOWN
+    result = _quarantine(job, record, deps) if job.kind == "quarantine" else _restore(job, record, deps)
+    deps.metrics.count("Jobs", kind=job.kind, result=result.value)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------
+# Quarantine
+# --------------------------------------------------------------------------------------------------------
+
+QUARANTINE_DONE: Final = frozenset({State.QUARANTINED, State.BLOCKED})
+QUARANTINE_READY: Final = frozenset({State.APPROVED, State.FAILED})
+
+
+def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
+    if record.state in QUARANTINE_DONE:
+        logger.info("outcome already recorded: updating Slack only", extra={"state": record.state.value})
+        update_slack(record, deps)
+        return JobResult.ALREADY_DONE
+    if record.state not in QUARANTINE_READY:
+        logger.warning("quarantine job for a finding that is not approved: acknowledged", extra={"state": record.state})
+        return JobResult.STALE
+    summary = record.summary
+    approver = record.approver or job.requested_by
+    if summary is None or not summary.bucket:
+        outcome = MoveOutcome(MoveStatus.FAILED, "", "", detail="the finding's record holds no S3 object to move")
+    else:
+        outcome = _run_move(record, approver, deps)
+    record = _record_move(record, outcome, deps)
+    update_slack(record, deps)
+    return {
+        MoveStatus.QUARANTINED: JobResult.QUARANTINED,
+        MoveStatus.BLOCKED: JobResult.BLOCKED,
+        MoveStatus.FAILED: JobResult.FAILED,
+    }[outcome.status]
+
+
+def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencies) -> MoveOutcome:
+    summary = record.summary
+    assert summary is not None
+    request = MoveRequest.of(summary, approver=approver)
+    try:
+        clients = deps.sessions.clients(
+            summary.account_id, summary.region, actor=approver or AUTO_APPROVER, finding_id=record.finding_id
+        )
+    except AssumeRoleDeniedError as exc:
+        logger.error("cannot assume the member remediation role", extra={"role_arn": exc.role_arn})
+        return MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=str(exc))
+    try:
+        outcome = deps.mover(clients).quarantine(request)
+    except _aws_errors() as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        logger.warning("quarantine attempt failed; the job will be retried", extra={"error": detail[:500]})
+        failed = _record_move(
+            record, MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=detail), deps
+        )
+        try:
+            update_slack(failed, deps)  # best effort: tell the team it is being retried
+        except SlackError:
+            logger.warning("Slack update of the failed attempt failed too")
+        raise RemediationError(f"quarantine of {record.finding_id} failed: {detail}") from exc
+    logger.info(
+        "move finished",
+        extra={
+            "status": outcome.status.value,
+            "reason": outcome.reason.value if outcome.reason else None,
+            "resumed": outcome.resumed,
+            "verification": outcome.verification,
+            "older_versions": outcome.older_versions,
+            "source_identity": clients.source_identity,
+        },
+    )
+    return outcome
+
+
+def _record_move(record: FindingRecord, outcome: MoveOutcome, deps: RemediationDependencies) -> FindingRecord:
+    region = record.summary.region if record.summary else ""
+    if outcome.status is MoveStatus.QUARANTINED:
+        updates: RecordUpdates = {
+            "outcome": "quarantined",
+            "outcome_detail": outcome.detail or f"verified: {outcome.verification}",
+            "error": None,
+            "quarantine": outcome.location(region),
+        }
+        target = State.QUARANTINED
+    elif outcome.status is MoveStatus.BLOCKED:
+        assert outcome.reason is not None
+        updates = {"outcome": outcome.reason.value, "outcome_detail": outcome.detail, "error": None}
+        if outcome.copy_kept:
+            updates["quarantine"] = outcome.location(region)
+        target = State.BLOCKED
+    else:
+        updates = {"outcome": "failed", "outcome_detail": outcome.detail, "error": outcome.detail}
+        target = State.FAILED
+    if target is State.FAILED and record.state is State.FAILED:
+        # FAILED -> FAILED is no transition: keep the state, record the new error and audit the attempt.
+        result = deps.store.append_audit(
+            record.finding_id, actor=ACTOR, event="quarantine_failed", outcome=State.FAILED.value,
+            detail=outcome.detail, updates=updates,
+        )  # fmt: skip
+        return result.record
+    result = deps.store.transition(
+        record.finding_id,
+        # FAILED -> FAILED is not a transition (handled above), so a failure is only recorded from APPROVED.
+        expected={State.APPROVED} if target is State.FAILED else QUARANTINE_READY,
+        target=target,
+        actor=ACTOR,
+        event=f"quarantine_{target.value.lower()}",
+        updates=updates,
+        detail=outcome.detail or (outcome.verification or ""),
+    )
+    if not result.applied:
+        # Another delivery of the same job recorded first (the mover is idempotent, so it saw the same).
+        logger.warning("the record moved on before this outcome was recorded", extra={"state": result.record.state})
+    return result.record
+
+
+# --------------------------------------------------------------------------------------------------------
+# Restore
+# --------------------------------------------------------------------------------------------------------
+
+
+def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
+    if record.state is State.RESTORED:
+        logger.info("restore already recorded: updating Slack only")
+        update_slack(record, deps)
+        return JobResult.ALREADY_DONE
+    if record.state is not State.RESTORE_REQUESTED or record.summary is None:
+        logger.warning(
+            "restore job for a finding with no restore requested: acknowledged", extra={"state": record.state}
+        )
+        return JobResult.STALE
+    summary = record.summary
+    requester = _entered_by(record) or job.requested_by
+    quarantine = dict(record.quarantine or {})
+    request = RestoreRequest.of(summary, quarantine_key_=quarantine.get("key") or None)
+    try:
+        clients = deps.sessions.clients(
+            summary.account_id, summary.region, actor=requester, finding_id=record.finding_id
+        )
+    except AssumeRoleDeniedError as exc:
+        outcome = RestoreOutcome(RestoreStatus.FAILED, str(exc))
+    else:
+        try:
+            outcome = deps.mover(clients).restore(request)
+        except _aws_errors() as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            logger.warning("restore attempt failed; the job will be retried", extra={"error": detail[:500]})
+            deps.store.append_audit(
+                record.finding_id, actor=ACTOR, event="restore_attempt_failed", outcome="retrying", detail=detail,
+                updates={"error": detail},
+            )  # fmt: skip
+            raise RemediationError(f"restore of {record.finding_id} failed: {detail}") from exc
+    logger.info(
+        "restore finished",
+        extra={"status": outcome.status.value, "resumed": outcome.resumed, "verification": outcome.verification},
+    )
+    if outcome.status is RestoreStatus.RESTORED:
+        location = {**quarantine, "restored_version_id": outcome.restored_version_id or ""}
+        result = deps.store.transition(
+            record.finding_id,
+            expected={State.RESTORE_REQUESTED},
+            target=State.RESTORED,
+            actor=ACTOR,
+            event="restored",
+            updates={
+                "outcome": "restored",
+                "outcome_detail": outcome.detail or f"verified: {outcome.verification}",
+                "error": None,
+                "quarantine": location,
+            },
+            detail=f"restored as version {outcome.restored_version_id or 'null'} ({outcome.verification})",
+        )
+        job_result = JobResult.RESTORED
+    else:
+        logger.warning("restore not done: the object stays quarantined", extra={"detail": outcome.detail})
+        result = deps.store.transition(
+            record.finding_id,
+            expected={State.RESTORE_REQUESTED},
+            target=State.QUARANTINED,
+            actor=ACTOR,
+            event="restore_refused" if outcome.status is RestoreStatus.REFUSED else "restore_failed",
+            updates={"error": f"restore not done: {outcome.detail}"},
+            detail=outcome.detail,
+        )
+        job_result = JobResult.RESTORE_REFUSED
+    if not result.applied:
+        logger.warning("the record moved on before the restore was recorded", extra={"state": result.record.state})
+    update_slack(result.record, deps)
+    return job_result
+
+
+# --------------------------------------------------------------------------------------------------------
+# Slack
+# --------------------------------------------------------------------------------------------------------
+
+
+def _entered(record: FindingRecord) -> tuple[str, str] | None:
+    """(actor, at) of the audit entry that moved the finding into its current state."""
+    for entry in reversed(record.audit):
+        if entry.outcome == record.state.value:
+            return entry.actor, entry.at
+    return None
+
+
+def _entered_by(record: FindingRecord) -> str | None:
+    entered = _entered(record)
+    return entered[0] if entered else None
+
+
+def _requested_by(record: FindingRecord) -> str | None:
+    for entry in reversed(record.audit):
+        if entry.outcome == State.RESTORE_REQUESTED.value:
+            return entry.actor
+    return None
+
+
+def message_for(record: FindingRecord) -> SlackMessage | None:
+    """The Slack message for the record's current state (None for states the remediator does not show)."""
+    from macie_chatops.slack_messages import (
+        BLOCKED_REASONS,
+        build_blocked_message,
+        build_failed_message,
+        build_quarantined_message,
+        build_restored_message,
+    )
+
+    summary = record.summary
+    if summary is None:
+        return None
+    entered = _entered(record)
+    at = entered[1] if entered else record.updated_at
+    approver = record.approver
+    quarantine = record.quarantine or {}
+    if record.state is State.QUARANTINED:
+        older = quarantine.get("older_versions")
+        return build_quarantined_message(
+            summary,
+            approver=approver,
+            at=_quarantined_at(record) or at,
+            quarantine_bucket=quarantine.get("bucket", ""),
+            quarantine_key=quarantine.get("key", ""),
+            older_versions=int(older) if older and older.isdigit() else None,
+        )
+    if record.state is State.BLOCKED:
+        reason = record.outcome if record.outcome in BLOCKED_REASONS else "access_denied"
+        return build_blocked_message(
+            summary,
+            approver=approver,
+            at=at,
+            reason_code=reason,
+            detail=record.outcome_detail or "",
+            quarantine_bucket=quarantine.get("bucket"),
+            quarantine_key=quarantine.get("key"),
+        )
+    if record.state is State.FAILED:
+        return build_failed_message(summary, approver=approver, at=at, error=record.error or "unknown error")
+    if record.state is State.RESTORED:
+        return build_restored_message(
+            summary,
+            by=_requested_by(record) or ACTOR,
+            at=at,
+            restored_version_id=quarantine.get("restored_version_id") or None,
+        )
+    return None
+
+
+def _quarantined_at(record: FindingRecord) -> str | None:
+    """When the object was quarantined (a refused restore returns to QUARANTINED later; keep the move's time)."""
+    for entry in record.audit:
+        if entry.outcome == State.QUARANTINED.value and entry.actor == ACTOR and entry.event.startswith("quarantine"):
+            return entry.at
+    return None
+
+
+def update_slack(record: FindingRecord, deps: RemediationDependencies) -> bool:
+    """chat.update the finding's message to its current state; True when Slack took it.
+
+    Raises SlackRetryableError, and token errors (the job returns to the queue; its redelivery only
+    retries this, with the secret read again). Other Slack errors (a deleted message, a channel the bot
+    left) are audited and logged, and the job is done: the outcome is recorded either way."""
+    if not record.slack_channel or not record.slack_ts:
+        logger.info("no Slack message recorded for this finding: nothing to update")
+        return False
+    message = message_for(record)
+    if message is None:
+        return False
+    try:
+        deps.slack.update(record.slack_channel, record.slack_ts, message)
+    except SlackRetryableError as exc:
+        deps.metrics.count("SlackFailures", kind="retryable", error_code=exc.error_code or "unknown")
+        logger.warning("Slack update failed (transient): the job returns to the queue", extra={"error": str(exc)})
+        raise
+    except SlackError as exc:
+        code = exc.error_code or type(exc).__name__
+        if isinstance(exc, SlackConfigurationError) and exc.error_code in TOKEN_ERRORS:
+            deps.metrics.count("SlackFailures", kind="token", error_code=code)
+            logger.error("Slack rejected the bot token: the job returns to the queue", extra={"error": str(exc)})
+            raise
+        deps.metrics.count("SlackFailures", kind="permanent", error_code=code)
+        logger.error(
+            "Slack update failed; the outcome is recorded, the message is stale", extra={"error": str(exc)[:500]}
+        )
+        _audit_quietly(record, deps, event="slack_update_failed", outcome="error", detail=f"{code}: {exc}")
+        return False
+    deps.metrics.count("SlackUpdates", state=record.state.value)
+    return True
+
+
+def _audit_quietly(record: FindingRecord, deps: RemediationDependencies, **entry: Any) -> None:
+    try:
+        deps.store.append_audit(record.finding_id, actor=ACTOR, **entry)
+    except Exception:  # the Slack failure is what matters; a failed audit write is logged with it
+        logger.exception("could not audit the Slack failure")

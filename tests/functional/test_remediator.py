@@ -1,0 +1,340 @@
+"""The remediator end to end in one process: the real ``lambda_handler`` fed remediation-queue batches,
+against moto (member accounts, state table, Slack secret) and the Slack stand-in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from macie_chatops.names import quarantine_bucket_name
+from macie_chatops.quarantine_plan import MoveStep
+from macie_chatops.remediation import JobResult, handle_job
+from macie_chatops.states import State
+from tests.conftest import AwsSandbox
+from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, crash_at, sha256
+from tests.functional.remediator_world import (
+    PAYMENTS,
+    SOURCE,
+    Delivery,
+    RemediatorWorld,
+    job,
+    message_text,
+    remediator_world,
+)
+
+QUARANTINE = quarantine_bucket_name(MEMBER_A, REGION)
+
+
+@pytest.fixture
+def world(aws: AwsSandbox, slack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RemediatorWorld]:
+    with remediator_world(aws, slack, tmp_path, monkeypatch) as built:
+        yield built
+
+
+def _actions(world: RemediatorWorld, seeded: Any) -> list[str]:
+    blocks = world.message(seeded).blocks
+    return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def test_an_approved_finding_is_quarantined_recorded_and_shown(world: RemediatorWorld) -> None:
+    # GIVEN an approved finding, its object in a versioned bucket with one older version
+    world.moves.bucket(MEMBER_A, SOURCE)
+    world.moves.put(MEMBER_A, SOURCE, "exports/customers.csv", b"older")
+    seeded = world.seed("f-quarantine")
+    # WHEN its quarantine job arrives
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    # THEN the record says QUARANTINED, where the copy is, and how many versions remain
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED
+    assert record.outcome == "quarantined" and record.error is None
+    assert record.quarantine is not None
+    assert record.quarantine["bucket"] == QUARANTINE
+    assert record.quarantine["key"] == f"f-quarantine/{SOURCE}/exports/customers.csv"
+    assert record.quarantine["older_versions"] == "1"
+    assert record.audit[-1].actor == "remediator" and record.audit[-1].outcome == "QUARANTINED"
+    # AND the object moved
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
+    assert world.moves.quarantined(MEMBER_A, record.quarantine["key"]) == seeded.body
+    # AND the original Slack message shows the outcome, the approver, the location and a Restore button
+    message = world.message(seeded)
+    assert len(message.updates) == 1
+    text = message_text(message)
+    assert "Quarantined" in text and "<@U0ALICE>" in text and "f-quarantine/" in text
+    assert "1 older version of this key remains" in text
+    assert _actions(world, seeded) == ["macie_chatops.restore"]
+
+
+def test_a_batch_with_one_failing_job_reports_only_that_one(world: RemediatorWorld) -> None:
+    # GIVEN two approved findings, and Slack failing (HTTP 500) on the first chat.update
+    failing = world.seed("f-slack-down", key="a.csv")
+    good = world.seed("f-good", key="b.csv")
+    world.slack.fail_next("chat.update", status=500)
+    bad_delivery, good_delivery = job("quarantine", failing.finding_id), job("quarantine", good.finding_id)
+    # WHEN both arrive in one batch
+    failed = world.invoke(bad_delivery, good_delivery)
+    # THEN only the failing one returns to the queue; both objects are quarantined and recorded
+    assert failed == [bad_delivery.message_id]
+    assert world.record(failing.finding_id).state is State.QUARANTINED
+    assert world.record(good.finding_id).state is State.QUARANTINED
+    assert len(world.message(good).updates) == 1
+    assert world.message(failing).updates == ()
+
+
+def test_slack_failure_after_the_move_retries_the_update_only(world: RemediatorWorld) -> None:
+    # GIVEN an approved finding and Slack down for the first update
+    seeded = world.seed("f-retry-slack")
+    world.slack.fail_next("chat.update", status=503)
+    delivery = job("quarantine", seeded.finding_id)
+    # WHEN the job runs
+    assert world.invoke(delivery) == [delivery.message_id]
+    # THEN the move is done and recorded, and the message is not updated yet
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED
+    audit_after_move = len(record.audit)
+    assert world.message(seeded).updates == ()
+    # WHEN SQS redelivers it
+    assert world.invoke(delivery.again()) == []
+    # THEN the message is updated, and nothing was moved or recorded a second time
+    assert len(world.message(seeded).updates) == 1
+    assert "Quarantined" in message_text(world.message(seeded))
+    assert world.quarantine_copies(seeded) == 1
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED and len(record.audit) == audit_after_move
+    assert [e.outcome for e in record.audit].count("QUARANTINED") == 1
+
+
+def test_a_multipart_object_through_the_handler(world: RemediatorWorld) -> None:
+    # GIVEN a 6 MiB object and the config's multipart threshold at 5 MiB
+    body = os.urandom(6 * MB)
+    seeded = world.seed("f-big", key="big.bin", body=body, ContentType="application/octet-stream")
+    # WHEN quarantined
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    # THEN the bytes arrived whole through a multipart copy
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED and record.quarantine is not None
+    head = world.moves.head(MEMBER_A, QUARANTINE, record.quarantine["key"])
+    assert head["ETag"].strip('"').endswith("-2")
+    assert sha256(world.moves.quarantined(MEMBER_A, record.quarantine["key"])) == sha256(body)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [MoveStep.COPIED, MoveStep.VERIFIED, MoveStep.DELETED, MoveStep.COUNTED],
+    ids=["after-copy", "after-verify", "after-delete", "before-recording"],
+)
+def test_crash_at_any_step_then_redelivery_records_the_truth(world: RemediatorWorld, step: MoveStep) -> None:
+    # GIVEN the remediator dying right after `step` (nothing is recorded for a crash)
+    seeded = world.seed("f-crash")
+    with pytest.raises(Crash):
+        handle_job(job("quarantine", seeded.finding_id).body, world.deps(checkpoint=crash_at(step)))
+    assert world.record(seeded.finding_id).state is State.APPROVED
+    in_source = world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id)
+    record_key = f"f-crash/{SOURCE}/{seeded.key}"
+    in_quarantine = world.moves.quarantined(MEMBER_A, record_key)
+    assert seeded.body in (in_source, in_quarantine), "the object must be somewhere"
+    # WHEN the job is redelivered (the real handler)
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    # THEN QUARANTINED, one copy, the source version gone, the message updated once
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED
+    assert world.moves.quarantined(MEMBER_A, record_key) == seeded.body
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
+    assert world.quarantine_copies(seeded) == 1
+    assert len(world.message(seeded).updates) == 1
+
+
+def test_a_transient_aws_failure_is_recorded_failed_and_retried(world: RemediatorWorld) -> None:
+    # GIVEN an approved finding and S3 unreachable for copies (every one of botocore's retries fails)
+    from botocore.exceptions import EndpointConnectionError
+
+    from macie_chatops.sessions import MemberSessions
+    from tests.functional.move_world import shared_session
+
+    seeded = world.seed("f-transient")
+    sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())
+    clients = sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id)
+    down = [True]
+
+    def drop_connection(**_: Any) -> None:
+        if down[0]:
+            raise EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com")
+
+    clients.s3.meta.events.register("before-send.s3.CopyObject", drop_connection, unique_id="drop")
+    deps = world.deps(sessions=sessions)
+    # WHEN the job runs
+    with pytest.raises(Exception, match="Could not connect"):
+        handle_job(job("quarantine", seeded.finding_id).body, deps)
+    # THEN FAILED is recorded with the error, the source is untouched, and Slack says it will be retried
+    record = world.record(seeded.finding_id)
+    assert record.state is State.FAILED and record.error and "EndpointConnectionError" in record.error
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
+    assert "will be retried" in message_text(world.message(seeded))
+    # AND a second failed attempt keeps FAILED and audits the new error
+    with pytest.raises(Exception, match="Could not connect"):
+        handle_job(job("quarantine", seeded.finding_id).body, deps)
+    record = world.record(seeded.finding_id)
+    assert record.state is State.FAILED
+    assert [e.event for e in record.audit][-2:] == ["quarantine_failed", "quarantine_failed"]
+    # WHEN S3 is reachable again and the job is retried
+    down[0] = False
+    assert handle_job(job("quarantine", seeded.finding_id).body, deps) is JobResult.QUARANTINED
+    # THEN FAILED -> QUARANTINED, error cleared
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED and record.error is None
+    assert "Quarantined" in message_text(world.message(seeded))
+
+
+def test_object_lock_is_blocked_and_the_message_says_both_copies_are_kept(world: RemediatorWorld) -> None:
+    # GIVEN an approved finding on an object under COMPLIANCE retention
+    seeded = world.seed(
+        "f-locked",
+        bucket="payments-locked",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=7),
+    )
+    # WHEN its job runs
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    # THEN BLOCKED(locked), the copy's location recorded, and the message tells the truth
+    record = world.record(seeded.finding_id)
+    assert record.state is State.BLOCKED and record.outcome == "locked"
+    assert record.quarantine is not None and record.quarantine["bucket"] == QUARANTINE
+    text = message_text(world.message(seeded))
+    assert "Both copies are kept" in text and "Quarantined" not in text
+    assert world.moves.read(MEMBER_A, "payments-locked", seeded.key, seeded.version_id) == seeded.body
+
+
+def test_a_missing_object_is_blocked_missing(world: RemediatorWorld) -> None:
+    seeded = world.seed("f-missing")
+    world.moves.s3(MEMBER_A).delete_object(Bucket=SOURCE, Key=seeded.key, VersionId=seeded.version_id)
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    record = world.record(seeded.finding_id)
+    assert (record.state, record.outcome) == (State.BLOCKED, "missing")
+    assert "Blocked" in message_text(world.message(seeded))
+
+
+def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorWorld) -> None:
+    # GIVEN a remediator whose policy denies it the member account's role (moto's IAM enforcement)
+    from macie_chatops.sessions import MemberSessions
+    from macie_chatops.store import FindingStore
+    from tests.functional.move_world import iam_enforced, remediator_user
+    from tests.functional.remediator_world import TABLE
+
+    seeded = world.seed("f-denied")
+    user = remediator_user(
+        world.moves.aws,
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::{MEMBER_A}:role/*"},
+            ],
+        },
+    )
+    session = user.session()
+    deps = world.deps(
+        sessions=MemberSessions(role_name="macie-chatops-remediation", base_session=session),
+        store=FindingStore(session.client("dynamodb"), TABLE),
+    )
+    # WHEN its job runs under IAM enforcement
+    with iam_enforced(world.moves.aws):
+        result = handle_job(job("quarantine", seeded.finding_id).body, deps)
+    # THEN FAILED (acknowledged, not retried forever), naming the account and the role; nothing moved
+    assert result is JobResult.FAILED
+    record = world.record(seeded.finding_id)
+    assert record.state is State.FAILED and record.error is not None
+    assert MEMBER_A in record.error and "macie-chatops-remediation" in record.error and "AccessDenied" in record.error
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
+    assert "failed" in message_text(world.message(seeded)).lower()
+
+
+def test_stale_unknown_and_unreadable_jobs_are_acknowledged_without_effect(world: RemediatorWorld) -> None:
+    # GIVEN a finding still awaiting approval, a job for an unknown finding, and garbage
+    pending = world.seed("f-pending", state=State.PENDING_APPROVAL)
+    deliveries = [
+        job("quarantine", pending.finding_id),
+        job("quarantine", "f-nobody"),
+        job("restore", pending.finding_id),
+        Delivery('{"kind": "delete-everything", "finding_id": "x"}'),
+        Delivery("not json"),
+    ]
+    # WHEN they arrive
+    assert world.invoke(*deliveries) == []
+    # THEN nothing moved, nothing recorded, no message changed
+    assert world.record(pending.finding_id).state is State.PENDING_APPROVAL
+    assert world.moves.read(MEMBER_A, SOURCE, pending.key, pending.version_id) == pending.body
+    assert world.message(pending).updates == ()
+
+
+def test_no_job_is_started_without_enough_time_left(world: RemediatorWorld) -> None:
+    seeded = world.seed("f-late")
+    delivery = job("quarantine", seeded.finding_id)
+    assert world.invoke(delivery, timeout_s=30) == [delivery.message_id]
+    assert world.record(seeded.finding_id).state is State.APPROVED
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
+
+
+# --- restore -----------------------------------------------------------------------------------------------
+
+
+def test_restore_round_trip_through_the_handler(world: RemediatorWorld) -> None:
+    # GIVEN a quarantined finding whose Restore button was clicked by an approver
+    seeded = world.seed("f-restore", ContentType="text/csv", Metadata={"owner": "payments"})
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    world.request_restore(seeded.finding_id, by="U0BOB")
+    # WHEN the restore job arrives
+    assert world.invoke(job("restore", seeded.finding_id, by="U0BOB")) == []
+    # THEN RESTORED, the same bytes and metadata back at the original key as a new version
+    record = world.record(seeded.finding_id)
+    assert record.state is State.RESTORED
+    assert record.quarantine is not None
+    restored_version = record.quarantine["restored_version_id"]
+    assert restored_version and restored_version != seeded.version_id
+    head = world.moves.head(MEMBER_A, SOURCE, seeded.key)
+    assert head["VersionId"] == restored_version
+    assert (head["ContentType"], head["Metadata"]) == ("text/csv", {"owner": "payments"})
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == seeded.body
+    # AND the message says who restored it, with no buttons left
+    text = message_text(world.message(seeded))
+    assert "Restored" in text and "<@U0BOB>" in text and restored_version in text
+    assert _actions(world, seeded) == []
+    # AND a redelivered restore job changes nothing
+    assert world.invoke(job("restore", seeded.finding_id, by="U0BOB")) == []
+    assert world.moves.versions(MEMBER_A, SOURCE, seeded.key)[0]["VersionId"] == restored_version
+    assert len(world.moves.versions(MEMBER_A, SOURCE, seeded.key)) == 1
+
+
+def test_a_refused_restore_returns_to_quarantined_with_the_reason(world: RemediatorWorld) -> None:
+    # GIVEN a quarantined finding whose key has been written again since
+    seeded = world.seed("f-occupied", versioned=False)
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    world.moves.put(MEMBER_A, SOURCE, seeded.key, b"new data")
+    world.request_restore(seeded.finding_id)
+    # WHEN the restore job arrives
+    assert world.invoke(job("restore", seeded.finding_id)) == []
+    # THEN back to QUARANTINED with the reason, the new data untouched, the Restore button back
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED
+    assert record.error is not None and "different object" in record.error
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == b"new data"
+    assert _actions(world, seeded) == ["macie_chatops.restore"]
+
+
+def test_restore_crash_then_redelivery_restores_once(world: RemediatorWorld) -> None:
+    seeded = world.seed("f-restore-crash")
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    world.request_restore(seeded.finding_id)
+    with pytest.raises(Crash):
+        handle_job(job("restore", seeded.finding_id).body, world.deps(checkpoint=crash_at(MoveStep.RESTORE_COPIED)))
+    assert world.record(seeded.finding_id).state is State.RESTORE_REQUESTED
+    assert world.invoke(job("restore", seeded.finding_id)) == []
+    assert world.record(seeded.finding_id).state is State.RESTORED
+    versions = world.moves.versions(MEMBER_A, SOURCE, seeded.key)
+    assert len(versions) == 1  # the finding's version was moved; exactly one restored version
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == seeded.body
+    assert PAYMENTS in {m.channel for m in world.slack.messages(PAYMENTS)}
