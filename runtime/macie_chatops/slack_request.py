@@ -2,9 +2,10 @@
 signature check over them.
 
 Nothing here parses the body: a request is only read (form, JSON, pydantic) after ``verify`` accepted it.
-It is an edge adapter, not pure domain: it imports the standard library and ``slack_sdk.signature`` only,
-so the interaction handler's cold import stays cheap and unauthenticated traffic never loads the domain
-models.
+It is an edge adapter, not pure domain: the standard library at import, ``slack_sdk.signature`` on the first
+``verify`` (importing it runs ``slack_sdk/__init__``, which loads the Web API client: ~50 ms that the
+handler's module import does not need to pay), so the interaction handler's cold import stays cheap and
+unauthenticated traffic never loads the domain models.
 
 Refusals carry a reason for the log (never the body, a header value or the secret) and the HTTP status.
 """
@@ -17,8 +18,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
-
-from slack_sdk.signature import SignatureVerifier  # the submodule: no Bolt, no OAuth, no models
 
 MAX_BODY_BYTES: Final = 64 * 1024
 TIMESTAMP_TOLERANCE_SECONDS: Final = 5 * 60  # Slack's documented replay window, both ways
@@ -131,6 +130,8 @@ def verify(request: RawRequest, signing_secret: str, clock: Clock) -> Refusal | 
     The checks before slack_sdk's ``SignatureVerifier`` only name the reason for the log; the SDK makes the
     decision (constant-time compare, the same window). Its ``ValueError`` on odd input becomes a 401.
     """
+    from slack_sdk.signature import SignatureVerifier  # the submodule: no Bolt, no OAuth, no models
+
     for name in (SIGNATURE_HEADER, TIMESTAMP_HEADER):
         if request.conflicting(name):
             return Refusal(401, f"header {name} given twice with different values")
