@@ -110,6 +110,53 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return serve_command(config)
 
 
+SLACK_BOT_SCOPES = ("chat:write", "usergroups:read")
+
+
+def slack_app_manifest(request_url: str) -> dict[str, object]:
+    """The Slack app manifest: a bot that posts and updates messages, reads user-group members (approvers
+    listed as groups), and sends button clicks to ``request_url``. No events, no slash commands."""
+    return {
+        "_metadata": {"major_version": 1, "minor_version": 1},
+        "display_information": {
+            "name": "Macie ChatOps",
+            "description": "Amazon Macie findings: approve or dismiss the quarantine of sensitive S3 objects",
+            "background_color": "#232f3e",
+        },
+        "features": {"bot_user": {"display_name": "macie-chatops", "always_online": False}},
+        "oauth_config": {"scopes": {"bot": list(SLACK_BOT_SCOPES)}},
+        "settings": {
+            "interactivity": {"is_enabled": True, "request_url": request_url},
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": False,
+            "token_rotation_enabled": False,
+        },
+    }
+
+
+def cmd_slack_manifest(args: argparse.Namespace) -> int:
+    """Print the app manifest for Slack's "Create an app > From a manifest" (one step, JSON)."""
+    from urllib.parse import urlsplit
+
+    from macie_chatops.names import SLACK_INTERACTIONS_PATH
+
+    url = str(args.api_url).strip()
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        print(
+            f"slack-manifest: --api-url must be an https URL without query or fragment (the central stack's "
+            f"SlackRequestUrl output, or its API stage URL); got {url!r}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    path = parts.path.rstrip("/")
+    if not path.endswith(SLACK_INTERACTIONS_PATH):
+        path += SLACK_INTERACTIONS_PATH  # the API's stage URL: append the interactions route
+    request_url = f"https://{parts.netloc}{path}"
+    print(json.dumps(slack_app_manifest(request_url), indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="macie-chatops", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -122,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("decide", help="dry run: one JSON line per event file, no I/O"))
     p.add_argument("events", nargs="+", metavar="EVENT.json")
     sub.add_parser("schema", help="print the JSON Schema of accounts.yaml")
+    p = sub.add_parser("slack-manifest", help="print the Slack app manifest (JSON) for one-step app creation")
+    p.add_argument("--api-url", required=True, help="the central stack's SlackRequestUrl output (or the API URL)")
     with_config(sub.add_parser("demo", help="the guided end-to-end story in the local sandbox"))
     sandbox = sub.add_parser("sandbox", help="the whole pipeline on this machine (moto + a Slack stand-in)")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
@@ -148,6 +197,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "decide": cmd_decide,
     "schema": cmd_schema,
+    "slack-manifest": cmd_slack_manifest,
     "demo": cmd_demo,
     "sandbox": cmd_sandbox,
 }
