@@ -110,6 +110,95 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return serve_command(config)
 
 
+def _operator() -> str:
+    """``cli:<user>``: who ran the command, as the audit trail and the restore's SourceIdentity show it."""
+    import getpass
+    import os
+
+    user = os.environ.get("USER") or os.environ.get("USERNAME")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in a bare container: still an honest actor
+            user = "unknown"
+    return f"cli:{user}"[:64]
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """QUARANTINED -> RESTORE_REQUESTED (actor ``cli:<user>``), then queue the restore job for the remediator.
+
+    Uses the real state table and remediation queue (``--table``/``--queue-url``, else the environment the
+    Lambdas use). If the job cannot be queued, the transition is undone, so no finding waits for a restore
+    that never comes.
+    """
+    import os
+    from datetime import UTC, datetime
+
+    from macie_chatops import names
+
+    table = args.table or os.environ.get(names.ENV_STATE_TABLE) or names.STATE_TABLE_NAME
+    queue_url = args.queue_url or os.environ.get(names.ENV_REMEDIATION_QUEUE_URL)
+    if not queue_url:
+        print(
+            f"restore: no remediation queue: pass --queue-url or set {names.ENV_REMEDIATION_QUEUE_URL} "
+            "(the central stack's RemediationQueueUrl output)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from macie_chatops.jobs import RemediationJob
+    from macie_chatops.states import State
+    from macie_chatops.store import FindingStore
+
+    actor = _operator()
+    store = FindingStore(boto3.client("dynamodb", region_name=args.region), table)
+    finding_id = args.finding_id
+    try:
+        record = store.get(finding_id)
+        if record is None:
+            print(f"restore: unknown finding {finding_id!r} (table {table})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if record.state is not State.QUARANTINED:
+            print(
+                f"restore: finding {finding_id} is {record.state.value}, not QUARANTINED: nothing to restore",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        result = store.transition(
+            finding_id, expected={State.QUARANTINED}, target=State.RESTORE_REQUESTED, actor=actor, event="cli:restore"
+        )
+        if not result.applied:
+            print(
+                f"restore: finding {finding_id} became {result.record.state.value} meanwhile: nothing to restore",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        job = RemediationJob(kind="restore", finding_id=finding_id, requested_by=actor, requested_at=datetime.now(UTC))
+        try:
+            boto3.client("sqs", region_name=args.region).send_message(QueueUrl=queue_url, MessageBody=job.to_message())
+        except (BotoCoreError, ClientError) as exc:
+            store.transition(
+                finding_id,
+                expected={State.RESTORE_REQUESTED},
+                target=State.QUARANTINED,
+                actor=actor,
+                event="restore_not_queued",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+            print(f"restore: could not queue the job ({exc}); the finding stays QUARANTINED", file=sys.stderr)
+            return EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        print(f"restore: the state table {table} could not be used: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"finding_id": finding_id, "state": State.RESTORE_REQUESTED.value, "requested_by": actor}))
+    print(
+        f"restore of {finding_id} requested by {actor}; the remediator will update its Slack message", file=sys.stderr
+    )
+    return EXIT_OK
+
+
 SLACK_BOT_SCOPES = ("chat:write", "usergroups:read")
 
 
@@ -190,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
             "serve", help="keep a sandbox running; first stdout line: where to click (Ctrl-C stops it)"
         )
     )
+    p = sub.add_parser("restore", help="operators: put a quarantined object back (queues the restore job)")
+    p.add_argument("finding_id", metavar="FINDING_ID")
+    p.add_argument("--table", help="state table (default: $STATE_TABLE_NAME, then macie-chatops-findings)")
+    p.add_argument("--queue-url", help="remediation queue URL (default: $REMEDIATION_QUEUE_URL)")
+    p.add_argument("--region", help="the security account's home region (default: the AWS SDK's)")
     return parser
 
 
@@ -200,6 +294,7 @@ COMMANDS = {
     "slack-manifest": cmd_slack_manifest,
     "demo": cmd_demo,
     "sandbox": cmd_sandbox,
+    "restore": cmd_restore,
 }
 
 
