@@ -21,7 +21,7 @@ from constructs import Construct
 from infra.constructs.alarms import OperationalAlarms
 from infra.constructs.event_bus import CentralEventBus
 from infra.constructs.handler import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, HandlerFunction
-from infra.constructs.queues import QueueWithDeadLetter, dead_letter_queue
+from infra.constructs.queues import QueueWithDeadLetter, acknowledge_event_target_dlq, dead_letter_queue
 from infra.constructs.slack_api import SlackInteractionsApi
 from infra.constructs.slack_secret import SlackSecret
 from infra.constructs.state_table import StateTable
@@ -81,6 +81,7 @@ class CentralStack(Stack):
         delivery_dlq = dead_letter_queue(
             self, "DeliveryDeadLetterQueue", queue_name=names.CENTRAL_DELIVERY_DLQ_NAME, encryption_key=key
         )
+        acknowledge_event_target_dlq(delivery_dlq)
         intake = QueueWithDeadLetter(
             self,
             "Intake",
@@ -258,3 +259,10 @@ class CentralStack(Stack):
             description='Store {"bot_token": ..., "signing_secret": ...} here (docs/deploy.md)',
         )
         CfnOutput(self, "RemediatorRoleArn", value=remediator.role.role_arn, description="Member roles trust this")
+        CfnOutput(
+            self,
+            "RemediationQueueUrl",
+            value=remediation.queue.queue_url,
+            description="macie-chatops restore FINDING_ID --queue-url <this>",
+        )
+        CfnOutput(self, "StateTableName", value=state.table.table_name, description="Findings state and audit trail")

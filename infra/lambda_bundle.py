@@ -168,7 +168,9 @@ def _package_files(package_dir: Path) -> list[Path]:
     )
 
 
-def build_code(config: Config, build_dir: Path = DEFAULT_BUILD_DIR, package_dir: Path = RUNTIME_PACKAGE_DIR) -> tuple[Path, str]:
+def build_code(
+    config: Config, build_dir: Path = DEFAULT_BUILD_DIR, package_dir: Path = RUNTIME_PACKAGE_DIR
+) -> tuple[Path, str]:
     """``macie_chatops/`` + ``config.json``, in a directory named by the hash of exactly that content."""
     files = _package_files(package_dir)
     if not (package_dir / "__init__.py").is_file():

@@ -185,12 +185,6 @@ class MemberRegionalStack(Stack):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        acknowledge(
-            self.access_log_bucket,
-            "AwsSolutions-S1",
-            "This is the access-log bucket of the quarantine bucket; logging it into another bucket would only "
-            "move the question, and logging it into itself would loop.",
-        )
 
         self.bucket = s3.Bucket(
             self,

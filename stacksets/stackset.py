@@ -67,7 +67,9 @@ class MemberStackSet(Construct):
             else:
                 targets = cloudformation.CfnStackSet.DeploymentTargetsProperty(accounts=list(group.accounts))
             instances.append(
-                cloudformation.CfnStackSet.StackInstancesProperty(deployment_targets=targets, regions=list(group.regions))
+                cloudformation.CfnStackSet.StackInstancesProperty(
+                    deployment_targets=targets, regions=list(group.regions)
+                )
             )
         self.stack_set = cloudformation.CfnStackSet(
             self,
@@ -77,9 +79,7 @@ class MemberStackSet(Construct):
             permission_model=deployment.permission_model,
             call_as=deployment.call_as if service_managed else None,
             auto_deployment=(
-                cloudformation.CfnStackSet.AutoDeploymentProperty(
-                    enabled=True, retain_stacks_on_account_removal=True
-                )
+                cloudformation.CfnStackSet.AutoDeploymentProperty(enabled=True, retain_stacks_on_account_removal=True)
                 if service_managed
                 else None
             ),

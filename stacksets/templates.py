@@ -36,6 +36,10 @@ _FINAL_CONTEXT: Final = {
 class MemberSynthError(RuntimeError):
     """The member App did not synthesize (typically: unacknowledged cdk-nag findings, listed here)."""
 
+    def __init__(self, message: str, violations: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.violations = violations  # (rule, construct path) of each cdk-nag finding
+
 
 @dataclass(frozen=True)
 class MemberTemplates:
@@ -50,17 +54,18 @@ class MemberTemplates:
         }
 
 
-def _violations(report_file: Path) -> list[str]:
+def validation_violations(report_file: Path) -> list[tuple[str, str, str]]:
+    """(rule, construct path, description) of each finding in a CDK validation report (empty if none)."""
     try:
         report = json.loads(report_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    lines = []
+    found = []
     for plugin in report.get("pluginReports", []):
         for violation in plugin.get("violations", []):
             for construct in violation.get("violatingConstructs", []):
-                lines.append(f"{violation.get('ruleName')}: {construct.get('constructPath')}: {violation.get('description')}")
-    return lines
+                found.append((violation["ruleName"], construct["constructPath"], violation.get("description", "")))
+    return found
 
 
 def synthesize_member_templates(
@@ -96,8 +101,12 @@ def synthesize_member_templates(
         try:
             assembly = app.synth()
         except RuntimeError as exc:
-            details = "\n".join(_violations(outdir / "validation-report.json"))
-            raise MemberSynthError(f"member stacks did not synthesize: {exc}\n{details}".rstrip()) from None
+            violations = validation_violations(outdir / "validation-report.json")
+            details = "\n".join(f"{rule}: {path}: {description}" for rule, path, description in violations)
+            raise MemberSynthError(
+                f"member stacks did not synthesize: {exc}\n{details}".rstrip(),
+                tuple((rule, path) for rule, path, _ in violations),
+            ) from None
         templates = {}
         for stack in (roles, regional):
             artifact = assembly.get_stack_by_name(stack.stack_name)

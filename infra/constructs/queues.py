@@ -15,7 +15,11 @@ MAX_RETENTION = Duration.days(14)
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, *, queue_name: str, encryption_key: kms.IKey) -> sqs.Queue:
-    """A terminal queue: where messages (or undeliverable events) wait for an operator and an alarm fires."""
+    """A terminal queue: where messages (or undeliverable events) wait for an operator and an alarm fires.
+
+    cdk-nag recognises a redrive target as a DLQ; a queue that only serves as an EventBridge target's DLQ
+    needs an acknowledgement (``acknowledge_event_target_dlq``).
+    """
     queue = sqs.Queue(
         scope,
         construct_id,
@@ -25,13 +29,16 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, queue_name: str, e
         enforce_ssl=True,
         retention_period=MAX_RETENTION,
     )
+    return queue
+
+
+def acknowledge_event_target_dlq(queue: sqs.Queue) -> None:
     acknowledge(
         queue,
         "AwsSolutions-SQS3",
-        "This queue is itself a dead-letter queue (a redrive target or an EventBridge target DLQ); an alarm "
-        "fires on its first message and an operator redrives it.",
+        "This queue is the dead-letter queue of EventBridge rule targets (events a rule could not deliver); "
+        "it alarms on its first message and an operator re-sends the events, so it needs no DLQ of its own.",
     )
-    return queue
 
 
 class QueueWithDeadLetter(Construct):
@@ -71,7 +78,5 @@ class QueueWithDeadLetter(Construct):
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn])
         )
         grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.encryption_key.key_arn]
-            )
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.encryption_key.key_arn])
         )

@@ -37,7 +37,9 @@ class SlackInteractionsApi(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
         self.api = apigateway.RestApi(
             self,
             "Api",

@@ -25,8 +25,8 @@ class SlackSecret(Construct):
             "Secret",
             secret_name=secret_name,
             description=(
-                f"macie-chatops Slack app credentials: JSON {{\"{names.SLACK_SECRET_BOT_TOKEN}\": \"xoxb-...\", "
-                f"\"{names.SLACK_SECRET_SIGNING_SECRET}\": \"...\"}}; set by the operator after deployment"
+                f'macie-chatops Slack app credentials: JSON {{"{names.SLACK_SECRET_BOT_TOKEN}": "xoxb-...", '
+                f'"{names.SLACK_SECRET_SIGNING_SECRET}": "..."}}; set by the operator after deployment'
             ),
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -76,7 +76,9 @@ class StateTable(Construct):
         """Item reads and conditional writes on the table and its named indexes (no scans, no deletes)."""
         stack = Stack.of(self)
         index_arns = [
-            stack.format_arn(service="dynamodb", resource="table", resource_name=f"{self.table.table_name}/index/{name}")
+            stack.format_arn(
+                service="dynamodb", resource="table", resource_name=f"{self.table.table_name}/index/{name}"
+            )
             for name in self.index_names
         ]
         grantee.grant_principal.add_to_principal_policy(

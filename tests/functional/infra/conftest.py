@@ -110,7 +110,9 @@ def config_from(document: dict[str, Any], name: str) -> Config:
 
 
 @pytest.fixture(scope="session")
-def synth_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str, Callable[[], Config]], Synthesized]]:
+def synth_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str, Callable[[], Config]], Synthesized]]:
     cache: dict[str, Synthesized] = {}
 
     def get(name: str, make_config: Callable[[], Config]) -> Synthesized:

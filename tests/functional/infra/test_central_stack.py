@@ -119,7 +119,7 @@ def test_every_event_target_has_a_dead_letter_queue(example: Synthesized) -> Non
 def test_every_queue_refuses_plain_http(example: Synthesized) -> None:
     for template in (example.central_json, example.regional_json):
         queues = set(resources_of_type(template, "AWS::SQS::Queue"))
-        protected = set()
+        protected: set[str] = set()
         for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
             for statement in statements(policy["Properties"]["PolicyDocument"]):
                 if statement["Effect"] == "Deny" and statement.get("Condition") == {
@@ -292,7 +292,13 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
         "AWS::Events::Rule",
         {
             "EventPattern": Match.object_like(
-                {"source": ["aws.cloudwatch"], "detail": {"alarmName": [{"prefix": names.MEMBER_ALARM_NAME_PREFIX}], "state": {"value": ["ALARM"]}}}
+                {
+                    "source": ["aws.cloudwatch"],
+                    "detail": {
+                        "alarmName": [{"prefix": names.MEMBER_ALARM_NAME_PREFIX}],
+                        "state": {"value": ["ALARM"]},
+                    },
+                }
             ),
             "Targets": [Match.object_like({"Arn": {"Ref": topic}, "DeadLetterConfig": Match.any_value()})],
         },

@@ -66,13 +66,17 @@ def test_remediation_role_trusts_exactly_the_central_remediator_inside_the_org(e
 
 
 def test_remediation_role_can_move_versions_in_its_own_account_only(example: Synthesized) -> None:
-    role_ref = {"Ref": next(
-        k
-        for k, r in resources_of_type(example.roles_json, "AWS::IAM::Role").items()
-        if r["Properties"]["RoleName"] == example.config.deployment.remediation_role_name
-    )}
+    role_ref = {
+        "Ref": next(
+            k
+            for k, r in resources_of_type(example.roles_json, "AWS::IAM::Role").items()
+            if r["Properties"]["RoleName"] == example.config.deployment.remediation_role_name
+        )
+    }
     policies = [
-        p for p in resources_of_type(example.roles_json, "AWS::IAM::Policy").values() if role_ref in p["Properties"]["Roles"]
+        p
+        for p in resources_of_type(example.roles_json, "AWS::IAM::Policy").values()
+        if role_ref in p["Properties"]["Roles"]
     ]
     granted = [s for p in policies for s in statements(p["Properties"]["PolicyDocument"])]
     s3_statements = [s for s in granted if any(a.startswith("s3:") for a in as_list(s["Action"]))]
@@ -94,7 +98,9 @@ def test_remediation_role_can_move_versions_in_its_own_account_only(example: Syn
     # AND writes of quarantined copies target this account's quarantine buckets (any region)
     quarantine = [s for s in s3_statements if "quarantine" in json.dumps(s["Resource"])]
     assert quarantine and all(
-        json.dumps(s["Resource"]).startswith(json.dumps(_join("arn:", PARTITION, ":s3:::macie-chatops-quarantine-", ACCOUNT))[:-3])
+        json.dumps(s["Resource"]).startswith(
+            json.dumps(_join("arn:", PARTITION, ":s3:::macie-chatops-quarantine-", ACCOUNT))[:-3]
+        )
         for s in quarantine
     )
     # AND KMS only through S3, in the configured regions
@@ -239,7 +245,9 @@ def test_break_glass_readers_may_read_but_never_write(self_managed: Synthesized)
 
 def test_quarantine_key_policy_admits_the_remediation_role_through_s3(example: Synthesized) -> None:
     key = _only(example.regional_json, "AWS::KMS::Key")
-    statement = next(s for s in statements(key["Properties"]["KeyPolicy"]) if s.get("Sid") == "RemediationRoleThroughS3")
+    statement = next(
+        s for s in statements(key["Properties"]["KeyPolicy"]) if s.get("Sid") == "RemediationRoleThroughS3"
+    )
     assert sorted(as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert statement["Condition"] == {
         "ArnEquals": {"aws:PrincipalArn": _member_role(example.config.deployment.remediation_role_name)},

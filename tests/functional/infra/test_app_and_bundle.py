@@ -1,0 +1,200 @@
+"""The CDK entry point and the Lambda bundle: offline `cdk synth`, a bad accounts.yaml fails synth with
+located messages, the asset holds exactly the package + config + pinned dependencies, and no Slack secret
+value is in any template or environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import lambda_bundle
+from infra.lambda_bundle import (
+    LAMBDA_PYTHON_VERSION,
+    BundleError,
+    build_bundle,
+    build_dependencies,
+    dependencies_key,
+)
+from macie_chatops import names
+from macie_chatops.config import config_from_json
+from tests.functional.infra.conftest import ROOT, Synthesized, resources_of_type
+
+SLACK_TOKEN = re.compile(r"xox[abposre]-[0-9A-Za-z-]{8,}")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """No AWS credentials, no profile: synth must not need any."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    env.update(
+        PATH=f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{env.get('PATH', '')}",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        **extra,
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_cdk_synth_works_offline_without_credentials(tmp_path: Path) -> None:
+    # GIVEN the pinned CDK CLI and no AWS credentials at all
+    cdk = ROOT / "node_modules" / ".bin" / "cdk"
+    assert cdk.exists(), "run `npm ci` (make test does) to install the pinned CDK CLI"
+    outdir = tmp_path / "cdk.out"
+    # WHEN `cdk synth` runs the app from cdk.json
+    result = subprocess.run(
+        [str(cdk), "synth", "-q", "--no-notices", "-o", str(outdir)],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    # THEN it succeeds and writes both stacks plus the extracted member templates, and nothing stray
+    assert result.returncode == 0, result.stderr[-3000:]
+    templates = sorted(p.name for p in outdir.glob("*.template.json"))
+    assert templates == ["MacieChatOps-Central.template.json", "MacieChatOps-MemberStackSets.template.json"]
+    member_files = sorted(p.name for p in (outdir / "member-templates").iterdir())
+    assert member_files == ["member-regional.template.json", "member-roles.template.json"]
+    central = json.loads((outdir / "MacieChatOps-Central.template.json").read_text(encoding="utf-8"))
+    assert not resources_of_type(central, "AWS::CDK::Metadata")
+
+
+def test_a_bad_accounts_yaml_fails_synth_with_located_messages(tmp_path: Path) -> None:
+    # GIVEN accounts.yaml with an unquoted account id and an unknown team
+    text = (ROOT / "accounts.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        '{id: "345678901234", name: payments-prod, team: payments}', "{id: 345678901234, name: x, team: nobody}"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    # WHEN the app runs with -c config=bad.yaml (the CLI passes context in CDK_CONTEXT_JSON)
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.app"],
+        cwd=ROOT,
+        env=_clean_env(CDK_CONTEXT_JSON=json.dumps({"config": str(bad)}), CDK_OUTDIR=str(tmp_path / "out")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # THEN synth fails (exit 2) and says FILE:LINE: field: message, nothing synthesized
+    assert result.returncode == 2
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "345678901234" in t)
+    assert f"{bad}:{line}: accounts[0].id: account ids must be quoted" in result.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_the_code_asset_is_the_package_and_the_config_only(example: Synthesized) -> None:
+    bundle = build_bundle(example.config)
+    shipped = sorted(str(p.relative_to(bundle.code_dir)) for p in bundle.code_dir.rglob("*") if p.is_file())
+    package = sorted(
+        str(p.relative_to(ROOT / "runtime"))
+        for p in (ROOT / "runtime" / "macie_chatops").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+    # THEN it holds exactly runtime/macie_chatops (sources) and config.json beside it
+    assert shipped == sorted([*package, names.BUNDLED_CONFIG_FILE])
+    assert not any(part.startswith(("macie_chatops_sandbox", "tests")) for p in shipped for part in Path(p).parts)
+    # AND the config is the validated accounts.yaml, readable by the Lambdas' loader
+    text = (bundle.code_dir / names.BUNDLED_CONFIG_FILE).read_text(encoding="utf-8")
+    assert text == example.config.to_json()
+    assert config_from_json(text) == example.config
+    # AND every handler the stack names exists in it
+    for function in resources_of_type(example.central_json, "AWS::Lambda::Function").values():
+        module, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        source = bundle.code_dir / (module.replace(".", "/") + ".py")
+        assert source.is_file(), module
+        assert f"def {attribute}(" in source.read_text(encoding="utf-8")
+
+
+def test_the_dependency_layer_is_pinned_arm64_and_lean(example: Synthesized) -> None:
+    directory, key = build_dependencies()
+    site = directory / "python"
+    installed = dict(
+        p.name.removesuffix(".dist-info").lower().replace("_", "-").rsplit("-", 1) for p in site.glob("*.dist-info")
+    )
+    pins = lambda_bundle.locked_pins()
+    # THEN each installed distribution is the version requirements.lock pins
+    assert installed and all(pins[name] == version for name, version in installed.items())
+    assert {"aws-lambda-powertools", "pydantic", "slack-sdk", "pydantic-core"} <= set(installed)
+    # AND nothing that must not ship: no tests' moto, no YAML, no second boto3
+    assert not {"moto", "pyyaml", "boto3", "botocore", "macie-chatops"} & set(installed)
+    assert not (site / "yaml").exists() and not (site / "macie_chatops_sandbox").exists()
+    # AND compiled parts are built for the Lambda's architecture and Python
+    abi = LAMBDA_PYTHON_VERSION.replace(".", "")
+    extensions = [p.name for p in site.rglob("*.so")]
+    assert extensions and all(f"cpython-{abi}-aarch64-linux-gnu" in name for name in extensions)
+    assert key == dependencies_key()
+
+
+def test_the_dependency_build_is_cached_and_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a dependency build already in build/
+    directory, _ = build_dependencies()
+
+    def no_pip(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        raise AssertionError("pip must not run again for the same pinned versions")
+
+    monkeypatch.setattr(lambda_bundle.subprocess, "run", no_pip)
+    # WHEN it is asked for again  THEN the cached directory comes back without running pip
+    assert build_dependencies()[0] == directory
+
+
+def test_a_failed_dependency_download_says_so_and_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN an empty build directory and a pip that cannot reach PyPI
+    def unreachable(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: Could not find a version (no network)")
+
+    monkeypatch.setattr(lambda_bundle.subprocess, "run", unreachable)
+    # WHEN the dependencies are built  THEN a BundleError explains it and no half-built directory remains
+    with pytest.raises(BundleError, match="PyPI must be reachable"):
+        build_dependencies(tmp_path)
+    assert list((tmp_path / "lambda-deps").iterdir()) == []
+
+
+def test_a_lock_without_the_runtime_pins_is_refused(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("boto3==1.0.0\n", encoding="utf-8")
+    with pytest.raises(BundleError, match="no pinned version for aws-lambda-powertools"):
+        dependencies_key(lock)
+
+
+def _walk(value: Any) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.append((key, item))
+            found.extend(_walk(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_walk(item))
+    return found
+
+
+def test_no_slack_secret_value_in_any_template_environment_or_asset(example: Synthesized) -> None:
+    bundle = build_bundle(example.config)
+    documents: dict[str, Any] = dict(example.all_templates())
+    documents["cdk.json"] = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))
+    documents["config.json"] = json.loads((bundle.code_dir / names.BUNDLED_CONFIG_FILE).read_text(encoding="utf-8"))
+    for name, document in documents.items():
+        text = json.dumps(document)
+        # THEN no Slack token appears, and nothing sets a secret's value
+        assert not SLACK_TOKEN.search(text), name
+        keys = {key for key, _ in _walk(document)}
+        assert not keys & {"SecretString", "GenerateSecretString", "SecretBinary"}, name
+        assert not keys & {names.SLACK_SECRET_BOT_TOKEN, names.SLACK_SECRET_SIGNING_SECRET}, name
+    # AND the functions' environment carries where the secret is, never what it is
+    for function in resources_of_type(example.central_json, "AWS::Lambda::Function").values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert not any(re.search("TOKEN|SIGNING|PASSWORD", key) for key in variables)
+        secret_ref = variables[names.ENV_SLACK_SECRET_ARN]
+        assert example.central_json["Resources"][secret_ref["Ref"]]["Type"] == "AWS::SecretsManager::Secret"
