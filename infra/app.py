@@ -88,7 +88,7 @@ def build_app(
         description="macie-chatops member StackSets: forwarding, remediation role and quarantine bucket per account",
     )
     # Member trust policies name the remediator role, which must exist first (IAM validates principals).
-    stacksets.add_dependency(central)
+    stacksets.add_stack_dependency(central)
     return MacieChatOpsApp(app=app, central=central, stacksets=stacksets, member_templates=member_templates)
 
 
@@ -132,6 +132,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if not __package__:
-        sys.exit("run the CDK app as a module from the repository root: python -m infra.app")
     sys.exit(main())
