@@ -6,6 +6,12 @@ messages the handler did not name in ``batchItemFailures``. Failed messages are 
 become visible again when their visibility timeout ends, and SQS moves them to the DLQ once they have been
 received ``maxReceiveCount`` times. A handler that raises, or answers with an id that was not in the batch,
 fails the whole batch, as on Lambda.
+
+Visibility: the stacks give each queue a visibility timeout longer than its function's timeout, so a
+message never reappears while its handler still runs (the handlers' intake lease and idempotency rely on
+that). The sandbox keeps its queues' timeouts short, so a failed message comes back within a test; to keep
+the invariant anyway, the poller extends the visibility of the batch in flight (a heartbeat at half the
+timeout) until the handler returns. Failed messages then reappear one visibility timeout later at most.
 """
 
 from __future__ import annotations
@@ -143,6 +149,7 @@ class SqsPoller:
         sqs: Any,
         queue_url: str,
         queue_arn: str,
+        visibility_timeout_s: float,
         batch_size: int = 10,
         concurrency: int = 1,
         wait_time_s: int = 1,
@@ -153,6 +160,7 @@ class SqsPoller:
         self._sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
+        self.visibility_timeout_s = visibility_timeout_s
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.wait_time_s = wait_time_s
@@ -223,6 +231,14 @@ class SqsPoller:
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         batch_ids = {m["MessageId"] for m in messages}
         event = sqs_event(messages, self.queue_arn, self.function.region)
+        handler_done = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._keep_invisible,
+            args=(messages, handler_done),
+            name=f"{self.function.name}-heartbeat",
+            daemon=True,
+        )
+        heartbeat.start()
         try:
             response = self.function.handler(event, self.function.context())
             keep = failed_ids(response, batch_ids)
@@ -231,6 +247,9 @@ class SqsPoller:
             with self._lock:
                 self.stats.handler_errors += 1
             keep = set(batch_ids)
+        finally:
+            handler_done.set()
+            heartbeat.join()
         done = [m for m in messages if m["MessageId"] not in keep]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
@@ -245,3 +264,19 @@ class SqsPoller:
             self.stats.messages += len(messages)
             self.stats.deleted += len(done)
             self.stats.retried += len(keep)
+
+    def _keep_invisible(self, messages: list[dict[str, Any]], handler_done: threading.Event) -> None:
+        """While the handler runs, push the batch's visibility timeout out again every half timeout."""
+        interval = max(0.2, self.visibility_timeout_s / 2)
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": int(self.visibility_timeout_s)}
+            for i, m in enumerate(messages)
+        ]
+        while not handler_done.wait(interval):
+            for start in range(0, len(entries), 10):
+                try:
+                    self._sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url, Entries=entries[start : start + 10]
+                    )
+                except Exception:  # a heartbeat that fails only shortens the invisibility; the handler goes on
+                    log.warning("%s: could not extend the visibility of a batch in flight", self.function.name)

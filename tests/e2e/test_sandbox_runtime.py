@@ -157,6 +157,7 @@ def _poller(accounts: Accounts, provisioned: Provisioned, handler: Any) -> SqsPo
         sqs=accounts.client("sqs", SECURITY),
         queue_url=provisioned.remediation.url,
         queue_arn=provisioned.remediation.arn,
+        visibility_timeout_s=1,
         batch_size=10,
         wait_time_s=1,
     )
@@ -224,6 +225,30 @@ def test_a_handler_that_raises_gets_the_whole_batch_again(world: tuple[Accounts,
     # THEN it came back after the visibility timeout and was deleted once it succeeded
     assert [count for _, count in handler.deliveries] == ["1", "2"]
     assert poller.stats.handler_errors == 1
+
+
+def test_a_message_is_not_redelivered_while_its_handler_still_runs(world: tuple[Accounts, Provisioned]) -> None:
+    accounts, provisioned = world
+    sqs = accounts.client("sqs", SECURITY)
+    calls: list[str] = []
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.extend(r["body"] for r in event["Records"])
+        time.sleep(2.5)  # 2.5 x the queue's 1 s visibility timeout
+        return {"batchItemFailures": []}
+
+    poller = _poller(accounts, provisioned, slow)
+    poller.concurrency = 2  # a second poller would pick the message up if it became visible
+    # GIVEN one message whose handler runs longer than the visibility timeout
+    sqs.send_message(QueueUrl=provisioned.remediation.url, MessageBody="slow")
+    poller.start()
+    try:
+        _wait(lambda: poller.stats.deleted >= 1)
+    finally:
+        poller.signal_stop()
+        poller.join()
+    # THEN it was delivered once: the poller kept it invisible while the handler ran
+    assert calls == ["slow"]
 
 
 def test_batch_item_failures_are_read_like_lambda_reads_them() -> None:

@@ -1,0 +1,150 @@
+"""The auto path, end to end in the sandbox, against the bare S3 operations a move needs.
+
+Both run in one sandbox, against one moto server, in the same run:
+
+- bare S3: for each object, what moving it needs at the least: read the source version (HEAD), copy that
+  version into the quarantine bucket, verify the copy (HEAD), delete the source version; one worker, then
+  as many workers as the remediator has pollers;
+- pipeline: Credentials findings (policy: auto) put on payments-prod's default bus, ten per PutEvents call,
+  until every object version is in quarantine: member rule -> central bus -> intake queue -> finding
+  handler (state table, Slack post, remediation queue) -> remediator (STS, S3 move, state table, Slack
+  update).
+
+Printed side by side: seconds in total, milliseconds per finding, findings per second, and the ratio of the
+pipeline's time per finding to the bare S3 time per finding (target: at most 2.0x against the one-worker
+baseline). Slack's posting limit is off here: with it, one channel takes one message per second, which
+would measure Slack, not the pipeline. Timings only print; nothing asserts on them.
+
+Run: ``.venv/bin/python bench/bench_pipeline.py [findings]`` (default 200).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from macie_chatops import names
+from macie_chatops.config import load_config
+from macie_chatops.states import State
+from macie_chatops_sandbox.findings import StoredObject, macie_finding_event, sample_body
+from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 2.0
+ACCOUNT = "345678901234"  # payments-prod: Credentials -> auto
+REGION = "us-east-1"
+CREDENTIALS = "SensitiveData:S3Object/Credentials"
+
+
+def upload(sandbox: Sandbox, bucket: str, count: int) -> list[StoredObject]:
+    body = sample_body(CREDENTIALS)
+    with ThreadPoolExecutor(4) as pool:
+        return list(
+            pool.map(
+                lambda i: sandbox.put_object(ACCOUNT, REGION, bucket, f"ci/{i:05d}/.env", body),
+                range(count),
+            )
+        )
+
+
+def bare_move(s3: Any, stored: StoredObject, quarantine_bucket: str) -> None:
+    s3.head_object(Bucket=stored.bucket, Key=stored.key, VersionId=stored.version_id)
+    target = f"bare/{uuid.uuid4().hex}/{stored.bucket}/{stored.key}"
+    copied = s3.copy_object(
+        Bucket=quarantine_bucket,
+        Key=target,
+        CopySource={"Bucket": stored.bucket, "Key": stored.key, "VersionId": stored.version_id},
+        MetadataDirective="COPY",
+        TaggingDirective="REPLACE",
+        Tagging="macie-chatops:finding=bench",
+    )
+    head = s3.head_object(Bucket=quarantine_bucket, Key=target, VersionId=copied["VersionId"])
+    if head["ContentLength"] != stored.size:
+        raise RuntimeError("copy size mismatch")
+    s3.delete_object(Bucket=stored.bucket, Key=stored.key, VersionId=stored.version_id)
+
+
+def bare_s3(sandbox: Sandbox, objects: list[StoredObject], workers: int) -> float:
+    s3 = sandbox.client("s3", ACCOUNT, REGION)
+    quarantine_bucket = names.quarantine_bucket_name(ACCOUNT, REGION)
+    started = time.perf_counter()
+    if workers == 1:
+        for stored in objects:
+            bare_move(s3, stored, quarantine_bucket)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda o: bare_move(s3, o, quarantine_bucket), objects))
+    return time.perf_counter() - started
+
+
+def pipeline(sandbox: Sandbox, objects: list[StoredObject]) -> float:
+    events = [
+        macie_finding_event(
+            account_id=ACCOUNT,
+            region=REGION,
+            finding_type=CREDENTIALS,
+            severity="High",
+            stored=stored,
+            finding_id=uuid.uuid4().hex,
+        )
+        for stored in objects
+    ]
+    member_bus = sandbox.client("events", ACCOUNT, REGION)
+    started = time.perf_counter()
+    for start in range(0, len(events), 10):
+        entries = [
+            {"Source": e["source"], "DetailType": e["detail-type"], "Detail": json.dumps(e["detail"])}
+            for e in events[start : start + 10]
+        ]
+        result = member_bus.put_events(Entries=entries)
+        if result.get("FailedEntryCount"):
+            raise RuntimeError(f"put_events failed: {result}")
+    sandbox.wait_until_idle(timeout_s=600, poll_s=0.02)
+    elapsed = time.perf_counter() - started
+    states = [sandbox.record(e["detail"]["id"]) for e in events]
+    wrong = [r.state.value if r else "missing" for r in states if r is None or r.state is not State.QUARANTINED]
+    if wrong:
+        raise RuntimeError(f"{len(wrong)} findings did not end QUARANTINED: {sorted(set(wrong))}")
+    return elapsed
+
+
+def main() -> int:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    config = load_config(ROOT / "accounts.yaml")
+    settings = SandboxSettings(slack_post_limit=None, log_level="ERROR")
+    with Sandbox(config, settings) as sandbox:
+        print(f"auto path over {count} findings; moto at {sandbox.aws_endpoint}; uploading {2 * count + 20} objects…")
+        warm = upload(sandbox, "bench-warmup", 20)
+        bare_objects = upload(sandbox, "bench-bare", count)
+        bare_parallel_objects = upload(sandbox, "bench-bare-parallel", count)
+        pipeline_objects = upload(sandbox, "bench-pipeline", count)
+        # Warm both paths (imports, first clients, STS session) outside the timings.
+        bare_s3(sandbox, warm[:10], 1)
+        pipeline(sandbox, warm[10:])
+        workers = settings.remediator_concurrency
+        bare_one = bare_s3(sandbox, bare_objects, 1)
+        bare_many = bare_s3(sandbox, bare_parallel_objects, workers)
+        piped = pipeline(sandbox, pipeline_objects)
+
+    rows = [
+        ("bare S3 ops, 1 worker (HEAD, copy, HEAD, delete)", bare_one),
+        (f"bare S3 ops, {workers} workers", bare_many),
+        ("pipeline: event in -> object in quarantine", piped),
+    ]
+    print(f"{'':52} {'total s':>8} {'ms/finding':>11} {'findings/s':>11}")
+    for label, seconds in rows:
+        print(f"{label:52} {seconds:8.2f} {1000 * seconds / count:11.1f} {count / seconds:11.1f}")
+    ratio = piped / bare_one
+    verdict = "within" if ratio <= TARGET_RATIO else "ABOVE"
+    print(f"ratio pipeline / bare S3 (1 worker): {ratio:.2f}x ({verdict} the {TARGET_RATIO:.1f}x target)")
+    print(f"ratio pipeline / bare S3 ({workers} workers): {piped / bare_many:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
