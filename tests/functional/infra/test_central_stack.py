@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
 from infra.central_stack import VISIBILITY_TIMEOUT_FACTOR
@@ -310,3 +313,21 @@ def test_outputs_name_the_slack_url_and_the_bus(example: Synthesized) -> None:
     bus = _logical_id(example.central_json, "AWS::Events::EventBus", Name=names.CENTRAL_BUS_NAME)
     assert outputs["CentralBusArn"]["Value"] == {"Fn::GetAtt": [bus, "Arn"]}
     assert "SlackRequestUrl" in outputs
+
+
+def test_each_handler_reads_its_settings_from_the_environment_the_stack_gives_it(
+    example: Synthesized, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN each function's environment as deployed (CloudFormation references stand in as placeholders)
+    for function_name, handler in HANDLERS.items():
+        variables = _function(example.central_json, function_name)["Properties"]["Environment"]["Variables"]
+        for key in list(os.environ):
+            if key.startswith(("STATE_", "REMEDIATION_", "SLACK_", "MACIE_CHATOPS_")):
+                monkeypatch.delenv(key)
+        for key, value in variables.items():
+            monkeypatch.setenv(key, value if isinstance(value, str) else f"<{json.dumps(value)}>")
+        # WHEN the handler's composition root reads its settings
+        module = importlib.import_module(handler.rpartition(".")[0])
+        settings = module.Settings.from_env()
+        # THEN nothing it requires is missing, and it reads the bundled config where the asset puts it
+        assert settings.config_path == f"/var/task/{names.BUNDLED_CONFIG_FILE}"
