@@ -20,7 +20,7 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, queue_name: str, e
     cdk-nag recognises a redrive target as a DLQ; a queue that only serves as an EventBridge target's DLQ
     needs an acknowledgement (``acknowledge_event_target_dlq``).
     """
-    queue = sqs.Queue(
+    return sqs.Queue(
         scope,
         construct_id,
         queue_name=queue_name,
@@ -29,7 +29,6 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, queue_name: str, e
         enforce_ssl=True,
         retention_period=MAX_RETENTION,
     )
-    return queue
 
 
 def acknowledge_event_target_dlq(queue: sqs.Queue) -> None:
