@@ -533,6 +533,59 @@ def compare(expected: Checksum, actual: Checksum, method: Verification) -> Verif
     return VerifyResult(True, method, actual)
 
 
+def _gf2_times(matrix: Sequence[int], vector: int) -> int:
+    total = 0
+    row = 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _gf2_square(matrix: Sequence[int]) -> list[int]:
+    return [_gf2_times(matrix, matrix[n]) for n in range(32)]
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B) (zlib's crc32_combine), so ranges of one
+    object can be checksummed in parallel and joined: the same value ``zlib.crc32(a + b)`` gives."""
+    if length2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    while True:
+        # Apply len2 zero bytes to crc1, squaring the operator for each bit of the length.
+        even = _gf2_square(odd)
+        if length2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        length2 >>= 1
+        if not length2:
+            break
+        odd = _gf2_square(even)
+        if length2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        length2 >>= 1
+        if not length2:
+            break
+    return (crc1 ^ crc2) & 0xFFFFFFFF
+
+
+def crc32_checksum(crc: int) -> Checksum:
+    """A CRC-32 value in S3's format (base64 of the 4 big-endian bytes)."""
+    return Checksum("CRC32", base64.b64encode(crc.to_bytes(4, "big")).decode("ascii"))
+
+
+def byte_ranges(size: int, parts: int, minimum: int) -> list[tuple[int, int]]:
+    """``size`` bytes split into at most ``parts`` inclusive (start, end) ranges of at least ``minimum``."""
+    if size <= 0:
+        return []
+    length = max(minimum, -(-size // max(1, parts)))
+    return [(start, min(size, start + length) - 1) for start in range(0, size, length)]
+
+
 class StreamHasher:
     """Incremental hashing in S3's checksum formats (base64 of the big-endian digest)."""
 
@@ -551,9 +604,14 @@ class StreamHasher:
 
             self._crc = zlib.crc32(chunk, self._crc)
 
+    @property
+    def crc(self) -> int:
+        return self._crc
+
     def checksum(self) -> Checksum:
-        digest = self._hash.digest() if self._hash is not None else self._crc.to_bytes(4, "big")
-        return Checksum(self.algorithm, base64.b64encode(digest).decode("ascii"))
+        if self._hash is None:
+            return crc32_checksum(self._crc)
+        return Checksum(self.algorithm, base64.b64encode(self._hash.digest()).decode("ascii"))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -420,3 +420,33 @@ def test_a_repeated_move_is_a_no_op_that_reports_the_same_truth(world: MoveWorld
     assert (first.status, second.status) == (MoveStatus.QUARANTINED, MoveStatus.QUARANTINED)
     assert second.resumed and not first.resumed
     assert world.versions(MEMBER_A, QUARANTINE_A, first.quarantine_key) == copies_before
+
+
+def test_large_copies_verify_in_parallel_ranges(world: MoveWorld) -> None:
+    # GIVEN a multipart copy verified by reading it (the source has a CRC32), in 3 MiB ranges read at once
+    from macie_chatops.move import ObjectMover
+
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(11 * MB + 12345)
+    version, etag = world.put(MEMBER_A, SOURCE, "parallel.bin", body)
+    clients = world.sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=FINDING_ID)
+    ranges: list[str] = []
+    clients.s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: ranges.append(params.get("Range", "")), unique_id="r"
+    )
+    mover = ObjectMover(
+        clients.s3,
+        multipart_threshold_bytes=5 * MB,
+        max_concurrency=4,
+        verify_range_bytes=3 * MB,
+        stream_chunk_bytes=1 * MB,
+    )
+    # WHEN it is quarantined
+    outcome = mover.quarantine(
+        world.request(MEMBER_A, SOURCE, "parallel.bin", version_id=version, etag=etag, size=len(body))
+    )
+    # THEN the copy was read as 4 ranges and their CRCs joined to the source's CRC32
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert outcome.verification is not None and outcome.verification.startswith("stream-copy CRC32:")
+    assert len(ranges) == 4 and all(r.startswith("bytes=") for r in ranges)
+    assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body

@@ -399,3 +399,36 @@ def test_count_other_versions_counts_the_exact_key_only() -> None:
     ]
     assert plan.count_other_versions(versions, key="a", moved_version="1") == 1
     assert plan.count_other_versions(versions, key="a", moved_version=None) == 2
+
+
+# --- parallel CRC-32 ---------------------------------------------------------------------------------------
+
+
+@given(first=st.binary(max_size=3000), second=st.binary(max_size=3000))
+def test_crc32_combine_matches_zlib_on_the_concatenation(first: bytes, second: bytes) -> None:
+    combined = plan.crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
+    assert combined == zlib.crc32(first + second)
+
+
+def test_crc32_combine_over_many_ranges() -> None:
+    data = bytes(range(256)) * 4099
+    ranges = plan.byte_ranges(len(data), 7, 1000)
+    crc = zlib.crc32(data[ranges[0][0] : ranges[0][1] + 1])
+    for start, end in ranges[1:]:
+        crc = plan.crc32_combine(crc, zlib.crc32(data[start : end + 1]), end - start + 1)
+    assert plan.crc32_checksum(crc) == plan.crc32_checksum(zlib.crc32(data))
+
+
+@pytest.mark.parametrize(
+    ("size", "parts", "minimum", "expected"),
+    [
+        (0, 4, 10, []),
+        (100, 4, 10, [(0, 24), (25, 49), (50, 74), (75, 99)]),
+        (100, 4, 40, [(0, 39), (40, 79), (80, 99)]),
+        (10, 4, 100, [(0, 9)]),
+    ],
+)
+def test_byte_ranges_cover_the_object_exactly(
+    size: int, parts: int, minimum: int, expected: list[tuple[int, int]]
+) -> None:
+    assert plan.byte_ranges(size, parts, minimum) == expected
