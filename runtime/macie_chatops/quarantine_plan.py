@@ -3,7 +3,7 @@
 The S3 adapter (``move.py``) reads objects and asks this module what they mean and what to do next; it never
 decides on its own. Everything here is pure (no boto3, no network) so each rule is unit-tested directly.
 
-Conventions (documented here once; ``docs/architecture.md`` links to this module):
+Conventions (documented here once, for the code, the tests and the docs):
 
 - **Quarantine key**: ``<finding id>/<source bucket>/<source key>``, the key raw (never URL-decoded). When
   that would exceed S3's 1,024-byte key limit (counted in UTF-8 bytes) the source key is cut at a character
