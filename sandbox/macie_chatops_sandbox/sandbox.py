@@ -71,6 +71,8 @@ class SandboxSettings:
     base64_bodies: bool = False  # API Gateway with binary media types: bodies arrive base64-encoded
     # Slack's chat.postMessage limit (about 1 per second per channel, short bursts); None: unlimited.
     slack_post_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=1.0, burst=4))
+    # Slack's chat.update limit (Tier 3: about 50 per minute per workspace); None: unlimited.
+    slack_update_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=50 / 60, burst=50))
     metrics: bool = False  # Powertools metrics (EMF lines on stdout) are noise outside Lambda
     log_level: str | None = None  # POWERTOOLS_LOG_LEVEL for the handlers (None: leave the environment's)
 
@@ -202,6 +204,7 @@ class Sandbox:
             usergroups=self.group_members,
             users=sorted(self.known_users),
             post_limit=self.settings.slack_post_limit,
+            update_limit=self.settings.slack_update_limit,
         )
         self._slack.start()
 
@@ -414,7 +417,10 @@ class Sandbox:
             create["CreateBucketConfiguration"] = {"LocationConstraint": region}
         if object_lock:
             create["ObjectLockEnabledForBucket"] = True  # also turns versioning on
-        s3.create_bucket(**create)
+        try:
+            s3.create_bucket(**create)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            return  # another upload created it a moment ago
         if versioned and not object_lock:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
