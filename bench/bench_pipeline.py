@@ -72,7 +72,7 @@ class CallCounter:
         self.calls: Counter[str] = Counter()
         self.counting = False
         self._lock = threading.Lock()
-        original = botocore.client.BaseClient._make_api_call
+        original = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009 (private, untyped)
         counter = self
 
         def counted(client: Any, operation: str, params: Any) -> Any:
@@ -81,7 +81,7 @@ class CallCounter:
                     counter.calls[f"{client.meta.service_model.service_name}.{operation}"] += 1
             return original(client, operation, params)
 
-        botocore.client.BaseClient._make_api_call = counted  # type: ignore[method-assign]
+        setattr(botocore.client.BaseClient, "_make_api_call", counted)  # noqa: B010
 
     @contextlib.contextmanager
     def count(self) -> Iterator[Counter[str]]:

@@ -18,10 +18,12 @@ and resets moto.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -45,7 +47,6 @@ from macie_chatops_sandbox.slack_standin import RateLimit, SlackStandIn
 
 if TYPE_CHECKING:
     from macie_chatops.store import FindingRecord, FindingStore
-    from macie_chatops_sandbox.slack_standin import SlackStandIn
 
 T = TypeVar("T")
 
@@ -73,7 +74,7 @@ class SandboxSettings:
     slack_post_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=1.0, burst=4))
     # Slack's chat.update limit (Tier 3: about 50 per minute per workspace); None: unlimited.
     slack_update_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=50 / 60, burst=50))
-    metrics: bool = False  # Powertools metrics (EMF lines on stdout) are noise outside Lambda
+    metrics: bool = False  # Powertools' metric flushes (EMF JSON on stdout) are noise outside Lambda
     log_level: str | None = None  # POWERTOOLS_LOG_LEVEL for the handlers (None: leave the environment's)
 
 
@@ -89,7 +90,7 @@ class ClickResponse:
 
     @property
     def text(self) -> str:
-        """The text a person sees in Slack for this answer (a JSON ``text`` or the raw body)."""
+        """The answer's ``text`` (for a JSON answer), else the raw body."""
         try:
             data = self.json
         except ValueError:
@@ -101,13 +102,17 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    import sys
-
     for module in ("finding", "interaction", "remediator"):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
             clear()
+
+
+def _forget_boto3_default_session() -> None:
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
 
 
 class _Environment:
@@ -183,7 +188,8 @@ class Sandbox:
         try:
             self._start()
         except BaseException:
-            self.stop()
+            with contextlib.suppress(Exception):  # the start error is the one to report
+                self.stop()
             raise
         return self
 
@@ -234,10 +240,8 @@ class Sandbox:
         if self.settings.log_level is not None:
             self._env.set({"POWERTOOLS_LOG_LEVEL": self.settings.log_level})
         # boto3's default session caches credentials and config from the environment at first use; a
-        # session left over from an earlier sandbox in this process would point at a dead endpoint.
-        import boto3
-
-        boto3.DEFAULT_SESSION = None
+        # session left over from before the sandbox would not see its endpoint and credentials.
+        _forget_boto3_default_session()
 
         from macie_chatops.handlers import finding, interaction, remediator
 
@@ -299,6 +303,7 @@ class Sandbox:
             self._slack = None
         attempt(_clear_handler_caches)
         self._env.restore()
+        _forget_boto3_default_session()
         attempt(self._moto.stop)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -439,10 +444,9 @@ class Sandbox:
         """Upload ``body`` as ``account_id`` (creating the bucket if needed); return what S3 says it stored."""
         self.ensure_bucket(account_id, region, bucket, versioned=versioned, object_lock=lock is not None)
         s3 = self.client("s3", account_id, region)
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-        head = s3.head_object(Bucket=bucket, Key=key)
-        version = head.get("VersionId") or ""
-        if version == "null":
+        written = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        version = written.get("VersionId") or ""
+        if version == "null":  # a bucket whose versioning is suspended
             version = ""
         if lock == "LEGAL_HOLD":
             s3.put_object_legal_hold(Bucket=bucket, Key=key, VersionId=version, LegalHold={"Status": "ON"})
@@ -453,7 +457,7 @@ class Sandbox:
                 VersionId=version,
                 Retention={"Mode": lock, "RetainUntilDate": datetime.now(UTC) + timedelta(days=1)},
             )
-        return StoredObject(bucket, key, version, head["ETag"].strip('"'), int(head["ContentLength"]), content_type)
+        return StoredObject(bucket, key, version, written["ETag"].strip('"'), len(body), content_type)
 
     # -- clicking -------------------------------------------------------------------------------------------
 
