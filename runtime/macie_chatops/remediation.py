@@ -12,20 +12,24 @@ job can do nothing the record does not already allow). Order, and why:
    the move is retried without moving anything again. Any other state: a stale or forged job, logged and
    acknowledged.
 2. Assume the member's remediation role (SourceIdentity = the approver, or the restore's requester).
-   AccessDenied is a permanent FAILED naming the account and role, not a retry loop.
+   AccessDenied is a permanent FAILED naming the account and role, not a retry loop: the Slack message says
+   to deploy the member roles StackSet to that account, then run ``macie-chatops retry FINDING_ID``.
 3. Move (``move.ObjectMover``; idempotent at every step, see its docstring).
 4. Record the outcome with one conditional transition (QUARANTINED / BLOCKED / FAILED; RESTORED, or back to
-   QUARANTINED when a restore was refused). Recorded *before* Slack, so a Slack failure can never undo or
-   repeat the move.
+   QUARANTINED when a restore was refused, the message then saying why). Recorded *before* Slack, so a Slack
+   failure can never undo or repeat the move. A FAILED record's ``outcome`` is a :class:`Failure`: whether
+   the job is retried by itself, and what an operator must fix otherwise (the Slack message tells both).
 5. Update the original Slack message (chat.update). A transient Slack failure raises: the job returns to
    the queue and its redelivery finds the outcome recorded (step 1) and only retries the update.
    Configuration errors and a deleted message are audited and logged; retrying would not help.
 
-Failures the mover cannot classify (throttling after botocore's retries, 5xx, network) are recorded as
-FAILED with the error and re-raised, so the job is retried and, after the queue's maxReceiveCount, kept in
-the remediation DLQ; a later successful attempt moves FAILED -> QUARANTINED. Exceptions that are not AWS
-errors propagate untouched (a bug, or in tests a simulated crash): nothing is recorded for them, exactly as
-if the process had died there.
+Failures the mover cannot classify (throttling after botocore's retries, 5xx, network), and the FAILED
+outcomes the mover marks retryable (a copy that did not verify and was discarded), are recorded as FAILED
+with the error and raised, so the job is retried and, after the queue's maxReceiveCount, kept in the
+remediation DLQ; a later successful attempt moves FAILED -> QUARANTINED. Every other FAILED is permanent:
+acknowledged; an operator re-queues it (``macie-chatops retry FINDING_ID``) once the cause is fixed.
+Exceptions that are not AWS errors propagate untouched (a bug, or in tests a simulated crash): nothing is
+recorded for them, exactly as if the process had died there.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aws_lambda_powertools import Logger
 
+from macie_chatops import names
 from macie_chatops.errors import MacieChatOpsError, SlackConfigurationError, SlackError, SlackRetryableError
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
@@ -112,6 +117,26 @@ class RemediationError(MacieChatOpsError):
     """An attempt failed in a way a retry may fix; the failure is recorded on the finding."""
 
 
+class Failure(StrEnum):
+    """A FAILED record's ``outcome``: will the remediator retry it by itself, and if not, what must be fixed."""
+
+    RETRYING = "failed_retrying"  # the job went back to the queue (a transient error): SQS redelivers it
+    ROLE_DENIED = "assume_role_denied"  # the member remediation role could not be assumed: deploy it, then retry
+    PERMANENT = "failed"  # acknowledged: fix what the error names, then `macie-chatops retry`
+
+    @classmethod
+    def of(cls, outcome: str | None) -> Failure:
+        """The failure a record's ``outcome`` names (records written before these codes: permanent)."""
+        try:
+            return cls(outcome or cls.PERMANENT)
+        except ValueError:
+            return cls.PERMANENT
+
+    @property
+    def retryable(self) -> bool:
+        return self is Failure.RETRYING
+
+
 def _aws_errors() -> tuple[type[BaseException], ...]:
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
@@ -164,9 +189,14 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
     approver = record.approver or job.requested_by
     if summary is None or not summary.bucket:
         outcome = MoveOutcome(MoveStatus.FAILED, "", "", detail="the finding's record holds no S3 object to move")
+        failure = Failure.PERMANENT
     else:
-        outcome = _run_move(record, approver, deps)
-    record = _record_move(record, outcome, deps)
+        outcome, failure = _run_move(record, approver, deps)
+    record = _record_move(record, outcome, deps, failure=failure)
+    if outcome.status is MoveStatus.FAILED and failure.retryable:
+        logger.warning("quarantine attempt failed; the job will be retried", extra={"error": outcome.detail[:500]})
+        _update_slack_best_effort(record, deps)
+        raise RemediationError(f"quarantine of {record.finding_id} failed: {outcome.detail}")
     update_slack(record, deps)
     return {
         MoveStatus.QUARANTINED: JobResult.QUARANTINED,
@@ -175,7 +205,8 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
     }[outcome.status]
 
 
-def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencies) -> MoveOutcome:
+def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencies) -> tuple[MoveOutcome, Failure]:
+    """The move's outcome, and what kind of failure it is if it failed (raises after recording a transient one)."""
     summary = record.summary
     assert summary is not None
     request = MoveRequest.of(summary, approver=approver)
@@ -185,19 +216,19 @@ def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencie
         )
     except AssumeRoleDeniedError as exc:
         logger.error("cannot assume the member remediation role", extra={"role_arn": exc.role_arn})
-        return MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=str(exc))
+        return MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=str(exc)), Failure.ROLE_DENIED
     try:
         outcome = deps.mover(clients).quarantine(request)
     except _aws_errors() as exc:
         detail = f"{type(exc).__name__}: {exc}"
         logger.warning("quarantine attempt failed; the job will be retried", extra={"error": detail[:500]})
         failed = _record_move(
-            record, MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=detail), deps
+            record,
+            MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=detail),
+            deps,
+            failure=Failure.RETRYING,
         )
-        try:
-            update_slack(failed, deps)  # best effort: tell the team it is being retried
-        except SlackError:
-            logger.warning("Slack update of the failed attempt failed too")
+        _update_slack_best_effort(failed, deps)
         raise RemediationError(f"quarantine of {record.finding_id} failed: {detail}") from exc
     logger.info(
         "move finished",
@@ -210,10 +241,21 @@ def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencie
             "source_identity": clients.source_identity,
         },
     )
-    return outcome
+    return outcome, Failure.RETRYING if outcome.retryable else Failure.PERMANENT
 
 
-def _record_move(record: FindingRecord, outcome: MoveOutcome, deps: RemediationDependencies) -> FindingRecord:
+def _update_slack_best_effort(record: FindingRecord, deps: RemediationDependencies) -> None:
+    """Tell the team a failed attempt will be retried; the job is going back to the queue anyway."""
+    try:
+        update_slack(record, deps)
+    except SlackError:
+        logger.warning("Slack update of the failed attempt failed too")
+
+
+def _record_move(
+    record: FindingRecord, outcome: MoveOutcome, deps: RemediationDependencies, *, failure: Failure
+) -> FindingRecord:
+    """Record the move's outcome; ``failure`` (ignored unless the move FAILED) becomes the record's outcome."""
     region = record.summary.region if record.summary else ""
     if outcome.status is MoveStatus.QUARANTINED:
         updates: RecordUpdates = {
@@ -230,7 +272,7 @@ def _record_move(record: FindingRecord, outcome: MoveOutcome, deps: RemediationD
             updates["quarantine"] = outcome.location(region)
         target = State.BLOCKED
     else:
-        updates = {"outcome": "failed", "outcome_detail": outcome.detail, "error": outcome.detail}
+        updates = {"outcome": failure.value, "outcome_detail": outcome.detail, "error": outcome.detail}
         target = State.FAILED
     if target is State.FAILED and record.state is State.FAILED:
         # FAILED -> FAILED is no transition: keep the state, record the new error and audit the attempt.
@@ -381,6 +423,7 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             quarantine_bucket=quarantine.get("bucket", ""),
             quarantine_key=quarantine.get("key", ""),
             older_versions=int(older) if older and older.isdigit() else None,
+            notice=_restore_notice(record),
         )
     if record.state is State.BLOCKED:
         reason = record.outcome if record.outcome in BLOCKED_REASONS else "access_denied"
@@ -394,7 +437,15 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             quarantine_key=quarantine.get("key"),
         )
     if record.state is State.FAILED:
-        return build_failed_message(summary, approver=approver, at=at, error=record.error or "unknown error")
+        failure = Failure.of(record.outcome)
+        return build_failed_message(
+            summary,
+            approver=approver,
+            at=at,
+            error=record.error or "unknown error",
+            retryable=failure.retryable,
+            fix=_fix(failure, summary.account_id),
+        )
     if record.state is State.RESTORED:
         return build_restored_message(
             summary,
@@ -403,6 +454,27 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             restored_version_id=quarantine.get("restored_version_id") or None,
         )
     return None
+
+
+def _fix(failure: Failure, account_id: str) -> str | None:
+    """What an operator must do before ``macie-chatops retry`` can succeed (None: what the error says)."""
+    if failure is Failure.ROLE_DENIED:
+        return (
+            f"deploy the {names.MEMBER_ROLES_STACKSET_NAME} StackSet to account {account_id} (its remediation role "
+            "must trust the remediator role and allow sts:SetSourceIdentity)"
+        )
+    return None
+
+
+RESTORE_NOT_DONE: Final = {"restore_refused": "Restore refused", "restore_failed": "Restore failed"}
+
+
+def _restore_notice(record: FindingRecord) -> str | None:
+    """Why a QUARANTINED finding is still quarantined when a restore brought it back here (else None)."""
+    entered = next((e for e in reversed(record.audit) if e.outcome == State.QUARANTINED.value), None)
+    if entered is None or entered.actor != ACTOR or entered.event not in RESTORE_NOT_DONE:
+        return None
+    return f"{RESTORE_NOT_DONE[entered.event]}: {entered.detail or 'no reason recorded'}"
 
 
 def _quarantined_at(record: FindingRecord) -> str | None:

@@ -23,10 +23,12 @@ Public API (keyword-only arguments after ``summary``)::
     build_notify_message(summary, *, reason: str) -> SlackMessage                 information only
     build_approved_message(summary, *, approver: str | None, at: When) -> SlackMessage
     build_quarantined_message(summary, *, approver: str | None, at: When, quarantine_bucket: str,
-                              quarantine_key: str, older_versions: int | None) -> SlackMessage      Restore
+                              quarantine_key: str, older_versions: int | None,
+                              notice: str | None = None) -> SlackMessage                          Restore
     build_blocked_message(summary, *, approver: str | None, at: When, reason_code: str, detail: str = "",
                           quarantine_bucket: str | None = None, quarantine_key: str | None = None)
-    build_failed_message(summary, *, approver: str | None, at: When, error: str) -> SlackMessage
+    build_failed_message(summary, *, approver: str | None, at: When, error: str, retryable: bool,
+                         fix: str | None = None) -> SlackMessage
     build_dismissed_message(summary, *, by: str, at: When) -> SlackMessage
     build_restoring_message(summary, *, by: str, at: When) -> SlackMessage
     build_restored_message(summary, *, by: str, at: When, restored_version_id: str | None) -> SlackMessage
@@ -39,6 +41,9 @@ Public API (keyword-only arguments after ``summary``)::
 ``approver``/``by`` is a Slack user id (``U...``/``W...``, rendered as a mention), ``None`` or
 :data:`AUTO_APPROVER` for the policy (rendered as "automatically"); anything else is shown as escaped text.
 ``reason_code`` is one of :data:`BLOCKED_REASONS`. Every button's ``value`` is the finding id and nothing else.
+``notice`` (plain text, escaped) is shown in a context block under the outcome, e.g. why a restore was refused.
+``retryable`` says whether the remediator retries a failed quarantine by itself; when it does not, the message
+says what an operator must do (``fix``, plain text, escaped) and then run ``macie-chatops retry FINDING_ID``.
 
 Untrusted text (bucket, key, title, detection types, custom identifier names, reasons, error details) is
 escaped for mrkdwn, with ``verbatim`` set, or sent as plain_text, so ``<!channel>`` or ``<https://x|y>`` in an
@@ -86,6 +91,7 @@ MAX_CONFIRM_TEXT: Final = 300
 # Slack documents per-block limits only; users report msg_blocks_too_long at ~13.2k characters in total.
 MAX_MESSAGE_TEXT_CHARS: Final = 12_000
 MAX_FALLBACK_TEXT: Final = 600
+MAX_NOTICE_TEXT: Final = 1500  # escaped characters of a notice (a context element holds up to 3,000)
 
 ELLIPSIS: Final = "…"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
@@ -320,12 +326,16 @@ def _render(
     title: str,
     status: str,
     outcome: Sequence[str] = (),
+    notice: str | None = None,
     buttons: Sequence[ButtonElement] = (),
 ) -> SlackMessage:
-    """The one layout every state uses; ``status`` and ``outcome`` are mrkdwn, already escaped."""
+    """The one layout every state uses; ``status`` and ``outcome`` are mrkdwn, already escaped; ``notice`` is
+    raw text (escaped here) shown as a context block between the outcome and the finding's context."""
     header = _header(title, summary)
     head: list[Block] = [header, SectionBlock(text=_md(status)), _fields(summary)]
     tail: list[Block] = [SectionBlock(text=_md(text)) for text in outcome]
+    if notice:
+        tail.append(ContextBlock(elements=[_md(f":warning: {_fit(notice, MAX_NOTICE_TEXT)}")]))
     tail.append(_context(summary))
     if buttons:
         tail.append(ActionsBlock(elements=list(buttons)))
@@ -458,8 +468,11 @@ def build_quarantined_message(
     quarantine_bucket: str,
     quarantine_key: str,
     older_versions: int | None,
+    notice: str | None = None,
 ) -> SlackMessage:
-    """QUARANTINED: where the object is now, who approved, what remains; Restore (confirmed)."""
+    """QUARANTINED: where the object is now, who approved, what remains; Restore (confirmed).
+
+    ``notice``: why the object is (still) here, e.g. "Restore refused: …" when a restore was not done."""
     status = _lines(
         f"*Quarantined* {_object(summary)}.",
         f"Approved {_who(approver)}; moved on {_when(at)}.",
@@ -474,6 +487,7 @@ def build_quarantined_message(
         title=":lock: Quarantined",
         status=status,
         outcome=(outcome,),
+        notice=notice,
         buttons=(_restore_button(summary),),
     )
 
@@ -530,14 +544,47 @@ def build_blocked_message(
     return _render(summary, title=_BLOCKED_TITLES[reason_code], status=status, outcome=(outcome,))
 
 
-def build_failed_message(summary: FindingSummary, *, approver: str | None, at: When, error: str) -> SlackMessage:
-    """FAILED (retryable): the attempt failed and will be retried; the object is where it was."""
-    status = _lines(
-        f"*The quarantine attempt failed* on {_when(at)}; it will be retried.",
-        f"Approved {_who(approver)}. The original stays at {_object(summary)} until a retry succeeds.",
-    )
-    outcome = f"*Error:* {_fit(error, 1000)}"
-    return _render(summary, title=":x: Quarantine attempt failed", status=status, outcome=(outcome,))
+def _retry_command(summary: FindingSummary) -> str:
+    return _code(_fit(f"macie-chatops retry {summary.finding_id}", 300))
+
+
+def build_failed_message(
+    summary: FindingSummary,
+    *,
+    approver: str | None,
+    at: When,
+    error: str,
+    retryable: bool,
+    fix: str | None = None,
+) -> SlackMessage:
+    """FAILED: the quarantine attempt failed; the message says truthfully whether it will be retried.
+
+    ``retryable``: the job went back to the queue and the remediator retries it by itself (transient AWS
+    errors); if every retry fails, the job ends in the remediation dead-letter queue. Otherwise nothing
+    retries it: an operator fixes the cause (``fix``, e.g. "deploy the member roles StackSet to account X";
+    default: the error shown) and runs ``macie-chatops retry FINDING_ID``. No attempt that fails deletes the
+    source, so the object is where the finding found it (the error says more when it is not)."""
+    command = _retry_command(summary)
+    if retryable:
+        title = ":x: Quarantine attempt failed"
+        status = _lines(
+            f"*The quarantine attempt failed* on {_when(at)}; it will be retried automatically.",
+            f"Approved {_who(approver)}. The original stays at {_object(summary)} until a retry succeeds.",
+        )
+        next_step = (
+            "*If it keeps failing:* the job ends in the remediation dead-letter queue; once the cause is fixed, "
+            f"an operator runs {command}."
+        )
+    else:
+        title = ":x: Quarantine failed"
+        status = _lines(
+            f"*The quarantine failed* on {_when(at)} and will not be retried automatically.",
+            f"Approved {_who(approver)}. Nothing was deleted: {_object(summary)} was not moved.",
+        )
+        todo = _fit(fix, 1000) if fix else "fix the cause of the error above"
+        next_step = f"*To quarantine it:* {todo}, then an operator runs {command}."
+    outcome = _lines(f"*Error:* {_fit(error, 1000)}", next_step)
+    return _render(summary, title=title, status=status, outcome=(outcome,))
 
 
 def build_dismissed_message(summary: FindingSummary, *, by: str, at: When) -> SlackMessage:

@@ -14,7 +14,7 @@ import pytest
 
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep
-from macie_chatops.remediation import JobResult, handle_job
+from macie_chatops.remediation import JobResult, RemediationError, handle_job
 from macie_chatops.states import State
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, crash_at, sha256
@@ -173,8 +173,10 @@ def test_a_transient_aws_failure_is_recorded_failed_and_retried(world: Remediato
     # THEN FAILED is recorded with the error, the source is untouched, and Slack says it will be retried
     record = world.record(seeded.finding_id)
     assert record.state is State.FAILED and record.error and "EndpointConnectionError" in record.error
+    assert record.outcome == "failed_retrying"
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
-    assert "will be retried" in message_text(world.message(seeded))
+    text = message_text(world.message(seeded))
+    assert "it will be retried automatically" in text and "dead-letter queue" in text
     # AND a second failed attempt keeps FAILED and audits the new error
     with pytest.raises(Exception, match="Could not connect"):
         handle_job(job("quarantine", seeded.finding_id).body, deps)
@@ -249,8 +251,51 @@ def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorW
     record = world.record(seeded.finding_id)
     assert record.state is State.FAILED and record.error is not None
     assert MEMBER_A in record.error and "macie-chatops-remediation" in record.error and "AccessDenied" in record.error
+    assert record.outcome == "assume_role_denied"
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
-    assert "failed" in message_text(world.message(seeded)).lower()
+    # AND the message does not promise a retry: it says what to deploy where, and which command to run after
+    text = message_text(world.message(seeded))
+    assert "will not be retried automatically" in text and "will be retried automatically" not in text
+    assert f"deploy the macie-chatops-member-roles StackSet to account {MEMBER_A}" in text
+    assert "`macie-chatops retry f-denied`" in text
+
+
+def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: RemediatorWorld) -> None:
+    # GIVEN an approved finding, and S3 reporting a wrong size for the quarantine copy (a corrupt copy)
+    from macie_chatops.sessions import MemberSessions
+    from tests.functional.move_world import shared_session
+
+    seeded = world.seed("f-unverified")
+    sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())
+    clients = sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id)
+    corrupt = [True]
+
+    def note_bucket(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["quarantine_head"] = params.get("Bucket") == QUARANTINE
+
+    def wrong_size(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if corrupt[0] and context.get("quarantine_head") and "ContentLength" in parsed:
+            parsed["ContentLength"] += 1
+
+    events = clients.s3.meta.events
+    events.register("before-parameter-build.s3.HeadObject", note_bucket, unique_id="note-bucket")
+    events.register("after-call.s3.HeadObject", wrong_size, unique_id="wrong-size")
+    deps = world.deps(sessions=sessions)
+    # WHEN the job runs
+    with pytest.raises(RemediationError, match="did not verify"):
+        handle_job(job("quarantine", seeded.finding_id).body, deps)
+    # THEN FAILED (retrying), the copy discarded, the source untouched, and Slack says it will be retried
+    record = world.record(seeded.finding_id)
+    assert (record.state, record.outcome) == (State.FAILED, "failed_retrying")
+    assert world.quarantine_copies(seeded) == 0
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
+    assert "it will be retried automatically" in message_text(world.message(seeded))
+    # WHEN the redelivered job finds S3 honest again
+    corrupt[0] = False
+    assert handle_job(job("quarantine", seeded.finding_id).body, deps) is JobResult.QUARANTINED
+    # THEN the object is quarantined
+    assert world.record(seeded.finding_id).state is State.QUARANTINED
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
 
 
 def test_stale_unknown_and_unreadable_jobs_are_acknowledged_without_effect(world: RemediatorWorld) -> None:
@@ -322,6 +367,47 @@ def test_a_refused_restore_returns_to_quarantined_with_the_reason(world: Remedia
     assert record.state is State.QUARANTINED
     assert record.error is not None and "different object" in record.error
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == b"new data"
+    assert _actions(world, seeded) == ["macie_chatops.restore"]
+    # AND the message explains the refusal in a context block of its own (the key escaped as Slack text)
+    message = world.message(seeded)
+    notices = [
+        element["text"]
+        for block in message.blocks
+        if block["type"] == "context"
+        for element in block["elements"]
+        if "Restore refused" in element["text"]
+    ]
+    assert notices == [
+        f":warning: Restore refused: s3://{SOURCE}/{seeded.key} now holds a different object (ETag "
+        f"{world.moves.head(MEMBER_A, SOURCE, seeded.key)['ETag'].strip(chr(34))}); restoring would replace it. "
+        "The object stays in quarantine."
+    ]
+    assert "Quarantined" in message_text(message)
+    # AND a redelivered quarantine job (the outcome already recorded) renders the same notice again
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    assert world.message(seeded).blocks == message.blocks
+
+
+def test_a_restore_that_cannot_assume_the_role_says_so_and_stays_quarantined(world: RemediatorWorld) -> None:
+    # GIVEN a quarantined finding, and a restore requested when the remediator may not assume the member role
+    from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
+
+    class DeniedSessions:
+        def clients(self, account_id: str, region: str, *, actor: str, finding_id: str) -> MemberClients:
+            raise AssumeRoleDeniedError(
+                account_id=account_id, role_arn=f"arn:aws:iam::{account_id}:role/gone", message="not authorized"
+            )
+
+    seeded = world.seed("f-restore-denied")
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    world.request_restore(seeded.finding_id, by="U0BOB")
+    # WHEN the restore job runs
+    result = handle_job(job("restore", seeded.finding_id, by="U0BOB").body, world.deps(sessions=DeniedSessions()))
+    # THEN the finding is QUARANTINED again and the message says the restore failed, and why
+    assert result is JobResult.RESTORE_REFUSED
+    assert world.record(seeded.finding_id).state is State.QUARANTINED
+    text = message_text(world.message(seeded))
+    assert ":warning: Restore failed: AccessDenied assuming arn:aws:iam::" in text
     assert _actions(world, seeded) == ["macie_chatops.restore"]
 
 

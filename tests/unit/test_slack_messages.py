@@ -48,6 +48,15 @@ def every_builder(summary: FindingSummary, text: str = "because policy says so")
         quarantine_key=f"{summary.finding_id}/{summary.key}",
         older_versions=3,
     )
+    yield sm.build_quarantined_message(
+        summary,
+        approver="U0ALICE",
+        at=AT,
+        quarantine_bucket="macie-chatops-quarantine-345678901234-us-east-1",
+        quarantine_key=f"{summary.finding_id}/{summary.key}",
+        older_versions=None,
+        notice=f"Restore refused: {text}",
+    )
     for code in sorted(sm.BLOCKED_REASONS):
         yield sm.build_blocked_message(summary, approver="U0ALICE", at=AT, reason_code=code, detail=text)
     yield sm.build_blocked_message(
@@ -59,7 +68,9 @@ def every_builder(summary: FindingSummary, text: str = "because policy says so")
         quarantine_bucket="macie-chatops-quarantine-345678901234-us-east-1",
         quarantine_key=f"{summary.finding_id}/{summary.key}",
     )
-    yield sm.build_failed_message(summary, approver="U0ALICE", at=AT, error=text)
+    yield sm.build_failed_message(summary, approver="U0ALICE", at=AT, error=text, retryable=True)
+    yield sm.build_failed_message(summary, approver="U0ALICE", at=AT, error=text, retryable=False, fix=text)
+    yield sm.build_failed_message(summary, approver=sm.AUTO_APPROVER, at=AT, error=text, retryable=False)
     yield sm.build_dismissed_message(summary, by="U0BOB", at=AT)
     yield sm.build_restoring_message(summary, by="U0BOB", at="2026-11-21T08:00:00Z")
     yield sm.build_restored_message(summary, by="U0BOB", at=AT, restored_version_id="v2&<x>")
@@ -370,6 +381,95 @@ def test_quarantined_message_names_location_approver_and_older_versions(markup_s
     assert restore.confirm is not None
 
 
+def _context_texts(message: sm.SlackMessage) -> list[str]:
+    return [
+        element["text"]
+        for block in message.block_dicts()
+        if block["type"] == "context"
+        for element in block["elements"]
+    ]
+
+
+def test_quarantined_message_shows_a_notice_escaped_above_the_finding_context(markup_summary: FindingSummary) -> None:
+    # GIVEN a restore refused for a reason that carries Slack markup (an S3 key is untrusted text)
+    notice = "Restore refused: s3://b/<!channel> & co now holds a different object"
+    # WHEN the quarantined message is built with it
+    message = sm.build_quarantined_message(
+        markup_summary,
+        approver="U0ALICE",
+        at=AT,
+        quarantine_bucket="q",
+        quarantine_key="k",
+        older_versions=0,
+        notice=notice,
+    )
+    # THEN it is a context block of its own, escaped, between the outcome and the finding's context
+    blocks = message.block_dicts()
+    contexts = [index for index, block in enumerate(blocks) if block["type"] == "context"]
+    assert len(contexts) == 2
+    shown = blocks[contexts[0]]["elements"][0]
+    assert shown["text"] == ":warning: Restore refused: s3://b/&lt;!channel&gt; &amp; co now holds a different object"
+    assert shown["verbatim"] is True
+    assert "Open in the Macie console" in str(blocks[contexts[1]])
+    # AND the Restore button is still there
+    assert [button.action_id for button in buttons(message)] == [names.ACTION_RESTORE]
+    # AND without a notice there is only the finding's context
+    plain = sm.build_quarantined_message(
+        markup_summary, approver="U0ALICE", at=AT, quarantine_bucket="q", quarantine_key="k", older_versions=0
+    )
+    assert not any("Restore refused" in text for text in _context_texts(plain))
+    assert sum(block["type"] == "context" for block in plain.block_dicts()) == 1
+
+
+def test_a_retryable_failure_says_it_will_be_retried_and_what_to_do_if_it_keeps_failing(
+    markup_summary: FindingSummary,
+) -> None:
+    # GIVEN a transient failure / WHEN rendered
+    text = str(
+        sm.build_failed_message(markup_summary, approver="U0ALICE", at=AT, error="SlowDown", retryable=True).to_dict()
+    )
+    # THEN it says the remediator retries it, and names the operator's command for the dead-letter case
+    assert "Quarantine attempt failed" in text
+    assert "it will be retried automatically" in text
+    assert "dead-letter queue" in text
+    assert f"`macie-chatops retry {markup_summary.finding_id}`" in text
+    assert "will not be retried" not in text
+
+
+def test_a_permanent_failure_says_it_will_not_be_retried_and_what_the_operator_must_do(
+    markup_summary: FindingSummary,
+) -> None:
+    # GIVEN a permanent failure with a fix that names an account (and hostile text, escaped)
+    message = sm.build_failed_message(
+        markup_summary,
+        approver="U0ALICE",
+        at=AT,
+        error="AccessDenied assuming arn:aws:iam::345678901234:role/macie-chatops-remediation",
+        retryable=False,
+        fix="deploy the macie-chatops-member-roles StackSet to account 345678901234 <!here>",
+    )
+    text = str(message.to_dict())
+    # THEN it never promises a retry, and says what to fix and which command to run after
+    assert "will not be retried automatically" in text
+    assert "will be retried automatically" not in text
+    assert "dead-letter" not in text
+    assert (
+        "*To quarantine it:* deploy the macie-chatops-member-roles StackSet to account 345678901234 &lt;!here&gt;, "
+        f"then an operator runs `macie-chatops retry {markup_summary.finding_id}`." in text
+    )
+    assert "Nothing was deleted" in text
+    assert "AccessDenied assuming" in text
+    assert buttons(message) == []
+
+
+def test_a_permanent_failure_without_a_fix_points_at_the_error(markup_summary: FindingSummary) -> None:
+    text = str(
+        sm.build_failed_message(markup_summary, approver=None, at=AT, error="no bucket", retryable=False).to_dict()
+    )
+    assert "*To quarantine it:* fix the cause of the error above, then an operator runs" in text
+    assert "Approved automatically (policy)" in text
+
+
 @pytest.mark.parametrize(
     ("count", "words"),
     [
@@ -433,7 +533,10 @@ def test_blocked_rejects_an_unknown_reason(markup_summary: FindingSummary) -> No
     [
         (lambda s: sm.build_approved_message(s, approver="U0ALICE", at=AT), ["Approved <@U0ALICE>", "quarantining"]),
         (lambda s: sm.build_approved_message(s, approver=sm.AUTO_APPROVER, at=AT), ["Approved automatically"]),
-        (lambda s: sm.build_failed_message(s, approver="U0ALICE", at=AT, error="boom & <x>"), ["boom &amp; &lt;x&gt;"]),
+        (
+            lambda s: sm.build_failed_message(s, approver="U0ALICE", at=AT, error="boom & <x>", retryable=True),
+            ["boom &amp; &lt;x&gt;"],
+        ),
         (lambda s: sm.build_dismissed_message(s, by="U0BOB", at=AT), ["Dismissed* by <@U0BOB>", "not moved"]),
         (lambda s: sm.build_restoring_message(s, by="U0BOB", at=AT), ["Restore requested* by <@U0BOB>"]),
         (
