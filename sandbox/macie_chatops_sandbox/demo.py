@@ -317,16 +317,16 @@ class Story:
     def location(self, case: Case) -> str:
         return location(self.sandbox, case)
 
-    def click(self, case: Case, action_id: str, user: str, who: str) -> str:
+    def click(self, case: Case, action_id: str, user: str, who: str) -> None:
         button = {names.ACTION_REMEDIATE: "Remediate", names.ACTION_DISMISS: "Dismiss", names.ACTION_RESTORE: "Restore"}
         answer = self.sandbox.click(case.finding_id, action_id, user_id=user)
         if answer.status != 200:
             raise DemoError(f"the click answered HTTP {answer.status}: {answer.text}")
         body = answer.json if answer.body else {}
-        kind = "ephemeral reply" if isinstance(body, dict) and body.get("response_type") == "ephemeral" else "reply"
+        ephemeral = isinstance(body, dict) and body.get("response_type") == "ephemeral"
+        kind = "answer, ephemeral (only the clicker)" if ephemeral else "answer, replacing the message"
         self.n.detail("click", f"{who} {user} clicks {button[action_id]} (signed request, HTTP {answer.status})")
-        self.n.detail("", f"{kind}: {_plain(answer.text)}")
-        return kind
+        self.n.detail("", f"{kind}: {_plain(answer.text, 90)}")
 
 
 def _describe_setup(sandbox: Sandbox, n: Narrator) -> None:
