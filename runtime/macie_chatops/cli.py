@@ -10,12 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from macie_chatops.config import Config, ConfigError, config_path, load_config
 from macie_chatops.decision import decide
 from macie_chatops.finding import Rejection, parse_event
+
+if TYPE_CHECKING:
+    from macie_chatops.states import State
+    from macie_chatops.store import FindingRecord, FindingStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -124,79 +130,210 @@ def _operator() -> str:
     return f"cli:{user}"[:64]
 
 
+# --- operator commands on the deployed state table (and remediation queue) -----------------------------------
+
+
+def _state_table(args: argparse.Namespace) -> str:
+    """``--table``, else the environment the Lambdas use, else the deployed default name."""
+    import os
+
+    from macie_chatops import names
+
+    return str(args.table or os.environ.get(names.ENV_STATE_TABLE) or names.STATE_TABLE_NAME)
+
+
+def _remediation_queue(args: argparse.Namespace) -> str | None:
+    """``--queue-url``, else the environment the Lambdas use; None (after saying how to set it) when neither."""
+    import os
+
+    from macie_chatops import names
+
+    queue_url = args.queue_url or os.environ.get(names.ENV_REMEDIATION_QUEUE_URL)
+    if not queue_url:
+        print(
+            f"{args.command}: no remediation queue: pass --queue-url or set {names.ENV_REMEDIATION_QUEUE_URL} "
+            "(the central stack's RemediationQueueUrl output)",
+            file=sys.stderr,
+        )
+        return None
+    return str(queue_url)
+
+
+def _finding_store(args: argparse.Namespace, table: str) -> FindingStore:
+    import boto3
+
+    from macie_chatops.store import FindingStore
+
+    return FindingStore(boto3.client("dynamodb", region_name=args.region), table)
+
+
+@dataclass(frozen=True)
+class _Requeue:
+    """An operator command that moves a finding from ``source`` to ``target`` (actor ``cli:<user>``) and queues
+    a remediation job of ``kind`` for it; the transition is undone if the job cannot be queued, so no finding
+    waits for a job that never comes."""
+
+    kind: Literal["quarantine", "restore"]
+    source: State
+    target: State
+    nothing_to: str  # "nothing to restore": why the command did nothing
+    requested_by: Callable[[FindingRecord, str], str]  # (record, operator) -> the job's requested_by
+
+
+def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
+    from datetime import UTC, datetime
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from macie_chatops.jobs import RemediationJob
+
+    command = args.command
+    table = _state_table(args)
+    queue_url = _remediation_queue(args)
+    if queue_url is None:
+        return EXIT_BAD_INPUT
+    actor = _operator()
+    store = _finding_store(args, table)
+    finding_id = args.finding_id
+    try:
+        record = store.get(finding_id)
+        if record is None:
+            print(f"{command}: unknown finding {finding_id!r} (table {table})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if record.state is not spec.source:
+            print(
+                f"{command}: finding {finding_id} is {record.state.value}, not {spec.source.value}: {spec.nothing_to}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        requested_by = spec.requested_by(record, actor)
+        result = store.transition(
+            finding_id, expected={spec.source}, target=spec.target, actor=actor, event=f"cli:{command}"
+        )
+        if not result.applied:
+            print(
+                f"{command}: finding {finding_id} became {result.record.state.value} meanwhile: {spec.nothing_to}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        job = RemediationJob(
+            kind=spec.kind, finding_id=finding_id, requested_by=requested_by, requested_at=datetime.now(UTC)
+        )
+        try:
+            boto3.client("sqs", region_name=args.region).send_message(QueueUrl=queue_url, MessageBody=job.to_message())
+        except (BotoCoreError, ClientError) as exc:
+            undone = store.transition(
+                finding_id,
+                expected={spec.target},
+                target=spec.source,
+                actor=actor,
+                event=f"{command}_not_queued",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+            now = "stays" if undone.applied else "is now"
+            print(
+                f"{command}: could not queue the job ({exc}); the finding {now} {undone.record.state.value}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{command}: the state table {table} could not be used: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    line = {"finding_id": finding_id, "state": spec.target.value, "requested_by": requested_by, "operator": actor}
+    print(json.dumps(line))
+    print(f"{command} of {finding_id} queued by {actor}; the remediator will update its Slack message", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     """QUARANTINED -> RESTORE_REQUESTED (actor ``cli:<user>``), then queue the restore job for the remediator.
 
     Uses the real state table and remediation queue (``--table``/``--queue-url``, else the environment the
     Lambdas use). If the job cannot be queued, the transition is undone, so no finding waits for a restore
-    that never comes.
+    that never comes. The restore's SourceIdentity is the operator.
     """
-    import os
+    from macie_chatops.states import State
+
+    restore = _Requeue(
+        kind="restore",
+        source=State.QUARANTINED,
+        target=State.RESTORE_REQUESTED,
+        nothing_to="nothing to restore",
+        requested_by=lambda record, operator: operator,
+    )
+    return _requeue(args, restore)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """FAILED -> APPROVED (actor ``cli:<user>``), then queue the quarantine job again, once the cause is fixed.
+
+    Same table, queue and undo as ``restore``. The job names the original approver (the record's), so the
+    move's SourceIdentity stays the person (or policy) who approved it; the audit trail names the operator.
+    """
+    from macie_chatops.jobs import AUTO_APPROVER
+    from macie_chatops.states import State
+
+    retry = _Requeue(
+        kind="quarantine",
+        source=State.FAILED,
+        target=State.APPROVED,
+        nothing_to="nothing to retry",
+        requested_by=lambda record, operator: record.approver or AUTO_APPROVER,
+    )
+    return _requeue(args, retry)
+
+
+def _age(seconds: float) -> str:
+    """``3d4h``, ``2h5m``, ``7m``: how long a finding has waited, at a glance."""
+    minutes = max(0, int(seconds)) // 60
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m"
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    """Findings awaiting approval, oldest first, one JSON line each (from the table's pending index)."""
     from datetime import UTC, datetime
 
-    from macie_chatops import names
-
-    table = args.table or os.environ.get(names.ENV_STATE_TABLE) or names.STATE_TABLE_NAME
-    queue_url = args.queue_url or os.environ.get(names.ENV_REMEDIATION_QUEUE_URL)
-    if not queue_url:
-        print(
-            f"restore: no remediation queue: pass --queue-url or set {names.ENV_REMEDIATION_QUEUE_URL} "
-            "(the central stack's RemediationQueueUrl output)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from macie_chatops.jobs import RemediationJob
-    from macie_chatops.states import State
-    from macie_chatops.store import FindingStore
-
-    actor = _operator()
-    store = FindingStore(boto3.client("dynamodb", region_name=args.region), table)
-    finding_id = args.finding_id
+    table = _state_table(args)
+    store = _finding_store(args, table)
     try:
-        record = store.get(finding_id)
-        if record is None:
-            print(f"restore: unknown finding {finding_id!r} (table {table})", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if record.state is not State.QUARANTINED:
-            print(
-                f"restore: finding {finding_id} is {record.state.value}, not QUARANTINED: nothing to restore",
-                file=sys.stderr,
-            )
-            return EXIT_BAD_INPUT
-        result = store.transition(
-            finding_id, expected={State.QUARANTINED}, target=State.RESTORE_REQUESTED, actor=actor, event="cli:restore"
-        )
-        if not result.applied:
-            print(
-                f"restore: finding {finding_id} became {result.record.state.value} meanwhile: nothing to restore",
-                file=sys.stderr,
-            )
-            return EXIT_BAD_INPUT
-        job = RemediationJob(kind="restore", finding_id=finding_id, requested_by=actor, requested_at=datetime.now(UTC))
-        try:
-            boto3.client("sqs", region_name=args.region).send_message(QueueUrl=queue_url, MessageBody=job.to_message())
-        except (BotoCoreError, ClientError) as exc:
-            store.transition(
-                finding_id,
-                expected={State.RESTORE_REQUESTED},
-                target=State.QUARANTINED,
-                actor=actor,
-                event="restore_not_queued",
-                detail=f"{type(exc).__name__}: {exc}",
-            )
-            print(f"restore: could not queue the job ({exc}); the finding stays QUARANTINED", file=sys.stderr)
-            return EXIT_FAILED
+        records = store.pending_approvals(args.team, limit=args.limit)
     except (BotoCoreError, ClientError) as exc:
-        print(f"restore: the state table {table} could not be used: {exc}", file=sys.stderr)
+        print(f"pending: the state table {table} could not be used: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps({"finding_id": finding_id, "state": State.RESTORE_REQUESTED.value, "requested_by": actor}))
-    print(
-        f"restore of {finding_id} requested by {actor}; the remediator will update its Slack message", file=sys.stderr
-    )
+    now = datetime.now(UTC)
+    for record in records:
+        summary = record.summary
+        received = datetime.fromisoformat(record.received_at)
+        line = {
+            "finding_id": record.finding_id,
+            "team": record.team,
+            "account": record.account_id,
+            "bucket": summary.bucket if summary else "",
+            "key": summary.key if summary else "",
+            "received_at": record.received_at,
+            "age": _age((now - received).total_seconds()),
+        }
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    scope = f"team {args.team}" if args.team else "all teams"
+    more = f" (the oldest {args.limit}; --limit shows more)" if len(records) == args.limit else ""
+    print(f"{len(records)} finding(s) awaiting approval for {scope}{more}", file=sys.stderr)
     return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 SLACK_BOT_SCOPES = ("chat:write", "usergroups:read")
@@ -279,11 +416,25 @@ def build_parser() -> argparse.ArgumentParser:
             "serve", help="keep a sandbox running; first stdout line: where to click (Ctrl-C stops it)"
         )
     )
-    p = sub.add_parser("restore", help="operators: put a quarantined object back (queues the restore job)")
-    p.add_argument("finding_id", metavar="FINDING_ID")
-    p.add_argument("--table", help="state table (default: $STATE_TABLE_NAME, then macie-chatops-findings)")
-    p.add_argument("--queue-url", help="remediation queue URL (default: $REMEDIATION_QUEUE_URL)")
-    p.add_argument("--region", help="the security account's home region (default: the AWS SDK's)")
+
+    def with_table(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--table", help="state table (default: $STATE_TABLE_NAME, then macie-chatops-findings)")
+        p.add_argument("--region", help="the security account's home region (default: the AWS SDK's)")
+        return p
+
+    def with_queue(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("finding_id", metavar="FINDING_ID")
+        with_table(p)
+        p.add_argument("--queue-url", help="remediation queue URL (default: $REMEDIATION_QUEUE_URL)")
+        return p
+
+    with_queue(sub.add_parser("restore", help="operators: put a quarantined object back (queues the restore job)"))
+    with_queue(
+        sub.add_parser("retry", help="operators: re-queue the quarantine of a FAILED finding once the cause is fixed")
+    )
+    p = with_table(sub.add_parser("pending", help="findings awaiting approval, oldest first (JSON lines)"))
+    p.add_argument("--team", help="only this team's findings (a team name from accounts.yaml)")
+    p.add_argument("--limit", type=_positive, default=50, help="list at most this many (default: 50)")
     return parser
 
 
@@ -295,6 +446,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "sandbox": cmd_sandbox,
     "restore": cmd_restore,
+    "retry": cmd_retry,
+    "pending": cmd_pending,
 }
 
 

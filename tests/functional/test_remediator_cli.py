@@ -1,7 +1,9 @@
-"""`macie-chatops restore FINDING_ID`: the operator's way to put a quarantined object back."""
+"""`macie-chatops restore FINDING_ID` and `macie-chatops retry FINDING_ID`: the operator's ways to put a
+quarantined object back, and to re-queue a failed quarantine once its cause is fixed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,10 @@ import pytest
 from macie_chatops import names
 from macie_chatops.cli import main
 from macie_chatops.jobs import RemediationJob
+from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.states import State
 from tests.conftest import AwsSandbox
-from tests.functional.move_world import MEMBER_A, shared_session
+from tests.functional.move_world import MEMBER_A, REGION, shared_session
 from tests.functional.remediator_world import (
     SOURCE,
     TABLE,
@@ -125,3 +128,103 @@ def test_a_job_that_cannot_be_queued_undoes_the_request(
     record = world.record(seeded.finding_id)
     assert record.state is State.QUARANTINED
     assert [e.event for e in record.audit][-2:] == ["cli:restore", "restore_not_queued"]
+
+
+# --- retry ---------------------------------------------------------------------------------------------------
+
+
+def _failed(world: RemediatorWorld, finding_id: str) -> None:
+    """A finding whose quarantine failed permanently (recorded as the remediator records it)."""
+    world.seed(finding_id)
+    world.store.transition(
+        finding_id,
+        expected={State.APPROVED},
+        target=State.FAILED,
+        actor="remediator",
+        event="quarantine_failed",
+        updates={"outcome": "assume_role_denied", "error": "AccessDenied assuming the role"},
+    )
+
+
+def test_retry_requeues_a_failed_quarantine_once_the_cause_is_fixed(
+    world: RemediatorWorld, queue_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a member account whose quarantine bucket is not deployed, so the quarantine failed for good
+    world.moves.s3(MEMBER_A).delete_bucket(Bucket=quarantine_bucket_name(MEMBER_A, REGION))
+    seeded = world.seed("f-retry")
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    record = world.record(seeded.finding_id)
+    assert (record.state, record.outcome) == (State.FAILED, "failed")
+    text = message_text(world.message(seeded))
+    assert "will not be retried automatically" in text and "`macie-chatops retry f-retry`" in text
+    # WHEN the member stack is deployed and an operator runs `macie-chatops retry f-retry`
+    world.moves.provision_member(MEMBER_A)
+    assert main(["retry", seeded.finding_id]) == 0
+    # THEN the finding is APPROVED again by cli:<user>, audited, and one quarantine job names the approver
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])  # after the remediator's JSON log lines
+    assert line == {"finding_id": "f-retry", "state": "APPROVED", "requested_by": "U0ALICE", "operator": "cli:oncall"}
+    record = world.record(seeded.finding_id)
+    assert record.state is State.APPROVED and record.approver == "U0ALICE"
+    assert (record.audit[-1].actor, record.audit[-1].event, record.audit[-1].outcome) == (
+        "cli:oncall",
+        "cli:retry",
+        "APPROVED",
+    )
+    (delivery,) = _queued(queue_url)
+    queued = RemediationJob.from_message(delivery.body)
+    assert (queued.kind, queued.finding_id, queued.requested_by) == ("quarantine", "f-retry", "U0ALICE")
+    # AND the remediator takes the job: quarantined, and the Slack message says so, approved by the approver
+    assert world.invoke(delivery) == []
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED and record.error is None
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
+    text = message_text(world.message(seeded))
+    assert "Quarantined" in text and "<@U0ALICE>" in text and "failed" not in text
+
+
+def test_retry_of_an_unknown_finding_is_a_clear_error(
+    world: RemediatorWorld, queue_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["retry", "f-nobody"]) == 2
+    assert "retry: unknown finding 'f-nobody'" in capsys.readouterr().err
+    assert _queued(queue_url) == []
+
+
+@pytest.mark.parametrize("state", [State.APPROVED, State.PENDING_APPROVAL])
+def test_retry_of_a_finding_that_has_not_failed_is_refused(
+    world: RemediatorWorld, queue_url: str, capsys: pytest.CaptureFixture[str], state: State
+) -> None:
+    seeded = world.seed(f"f-retry-{state.value.lower()}", state=state)
+    audit = len(world.record(seeded.finding_id).audit)
+    assert main(["retry", seeded.finding_id]) == 2
+    assert f"is {state.value}, not FAILED: nothing to retry" in capsys.readouterr().err
+    assert len(world.record(seeded.finding_id).audit) == audit
+    assert _queued(queue_url) == []
+
+
+def test_retry_uses_the_same_flags_as_restore(
+    world: RemediatorWorld, queue_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failed(world, "f-retry-flags")
+    monkeypatch.setenv(names.ENV_STATE_TABLE, "not-this-table")
+    monkeypatch.delenv(names.ENV_REMEDIATION_QUEUE_URL)
+    assert main(["retry", "f-retry-flags"]) == 2
+    assert "--queue-url" in capsys.readouterr().err
+    argv = ["retry", "f-retry-flags", "--table", TABLE, "--queue-url", queue_url, "--region", "us-east-1"]
+    assert main(argv) == 0
+    assert [RemediationJob.from_message(d.body).kind for d in _queued(queue_url)] == ["quarantine"]
+
+
+def test_a_retry_that_cannot_be_queued_leaves_the_finding_failed(
+    world: RemediatorWorld, queue_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a failed finding and a queue URL that does not exist
+    _failed(world, "f-retry-noqueue")
+    missing = queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    # WHEN the retry is requested
+    assert main(["retry", "f-retry-noqueue", "--queue-url", missing]) == 1
+    # THEN the finding is FAILED again (audited), with its failure kept, so the message stays true
+    assert "the finding stays FAILED" in capsys.readouterr().err
+    record = world.record("f-retry-noqueue")
+    assert (record.state, record.outcome) == (State.FAILED, "assume_role_denied")
+    assert [e.event for e in record.audit][-2:] == ["cli:retry", "retry_not_queued"]
