@@ -5,8 +5,10 @@
   changes are forwarded to the central bus too (the central stack relays them to the alarm topic).
 - The quarantine bucket ``macie-chatops-quarantine-<account>-<region>``: public access blocked, versioned,
   SSE-KMS with a rotating key of its own, TLS only, object access denied to everyone but the remediation
-  role (and read-only break-glass principals from accounts.yaml), lifecycle expiry after the retention
-  period (noncurrent versions too), server access logs to a log bucket.
+  role (and read-only break-glass principals from accounts.yaml), server access logs to a log bucket, and a
+  lifecycle: a copy expires after the retention period and its expired version is removed a day later
+  (so a copy lives ``retention_days``, not up to twice that), multipart uploads an interrupted remediator
+  left behind are aborted after a day, and expired delete markers are removed.
 
 The template is shared by every account and region of the StackSet, so account and region come from the
 ``AWS::AccountId`` / ``AWS::Region`` pseudo parameters, never from accounts.yaml. Policies name the
@@ -67,7 +69,12 @@ QUARANTINE_WRITE_ACTIONS = (
     "s3:BypassGovernanceRetention",
 )
 ACCESS_LOG_MIN_RETENTION_DAYS = 365
-INCOMPLETE_UPLOAD_DAYS = 7
+# A remediator copy runs within one Lambda invocation (15 minutes at most) and a retry starts a new upload,
+# so an upload still incomplete after a day was abandoned: its parts are billed and hold quarantined bytes.
+INCOMPLETE_UPLOAD_DAYS = 1
+# Expiry makes the current copy noncurrent (behind a delete marker); remove it soon after, not a second
+# retention period later. Nothing else makes a copy noncurrent but a re-copy over an unverified one.
+NONCURRENT_COPY_DAYS = 1
 DLQ_RETENTION = Duration.days(14)
 
 
@@ -203,7 +210,10 @@ class MemberRegionalStack(Stack):
                 s3.LifecycleRule(
                     id="expire-quarantined-copies",
                     expiration=retention,
-                    noncurrent_version_expiration=retention,
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_COPY_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
                     abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_UPLOAD_DAYS),
                 ),
                 s3.LifecycleRule(id="remove-expired-delete-markers", expired_object_delete_marker=True),

@@ -182,11 +182,19 @@ def test_quarantine_bucket_is_private_versioned_kms_encrypted_logged_and_expires
     assert example.regional_json["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
     retention = example.config.quarantine.retention_days
     rules = {r["Id"]: r for r in properties["LifecycleConfiguration"]["Rules"]}
+    assert set(rules) == {"expire-quarantined-copies", "abort-incomplete-uploads", "remove-expired-delete-markers"}
+    for rule in rules.values():
+        # THEN every rule applies to the whole bucket
+        assert rule["Status"] == "Enabled"
+        assert "Prefix" not in rule and "TagFilters" not in rule and "ObjectSizeGreaterThan" not in rule
+    # AND a copy lives retention_days: it expires then, and its expired (noncurrent) version a day later
     expiry = rules["expire-quarantined-copies"]
-    assert expiry["Status"] == "Enabled"
     assert expiry["ExpirationInDays"] == retention
-    assert expiry["NoncurrentVersionExpiration"] == {"NoncurrentDays": retention}
-    assert "Prefix" not in expiry and "TagFilters" not in expiry
+    assert expiry["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # AND the parts of a multipart copy an interrupted remediator left behind are aborted after a day
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert set(rules["abort-incomplete-uploads"]) == {"Id", "Status", "AbortIncompleteMultipartUpload"}
+    assert rules["remove-expired-delete-markers"]["ExpiredObjectDeleteMarker"] is True
     assert properties["LoggingConfiguration"]["DestinationBucketName"]["Ref"] != logical_id
     assert bucket["DeletionPolicy"] == "Retain"
 
@@ -239,8 +247,9 @@ def test_break_glass_readers_may_read_but_never_write(self_managed: Synthesized)
     assert break_glass["Condition"]["ArnEquals"] == {"aws:PrincipalArn": readers}
     # AND the retention comes from accounts.yaml
     _, bucket = _quarantine_bucket(self_managed)
-    rule = bucket["Properties"]["LifecycleConfiguration"]["Rules"][0]
-    assert rule["ExpirationInDays"] == 30 and rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rule = rules["expire-quarantined-copies"]
+    assert rule["ExpirationInDays"] == 30 and rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
 
 
 def test_quarantine_key_policy_admits_the_remediation_role_through_s3(example: Synthesized) -> None:
