@@ -28,6 +28,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,7 +242,8 @@ class ApproverDirectory:
     """Members of Slack user groups, cached per container for ``ttl`` seconds (usergroups.users.list is Tier 2).
 
     ``lookup`` is ``SlackClient.usergroup_members``; any exception it raises becomes a DirectoryError, so a
-    Slack failure refuses the click (nothing changes) instead of failing the request.
+    Slack failure refuses the click (nothing changes) instead of failing the request. Concurrent clicks
+    that miss the cache wait for one lookup per group instead of each asking Slack (single flight).
     """
 
     lookup: Callable[[str], Iterable[str]]
@@ -249,20 +251,33 @@ class ApproverDirectory:
     clock: Callable[[], float] = time.monotonic
     _cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _inflight: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
 
-    def members(self, group_id: str) -> frozenset[str]:
-        now = self.clock()
+    def _fresh(self, group_id: str) -> frozenset[str] | None:
         with self._lock:
             cached = self._cache.get(group_id)
-        if cached is not None and now - cached[0] < self.ttl:
+        if cached is not None and self.clock() - cached[0] < self.ttl:
             return cached[1]
-        try:
-            members = frozenset(self.lookup(group_id))
-        except Exception as exc:  # any Slack/transport failure: cannot decide, refuse the click
-            raise DirectoryError(f"members of {group_id} unavailable ({type(exc).__name__})") from exc
+        return None
+
+    def members(self, group_id: str) -> frozenset[str]:
+        members = self._fresh(group_id)
+        if members is not None:
+            return members
         with self._lock:
-            self._cache[group_id] = (now, members)
-        return members
+            flight = self._inflight.setdefault(group_id, threading.Lock())
+        with flight:
+            members = self._fresh(group_id)  # filled while we waited for the lookup in flight
+            if members is not None:
+                return members
+            asked_at = self.clock()
+            try:
+                members = frozenset(self.lookup(group_id))
+            except Exception as exc:  # any Slack/transport failure: cannot decide, refuse the click
+                raise DirectoryError(f"members of {group_id} unavailable ({type(exc).__name__})") from exc
+            with self._lock:
+                self._cache[group_id] = (asked_at, members)
+            return members
 
 
 @dataclass(frozen=True)
@@ -454,18 +469,6 @@ def handle_click(body: bytes, deps: Dependencies) -> Answer:
     if isinstance(parsed, Answer):
         return parsed
     click = parsed
-    team_id = deps.config.slack.team_id
-    if not same_workspace(click, team_id):
-        # Not our organisation's user: nothing to audit on our records; the log keeps it.
-        return Answer(
-            200,
-            ephemeral("This app does not act on clicks from this Slack workspace."),
-            "refused",
-            "wrong workspace",
-            None,
-            click.user_id,
-            click.action.value,
-        )
     finding_id = click.finding_id
     if finding_id is None:
         return Answer(
@@ -478,6 +481,10 @@ def handle_click(body: bytes, deps: Dependencies) -> Answer:
             click.action.value,
         )
     context = _Context(click, finding_id, deps)
+    if not same_workspace(click, deps.config.slack.team_id):
+        # Audited on the record if the id names one (the store refuses an unknown id; the log keeps it).
+        shown = click.team_id if click.team_id and len(click.team_id) <= 40 else "none"
+        return context.refuse(f"wrong workspace {shown}", "This app does not act on clicks from this Slack workspace.")
     record = deps.store.get(finding_id)
     if record is None:
         return context.refuse("unknown finding", "This button names a finding this app does not know.", audit=False)
@@ -514,7 +521,10 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
     rule = RULES[click.action]
     if record.state is not rule.expected:
         return context.refuse(f"finding is {record.state.value}", what_happened(record))
-    detail = f"in {posted_in}, approver via {authorisation.via}"
+    # A token unique to this click, kept in the audit entry: if the SDK retried a write whose first attempt
+    # was applied (response lost), the retry fails its condition, and the token says the win was ours.
+    token = uuid.uuid4().hex[:16]
+    detail = f"in {posted_in}, approver via {authorisation.via}, click {token}"
     updates: RecordUpdates | None = {"approver": click.user_id} if rule.target is State.APPROVED else None
     try:
         result = deps.store.transition(
@@ -528,7 +538,7 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         )
     except FindingNotFoundError:
         return context.refuse("finding record vanished", "This finding no longer exists.", audit=False)
-    if not result.applied:
+    if not result.applied and not _ours(result.record, rule, token):
         return context.refuse(f"lost the race: finding is {result.record.state.value}", what_happened(result.record))
     now = deps.clock()
     if rule.job is not None:
@@ -536,6 +546,12 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         if failure is not None:
             return _undo(rule, context, failure)
     return context.answer(200, _message_for(rule, result.record, click.user_id, now), "accepted", rule.target.value)
+
+
+def _ours(record: FindingRecord, rule: _Rule, token: str) -> bool:
+    """The record is in the rule's target state because of this very click (an earlier attempt of our write)."""
+    entry = _entered(record)
+    return record.state is rule.target and entry is not None and entry.detail.endswith(f"click {token}")
 
 
 def _queue(rule: _Rule, context: _Context, now: datetime) -> str | None:

@@ -48,6 +48,9 @@ REMEDIATE, DISMISS, RESTORE = names.ACTION_REMEDIATE, names.ACTION_DISMISS, name
 @pytest.fixture
 def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     slack.set_usergroup(SECOPS_GROUP, SECOPS_MEMBERS)
+    # moto runs in this process and shares its GIL with the handler's threads: on a loaded CI machine one
+    # call can take longer than the 2 s that suit AWS, and a timeout is not what these tests are about.
+    monkeypatch.setattr(handler, "AWS_READ_TIMEOUT_S", 20.0)
     built = build_world(config_dir=tmp_path, setenv=monkeypatch.setenv, slack=slack)
     built.seed(FID)
     yield built
@@ -259,6 +262,13 @@ CASES = [
     Case(
         "wrong workspace",
         lambda w: w.click_event(REMEDIATE, FID, "U0ALICE", team_id="T0OTHERORG"),
+        200,
+        "refused",
+        "workspace",
+    ),
+    Case(
+        "wrong workspace, unknown finding",
+        lambda w: w.click_event(REMEDIATE, "f" * 40, "U0ALICE", team_id="T0OTHERORG"),
         200,
         "nothing",
         "workspace",
@@ -581,6 +591,30 @@ def test_when_queue_and_undo_both_fail_the_clicker_is_told_and_it_is_logged(
     assert "with no job queued and could not be reverted" in caplog.text
     record = world.store.get(FID)
     assert record is not None and record.state is State.APPROVED  # stuck, and said so in the log
+    assert world.jobs() == []
+
+
+class StoreLosingTheFirstResponse(FindingStore):
+    """The real store, as seen through an SDK retry: the first write is applied but its response is lost,
+    and the retried write then fails its condition (DynamoDB answers with the record as it now is)."""
+
+    def transition(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        super().transition(finding_id, **kwargs)
+        return super().transition(finding_id, **kwargs)
+
+
+def test_a_retried_write_that_was_applied_counts_as_ours(world: World) -> None:
+    # GIVEN a Remediate click whose transition is applied, then "retried" and refused by the condition
+    store = StoreLosingTheFirstResponse(world.store._client, names.STATE_TABLE_NAME)
+    # WHEN the click is handled
+    answer = handle_click(form_body(_payload()), _dependencies(world, store=store))
+    # THEN the click is accepted, not told that it lost to itself, and its one job is queued
+    assert answer.outcome == "accepted" and answer.body["replace_original"] is True
+    assert [job.finding_id for job in world.jobs()] == [FID]
+    # AND another approver's click on the same finding is still refused (the token is per click)
+    other = dict(_payload(), user={"id": "U0BOB"})
+    refused = handle_click(form_body(other), _dependencies(world, store=store))
+    assert refused.outcome == "refused" and "already approved by <@U0ALICE>" in refused.body["text"]
     assert world.jobs() == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -79,6 +80,31 @@ def test_group_lookups_are_cached_for_the_ttl_then_refreshed() -> None:
     assert authorise("U0MALLORY", PAYMENTS, directory).allowed is True
     assert authorise("U0BOB", PAYMENTS, directory).allowed is False
     assert groups.calls["S0SECOPS"] == 2
+
+
+def test_concurrent_cache_misses_ask_slack_once() -> None:
+    # GIVEN a slow group lookup and ten clicks by group members arriving together on a cold cache
+    release = threading.Event()
+    groups = Groups({"S0SECOPS": {"U0BOB"}})
+
+    def slow(group_id: str) -> frozenset[str]:
+        release.wait(timeout=10)
+        return groups(group_id)
+
+    directory = ApproverDirectory(slow)
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(authorise("U0BOB", PAYMENTS, directory).allowed))
+        for _ in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    # THEN all ten are approvers, and Slack was asked once
+    assert results == [True] * 10
+    assert groups.calls["S0SECOPS"] == 1
 
 
 def test_a_failed_lookup_is_not_cached_and_raises() -> None:

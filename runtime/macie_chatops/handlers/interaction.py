@@ -88,7 +88,7 @@ clock: SystemClock = SystemClock()  # replaced only by tests that pin time
 _lock = threading.Lock()
 _secrets: dict[tuple[str, str | None, str | None], tuple[float, SlackSecrets]] = {}
 _dependencies: dict[tuple[Settings, str], Dependencies] = {}
-_clients: dict[tuple[str, str | None, str | None], Any] = {}
+_clients: dict[tuple[Any, ...], Any] = {}
 
 
 def clear_caches() -> None:
@@ -100,7 +100,17 @@ def clear_caches() -> None:
 
 
 def _client(service: str, settings: Settings) -> Any:
-    key = (service, settings.aws_endpoint_url, settings.region)
+    # The access key id (an identifier, not a secret) keys the cache too: a sandbox or test that switches
+    # accounts on the same endpoint gets clients with the new credentials; so do the timeouts.
+    key = (
+        service,
+        settings.aws_endpoint_url,
+        settings.region,
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        AWS_CONNECT_TIMEOUT_S,
+        AWS_READ_TIMEOUT_S,
+        AWS_MAX_ATTEMPTS,
+    )
     with _lock:
         client = _clients.get(key)
         if client is None:
