@@ -23,6 +23,7 @@ Rules (the record, never the payload, says which object and which team):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -74,6 +75,8 @@ class Answer:
     finding_id: str | None = None
     user_id: str | None = None
     action: str | None = None
+    response_url: str | None = field(default=None, repr=False)  # a capability: never logged
+    delivered: bool | None = None  # the answer reached Slack through response_url (None: not attempted)
 
     def to_http(self) -> dict[str, Any]:
         return {
@@ -151,6 +154,7 @@ class BlockActionsPayload(_Slack):
     channel: PayloadChannel | None = None
     container: PayloadContainer | None = None
     actions: list[PayloadAction] = Field(min_length=1, max_length=1)
+    response_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
 class ClickAction(StrEnum):
@@ -169,6 +173,7 @@ class Click:
     team_id: str | None
     enterprise_id: str | None
     channel_ids: frozenset[str]  # channel.id and container.channel_id (both, when both are present)
+    response_url: str | None = None  # where Slack takes the answer for block_actions (it ignores the body)
 
     @property
     def finding_id(self) -> str | None:
@@ -218,6 +223,7 @@ def parse_click(body: bytes) -> Click | Answer:
         team_id=payload.team.id if payload.team else None,
         enterprise_id=payload.team.enterprise_id if payload.team else None,
         channel_ids=frozenset(channels),
+        response_url=payload.response_url,
     )
 
 
@@ -326,12 +332,48 @@ class SqsJobQueue:
         self._client.send_message(QueueUrl=self._url, MessageBody=job.to_message())
 
 
+class Responder(Protocol):
+    """Delivers an answer to a click's ``response_url`` (Slack ignores the HTTP body for block_actions)."""
+
+    def allows(self, url: str) -> bool: ...
+
+    def send(self, url: str, body: Mapping[str, Any]) -> None: ...
+
+
+SLACK_RESPONSE_URL_PREFIXES: Final = ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
+
+
+class WebhookResponder:
+    """slack_sdk's WebhookClient, only towards ``allowed_prefixes`` (Slack's hooks host, or the sandbox's
+    stand-in): the URL comes in a signed payload, but we still never POST to a host Slack would not use."""
+
+    def __init__(self, allowed_prefixes: Iterable[str] = SLACK_RESPONSE_URL_PREFIXES, *, timeout_s: int = 2) -> None:
+        self._prefixes = tuple(p if p.endswith("/") else p + "/" for p in allowed_prefixes)
+        self._timeout = timeout_s
+
+    def allows(self, url: str) -> bool:
+        return url.startswith(self._prefixes) and not any(c in url for c in "\r\n\t @")
+
+    def send(self, url: str, body: Mapping[str, Any]) -> None:
+        from slack_sdk.webhook import WebhookClient
+
+        response = WebhookClient(url, timeout=self._timeout).send_dict(dict(body))
+        if response.status_code != 200:
+            answer = str(response.body)[:60] if response.body else ""
+            raise ResponseUrlError(f"response_url answered HTTP {response.status_code} {answer}".strip())
+
+
+class ResponseUrlError(Exception):
+    """Slack did not take the answer posted to a response_url."""
+
+
 @dataclass(frozen=True)
 class Dependencies:
     config: Config
     store: FindingStore
     queue: JobQueue
     directory: ApproverDirectory
+    responder: Responder | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -464,11 +506,35 @@ def _event(click: Click) -> str:
 
 
 def handle_click(body: bytes, deps: Dependencies) -> Answer:
-    """Everything after the signature: read the click, authorise it, apply it, answer within Slack's 3 s."""
+    """Everything after the signature: read the click, authorise it, apply it, answer within Slack's 3 s.
+
+    The answer is returned (the HTTP body) and, for a click, also posted to its ``response_url``: for
+    ``block_actions`` Slack ignores the HTTP body, so the replacement message or the ephemeral refusal
+    reaches the channel or the clicker only that way. A failed delivery changes nothing already decided.
+    """
     parsed = parse_click(body)
     if isinstance(parsed, Answer):
         return parsed
-    click = parsed
+    answer = dataclasses.replace(_handle(parsed, deps), response_url=parsed.response_url)
+    return _deliver(answer, deps)
+
+
+def _deliver(answer: Answer, deps: Dependencies) -> Answer:
+    url, responder = answer.response_url, deps.responder
+    if url is None or responder is None:
+        return answer
+    if not responder.allows(url):
+        logger.warning("response_url of a %s click is not a Slack hooks URL; not used", answer.outcome)
+        return dataclasses.replace(answer, delivered=False)
+    try:
+        responder.send(url, answer.body)
+    except Exception as exc:  # the decision stands; the remediator's chat.update will show the outcome
+        logger.warning("answer to a %s click not delivered to response_url: %s", answer.outcome, type(exc).__name__)
+        return dataclasses.replace(answer, delivered=False)
+    return dataclasses.replace(answer, delivered=True)
+
+
+def _handle(click: Click, deps: Dependencies) -> Answer:
     finding_id = click.finding_id
     if finding_id is None:
         return Answer(

@@ -20,6 +20,8 @@ from macie_chatops.config import Action, Config, load_config
 from macie_chatops.decision import decide
 from macie_chatops.finding import Finding, parse_event
 from macie_chatops.jobs import RemediationJob
+from macie_chatops.slack_client import SlackClient, build_web_client
+from macie_chatops.slack_messages import build_review_message
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore, create_state_table
 from macie_chatops.summary import FindingSummary
@@ -35,7 +37,7 @@ MESSAGE_TS = "1700000000.000100"
 SECOPS_GROUP = "S0SECOPS"
 SECOPS_MEMBERS = ("U0BOB", "U0DAVE")
 REVIEW_EVENT = ROOT / "tests" / "events" / "personal-review.json"
-# Slack methods that write: none may be called by the interaction endpoint (it answers in the HTTP body).
+# Slack Web API methods that write: the endpoint calls none (it answers through the click's response_url).
 SLACK_WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral")
 # Every state a click can meet, and the legal path from RECEIVED to it.
 PATHS: dict[State, tuple[State, ...]] = {
@@ -87,11 +89,13 @@ def _client(service: str, region: str) -> Any:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a click may change: every record, the queue, Slack's messages."""
+    """What a click may change: every record, the queue, Slack's messages, the clicker's ephemeral replies."""
 
     records: dict[str, FindingRecord]
     queued: int
-    slack_writes: int
+    slack_writes: int  # chat.* calls (the endpoint makes none)
+    replaced: int  # messages replaced through a click's response_url
+    ephemerals: int  # replies only the clicker sees, through a click's response_url
 
 
 @dataclass
@@ -103,6 +107,8 @@ class World:
     slack: SlackStandIn
     summary: FindingSummary
     secret: str = SIGNING_SECRET
+    messages: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # finding -> (channel, ts)
+    _slack: SlackClient | None = None
 
     # -- setup ----------------------------------------------------------------------------------------
 
@@ -115,8 +121,11 @@ class World:
         channel: str = PAYMENTS_CHANNEL,
         approver: str = "U0ALICE",
     ) -> FindingRecord:
-        """A finding of ``team`` posted to ``channel`` and moved (legally) to ``state``."""
+        """A finding of ``team`` posted to ``channel`` (a real message in the stand-in) and moved (legally)
+        to ``state``."""
         summary = dataclasses.replace(self.summary, finding_id=finding_id, team=team, channel=channel)
+        ts = self._slack_client().post(channel, build_review_message(summary, reason="Personal data needs review"))
+        self.messages[finding_id] = (channel, ts)
         self.store.create_received(
             finding_id,
             event_id=f"event-{finding_id}",
@@ -141,12 +150,22 @@ class World:
                 updates={"approver": approver} if step is State.APPROVED else None,
             )
             if step is State.PENDING_APPROVAL:
-                self.store.set_slack_message(finding_id, channel=channel, ts=MESSAGE_TS, actor="finding-handler")
+                self.store.set_slack_message(finding_id, channel=channel, ts=ts, actor="finding-handler")
         record = self.store.get(finding_id)
         assert record is not None and record.state is state
         return record
 
+    def _slack_client(self) -> SlackClient:
+        if self._slack is None:
+            self._slack = SlackClient(build_web_client(EXAMPLE_BOT_TOKEN, base_url=self.slack.base_url))
+        return self._slack
+
     # -- clicks ---------------------------------------------------------------------------------------
+
+    def response_url(self, finding_id: str) -> str:
+        """A fresh response_url for a click on the finding's message (a made-up message if none)."""
+        channel, ts = self.messages.get(finding_id, (PAYMENTS_CHANNEL, MESSAGE_TS))
+        return self.slack.response_url(channel, ts)
 
     def click_event(
         self,
@@ -158,6 +177,7 @@ class World:
         team_id: str = TEAM_ID,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        kwargs.setdefault("response_url", self.response_url(finding_id))
         return signed_click_event(
             self.secret,
             action_id=action_id,
@@ -210,8 +230,21 @@ class World:
     def slack_writes(self) -> int:
         return sum(self.slack.request_count(method) for method in SLACK_WRITES)
 
+    def replaced(self) -> int:
+        channels = {channel for channel, _ in self.messages.values()}
+        return sum(
+            1
+            for channel in channels
+            for message in self.slack.messages(channel)
+            for revision in message.revisions
+            if revision.method == "response_url"
+        )
+
+    def ephemerals(self) -> int:
+        return sum(len(self.slack.ephemeral(channel)) for channel in (PAYMENTS_CHANNEL, ANALYTICS_CHANNEL))
+
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.records(), self.queued(), self.slack_writes())
+        return Snapshot(self.records(), self.queued(), self.slack_writes(), self.replaced(), self.ephemerals())
 
 
 def build_world(
@@ -260,8 +293,16 @@ def build_world(
 
 
 def standin() -> SlackStandIn:
-    """The Slack stand-in with accounts.yaml's workspace and the S0SECOPS group."""
-    return SlackStandIn(team_id=TEAM_ID, usergroups={SECOPS_GROUP: SECOPS_MEMBERS})
+    """The Slack stand-in with accounts.yaml's workspace, its channels and the S0SECOPS group; no posting
+    limit (the benchmark posts a message per seeded finding)."""
+    return SlackStandIn(
+        team_id=TEAM_ID,
+        bot_token=EXAMPLE_BOT_TOKEN,
+        channels=(PAYMENTS_CHANNEL, ANALYTICS_CHANNEL),
+        usergroups={SECOPS_GROUP: SECOPS_MEMBERS},
+        post_limit=None,
+        update_limit=None,
+    )
 
 
 def without_audit(records: MutableMapping[str, FindingRecord]) -> dict[str, FindingRecord]:

@@ -67,9 +67,15 @@ def body_of(response: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _payload(**overrides: Any) -> dict[str, Any]:
+def _payload(w: World | None = None, **overrides: Any) -> dict[str, Any]:
+    """Alice's Remediate click on FID; with a world, its response_url reaches FID's message in the stand-in."""
     payload = click_payload(
-        action_id=REMEDIATE, value=FID, user_id="U0ALICE", team_id=TEAM_ID, channel_id=PAYMENTS_CHANNEL
+        action_id=REMEDIATE,
+        value=FID,
+        user_id="U0ALICE",
+        team_id=TEAM_ID,
+        channel_id=PAYMENTS_CHANNEL,
+        response_url=w.response_url(FID) if w is not None else None,
     )
     payload.update(overrides)
     return payload
@@ -90,28 +96,28 @@ def _signed(
     return api_gateway_event(body, headers, multi_value_headers=multi, base64_encoded=base64_encoded)
 
 
-def _valid_body() -> bytes:
-    return form_body(_payload())
+def _valid_body(w: World) -> bytes:
+    return form_body(_payload(w))
 
 
 def _drop(name: str) -> Callable[[dict[str, str]], dict[str, str]]:
     return lambda headers: {k: v for k, v in headers.items() if k != name}
 
 
-def _value(value: str) -> bytes:
-    payload = _payload()
+def _value(w: World, value: str) -> bytes:
+    payload = _payload(w)
     payload["actions"][0]["value"] = value
     return form_body(payload)
 
 
-def _action_id(action_id: str) -> bytes:
-    payload = _payload()
+def _action_id(w: World, action_id: str) -> bytes:
+    payload = _payload(w)
     payload["actions"][0]["action_id"] = action_id
     return form_body(payload)
 
 
 def _duplicate_signature(world: World) -> dict[str, Any]:
-    body = _valid_body()
+    body = _valid_body(world)
     good = sign(SIGNING_SECRET, int(time.time()), body)
     forged = "v0=" + "0" * 64
     multi = {
@@ -122,26 +128,26 @@ def _duplicate_signature(world: World) -> dict[str, Any]:
 
 
 def _duplicate_timestamp(world: World) -> dict[str, Any]:
-    body = _valid_body()
+    body = _valid_body(world)
     now = int(time.time())
     headers = {**sign(SIGNING_SECRET, now, body), "x-slack-request-timestamp": str(now + 1)}
     return api_gateway_event(body, headers)
 
 
 def _altered(world: World) -> dict[str, Any]:
-    body = _valid_body()
+    body = _valid_body(world)
     headers = sign(SIGNING_SECRET, int(time.time()), body)
     return api_gateway_event(body.replace(b"U0ALICE", b"U0MALLO"), headers)
 
 
 def _base64_flag_false_on_encoded(world: World) -> dict[str, Any]:
-    body = _valid_body()
+    body = _valid_body(world)
     headers = sign(SIGNING_SECRET, int(time.time()), body)
     return api_gateway_event(base64.b64encode(body).decode(), headers)
 
 
 def _base64_flag_true_on_plain(world: World) -> dict[str, Any]:
-    event = _signed(_valid_body())
+    event = _signed(_valid_body(world))
     event["isBase64Encoded"] = True
     return event
 
@@ -167,7 +173,7 @@ def _seeded(state: State, action: str = REMEDIATE, user: str = "U0ALICE") -> Cal
 
 def _headers_case(transform: Callable[[str], str]) -> Callable[[World], dict[str, Any]]:
     def build(world: World) -> dict[str, Any]:
-        body = _valid_body()
+        body = _valid_body(world)
         headers = {transform(k): v for k, v in sign(SIGNING_SECRET, int(time.time()), body).items()}
         return api_gateway_event(body, headers)
 
@@ -190,45 +196,49 @@ class Case:
 NOW = int(time.time())
 CASES = [
     # -- the signature gate: 401/400/413, nothing read, nothing written ----------------------------------
-    Case("missing signature header", lambda w: _signed(_valid_body(), edit=_drop("X-Slack-Signature")), 401, "nothing"),
+    Case(
+        "missing signature header", lambda w: _signed(_valid_body(w), edit=_drop("X-Slack-Signature")), 401, "nothing"
+    ),
     Case(
         "missing timestamp header",
-        lambda w: _signed(_valid_body(), edit=_drop("X-Slack-Request-Timestamp")),
+        lambda w: _signed(_valid_body(w), edit=_drop("X-Slack-Request-Timestamp")),
         401,
         "nothing",
     ),
-    Case("no headers at all", lambda w: api_gateway_event(_valid_body(), {}), 401, "nothing"),
+    Case("no headers at all", lambda w: api_gateway_event(_valid_body(w), {}), 401, "nothing"),
     Case("signature header twice, different values", _duplicate_signature, 401, "nothing"),
     Case("timestamp header twice (case variants), different values", _duplicate_timestamp, 401, "nothing"),
     Case(
         "wrong version prefix",
-        lambda w: _signed(_valid_body(), edit=lambda h: {**h, "X-Slack-Signature": "v1" + h["X-Slack-Signature"][2:]}),
+        lambda w: _signed(_valid_body(w), edit=lambda h: {**h, "X-Slack-Signature": "v1" + h["X-Slack-Signature"][2:]}),
         401,
         "nothing",
     ),
     Case(
         "bad hex in signature",
-        lambda w: _signed(_valid_body(), edit=lambda h: {**h, "X-Slack-Signature": h["X-Slack-Signature"][:-2] + "zz"}),
+        lambda w: _signed(
+            _valid_body(w), edit=lambda h: {**h, "X-Slack-Signature": h["X-Slack-Signature"][:-2] + "zz"}
+        ),
         401,
         "nothing",
     ),
     Case(
         "stale timestamp (6 minutes old, correctly signed)",
-        lambda w: _signed(_valid_body(), ts=int(time.time()) - 360),
+        lambda w: _signed(_valid_body(w), ts=int(time.time()) - 360),
         401,
         "nothing",
     ),
     Case(
         "future timestamp (6 minutes ahead, correctly signed)",
-        lambda w: _signed(_valid_body(), ts=int(time.time()) + 360),
+        lambda w: _signed(_valid_body(w), ts=int(time.time()) + 360),
         401,
         "nothing",
     ),
-    Case("non-numeric timestamp (signed over it)", lambda w: _signed(_valid_body(), ts="1e9"), 401, "nothing"),
+    Case("non-numeric timestamp (signed over it)", lambda w: _signed(_valid_body(w), ts="1e9"), 401, "nothing"),
     Case("body altered after signing", _altered, 401, "nothing"),
     Case(
         "signature made with another secret",
-        lambda w: _signed(_valid_body(), secret="another-app-secret"),
+        lambda w: _signed(_valid_body(w), secret="another-app-secret"),
         401,
         "nothing",
     ),
@@ -238,7 +248,7 @@ CASES = [
     Case("base64 flag true on a plain body", _base64_flag_true_on_plain, 400, "nothing"),
     Case("base64 flag false on a base64 body", _base64_flag_false_on_encoded, 401, "nothing"),
     # -- signed, but not a click we act on: 400 or an ephemeral 200, nothing written -------------------------
-    Case("not form-encoded (signed JSON)", lambda w: _signed(json.dumps(_payload()).encode()), 400, "nothing"),
+    Case("not form-encoded (signed JSON)", lambda w: _signed(json.dumps(_payload(w)).encode()), 400, "nothing"),
     Case("payload field missing", lambda w: _signed(b"token=x&type=block_actions"), 400, "nothing"),
     Case("payload not JSON", lambda w: _signed(urlencode({"payload": "{not json"}).encode()), 400, "nothing"),
     Case(
@@ -247,18 +257,18 @@ CASES = [
         400,
         "nothing",
     ),
-    Case("null byte in the raw body", lambda w: _signed(_valid_body() + b"%00"), 400, "nothing"),
-    Case("value over Slack's 2,000-char limit", lambda w: _signed(_value("a" * 5000)), 400, "nothing"),
+    Case("null byte in the raw body", lambda w: _signed(_valid_body(w) + b"%00"), 400, "nothing"),
+    Case("value over Slack's 2,000-char limit", lambda w: _signed(_value(w, "a" * 5000)), 400, "nothing"),
     Case(
         "unknown interaction type",
-        lambda w: _signed(form_body(_payload(type="view_submission"))),
+        lambda w: _signed(form_body(_payload(w, type="view_submission"))),
         200,
         "nothing",
         "only handles",
     ),
-    Case("unknown action id", lambda w: _signed(_action_id("other_app.approve")), 200, "nothing", "does not belong"),
-    Case("missing finding id (no value)", lambda w: _signed(_value("")), 200, "nothing", "does not name"),
-    Case("unknown finding id", lambda w: _signed(_value("f" * 64)), 200, "nothing", "does not know"),
+    Case("unknown action id", lambda w: _signed(_action_id(w, "other_app.approve")), 200, "nothing", "does not belong"),
+    Case("missing finding id (no value)", lambda w: _signed(_value(w, "")), 200, "nothing", "does not name"),
+    Case("unknown finding id", lambda w: _signed(_value(w, "f" * 64)), 200, "nothing", "does not know"),
     Case(
         "wrong workspace",
         lambda w: w.click_event(REMEDIATE, FID, "U0ALICE", team_id="T0OTHERORG"),
@@ -273,10 +283,10 @@ CASES = [
         "nothing",
         "workspace",
     ),
-    Case("Slack markup in the value", lambda w: _signed(_value("<!channel> <https://evil|click>")), 200, "nothing"),
-    Case("very long value (2,000 chars)", lambda w: _signed(_value("a" * 2000)), 200, "nothing"),
-    Case("unicode value", lambda w: _signed(_value("ﬁnding-ü-😀")), 200, "nothing"),
-    Case("null byte in the value", lambda w: _signed(_value(FID + "\x00")), 200, "nothing"),
+    Case("Slack markup in the value", lambda w: _signed(_value(w, "<!channel> <https://evil|click>")), 200, "nothing"),
+    Case("very long value (2,000 chars)", lambda w: _signed(_value(w, "a" * 2000)), 200, "nothing"),
+    Case("unicode value", lambda w: _signed(_value(w, "ﬁnding-ü-😀")), 200, "nothing"),
+    Case("null byte in the value", lambda w: _signed(_value(w, FID + "\x00")), 200, "nothing"),
     # -- signed clicks on a known finding that are refused: audited, nothing else ----------------------------
     Case(
         "wrong channel",
@@ -287,7 +297,7 @@ CASES = [
     ),
     Case(
         "container channel differs from channel",
-        lambda w: _signed(form_body(_payload(container={"type": "message", "channel_id": "C0ELSEWHERE"}))),
+        lambda w: _signed(form_body(_payload(w, container={"type": "message", "channel_id": "C0ELSEWHERE"}))),
         200,
         "refused",
         "channel",
@@ -358,15 +368,26 @@ def test_bad_and_edge_inputs(world: World, case: Case) -> None:
     assert response["statusCode"] == case.status, body_of(response)
     body = body_of(response)
     after = world.snapshot()
-    assert after.slack_writes == before.slack_writes
+    assert after.slack_writes == before.slack_writes  # no chat.* call, ever
     if case.effect == "accepted":
         assert body["replace_original"] is True and body["blocks"]
         assert after.records[finding].state is case.target
         assert after.queued == before.queued + (1 if case.target is State.APPROVED else 0)
+        assert after.replaced == before.replaced + 1  # the message itself, through the response_url
+        assert after.ephemerals == before.ephemerals
         return
     assert body["replace_original"] is False and body["response_type"] == "ephemeral"
     assert case.says in body["text"]
     assert after.queued == before.queued
+    assert after.replaced == before.replaced  # no message in the channel changed
+    if case.status != 200:
+        assert after.ephemerals == before.ephemerals  # nothing was read, so no response_url was used
+    else:
+        # at most the clicker's own ephemeral answer, saying exactly what the HTTP body says
+        assert after.ephemerals - before.ephemerals in (0, 1)
+        if after.ephemerals > before.ephemerals:
+            replies = world.slack.ephemeral(PAYMENTS_CHANNEL) + world.slack.ephemeral(ANALYTICS_CHANNEL)
+            assert body["text"] in {reply.text for reply in replies}
     if case.effect == "nothing":
         assert after.records == before.records
     else:
@@ -386,7 +407,11 @@ def test_there_are_at_least_thirty_classes() -> None:
 
 
 def test_remediate_replaces_the_message_and_queues_one_quarantine_job(world: World) -> None:
-    # GIVEN a finding awaiting approval; WHEN a listed approver clicks Remediate
+    # GIVEN a finding awaiting approval, its review message in Slack
+    writes = world.slack_writes()
+    channel, ts = world.messages[FID]
+    assert any(block["type"] == "actions" for block in world.slack.message(channel, ts).blocks)
+    # WHEN a listed approver clicks Remediate
     response = world.click(REMEDIATE, FID, "U0ALICE")
     # THEN Slack gets the replacement message (approved by, quarantining…, no buttons)
     body = body_of(response)
@@ -404,7 +429,12 @@ def test_remediate_replaces_the_message_and_queues_one_quarantine_job(world: Wor
     # AND exactly one quarantine job is queued, naming the finding and the approver only
     jobs = world.jobs()
     assert [(j.kind, j.finding_id, j.requested_by) for j in jobs] == [("quarantine", FID, "U0ALICE")]
-    assert world.slack_writes() == 0
+    # AND the message in Slack was replaced through the click's response_url (Slack ignores the HTTP body
+    # for block_actions): approved, quarantining, no buttons left; no Web API call was made
+    message = world.slack.message(channel, ts)
+    assert message.revisions[-1].method == "response_url" and "quarantining" in json.dumps(message.blocks)
+    assert all(block["type"] != "actions" for block in message.blocks)
+    assert world.slack_writes() == writes
 
 
 def test_dismiss_records_who_and_queues_nothing(world: World) -> None:
@@ -461,6 +491,7 @@ def test_twenty_approvers_at_once_queue_exactly_one_job(world: World) -> None:
     # GIVEN 20 signed clicks on Remediate by approvers (listed user and group members), ready at once
     users = ["U0ALICE", "U0BOB", "U0DAVE"]
     events = [world.click_event(REMEDIATE, FID, users[n % 3]) for n in range(20)]
+    writes, replaced = world.slack_writes(), world.replaced()
     world.click(DISMISS, "unknown-warmup", "U0ALICE")  # build the container's clients before the race
     barrier = threading.Barrier(len(events))
     responses: list[dict[str, Any]] = [{} for _ in events]
@@ -490,7 +521,9 @@ def test_twenty_approvers_at_once_queue_exactly_one_job(world: World) -> None:
     losers = [b for b in bodies if b["replace_original"] is False]
     assert len(losers) == 19
     assert all(f"already approved by <@{winner}>" in b["text"] for b in losers)
-    assert world.slack_writes() == 0
+    # AND the message was replaced once (the winner's answer); the losers' answers are ephemeral
+    assert world.replaced() == replaced + 1
+    assert world.slack_writes() == writes
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -682,3 +715,86 @@ def test_logs_carry_request_id_and_reason_never_body_or_secrets(world: World, ca
     assert "req-5678" in logged and "signature does not match" in logged
     for secret in (marker, SIGNING_SECRET, "xoxb-test-token", quote(marker)):
         assert secret not in logged
+
+
+# --------------------------------------------------------------------------------------------------------
+# Answers through the click's response_url (Slack ignores the HTTP body for block_actions)
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_a_refusal_reaches_the_clicker_as_an_ephemeral_reply(world: World) -> None:
+    # WHEN a non-approver clicks Remediate
+    body = body_of(world.click(REMEDIATE, FID, "U0MALLORY"))
+    # THEN only they see the refusal in Slack, and the message itself is untouched
+    channel, ts = world.messages[FID]
+    replies = [reply for reply in world.slack.ephemeral(channel) if reply.ts == ts]
+    assert [reply.text for reply in replies] == [body["text"]]
+    assert "not an approver for team payments" in replies[0].text
+    assert world.replaced() == 0
+
+
+def test_a_late_clicker_is_told_who_won_in_slack(world: World) -> None:
+    world.click(DISMISS, FID, "U0BOB")
+    world.click(REMEDIATE, FID, "U0ALICE")
+    channel, ts = world.messages[FID]
+    replies = [reply.text for reply in world.slack.ephemeral(channel) if reply.ts == ts]
+    assert len(replies) == 1 and "already dismissed by <@U0BOB>" in replies[0]
+    assert "Dismissed" in world.slack.message(channel, ts).text
+
+
+class Recorder:
+    """A loopback HTTP server that only counts what reaches it."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        hits: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                hits.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.hits = hits
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def test_a_response_url_outside_slack_is_never_contacted(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a signed click whose response_url points somewhere other than Slack (here: the stand-in's
+    # origin is the only allowed one, as in the sandbox; in AWS only https://hooks.slack.com/ is)
+    recorder = Recorder()
+    try:
+        event = world.click_event(DISMISS, FID, "U0ALICE", response_url=f"{recorder.url}/actions/T0EXAMPLE/x")
+        # WHEN it is handled
+        response = world.invoke(event)
+    finally:
+        recorder.stop()
+    # THEN the click is still applied (the signature vouches for it) but nothing was sent there
+    assert body_of(response)["replace_original"] is True
+    assert recorder.hits == []
+    assert "not a Slack hooks URL" in caplog.text
+
+
+def test_a_failed_delivery_changes_nothing_already_decided(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a click whose response_url Slack no longer honours (expired, used up or unknown)
+    dead = world.slack.base_url.removesuffix("/api/") + "/actions/T0EXAMPLE/no-such-token"
+    # WHEN an approver clicks Remediate
+    response = world.click(REMEDIATE, FID, "U0ALICE", response_url=dead)
+    # THEN the approval and its job stand, the HTTP answer is the replacement, and the log says why
+    assert body_of(response)["replace_original"] is True
+    record = world.store.get(FID)
+    assert record is not None and record.state is State.APPROVED
+    assert len(world.jobs()) == 1
+    assert "not delivered to response_url: ResponseUrlError" in caplog.text

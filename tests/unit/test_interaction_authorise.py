@@ -12,6 +12,7 @@ from macie_chatops.interaction import (
     ApproverDirectory,
     Authorisation,
     DirectoryError,
+    WebhookResponder,
     authorise,
     ephemeral,
     replacement,
@@ -198,3 +199,27 @@ def test_response_shapes() -> None:
         "text": "t",
         "blocks": [{"type": "divider"}],
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://hooks.slack.com/actions/T0EXAMPLE/1/abc", True),
+        ("https://hooks.slack-gov.com/actions/T0EXAMPLE/1/abc", True),
+        ("http://hooks.slack.com/actions/T0EXAMPLE/1/abc", False),  # not https
+        ("https://hooks.slack.com.evil.example/actions/x", False),  # suffix trick
+        ("https://hooks.slack.com@evil.example/actions/x", False),  # userinfo trick
+        ("https://evil.example/https://hooks.slack.com/", False),
+        ("https://hooks.slack.com/actions/x\r\nHost: evil", False),
+        ("", False),
+    ],
+)
+def test_answers_go_only_to_slack_hooks(url: str, allowed: bool) -> None:
+    assert WebhookResponder().allows(url) is allowed
+
+
+def test_the_sandbox_allows_only_its_stand_in() -> None:
+    responder = WebhookResponder(("http://127.0.0.1:8123",))
+    assert responder.allows("http://127.0.0.1:8123/actions/T0EXAMPLE/x")
+    assert not responder.allows("http://127.0.0.1:81234/actions/T0EXAMPLE/x")
+    assert not responder.allows("https://hooks.slack.com/actions/T0EXAMPLE/1/abc")

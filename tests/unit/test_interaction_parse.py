@@ -40,6 +40,7 @@ def test_a_remediate_click_is_read() -> None:
         team_id="T0EXAMPLE",
         enterprise_id=None,
         channel_ids=frozenset({"C0PAYMENTS"}),
+        response_url="https://hooks.slack.com/actions/T0EXAMPLE/1/stand-in",
     )
     assert isinstance(click, Click) and click.finding_id == FINDING
 
@@ -104,6 +105,8 @@ def test_unreadable_bodies_are_400_with_an_ephemeral_error(body: bytes, reason: 
         (lambda p: p.update(team={"id": None}), "team.id"),
         (lambda p: p.update(channel={"id": "#payments"}), "channel.id"),
         (lambda p: p.update(container="C0PAYMENTS"), "container"),
+        (lambda p: p.update(response_url=["https://hooks.slack.com/x"]), "response_url"),
+        (lambda p: p.update(response_url="https://hooks.slack.com/" + "x" * 2000), "response_url"),
     ],
 )
 def test_wrong_shapes_are_400_and_name_the_field(mutate: Any, where: str) -> None:

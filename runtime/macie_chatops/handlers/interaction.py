@@ -148,7 +148,7 @@ def _build_dependencies(settings: Settings, bot_token: str) -> Dependencies:
     if built is not None:
         return built
     from macie_chatops.config import config_from_json, load_bundled_config
-    from macie_chatops.interaction import ApproverDirectory, Dependencies, SqsJobQueue
+    from macie_chatops.interaction import ApproverDirectory, Dependencies, SqsJobQueue, WebhookResponder
     from macie_chatops.slack_client import SlackClient, build_web_client
     from macie_chatops.store import FindingStore
 
@@ -166,9 +166,22 @@ def _build_dependencies(settings: Settings, bot_token: str) -> Dependencies:
         store=FindingStore(_client("dynamodb", settings), settings.table),
         queue=SqsJobQueue(_client("sqs", settings), settings.queue_url),
         directory=ApproverDirectory(slack.usergroup_members),
+        responder=WebhookResponder(_response_url_prefixes(settings), timeout_s=SLACK_TIMEOUT_S),
     )
     with _lock:
         return _dependencies.setdefault(key, built)
+
+
+def _response_url_prefixes(settings: Settings) -> tuple[str, ...]:
+    """Where answers may be posted: Slack's hooks hosts; in the sandbox, only the stand-in's origin."""
+    from urllib.parse import urlsplit
+
+    from macie_chatops.interaction import SLACK_RESPONSE_URL_PREFIXES
+
+    if settings.slack_api_url:
+        url = urlsplit(settings.slack_api_url)
+        return (f"{url.scheme}://{url.netloc}/",)
+    return SLACK_RESPONSE_URL_PREFIXES
 
 
 def _http(status: int, text: str) -> dict[str, Any]:
@@ -201,6 +214,7 @@ def _log_answer(answer: Answer, request_id: str) -> None:
         "finding_id": answer.finding_id,
         "user": answer.user_id,
         "action": answer.action,
+        "delivered": answer.delivered,
     }
     if answer.outcome == "accepted":
         logger.info("click accepted", extra=fields)
