@@ -3,10 +3,12 @@
 1. Warm, in one process against moto's server and the Slack stand-in (both on loopback), the real
    ``lambda_handler`` with real signed API Gateway events, the cases taking turns in every round:
    - accepted: a Remediate click by an approver (listed user or user-group member, the group cached) on its
-     own pending finding: verify, parse, GetItem, conditional UpdateItem, SendMessage, replacement message;
+     own pending finding: verify, parse, GetItem, conditional UpdateItem, SendMessage, the replacement
+     message rendered and POSTed to the click's response_url (the stand-in);
    - refused: a click with a bad signature (the 401 path: nothing read past the headers);
    - bare: the AWS calls an accepted click needs at the least (GetItem, conditional UpdateItem,
-     SendMessage), straight from boto3, against the same server: what the endpoint adds is the difference.
+     SendMessage), straight from boto3, against the same server: what the endpoint adds is the difference
+     (the response_url POST included).
    p50 / p99 in milliseconds, and the accepted click's ratio to the bare calls.
 2. Cold: fresh interpreters, medians. ``import macie_chatops.handlers.interaction`` against a bare
    ``import boto3`` (target: at most 1.3x). For honesty, also the imports the first signed request adds
@@ -49,7 +51,7 @@ COLD_CLICK = """
 import json, sys, time
 from macie_chatops_sandbox.slack_clicks import signed_click_event
 event = signed_click_event(sys.argv[1], action_id="macie_chatops.remediate", finding_id=sys.argv[2],
-                           user_id="U0ALICE", team_id="T0EXAMPLE", channel_id="C0PAYMENTS")
+                           user_id="U0ALICE", team_id="T0EXAMPLE", channel_id="C0PAYMENTS", response_url=sys.argv[3])
 t = time.perf_counter()
 from macie_chatops.handlers.interaction import lambda_handler
 response = lambda_handler(event, None)
@@ -135,7 +137,7 @@ def cold_clicks(world: Any, runs: int) -> list[float]:
         finding_id = f"cold{n:04d}"
         world.seed(finding_id)
         out = subprocess.run(
-            [sys.executable, "-c", COLD_CLICK, SIGNING_SECRET, finding_id],
+            [sys.executable, "-c", COLD_CLICK, SIGNING_SECRET, finding_id, world.response_url(finding_id)],
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -178,7 +180,7 @@ def main() -> int:
         server.stop()
 
     print(f"warm handling, {clicks} signed clicks in-process (moto server + Slack stand-in on loopback)")
-    print(line("accepted Remediate (verify..queue, answer)", samples["accepted"], samples["bare"]))
+    print(line("accepted Remediate (verify..queue, respond)", samples["accepted"], samples["bare"]))
     print(line("refused: bad signature (401)", samples["refused"]))
     print(line("bare GetItem + UpdateItem + SendMessage", samples["bare"]))
     baseline = imports["import boto3"]
