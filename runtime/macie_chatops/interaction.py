@@ -1,8 +1,8 @@
 """A verified Slack button click: read it, authorise it, apply it, answer it.
 
 Called by ``handlers.interaction`` only after ``slack_request.verify`` accepted the signature, with every
-dependency passed in (store, job queue, approver directory, clock). No module-level boto3 or slack_sdk:
-this module is loaded once the first signed request arrives.
+dependency passed in (store, job queue, approver directory, responder, clock). It builds no client itself
+(the adapters here take theirs) and is loaded only once the first signed request arrives.
 
 Rules (the record, never the payload, says which object and which team):
 
@@ -18,7 +18,10 @@ Rules (the record, never the payload, says which object and which team):
    click or a click on a finding already handled is told what happened, by whom and when.
 5. If the job cannot be queued after the transition, the transition is undone (with an audit entry) and
    the clicker is asked to try again, so no finding is left APPROVED with no job.
-6. Every accepted or refused click on a known finding is appended to its audit trail.
+6. Every accepted or refused click on a known finding is appended to its audit trail (who, what, when,
+   outcome, reason); clicks naming no known finding are only logged.
+7. The answer is the HTTP body (``replace_original: true`` + the new message, or an ephemeral error) and is
+   also posted to the click's ``response_url``, because Slack ignores the HTTP body for ``block_actions``.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 FINDING_ID_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # finding.py's pattern for Macie ids
 _USER_RE: Final = re.compile(r"[UW][A-Z0-9]{2,40}")
 MAX_FORM_FIELDS: Final = 8
+INTERNAL_ERROR_TEXT: Final = "Something went wrong on our side; the click may not have been recorded."
 GROUP_CACHE_TTL_SECONDS: Final = 60.0
 
 
@@ -515,8 +519,14 @@ def handle_click(body: bytes, deps: Dependencies) -> Answer:
     parsed = parse_click(body)
     if isinstance(parsed, Answer):
         return parsed
-    answer = dataclasses.replace(_handle(parsed, deps), response_url=parsed.response_url)
-    return _deliver(answer, deps)
+    try:
+        answer = _handle(parsed, deps)
+    except Exception:
+        # The caller logs and answers; the clicker, who never sees the HTTP body, hears it in Slack.
+        sorry = ephemeral(f"{INTERNAL_ERROR_TEXT} Please try again: a second click is safe.")
+        _deliver(Answer(200, sorry, "failed", "internal error", response_url=parsed.response_url), deps)
+        raise
+    return _deliver(dataclasses.replace(answer, response_url=parsed.response_url), deps)
 
 
 def _deliver(answer: Answer, deps: Dependencies) -> Answer:

@@ -798,3 +798,43 @@ def test_a_failed_delivery_changes_nothing_already_decided(world: World, caplog:
     assert record is not None and record.state is State.APPROVED
     assert len(world.jobs()) == 1
     assert "not delivered to response_url: ResponseUrlError" in caplog.text
+
+
+class BrokenStore(FindingStore):
+    """The real store with DynamoDB gone (every read fails)."""
+
+    def get(self, finding_id: str) -> Any:
+        raise ConnectionError("dynamodb unavailable")
+
+
+def test_an_internal_error_is_raised_and_the_clicker_hears_of_it(world: World) -> None:
+    from macie_chatops.interaction import WebhookResponder
+
+    # GIVEN a store that cannot be read, and a click with a live response_url
+    responder = WebhookResponder((world.slack.base_url.removesuffix("/api/"),))
+    deps = _dependencies(world, store=BrokenStore(world.store._client, names.STATE_TABLE_NAME), responder=responder)
+    body = form_body(_payload(world))
+    # WHEN the click is handled, THEN the error propagates (the handler logs it and answers 200) ...
+    with pytest.raises(ConnectionError):
+        handle_click(body, deps)
+    # ... and the clicker got an ephemeral "try again" in Slack; nothing else changed
+    replies = world.slack.ephemeral(PAYMENTS_CHANNEL)
+    assert len(replies) == 1 and "try again" in replies[0].text
+    assert world.replaced() == 0 and world.queued() == 0
+
+
+def test_the_handler_answers_an_internal_error_with_200_and_a_reference(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN the state table gone
+    monkeypatch.setenv(names.ENV_STATE_TABLE, "no-such-table")
+    event = world.click_event(REMEDIATE, FID, "U0ALICE")
+    event["requestContext"]["requestId"] = "req-err-1"
+    # WHEN a valid click arrives
+    response = world.invoke(event)
+    # THEN Slack gets a 200 with an ephemeral error naming the request, and the log has the traceback
+    body = body_of(response)
+    assert response["statusCode"] == 200 and body["response_type"] == "ephemeral"
+    assert "req-err-1" in body["text"] and "second click is safe" in body["text"]
+    assert "click failed" in caplog.text
+    assert world.queued() == 0

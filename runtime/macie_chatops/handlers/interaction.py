@@ -5,8 +5,8 @@ proxy event, check Slack's signature with the signing secret (Secrets Manager, r
 and only then load the domain (``macie_chatops.interaction``) and answer the click within Slack's 3 s.
 
 What is imported at module level is what every request needs before it is trusted: the standard library,
-``slack_sdk.signature``, boto3 (the secret) and Powertools' Logger. Unsigned traffic never loads pydantic
-models, the config, the store or Slack's Web API client.
+boto3 (the secret), Powertools' Logger and the request gate (which loads ``slack_sdk.signature`` on its
+first check). Unsigned traffic never loads pydantic models, the config, the store or the message builders.
 
 Caches live for the container and are keyed by their inputs (environment values, the bot token), so tests
 can run several configurations in one process. Logs carry the request id, the outcome and the reason;
