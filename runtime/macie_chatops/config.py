@@ -114,40 +114,34 @@ DEFAULT_ACTIONS: Final[dict[FindingType, ActionSpec]] = {
 }
 
 
-class PolicyOverride(_Strict):
+class _PolicyNames(_Strict):
+    """Turns severity names into Severity members in both policy shapes (see ``_severity_value``)."""
+
+    @field_validator("min_severity", mode="before", check_fields=False)
+    @classmethod
+    def _severity_name(cls, value: Any) -> Any:
+        return _severity_value(value)
+
+    @field_validator("actions", mode="before", check_fields=False)
+    @classmethod
+    def _action_names(cls, value: Any) -> Any:
+        return _normalise_actions(value)
+
+
+class PolicyOverride(_PolicyNames):
     """A partial policy: only the keys given replace the level above (organisation, team, account)."""
 
     min_severity: Severity | None = None
     include_samples: StrictBool | None = None
     actions: dict[FindingType, ActionSpec] | None = None
 
-    @field_validator("min_severity", mode="before")
-    @classmethod
-    def _severity_name(cls, value: Any) -> Any:
-        return _severity_value(value)
 
-    @field_validator("actions", mode="before")
-    @classmethod
-    def _action_names(cls, value: Any) -> Any:
-        return _normalise_actions(value)
-
-
-class Policy(_Strict):
+class Policy(_PolicyNames):
     """The effective policy for one account, after merging."""
 
     min_severity: Severity = Severity.LOW
     include_samples: StrictBool = False
     actions: dict[FindingType, ActionSpec] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
-
-    @field_validator("min_severity", mode="before")
-    @classmethod
-    def _severity_name(cls, value: Any) -> Any:
-        return _severity_value(value)
-
-    @field_validator("actions", mode="before")
-    @classmethod
-    def _action_names(cls, value: Any) -> Any:
-        return _normalise_actions(value)
 
     def merged(self, override: PolicyOverride | None) -> Policy:
         if override is None:
