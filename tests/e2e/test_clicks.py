@@ -10,8 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from macie_chatops import names
 from macie_chatops.states import State
 from macie_chatops_sandbox.sandbox import OUTSIDER, ClickResponse, Sandbox
@@ -44,11 +42,6 @@ def test_a_non_approver_is_refused_with_an_ephemeral_answer(sandbox: Sandbox) ->
     assert any(e.actor == OUTSIDER and e.outcome == "refused" for e in finding.record(sandbox).audit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the refusal is only in the HTTP response body, which Slack ignores for block_actions "
-    "(slackapi/bolt-js#132); it must go to the click's response_url to reach the clicker",
-)
 def test_the_refusal_reaches_the_clicker_in_slack(sandbox: Sandbox) -> None:
     finding = _pending(sandbox)
     record = finding.record(sandbox)

@@ -8,8 +8,6 @@ Medium: review, Low: notify; Personal: review); analytics reviews credentials an
 
 from __future__ import annotations
 
-import pytest
-
 from macie_chatops import names
 from macie_chatops.config import Action
 from macie_chatops.jobs import AUTO_APPROVER
@@ -102,12 +100,6 @@ def test_dismiss_leaves_the_object_and_records_who(sandbox: Sandbox) -> None:
     assert sandbox.quarantined_copies(ANALYTICS_DEV, "us-east-1", finding.finding_id) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the interaction handler answers a click only in the HTTP response body; Slack ignores that body "
-    "for block_actions (see slackapi/bolt-js#132), so the message must be updated through response_url or "
-    "chat.update. The Slack stand-in records only those, hence a dismissed message keeps its buttons.",
-)
 def test_a_dismissed_finding_message_loses_its_buttons_in_slack(sandbox: Sandbox) -> None:
     # GIVEN a review finding, dismissed by an approver
     finding = report(sandbox, account_id=ANALYTICS_DEV, finding_type=PERSONAL)
