@@ -6,9 +6,10 @@ moto's server handles requests on threads and its backends are plain Python with
 - SQS ``delete_message`` rebuilds the queue's message list, so a message sent to the same queue at that
   moment is silently lost, and two concurrent receives can hand out the same message.
 
-The sandbox runs the moto server in its own process, so wrapping the backend classes' methods in a lock is
-enough. A long-polling receive gives the SQS lock up while it waits, so senders are not held up.
-``install()`` / ``uninstall()`` are reference counted and restore the original methods.
+The sandbox and the functional tests (fixture ``atomic_moto``) run the moto server in their own process, so
+wrapping the backend classes' methods in a lock is enough. A long-polling receive gives the SQS lock up while
+it waits, so senders are not held up. ``install()`` / ``uninstall()`` are reference counted and restore the
+original methods.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore, WriteResult, create_state_table
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
-from tests.functional.atomic_moto import atomic_dynamodb  # noqa: F401 (fixture)
 
 TABLE = "intake-test-findings"
 PAYMENTS = "C0PAYMENTS"
@@ -292,7 +291,7 @@ def test_a_duplicate_delivery_posts_nothing_and_queues_nothing(world: World) -> 
 
 def test_concurrent_duplicates_produce_one_record_one_message_one_job(
     world: World,
-    atomic_dynamodb: None,  # noqa: F811
+    atomic_moto: None,
 ) -> None:
     # GIVEN the same auto finding delivered twice (two SQS messages), handled by two invocations at once
     results: list[list[str]] = []

@@ -28,7 +28,6 @@ from macie_chatops.store import FindingStore, WriteResult
 from macie_chatops_sandbox.slack_clicks import api_gateway_event, click_payload, form_body, sign
 from macie_chatops_sandbox.slack_standin import SlackStandIn
 from tests.conftest import AwsSandbox
-from tests.functional.atomic_moto import atomic_dynamodb  # noqa: F401 (fixture)
 from tests.functional.interaction_world import (
     ANALYTICS_CHANNEL,
     PAYMENTS_CHANNEL,
@@ -486,7 +485,7 @@ def test_group_membership_is_cached_per_container(world: World, slack: SlackStan
 # --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("atomic_dynamodb")
+@pytest.mark.usefixtures("atomic_moto")
 def test_twenty_approvers_at_once_queue_exactly_one_job(world: World) -> None:
     # GIVEN 20 signed clicks on Remediate by approvers (listed user and group members), ready at once
     users = ["U0ALICE", "U0BOB", "U0DAVE"]

@@ -23,7 +23,6 @@ from macie_chatops.store import (
 )
 from macie_chatops.summary import FindingSummary
 from tests.conftest import AwsSandbox
-from tests.functional.atomic_moto import atomic_dynamodb  # noqa: F401 (fixture)
 
 TABLE = "test-findings"
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -217,7 +216,7 @@ def race_to_approve(store: FindingStore, finding_id: str, users: tuple[str, ...]
 
 def test_two_threads_racing_the_same_transition_produce_exactly_one(
     store: FindingStore,
-    atomic_dynamodb: None,  # noqa: F811
+    atomic_moto: None,
 ) -> None:
     for round_ in range(8):
         # GIVEN a pending finding
