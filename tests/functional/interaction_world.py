@@ -9,55 +9,36 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from macie_chatops import names
-from macie_chatops.config import Action, Config, load_config
-from macie_chatops.decision import decide
-from macie_chatops.finding import Finding, parse_event
+from macie_chatops.config import Config, load_config
 from macie_chatops.jobs import RemediationJob
-from macie_chatops.slack_client import SlackClient, build_web_client
-from macie_chatops.slack_messages import build_review_message
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, create_state_table
+from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.summary import FindingSummary
 from macie_chatops_sandbox.slack_clicks import signed_click_event
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
+from tests.conftest import ROOT
+from tests.functional import world as shared
+from tests.functional.world import SIGNING_SECRET
 
-ROOT = Path(__file__).resolve().parents[2]
-SIGNING_SECRET = "sandbox-signing-secret-5e1f0c2a9b7d4e36"
+__all__ = ["SIGNING_SECRET"]  # the benchmark signs its clicks with it
+
 TEAM_ID = "T0EXAMPLE"
 PAYMENTS_CHANNEL = "C0PAYMENTS"
 ANALYTICS_CHANNEL = "C0ANALYTIC"
 MESSAGE_TS = "1700000000.000100"
 SECOPS_GROUP = "S0SECOPS"
 SECOPS_MEMBERS = ("U0BOB", "U0DAVE")
-REVIEW_EVENT = ROOT / "tests" / "events" / "personal-review.json"
 # Slack Web API methods that write: the endpoint calls none (it answers through the click's response_url).
 SLACK_WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral")
-# Every state a click can meet, and the legal path from RECEIVED to it.
-PATHS: dict[State, tuple[State, ...]] = {
-    State.PENDING_APPROVAL: (State.PENDING_APPROVAL,),
-    State.NOTIFIED: (State.NOTIFIED,),
-    State.IGNORED: (State.IGNORED,),
-    State.APPROVED: (State.PENDING_APPROVAL, State.APPROVED),
-    State.DISMISSED: (State.PENDING_APPROVAL, State.DISMISSED),
-    State.QUARANTINED: (State.PENDING_APPROVAL, State.APPROVED, State.QUARANTINED),
-    State.BLOCKED: (State.PENDING_APPROVAL, State.APPROVED, State.BLOCKED),
-    State.FAILED: (State.PENDING_APPROVAL, State.APPROVED, State.FAILED),
-    State.RESTORE_REQUESTED: (State.PENDING_APPROVAL, State.APPROVED, State.QUARANTINED, State.RESTORE_REQUESTED),
-    State.RESTORED: (
-        State.PENDING_APPROVAL,
-        State.APPROVED,
-        State.QUARANTINED,
-        State.RESTORE_REQUESTED,
-        State.RESTORED,
-    ),
-}
 
 
 @functools.cache
@@ -67,24 +48,7 @@ def example_config() -> Config:
 
 @functools.cache
 def review_summary() -> FindingSummary:
-    finding = parse_event(json.loads(REVIEW_EVENT.read_text(encoding="utf-8")))
-    assert isinstance(finding, Finding)
-    return FindingSummary.of(finding, decide(finding, example_config()))
-
-
-_clients: dict[tuple[str, str | None, str], Any] = {}
-
-
-def _client(service: str, region: str) -> Any:
-    """boto3 clients are slow to build; one per service and endpoint serves every test."""
-    import os
-
-    import boto3
-
-    key = (service, os.environ.get("AWS_ENDPOINT_URL"), region)
-    if key not in _clients:
-        _clients[key] = boto3.client(service, region_name=region)  # type: ignore[call-overload]
-    return _clients[key]
+    return shared.review_summary(example_config())
 
 
 @dataclass(frozen=True)
@@ -108,7 +72,6 @@ class World:
     summary: FindingSummary
     secret: str = SIGNING_SECRET
     messages: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # finding -> (channel, ts)
-    _slack: SlackClient | None = None
 
     # -- setup ----------------------------------------------------------------------------------------
 
@@ -124,41 +87,9 @@ class World:
         """A finding of ``team`` posted to ``channel`` (a real message in the stand-in) and moved (legally)
         to ``state``."""
         summary = dataclasses.replace(self.summary, finding_id=finding_id, team=team, channel=channel)
-        ts = self._slack_client().post(channel, build_review_message(summary, reason="Personal data needs review"))
+        record, ts = shared.seed_review(self.store, self.slack, summary, state=state, approver=approver)
         self.messages[finding_id] = (channel, ts)
-        self.store.create_received(
-            finding_id,
-            event_id=f"event-{finding_id}",
-            action=Action.REVIEW,
-            reason="Personal data needs review",
-            actor="finding-handler",
-            account_id=summary.account_id,
-            team=team,
-            channel=channel,
-            summary=summary,
-        )
-        for step in PATHS[state]:
-            record = self.store.get(finding_id)
-            assert record is not None
-            actor = approver if step in (State.APPROVED, State.DISMISSED, State.RESTORE_REQUESTED) else "seed"
-            self.store.transition(
-                finding_id,
-                expected={record.state},
-                target=step,
-                actor=actor,
-                event="seed",
-                updates={"approver": approver} if step is State.APPROVED else None,
-            )
-            if step is State.PENDING_APPROVAL:
-                self.store.set_slack_message(finding_id, channel=channel, ts=ts, actor="finding-handler")
-        record = self.store.get(finding_id)
-        assert record is not None and record.state is state
         return record
-
-    def _slack_client(self) -> SlackClient:
-        if self._slack is None:
-            self._slack = SlackClient(build_web_client(EXAMPLE_BOT_TOKEN, base_url=self.slack.base_url))
-        return self._slack
 
     # -- clicks ---------------------------------------------------------------------------------------
 
@@ -217,15 +148,7 @@ class World:
 
     def jobs(self) -> list[RemediationJob]:
         """Take every queued job off the queue."""
-        jobs: list[RemediationJob] = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = batch.get("Messages", [])
-            if not messages:
-                return jobs
-            for message in messages:
-                jobs.append(RemediationJob.from_message(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return shared.drain_jobs(self.sqs, self.queue_url)
 
     def slack_writes(self) -> int:
         return sum(self.slack.request_count(method) for method in SLACK_WRITES)
@@ -257,39 +180,48 @@ def build_world(
     """Create the table, the queue and the secret in the AWS endpoint boto3 is pointed at, and set the
     interaction handler's environment through ``setenv`` (monkeypatch.setenv, or os.environ.__setitem__)."""
     config = example_config()
-    config_file = config_dir / "config.json"
-    config_file.write_text(config.to_json(), encoding="utf-8")
-    dynamodb = _client("dynamodb", region)
-    create_state_table(dynamodb, names.STATE_TABLE_NAME)
-    sqs = _client("sqs", region)
-    queue_url = sqs.create_queue(QueueName=names.REMEDIATION_QUEUE_NAME)["QueueUrl"]
-    secrets = _client("secretsmanager", region)
-    secret_arn = secrets.create_secret(
-        Name=config.slack.secret_name,
-        SecretString=json.dumps(
-            {names.SLACK_SECRET_BOT_TOKEN: EXAMPLE_BOT_TOKEN, names.SLACK_SECRET_SIGNING_SECRET: SIGNING_SECRET}
-        ),
-    )["ARN"]
-    environment = {
-        names.ENV_STATE_TABLE: names.STATE_TABLE_NAME,
-        names.ENV_REMEDIATION_QUEUE_URL: queue_url,
-        names.ENV_SLACK_SECRET_ARN: secret_arn,
-        names.ENV_CONFIG_PATH: str(config_file),
-        names.ENV_SLACK_API_URL: slack.base_url,
-    }
-    for key, value in environment.items():
-        setenv(key, value)
+    queue_url = shared.create_remediation_queue(region)
+    resources = shared.provision_handler(
+        config=config,
+        config_dir=config_dir,
+        table=names.STATE_TABLE_NAME,
+        slack=slack,
+        setenv=setenv,
+        queue_url=queue_url,
+        region=region,
+    )
     from macie_chatops.handlers import interaction as handler
 
     handler.clear_caches()
     return World(
         config=config,
-        store=FindingStore(dynamodb, names.STATE_TABLE_NAME),
-        sqs=sqs,
+        store=resources.store,
+        sqs=shared.aws_client("sqs", region),
         queue_url=queue_url,
         slack=slack,
         summary=review_summary(),
     )
+
+
+@contextmanager
+def interaction_world(
+    slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *seeded: str
+) -> Iterator[World]:
+    """The world for the handler's tests: S0SECOPS's members in the stand-in, the AWS read timeout raised,
+    ``seeded`` findings pending approval; the handler's caches cleared afterwards."""
+    from macie_chatops.handlers import interaction as handler
+
+    slack.set_usergroup(SECOPS_GROUP, SECOPS_MEMBERS)
+    # moto runs in this process and shares its GIL with the handler's threads: on a loaded CI machine one
+    # call can take longer than the 2 s that suit AWS, and a timeout is not what these tests are about.
+    monkeypatch.setattr(handler, "AWS_READ_TIMEOUT_S", 20.0)
+    built = build_world(config_dir=tmp_path, setenv=monkeypatch.setenv, slack=slack)
+    for finding_id in seeded:
+        built.seed(finding_id)
+    try:
+        yield built
+    finally:
+        handler.clear_caches()
 
 
 def standin() -> SlackStandIn:

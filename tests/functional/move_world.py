@@ -23,30 +23,13 @@ from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.sessions import MemberSessions
 from tests.conftest import AwsSandbox
+from tests.functional.world import REGION, shared_session
 
-SECURITY_ACCOUNT = "210987654321"
 MEMBER_A = "345678901234"  # payments-prod
 MEMBER_B = "567890123456"  # analytics-dev
-REGION = "us-east-1"
 ROLE_NAME = "macie-chatops-remediation"
 MB = 1024 * 1024
 FINDING_ID = "64b917aff1d15e6a0d3f1e2c9b8a7d01"
-
-
-_SHARED: dict[str, Any] = {}
-
-
-def shared_session(region: str = REGION) -> Any:
-    """One boto3 session for every test in the process: service models load once, not once per test.
-
-    It reads the fake credentials and the endpoint from the environment the ``aws`` fixture sets, which
-    is the same for every test; per-account clients pass their assumed-role credentials explicitly."""
-    session = _SHARED.get(region)
-    if session is None:
-        import boto3
-
-        session = _SHARED[region] = boto3.Session(region_name=region)
-    return session
 
 
 class Crash(Exception):

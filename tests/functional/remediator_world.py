@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,66 +16,38 @@ from typing import Any
 import pytest
 
 from macie_chatops import names
-from macie_chatops.config import Action, Config, load_config
-from macie_chatops.decision import decide
-from macie_chatops.finding import Finding, parse_event
+from macie_chatops.config import Config, load_config
 from macie_chatops.handlers import remediator as handler
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.remediation import RemediationDependencies
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, create_state_table
+from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.summary import FindingSummary
-from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, RecordedMessage, SlackStandIn
-from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
-from tests.functional.move_world import MEMBER_A, REGION, MoveWorld, build_move_world, shared_session
+from macie_chatops_sandbox.slack_standin import RecordedMessage, SlackStandIn
+from tests.conftest import ROOT, AwsSandbox
+from tests.functional.move_world import MEMBER_A, REGION, MoveWorld, build_move_world
+from tests.functional.world import (
+    LambdaContext,
+    SqsDelivery,
+    invoke_batch,
+    provision_handler,
+    review_summary,
+    seed_review,
+    shared_session,
+    slack_client,
+)
 
 TABLE = "remediator-test-findings"
 PAYMENTS = "C0PAYMENTS"
 SOURCE = "payments-prod-exports"
 
 
-@dataclass
-class LambdaContext:
-    timeout_s: float = 900.0
-    function_name: str = names.REMEDIATOR_FUNCTION_NAME
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:210987654321:function:{names.REMEDIATOR_FUNCTION_NAME}"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
+class Delivery(SqsDelivery):
+    """One remediation queue message as Lambda sees it."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
-
-
-@dataclass
-class Delivery:
-    """One remediation queue message as Lambda sees it; ``again()`` is the same message redelivered."""
-
-    body: str
-    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    receive_count: int = 1
-
-    def again(self) -> Delivery:
-        return Delivery(self.body, self.message_id, self.receive_count + 1)
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "messageId": self.message_id,
-            "receiptHandle": f"handle-{self.message_id}-{self.receive_count}",
-            "body": self.body,
-            "attributes": {
-                "ApproximateReceiveCount": str(self.receive_count),
-                "SentTimestamp": "1795790000000",
-                "SenderId": "AROAREMEDIATOR",
-                "ApproximateFirstReceiveTimestamp": "1795790000001",
-            },
-            "messageAttributes": {},
-            "md5OfBody": "0" * 32,
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:us-east-1:210987654321:{names.REMEDIATION_QUEUE_NAME}",
-            "awsRegion": "us-east-1",
-        }
+    queue_name = names.REMEDIATION_QUEUE_NAME
+    sender_id = "AROAREMEDIATOR"
 
 
 def job(kind: str, finding_id: str, by: str = "U0ALICE") -> Delivery:
@@ -141,39 +111,7 @@ class RemediatorWorld:
             etag=etag,
             size=len(body),
         )
-        self.store.create_received(
-            finding_id,
-            event_id=f"event-{finding_id}",
-            action=Action.REVIEW,
-            reason="Personal data needs review",
-            actor="finding-handler",
-            account_id=MEMBER_A,
-            team="payments",
-            channel=PAYMENTS,
-            summary=summary,
-        )
-        from macie_chatops.slack_client import SlackClient, build_web_client
-        from macie_chatops.slack_messages import build_review_message
-
-        ts = SlackClient(build_web_client(EXAMPLE_BOT_TOKEN, base_url=self.slack.base_url)).post(
-            PAYMENTS, build_review_message(summary, reason="review")
-        )
-        self.store.set_slack_message(finding_id, channel=PAYMENTS, ts=ts, actor="finding-handler")
-        path = {
-            State.PENDING_APPROVAL: (State.PENDING_APPROVAL,),
-            State.APPROVED: (State.PENDING_APPROVAL, State.APPROVED),
-            State.DISMISSED: (State.PENDING_APPROVAL, State.DISMISSED),
-        }[state]
-        for step in path:
-            record = self.record(finding_id)
-            self.store.transition(
-                finding_id,
-                expected={record.state},
-                target=step,
-                actor=approver if step is State.APPROVED else "finding-handler",
-                event="seed",
-                updates={"approver": approver} if step is State.APPROVED else None,
-            )
+        _, ts = seed_review(self.store, self.slack, summary, state=state, approver=approver)
         return Seeded(finding_id, key, version, body, ts, summary)
 
     def request_restore(self, finding_id: str, by: str = "U0ALICE") -> None:
@@ -187,10 +125,8 @@ class RemediatorWorld:
 
     def invoke(self, *deliveries: Delivery, timeout_s: float = 900.0) -> list[str]:
         """The real Lambda handler on one batch; the message ids it reported as failed."""
-        event = {"Records": [d.record() for d in deliveries]}
-        response = handler.lambda_handler(event, LambdaContext(timeout_s=timeout_s))
-        assert set(response) == {"batchItemFailures"}
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+        context = LambdaContext(names.REMEDIATOR_FUNCTION_NAME, memory_limit_in_mb=1024, timeout_s=timeout_s)
+        return invoke_batch(handler.lambda_handler, deliveries, context)
 
     def deps(
         self,
@@ -201,13 +137,12 @@ class RemediatorWorld:
     ) -> RemediationDependencies:
         """The core's dependencies built by hand (for crash points and injected failures)."""
         from macie_chatops.sessions import MemberSessions
-        from macie_chatops.slack_client import SlackClient, build_web_client
 
         return RemediationDependencies(
             config=self.config,
             store=store or self.store,
             sessions=sessions or MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session()),
-            slack=SlackClient(build_web_client(EXAMPLE_BOT_TOKEN, base_url=self.slack.base_url)),
+            slack=slack_client(self.slack),
             metrics=Counter(),
             checkpoint=checkpoint,
         )
@@ -234,13 +169,6 @@ def message_text(message: RecordedMessage) -> str:
     return json.dumps(message.blocks, ensure_ascii=False)
 
 
-def _template(config: Config) -> FindingSummary:
-    raw = json.loads((EVENTS_DIR / "personal-review.json").read_text(encoding="utf-8"))
-    finding = parse_event(raw)
-    assert isinstance(finding, Finding)
-    return FindingSummary.of(finding, decide(finding, config))
-
-
 @contextmanager
 def remediator_world(
     aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -248,21 +176,11 @@ def remediator_world(
     """The world, with the handler's environment set and its caches cleared before and after."""
     base = load_config(ROOT / "accounts.yaml")
     config = base.model_copy(update={"quarantine": base.quarantine.model_copy(update={"multipart_threshold_mb": 5})})
-    session = shared_session()
-    dynamodb = session.client("dynamodb", region_name=aws.region)
-    create_state_table(dynamodb, TABLE)
-    secret_arn = session.client("secretsmanager", region_name=aws.region).create_secret(
-        Name="macie-chatops/slack",
-        SecretString=json.dumps({"bot_token": EXAMPLE_BOT_TOKEN, "signing_secret": "test-signing-secret"}),
-    )["ARN"]
-    config_file = tmp_path / "config.json"
-    config_file.write_text(config.to_json(), encoding="utf-8")
-    monkeypatch.setenv(names.ENV_STATE_TABLE, TABLE)
-    monkeypatch.setenv(names.ENV_SLACK_SECRET_ARN, secret_arn)
-    monkeypatch.setenv(names.ENV_CONFIG_PATH, str(config_file))
-    monkeypatch.setenv(names.ENV_SLACK_API_URL, slack.base_url)
+    resources = provision_handler(
+        config=config, config_dir=tmp_path, table=TABLE, slack=slack, setenv=monkeypatch.setenv, region=aws.region
+    )
     handler.clear_caches()
     try:
-        yield RemediatorWorld(build_move_world(aws), FindingStore(dynamodb, TABLE), slack, config, _template(config))
+        yield RemediatorWorld(build_move_world(aws), resources.store, slack, config, review_summary(config))
     finally:
         handler.clear_caches()

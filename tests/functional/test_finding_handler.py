@@ -7,10 +7,8 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,18 @@ from macie_chatops.handlers import finding as handler
 from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, WriteResult, create_state_table
+from macie_chatops.store import FindingRecord, FindingStore, WriteResult
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
+from tests.functional.world import (
+    LambdaContext,
+    SqsDelivery,
+    aws_client,
+    create_remediation_queue,
+    drain_jobs,
+    invoke_batch,
+    provision_handler,
+)
 
 TABLE = "intake-test-findings"
 PAYMENTS = "C0PAYMENTS"
@@ -41,49 +48,11 @@ def finding_id_of(name: str) -> str:
     return str(json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))["detail"]["id"])
 
 
-@dataclass
-class LambdaContext:
-    """What Lambda passes: identity fields Powertools logs, and the invocation's remaining time."""
+class Delivery(SqsDelivery):
+    """One intake queue message as Lambda sees it (the body is the EventBridge event's JSON text)."""
 
-    timeout_s: float = 60.0
-    function_name: str = names.FINDING_FUNCTION_NAME
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:210987654321:function:{names.FINDING_FUNCTION_NAME}"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
-
-
-@dataclass
-class Delivery:
-    """One SQS message as Lambda sees it; ``again()`` is the same message redelivered."""
-
-    body: str
-    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    receive_count: int = 1
-
-    def again(self) -> Delivery:
-        return Delivery(self.body, self.message_id, self.receive_count + 1)
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "messageId": self.message_id,
-            "receiptHandle": f"handle-{self.message_id}-{self.receive_count}",
-            "body": self.body,
-            "attributes": {
-                "ApproximateReceiveCount": str(self.receive_count),
-                "SentTimestamp": "1795790000000",
-                "SenderId": "AIDAEVENTBRIDGE",
-                "ApproximateFirstReceiveTimestamp": "1795790000001",
-            },
-            "messageAttributes": {},
-            "md5OfBody": "0" * 32,
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:us-east-1:210987654321:{names.INTAKE_QUEUE_NAME}",
-            "awsRegion": "us-east-1",
-        }
+    queue_name = names.INTAKE_QUEUE_NAME
+    sender_id = "AIDAEVENTBRIDGE"
 
 
 def delivery(name: str) -> Delivery:
@@ -100,10 +69,8 @@ class World:
 
     def invoke(self, *deliveries: Delivery, timeout_s: float = 60.0) -> list[str]:
         """Run the real handler on one batch; return the message ids it reported as failed."""
-        event = {"Records": [d.record() for d in deliveries]}
-        response = handler.lambda_handler(event, LambdaContext(timeout_s=timeout_s))
-        assert set(response) == {"batchItemFailures"}
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+        context = LambdaContext(names.FINDING_FUNCTION_NAME, memory_limit_in_mb=256, timeout_s=timeout_s)
+        return invoke_batch(handler.lambda_handler, deliveries, context)
 
     def record(self, finding_id: str) -> FindingRecord:
         record = self.store.get(finding_id)
@@ -111,14 +78,7 @@ class World:
         return record
 
     def jobs(self) -> list[RemediationJob]:
-        jobs: list[RemediationJob] = []
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return jobs
-            for message in messages:
-                jobs.append(RemediationJob.from_message(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return drain_jobs(self.sqs, self.queue_url)
 
     def posts(self, channel: str = PAYMENTS) -> list[Any]:
         return self.slack.messages(channel)
@@ -129,24 +89,19 @@ class World:
 
 @pytest.fixture
 def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    dynamodb = boto3.client("dynamodb", region_name=aws.region)
-    create_state_table(dynamodb, TABLE)
-    sqs = boto3.client("sqs", region_name=aws.region)
-    queue_url = sqs.create_queue(QueueName=names.REMEDIATION_QUEUE_NAME)["QueueUrl"]
-    secret_arn = boto3.client("secretsmanager", region_name=aws.region).create_secret(
-        Name="macie-chatops/slack",
-        SecretString=json.dumps({"bot_token": EXAMPLE_BOT_TOKEN, "signing_secret": "test-signing-secret"}),
-    )["ARN"]
-    config_file = tmp_path / "config.json"
-    config_file.write_text(load_config(ROOT / "accounts.yaml").to_json(), encoding="utf-8")
-    monkeypatch.setenv(names.ENV_STATE_TABLE, TABLE)
-    monkeypatch.setenv(names.ENV_REMEDIATION_QUEUE_URL, queue_url)
-    monkeypatch.setenv(names.ENV_SLACK_SECRET_ARN, secret_arn)
-    monkeypatch.setenv(names.ENV_CONFIG_PATH, str(config_file))
-    monkeypatch.setenv(names.ENV_SLACK_API_URL, slack.base_url)
+    queue_url = create_remediation_queue(aws.region)
+    resources = provision_handler(
+        config=load_config(ROOT / "accounts.yaml"),
+        config_dir=tmp_path,
+        table=TABLE,
+        slack=slack,
+        setenv=monkeypatch.setenv,
+        queue_url=queue_url,
+        region=aws.region,
+    )
     handler.clear_caches()
     try:
-        yield World(FindingStore(dynamodb, TABLE), sqs, queue_url, slack)
+        yield World(resources.store, aws_client("sqs", aws.region), queue_url, slack)
     finally:
         handler.clear_caches()
 

@@ -29,12 +29,11 @@ from macie_chatops_sandbox.slack_standin import SlackStandIn
 from tests.conftest import AwsSandbox
 from tests.functional.interaction_world import (
     PAYMENTS_CHANNEL,
-    SECOPS_GROUP,
     SECOPS_MEMBERS,
     SIGNING_SECRET,
     TEAM_ID,
     World,
-    build_world,
+    interaction_world,
 )
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d7f000"
@@ -48,14 +47,8 @@ FUZZ = settings(
 
 @pytest.fixture
 def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    slack.set_usergroup(SECOPS_GROUP, SECOPS_MEMBERS)
-    # moto runs in this process and shares its GIL with the handler's threads: on a loaded CI machine one
-    # call can take longer than the 2 s that suit AWS, and a timeout is not what these tests are about.
-    monkeypatch.setattr(handler, "AWS_READ_TIMEOUT_S", 20.0)
-    built = build_world(config_dir=tmp_path, setenv=monkeypatch.setenv, slack=slack)
-    built.seed(FID)
-    yield built
-    handler.clear_caches()
+    with interaction_world(slack, tmp_path, monkeypatch, FID) as built:
+        yield built
 
 
 def _check_answer(response: dict[str, Any]) -> dict[str, Any]:

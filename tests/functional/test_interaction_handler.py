@@ -31,12 +31,10 @@ from tests.conftest import AwsSandbox
 from tests.functional.interaction_world import (
     ANALYTICS_CHANNEL,
     PAYMENTS_CHANNEL,
-    SECOPS_GROUP,
-    SECOPS_MEMBERS,
     SIGNING_SECRET,
     TEAM_ID,
     World,
-    build_world,
+    interaction_world,
     without_audit,
 )
 
@@ -46,14 +44,8 @@ REMEDIATE, DISMISS, RESTORE = names.ACTION_REMEDIATE, names.ACTION_DISMISS, name
 
 @pytest.fixture
 def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    slack.set_usergroup(SECOPS_GROUP, SECOPS_MEMBERS)
-    # moto runs in this process and shares its GIL with the handler's threads: on a loaded CI machine one
-    # call can take longer than the 2 s that suit AWS, and a timeout is not what these tests are about.
-    monkeypatch.setattr(handler, "AWS_READ_TIMEOUT_S", 20.0)
-    built = build_world(config_dir=tmp_path, setenv=monkeypatch.setenv, slack=slack)
-    built.seed(FID)
-    yield built
-    handler.clear_caches()
+    with interaction_world(slack, tmp_path, monkeypatch, FID) as built:
+        yield built
 
 
 def body_of(response: dict[str, Any]) -> dict[str, Any]:

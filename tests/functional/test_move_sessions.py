@@ -26,8 +26,8 @@ from tests.functional.move_world import (
     build_move_world,
     iam_enforced,
     remediator_user,
-    shared_session,
 )
+from tests.functional.world import shared_session
 
 STS_SOURCE_IDENTITY = re.compile(r"^[A-Za-z0-9_.,+=@-]{2,64}$")
 STS_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)

@@ -154,7 +154,7 @@ def test_a_transient_aws_failure_is_recorded_failed_and_retried(world: Remediato
     from botocore.exceptions import EndpointConnectionError
 
     from macie_chatops.sessions import MemberSessions
-    from tests.functional.move_world import shared_session
+    from tests.functional.world import shared_session
 
     seeded = world.seed("f-transient")
     sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())
@@ -263,7 +263,7 @@ def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorW
 def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: RemediatorWorld) -> None:
     # GIVEN an approved finding, and S3 reporting a wrong size for the quarantine copy (a corrupt copy)
     from macie_chatops.sessions import MemberSessions
-    from tests.functional.move_world import shared_session
+    from tests.functional.world import shared_session
 
     seeded = world.seed("f-unverified")
     sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())

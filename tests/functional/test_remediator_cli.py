@@ -16,7 +16,7 @@ from macie_chatops.jobs import RemediationJob
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.states import State
 from tests.conftest import AwsSandbox
-from tests.functional.move_world import MEMBER_A, REGION, shared_session
+from tests.functional.move_world import MEMBER_A, REGION
 from tests.functional.remediator_world import (
     SOURCE,
     TABLE,
@@ -26,6 +26,7 @@ from tests.functional.remediator_world import (
     message_text,
     remediator_world,
 )
+from tests.functional.world import aws_client, create_remediation_queue
 
 
 @pytest.fixture
@@ -36,14 +37,14 @@ def world(aws: AwsSandbox, slack: Any, tmp_path: Path, monkeypatch: pytest.Monke
 
 @pytest.fixture
 def queue_url(world: RemediatorWorld, monkeypatch: pytest.MonkeyPatch) -> str:
-    url: str = shared_session().client("sqs").create_queue(QueueName=names.REMEDIATION_QUEUE_NAME)["QueueUrl"]
+    url = create_remediation_queue()
     monkeypatch.setenv(names.ENV_REMEDIATION_QUEUE_URL, url)
     monkeypatch.setenv("USER", "oncall")
     return url
 
 
 def _queued(url: str) -> list[Delivery]:
-    sqs = shared_session().client("sqs")
+    sqs = aws_client("sqs")
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     for message in messages:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

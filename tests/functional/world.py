@@ -1,0 +1,272 @@
+"""What the handlers' functional worlds share (finding handler, interaction endpoint, remediator).
+
+- ``shared_session`` / ``aws_client``: one boto3 session per region, and its clients cached per service,
+  endpoint and region (they are slow to build);
+- ``provision_handler``: the state table and the Slack secret in moto, the config as the bundled JSON, and
+  a handler's environment naming them; ``create_remediation_queue`` for the handlers that queue jobs;
+- ``LambdaContext`` and ``SqsDelivery``: what Lambda hands an SQS-triggered handler;
+- ``seed_review``: a review finding as the finding handler leaves it (its real message in the Slack
+  stand-in), then moved along the legal path to any state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from macie_chatops import names
+from macie_chatops.config import Action, Config
+from macie_chatops.decision import decide
+from macie_chatops.finding import Finding, parse_event
+from macie_chatops.jobs import RemediationJob
+from macie_chatops.slack_client import SlackClient, build_web_client
+from macie_chatops.slack_messages import build_review_message
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore, create_state_table
+from macie_chatops.summary import FindingSummary
+from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
+from tests.conftest import EVENTS_DIR, SANDBOX_REGION
+
+REGION = SANDBOX_REGION
+SECURITY_ACCOUNT = "210987654321"
+SIGNING_SECRET = "sandbox-signing-secret-5e1f0c2a9b7d4e36"
+REVIEW_REASON = "Personal data needs review"
+# Every state a finding can be seeded in, and the legal path from RECEIVED to it.
+SEED_PATHS: dict[State, tuple[State, ...]] = {
+    State.PENDING_APPROVAL: (State.PENDING_APPROVAL,),
+    State.NOTIFIED: (State.NOTIFIED,),
+    State.IGNORED: (State.IGNORED,),
+    State.APPROVED: (State.PENDING_APPROVAL, State.APPROVED),
+    State.DISMISSED: (State.PENDING_APPROVAL, State.DISMISSED),
+    State.QUARANTINED: (State.PENDING_APPROVAL, State.APPROVED, State.QUARANTINED),
+    State.BLOCKED: (State.PENDING_APPROVAL, State.APPROVED, State.BLOCKED),
+    State.FAILED: (State.PENDING_APPROVAL, State.APPROVED, State.FAILED),
+    State.RESTORE_REQUESTED: (State.PENDING_APPROVAL, State.APPROVED, State.QUARANTINED, State.RESTORE_REQUESTED),
+    State.RESTORED: (
+        State.PENDING_APPROVAL,
+        State.APPROVED,
+        State.QUARANTINED,
+        State.RESTORE_REQUESTED,
+        State.RESTORED,
+    ),
+}
+# The steps a person takes (by clicking); the others are the handlers'.
+_CLICKED = frozenset({State.APPROVED, State.DISMISSED, State.RESTORE_REQUESTED})
+
+_sessions: dict[str, Any] = {}
+_clients: dict[tuple[str, str | None, str], Any] = {}
+
+
+def shared_session(region: str = REGION) -> Any:
+    """One boto3 session for every test in the process: service models load once, not once per test.
+
+    It reads the fake credentials and the endpoint from the environment the ``aws`` fixture sets, which
+    is the same for every test; per-account clients pass their assumed-role credentials explicitly."""
+    session = _sessions.get(region)
+    if session is None:
+        import boto3
+
+        session = _sessions[region] = boto3.Session(region_name=region)
+    return session
+
+
+def aws_client(service: str, region: str = REGION) -> Any:
+    """boto3 clients are slow to build; one per service, endpoint and region serves every test."""
+    key = (service, os.environ.get("AWS_ENDPOINT_URL"), region)
+    if key not in _clients:
+        _clients[key] = shared_session(region).client(service, region_name=region)
+    return _clients[key]
+
+
+# -- a handler's resources and environment ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandlerResources:
+    store: FindingStore
+    secret_arn: str
+    config_file: Path
+
+
+def create_remediation_queue(region: str = REGION) -> str:
+    url: str = aws_client("sqs", region).create_queue(QueueName=names.REMEDIATION_QUEUE_NAME)["QueueUrl"]
+    return url
+
+
+def provision_handler(
+    *,
+    config: Config,
+    config_dir: Path,
+    table: str,
+    slack: SlackStandIn,
+    setenv: Callable[[str, str], None],
+    queue_url: str | None = None,
+    region: str = REGION,
+) -> HandlerResources:
+    """Create the state table and the Slack secret in the AWS endpoint boto3 is pointed at, write ``config`` as
+    the bundled JSON, and set a handler's environment through ``setenv`` (monkeypatch.setenv, or
+    os.environ.__setitem__): the remediation queue's URL too when ``queue_url`` is given."""
+    config_file = config_dir / "config.json"
+    config_file.write_text(config.to_json(), encoding="utf-8")
+    dynamodb = aws_client("dynamodb", region)
+    create_state_table(dynamodb, table)
+    secret_arn: str = aws_client("secretsmanager", region).create_secret(
+        Name=config.slack.secret_name,
+        SecretString=json.dumps(
+            {names.SLACK_SECRET_BOT_TOKEN: EXAMPLE_BOT_TOKEN, names.SLACK_SECRET_SIGNING_SECRET: SIGNING_SECRET}
+        ),
+    )["ARN"]
+    environment = {
+        names.ENV_STATE_TABLE: table,
+        names.ENV_SLACK_SECRET_ARN: secret_arn,
+        names.ENV_CONFIG_PATH: str(config_file),
+        names.ENV_SLACK_API_URL: slack.base_url,
+    }
+    if queue_url is not None:
+        environment[names.ENV_REMEDIATION_QUEUE_URL] = queue_url
+    for key, value in environment.items():
+        setenv(key, value)
+    return HandlerResources(FindingStore(dynamodb, table), secret_arn, config_file)
+
+
+def drain_jobs(sqs: Any, queue_url: str) -> list[RemediationJob]:
+    """Take every queued job off the remediation queue."""
+    jobs: list[RemediationJob] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = batch.get("Messages", [])
+        if not messages:
+            return jobs
+        for message in messages:
+            jobs.append(RemediationJob.from_message(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+# -- what Lambda hands an SQS-triggered handler -----------------------------------------------------------
+
+
+@dataclass
+class LambdaContext:
+    """What Lambda passes: identity fields Powertools logs, and the invocation's remaining time."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_s: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{SECURITY_ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass
+class SqsDelivery:
+    """One message of a queue (``queue_name``, sent by ``sender_id``) as Lambda sees it; ``again()`` is the
+    same message redelivered."""
+
+    queue_name: ClassVar[str]
+    sender_id: ClassVar[str]
+
+    body: str
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    receive_count: int = 1
+
+    def again(self) -> Self:
+        return dataclasses.replace(self, receive_count=self.receive_count + 1)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "messageId": self.message_id,
+            "receiptHandle": f"handle-{self.message_id}-{self.receive_count}",
+            "body": self.body,
+            "attributes": {
+                "ApproximateReceiveCount": str(self.receive_count),
+                "SentTimestamp": "1795790000000",
+                "SenderId": self.sender_id,
+                "ApproximateFirstReceiveTimestamp": "1795790000001",
+            },
+            "messageAttributes": {},
+            "md5OfBody": "0" * 32,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:{SECURITY_ACCOUNT}:{self.queue_name}",
+            "awsRegion": REGION,
+        }
+
+
+def invoke_batch(
+    lambda_handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    deliveries: tuple[SqsDelivery, ...],
+    context: LambdaContext,
+) -> list[str]:
+    """Run an SQS batch handler on one batch; the message ids it reported as failed."""
+    response = lambda_handler({"Records": [d.record() for d in deliveries]}, context)
+    assert set(response) == {"batchItemFailures"}
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+# -- seeding findings ----------------------------------------------------------------------------------------
+
+
+def review_summary(config: Config) -> FindingSummary:
+    """The summary of tests/events/personal-review.json (payments-prod, review) under ``config``."""
+    finding = parse_event(json.loads((EVENTS_DIR / "personal-review.json").read_text(encoding="utf-8")))
+    assert isinstance(finding, Finding)
+    return FindingSummary.of(finding, decide(finding, config))
+
+
+def slack_client(slack: SlackStandIn) -> SlackClient:
+    """A Slack client with the bot token, talking to the stand-in."""
+    return SlackClient(build_web_client(EXAMPLE_BOT_TOKEN, base_url=slack.base_url))
+
+
+def seed_review(
+    store: FindingStore,
+    slack: SlackStandIn,
+    summary: FindingSummary,
+    *,
+    state: State,
+    approver: str = "U0ALICE",
+) -> tuple[FindingRecord, str]:
+    """``summary``'s finding as the finding handler leaves a review finding (received, its review message
+    posted to ``summary.channel``), then moved along the legal path to ``state``; ``approver`` takes the
+    steps people take. Returns the record and the message's ts."""
+    finding_id = summary.finding_id
+    ts = slack_client(slack).post(summary.channel, build_review_message(summary, reason=REVIEW_REASON))
+    store.create_received(
+        finding_id,
+        event_id=f"event-{finding_id}",
+        action=Action.REVIEW,
+        reason=REVIEW_REASON,
+        actor="finding-handler",
+        account_id=summary.account_id,
+        team=summary.team,
+        channel=summary.channel,
+        summary=summary,
+    )
+    for step in SEED_PATHS[state]:
+        record = store.get(finding_id)
+        assert record is not None
+        store.transition(
+            finding_id,
+            expected={record.state},
+            target=step,
+            actor=approver if step in _CLICKED else "seed",
+            event="seed",
+            updates={"approver": approver} if step is State.APPROVED else None,
+        )
+        if step is State.PENDING_APPROVAL:
+            store.set_slack_message(finding_id, channel=summary.channel, ts=ts, actor="finding-handler")
+    record = store.get(finding_id)
+    assert record is not None and record.state is state, (finding_id, record)
+    return record, ts
