@@ -5,6 +5,13 @@ Add new families here with a one-line docstring. Messages must never contain tok
 
 from __future__ import annotations
 
+from typing import Final
+
+# Slack error codes that a new bot token fixes (after a rotation): the handlers re-read the Slack secret.
+SLACK_TOKEN_ERRORS: Final = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+
 
 class MacieChatOpsError(Exception):
     """Base class of every error this package raises on purpose."""

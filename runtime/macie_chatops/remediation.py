@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from aws_lambda_powertools import Logger
 
 from macie_chatops import names
-from macie_chatops.errors import MacieChatOpsError, SlackConfigurationError, SlackError, SlackRetryableError
+from macie_chatops.errors import (
+    SLACK_TOKEN_ERRORS,
+    MacieChatOpsError,
+    SlackConfigurationError,
+    SlackError,
+    SlackRetryableError,
+)
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
 from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus
@@ -61,8 +67,6 @@ logger = Logger(service="macie-chatops-remediator")
 
 ACTOR: Final = "remediator"
 MB: Final = 1024 * 1024
-# Slack errors that a new token fixes: raised, so the handler re-reads the secret and the job is retried.
-TOKEN_ERRORS: Final = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
 
 
 class SlackUpdater(Protocol):
@@ -505,7 +509,8 @@ def update_slack(record: FindingRecord, deps: RemediationDependencies) -> bool:
         raise
     except SlackError as exc:
         code = exc.error_code or type(exc).__name__
-        if isinstance(exc, SlackConfigurationError) and exc.error_code in TOKEN_ERRORS:
+        # A new token fixes these: raised, so the handler re-reads the secret and the job is retried.
+        if isinstance(exc, SlackConfigurationError) and exc.error_code in SLACK_TOKEN_ERRORS:
             deps.metrics.count("SlackFailures", kind="token", error_code=code)
             logger.error("Slack rejected the bot token: the job returns to the queue", extra={"error": str(exc)})
             raise

@@ -429,7 +429,7 @@ class CrashingStore(FindingStore):
 
 
 def core_deps(world: World, store: FindingStore) -> IntakeDependencies:
-    settings = handler.Settings.from_env()
+    settings = handler.read_settings()
     real = handler.dependencies(settings, lambda: 60.0)
     return IntakeDependencies(
         config=real.config,

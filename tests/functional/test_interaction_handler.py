@@ -673,7 +673,7 @@ def test_a_rotated_signing_secret_is_picked_up(world: World, monkeypatch: pytest
     # GIVEN a container that read the secret, then the secret is rotated
     assert world.click(DISMISS, "unknown-1", "U0ALICE")["statusCode"] == 200
     secrets = boto3.client("secretsmanager")
-    secret_id = handler.Settings.from_env().secret_id
+    secret_id = handler.read_settings().secret_id
     secrets.put_secret_value(
         SecretId=secret_id,
         SecretString=json.dumps(

@@ -16,16 +16,14 @@ never the body, a token or the signing secret.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
+import boto3  # noqa: F401 (loaded with the module: every request reads the signing secret before it is trusted)
 from aws_lambda_powertools import Logger
 
-from macie_chatops import names
+from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, Settings
 from macie_chatops.slack_request import Refusal, extract, verify
 
 if TYPE_CHECKING:
@@ -51,80 +49,29 @@ class SystemClock:
         return time.time()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The environment this container runs with (the caches' keys)."""
+def read_settings() -> Settings:
+    return Settings.from_env(queue=True)
 
-    table: str
-    queue_url: str
-    secret_id: str
-    config_path: str | None
-    slack_api_url: str | None
-    aws_endpoint_url: str | None
-    region: str | None
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        missing = [
-            n
-            for n in (names.ENV_STATE_TABLE, names.ENV_REMEDIATION_QUEUE_URL, names.ENV_SLACK_SECRET_ARN)
-            if not env.get(n)
-        ]
-        if missing:
-            raise RuntimeError(f"environment variables not set: {', '.join(missing)}")
-        return cls(
-            table=env[names.ENV_STATE_TABLE],
-            queue_url=env[names.ENV_REMEDIATION_QUEUE_URL],
-            secret_id=env[names.ENV_SLACK_SECRET_ARN],
-            config_path=env.get(names.ENV_CONFIG_PATH) or None,
-            slack_api_url=env.get(names.ENV_SLACK_API_URL) or None,
-            aws_endpoint_url=env.get(names.ENV_AWS_ENDPOINT_URL) or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        )
+def _aws_timeouts() -> AwsTimeouts:
+    # Read at call time: tests on a loaded machine raise the read timeout (the clients are keyed by it).
+    return AwsTimeouts(AWS_CONNECT_TIMEOUT_S, AWS_READ_TIMEOUT_S, AWS_MAX_ATTEMPTS)
 
 
 clock: SystemClock = SystemClock()  # replaced only by tests that pin time
+_cache = ContainerCache()
 _lock = threading.Lock()
 _secrets: dict[tuple[str, str | None, str | None], tuple[float, SlackSecrets]] = {}
 _dependencies: dict[tuple[Settings, str], Dependencies] = {}
-_clients: dict[tuple[Any, ...], Any] = {}
 
 
 def clear_caches() -> None:
     """Forget the secret and everything built from it and the config (tests that change the world under a
-    container). The boto3 clients stay: they are keyed by endpoint and region, and hold no state."""
+    container)."""
+    _cache.clear()
     with _lock:
         _secrets.clear()
         _dependencies.clear()
-
-
-def _client(service: str, settings: Settings) -> Any:
-    # The access key id (an identifier, not a secret) keys the cache too: a sandbox or test that switches
-    # accounts on the same endpoint gets clients with the new credentials; so do the timeouts.
-    key = (
-        service,
-        settings.aws_endpoint_url,
-        settings.region,
-        os.environ.get("AWS_ACCESS_KEY_ID"),
-        AWS_CONNECT_TIMEOUT_S,
-        AWS_READ_TIMEOUT_S,
-        AWS_MAX_ATTEMPTS,
-    )
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            from botocore.config import Config as BotoConfig
-
-            fast = BotoConfig(
-                connect_timeout=AWS_CONNECT_TIMEOUT_S,
-                read_timeout=AWS_READ_TIMEOUT_S,
-                retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS},
-            )
-            # boto3.client() is not thread-safe; building under the lock keeps concurrent cold calls safe.
-            client = boto3.client(service, region_name=settings.region, config=fast)  # type: ignore[call-overload]
-            _clients[key] = client
-        return client
 
 
 def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecrets:
@@ -135,7 +82,7 @@ def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecre
         cached = _secrets.get(key)
     if cached is not None and not (refresh and time.monotonic() - cached[0] >= SECRET_REFRESH_AFTER_S):
         return cached[1]
-    secrets = load_slack_secrets(_client("secretsmanager", settings), settings.secret_id)
+    secrets = load_slack_secrets(_cache.client("secretsmanager", settings, _aws_timeouts()), settings.secret_id)
     with _lock:
         _secrets[key] = (time.monotonic(), secrets)
     return secrets
@@ -147,24 +94,18 @@ def _build_dependencies(settings: Settings, bot_token: str) -> Dependencies:
         built = _dependencies.get(key)
     if built is not None:
         return built
-    from macie_chatops.config import config_from_json, load_bundled_config
     from macie_chatops.interaction import ApproverDirectory, Dependencies, SqsJobQueue, WebhookResponder
     from macie_chatops.slack_client import SlackClient, build_web_client
-    from macie_chatops.store import FindingStore
 
-    if settings.config_path:
-        with open(settings.config_path, encoding="utf-8") as file:
-            config = config_from_json(file.read(), settings.config_path)
-    else:
-        config = load_bundled_config()
+    timeouts = _aws_timeouts()
     # No 429 waits here: Slack's 3 s budget cannot absorb them; a rate-limited lookup refuses the click.
     slack = SlackClient(
         build_web_client(bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT_S), max_rate_limit_retries=0
     )
     built = Dependencies(
-        config=config,
-        store=FindingStore(_client("dynamodb", settings), settings.table),
-        queue=SqsJobQueue(_client("sqs", settings), settings.queue_url),
+        config=_cache.config(settings),
+        store=_cache.store(settings, timeouts),
+        queue=SqsJobQueue(_cache.client("sqs", settings, timeouts), settings.queue_url),
         directory=ApproverDirectory(slack.usergroup_members),
         responder=WebhookResponder(_response_url_prefixes(settings), timeout_s=SLACK_TIMEOUT_S),
     )
@@ -230,7 +171,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(raw, Refusal):
         return _refused(raw, request_id)
     try:
-        settings = Settings.from_env()
+        settings = read_settings()
         secrets = _signing_secrets(settings)
     except Exception:
         # Not the caller's fault and nothing was read: say so, and let the alarm on errors find it.

@@ -1,0 +1,192 @@
+"""What the three composition roots share: the environment they read, their EMF counter, and the caches a
+container keeps between invocations.
+
+Every cache is keyed by what its entry is built from (environment values, credentials' access key id,
+timeouts), so tests and the sandbox can run several configurations in one process without clearing
+anything; ``clear()`` is for tests that change the world under a container (a rewritten config file, a
+rotated secret).
+
+Cold start: this module imports the standard library and Powertools' metrics (already loaded by its
+Logger) only. boto3, botocore, the config, the store and slack_sdk load when a cache first needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+from macie_chatops import names
+from macie_chatops.errors import SLACK_TOKEN_ERRORS, SlackConfigurationError
+
+if TYPE_CHECKING:
+    from slack_sdk.web import WebClient
+
+    from macie_chatops.config import Config
+    from macie_chatops.store import FindingStore
+
+METRICS_NAMESPACE: Final = "MacieChatOps"
+
+
+class EmfCounter:
+    """Counts as CloudWatch embedded metrics (namespace ``MacieChatOps``, dimension ``service``), one line
+    each: dimensions differ from record to record."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def count(self, name: str, **dimensions: str) -> None:
+        # single_metric prints even when POWERTOOLS_METRICS_DISABLED is set (the sandbox's CLI sets it to
+        # keep stdout for its own output), so the switch is honoured here.
+        if is_metrics_disabled():
+            return
+        with single_metric(
+            name=name,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": self.service},
+        ) as metric:
+            for key, value in dimensions.items():
+                metric.add_dimension(name=key, value=value or "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment a container runs with (the caches' keys)."""
+
+    table: str
+    secret_id: str
+    queue_url: str  # "" for a handler that queues nothing (the remediator)
+    config_path: str | None
+    slack_api_url: str | None
+    aws_endpoint_url: str | None
+    region: str | None
+
+    @classmethod
+    def from_env(cls, *, queue: bool) -> Settings:
+        """Read the environment; ``queue``: the remediation queue's URL is required too."""
+        env = os.environ
+        required = [names.ENV_STATE_TABLE, names.ENV_SLACK_SECRET_ARN]
+        if queue:
+            required.append(names.ENV_REMEDIATION_QUEUE_URL)
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise RuntimeError(f"environment variables not set: {', '.join(missing)}")
+        return cls(
+            table=env[names.ENV_STATE_TABLE],
+            secret_id=env[names.ENV_SLACK_SECRET_ARN],
+            queue_url=env.get(names.ENV_REMEDIATION_QUEUE_URL, "") if queue else "",
+            config_path=env.get(names.ENV_CONFIG_PATH) or None,
+            slack_api_url=env.get(names.ENV_SLACK_API_URL) or None,
+            aws_endpoint_url=env.get(names.ENV_AWS_ENDPOINT_URL) or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        )
+
+
+@dataclass(frozen=True)
+class AwsTimeouts:
+    """How long a handler's AWS calls may take, and how often they are tried (None: botocore's default)."""
+
+    connect_s: float
+    read_s: float
+    max_attempts: int | None = None
+
+
+class ContainerCache:
+    """One handler's per-container caches: boto3 clients, the config, the state store, the Slack WebClient.
+
+    Thread-safe (tests invoke handlers from several threads). boto3.client() is not thread-safe, so clients
+    are built under the lock; the secret is read outside it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._configs: dict[str | None, Config] = {}
+        self._stores: dict[tuple[Any, ...], FindingStore] = {}
+        self._web_clients: dict[tuple[Any, ...], WebClient] = {}
+
+    def clear(self) -> None:
+        """Forget what was read from the world (config, store, bot token). The boto3 clients stay: they are
+        keyed by everything they are built from and hold no state."""
+        with self._lock:
+            self._configs.clear()
+            self._stores.clear()
+            self._web_clients.clear()
+
+    @staticmethod
+    def _client_key(service: str, settings: Settings, timeouts: AwsTimeouts) -> tuple[Any, ...]:
+        # The access key id (an identifier, not a secret) keys the cache too: a sandbox or test that switches
+        # accounts on the same endpoint gets clients with the new credentials.
+        return (service, settings.aws_endpoint_url, settings.region, os.environ.get("AWS_ACCESS_KEY_ID"), timeouts)
+
+    def client(self, service: str, settings: Settings, timeouts: AwsTimeouts) -> Any:
+        key = self._client_key(service, settings, timeouts)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                import boto3
+                from botocore.config import Config as BotoConfig
+
+                config = BotoConfig(
+                    connect_timeout=timeouts.connect_s,
+                    read_timeout=timeouts.read_s,
+                    retries={"mode": "standard"}
+                    if timeouts.max_attempts is None
+                    else {"mode": "standard", "total_max_attempts": timeouts.max_attempts},
+                )
+                client = boto3.client(service, region_name=settings.region, config=config)  # type: ignore[call-overload]
+                self._clients[key] = client
+            return client
+
+    def config(self, settings: Settings) -> Config:
+        with self._lock:
+            config = self._configs.get(settings.config_path)
+            if config is None:
+                from macie_chatops.config import load_bundled_config
+
+                # load_bundled_config reads ENV_CONFIG_PATH itself: the value settings.config_path was read from.
+                config = self._configs[settings.config_path] = load_bundled_config()
+            return config
+
+    def store(self, settings: Settings, timeouts: AwsTimeouts) -> FindingStore:
+        key = (settings.table, self._client_key("dynamodb", settings, timeouts))
+        dynamodb = self.client("dynamodb", settings, timeouts)
+        with self._lock:
+            store = self._stores.get(key)
+            if store is None:
+                from macie_chatops.store import FindingStore
+
+                store = self._stores[key] = FindingStore(dynamodb, settings.table)
+            return store
+
+    @staticmethod
+    def _slack_key(settings: Settings) -> tuple[Any, ...]:
+        return (settings.secret_id, settings.slack_api_url, settings.aws_endpoint_url, settings.region)
+
+    def web_client(self, settings: Settings, timeouts: AwsTimeouts, *, slack_timeout_s: int) -> WebClient:
+        """The WebClient with the bot token from the Slack secret (read once, and again after
+        :meth:`forget_bad_token`)."""
+        key = self._slack_key(settings)
+        with self._lock:
+            cached = self._web_clients.get(key)
+        if cached is not None:
+            return cached
+        from macie_chatops.slack_client import build_web_client
+        from macie_chatops.slack_secrets import load_slack_secrets
+
+        secretsmanager = self.client("secretsmanager", settings, timeouts)
+        bot_token = load_slack_secrets(secretsmanager, settings.secret_id).bot_token
+        web_client = build_web_client(bot_token, base_url=settings.slack_api_url, timeout=slack_timeout_s)
+        with self._lock:
+            return self._web_clients.setdefault(key, web_client)
+
+    def forget_bad_token(self, settings: Settings, exc: Exception) -> None:
+        """After Slack rejected the bot token (rotated, revoked), the next invocation re-reads the secret."""
+        if isinstance(exc, SlackConfigurationError) and exc.error_code in SLACK_TOKEN_ERRORS:
+            with self._lock:
+                self._web_clients.pop(self._slack_key(settings), None)
