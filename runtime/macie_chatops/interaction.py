@@ -81,6 +81,7 @@ class Answer:
     action: str | None = None
     response_url: str | None = field(default=None, repr=False)  # a capability: never logged
     delivered: bool | None = None  # the answer reached Slack through response_url (None: not attempted)
+    category: str = ""  # the reason's kind in a word, for metrics (few values; "" when accepted)
 
     def to_http(self) -> dict[str, Any]:
         return {
@@ -101,11 +102,11 @@ def replacement(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def bad_request(status: int, reason: str, text: str = "This request could not be read.") -> Answer:
-    return Answer(status, ephemeral(text), "rejected", reason)
+    return Answer(status, ephemeral(text), "rejected", reason, category="bad_request")
 
 
-def refused(reason: str, text: str) -> Answer:
-    return Answer(200, ephemeral(text), "refused", reason)
+def refused(reason: str, text: str, category: str) -> Answer:
+    return Answer(200, ephemeral(text), "refused", reason, category=category)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -206,7 +207,9 @@ def parse_click(body: bytes) -> Click | Answer:
     kind = raw.get("type")
     if kind != "block_actions":
         shown = kind if isinstance(kind, str) and len(kind) <= 40 and kind.isidentifier() else "?"
-        return refused(f"unsupported interaction type {shown}", "This app only handles its own buttons.")
+        return refused(
+            f"unsupported interaction type {shown}", "This app only handles its own buttons.", "unsupported_interaction"
+        )
     try:
         payload = BlockActionsPayload.model_validate(raw)
     except ValidationError as exc:
@@ -216,7 +219,7 @@ def parse_click(body: bytes) -> Click | Answer:
     try:
         click_action = ClickAction(action.action_id)
     except ValueError:
-        return refused("unknown action id", "This button does not belong to this app.")
+        return refused("unknown action id", "This button does not belong to this app.", "unknown_action")
     channels = {c for c in (payload.channel.id if payload.channel else None,) if c}
     if payload.container is not None and payload.container.channel_id:
         channels.add(payload.container.channel_id)
@@ -481,14 +484,17 @@ class _Context:
     finding_id: str
     deps: Dependencies
 
-    def answer(self, status: int, body: Mapping[str, Any], outcome: str, reason: str) -> Answer:
-        return Answer(status, body, outcome, reason, self.finding_id, self.click.user_id, self.click.action.value)
+    def answer(self, status: int, body: Mapping[str, Any], outcome: str, reason: str, category: str = "") -> Answer:
+        click = self.click
+        return Answer(
+            status, body, outcome, reason, self.finding_id, click.user_id, click.action.value, category=category
+        )
 
-    def refuse(self, reason: str, text: str, *, audit: bool = True) -> Answer:
+    def refuse(self, reason: str, text: str, *, category: str, audit: bool = True) -> Answer:
         """Refuse the click; audit it on the record (when there is one)."""
         if audit:
             self.audit("refused", reason)
-        return self.answer(200, ephemeral(text), "refused", reason)
+        return self.answer(200, ephemeral(text), "refused", reason, category)
 
     def audit(self, outcome: str, detail: str) -> None:
         try:
@@ -524,7 +530,10 @@ def handle_click(body: bytes, deps: Dependencies) -> Answer:
     except Exception:
         # The caller logs and answers; the clicker, who never sees the HTTP body, hears it in Slack.
         sorry = ephemeral(f"{INTERNAL_ERROR_TEXT} Please try again: a second click is safe.")
-        _deliver(Answer(200, sorry, "failed", "internal error", response_url=parsed.response_url), deps)
+        failed = Answer(
+            200, sorry, "failed", "internal error", response_url=parsed.response_url, category="internal_error"
+        )
+        _deliver(failed, deps)
         raise
     return _deliver(dataclasses.replace(answer, response_url=parsed.response_url), deps)
 
@@ -555,15 +564,25 @@ def _handle(click: Click, deps: Dependencies) -> Answer:
             None,
             click.user_id,
             click.action.value,
+            category="no_finding_id",
         )
     context = _Context(click, finding_id, deps)
     if not same_workspace(click, deps.config.slack.team_id):
         # Audited on the record if the id names one (the store refuses an unknown id; the log keeps it).
         shown = click.team_id if click.team_id and len(click.team_id) <= 40 else "none"
-        return context.refuse(f"wrong workspace {shown}", "This app does not act on clicks from this Slack workspace.")
+        return context.refuse(
+            f"wrong workspace {shown}",
+            "This app does not act on clicks from this Slack workspace.",
+            category="wrong_workspace",
+        )
     record = deps.store.get(finding_id)
     if record is None:
-        return context.refuse("unknown finding", "This button names a finding this app does not know.", audit=False)
+        return context.refuse(
+            "unknown finding",
+            "This button names a finding this app does not know.",
+            category="unknown_finding",
+            audit=False,
+        )
     return _apply(context, record)
 
 
@@ -574,12 +593,14 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         return context.refuse(
             "click from another channel than the finding's message",
             "This finding can only be handled from the channel it was posted to.",
+            category="wrong_channel",
         )
     team = deps.config.teams.get(record.team)
     if team is None:
         return context.refuse(
             f"team {record.team!r} is not configured",
             f"The team of this finding ({escape_mrkdwn(record.team or 'none')}) is no longer configured.",
+            category="team_not_configured",
         )
     team_name = escape_mrkdwn(record.team)
     try:
@@ -588,15 +609,17 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         return context.refuse(
             f"approver groups unavailable: {exc}",
             "Could not check the approver groups just now; nothing was changed. Please try again in a minute.",
+            category="approver_groups_unavailable",
         )
     if not authorisation.allowed:
         return context.refuse(
             f"not an approver for team {record.team}",
             f"You are not an approver for team {team_name}; nothing was changed.",
+            category="not_an_approver",
         )
     rule = RULES[click.action]
     if record.state is not rule.expected:
-        return context.refuse(f"finding is {record.state.value}", what_happened(record))
+        return context.refuse(f"finding is {record.state.value}", what_happened(record), category="already_handled")
     # A token unique to this click, kept in the audit entry: if the SDK retried a write whose first attempt
     # was applied (response lost), the retry fails its condition, and the token says the win was ours.
     token = uuid.uuid4().hex[:16]
@@ -613,9 +636,15 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
             detail=detail,
         )
     except FindingNotFoundError:
-        return context.refuse("finding record vanished", "This finding no longer exists.", audit=False)
+        return context.refuse(
+            "finding record vanished", "This finding no longer exists.", category="unknown_finding", audit=False
+        )
     if not result.applied and not _ours(result.record, rule, token):
-        return context.refuse(f"lost the race: finding is {result.record.state.value}", what_happened(result.record))
+        return context.refuse(
+            f"lost the race: finding is {result.record.state.value}",
+            what_happened(result.record),
+            category="lost_the_race",
+        )
     now = deps.clock()
     if rule.job is not None:
         failure = _queue(rule, context, now)
@@ -676,14 +705,20 @@ def _undo(rule: _Rule, context: _Context, error: str) -> Answer:
             ),
             "failed",
             f"job not queued ({error}) and revert failed",
+            "revert_failed",
         )
     if not reverted.applied:  # someone moved it on meanwhile (e.g. a remediator with a job that did arrive)
         return context.answer(
-            200, ephemeral(what_happened(reverted.record)), "failed", f"job not queued ({error}); revert lost the race"
+            200,
+            ephemeral(what_happened(reverted.record)),
+            "failed",
+            f"job not queued ({error}); revert lost the race",
+            "job_not_queued",
         )
     return context.answer(
         200,
         ephemeral("Could not queue the work just now; nothing was changed. Please try again."),
         "failed",
         f"job not queued ({error}); reverted to {rule.expected.value}",
+        "job_not_queued",
     )

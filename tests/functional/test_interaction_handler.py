@@ -37,6 +37,7 @@ from tests.functional.interaction_world import (
     interaction_world,
     without_audit,
 )
+from tests.functional.world import emf_metrics
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d70001"
 REMEDIATE, DISMISS, RESTORE = names.ACTION_REMEDIATE, names.ACTION_DISMISS, names.ACTION_RESTORE
@@ -829,3 +830,70 @@ def test_the_handler_answers_an_internal_error_with_200_and_a_reference(
     assert "req-err-1" in body["text"] and "second click is safe" in body["text"]
     assert "click failed" in caplog.text
     assert world.queued() == 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------------------
+
+
+def _clicks(out: str) -> list[tuple[str, str, str]]:
+    """The Clicks metrics printed, as (action, outcome, reason); each checked for namespace and service."""
+    found = [m for m in emf_metrics(out) if m["name"] == "Clicks"]
+    assert all(m["namespace"] == "MacieChatOps" and m["service"] == "macie-chatops-interaction" for m in found)
+    return [(m["action"], m["outcome"], m["reason"]) for m in found]
+
+
+def test_every_click_is_counted_by_action_outcome_and_reason(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a finding awaiting approval
+    capsys.readouterr()
+    # WHEN someone not listed clicks Remediate, then an approver does, then a late approver clicks Dismiss
+    world.click(REMEDIATE, FID, "U0MALLORY")
+    world.click(REMEDIATE, FID, "U0ALICE")
+    world.click(DISMISS, FID, "U0BOB")
+    # AND a click arrives with a bad signature, and one signed too long ago
+    body = _valid_body(world)
+    world.invoke(_signed(body, secret="not-the-signing-secret"))
+    world.invoke(_signed(body, ts=int(time.time()) - 3600))
+    # THEN each is one Clicks metric: the action, the outcome and the reason's category
+    assert _clicks(capsys.readouterr().out) == [
+        ("remediate", "refused", "not_an_approver"),
+        ("remediate", "accepted", "none"),
+        ("dismiss", "refused", "already_handled"),
+        ("none", "unauthenticated", "bad_signature"),
+        ("none", "unauthenticated", "bad_signature"),
+    ]
+
+
+def test_failures_are_counted_too(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a click on a finding that is not there, and a malformed payload
+    capsys.readouterr()
+    world.click(REMEDIATE, "no-such-finding", "U0ALICE")
+    world.invoke(_signed(b"payload=%7Bnot%20json"))
+    # AND the state table gone, then the signing secret gone
+    monkeypatch.setenv(names.ENV_STATE_TABLE, "no-such-table")
+    world.click(REMEDIATE, FID, "U0ALICE")
+    handler.clear_caches()
+    monkeypatch.setenv(names.ENV_SLACK_SECRET_ARN, "macie-chatops/not-there")
+    world.click(REMEDIATE, FID, "U0ALICE")
+    # THEN each outcome is counted with its category
+    assert _clicks(capsys.readouterr().out) == [
+        ("remediate", "refused", "unknown_finding"),
+        ("none", "rejected", "bad_request"),
+        ("none", "failed", "internal_error"),
+        ("none", "failed", "secret_unavailable"),
+    ]
+
+
+def test_click_metrics_can_be_switched_off_like_powertools_metrics(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN POWERTOOLS_METRICS_DISABLED (the sandbox's CLI keeps stdout for its own output)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    capsys.readouterr()
+    # WHEN clicks are handled, accepted and refused THEN no metric line is printed
+    world.click(REMEDIATE, FID, "U0ALICE")
+    world.invoke(_signed(_valid_body(world), secret="not-the-signing-secret"))
+    assert emf_metrics(capsys.readouterr().out) == []

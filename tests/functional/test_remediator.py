@@ -27,6 +27,7 @@ from tests.functional.remediator_world import (
     message_text,
     remediator_world,
 )
+from tests.functional.world import emf_metrics
 
 QUARANTINE = quarantine_bucket_name(MEMBER_A, REGION)
 
@@ -314,6 +315,42 @@ def test_stale_unknown_and_unreadable_jobs_are_acknowledged_without_effect(world
     assert world.record(pending.finding_id).state is State.PENDING_APPROVAL
     assert world.moves.read(MEMBER_A, SOURCE, pending.key, pending.version_id) == pending.body
     assert world.message(pending).updates == ()
+
+
+def _jobs_metrics(out: str) -> list[tuple[str, str]]:
+    """The Jobs metrics printed, as (kind, result); each checked for namespace and service."""
+    found = [m for m in emf_metrics(out) if m["name"] == "Jobs"]
+    assert all(m["namespace"] == "MacieChatOps" and m["service"] == "macie-chatops-remediator" for m in found)
+    return [(m["kind"], m["result"]) for m in found]
+
+
+def test_every_job_is_counted_by_kind_and_outcome(world: RemediatorWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN an approved finding, a finding still awaiting approval, and an unreadable job
+    approved = world.seed("f-counted", key="a.csv")
+    pending = world.seed("f-counted-pending", key="b.csv", state=State.PENDING_APPROVAL)
+    capsys.readouterr()
+    # WHEN their jobs arrive, one at a time
+    world.invoke(job("quarantine", approved.finding_id))
+    world.invoke(job("quarantine", pending.finding_id))
+    world.invoke(Delivery("not json"))
+    # THEN each job is one Jobs metric, by kind and outcome
+    assert _jobs_metrics(capsys.readouterr().out) == [
+        ("quarantine", "quarantined"),
+        ("quarantine", "stale"),
+        ("unknown", "unknown"),
+    ]
+
+
+def test_job_metrics_can_be_switched_off_like_powertools_metrics(
+    world: RemediatorWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN POWERTOOLS_METRICS_DISABLED (the sandbox's CLI keeps stdout for its own output)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    seeded = world.seed("f-quiet")
+    capsys.readouterr()
+    # WHEN a job is done THEN no metric line is printed
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    assert emf_metrics(capsys.readouterr().out) == []
 
 
 def test_no_job_is_started_without_enough_time_left(world: RemediatorWorld) -> None:

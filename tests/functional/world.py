@@ -6,7 +6,8 @@
   a handler's environment naming them; ``create_remediation_queue`` for the handlers that queue jobs;
 - ``LambdaContext`` and ``SqsDelivery``: what Lambda hands an SQS-triggered handler;
 - ``seed_review``: a review finding as the finding handler leaves it (its real message in the Slack
-  stand-in), then moved along the legal path to any state.
+  stand-in), then moved along the legal path to any state;
+- ``emf_metrics``: the CloudWatch embedded metrics a handler printed.
 """
 
 from __future__ import annotations
@@ -270,3 +271,20 @@ def seed_review(
     record = store.get(finding_id)
     assert record is not None and record.state is state, (finding_id, record)
     return record, ts
+
+
+# -- observing -----------------------------------------------------------------------------------------------
+
+
+def emf_metrics(out: str) -> list[dict[str, Any]]:
+    """Every EMF metric in captured stdout, flattened to {name, namespace, dimension: value...}."""
+    metrics = []
+    for line in out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        data = json.loads(line)
+        for directive in data["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: data[name] for group in directive["Dimensions"] for name in group}
+            for metric in directive["Metrics"]:
+                metrics.append({"name": metric["Name"], "namespace": directive["Namespace"], **dimensions})
+    return metrics

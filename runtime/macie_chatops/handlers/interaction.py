@@ -5,12 +5,16 @@ proxy event, check Slack's signature with the signing secret (Secrets Manager, r
 and only then load the domain (``macie_chatops.interaction``) and answer the click within Slack's 3 s.
 
 What is imported at module level is what every request needs before it is trusted: the standard library,
-boto3 (the secret), Powertools' Logger and the request gate (which loads ``slack_sdk.signature`` on its
-first check). Unsigned traffic never loads pydantic models, the config, the store or the message builders.
+boto3 (the secret), Powertools' Logger and metrics, the handlers' shared settings and caches (``_root``) and
+the request gate (which loads ``slack_sdk.signature`` on its first check). Unsigned traffic never loads
+pydantic models, the config, the store or the message builders.
 
 Caches live for the container and are keyed by their inputs (environment values, the bot token), so tests
 can run several configurations in one process. Logs carry the request id, the outcome and the reason;
-never the body, a token or the signing secret.
+never the body, a token or the signing secret. Metrics (EMF, namespace ``MacieChatOps``, dimension
+``service``): ``Clicks`` by ``action`` (remediate, dismiss, restore; "none" before the signature is
+checked), ``outcome`` (accepted, refused, rejected, unauthenticated, failed) and ``reason`` (a category:
+``bad_signature``, ``not_an_approver``, ``already_handled``...; "none" when accepted).
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3  # noqa: F401 (loaded with the module: every request reads the signing secret before it is trusted)
 from aws_lambda_powertools import Logger
 
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, Settings
+from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, EmfCounter, Settings
 from macie_chatops.slack_request import Refusal, extract, verify
 
 if TYPE_CHECKING:
     from macie_chatops.interaction import Answer, Dependencies
     from macie_chatops.slack_secrets import SlackSecrets
 
-logger = Logger(service="macie-chatops-interaction")
+SERVICE: Final = "macie-chatops-interaction"
+logger = Logger(service=SERVICE)
+metrics = EmfCounter(SERVICE)
 
 # Slack waits 3 s for the answer: every AWS and Slack call on this path fails fast instead of retrying long.
 AWS_CONNECT_TIMEOUT_S: Final = 1.0
@@ -138,15 +144,24 @@ def _request_id(event: object, context: object) -> str:
     return str(getattr(context, "aws_request_id", "") or "")[:128]
 
 
+# Requests answered before they are read: the metric's outcome and reason by HTTP status.
+_REFUSAL_METRICS: Final = {401: ("unauthenticated", "bad_signature"), 413: ("rejected", "too_large")}
+
+
 def _refused(refusal: Refusal, request_id: str) -> dict[str, Any]:
     logger.warning(
         "request refused", extra={"request_id": request_id, "status": refusal.status, "reason": refusal.reason}
     )
+    outcome, reason = _REFUSAL_METRICS.get(refusal.status, ("rejected", "bad_request"))
+    metrics.count("Clicks", action="", outcome=outcome, reason=reason)
     text = "invalid request" if refusal.status == 401 else "This request could not be read."
     return _http(refusal.status, text)
 
 
 def _log_answer(answer: Answer, request_id: str) -> None:
+    # The dimension says "remediate", not the button's action id "macie_chatops.remediate".
+    action = answer.action.rsplit(".", 1)[-1] if answer.action else ""
+    metrics.count("Clicks", action=action, outcome=answer.outcome, reason=answer.category)
     fields = {
         "request_id": request_id,
         "status": answer.status,
@@ -178,6 +193,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.exception(
             "cannot verify requests: configuration or signing secret unavailable", extra={"request_id": request_id}
         )
+        metrics.count("Clicks", action="", outcome="failed", reason="secret_unavailable")
         return _http(503, "The approval service is not available right now; nothing was changed.")
     refusal = verify(raw, secrets.signing_secret, clock)
     if refusal is not None and refusal.reason == "signature does not match the body":
@@ -198,6 +214,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         answer = handle_click(raw.body, _build_dependencies(settings, secrets.bot_token))
     except Exception:
         logger.exception("click failed", extra={"request_id": request_id})
+        metrics.count("Clicks", action="", outcome="failed", reason="internal_error")
         return _http(
             200,
             f"Something went wrong on our side (reference {request_id or 'none'}). "
