@@ -51,7 +51,7 @@ from macie_chatops.slack_messages import (
     build_restoring_message,
     escape_mrkdwn,
 )
-from macie_chatops.states import State
+from macie_chatops.states import Failure, State
 from macie_chatops.store import AuditEntry, FindingNotFoundError, FindingRecord, FindingStore, RecordUpdates
 
 logger = logging.getLogger(__name__)
@@ -447,7 +447,13 @@ def what_happened(record: FindingRecord) -> str:
     if state is State.BLOCKED:
         return f"The quarantine of this finding was blocked on {when} (approved by {_mention(record.approver)})."
     if state is State.FAILED:
-        return f"The quarantine of this finding failed on {when} and will be retried."
+        # What the remediator recorded: only a transient failure goes back to the queue by itself.
+        if Failure.of(record.outcome).retryable:
+            return f"The quarantine of this finding failed on {when}; it will be retried automatically."
+        return (
+            f"The quarantine of this finding failed on {when} and will not be retried automatically: "
+            "an operator fixes the cause, then retries it."
+        )
     if state is State.RESTORE_REQUESTED:
         return f"A restore of this finding was already requested by {who} on {when}."
     if state is State.RESTORED:

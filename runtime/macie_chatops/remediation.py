@@ -17,7 +17,7 @@ job can do nothing the record does not already allow). Order, and why:
 3. Move (``move.ObjectMover``; idempotent at every step, see its docstring).
 4. Record the outcome with one conditional transition (QUARANTINED / BLOCKED / FAILED; RESTORED, or back to
    QUARANTINED when a restore was refused, the message then saying why). Recorded *before* Slack, so a Slack
-   failure can never undo or repeat the move. A FAILED record's ``outcome`` is a :class:`Failure`: whether
+   failure can never undo or repeat the move. A FAILED record's ``outcome`` is a :class:`states.Failure`: whether
    the job is retried by itself, and what an operator must fix otherwise (the Slack message tells both).
 5. Update the original Slack message (chat.update). A transient Slack failure raises: the job returns to
    the queue and its redelivery finds the outcome recorded (step 1) and only retries the update.
@@ -54,7 +54,7 @@ from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
 from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus
 from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
-from macie_chatops.states import State
+from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates
 
 if TYPE_CHECKING:
@@ -119,26 +119,6 @@ class JobResult(StrEnum):
 
 class RemediationError(MacieChatOpsError):
     """An attempt failed in a way a retry may fix; the failure is recorded on the finding."""
-
-
-class Failure(StrEnum):
-    """A FAILED record's ``outcome``: will the remediator retry it by itself, and if not, what must be fixed."""
-
-    RETRYING = "failed_retrying"  # the job went back to the queue (a transient error): SQS redelivers it
-    ROLE_DENIED = "assume_role_denied"  # the member remediation role could not be assumed: deploy it, then retry
-    PERMANENT = "failed"  # acknowledged: fix what the error names, then `macie-chatops retry`
-
-    @classmethod
-    def of(cls, outcome: str | None) -> Failure:
-        """The failure a record's ``outcome`` names (records written before these codes: permanent)."""
-        try:
-            return cls(outcome or cls.PERMANENT)
-        except ValueError:
-            return cls.PERMANENT
-
-    @property
-    def retryable(self) -> bool:
-        return self is Failure.RETRYING
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:

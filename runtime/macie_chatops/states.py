@@ -41,5 +41,27 @@ FINAL_STATES: Final = frozenset(
 )
 
 
+class Failure(StrEnum):
+    """A FAILED record's ``outcome``: will the remediator retry it by itself, and if not, what must be fixed.
+
+    Written by the remediator; read by it and by the interaction endpoint (which tells a late clicker)."""
+
+    RETRYING = "failed_retrying"  # the job went back to the queue (a transient error): SQS redelivers it
+    ROLE_DENIED = "assume_role_denied"  # the member remediation role could not be assumed: deploy it, then retry
+    PERMANENT = "failed"  # acknowledged: fix what the error names, then `macie-chatops retry`
+
+    @classmethod
+    def of(cls, outcome: str | None) -> Failure:
+        """The failure a record's ``outcome`` names (records written before these codes: permanent)."""
+        try:
+            return cls(outcome or cls.PERMANENT)
+        except ValueError:
+            return cls.PERMANENT
+
+    @property
+    def retryable(self) -> bool:
+        return self is Failure.RETRYING
+
+
 def can_transition(current: State, target: State) -> bool:
     return target in TRANSITIONS.get(current, frozenset())

@@ -23,7 +23,7 @@ from macie_chatops import names
 from macie_chatops.handlers import interaction as handler
 from macie_chatops.interaction import Dependencies, SqsJobQueue, handle_click
 from macie_chatops.jobs import RemediationJob
-from macie_chatops.states import State
+from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingStore, WriteResult
 from macie_chatops_sandbox.slack_clicks import api_gateway_event, click_payload, form_body, sign
 from macie_chatops_sandbox.slack_standin import SlackStandIn
@@ -732,6 +732,30 @@ def test_a_late_clicker_is_told_who_won_in_slack(world: World) -> None:
     replies = [reply.text for reply in world.slack.ephemeral(channel) if reply.ts == ts]
     assert len(replies) == 1 and "already dismissed by <@U0BOB>" in replies[0]
     assert "Dismissed" in world.slack.message(channel, ts).text
+
+
+@pytest.mark.parametrize(("failure", "retried"), [(Failure.RETRYING, True), (Failure.ROLE_DENIED, False)])
+def test_a_late_clicker_on_a_failed_quarantine_hears_whether_it_will_be_retried(
+    world: World, failure: Failure, retried: bool
+) -> None:
+    # GIVEN an approved finding whose quarantine the remediator recorded as FAILED (transient, or not)
+    world.seed("failed-1", state=State.APPROVED)
+    world.store.transition(
+        "failed-1",
+        expected={State.APPROVED},
+        target=State.FAILED,
+        actor="remediator",
+        event="quarantine",
+        updates={"outcome": failure.value, "error": "AccessDenied"},
+    )
+    # WHEN an approver clicks Remediate on its message
+    world.click(REMEDIATE, "failed-1", "U0ALICE")
+    # THEN the ephemeral reply in Slack says what the remediator recorded
+    channel, ts = world.messages["failed-1"]
+    (reply,) = [reply.text for reply in world.slack.ephemeral(channel) if reply.ts == ts]
+    assert "failed" in reply
+    assert ("will be retried automatically" in reply) is retried
+    assert ("will not be retried automatically" in reply) is not retried
 
 
 class Recorder:

@@ -18,7 +18,7 @@ from macie_chatops.interaction import (
     replacement,
     what_happened,
 )
-from macie_chatops.states import State
+from macie_chatops.states import Failure, State
 from macie_chatops.store import AuditEntry, FindingRecord
 
 PAYMENTS = Team(channel="C0PAYMENTS", approvers=("U0ALICE", "S0SECOPS"))
@@ -129,13 +129,16 @@ def test_a_failed_group_with_no_other_grant_refuses_rather_than_denies() -> None
         authorise("U0BOB", TWO_GROUPS, ApproverDirectory(groups))
 
 
-def _record(state: State, audit: tuple[AuditEntry, ...], approver: str | None = None) -> FindingRecord:
+def _record(
+    state: State, audit: tuple[AuditEntry, ...], approver: str | None = None, outcome: str | None = None
+) -> FindingRecord:
     return FindingRecord(
         finding_id="f-1",
         state=state,
         received_at="2024-05-01T10:00:00.000000Z",
         updated_at="2024-05-01T10:05:00.000000Z",
         approver=approver,
+        outcome=outcome,
         audit=audit,
     )
 
@@ -160,7 +163,7 @@ APPROVED_BY_ALICE = AuditEntry("2024-05-01T10:05:00.000000Z", "U0ALICE", "click:
         ),
         (State.QUARANTINED, (APPROVED_BY_ALICE,), "U0ALICE", ["already quarantined", "<@U0ALICE>"]),
         (State.BLOCKED, (), "U0ALICE", ["blocked"]),
-        (State.FAILED, (), "U0ALICE", ["failed", "retried"]),
+        (State.FAILED, (), "U0ALICE", ["failed", "will not be retried automatically"]),
         (
             State.RESTORE_REQUESTED,
             (AuditEntry("2024-05-02T00:00:00Z", "U0BOB", "click:restore", "RESTORE_REQUESTED"),),
@@ -184,6 +187,26 @@ def test_late_clickers_are_told_what_happened_by_whom_when(
     text = what_happened(_record(state, audit, approver))
     for words in says:
         assert words in text
+
+
+@pytest.mark.parametrize(
+    ("outcome", "retried"),
+    [
+        (Failure.RETRYING.value, True),
+        (Failure.ROLE_DENIED.value, False),
+        (Failure.PERMANENT.value, False),
+        (None, False),  # a record written before the failure codes: permanent, as the remediator reads it
+        ("something-else", False),
+    ],
+)
+def test_a_failed_quarantine_is_said_to_be_retried_only_when_the_remediator_retries_it(
+    outcome: str | None, retried: bool
+) -> None:
+    # GIVEN a FAILED finding whose outcome the remediator recorded WHEN a late clicker is told what happened
+    text = what_happened(_record(State.FAILED, (), "U0ALICE", outcome))
+    # THEN the text follows the recorded truth
+    assert ("will be retried automatically" in text) is retried
+    assert ("will not be retried automatically" in text) is not retried
 
 
 def test_what_happened_escapes_odd_actors() -> None:
