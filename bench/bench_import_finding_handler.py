@@ -2,8 +2,8 @@
 
 Target: the handler's import at most 1.3x boto3's. Also printed, for honesty: the cold path up to the
 first record (the handler's import plus the modules it loads lazily when the first batch arrives: boto3,
-the config and finding models, the store, Slack's WebClient), since Lambda pays that in the same cold
-start, just inside the first invocation. Timings only print; nothing asserts on them.
+the config and finding models, the store, Slack's WebClient, Powertools' batch utilities), since Lambda
+pays that in the same cold start, just inside the first invocation. Timings only print; nothing asserts on them.
 
 Run: ``.venv/bin/python bench/bench_import_finding_handler.py [runs]`` (default 9 runs, median).
 """
@@ -25,7 +25,8 @@ CASES = {
     "import macie_chatops.handlers.finding": "import macie_chatops.handlers.finding",
     "... + first-batch imports": (
         "import macie_chatops.handlers.finding; import boto3; import macie_chatops.intake; "
-        "import macie_chatops.slack_client; import macie_chatops.slack_secrets"
+        "import macie_chatops.slack_client; import macie_chatops.slack_secrets; "
+        "import aws_lambda_powertools.utilities.batch"
     ),
 }
 

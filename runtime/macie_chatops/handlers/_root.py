@@ -1,5 +1,5 @@
-"""What the three composition roots share: the environment they read, their EMF counter, and the caches a
-container keeps between invocations.
+"""What the three composition roots share: the environment they read, their EMF counter, the caches a
+container keeps between invocations, and (for the two queue consumers) the SQS batch loop.
 
 Every cache is keyed by what its entry is built from (environment values, credentials' access key id,
 timeouts), so tests and the sandbox can run several configurations in one process without clearing
@@ -7,13 +7,15 @@ anything; ``clear()`` is for tests that change the world under a container (a re
 rotated secret).
 
 Cold start: this module imports the standard library and Powertools' metrics (already loaded by its
-Logger) only. boto3, botocore, the config, the store and slack_sdk load when a cache first needs them.
+Logger) only. boto3, botocore, the config, the store and slack_sdk load when a cache first needs them;
+Powertools' batch utilities with the first batch.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,6 +26,8 @@ from macie_chatops import names
 from macie_chatops.errors import SLACK_TOKEN_ERRORS, SlackConfigurationError
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from slack_sdk.web import WebClient
 
     from macie_chatops.config import Config
@@ -190,3 +194,45 @@ class ContainerCache:
         if isinstance(exc, SlackConfigurationError) and exc.error_code in SLACK_TOKEN_ERRORS:
             with self._lock:
                 self._web_clients.pop(self._slack_key(settings), None)
+
+
+def remaining_time(context: Any) -> Callable[[], float]:
+    """Seconds left in the invocation, as the Lambda context tells it."""
+
+    def remaining_time_s() -> float:
+        return float(context.get_remaining_time_in_millis()) / 1000.0
+
+    return remaining_time_s
+
+
+def run_sqs_batch(
+    event: dict[str, Any],
+    context: Any,
+    *,
+    handle: Callable[[SQSRecord], str],
+    failed: Callable[[SQSRecord, Exception, dict[str, Any]], None],
+    logger: Logger,
+) -> dict[str, Any]:
+    """``handle`` each record of an SQS batch; only the records it raised for return to the queue
+    (``{"batchItemFailures": [...]}``, even when every record failed). ``failed`` logs and counts each of those
+    first, given the fields to log (message id, receive count, error type). The logger's per-record keys are
+    cleared after every record."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    def record_handler(record: SQSRecord) -> str:
+        try:
+            return handle(record)
+        except Exception as exc:
+            fields = {
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "error_type": type(exc).__name__,
+            }
+            failed(record, exc, fields)
+            raise
+        finally:
+            logger.thread_safe_clear_keys()
+
+    # One processor per invocation: its state is per batch (and tests invoke from several threads).
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(process_partial_response(event, record_handler, processor, context))

@@ -7,9 +7,9 @@ path). Powertools' ``BatchProcessor`` reports the records that raised as ``batch
 they return to the queue; the answer is always ``{"batchItemFailures": [...]}`` (a batch whose every record
 failed is reported the same way, not raised).
 
-Cold start: the module imports only the standard library and Powertools' Logger, metrics and batch
-utilities. boto3, slack_sdk, the pydantic models and the config are imported when the first batch
-arrives (``bench/bench_import_finding_handler.py`` measures both).
+Cold start: the module imports only the standard library, Powertools' Logger and metrics, and the
+handlers' shared ``_root``. Powertools' batch utilities, boto3, slack_sdk, the pydantic models and the config
+are imported when the first batch arrives (``bench/bench_import_finding_handler.py`` measures both).
 
 Caches live for the container and are keyed by their inputs (``_root.ContainerCache``), so tests can run
 several configurations in one process; the Slack bot token is read from Secrets Manager once per
@@ -28,10 +28,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from macie_chatops.errors import SlackError
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, EmfCounter, Settings
+from macie_chatops.handlers._root import (
+    AwsTimeouts,
+    ContainerCache,
+    EmfCounter,
+    Settings,
+    remaining_time,
+    run_sqs_batch,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -80,41 +86,24 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = read_settings()
-
-    def remaining_time_s() -> float:
-        return float(context.get_remaining_time_in_millis()) / 1000.0
-
+    remaining_time_s = remaining_time(context)
     deadline = datetime.now(UTC) + timedelta(seconds=remaining_time_s()) + LEASE_MARGIN
     deps = dependencies(settings, remaining_time_s)
     request_id = str(getattr(context, "aws_request_id", "") or "local")[:64]
     from macie_chatops.intake import handle_record
 
-    def record_handler(record: SQSRecord) -> str:
+    def handle(record: SQSRecord) -> str:
         # Unique per delivery attempt: the same SQS message redelivered (or delivered twice) gets another.
         attempt = f"{request_id}/{record.message_id}/{secrets.token_hex(4)}"
-        try:
-            return handle_record(record.body, deps, attempt=attempt, deadline=deadline).result.value
-        except Exception as exc:
-            _record_failed(record, exc, settings)
-            raise
-        finally:
-            logger.thread_safe_clear_keys()
+        return handle_record(record.body, deps, attempt=attempt, deadline=deadline).result.value
 
-    # One processor per invocation: its state is per batch (and tests invoke from several threads).
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event, record_handler, processor, context))
+    def failed(record: SQSRecord, exc: Exception, fields: dict[str, Any]) -> None:
+        metrics.count("RecordsFailed", error_type=type(exc).__name__)
+        if isinstance(exc, SlackError):
+            # Already logged in detail by the intake (with what to fix); the record keeps the error too.
+            logger.warning("record returned to the queue after a Slack failure", extra=fields)
+            _cache.forget_bad_token(settings, exc)
+        else:
+            logger.exception("record failed: returned to the queue", extra=fields)
 
-
-def _record_failed(record: SQSRecord, exc: Exception, settings: Settings) -> None:
-    metrics.count("RecordsFailed", error_type=type(exc).__name__)
-    fields = {
-        "message_id": record.message_id,
-        "receive_count": record.attributes.approximate_receive_count,
-        "error_type": type(exc).__name__,
-    }
-    if isinstance(exc, SlackError):
-        # Already logged in detail by the intake (with what to fix); the record keeps the error too.
-        logger.warning("record returned to the queue after a Slack failure", extra=fields)
-        _cache.forget_bad_token(settings, exc)
-    else:
-        logger.exception("record failed: returned to the queue", extra=fields)
+    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger)

@@ -12,8 +12,8 @@ timeout would be safe, see move.py, but wasted). The remediation queue's visibil
 than the function's timeout (the CDK stack sets both).
 
 Caches live for the container and are keyed by their inputs (``_root.ContainerCache``), so tests can run
-several configurations in one process. Logs are JSON with the finding id as correlation id. Metrics (EMF, namespace
-``MacieChatOps``, dimension ``service``): ``Jobs`` (by kind, result), ``SlackUpdates`` (by state),
+several configurations in one process. Logs are JSON with the finding id as correlation id. Metrics (EMF,
+namespace ``MacieChatOps``, dimension ``service``): ``Jobs`` (by kind, result), ``SlackUpdates`` (by state),
 ``SlackFailures`` (by kind, error_code), ``JobsFailed`` (by error_type), ``JobsDeferred``.
 """
 
@@ -23,10 +23,16 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from macie_chatops.errors import MacieChatOpsError, SlackError
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, EmfCounter, Settings
+from macie_chatops.handlers._root import (
+    AwsTimeouts,
+    ContainerCache,
+    EmfCounter,
+    Settings,
+    remaining_time,
+    run_sqs_batch,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -97,39 +103,23 @@ def dependencies(settings: Settings, remaining_time_s: Any) -> RemediationDepend
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = read_settings()
-
-    def remaining_time_s() -> float:
-        return float(context.get_remaining_time_in_millis()) / 1000.0
-
+    remaining_time_s = remaining_time(context)
     deps = dependencies(settings, remaining_time_s)
     from macie_chatops.remediation import handle_job
 
-    def record_handler(record: SQSRecord) -> str:
-        try:
-            if remaining_time_s() < MIN_SECONDS_FOR_A_JOB:
-                metrics.count("JobsDeferred")
-                raise JobDeferredError(f"{remaining_time_s():.0f}s left: the job returns to the queue untouched")
-            return handle_job(record.body, deps).value
-        except Exception as exc:
-            _record_failed(record, exc, settings)
-            raise
-        finally:
-            logger.thread_safe_clear_keys()
+    def handle(record: SQSRecord) -> str:
+        if remaining_time_s() < MIN_SECONDS_FOR_A_JOB:
+            metrics.count("JobsDeferred")
+            raise JobDeferredError(f"{remaining_time_s():.0f}s left: the job returns to the queue untouched")
+        return handle_job(record.body, deps).value
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event, record_handler, processor, context))
+    def failed(record: SQSRecord, exc: Exception, fields: dict[str, Any]) -> None:
+        metrics.count("JobsFailed", error_type=type(exc).__name__)
+        if isinstance(exc, SlackError | MacieChatOpsError):
+            # Already logged with its detail (and recorded on the finding where there is one).
+            logger.warning("job returned to the queue", extra={**fields, "error": str(exc)[:500]})
+            _cache.forget_bad_token(settings, exc)
+        else:
+            logger.exception("job failed: returned to the queue", extra=fields)
 
-
-def _record_failed(record: SQSRecord, exc: Exception, settings: Settings) -> None:
-    metrics.count("JobsFailed", error_type=type(exc).__name__)
-    fields = {
-        "message_id": record.message_id,
-        "receive_count": record.attributes.approximate_receive_count,
-        "error_type": type(exc).__name__,
-    }
-    if isinstance(exc, SlackError | MacieChatOpsError):
-        # Already logged with its detail (and recorded on the finding where there is one).
-        logger.warning("job returned to the queue", extra={**fields, "error": str(exc)[:500]})
-        _cache.forget_bad_token(settings, exc)
-    else:
-        logger.exception("job failed: returned to the queue", extra=fields)
+    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger)
