@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -102,12 +103,9 @@ def build_dependencies(build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIRE
     """The layer directory for the pinned runtime dependencies, built once per key (PyPI, wheels only)."""
     key = dependencies_key(lock)
     target = build_dir / "lambda-deps" / key
-    if target.is_dir():
-        return target, key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    pins = locked_pins(lock)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
-    try:
+
+    def install(staging: Path) -> None:
+        pins = locked_pins(lock)
         site_dir = staging / "python"
         command = [
             sys.executable,
@@ -149,6 +147,20 @@ def build_dependencies(build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIRE
         missing = [r for r in RUNTIME_REQUIREMENTS if _normalise(r) not in shipped]
         if missing:
             raise BundleError(f"the Lambda dependencies lack {', '.join(missing)} after pip install")
+
+    _build_once(target, install)
+    return target, key
+
+
+def _build_once(target: Path, fill: Callable[[Path], None]) -> None:
+    """Build ``target`` unless it exists: ``fill`` a staging directory beside it, then rename that into place,
+    so a half-built directory is never taken for a cached one."""
+    if target.is_dir():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        fill(staging)
         try:
             staging.rename(target)
         except OSError:
@@ -157,7 +169,6 @@ def build_dependencies(build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIRE
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target, key
 
 
 def _package_files(package_dir: Path) -> list[Path]:
@@ -182,23 +193,15 @@ def build_code(
     digest.update(names.BUNDLED_CONFIG_FILE.encode() + b"\0" + config_json)
     code_hash = digest.hexdigest()[:32]
     target = build_dir / "lambda-code" / code_hash
-    if target.is_dir():
-        return target, code_hash
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{code_hash}.", dir=target.parent))
-    try:
+
+    def copy(staging: Path) -> None:
         for file in files:
             destination = staging / package_dir.name / file.relative_to(package_dir)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, destination)
         (staging / names.BUNDLED_CONFIG_FILE).write_bytes(config_json)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    _build_once(target, copy)
     return target, code_hash
 
 
