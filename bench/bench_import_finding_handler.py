@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,18 +43,19 @@ def measure_once(imports: str) -> float:
     return float(out.strip().splitlines()[-1])
 
 
-def measure(runs: int) -> dict[str, float]:
-    """Median per case; the cases take turns in every round, so a noisy moment hits them all alike."""
-    samples: dict[str, list[float]] = {name: [] for name in CASES}
+def measure(cases: Mapping[str, str], runs: int) -> dict[str, float]:
+    """Median per case (name -> import statements, each timed in a fresh interpreter); the cases take turns in
+    every round, so a noisy moment hits them all alike. bench_interaction.py measures its handler with it too."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
-        for name, imports in CASES.items():
+        for name, imports in cases.items():
             samples[name].append(measure_once(imports))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
-    medians = measure(runs)
+    medians = measure(CASES, runs)
     baseline = medians["import boto3"]
     print(f"cold import, median of {runs} fresh interpreters (ratio to import boto3; target <= {TARGET_RATIO}x)")
     for name, seconds in medians.items():

@@ -35,12 +35,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.functional.interaction_world: the same world the functional tests use
+sys.path.insert(0, str(ROOT))  # tests.functional.interaction_world (the functional tests' world), bench.*
 
 TARGET_RATIO = 1.3
 REGION = "us-east-1"
-# Each snippet times its own imports with perf_counter, so interpreter start-up is excluded.
-TIMED = "import time; t = time.perf_counter(); {imports}; print(time.perf_counter() - t)"
 IMPORTS = {
     "import boto3": "import boto3",
     "import macie_chatops.handlers.interaction": "import macie_chatops.handlers.interaction",
@@ -115,22 +113,6 @@ def warm(world: Any, clicks: int) -> dict[str, list[float]]:
     return samples
 
 
-def measure_imports(runs: int) -> dict[str, float]:
-    """Median per case; the cases take turns in every round, so a noisy moment hits them all alike."""
-    samples: dict[str, list[float]] = {name: [] for name in IMPORTS}
-    for _ in range(runs):
-        for name, imports in IMPORTS.items():
-            out = subprocess.run(
-                [sys.executable, "-c", TIMED.format(imports=imports)],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            samples[name].append(float(out.strip().splitlines()[-1]))
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def cold_clicks(world: Any, runs: int) -> list[float]:
     from tests.functional.interaction_world import SIGNING_SECRET
 
@@ -166,6 +148,7 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
+    from bench.bench_import_finding_handler import measure
     from tests.functional.interaction_world import build_world, standin
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -179,7 +162,7 @@ def main() -> int:
             with contextlib.redirect_stdout(io.StringIO()):
                 samples = warm(world, clicks)
             cold = cold_clicks(world, max(3, runs // 2))
-            imports = measure_imports(runs)
+            imports = measure(IMPORTS, runs)
     finally:
         server.stop()
 
