@@ -328,6 +328,6 @@ def test_each_handler_reads_its_settings_from_the_environment_the_stack_gives_it
             monkeypatch.setenv(key, value if isinstance(value, str) else f"<{json.dumps(value)}>")
         # WHEN the handler's composition root reads its settings
         module = importlib.import_module(handler.rpartition(".")[0])
-        settings = module.Settings.from_env()
+        settings = module.read_settings()
         # THEN nothing it requires is missing, and it reads the bundled config where the asset puts it
         assert settings.config_path == f"/var/task/{names.BUNDLED_CONFIG_FILE}"
