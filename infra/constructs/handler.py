@@ -20,7 +20,6 @@ from macie_chatops import names
 
 LAMBDA_RUNTIME = lambda_.Runtime(f"python{LAMBDA_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
-METRICS_NAMESPACE = "MacieChatOps"
 LOG_LEVEL = "INFO"
 
 
@@ -84,7 +83,7 @@ class HandlerFunction(Construct):
             reserved_concurrent_executions=reserved_concurrent_executions,
             environment={
                 "POWERTOOLS_SERVICE_NAME": names.PROJECT,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
                 "LOG_LEVEL": LOG_LEVEL,
                 names.ENV_CONFIG_PATH: BUNDLED_CONFIG_PATH,
                 **environment,

@@ -7,6 +7,8 @@ reads exactly the environment variable the stack sets.
 from typing import Final
 
 PROJECT: Final = "macie-chatops"
+# CloudWatch namespace of the handlers' metrics (EMF), as the stack's alarms and dashboards read them.
+METRICS_NAMESPACE: Final = "MacieChatOps"
 
 # Central (security account) resources.
 CENTRAL_BUS_NAME: Final = "macie-chatops-findings"

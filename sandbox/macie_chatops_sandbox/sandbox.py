@@ -232,7 +232,7 @@ class Sandbox:
                 names.ENV_CONFIG_PATH: str(config_file),
                 names.ENV_SLACK_API_URL: self._slack.base_url,
                 "POWERTOOLS_SERVICE_NAME": names.PROJECT,
-                "POWERTOOLS_METRICS_NAMESPACE": names.PROJECT,
+                "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "false" if self.settings.metrics else "true",
             }

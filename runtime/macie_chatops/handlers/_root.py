@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
     from macie_chatops.config import Config
     from macie_chatops.store import FindingStore
-
-METRICS_NAMESPACE: Final = "MacieChatOps"
 
 
 class EmfCounter:
@@ -52,7 +50,7 @@ class EmfCounter:
             name=name,
             unit=MetricUnit.Count,
             value=1,
-            namespace=METRICS_NAMESPACE,
+            namespace=names.METRICS_NAMESPACE,
             default_dimensions={"service": self.service},
         ) as metric:
             for key, value in dimensions.items():
