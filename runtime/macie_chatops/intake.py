@@ -15,12 +15,19 @@ Steps, and why in this order (every write is a conditional write in the store):
    second message, no second job); if not, it claims the lease and resumes from where the record says
    the first attempt stopped; if another live attempt holds the lease, it leaves the finding to that
    attempt (whose SQS message is still in flight, so nothing can be dropped) and is acknowledged.
-3. For ``review``/``auto``/``notify``: post the message, then store its ts, then transition
-   (PENDING_APPROVAL / APPROVED by ``auto`` / NOTIFIED). A resumed attempt that finds a ts skips the post.
-   ``ignore``/``reject``: transition to IGNORED / REJECTED; nothing is posted.
+3. For ``review``/``auto``/``notify``: post the message, then store its ts *and* transition in one
+   conditional write (PENDING_APPROVAL / APPROVED by ``auto`` / NOTIFIED): after the post, the record
+   either has neither (a crash before the write: the next delivery posts again, the residual risk below)
+   or both. A resumed attempt that finds a ts (a record written before ts and transition were one write)
+   skips the post. ``ignore``/``reject``: transition to IGNORED / REJECTED; nothing is posted.
 4. For ``auto`` only, after APPROVED: queue the RemediationJob, then mark ``job_queued_at``. A resumed
    attempt that finds APPROVED (by auto) without ``job_queued_at`` queues it.
-5. Release the lease.
+5. Release the lease, in the same write as the last step (the transition, or the ``job_queued_at`` mark
+   for ``auto``) when this attempt still holds it (``FindingStore``'s combined writes); separately only
+   when the last write could not take it along (a failure, or a lease lost at the deadline).
+
+The auto path is therefore three writes (create; ts + APPROVED; job mark + release), a review or notify
+finding two, an ignored or rejected one two; each still a single conditional step of its own.
 
 A failure at any step raises, so the SQS message returns to the queue and the next delivery resumes at
 that step: every step before it is recorded, none after it has happened.
@@ -34,9 +41,9 @@ RECEIVED with the error, and redriving the DLQ once the operator has fixed the c
 from under it without a word would be worse than the delay.
 
 Residual risk (stated honestly): Slack's chat.postMessage has no idempotency key. If the process dies
-between Slack accepting the post and the store recording its ts (a window of one DynamoDB write), if that
-write fails after boto3's own retries, or if Slack accepted a post whose response was lost (a timeout),
-the next delivery posts a second message; the
+between Slack accepting the post and the store recording its ts (a window of one DynamoDB write, the one
+that also makes the transition), if that write fails after boto3's own retries, or if Slack accepted a
+post whose response was lost (a timeout), the next delivery posts a second message; the
 record then points at the second one, and the first stays in the channel with working buttons (a click
 on either acts on the same record, and the state machine lets only one click through). Likewise, dying
 between queueing the auto job and marking it queued queues a second job, which the remediator's own
@@ -66,7 +73,7 @@ from macie_chatops.slack_messages import (
     build_review_message,
 )
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates
+from macie_chatops.store import FindingRecord, FindingStore, PostedMessage, RecordUpdates
 from macie_chatops.summary import FindingSummary
 
 if TYPE_CHECKING:
@@ -225,11 +232,12 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         )
 
     try:
-        record = _complete(record, deps)
+        record = _complete(record, deps, attempt)
     except BaseException:
         _release(deps.store, record_id, attempt)
         raise
-    _release(deps.store, record_id, attempt)
+    if record.intake_owner == attempt:  # the last write could not give the lease back with it
+        _release(deps.store, record_id, attempt)
     logger.info("intake complete", extra={"state": record.state.value, "action": _action_name(record)})
     return IntakeOutcome(IntakeResult.DONE, record_id, record.state, record.action)
 
@@ -243,13 +251,15 @@ def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, s
     return (parsed.event_id or "")[:128], account_id, None
 
 
-def _complete(record: FindingRecord, deps: IntakeDependencies) -> FindingRecord:
+def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
+    """Steps 3-5; the last write also gives the lease back when ``attempt`` still holds it."""
     if record.state is State.RECEIVED:
         action = record.action or Action.REJECT
         updates: RecordUpdates = {}
+        posted = None
         if action in _BUILDERS:
             if record.slack_ts is None:
-                record = _post(record, action, deps)
+                posted = PostedMessage(record.channel, _post(record, action, deps), ACTOR)
             updates["error"] = None  # a Slack error from an earlier attempt is resolved now
         if action is Action.AUTO:
             updates["approver"] = AUTO_APPROVER
@@ -261,18 +271,27 @@ def _complete(record: FindingRecord, deps: IntakeDependencies) -> FindingRecord:
             event="decided",
             updates=updates,
             detail=record.reason,
+            slack_message=posted,
+            # auto: the job is still to be queued, and the lease must cover that too
+            release_intake_of=None if action is Action.AUTO else attempt,
         )
+        if posted is not None and result.record.slack_ts != posted.ts:
+            logger.error(
+                "a different Slack message was already recorded for this finding; keeping the first",
+                extra={"kept_ts": result.record.slack_ts, "extra_ts": posted.ts, "channel": posted.channel},
+            )
         if not result.applied:
             # Only the lease holder moves a RECEIVED record, so this means the lease was lost (a
             # deadline passed): say so, and carry on from whatever state the record is in now.
             logger.warning("the record moved on under this attempt", extra={"state": result.record.state.value})
         record = result.record
     if not intake_complete(record):
-        record = _queue_auto_job(record, deps)
+        record = _queue_auto_job(record, deps, attempt)
     return record
 
 
-def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> FindingRecord:
+def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> str:
+    """Post the finding's message; its ts (recorded by the caller, with the transition)."""
     if record.summary is None or not record.channel:
         # decide() only chooses review/auto/notify for a finding with an object and a team.
         raise ValueError(f"finding {record.finding_id}: {action} needs a summary and a channel")
@@ -283,13 +302,7 @@ def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> Fi
         _slack_failed(record, exc, deps)
         raise
     deps.metrics.count("SlackPosts", action=action.value)
-    result = deps.store.set_slack_message(record.finding_id, channel=record.channel, ts=ts, actor=ACTOR)
-    if not result.applied:
-        logger.error(
-            "a different Slack message was already recorded for this finding; keeping the first",
-            extra={"kept_ts": result.record.slack_ts, "extra_ts": ts, "channel": record.channel},
-        )
-    return result.record
+    return ts
 
 
 def _slack_failed(record: FindingRecord, exc: SlackError, deps: IntakeDependencies) -> None:
@@ -324,7 +337,7 @@ def _slack_failed(record: FindingRecord, exc: SlackError, deps: IntakeDependenci
         logger.exception("could not audit the Slack failure")
 
 
-def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies) -> FindingRecord:
+def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
     job = RemediationJob(
         kind="quarantine",
         finding_id=record.finding_id,
@@ -340,6 +353,7 @@ def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies) -> FindingR
         outcome="queued",
         detail=f"quarantine job, message {sent.get('MessageId', '?')}",
         updates={"job_queued_at": job.requested_at.astimezone(UTC).isoformat()},
+        release_intake_of=attempt,
     )
     return result.record
 

@@ -12,16 +12,19 @@ name of the component that acted, e.g. ``"finding-handler"``):
 ``create_received(...) -> WriteResult``
     Create the RECEIVED record; ``applied`` is False when the finding id already has a record (a
     redelivered or duplicate event), and ``record`` is then the existing record, untouched.
-``transition(finding_id, *, expected, target, actor, event, updates=None, detail="") -> WriteResult``
+``transition(finding_id, *, expected, target, actor, event, updates=None, detail="", slack_message=None,
+release_intake_of=None) -> WriteResult``
     Move the finding from one of ``expected`` to ``target`` in one conditional write (plus ``updates``
     and one audit entry). A transition the state machine forbids raises :class:`IllegalTransitionError`
     before anything is written. When the record is no longer in an expected state (someone else already
     moved it) nothing is written, ``applied`` is False and ``record`` is the current record, so the loser
-    can say what already happened and by whom.
+    can say what already happened and by whom. ``slack_message`` and ``release_intake_of`` fold a
+    ``set_slack_message`` and a ``release_intake`` into the same write (*Combined writes*, below).
 ``set_slack_message(finding_id, *, channel, ts, actor) -> WriteResult``
     Remember the Slack message that shows this finding. Written once: a second, different ts is refused
     (``applied`` False, ``record.slack_ts`` is the first one).
-``append_audit(finding_id, *, actor, event, outcome, detail="", updates=None) -> WriteResult``
+``append_audit(finding_id, *, actor, event, outcome, detail="", updates=None, release_intake_of=None)
+-> WriteResult``
     Audit without a state change (a refused click, a failed Slack post); ``updates`` may set the
     non-state fields (e.g. ``error``). Refused (``applied`` False) once the trail holds
     :data:`MAX_AUDIT_ENTRIES` entries, so a flood of refused clicks cannot grow the item past DynamoDB's
@@ -32,6 +35,19 @@ name of the component that acted, e.g. ``"finding-handler"``):
     holder's lease has always expired by the time SQS redelivers its message.
 ``pending_approvals(team=None, limit=50) -> list[FindingRecord]``
     Findings awaiting approval, oldest first, from the sparse index (eventually consistent).
+
+Combined writes (one round trip where the finding handler used to make two or three):
+``transition(..., slack_message=PostedMessage(channel, ts, actor))`` records the message *and* makes the
+transition atomically, with both audit entries (``slack_posted``, then the transition's), so this write
+never leaves a message stored without its transition; a crash before it leaves neither (the next delivery
+posts again: the residual risk the intake documents, the same window as before). ``release_intake_of=
+owner`` gives the lease back in the same write when ``owner`` still holds it. Each part keeps its own rule,
+all evaluated by DynamoDB in the one condition: when the write is refused, the record DynamoDB returns
+shows which part failed; a part refused on its own (the lease is no longer ``owner``'s; a different ts is
+already recorded, and is kept) is dropped and the write retried without it, exactly as the separate calls
+would have behaved; when the state (or the audit cap) refused it, ``applied`` is False as for the plain
+write. The record says what happened: ``record.intake_owner`` is None once the lease is given back,
+``record.slack_ts`` is the ts kept.
 
 Writes raise :class:`FindingNotFoundError` when the finding has no record, and let every other DynamoDB
 error propagate (the caller's SQS message then returns to the queue). Timestamps are ISO 8601 UTC with
@@ -220,6 +236,15 @@ class WriteResult:
     record: FindingRecord
 
 
+@dataclass(frozen=True)
+class PostedMessage:
+    """A Slack message that shows a finding, to record with a transition (``transition(slack_message=...)``)."""
+
+    channel: str
+    ts: str
+    actor: str  # who posted it (audited as ``slack_posted``)
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal; every number we store is an integer."""
     if isinstance(value, Decimal):
@@ -283,16 +308,34 @@ class _Expression:
             else:
                 self.set(attribute, value)
 
-    def audit(self, entry: AuditEntry) -> None:
+    def audit(self, *entries: AuditEntry) -> None:
         audit = self.name("audit")
-        entry_value = {k: v for k, v in entry.__dict__.items()}
-        self.sets.append(f"{audit} = list_append({audit}, {self.value([entry_value])})")
+        values = [dict(entry.__dict__) for entry in entries]
+        self.sets.append(f"{audit} = list_append({audit}, {self.value(values)})")
 
     def update_expression(self) -> str:
         parts = [f"SET {', '.join(self.sets)}"]
         if self.removes:
             parts.append(f"REMOVE {', '.join(self.removes)}")
         return " ".join(parts)
+
+
+def _message_part(expression: _Expression, message: PostedMessage, *, at: str) -> AuditEntry:
+    """Record ``message`` in ``expression`` unless another ts is recorded (its condition); its audit entry."""
+    slack_ts = expression.name("slack_ts")
+    expression.conditions.append(f"(attribute_not_exists({slack_ts}) OR {slack_ts} = {expression.value(message.ts)})")
+    expression.set("slack_channel", message.channel)
+    expression.set("slack_ts", message.ts)
+    return AuditEntry(
+        at=at, actor=message.actor, event="slack_posted", outcome="posted", detail=f"{message.channel} {message.ts}"
+    )
+
+
+def _release_part(expression: _Expression, owner: str) -> None:
+    """Remove the intake lease in ``expression``, on condition that ``owner`` holds it."""
+    expression.conditions.append(f"{expression.name('intake_owner')} = {expression.value(owner)}")
+    expression.remove("intake_owner")
+    expression.remove("intake_until")
 
 
 class FindingStore:
@@ -425,8 +468,13 @@ class FindingStore:
         event: str,
         updates: RecordUpdates | None = None,
         detail: str = "",
+        slack_message: PostedMessage | None = None,
+        release_intake_of: str | None = None,
     ) -> WriteResult:
-        """One state-machine step as one conditional write (see the module docstring)."""
+        """One state-machine step as one conditional write (see the module docstring).
+
+        ``slack_message``: also record the message showing the finding (the first ts wins);
+        ``release_intake_of``: also give the intake lease back if that owner holds it."""
         expected = frozenset(expected)
         if not expected:
             raise IllegalTransitionError(f"transition to {target} names no expected state")
@@ -435,35 +483,41 @@ class FindingStore:
             raise IllegalTransitionError(f"the state machine forbids {', '.join(illegal)} -> {target}")
         moment = self._clock()
         now = _iso(moment)
-        expression = _Expression()
-        state = expression.name("state")
-        options = ", ".join(expression.value(s.value) for s in sorted(expected))
-        expression.conditions.append(f"{state} IN ({options})")
-        expression.set("state", target.value)
-        expression.set("updated_at", now)
-        expression.apply(updates)
-        if target is State.PENDING_APPROVAL:
-            # The sparse index: only a pending finding carries its partition key (copied from `team`).
-            expression.sets.append(f"{expression.name(PENDING_INDEX_PARTITION)} = {expression.name('team')}")
-        else:
-            expression.remove(PENDING_INDEX_PARTITION)
-        if target in FINAL_STATES:
-            expression.set(STATE_TABLE_TTL_ATTRIBUTE, int((moment + timedelta(days=RETENTION_DAYS)).timestamp()))
-        expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=target.value, detail=_clip(detail)))
-        return self._update(finding_id, expression)
+
+        def build(with_message: bool, release: bool) -> _Expression:
+            expression = _Expression()
+            state = expression.name("state")
+            options = ", ".join(expression.value(s.value) for s in sorted(expected))
+            expression.conditions.append(f"{state} IN ({options})")
+            expression.set("state", target.value)
+            expression.set("updated_at", now)
+            expression.apply(updates)
+            if target is State.PENDING_APPROVAL:
+                # The sparse index: only a pending finding carries its partition key (copied from `team`).
+                expression.sets.append(f"{expression.name(PENDING_INDEX_PARTITION)} = {expression.name('team')}")
+            else:
+                expression.remove(PENDING_INDEX_PARTITION)
+            if target in FINAL_STATES:
+                ttl = int((moment + timedelta(days=RETENTION_DAYS)).timestamp())
+                expression.set(STATE_TABLE_TTL_ATTRIBUTE, ttl)
+            entries = []
+            if with_message and slack_message is not None:
+                entries.append(_message_part(expression, slack_message, at=now))
+            entries.append(AuditEntry(at=now, actor=actor, event=event, outcome=target.value, detail=_clip(detail)))
+            expression.audit(*entries)
+            if release and release_intake_of is not None:
+                _release_part(expression, release_intake_of)
+            return expression
+
+        return self._combined(finding_id, build, slack_message=slack_message, release_intake_of=release_intake_of)
 
     def set_slack_message(self, finding_id: str, *, channel: str, ts: str, actor: str) -> WriteResult:
         """Remember the message showing this finding; the first ts wins and is never overwritten."""
         now = _iso(self._clock())
         expression = _Expression()
-        slack_ts = expression.name("slack_ts")
-        expression.conditions.append(f"(attribute_not_exists({slack_ts}) OR {slack_ts} = {expression.value(ts)})")
-        expression.set("slack_channel", channel)
-        expression.set("slack_ts", ts)
+        entry = _message_part(expression, PostedMessage(channel, ts, actor), at=now)
         expression.set("updated_at", now)
-        expression.audit(
-            AuditEntry(at=now, actor=actor, event="slack_posted", outcome="posted", detail=f"{channel} {ts}")
-        )
+        expression.audit(entry)
         return self._update(finding_id, expression)
 
     def append_audit(
@@ -475,15 +529,23 @@ class FindingStore:
         outcome: str,
         detail: str = "",
         updates: RecordUpdates | None = None,
+        release_intake_of: str | None = None,
     ) -> WriteResult:
-        """Audit (and optionally set non-state fields) without changing the state."""
+        """Audit (and optionally set non-state fields) without changing the state; ``release_intake_of``:
+        also give the intake lease back if that owner holds it (see the module docstring)."""
         now = _iso(self._clock())
-        expression = _Expression()
-        expression.conditions.append(f"size({expression.name('audit')}) < {expression.value(MAX_AUDIT_ENTRIES)}")
-        expression.set("updated_at", now)
-        expression.apply(updates)
-        expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=outcome, detail=_clip(detail)))
-        return self._update(finding_id, expression)
+
+        def build(with_message: bool, release: bool) -> _Expression:
+            expression = _Expression()
+            expression.conditions.append(f"size({expression.name('audit')}) < {expression.value(MAX_AUDIT_ENTRIES)}")
+            expression.set("updated_at", now)
+            expression.apply(updates)
+            expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=outcome, detail=_clip(detail)))
+            if release and release_intake_of is not None:
+                _release_part(expression, release_intake_of)
+            return expression
+
+        return self._combined(finding_id, build, slack_message=None, release_intake_of=release_intake_of)
 
     def claim_intake(self, finding_id: str, *, owner: str, until: datetime) -> WriteResult:
         """Take the intake lease unless someone else holds an unexpired one (``applied`` says which)."""
@@ -517,6 +579,32 @@ class FindingStore:
             return
 
     # -- plumbing ----------------------------------------------------------------------------------
+
+    def _combined(
+        self,
+        finding_id: str,
+        build: Callable[[bool, bool], _Expression],
+        *,
+        slack_message: PostedMessage | None,
+        release_intake_of: str | None,
+    ) -> WriteResult:
+        """One write with its optional parts; a part refused on its own is dropped and the write retried.
+
+        DynamoDB evaluates the whole condition and, when it fails, returns the record it was evaluated
+        against: a part whose own condition holds on that record did not cause the failure; when every
+        part holds, the write's own condition (the state, the audit cap) refused it."""
+        with_message, release = slack_message is not None, release_intake_of is not None
+        while True:
+            result = self._update(finding_id, build(with_message, release))
+            if result.applied:
+                return result
+            current = result.record
+            if release and current.intake_owner != release_intake_of:
+                release = False  # the lease is no longer ours: leave it, as release_intake would
+            elif with_message and slack_message is not None and current.slack_ts not in (None, slack_message.ts):
+                with_message = False  # another message is recorded: keep it, as set_slack_message would
+            else:
+                return result
 
     def _update(self, finding_id: str, expression: _Expression) -> WriteResult:
         try:

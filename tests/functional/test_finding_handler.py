@@ -414,6 +414,7 @@ class CrashingStore(FindingStore):
         return super().set_slack_message(finding_id, **kwargs)
 
     def transition(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        # The intake records the posted message's ts in this same write: a crash here is after the post.
         self._crash("transition")
         return super().transition(finding_id, **kwargs)
 
@@ -441,9 +442,23 @@ def core_deps(world: World, store: FindingStore) -> IntakeDependencies:
     )
 
 
-def crash_then_redeliver(world: World, name: str, crash_on: str) -> FindingRecord:
+class StoresTheTsAloneThenCrashes(FindingStore):
+    """The ts written in a write of its own, then a crash before the transition: how the previous version
+    (which stored the ts and made the transition in two writes) can leave a record during a deployment."""
+
+    def transition(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        posted = kwargs.get("slack_message")
+        if posted is not None:
+            self.set_slack_message(finding_id, channel=posted.channel, ts=posted.ts, actor=posted.actor)
+        raise RuntimeError("simulated crash before transition")
+
+    def release_intake(self, finding_id: str, *, owner: str) -> None:
+        return  # a crashed process releases nothing
+
+
+def crash_then_redeliver(world: World, name: str, crash_on: str, crashing: FindingStore | None = None) -> FindingRecord:
     body = delivery(name).body
-    crashing = CrashingStore(world.store, crash_on)
+    crashing = crashing or CrashingStore(world.store, crash_on)
     # The crashed attempt's lease ends at its deadline, which has passed by the time SQS redelivers.
     with pytest.raises(RuntimeError, match="simulated crash"):
         handle_record(body, core_deps(world, crashing), attempt="crashed", deadline=datetime.now(UTC))
@@ -454,12 +469,36 @@ def crash_then_redeliver(world: World, name: str, crash_on: str) -> FindingRecor
     return world.record(finding_id_of(name))
 
 
-def test_a_crash_after_storing_the_ts_resumes_without_posting_again(world: World) -> None:
-    # GIVEN the first attempt posted and stored the ts, then died before the transition
-    record = crash_then_redeliver(world, REVIEW, "transition")
+def test_a_record_with_a_stored_ts_resumes_without_posting_again(world: World) -> None:
+    # GIVEN a first attempt that posted and stored the ts on its own, then died before the transition (the
+    # previous version's write order)
+    crashing = StoresTheTsAloneThenCrashes(world.store._client, TABLE)
+    record = crash_then_redeliver(world, REVIEW, "transition", crashing)
     # THEN the redelivery only makes the transition
     assert record.state is State.PENDING_APPROVAL
     assert len(world.posts()) == 1
+    assert record.intake_owner is None
+
+
+def test_intake_stores_the_ts_with_the_transition_and_gives_the_lease_back_in_the_last_write(world: World) -> None:
+    # GIVEN a review and an auto finding WHEN they are handled
+    assert world.invoke(delivery(REVIEW), delivery(AUTO)) == []
+    # THEN each record holds its message, the whole audit trail in order, and no lease
+    review, auto = world.record(finding_id_of(REVIEW)), world.record(finding_id_of(AUTO))
+    assert {review.slack_ts, auto.slack_ts} == {post.ts for post in world.posts()}
+    assert [(e.event, e.outcome) for e in review.audit] == [
+        ("received", "RECEIVED"),
+        ("slack_posted", "posted"),
+        ("decided", "PENDING_APPROVAL"),
+    ]
+    assert [(e.actor, e.event, e.outcome) for e in auto.audit] == [
+        ("finding-handler", "received", "RECEIVED"),
+        ("finding-handler", "slack_posted", "posted"),
+        ("auto", "decided", "APPROVED"),
+        ("auto", "job_queued", "queued"),
+    ]
+    assert review.intake_owner is None and auto.intake_owner is None
+    assert auto.job_queued_at is not None and len(world.jobs()) == 1
 
 
 def test_a_crash_between_approving_and_queueing_still_queues_the_job(world: World) -> None:
@@ -475,8 +514,9 @@ def test_a_crash_between_approving_and_queueing_still_queues_the_job(world: Worl
 def test_a_crash_between_posting_and_storing_the_ts_posts_twice_the_documented_residual_risk(
     world: World,
 ) -> None:
-    # GIVEN the first attempt's post reached Slack but the process died before the ts was stored
-    record = crash_then_redeliver(world, REVIEW, "set_slack_message")
+    # GIVEN the first attempt's post reached Slack but the process died before the write that stores the ts
+    # (and makes the transition)
+    record = crash_then_redeliver(world, REVIEW, "transition")
     # THEN the redelivery cannot know about the first message: it posts again and records the second one
     first, second = world.posts()
     assert record.slack_ts == second.ts != first.ts
@@ -487,7 +527,7 @@ def test_a_live_lease_leaves_the_finding_to_its_holder(world: World) -> None:
     # GIVEN a delivery that holds the intake lease and is still running (its deadline is ahead)
     store = world.store
     body = delivery(REVIEW).body
-    crashing = CrashingStore(store, "set_slack_message")
+    crashing = CrashingStore(store, "transition")
     with pytest.raises(RuntimeError):
         handle_record(
             body, core_deps(world, crashing), attempt="holder", deadline=datetime.now(UTC) + timedelta(minutes=5)
@@ -511,7 +551,7 @@ class HolderFinishesFirst(FindingStore):
 
 
 def test_a_claim_won_after_the_holder_finished_is_a_duplicate(world: World) -> None:
-    # GIVEN an unfinished intake (posted, ts stored, not yet moved on)
+    # GIVEN an unfinished intake (posted, not yet recorded nor moved on)
     body = delivery(REVIEW).body
     with pytest.raises(RuntimeError):
         handle_record(

@@ -18,6 +18,7 @@ from macie_chatops.store import (
     FindingNotFoundError,
     FindingStore,
     IllegalTransitionError,
+    PostedMessage,
     WriteResult,
     create_state_table,
 )
@@ -371,3 +372,123 @@ def test_an_expired_intake_lease_can_be_taken_over(dynamodb: Any) -> None:
     )
     # WHEN another delivery claims it THEN it gets it
     assert store.claim_intake("f-1", owner="next", until=START + timedelta(minutes=5)).applied
+
+
+# -- combined writes (the finding handler's post -> ts + transition -> release in fewer round trips) ---------
+
+
+def leased(store: FindingStore, finding_id: str, owner: str = "A") -> None:
+    created = store.create_received(
+        finding_id,
+        event_id="e",
+        action=Action.REVIEW,
+        reason="r",
+        actor="finding-handler",
+        team="payments",
+        channel="C0PAYMENTS",
+        intake_owner=owner,
+        intake_until=START + timedelta(hours=1),
+    )
+    assert created.applied
+
+
+def test_a_transition_can_record_the_message_and_give_the_lease_back_in_the_same_write(store: FindingStore) -> None:
+    # GIVEN a RECEIVED finding whose intake lease A holds
+    leased(store, "f-1")
+    # WHEN A makes the transition with the posted message and its lease
+    result = store.transition(
+        "f-1",
+        expected={State.RECEIVED},
+        target=State.PENDING_APPROVAL,
+        actor="finding-handler",
+        event="decided",
+        slack_message=PostedMessage("C0PAYMENTS", "1700000000.000100", "finding-handler"),
+        release_intake_of="A",
+    )
+    # THEN all three happened at once: message, state, lease given back, and both steps audited in order
+    assert result.applied
+    record = store.get("f-1")
+    assert record == result.record
+    assert (record.slack_channel, record.slack_ts) == ("C0PAYMENTS", "1700000000.000100")
+    assert record.state is State.PENDING_APPROVAL
+    assert record.intake_owner is None and record.intake_until is None
+    assert [(e.event, e.outcome, e.detail) for e in record.audit[1:]] == [
+        ("slack_posted", "posted", "C0PAYMENTS 1700000000.000100"),
+        ("decided", "PENDING_APPROVAL", ""),
+    ]
+
+
+def test_a_combined_transition_keeps_a_lease_that_is_no_longer_its_own(store: FindingStore) -> None:
+    # GIVEN a RECEIVED finding whose lease B took over (A's deadline passed)
+    leased(store, "f-1", owner="B")
+    # WHEN A, late, makes the transition and offers to give back "its" lease
+    result = store.transition(
+        "f-1", expected={State.RECEIVED}, target=State.IGNORED, actor="h", event="decided", release_intake_of="A"
+    )
+    # THEN the transition is made (as the plain transition would be) and B's lease is left alone
+    assert result.applied and result.record.state is State.IGNORED
+    assert result.record.intake_owner == "B"
+
+
+def test_a_combined_transition_keeps_the_first_message_recorded(store: FindingStore) -> None:
+    # GIVEN a finding that already shows message .100
+    leased(store, "f-1")
+    store.set_slack_message("f-1", channel="C0PAYMENTS", ts="1700000000.000100", actor="h")
+    # WHEN a transition offers another message
+    result = store.transition(
+        "f-1",
+        expected={State.RECEIVED},
+        target=State.PENDING_APPROVAL,
+        actor="h",
+        event="decided",
+        slack_message=PostedMessage("C0PAYMENTS", "1700000000.000200", "h"),
+        release_intake_of="A",
+    )
+    # THEN the transition and the release are made, the first message is kept and the second is not audited
+    assert result.applied and result.record.state is State.PENDING_APPROVAL
+    assert result.record.slack_ts == "1700000000.000100"
+    assert result.record.intake_owner is None
+    assert [e.event for e in result.record.audit].count("slack_posted") == 1
+
+
+def test_a_combined_transition_from_the_wrong_state_writes_nothing(store: FindingStore) -> None:
+    # GIVEN a finding that moved on (the lease is still A's)
+    leased(store, "f-1")
+    store.transition("f-1", expected={State.RECEIVED}, target=State.PENDING_APPROVAL, actor="h", event="d")
+    before = store.get("f-1")
+    # WHEN a combined transition from RECEIVED comes
+    result = store.transition(
+        "f-1",
+        expected={State.RECEIVED},
+        target=State.NOTIFIED,
+        actor="h",
+        event="decided",
+        slack_message=PostedMessage("C0PAYMENTS", "1700000000.000300", "h"),
+        release_intake_of="A",
+    )
+    # THEN none of its parts is written, and the caller sees the record as it is
+    assert not result.applied
+    assert result.record == before == store.get("f-1")
+    assert result.record.slack_ts is None and result.record.intake_owner == "A"
+
+
+def test_append_audit_can_give_the_lease_back_and_keeps_another_owners(
+    store: FindingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leased(store, "f-1")
+    leased(store, "f-2", owner="B")
+    # WHEN A marks its job queued and gives back its lease, on its own finding and on one B holds
+    mine = store.append_audit(
+        "f-1", actor="auto", event="job_queued", outcome="queued", updates={"job_queued_at": "t"}, release_intake_of="A"
+    )
+    theirs = store.append_audit(
+        "f-2", actor="auto", event="job_queued", outcome="queued", updates={"job_queued_at": "t"}, release_intake_of="A"
+    )
+    # THEN both are audited; only A's lease is given back
+    assert mine.applied and mine.record.job_queued_at == "t" and mine.record.intake_owner is None
+    assert theirs.applied and theirs.record.job_queued_at == "t" and theirs.record.intake_owner == "B"
+    # AND a full audit trail still refuses the entry, lease included (the caller releases it on its own)
+    monkeypatch.setattr("macie_chatops.store.MAX_AUDIT_ENTRIES", 1)
+    leased(store, "f-3")
+    full = store.append_audit("f-3", actor="auto", event="e", outcome="o", release_intake_of="A")
+    assert not full.applied and full.record.intake_owner == "A" and len(full.record.audit) == 1
