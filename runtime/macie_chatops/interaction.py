@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, Protocol, cast
+from typing import Annotated, Any, Final, Literal, Protocol
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -687,8 +687,8 @@ def _queue(rule: _Rule, context: _Context, now: datetime) -> str | None:
 def _undo(rule: _Rule, context: _Context, error: str) -> Answer:
     """The job could not be queued: put the finding back where it was, so a new click can try again."""
     click = context.click
-    # The store removes an attribute given as None (RecordUpdates types only `error` as optional).
-    undo_updates = cast(RecordUpdates, {"approver": None}) if rule.target is State.APPROVED else None
+    # The store removes an attribute given as None: the approval is undone.
+    undo_updates: RecordUpdates | None = {"approver": None} if rule.target is State.APPROVED else None
     try:
         reverted = context.deps.store.transition(
             context.finding_id,

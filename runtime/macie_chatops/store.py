@@ -124,7 +124,7 @@ class IllegalTransitionError(StoreError, ValueError):
 class RecordUpdates(TypedDict, total=False):
     """Non-state fields a write may set alongside its audit entry. ``None`` removes the attribute."""
 
-    approver: str
+    approver: str | None  # None: an approval undone (its job could not be queued)
     outcome: str
     outcome_detail: str
     error: str | None
