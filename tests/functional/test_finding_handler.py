@@ -31,6 +31,7 @@ from tests.functional.world import (
     aws_client,
     create_remediation_queue,
     drain_jobs,
+    emf_metrics,
     invoke_batch,
     provision_handler,
 )
@@ -566,20 +567,6 @@ def test_a_claim_won_after_the_holder_finished_is_a_duplicate(world: World) -> N
     assert outcome.result is IntakeResult.DUPLICATE
     assert len(world.posts()) == 1
     assert world.record(finding_id_of(REVIEW)).intake_owner is None
-
-
-def emf_metrics(out: str) -> list[dict[str, Any]]:
-    """Every EMF metric in captured stdout, flattened to {name, namespace, dimension: value...}."""
-    metrics = []
-    for line in out.splitlines():
-        if not line.startswith("{") or '"_aws"' not in line:
-            continue
-        data = json.loads(line)
-        for directive in data["_aws"]["CloudWatchMetrics"]:
-            dimensions = {name: data[name] for group in directive["Dimensions"] for name in group}
-            for metric in directive["Metrics"]:
-                metrics.append({"name": metric["Name"], "namespace": directive["Namespace"], **dimensions})
-    return metrics
 
 
 def test_metrics_can_be_switched_off_like_powertools_metrics(
