@@ -62,7 +62,8 @@ _ONE_SANDBOX = threading.Lock()
 @dataclass(frozen=True)
 class SandboxSettings:
     queues: QueueSettings = field(default_factory=QueueSettings)
-    batch_size: int = 10
+    batch_size: int = 10  # the finding handler's event source mapping (central stack: FINDING_BATCH_SIZE)
+    remediator_batch_size: int = 1  # the remediator's: one move per invocation, as the central stack sets it
     finding_concurrency: int = 2  # pollers per queue (Lambda starts several for a busy queue)
     remediator_concurrency: int = 2
     wait_time_s: int = 1  # long-poll wait; also bounds how long stop() waits for a poller
@@ -267,7 +268,7 @@ class Sandbox:
                 queue_url=self._provisioned.remediation.url,
                 queue_arn=self._provisioned.remediation.arn,
                 visibility_timeout_s=s.queues.visibility_timeout_s,
-                batch_size=s.batch_size,
+                batch_size=s.remediator_batch_size,
                 concurrency=s.remediator_concurrency,
                 wait_time_s=s.wait_time_s,
             ),
