@@ -15,7 +15,14 @@ acting as ``arn:aws:iam::<account>:role/<role_name>`` in the finding's region):
   :data:`REFRESH_MARGIN` before they expire. The margin is longer than a Lambda invocation (15 minutes),
   so credentials handed out always outlive the invocation that uses them. The session name is part of
   the key on purpose: two findings never share a session, so CloudTrail never attributes one finding's
-  calls to another; the cache serves retries, redeliveries and restores of the same finding.
+  calls to another; the cache serves retries, redeliveries and restores of the same finding. This costs
+  one AssumeRole and one S3 client per finding, also for ``auto`` jobs, whose SourceIdentity is always
+  the same. Keying ``auto`` sessions by account, region and identity alone was measured and rejected: it
+  saved about 5% of the sandbox pipeline's CPU per finding (bench/bench_pipeline.py), and it would leave
+  CloudTrail's DeleteObject events of every auto quarantine in a 40-minute window under one session name,
+  tied to their finding only indirectly (by bucket, key and version, through the state table or the
+  copy's tags). Session tags would not help: CloudTrail records them with the AssumeRole call, while the
+  userIdentity of the session's S3 calls carries the session name and SourceIdentity, not the tags.
 - ``AccessDenied`` on AssumeRole raises :class:`AssumeRoleDeniedError` naming the account and role: a
   permanent failure to report, not to retry. Other STS errors propagate (botocore already retried
   throttling and 5xx).
