@@ -39,6 +39,10 @@ ENV_CONFIG_PATH: Final = "MACIE_CHATOPS_CONFIG_JSON"
 ENV_CONFIG_FILE: Final = "MACIE_CHATOPS_CONFIG"
 ENV_SLACK_API_URL: Final = "SLACK_API_URL"  # only the sandbox sets it (Slack stand-in base URL)
 ENV_AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"  # only the sandbox sets it (moto server)
+# The sweeper's policy (optional; defaults in macie_chatops.sweeper): how long an approval may wait for its
+# outcome before its job is re-queued, and how many times the sweeper re-queues it before reporting it stuck.
+ENV_SWEEP_STALE_AFTER_S: Final = "SWEEP_STALE_AFTER_SECONDS"
+ENV_SWEEP_MAX_REQUEUES: Final = "SWEEP_MAX_REQUEUES"
 
 # The bundled config document, generated from accounts.yaml at synth time.
 BUNDLED_CONFIG_FILE: Final = "config.json"
@@ -58,11 +62,19 @@ PENDING_INDEX_NAME: Final = "pending-by-team"  # sparse GSI: only items awaiting
 PENDING_INDEX_PARTITION: Final = "pending_team"  # (S) team name, set only while PENDING_APPROVAL
 PENDING_INDEX_SORT: Final = "received_at"  # (S) ISO 8601 UTC, so oldest first
 STATE_TABLE_TTL_ATTRIBUTE: Final = "expires_at"  # (N) epoch seconds; set on final states only
+# Sparse GSI of the approved findings (the sweeper's): only an APPROVED item carries its keys, set when it enters
+# APPROVED and removed when it leaves, in the transition's own conditional write.
+APPROVED_INDEX_NAME: Final = "approved-since"
+APPROVED_INDEX_PARTITION: Final = "approved_state"  # (S) always APPROVED_INDEX_VALUE while APPROVED, else absent
+APPROVED_INDEX_SORT: Final = "approved_at"  # (S) ISO 8601 UTC: when the finding last entered APPROVED
+APPROVED_INDEX_VALUE: Final = "APPROVED"
 
 # Infrastructure-only names (the CDK app, the member StackSets and docs/deploy.md).
 FINDING_FUNCTION_NAME: Final = "macie-chatops-finding"
 INTERACTION_FUNCTION_NAME: Final = "macie-chatops-interaction"
 REMEDIATOR_FUNCTION_NAME: Final = "macie-chatops-remediator"
+SWEEPER_FUNCTION_NAME: Final = "macie-chatops-sweeper"
+SWEEPER_SCHEDULE_RULE_NAME: Final = "macie-chatops-sweep"  # EventBridge schedule on the default bus
 CENTRAL_DELIVERY_DLQ_NAME: Final = "macie-chatops-delivery-dlq"  # central rules could not reach their target
 ALARM_TOPIC_NAME: Final = "macie-chatops-alarms"
 SLACK_API_NAME: Final = "macie-chatops-slack"

@@ -23,18 +23,25 @@ release_intake_of=None) -> WriteResult``
 ``set_slack_message(finding_id, *, channel, ts, actor) -> WriteResult``
     Remember the Slack message that shows this finding. Written once: a second, different ts is refused
     (``applied`` False, ``record.slack_ts`` is the first one).
-``append_audit(finding_id, *, actor, event, outcome, detail="", updates=None, release_intake_of=None)
--> WriteResult``
+``append_audit(finding_id, *, actor, event, outcome, detail="", updates=None, release_intake_of=None,
+expected=None) -> WriteResult``
     Audit without a state change (a refused click, a failed Slack post); ``updates`` may set the
-    non-state fields (e.g. ``error``). Refused (``applied`` False) once the trail holds
-    :data:`MAX_AUDIT_ENTRIES` entries, so a flood of refused clicks cannot grow the item past DynamoDB's
-    400 KB item limit.
+    non-state fields (e.g. ``error``). ``expected`` (optional): only while the finding is in one of these
+    states (else ``applied`` is False and ``record`` is the current record). Refused (``applied`` False)
+    once the trail holds :data:`MAX_AUDIT_ENTRIES` entries, so a flood of refused clicks cannot grow the
+    item past DynamoDB's 400 KB item limit.
 ``claim_intake(finding_id, *, owner, until) -> WriteResult`` / ``release_intake(finding_id, *, owner)``
     The intake lease: the finding handler that holds it is the only one that may post the finding's
     first Slack message or queue its auto job. ``until`` is the holder's Lambda deadline, so a crashed
     holder's lease has always expired by the time SQS redelivers its message.
 ``pending_approvals(team=None, limit=50) -> list[FindingRecord]``
     Findings awaiting approval, oldest first, from the sparse index (eventually consistent).
+``approved_before(cutoff, *, limit=None) -> list[FindingRecord]``
+    Findings that entered APPROVED before ``cutoff`` and are still there (as far as the eventually
+    consistent index knows), oldest approval first, from the sparse approved index: the sweeper's
+    candidates. Only APPROVED items carry that index's keys (``approved_state``, ``approved_at``): every
+    transition into APPROVED sets them (``record.approved_at`` is when), every transition out removes them,
+    in the transition's own conditional write.
 
 Combined writes (one round trip where the finding handler used to make two or three):
 ``transition(..., slack_message=PostedMessage(channel, ts, actor))`` records the message *and* makes the
@@ -69,6 +76,10 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 from macie_chatops.config import Action
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.names import (
+    APPROVED_INDEX_NAME,
+    APPROVED_INDEX_PARTITION,
+    APPROVED_INDEX_SORT,
+    APPROVED_INDEX_VALUE,
     PENDING_INDEX_NAME,
     PENDING_INDEX_PARTITION,
     PENDING_INDEX_SORT,
@@ -93,6 +104,8 @@ TABLE_DEFINITION: Final[Mapping[str, Any]] = {
         {"AttributeName": STATE_TABLE_KEY, "AttributeType": "S"},
         {"AttributeName": PENDING_INDEX_PARTITION, "AttributeType": "S"},
         {"AttributeName": PENDING_INDEX_SORT, "AttributeType": "S"},
+        {"AttributeName": APPROVED_INDEX_PARTITION, "AttributeType": "S"},
+        {"AttributeName": APPROVED_INDEX_SORT, "AttributeType": "S"},
     ],
     "GlobalSecondaryIndexes": [
         {
@@ -102,7 +115,17 @@ TABLE_DEFINITION: Final[Mapping[str, Any]] = {
                 {"AttributeName": PENDING_INDEX_SORT, "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
-        }
+        },
+        {
+            # The sweeper's: one partition (APPROVED_INDEX_VALUE) holds the few findings approved and not yet
+            # done, sorted by when they were approved, so "approved before T" is one query, never a scan.
+            "IndexName": APPROVED_INDEX_NAME,
+            "KeySchema": [
+                {"AttributeName": APPROVED_INDEX_PARTITION, "KeyType": "HASH"},
+                {"AttributeName": APPROVED_INDEX_SORT, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }
@@ -167,6 +190,7 @@ class FindingRecord:
     error: str | None = None
     quarantine: Mapping[str, str] | None = None
     job_queued_at: str | None = None
+    approved_at: str | None = None  # when it last entered APPROVED; None in every other state
     intake_owner: str | None = None
     intake_until: str | None = None
     expires_at: int | None = None
@@ -212,6 +236,7 @@ class FindingRecord:
             error=text("error"),
             quarantine={str(k): str(v) for k, v in quarantine.items()} if isinstance(quarantine, dict) else None,
             job_queued_at=text("job_queued_at"),
+            approved_at=text(APPROVED_INDEX_SORT),
             intake_owner=text("intake_owner"),
             intake_until=text("intake_until"),
             expires_at=int(expires_at) if expires_at is not None else None,
@@ -393,6 +418,35 @@ class FindingStore:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def approved_before(self, cutoff: datetime, *, limit: int | None = None) -> list[FindingRecord]:
+        """Findings that entered APPROVED before ``cutoff`` and are still APPROVED, oldest approval first.
+
+        One query of the sparse approved index (never a scan of the table); eventually consistent, so a
+        record that has just left APPROVED may still be listed by the index: those are dropped here, and a
+        caller about to act re-reads the record (``get``) anyway."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": APPROVED_INDEX_NAME,
+            "KeyConditionExpression": "#state = :state AND #at < :cutoff",
+            "ExpressionAttributeNames": {"#state": APPROVED_INDEX_PARTITION, "#at": APPROVED_INDEX_SORT},
+            "ExpressionAttributeValues": {":state": {"S": APPROVED_INDEX_VALUE}, ":cutoff": {"S": _iso(cutoff)}},
+            "ScanIndexForward": True,
+        }
+        records: list[FindingRecord] = []
+        while limit is None or len(records) < limit:
+            page = self._client.query(**kwargs)
+            records.extend(
+                record
+                for record in map(FindingRecord.from_item, page.get("Items", ()))
+                if record.state is State.APPROVED
+            )
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return records if limit is None else records[:limit]
+
     def _scan_pending(self) -> Iterator[FindingRecord]:
         # The index is sparse (only pending findings carry its partition key), so scanning it is cheap.
         kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": PENDING_INDEX_NAME}
@@ -497,6 +551,13 @@ class FindingStore:
                 expression.sets.append(f"{expression.name(PENDING_INDEX_PARTITION)} = {expression.name('team')}")
             else:
                 expression.remove(PENDING_INDEX_PARTITION)
+            if target is State.APPROVED:
+                # The sweeper's sparse index: only an approved finding carries its keys, from the moment it is.
+                expression.set(APPROVED_INDEX_PARTITION, APPROVED_INDEX_VALUE)
+                expression.set(APPROVED_INDEX_SORT, now)
+            else:
+                expression.remove(APPROVED_INDEX_PARTITION)
+                expression.remove(APPROVED_INDEX_SORT)
             if target in FINAL_STATES:
                 ttl = int((moment + timedelta(days=RETENTION_DAYS)).timestamp())
                 expression.set(STATE_TABLE_TTL_ATTRIBUTE, ttl)
@@ -530,14 +591,22 @@ class FindingStore:
         detail: str = "",
         updates: RecordUpdates | None = None,
         release_intake_of: str | None = None,
+        expected: Collection[State] | None = None,
     ) -> WriteResult:
         """Audit (and optionally set non-state fields) without changing the state; ``release_intake_of``:
-        also give the intake lease back if that owner holds it (see the module docstring)."""
+        also give the intake lease back if that owner holds it (see the module docstring); ``expected``: only
+        while the finding is in one of these states."""
         now = _iso(self._clock())
+        states = sorted(frozenset(expected)) if expected is not None else None
+        if states == []:
+            raise ValueError("append_audit(expected=...) names no state")
 
         def build(with_message: bool, release: bool) -> _Expression:
             expression = _Expression()
             expression.conditions.append(f"size({expression.name('audit')}) < {expression.value(MAX_AUDIT_ENTRIES)}")
+            if states is not None:
+                options = ", ".join(expression.value(s.value) for s in states)
+                expression.conditions.append(f"{expression.name('state')} IN ({options})")
             expression.set("updated_at", now)
             expression.apply(updates)
             expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=outcome, detail=_clip(detail)))

@@ -89,13 +89,27 @@ def test_an_unknown_state_is_refused() -> None:
         FindingRecord.from_item(raw(state="EXPLODED"))
 
 
-def test_the_table_definition_has_the_key_the_sparse_index_and_on_demand_billing() -> None:
+def test_the_table_definition_has_the_key_the_sparse_indexes_and_on_demand_billing() -> None:
     assert TABLE_DEFINITION["KeySchema"] == [{"AttributeName": names.STATE_TABLE_KEY, "KeyType": "HASH"}]
-    (index,) = TABLE_DEFINITION["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == names.PENDING_INDEX_NAME
-    assert [k["AttributeName"] for k in index["KeySchema"]] == [names.PENDING_INDEX_PARTITION, names.PENDING_INDEX_SORT]
+    pending, approved = TABLE_DEFINITION["GlobalSecondaryIndexes"]
+    assert pending["IndexName"] == names.PENDING_INDEX_NAME
+    assert [k["AttributeName"] for k in pending["KeySchema"]] == [
+        names.PENDING_INDEX_PARTITION,
+        names.PENDING_INDEX_SORT,
+    ]
+    assert approved["IndexName"] == names.APPROVED_INDEX_NAME
+    assert [k["AttributeName"] for k in approved["KeySchema"]] == [
+        names.APPROVED_INDEX_PARTITION,
+        names.APPROVED_INDEX_SORT,
+    ]
     defined = {a["AttributeName"] for a in TABLE_DEFINITION["AttributeDefinitions"]}
-    assert defined == {names.STATE_TABLE_KEY, names.PENDING_INDEX_PARTITION, names.PENDING_INDEX_SORT}
+    assert defined == {
+        names.STATE_TABLE_KEY,
+        names.PENDING_INDEX_PARTITION,
+        names.PENDING_INDEX_SORT,
+        names.APPROVED_INDEX_PARTITION,
+        names.APPROVED_INDEX_SORT,
+    }
     assert TABLE_DEFINITION["BillingMode"] == "PAY_PER_REQUEST"
     assert TTL_SPECIFICATION == {"Enabled": True, "AttributeName": names.STATE_TABLE_TTL_ATTRIBUTE}
 
