@@ -18,9 +18,10 @@ Quarantine, step by step (``checkpoint`` is called after each step, so tests can
 3. Verify: size, and a checksum (S3's own, or streamed; see quarantine_plan). Then write the
    ``macie-chatops:verified`` tag: the commit point. ``VERIFIED``.
 4. Object Lock retention or legal hold on the source version -> BLOCKED(locked), both copies kept, no delete
-   attempted. Else delete the source version (``VersionId``; ``IfMatch`` its ETag when unversioned, so an
-   object written since is never deleted). AccessDenied -> BLOCKED(locked) (Object Lock, legal hold or a
-   policy: both copies kept). ``DELETED``.
+   attempted. Else delete the source version (``VersionId``; when there is none, the ``null`` version with
+   ``IfMatch`` its ETag, so an object written since is never deleted and a bucket versioned since the
+   object was written keeps neither the bytes nor a delete marker). AccessDenied -> BLOCKED(locked)
+   (Object Lock, legal hold or a policy: both copies kept). ``DELETED``.
 5. Count the versions of the key still in the bucket (exact key only). ``COUNTED``.
 
 A redelivery runs the same code: the HEADs of step 1 tell it how far an earlier attempt got, and
@@ -789,9 +790,13 @@ class ObjectMover:
         if version and version != UNVERSIONED:
             args["VersionId"] = version  # immutable: deleting it can only ever remove these bytes
         else:
-            if version == UNVERSIONED:
-                args["VersionId"] = UNVERSIONED
-            args["IfMatch"] = f'"{source.etag}"'  # never delete an object written since the copy
+            # No version id: an unversioned bucket, or an object written before versioning was enabled (real
+            # S3 names that version "null" on HEAD; moto does not). A delete without a version id would, in
+            # a versioned bucket, only hide the bytes behind a delete marker while the record says
+            # QUARANTINED; deleting version "null" removes them in either kind of bucket. IfMatch: never
+            # delete an object written since the copy.
+            args["VersionId"] = UNVERSIONED
+            args["IfMatch"] = f'"{source.etag}"'
         try:
             self._s3.delete_object(**args)
         except ClientError as exc:

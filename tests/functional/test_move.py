@@ -18,6 +18,7 @@ from macie_chatops.quarantine_plan import (
     TAG_VERIFIED,
     BlockReason,
     MoveStatus,
+    MoveStep,
     decode_key,
     encode_key,
     quarantine_key,
@@ -106,6 +107,68 @@ def test_unversioned_bucket_is_moved_and_the_key_is_gone(world: MoveWorld) -> No
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
     assert world.tags(MEMBER_A, QUARANTINE_A, outcome.quarantine_key)[TAG_SOURCE_VERSION] == "null"
     assert outcome.older_versions == 0
+
+
+@pytest.mark.parametrize("macie_version_id", ["", "null"])
+def test_object_written_before_versioning_was_enabled_is_really_deleted(
+    world: MoveWorld, macie_version_id: str
+) -> None:
+    # GIVEN an object written while its bucket was unversioned (its version id is S3's "null"), the
+    # bucket's versioning enabled since, and a finding naming it ("" or "null")
+    world.bucket(MEMBER_A, SOURCE, versioned=False)
+    body = b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+    _, etag = world.put(MEMBER_A, SOURCE, "legacy/.env", body)
+    world.s3(MEMBER_A).put_bucket_versioning(Bucket=SOURCE, VersioningConfiguration={"Status": "Enabled"})
+    # WHEN it is quarantined
+    outcome = world.mover(MEMBER_A).quarantine(
+        world.request(MEMBER_A, SOURCE, "legacy/.env", version_id=macie_version_id, etag=etag, size=len(body))
+    )
+    # THEN the bytes are in quarantine and gone from the source: no version and no delete marker is left
+    # (a plain delete in a versioned bucket would only hide the null version behind a marker)
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
+    assert world.read(MEMBER_A, SOURCE, "legacy/.env", "null") is None
+    listing = world.s3(MEMBER_A).list_object_versions(Bucket=SOURCE, Prefix="legacy/.env")
+    assert listing.get("Versions", []) == []
+    assert listing.get("DeleteMarkers", []) == []
+    assert outcome.older_versions == 0
+
+
+@pytest.mark.parametrize("versioned_since", [False, True])
+def test_object_overwritten_after_the_copy_stays_and_only_the_copied_bytes_go(
+    world: MoveWorld, versioned_since: bool
+) -> None:
+    # GIVEN an object written while its bucket was unversioned (a finding with versionId ""), the bucket
+    # perhaps versioned since, and a mover that, right after the copy verified, sees the key overwritten
+    world.bucket(MEMBER_A, SOURCE, versioned=False)
+    body = b"password=hunter2\n"
+    _, etag = world.put(MEMBER_A, SOURCE, "legacy/creds.txt", body)
+    if versioned_since:
+        world.s3(MEMBER_A).put_bucket_versioning(Bucket=SOURCE, VersioningConfiguration={"Status": "Enabled"})
+
+    def overwrite(step: MoveStep) -> None:
+        if step is MoveStep.VERIFIED:
+            world.put(MEMBER_A, SOURCE, "legacy/creds.txt", b"rotated\n")
+
+    # WHEN it is quarantined
+    outcome = world.mover(MEMBER_A, checkpoint=overwrite).quarantine(
+        world.request(MEMBER_A, SOURCE, "legacy/creds.txt", version_id="", etag=etag, size=len(body))
+    )
+    # THEN the new object is untouched and the verified copy is kept
+    assert world.read(MEMBER_A, SOURCE, "legacy/creds.txt") == b"rotated\n"
+    assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
+    assert outcome.copy_kept
+    null_version = world.read(MEMBER_A, SOURCE, "legacy/creds.txt", "null") if versioned_since else None
+    if versioned_since and null_version is None:
+        # AND where S3 evaluates IfMatch on the null version itself, the copied bytes are gone and the new
+        # object (another version) is left in place
+        assert outcome.status is MoveStatus.QUARANTINED, outcome
+        assert outcome.older_versions == 1
+    else:
+        # AND where the overwrite replaced the copied bytes (unversioned), or S3 evaluates IfMatch on the
+        # current object (moto), nothing is deleted and the record says so: BLOCKED(changed), both kept
+        assert (outcome.status, outcome.reason) == (MoveStatus.BLOCKED, BlockReason.CHANGED), outcome
+        assert null_version in (None, body)
 
 
 def test_changed_etag_blocks_and_touches_nothing(world: MoveWorld) -> None:
