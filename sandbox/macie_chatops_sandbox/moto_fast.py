@@ -1,0 +1,343 @@
+"""Take two costs out of moto that only the emulator has, without changing a single response.
+
+A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows two costs real AWS does not have:
+
+- **DynamoDB response serialization.** moto serializes every result with its generic, shape-driven
+  ``ResponseSerializer``; for each member of each structure it builds an ``AttributePickerContext`` and asks
+  six alias providers (through generators and ``xform_name``) which key holds the value. A store item is ~30
+  attributes with a list of audit maps, i.e. hundreds of ``AttributeValue`` structures of 10 members each:
+  ~8 ms per UpdateItem. :class:`_FastDynamoJSONSerializer` runs the *same* algorithm (same member order,
+  same type conversions, same "absent when None" rules, moto's own JSON encoding of the result) but asks the
+  alias providers only once per (structure, member) and remembers the answer: for a plain ``dict`` the
+  answer depends on the shapes alone. Anything it cannot prove identical (an object instead of a dict, a
+  timestamp, a float where an int is modelled, an ``Enum``, a serialized name, a document type, response
+  transformers) makes it hand the whole result back to moto's serializer. Errors (ConditionalCheckFailed
+  with its ``Item``) never take the fast path. It is registered where moto itself registers per-service
+  serializers (``SERVICE_SPECIFIC_SERIALIZERS``), for the JSON protocol of DynamoDB's item operations only.
+- **SQS receive.** ``SQSBackend.receive_message`` checks each message it hands out against the retention
+  period through ``get_queue_attributes``, which builds *all* queue attributes three times, including
+  approximate counts that scan every message: O(queue length) per message received.
+  :func:`_is_message_valid_based_on_retention_period` reads the one attribute it needs, the value
+  ``get_queue_attributes(["MessageRetentionPeriod"])`` returns (``Queue.message_retention_period``), with
+  the same comparison, the same error for a missing queue and the same ``KeyError`` if it were unset.
+
+``install()`` / ``uninstall()`` are reference counted and restore exactly what was there, like
+``moto_atomic`` (with which it composes: they patch different attributes).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# The DynamoDB operations whose results take the fast path: the item operations (the store uses GetItem,
+# PutItem, UpdateItem, Query and Scan). Their results are plain dicts of AttributeValue JSON; anything else
+# falls back to moto's serializer anyway, but the others are not worth the proof.
+FAST_DYNAMODB_OPERATIONS: Final = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+_SERVICE: Final = "dynamodb"
+_PROTOCOL: Final = "json"
+
+_state_lock = threading.Lock()
+_installs = 0
+_undo: list[Any] = []  # callables restoring what install() replaced, run in reverse order
+
+
+class _Unsupported(Exception):
+    """A value the fast path cannot prove it serializes as moto does: serialize the whole result with moto."""
+
+
+_ABSENT: Final = object()  # what moto's serializer leaves unset (a structure whose value is None)
+
+
+@dataclass
+class _Member:
+    key: str
+    candidates: tuple[str, ...]  # the keys moto's attribute picker tries, in its order, for a dict
+    plan: _Plan
+
+
+@dataclass
+class _Plan:
+    """How moto serializes one shape, for plain Python data (filled in lazily: shapes are recursive)."""
+
+    type_name: str
+    members: list[_Member] = field(default_factory=list)
+    item: _Plan | None = None  # list member / map value
+
+
+class _PlanCache:
+    """Plans keyed by shape name (within one service model a shape name is one shape), built once.
+
+    A family of plans is built privately and published whole, so a reader never sees a plan half built."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, _Plan] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, shape: Any) -> _Plan:
+        cached = self._plans.get(shape.name)
+        if cached is not None:
+            return cached
+        with self._lock:
+            building: dict[str, _Plan] = {}
+            plan = self._build(shape, building)
+            self._plans.update(building)
+            return plan
+
+    def _build(self, shape: Any, building: dict[str, _Plan]) -> _Plan:
+        from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
+
+        existing = self._plans.get(shape.name) or building.get(shape.name)
+        if existing is not None:
+            return existing
+        plan = _Plan(shape.type_name)
+        building[shape.name] = plan  # before its parts: shapes are recursive (AttributeValue -> L -> ...)
+        if shape.type_name == "structure":
+            if shape.is_document_type:
+                plan.type_name = "unsupported"
+            picker = XFormedAttributePicker()
+            for member_key, member_shape in shape.members.items():
+                # moto's serializer sets this before picking; the alias providers read it.
+                member_shape.parent = shape
+                context = AttributePickerContext(obj={}, key=member_key, shape=member_shape)
+                candidates = tuple(picker.get_possible_keys(context))
+                if member_shape.serialization.get("name", member_key) != member_key or any(
+                    not isinstance(candidate, str) or "." in candidate for candidate in candidates
+                ):
+                    plan.type_name = "unsupported"  # renamed members, dotted paths: leave them to moto
+                plan.members.append(_Member(member_key, candidates, self._build(member_shape, building)))
+        elif shape.type_name == "list":
+            member_shape = shape.member
+            if "name" in member_shape.serialization:
+                plan.type_name = "unsupported"  # moto would then append the raw element
+            plan.item = self._build(member_shape, building)
+        elif shape.type_name == "map":
+            if "name" in shape.value.serialization:
+                plan.type_name = "unsupported"  # moto would then store every value under that one name
+            plan.item = self._build(shape.value, building)
+        return plan
+
+
+def _serialize(value: Any, plan: _Plan) -> Any:
+    """One value as moto's ``BaseJSONSerializer._serialize`` would store it (``_ABSENT``: it stores nothing)."""
+    serializer = _BY_TYPE.get(plan.type_name)
+    if serializer is None:
+        raise _Unsupported  # timestamps, documents, unsupported structures, anything new
+    return serializer(value, plan)
+
+
+def _structure(value: Any, plan: _Plan) -> Any:
+    if value is None:
+        return _ABSENT  # moto's structure serialization returns without storing anything
+    if type(value) is not dict:
+        raise _Unsupported  # objects are picked by attribute, Meta aliases, class-name prefixes...
+    return _serialize_members(value, plan)
+
+
+def _string(value: Any, plan: _Plan) -> Any:
+    if type(value) is not str:
+        raise _Unsupported  # Enums, None and str() of other types: moto's own conversion
+    return value
+
+
+def _list(value: Any, plan: _Plan) -> Any:
+    if type(value) is not list:
+        raise _Unsupported
+    item_plan = plan.item
+    assert item_plan is not None
+    serialized_list = []
+    for element in value:
+        serialized = _serialize(element, item_plan)
+        # moto appends the raw element when serializing it stored nothing (a None structure).
+        serialized_list.append(element if serialized is _ABSENT else serialized)
+    return serialized_list
+
+
+def _map(value: Any, plan: _Plan) -> Any:
+    if type(value) is not dict:
+        raise _Unsupported
+    value_plan = plan.item
+    assert value_plan is not None
+    serialized_map = {}
+    for map_key, map_value in value.items():
+        serialized = _serialize(map_value, value_plan)
+        if serialized is not _ABSENT:
+            serialized_map[map_key] = serialized
+    return serialized_map
+
+
+def _blob(value: Any, plan: _Plan) -> Any:
+    # ResponseSerializer._base64
+    if type(value) is str:
+        value = value.encode("utf-8")
+    elif type(value) is not bytes:
+        raise _Unsupported
+    return base64.b64encode(value).strip().decode("utf-8")
+
+
+def _boolean(value: Any, plan: _Plan) -> Any:
+    if type(value) is not bool:
+        raise _Unsupported
+    return value  # moto has no boolean serializer: the value is stored as it is
+
+
+def _integer(value: Any, plan: _Plan) -> Any:
+    if type(value) is not int:
+        raise _Unsupported
+    return value  # int(value)
+
+
+def _float(value: Any, plan: _Plan) -> Any:
+    if type(value) is not int and type(value) is not float:
+        raise _Unsupported
+    return float(value)
+
+
+_BY_TYPE: Final[dict[str, Callable[[Any, _Plan], Any]]] = {
+    "structure": _structure,
+    "string": _string,
+    "list": _list,
+    "map": _map,
+    "blob": _blob,
+    "boolean": _boolean,
+    "integer": _integer,
+    "long": _integer,
+    "float": _float,
+    "double": _float,
+}
+
+
+def _serialize_members(value: dict[str, Any], plan: _Plan) -> dict[str, Any]:
+    serialized: dict[str, Any] = {}
+    for member in plan.members:
+        # moto's picker: the first candidate key present in the dict, else None.
+        for candidate in member.candidates:
+            if candidate in value:
+                member_value = value[candidate]
+                break
+        else:
+            continue
+        if member_value is None:
+            continue
+        result = _serialize(member_value, member.plan)
+        if result is not _ABSENT:
+            serialized[member.key] = result
+    return serialized
+
+
+def _fast_serializer_class(base: type) -> type:
+    from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, XFormedAttributePicker
+
+    plans = _PlanCache()
+
+    class _FastDynamoJSONSerializer(base):
+        """moto's JSON serializer with the attribute picking of item results memoized (see module doc)."""
+
+        def _serialize_result(self, resp: Any, result: Any) -> Any:
+            output_shape = self.operation_model.output_shape
+            picker = self._value_picker
+            if (
+                self.operation_name in FAST_DYNAMODB_OPERATIONS
+                and output_shape is not None
+                and type(picker) is XFormedAttributePicker
+                and not picker.response_transformers
+                and picker.alias_providers is DEFAULT_ALIAS_PROVIDERS
+            ):
+                try:
+                    serialized_result = _serialize_top(result, plans.plan(output_shape))
+                except _Unsupported:
+                    pass
+                else:
+                    return self._serialized_result_to_response(resp, result, output_shape, serialized_result)
+            return super()._serialize_result(resp, result)
+
+    return _FastDynamoJSONSerializer
+
+
+def _serialize_top(result: Any, plan: _Plan) -> MutableMapping[str, Any]:
+    """The output structure at the top level: moto fills the result mapping itself (empty for None)."""
+    if plan.type_name != "structure":
+        raise _Unsupported
+    if result is None:
+        return {}
+    if type(result) is not dict:
+        raise _Unsupported
+    return _serialize_members(result, plan)
+
+
+def _is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's check, reading the one attribute instead of building them all (same value, same errors)."""
+    from moto.core.utils import unix_time
+
+    retention_period = self.get_queue(queue_name).message_retention_period
+    if retention_period is None:
+        # get_queue_attributes leaves an unset attribute out; moto's check then fails on the lookup.
+        raise KeyError("MessageRetentionPeriod")
+    retain_until = retention_period + message.sent_timestamp / 1000
+    return bool(retain_until > unix_time())
+
+
+def install() -> None:
+    global _installs
+    with _state_lock:
+        _installs += 1
+        if _installs > 1:
+            return
+        from moto.core import serialize
+        from moto.sqs.models import SQSBackend
+
+        registry = serialize.SERVICE_SPECIFIC_SERIALIZERS
+        had_service = _SERVICE in registry
+        service_serializers = registry.setdefault(_SERVICE, {})
+        previous = service_serializers.get(_PROTOCOL)
+        base = previous if previous is not None else serialize.SERIALIZERS[_PROTOCOL]
+        service_serializers[_PROTOCOL] = _fast_serializer_class(base)
+
+        def restore_serializer() -> None:
+            if previous is not None:
+                service_serializers[_PROTOCOL] = previous
+            else:
+                service_serializers.pop(_PROTOCOL, None)
+            if not had_service and not service_serializers:
+                registry.pop(_SERVICE, None)
+
+        _undo.append(restore_serializer)
+
+        name = "is_message_valid_based_on_retention_period"
+        original = SQSBackend.__dict__[name]
+        setattr(SQSBackend, name, _is_message_valid_based_on_retention_period)
+        _undo.append(lambda: setattr(SQSBackend, name, original))
+
+
+def uninstall() -> None:
+    global _installs
+    with _state_lock:
+        if _installs == 0:
+            return
+        _installs -= 1
+        if _installs:
+            return
+        while _undo:
+            _undo.pop()()
+
+
+def installed() -> bool:
+    with _state_lock:
+        return _installs > 0
