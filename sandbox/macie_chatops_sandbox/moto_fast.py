@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections import Counter
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -57,6 +58,14 @@ _PROTOCOL: Final = "json"
 _state_lock = threading.Lock()
 _installs = 0
 _undo: list[Any] = []  # callables restoring what install() replaced, run in reverse order
+# How many DynamoDB results took the fast path / went to moto's serializer (approximate under concurrency;
+# the tests read it to prove their corpus really took the fast path).
+_counts: Counter[str] = Counter()
+
+
+def serialized_counts() -> dict[str, int]:
+    """``{"fast": n, "moto": m}``: DynamoDB results serialized by the fast path and by moto's serializer."""
+    return {"fast": _counts["fast"], "moto": _counts["moto"]}
 
 
 class _Unsupported(Exception):
@@ -265,7 +274,9 @@ def _fast_serializer_class(base: type) -> type:
                 except _Unsupported:
                     pass
                 else:
+                    _counts["fast"] += 1
                     return self._serialized_result_to_response(resp, result, output_shape, serialized_result)
+            _counts["moto"] += 1
             return super()._serialize_result(resp, result)
 
     return _FastDynamoJSONSerializer
