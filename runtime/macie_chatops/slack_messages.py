@@ -29,6 +29,7 @@ Public API (keyword-only arguments after ``summary``)::
                           quarantine_bucket: str | None = None, quarantine_key: str | None = None)
     build_failed_message(summary, *, approver: str | None, at: When, error: str, retryable: bool,
                          fix: str | None = None) -> SlackMessage
+    build_stuck_message(summary, *, approver: str | None, at: When, requeues: int) -> SlackMessage
     build_dismissed_message(summary, *, by: str, at: When) -> SlackMessage
     build_restoring_message(summary, *, by: str, at: When) -> SlackMessage
     build_restored_message(summary, *, by: str, at: When, restored_version_id: str | None) -> SlackMessage
@@ -585,6 +586,24 @@ def build_failed_message(
         next_step = f"*To quarantine it:* {todo}, then an operator runs {command}."
     outcome = _lines(f"*Error:* {_fit(error, 1000)}", next_step)
     return _render(summary, title=title, status=status, outcome=(outcome,))
+
+
+def build_stuck_message(summary: FindingSummary, *, approver: str | None, at: When, requeues: int) -> SlackMessage:
+    """APPROVED with no outcome: the sweeper re-queued the job ``requeues`` times and stopped; operators are alerted.
+
+    Nothing says where the object is (an attempt may have been cut off at any step, and every step is
+    recoverable), so the message does not guess; it says who must act and how the job is re-queued."""
+    command = _code(_fit(f"macie-chatops sweep --requeue {summary.finding_id}", 300))
+    status = _lines(
+        f"*Approved {_who(approver)} on {_when(at)}, but no outcome was recorded.* The quarantine job was "
+        f"re-queued {requeues} time{'s' if requeues != 1 else ''} without one; it is no longer retried automatically.",
+        f"Operators have been alerted. The object named by the finding is {_object(summary)}.",
+    )
+    next_step = (
+        "*To quarantine it:* an operator finds the cause in the remediator's logs (search for the finding id) and the "
+        f"remediation dead-letter queue, fixes it, then runs {command}."
+    )
+    return _render(summary, title=":warning: Quarantine stuck", status=status, outcome=(next_step,))
 
 
 def build_dismissed_message(summary: FindingSummary, *, by: str, at: When) -> SlackMessage:

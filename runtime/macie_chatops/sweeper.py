@@ -1,0 +1,393 @@
+"""The sweeper: an approved quarantine is never silently forgotten.
+
+An APPROVED finding waits for the remediator to record its outcome (QUARANTINED / BLOCKED / FAILED). It can
+wait forever when its job is gone: the approval's job could be neither queued nor undone (the interaction
+endpoint, the intake and the CLI undo or retry, but each can fail at that very step too), or every
+delivery of the job was cut off (the remediator timed out each time) and the job went to the remediation
+DLQ while the record stayed APPROVED. The sweeper runs on a schedule and, for each finding APPROVED for
+longer than :attr:`SweepPolicy.stale_after`, re-queues a quarantine job (safe: the mover and every
+transition are idempotent, so a duplicate job is a no-op), at most :attr:`SweepPolicy.max_requeues` times
+per approval; then it stops, records ``sweeper_gave_up`` on the finding, updates the finding's Slack message
+to say the quarantine is stuck, and reports it (error logs, and the ``StuckApprovals`` metric the stack alarms
+on) on every sweep until someone acts.
+
+Pure part (no I/O): :class:`SweepPolicy`, :func:`decide` (one record -> a :class:`Decision`) and the audit
+reading it rests on. The re-queues are counted in the record's audit trail (``requeued_by_sweeper``
+entries) since the approval (``record.approved_at``: a retried FAILED -> APPROVED is a new approval) or since
+an operator's ``requeued_by_operator`` (``macie-chatops sweep --requeue``), whichever is later: an operator
+who re-queues a stuck finding gives it a fresh set of sweeps. The last re-queue restarts the wait, so each
+attempt gets the whole ``stale_after`` before the next.
+
+Orchestration: :func:`sweep` (``SweepDependencies``: the store, the remediation queue, Slack, the policy and
+a clock, all passed in) reads the candidates from the store's sparse approved index (one query, never a
+table scan), re-reads each one consistently, decides and acts; :func:`requeue` is the operator's re-queue of
+one finding. Nothing is swallowed: a failed query raises at once; a record whose step failed is reported in
+:attr:`SweepReport.errors` and :func:`sweep` then raises :class:`SweepError` (carrying the report, so the
+caller can still report what was done), after trying every other record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final, Protocol
+
+from aws_lambda_powertools import Logger
+
+from macie_chatops import names
+from macie_chatops.errors import MacieChatOpsError
+from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.states import State
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+    from macie_chatops.slack_messages import SlackMessage
+    from macie_chatops.store import AuditEntry, FindingRecord, FindingStore
+
+# The sweeper handler's logger (same service: Powertools shares one configured logger per service).
+logger = Logger(service="macie-chatops-sweeper")
+
+ACTOR: Final = "sweeper"
+EVENT_REQUEUED: Final = "requeued_by_sweeper"
+EVENT_GAVE_UP: Final = "sweeper_gave_up"
+EVENT_OPERATOR_REQUEUED: Final = "requeued_by_operator"
+
+# Longer than one remediator attempt can run (its Lambda timeout is 15 minutes; the stack sets this from it):
+# an approval older than this with no outcome has no attempt running for it any more.
+DEFAULT_STALE_AFTER: Final = timedelta(minutes=30)
+DEFAULT_MAX_REQUEUES: Final = 3
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse(at: str) -> datetime:
+    moment = datetime.fromisoformat(at)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SweepPolicy:
+    """How long an approval may wait for its outcome, and how many times its job is re-queued."""
+
+    stale_after: timedelta = DEFAULT_STALE_AFTER
+    max_requeues: int = DEFAULT_MAX_REQUEUES
+
+    def __post_init__(self) -> None:
+        if self.stale_after <= timedelta(0):
+            raise ValueError(f"stale_after must be positive, got {self.stale_after}")
+        if self.max_requeues < 0:
+            raise ValueError(f"max_requeues must be 0 or more, got {self.max_requeues}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SweepPolicy:
+        """The policy the environment names (``SWEEP_STALE_AFTER_SECONDS``, ``SWEEP_MAX_REQUEUES``), else the
+        defaults; a value that is not a whole number raises ValueError naming the variable."""
+
+        def number(name: str) -> int | None:
+            text = env.get(name, "").strip()
+            if not text:
+                return None
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+
+        stale = number(names.ENV_SWEEP_STALE_AFTER_S)
+        requeues = number(names.ENV_SWEEP_MAX_REQUEUES)
+        return cls(
+            stale_after=DEFAULT_STALE_AFTER if stale is None else timedelta(seconds=stale),
+            max_requeues=DEFAULT_MAX_REQUEUES if requeues is None else requeues,
+        )
+
+
+class Verdict(StrEnum):
+    LEAVE = "leave"  # not approved (any more), or its wait is not over
+    REQUEUE = "requeue"  # stale: queue its quarantine job again
+    GIVE_UP = "give_up"  # stale after the last allowed re-queue: stop, record it, tell Slack and operators
+    STILL_STUCK = "still_stuck"  # given up on an earlier sweep and still approved: report it again
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+    requeues: int = 0  # the sweeper's re-queues of this approval so far
+    waiting_since: str | None = None  # the approval (or the operator's re-queue) the count starts from
+
+
+def _window_start(record: FindingRecord) -> str:
+    """When the current approval began: the last entry into APPROVED, or an operator's re-queue since."""
+    start = record.approved_at
+    if start is None:  # a record approved before the index existed: its audit trail says when
+        entered = [e.at for e in record.audit if e.outcome == State.APPROVED.value]
+        start = entered[-1] if entered else record.updated_at
+    operator = [e.at for e in record.audit if e.event == EVENT_OPERATOR_REQUEUED and e.at >= start]
+    return operator[-1] if operator else start
+
+
+def sweeper_entries(record: FindingRecord) -> tuple[list[AuditEntry], list[AuditEntry]]:
+    """(re-queues, give-ups) the sweeper recorded for the record's current approval."""
+    start = _window_start(record)
+    mine = [e for e in record.audit if e.at >= start]
+    return [e for e in mine if e.event == EVENT_REQUEUED], [e for e in mine if e.event == EVENT_GAVE_UP]
+
+
+def decide(record: FindingRecord, *, now: datetime, policy: SweepPolicy) -> Decision:
+    """What the sweeper does with ``record`` at ``now`` (pure)."""
+    if record.state is not State.APPROVED:
+        return Decision(Verdict.LEAVE, f"{record.state.value}, not approved")
+    start = _window_start(record)
+    requeues, gave_up = sweeper_entries(record)
+    if gave_up:
+        return Decision(
+            Verdict.STILL_STUCK, f"given up after {len(requeues)} re-queue(s)", len(requeues), waiting_since=start
+        )
+    last = max([start, *(e.at for e in requeues)])
+    waited = now - _parse(last)
+    if waited < policy.stale_after:
+        return Decision(
+            Verdict.LEAVE,
+            f"waiting {int(waited.total_seconds() // 60)} min of {int(policy.stale_after.total_seconds() // 60)}",
+            len(requeues),
+            waiting_since=start,
+        )
+    if len(requeues) >= policy.max_requeues:
+        return Decision(
+            Verdict.GIVE_UP,
+            f"no outcome after {len(requeues)} re-queue(s) since {start}",
+            len(requeues),
+            waiting_since=start,
+        )
+    return Decision(
+        Verdict.REQUEUE,
+        f"no outcome since {last}: re-queue {len(requeues) + 1} of {policy.max_requeues}",
+        len(requeues),
+        waiting_since=start,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Orchestration (adapters passed in)
+# --------------------------------------------------------------------------------------------------------
+
+
+class JobQueue(Protocol):
+    """The remediation queue: send one job, return its message id (raises on failure)."""
+
+    def send(self, job: RemediationJob) -> str: ...
+
+
+class SlackUpdater(Protocol):
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+
+@dataclass(frozen=True)
+class SqsJobQueue:
+    """The remediation queue through a boto3 SQS client."""
+
+    sqs: SQSClient
+    queue_url: str
+
+    def send(self, job: RemediationJob) -> str:
+        response = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.to_message())
+        return str(response.get("MessageId", "?"))
+
+
+@dataclass(frozen=True)
+class SweepDependencies:
+    store: FindingStore
+    queue: JobQueue
+    slack: SlackUpdater | None  # None: do not touch Slack (the CLI without the Slack secret)
+    policy: SweepPolicy = field(default_factory=SweepPolicy)
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    finding_id: str
+    verdict: Verdict
+    reason: str
+    requeues: int
+    waiting_since: str | None = None
+    done: str = ""  # what was done ("" in a dry run, or when nothing was to be done)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    candidates: int
+    outcomes: tuple[SweepOutcome, ...]
+    errors: tuple[tuple[str, str], ...] = ()  # (finding id, error) of every record whose step failed
+    dry_run: bool = False
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.verdict is verdict)
+
+    @property
+    def stuck(self) -> int:
+        """Findings the sweeper has given up on and that are still approved (newly or on an earlier sweep)."""
+        return self.count(Verdict.GIVE_UP) + self.count(Verdict.STILL_STUCK)
+
+
+class SweepError(MacieChatOpsError):
+    """A sweep step failed for one or more findings (``report.errors``); the others were swept."""
+
+    def __init__(self, report: SweepReport) -> None:
+        self.report = report
+        listed = "; ".join(f"{finding_id}: {error}" for finding_id, error in report.errors[:5])
+        more = f" (and {len(report.errors) - 5} more)" if len(report.errors) > 5 else ""
+        super().__init__(f"the sweep failed for {len(report.errors)} finding(s): {listed}{more}")
+
+
+class SweepStepError(MacieChatOpsError):
+    """One finding's sweep step could not be completed (the message says what was and was not done)."""
+
+
+def sweep(deps: SweepDependencies, *, dry_run: bool = False) -> SweepReport:
+    """One sweep over every finding approved longer than the policy's ``stale_after`` (see the module docs).
+
+    Raises what the index query raises; :class:`SweepError` when any finding's step failed."""
+    now = deps.clock()
+    candidates = deps.store.approved_before(now - deps.policy.stale_after)
+    outcomes: list[SweepOutcome] = []
+    errors: list[tuple[str, str]] = []
+    for candidate in candidates:
+        logger.thread_safe_append_keys(finding_id=candidate.finding_id, correlation_id=candidate.finding_id)
+        try:
+            outcomes.append(_sweep_one(candidate.finding_id, now, deps, dry_run=dry_run))
+        except Exception as exc:  # reported below and raised after the other findings are swept
+            logger.exception("sweep step failed", extra={"error_type": type(exc).__name__})
+            errors.append((candidate.finding_id, f"{type(exc).__name__}: {str(exc)[:500]}"))
+        finally:
+            logger.thread_safe_remove_keys(["finding_id", "correlation_id"])
+    report = SweepReport(len(candidates), tuple(outcomes), tuple(errors), dry_run)
+    if errors:
+        raise SweepError(report)
+    return report
+
+
+def _sweep_one(finding_id: str, now: datetime, deps: SweepDependencies, *, dry_run: bool) -> SweepOutcome:
+    # The index is eventually consistent and may be a moment behind: act on the record as it is now.
+    record = deps.store.get(finding_id)
+    if record is None:
+        return SweepOutcome(finding_id, Verdict.LEAVE, "no record", 0)
+    decision = decide(record, now=now, policy=deps.policy)
+    outcome = SweepOutcome(finding_id, decision.verdict, decision.reason, decision.requeues, decision.waiting_since)
+    if dry_run or decision.verdict is Verdict.LEAVE:
+        return outcome
+    if decision.verdict is Verdict.REQUEUE:
+        return _requeue(record, decision, outcome, now, deps)
+    if decision.verdict is Verdict.GIVE_UP:
+        return _give_up(record, decision, outcome, deps)
+    logger.error(
+        "approved quarantine still stuck: no outcome and no more automatic re-queues",
+        extra={"requeues": decision.requeues, "approved_at": decision.waiting_since, "approver": record.approver},
+    )
+    return outcome
+
+
+def _job(record: FindingRecord, now: datetime) -> RemediationJob:
+    # The record's approver, so the move's SourceIdentity stays who approved it; the audit names the sweeper.
+    return RemediationJob(
+        kind="quarantine", finding_id=record.finding_id, requested_by=record.approver or AUTO_APPROVER, requested_at=now
+    )
+
+
+def _requeue(
+    record: FindingRecord, decision: Decision, outcome: SweepOutcome, now: datetime, deps: SweepDependencies
+) -> SweepOutcome:
+    # Queue first, then count it: the trail's re-queue entries are jobs that were really sent.
+    message_id = deps.queue.send(_job(record, now))
+    number = decision.requeues + 1
+    result = deps.store.append_audit(
+        record.finding_id,
+        actor=ACTOR,
+        event=EVENT_REQUEUED,
+        outcome="requeued",
+        detail=f"re-queue {number} of {deps.policy.max_requeues}: {decision.reason} (message {message_id})",
+        expected={State.APPROVED},
+    )
+    if not result.applied:
+        if result.record.state is State.APPROVED:
+            # The audit trail is full: the re-queue cannot be counted, so the bound could not hold.
+            raise SweepStepError(f"job queued (message {message_id}) but the re-queue could not be recorded")
+        logger.info("the finding moved on while its job was re-queued", extra={"state": result.record.state.value})
+        return replace(outcome, done=f"queued message {message_id}; the finding is now {result.record.state.value}")
+    logger.warning(
+        "approved quarantine had no outcome: its job is re-queued",
+        extra={"requeue": number, "max_requeues": deps.policy.max_requeues, "approved_at": decision.waiting_since},
+    )
+    return replace(outcome, done=f"queued message {message_id}")
+
+
+def _give_up(record: FindingRecord, decision: Decision, outcome: SweepOutcome, deps: SweepDependencies) -> SweepOutcome:
+    error = (
+        f"approved, no outcome after {decision.requeues} automatic re-queue(s); the sweeper has stopped re-queueing "
+        "it (macie-chatops sweep --requeue re-queues it)"
+    )
+    result = deps.store.append_audit(
+        record.finding_id,
+        actor=ACTOR,
+        event=EVENT_GAVE_UP,
+        outcome="stuck",
+        detail=decision.reason,
+        updates={"error": error},
+        expected={State.APPROVED},
+    )
+    if not result.applied:
+        if result.record.state is State.APPROVED:
+            raise SweepStepError("the finding is stuck, and that could not be recorded (audit trail full)")
+        logger.info("the finding moved on before it was reported stuck", extra={"state": result.record.state.value})
+        return SweepOutcome(record.finding_id, Verdict.LEAVE, f"{result.record.state.value}, not approved", 0)
+    logger.error(
+        "approved quarantine stuck: no outcome after the last automatic re-queue; operators must act",
+        extra={"requeues": decision.requeues, "approved_at": decision.waiting_since, "approver": record.approver},
+    )
+    shown = _show_stuck(result.record, decision, deps)
+    return replace(outcome, done="recorded as stuck" + ("; Slack message updated" if shown else ""))
+
+
+def _show_stuck(record: FindingRecord, decision: Decision, deps: SweepDependencies) -> bool:
+    """Update the finding's Slack message to say it is stuck (raises a Slack failure: the step then fails)."""
+    if deps.slack is None or record.summary is None or not record.slack_channel or not record.slack_ts:
+        return False
+    from macie_chatops.slack_messages import build_stuck_message
+
+    message = build_stuck_message(
+        record.summary,
+        approver=record.approver,
+        at=decision.waiting_since or record.updated_at,
+        requeues=decision.requeues,
+    )
+    deps.slack.update(record.slack_channel, record.slack_ts, message)
+    return True
+
+
+def requeue(finding_id: str, *, actor: str, deps: SweepDependencies) -> FindingRecord:
+    """An operator re-queues one APPROVED finding's job (``macie-chatops sweep --requeue``): sent, then audited
+    as ``requeued_by_operator``, which starts a fresh count of automatic re-queues. Raises
+    :class:`SweepStepError` when the finding is not APPROVED (nothing is sent)."""
+    from macie_chatops.store import FindingNotFoundError
+
+    record = deps.store.get(finding_id)
+    if record is None:
+        raise FindingNotFoundError(finding_id)
+    if record.state is not State.APPROVED:
+        raise SweepStepError(f"finding {finding_id} is {record.state.value}, not APPROVED: nothing to re-queue")
+    message_id = deps.queue.send(_job(record, deps.clock()))
+    result = deps.store.append_audit(
+        finding_id,
+        actor=actor,
+        event=EVENT_OPERATOR_REQUEUED,
+        outcome="requeued",
+        detail=f"message {message_id}",
+        updates={"error": None},
+        expected={State.APPROVED},
+    )
+    if not result.applied and result.record.state is State.APPROVED:
+        raise SweepStepError(f"job queued (message {message_id}) but the re-queue could not be recorded")
+    return result.record
