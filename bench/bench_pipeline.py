@@ -8,7 +8,15 @@ Both run in one sandbox, against one moto server, in the same run:
 - pipeline: Credentials findings (policy: auto) put on payments-prod's default bus, ten per PutEvents call,
   until every object version is in quarantine: member rule -> central bus -> intake queue -> finding
   handler (state table, Slack post, remediation queue) -> remediator (STS, S3 move, state table, Slack
-  update).
+  update);
+- the pipeline's calls, bare: the AWS and Slack calls this architecture makes per finding at the least,
+  made directly, one after another, with no handler code: PutEvents (ten at a time; moto forwards them to
+  the central bus and the intake queue), receive and delete them from the intake queue, PutItem, Slack
+  chat.postMessage, SendMessage (the job), then for the job: ReceiveMessage, GetItem, AssumeRole, the four
+  S3 operations above, UpdateItem, Slack chat.update, DeleteMessage. It runs last, with the sandbox's
+  pollers stopped. Its ratio to bare S3 is the floor of the pipeline's ratio in this sandbox (every call
+  here costs about as much as an S3 call: moto serves them all in this process); the pipeline's ratio to
+  it is what the handlers add on top of the calls they must make.
 
 Printed side by side: seconds in total, milliseconds per finding, findings per second, this process's CPU
 milliseconds per finding (steadier than the wall clock on a shared machine), and the ratio of the
@@ -202,6 +210,108 @@ def pipeline(sandbox: Sandbox, objects: list[StoredObject], calls: CallCounter |
     return timing[0]
 
 
+def bare_pipeline_calls(sandbox: Sandbox, objects: list[StoredObject]) -> Timing:
+    """The calls the auto path makes per finding at the least, made directly (see the module docstring).
+
+    Run with the sandbox's pollers stopped, so the bench is the only consumer of the queues."""
+    from slack_sdk import WebClient
+
+    from macie_chatops.sessions import role_arn
+
+    security, region = sandbox.security_account, sandbox.home_region
+    provisioned = sandbox.provisioned
+    sqs = sandbox.client("sqs", security, region)
+    dynamodb = sandbox.client("dynamodb", security, region)
+    sts = sandbox.client("sts", security, region)
+    member_bus = sandbox.client("events", ACCOUNT, REGION)
+    slack = WebClient(token=sandbox.secret.bot_token, base_url=sandbox.slack.base_url)
+    channel = sandbox.config.teams["payments"].channel
+    quarantine_bucket = names.quarantine_bucket_name(ACCOUNT, REGION)
+    member_role = role_arn(ACCOUNT, sandbox.config.deployment.remediation_role_name)
+    table = provisioned.table_name
+    s3: Any = None
+    timing: list[Timing] = []
+    with Timing.of(timing):
+        for start in range(0, len(objects), 10):
+            chunk = objects[start : start + 10]
+            events = [
+                macie_finding_event(
+                    account_id=ACCOUNT, region=REGION, finding_type=CREDENTIALS, severity="High", stored=stored,
+                    finding_id=uuid.uuid4().hex,
+                )
+                for stored in chunk
+            ]  # fmt: skip
+            member_bus.put_events(
+                Entries=[
+                    {"Source": e["source"], "DetailType": e["detail-type"], "Detail": json.dumps(e["detail"])}
+                    for e in events
+                ]
+            )
+            received: list[dict[str, Any]] = []
+            while len(received) < len(chunk):
+                received += sqs.receive_message(
+                    QueueUrl=provisioned.intake.url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
+            sqs.delete_message_batch(
+                QueueUrl=provisioned.intake.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)],
+            )
+            for message in received:
+                detail = json.loads(message["Body"])["detail"]
+                finding_id = detail["id"]
+                s3_object = detail["resourcesAffected"]["s3Object"]
+                bucket = detail["resourcesAffected"]["s3Bucket"]["name"]
+                item = {
+                    names.STATE_TABLE_KEY: {"S": finding_id},
+                    "state": {"S": "APPROVED"},
+                    "summary": {"M": {k: {"S": str(v)} for k, v in s3_object.items() if isinstance(v, str | int)}},
+                    "audit": {"L": [{"M": {"event": {"S": "received"}, "actor": {"S": "auto"}}}]},
+                }
+                dynamodb.put_item(TableName=table, Item=item)
+                ts = slack.chat_postMessage(channel=channel, text=f"Quarantining {s3_object['key']}")["ts"]
+                sqs.send_message(QueueUrl=provisioned.remediation.url, MessageBody=json.dumps({"id": finding_id}))
+
+                job: list[dict[str, Any]] = []
+                while not job:
+                    job = sqs.receive_message(
+                        QueueUrl=provisioned.remediation.url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+                    ).get("Messages", [])
+                dynamodb.get_item(TableName=table, Key={names.STATE_TABLE_KEY: {"S": finding_id}}, ConsistentRead=True)
+                credentials = sts.assume_role(
+                    RoleArn=member_role, RoleSessionName=f"macie-chatops-{finding_id}", SourceIdentity="auto"
+                )["Credentials"]
+                if s3 is None:  # calls only: the pipeline builds a client per session, the floor does not
+                    s3 = sandbox.client("s3", ACCOUNT, REGION)
+                del credentials
+                stored = StoredObject(bucket, s3_object["key"], s3_object["versionId"], s3_object["eTag"], 0)
+                bare_move(s3, replace_size(stored, s3_object["size"]), quarantine_bucket)
+                dynamodb.update_item(
+                    TableName=table,
+                    Key={names.STATE_TABLE_KEY: {"S": finding_id}},
+                    UpdateExpression="SET #s = :q, #a = list_append(#a, :e)",
+                    ExpressionAttributeNames={"#s": "state", "#a": "audit"},
+                    ExpressionAttributeValues={
+                        ":q": {"S": "QUARANTINED"},
+                        ":e": {"L": [{"M": {"event": {"S": "quarantined"}, "actor": {"S": "remediator"}}}]},
+                    },
+                )
+                slack.chat_update(channel=channel, ts=ts, text=f"Quarantined {s3_object['key']}")
+                sqs.delete_message(QueueUrl=provisioned.remediation.url, ReceiptHandle=job[0]["ReceiptHandle"])
+    return timing[0]
+
+
+def replace_size(stored: StoredObject, size: int) -> StoredObject:
+    return StoredObject(stored.bucket, stored.key, stored.version_id, stored.etag, int(size))
+
+
+def stop_pollers(sandbox: Sandbox) -> None:
+    """Stop the sandbox's Lambda stand-ins (the floor's calls consume the queues themselves)."""
+    for poller in sandbox.pollers:
+        poller.signal_stop()
+    for poller in sandbox.pollers:
+        poller.join()
+
+
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     config = load_config(ROOT / "accounts.yaml")
@@ -217,7 +327,7 @@ def main() -> int:
     counter = CallCounter()
     with open(os.devnull, "w") as sink, handler_logs_to(sink) as out, Sandbox(config, settings) as sandbox:
         print(
-            f"auto path over {count} findings; moto at {sandbox.aws_endpoint}; uploading {3 * count + 20} objects…",
+            f"auto path over {count} findings; moto at {sandbox.aws_endpoint}; uploading {4 * count + 20} objects…",
             file=out,
             flush=True,
         )
@@ -225,6 +335,7 @@ def main() -> int:
         bare_objects = upload(sandbox, "bench-bare", count)
         bare_parallel_objects = upload(sandbox, "bench-bare-parallel", count)
         pipeline_objects = upload(sandbox, "bench-pipeline", count)
+        floor_objects = upload(sandbox, "bench-floor", count)
         # Warm both paths (imports, first clients, STS session) outside the timings.
         bare_s3(sandbox, warm[:10], 1)
         pipeline(sandbox, warm[10:])
@@ -234,10 +345,14 @@ def main() -> int:
         bare_many = bare_s3(sandbox, bare_parallel_objects, workers)
         piped = pipeline(sandbox, pipeline_objects, counter)
         pipeline_calls = counter.calls
+        stop_pollers(sandbox)
+        with counter.count() as floor_calls:
+            floor = bare_pipeline_calls(sandbox, floor_objects)
 
     rows = [
         ("bare S3 ops, 1 worker (HEAD, copy, HEAD, delete)", bare_one),
         (f"bare S3 ops, {workers} workers", bare_many),
+        ("pipeline's calls, bare (no handler code)", floor),
         ("pipeline: event in -> object in quarantine", piped),
     ]
     print(f"{'':52} {'total s':>8} {'ms/finding':>11} {'findings/s':>11} {'CPU ms/finding':>15}")
@@ -251,11 +366,17 @@ def main() -> int:
     print(f"ratio pipeline / bare S3 (1 worker): {ratio:.2f}x ({verdict} the {TARGET_RATIO:.1f}x target)")
     print(f"ratio pipeline / bare S3 ({workers} workers): {piped.wall / bare_many.wall:.2f}x")
     print(f"ratio of CPU time per finding, pipeline / bare S3 (1 worker): {piped.cpu / bare_one.cpu:.2f}x")
+    print(
+        f"floor: the pipeline's calls, bare / bare S3 (1 worker): {floor.wall / bare_one.wall:.2f}x "
+        f"(no code can take the pipeline below this here)"
+    )
+    print(f"the handlers' share: pipeline / its calls, bare: {piped.wall / floor.wall:.2f}x")
     print()
     print("AWS API calls per finding (all in one process with moto: each costs CPU under one GIL)")
     print(f"  bare S3:  {sum(bare_calls.values()) / count:5.1f}")
     own = Counter({name: n for name, n in pipeline_calls.items() if not name.startswith(HARNESS)})
     harness = Counter({name: n for name, n in pipeline_calls.items() if name.startswith(HARNESS)})
+    print(f"  the pipeline's calls, bare: {sum(floor_calls.values()) / count:5.1f}  (+ 2 Slack Web API calls)")
     print(f"  pipeline: {sum(own.values()) / count:5.1f}  (+ 2 Slack Web API calls: post, update)")
     for name, calls in own.most_common():
         print(f"    {name:52} {calls / count:5.2f}")
