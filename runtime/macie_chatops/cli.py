@@ -20,6 +20,7 @@ from macie_chatops.decision import decide
 from macie_chatops.finding import Rejection, parse_event
 
 if TYPE_CHECKING:
+    from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.states import State
     from macie_chatops.store import FindingRecord, FindingStore
 
@@ -329,6 +330,96 @@ def cmd_pending(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _CliSlack:
+    """The Slack client for a stuck finding's message, built (the secret read) only when one is updated."""
+
+    def __init__(self, region: str | None, secret_id: str) -> None:
+        self._region = region
+        self._secret_id = secret_id
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None:
+        import os
+
+        import boto3
+
+        from macie_chatops import names
+        from macie_chatops.slack_client import SlackClient, build_web_client
+        from macie_chatops.slack_secrets import load_slack_secrets
+
+        token = load_slack_secrets(boto3.client("secretsmanager", region_name=self._region), self._secret_id).bot_token
+        base_url = os.environ.get(names.ENV_SLACK_API_URL) or None
+        SlackClient(build_web_client(token, base_url=base_url)).update(channel, ts, message)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """What the scheduled sweeper does, now (``--dry-run``: only say what it would do), or ``--requeue
+    FINDING_ID``: re-queue one APPROVED finding's job (e.g. one the sweeper gave up on, once the cause is fixed).
+
+    Table and queue as ``retry`` finds them; the stuck findings' Slack messages are updated when the Slack
+    secret is named (``--slack-secret``, else $SLACK_SECRET_ARN), and left as they are otherwise."""
+    import os
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from macie_chatops import names
+    from macie_chatops.errors import MacieChatOpsError
+    from macie_chatops.sweeper import SqsJobQueue, SweepDependencies, SweepError, SweepPolicy, requeue, sweep
+
+    table = _state_table(args)
+    queue_url = _remediation_queue(args)
+    if queue_url is None:
+        return EXIT_BAD_INPUT
+    try:
+        policy = SweepPolicy.from_env(os.environ)
+    except ValueError as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    secret_id = args.slack_secret or os.environ.get(names.ENV_SLACK_SECRET_ARN)
+    deps = SweepDependencies(
+        store=_finding_store(args, table),
+        queue=SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url),
+        slack=_CliSlack(args.region, secret_id) if secret_id and not args.dry_run else None,
+        policy=policy,
+    )
+    if args.requeue:
+        try:
+            record = requeue(args.requeue, actor=_operator(), deps=deps)
+        except (BotoCoreError, ClientError, MacieChatOpsError, KeyError) as exc:
+            print(f"sweep --requeue: {args.requeue}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(json.dumps({"finding_id": record.finding_id, "state": record.state.value, "requeued": True}))
+        return EXIT_OK
+    try:
+        report = sweep(deps, dry_run=args.dry_run)
+        status = EXIT_OK
+    except SweepError as exc:
+        report, status = exc.report, EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        print(f"sweep: the state table {table} could not be used: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for outcome in report.outcomes:
+        line = {
+            "finding_id": outcome.finding_id,
+            "verdict": outcome.verdict.value,
+            "reason": outcome.reason,
+            "requeues": outcome.requeues,
+            "approved_at": outcome.waiting_since,
+            "done": outcome.done,
+        }
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    for finding_id, error in report.errors:
+        print(f"sweep: {finding_id}: {error}", file=sys.stderr)
+    mode = "dry run: nothing changed; " if args.dry_run else ""
+    print(
+        f"{mode}{report.candidates} approval(s) older than {int(policy.stale_after.total_seconds() // 60)} min, "
+        f"{report.stuck} stuck, {len(report.errors)} error(s)"
+        + ("" if secret_id or args.dry_run else "; Slack messages not updated (no --slack-secret)"),
+        file=sys.stderr,
+    )
+    return status
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -435,6 +526,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_table(sub.add_parser("pending", help="findings awaiting approval, oldest first (JSON lines)"))
     p.add_argument("--team", help="only this team's findings (a team name from accounts.yaml)")
     p.add_argument("--limit", type=_positive, default=50, help="list at most this many (default: 50)")
+    p = with_table(
+        sub.add_parser("sweep", help="operators: re-queue approved findings with no outcome (as the scheduled sweeper)")
+    )
+    p.add_argument("--queue-url", help="remediation queue URL (default: $REMEDIATION_QUEUE_URL)")
+    p.add_argument("--slack-secret", help="Slack secret name or ARN, to update stuck findings' messages")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    action.add_argument("--requeue", metavar="FINDING_ID", help="re-queue this APPROVED finding's job now")
     return parser
 
 
@@ -448,6 +547,7 @@ COMMANDS = {
     "restore": cmd_restore,
     "retry": cmd_retry,
     "pending": cmd_pending,
+    "sweep": cmd_sweep,
 }
 
 

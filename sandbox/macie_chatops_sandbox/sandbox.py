@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,10 @@ class SandboxSettings:
     finding_timeout_s: float = 60.0
     interaction_timeout_s: float = 10.0
     remediator_timeout_s: float = 300.0
+    sweeper_timeout_s: float = 60.0
+    # The sweeper's policy (SWEEP_STALE_AFTER_SECONDS, SWEEP_MAX_REQUEUES); None: the handler's defaults.
+    sweep_stale_after_s: int | None = None
+    sweep_max_requeues: int | None = None
     base64_bodies: bool = False  # API Gateway with binary media types: bodies arrive base64-encoded
     # Slack's chat.postMessage limit (about 1 per second per channel, short bursts); None: unlimited.
     slack_post_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=1.0, burst=4))
@@ -103,11 +108,15 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    for module in ("finding", "interaction", "remediator"):
+    for module in ("finding", "interaction", "remediator", "sweeper"):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
             clear()
+
+
+def _optional(value: int | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _forget_boto3_default_session() -> None:
@@ -236,6 +245,8 @@ class Sandbox:
                 "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "false" if self.settings.metrics else "true",
+                names.ENV_SWEEP_STALE_AFTER_S: _optional(self.settings.sweep_stale_after_s),
+                names.ENV_SWEEP_MAX_REQUEUES: _optional(self.settings.sweep_max_requeues),
             }
         )
         if self.settings.log_level is not None:
@@ -374,6 +385,34 @@ class Sandbox:
 
     def record(self, finding_id: str) -> FindingRecord | None:
         return self.store.get(finding_id)
+
+    def sweep(self) -> dict[str, Any]:
+        """One run of the sweeper, as its EventBridge schedule invokes it (there is no scheduler in the sandbox:
+        tests and tools call this); the handler's answer (its counts). Raises what the handler raises."""
+        from macie_chatops.handlers import sweeper
+
+        function = Function(
+            names.SWEEPER_FUNCTION_NAME,
+            sweeper.lambda_handler,
+            self.settings.sweeper_timeout_s,
+            self.home_region,
+            self.security_account,
+        )
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.security_account,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.home_region,
+            "resources": [
+                f"arn:aws:events:{self.home_region}:{self.security_account}:rule/{names.SWEEPER_SCHEDULE_RULE_NAME}"
+            ],
+            "detail": {},
+        }
+        answer: dict[str, Any] = function.handler(event, function.context())
+        return answer
 
     # -- putting things in -------------------------------------------------------------------------------
 
