@@ -562,9 +562,10 @@ def test_results_the_fast_path_cannot_prove_are_serialized_by_moto(without_moto_
 
 def test_uninstall_restores_moto_and_installs_are_counted(without_moto_fast: None) -> None:
     from moto.core import serialize
-    from moto.sqs.models import SQSBackend
+    from moto.sqs.models import Queue, SQSBackend
 
     original_check = SQSBackend.__dict__["is_message_valid_based_on_retention_period"]
+    original_messages = Queue.__dict__["messages"]
     registry_before = dict(serialize.SERIALIZERS)
     specific_before = {s: dict(p) for s, p in serialize.SERVICE_SPECIFIC_SERIALIZERS.items()}
     # GIVEN moto_fast installed twice (the sandbox and a fixture, say)
@@ -572,6 +573,7 @@ def test_uninstall_restores_moto_and_installs_are_counted(without_moto_fast: Non
     moto_fast.install()
     assert serialize.get_serializer_class("dynamodb", "json") is not serialize.JSONSerializer
     assert SQSBackend.__dict__["is_message_valid_based_on_retention_period"] is not original_check
+    assert Queue.__dict__["messages"] is not original_messages
     # WHEN one of them uninstalls THEN it stays installed
     moto_fast.uninstall()
     assert moto_fast.installed()
@@ -581,6 +583,7 @@ def test_uninstall_restores_moto_and_installs_are_counted(without_moto_fast: Non
     assert not moto_fast.installed()
     assert serialize.get_serializer_class("dynamodb", "json") is serialize.JSONSerializer
     assert SQSBackend.__dict__["is_message_valid_based_on_retention_period"] is original_check
+    assert Queue.__dict__["messages"] is original_messages
     assert {s: dict(p) for s, p in serialize.SERVICE_SPECIFIC_SERIALIZERS.items()} == specific_before
     assert dict(serialize.SERIALIZERS) == registry_before
     # AND an extra uninstall changes nothing
@@ -653,8 +656,9 @@ def test_dead_letter_redrive_still_moves_the_message(aws: AwsSandbox, without_mo
 
 def test_visibility_still_hides_and_returns_messages(aws: AwsSandbox, without_moto_fast: None) -> None:
     def scenario(sqs: Any) -> list[Any]:
-        # GIVEN a queue holding one message
+        # GIVEN a queue holding one message (and one delayed for a minute)
         url = sqs.create_queue(QueueName="visibility")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
         sqs.send_message(
             QueueUrl=url, MessageBody="m", MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}}
         )
@@ -675,7 +679,8 @@ def test_visibility_still_hides_and_returns_messages(aws: AwsSandbox, without_mo
             "MessageAttributes" in message,
         ]
 
-    # THEN it is hidden while in flight and comes back counted twice (attributes only when asked)
+    # THEN it is hidden while in flight and comes back counted twice (attributes only when asked); the delayed
+    # message is never delivered
     assert both_ways(aws, scenario) == [
         ["m"],
         {"k": {"StringValue": "v", "DataType": "String"}},
