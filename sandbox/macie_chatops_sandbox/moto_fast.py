@@ -192,6 +192,8 @@ def _map(value: Any, plan: _Plan) -> Any:
     assert value_plan is not None
     serialized_map = {}
     for map_key, map_value in value.items():
+        if not map_key:
+            raise _Unsupported  # moto serializes a structure under an empty key into the map itself
         serialized = _serialize(map_value, value_plan)
         if serialized is not _ABSENT:
             serialized_map[map_key] = serialized
