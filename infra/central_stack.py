@@ -2,6 +2,7 @@
 
 member default buses --> central bus (org-only PutEvents) --rule--> intake queue --> finding handler
 Slack click --> API Gateway POST /slack/interactions --> interaction handler
+schedule (rate 15 minutes) --> sweeper --> remediation queue (approved findings whose job was lost)
 finding / interaction handler --> remediation queue --> remediator --assume--> member remediation role
 state table (DynamoDB), Slack secret (empty until the operator fills it), alarms -> SNS topic.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import AssetHashType, CfnOutput, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -44,6 +47,16 @@ REMEDIATOR_TIMEOUT = Duration.minutes(15)  # a 5 TB object is a long multipart U
 # A full vCPU (1,769 MB) for the copy threads and for hashing the copy during verification.
 REMEDIATOR_MEMORY_MB = 1769
 REMEDIATOR_CONCURRENCY = 5  # reserved: moves never starve other functions, nor flood member accounts
+
+# The sweeper re-queues the job of a finding APPROVED for longer than SWEEP_STALE_AFTER with no outcome, at
+# most SWEEP_MAX_REQUEUES times per approval, then reports it stuck (the StuckApprovals alarm). Stale means
+# longer than one remediator attempt can run (its timeout; the remediation queue's visibility timeout only
+# hides a message that long because AWS asks for 6x), so no attempt is still running for that approval.
+SWEEP_INTERVAL = Duration.minutes(15)
+SWEEP_STALE_AFTER = Duration.minutes(2 * int(REMEDIATOR_TIMEOUT.to_minutes()))
+SWEEP_MAX_REQUEUES = 3
+SWEEPER_TIMEOUT = Duration.minutes(2)  # one index query, and per stale finding a read, a send and a write
+SWEEP_RETRIES = 2  # EventBridge retries a failed invocation; a later sweep covers it anyway
 
 # AWS: an SQS event source's queue should keep a message invisible for at least 6x the function timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -187,12 +200,43 @@ class CentralStack(Stack):
             )
         )
 
+        sweeper = HandlerFunction(
+            self,
+            "Sweeper",
+            function_name=names.SWEEPER_FUNCTION_NAME,
+            handler="macie_chatops.handlers.sweeper.lambda_handler",
+            description="re-queues approved quarantines that have no outcome; reports the stuck ones",
+            code=code,
+            dependencies=dependencies,
+            environment={
+                **with_queue_env,
+                names.ENV_SWEEP_STALE_AFTER_S: str(int(SWEEP_STALE_AFTER.to_seconds())),
+                names.ENV_SWEEP_MAX_REQUEUES: str(SWEEP_MAX_REQUEUES),
+            },
+            timeout=SWEEPER_TIMEOUT,
+            memory_size=512,
+            log_retention=LOG_RETENTION,
+            reserved_concurrent_executions=1,  # sweeps never overlap (a late one and the next scheduled one)
+        )
+        sweep_schedule = events.Rule(
+            self,
+            "SweepSchedule",
+            rule_name=names.SWEEPER_SCHEDULE_RULE_NAME,
+            description="runs the macie-chatops sweeper: approved quarantines are never silently forgotten",
+            schedule=events.Schedule.rate(SWEEP_INTERVAL),
+            targets=[
+                targets.LambdaFunction(sweeper.function, dead_letter_queue=delivery_dlq, retry_attempts=SWEEP_RETRIES)
+            ],
+        )
+
         # Least privilege: what each handler does, on exactly these resources.
         for handler in (finding, interaction, remediator):
             state.grant_read_write(handler.role)
             slack_secret.grant_read(handler.role)
-        for producer in (finding, interaction):
+        for producer in (finding, interaction, sweeper):
             remediation.grant_send(producer.role)
+        state.grant_sweep(sweeper.role)  # query the approved index, read and update items: no puts, no scans
+        slack_secret.grant_read(sweeper.role)  # to tell a stuck finding's team, in its Slack message
         member_role = f"arn:{self.partition}:iam::*:role/{config.deployment.remediation_role_name}"
         remediator.role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -229,7 +273,7 @@ class CentralStack(Stack):
             alarms.on_dead_letters(
                 construct_id, queue=queue, alarm_name=f"{queue.queue_name}-not-empty", description=what
             )
-        for handler in (finding, interaction, remediator):
+        for handler in (finding, interaction, remediator, sweeper):
             alarms.on_function_errors(
                 f"{handler.node.id}Errors", function=handler.function, alarm_name=f"{handler.node.id}-errors"
             )
@@ -237,6 +281,13 @@ class CentralStack(Stack):
             "IntakeRule", rule=bus.intake_rule, bus_name=names.CENTRAL_BUS_NAME, alarm_name="intake-rule"
         )
         alarms.on_api_server_errors("SlackApi5xx", api=api.api, alarm_name="slack-endpoint-5xx")
+        alarms.on_stuck_approvals(
+            "StuckApprovals",
+            metric_name=names.STUCK_APPROVALS_METRIC,
+            service=names.SWEEPER_FUNCTION_NAME,
+            period=SWEEP_INTERVAL,
+            alarm_name="stuck-approvals",
+        )
         alarms.relay_member_alarms(
             "MemberAlarms",
             bus=bus.bus,
@@ -249,6 +300,7 @@ class CentralStack(Stack):
         self.alarm_topic = alarms.topic
         self.slack_secret = slack_secret.secret
         self.remediator_role = remediator.role
+        self.sweep_schedule = sweep_schedule
         CfnOutput(self, "SlackRequestUrl", value=api.url, description="Slack app: Interactivity request URL")
         CfnOutput(self, "CentralBusArn", value=bus.bus.event_bus_arn, description="Member rules forward here")
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn, description="Subscribe the security team")

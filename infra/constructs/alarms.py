@@ -21,6 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.event_patterns import alarm_state_change_pattern
+from macie_chatops import names
 
 PERIOD = Duration.minutes(5)
 
@@ -52,7 +53,15 @@ class OperationalAlarms(Construct):
         self._action = cloudwatch_actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
 
-    def _alarm(self, construct_id: str, *, alarm_name: str, metric: cloudwatch.IMetric, description: str) -> None:
+    def _alarm(
+        self,
+        construct_id: str,
+        *,
+        alarm_name: str,
+        metric: cloudwatch.IMetric,
+        description: str,
+        treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> None:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
@@ -62,7 +71,7 @@ class OperationalAlarms(Construct):
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=treat_missing_data,
         )
         alarm.add_alarm_action(self._action)
         self.alarms.append(alarm)
@@ -81,6 +90,29 @@ class OperationalAlarms(Construct):
             alarm_name=alarm_name,
             metric=function.metric_errors(period=PERIOD, statistic="Sum"),
             description=f"{alarm_name}: the handler raised (its SQS messages are retried, then dead-lettered)",
+        )
+
+    def on_stuck_approvals(
+        self, construct_id: str, *, metric_name: str, service: str, period: Duration, alarm_name: str
+    ) -> None:
+        """The sweeper publishes how many approved quarantines it has given up on, every sweep (0 included):
+        in ALARM while any is stuck, OK once none is. A sweep that publishes nothing (it failed: its Errors
+        alarm says so) keeps the state rather than clearing it."""
+        self._alarm(
+            construct_id,
+            alarm_name=alarm_name,
+            metric=cloudwatch.Metric(
+                namespace=names.METRICS_NAMESPACE,
+                metric_name=metric_name,
+                dimensions_map={"service": service},
+                period=period,
+                statistic="Maximum",
+            ),
+            description=(
+                f"{alarm_name}: approved quarantines with no outcome after the sweeper's last automatic re-queue; "
+                "see the sweeper's error logs for the finding ids, then docs/deploy.md (stuck approvals)"
+            ),
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
 
     def on_rule_failures(self, construct_id: str, *, rule: events.Rule, bus_name: str, alarm_name: str) -> None:

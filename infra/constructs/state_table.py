@@ -10,6 +10,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from macie_chatops.names import APPROVED_INDEX_NAME
 from macie_chatops.store import TABLE_DEFINITION, TTL_SPECIFICATION
 
 # What the store adapter does (conditional puts/updates, consistent reads, the pending-by-team query).
@@ -71,6 +72,23 @@ class StateTable(Construct):
                 projection_type=dynamodb.ProjectionType(projection),
             )
             self.index_names.append(index["IndexName"])
+
+    def _index_arn(self, name: str) -> str:
+        return Stack.of(self).format_arn(
+            service="dynamodb", resource="table", resource_name=f"{self.table.table_name}/index/{name}"
+        )
+
+    def grant_sweep(self, grantee: iam.IGrantable) -> None:
+        """The sweeper's: query the approved index, read an item consistently and update it (audit, error);
+        nothing else (no puts, no other index, no scans, no deletes)."""
+        if APPROVED_INDEX_NAME not in self.index_names:
+            raise ValueError(f"the state table has no {APPROVED_INDEX_NAME} index to grant")
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self._index_arn(APPROVED_INDEX_NAME)])
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
+        )
 
     def grant_read_write(self, grantee: iam.IGrantable) -> None:
         """Item reads and conditional writes on the table and its named indexes (no scans, no deletes)."""

@@ -75,6 +75,7 @@ INTERACTION_FUNCTION_NAME: Final = "macie-chatops-interaction"
 REMEDIATOR_FUNCTION_NAME: Final = "macie-chatops-remediator"
 SWEEPER_FUNCTION_NAME: Final = "macie-chatops-sweeper"
 SWEEPER_SCHEDULE_RULE_NAME: Final = "macie-chatops-sweep"  # EventBridge schedule on the default bus
+STUCK_APPROVALS_METRIC: Final = "StuckApprovals"  # the sweeper publishes it (service = its function name); alarmed
 CENTRAL_DELIVERY_DLQ_NAME: Final = "macie-chatops-delivery-dlq"  # central rules could not reach their target
 ALARM_TOPIC_NAME: Final = "macie-chatops-alarms"
 SLACK_API_NAME: Final = "macie-chatops-slack"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.sweeper import SweepDependencies, SweepReport
 
-SERVICE: Final = "macie-chatops-sweeper"
+SERVICE: Final = names.SWEEPER_FUNCTION_NAME  # the metrics' service dimension, as the stack's alarm reads it
 AWS_TIMEOUTS: Final = AwsTimeouts(connect_s=3, read_s=10)
 SLACK_TIMEOUT_S: Final = 10
 
@@ -83,7 +83,7 @@ def _publish(report: SweepReport) -> dict[str, int]:
     counts = {
         "StaleApprovals": report.candidates,
         "ApprovalsRequeued": report.count(Verdict.REQUEUE),
-        "StuckApprovals": report.stuck,
+        names.STUCK_APPROVALS_METRIC: report.stuck,
         "SweepErrors": len(report.errors),
     }
     for name, value in counts.items():

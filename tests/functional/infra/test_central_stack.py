@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.central_stack import VISIBILITY_TIMEOUT_FACTOR
+from infra.central_stack import SWEEP_INTERVAL, VISIBILITY_TIMEOUT_FACTOR
 from macie_chatops import names
 from macie_chatops.event_pattern import MACIE_FINDING_PATTERN
 from macie_chatops.store import TABLE_DEFINITION, TTL_SPECIFICATION
@@ -20,6 +20,7 @@ HANDLERS = {
     names.FINDING_FUNCTION_NAME: "macie_chatops.handlers.finding.lambda_handler",
     names.INTERACTION_FUNCTION_NAME: "macie_chatops.handlers.interaction.lambda_handler",
     names.REMEDIATOR_FUNCTION_NAME: "macie_chatops.handlers.remediator.lambda_handler",
+    names.SWEEPER_FUNCTION_NAME: "macie_chatops.handlers.sweeper.lambda_handler",
 }
 
 
@@ -220,7 +221,9 @@ def test_handlers_get_exactly_their_grants(example: Synthesized) -> None:
         assert not any(a.endswith("*") for a in actions), function_name
         for statement in granted:
             assert statement["Resource"] != "*", (function_name, statement)
-        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= actions
+        assert {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= actions
+        # The sweeper only updates items it reads from its index (tested on its own below); the others create too
+        assert ("dynamodb:PutItem" in actions) is (function_name != names.SWEEPER_FUNCTION_NAME)
         assert "dynamodb:Scan" not in actions and "dynamodb:DeleteItem" not in actions
         assert {"secretsmanager:GetSecretValue"} <= actions
         sends = [s for s in granted if "sqs:SendMessage" in as_list(s["Action"])]
@@ -331,3 +334,69 @@ def test_each_handler_reads_its_settings_from_the_environment_the_stack_gives_it
         settings = module.read_settings()
         # THEN nothing it requires is missing, and it reads the bundled config where the asset puts it
         assert settings.config_path == f"/var/task/{names.BUNDLED_CONFIG_FILE}"
+
+
+def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(example: Synthesized) -> None:
+    # GIVEN the central stack
+    template = example.central_json
+    sweeper = _logical_id(template, "AWS::Lambda::Function", FunctionName=names.SWEEPER_FUNCTION_NAME)
+    delivery_dlq = _logical_id(template, "AWS::SQS::Queue", QueueName=names.CENTRAL_DELIVERY_DLQ_NAME)
+    # THEN a schedule rule invokes it every 15 minutes, with retries and the delivery DLQ
+    example.central.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "Name": names.SWEEPER_SCHEDULE_RULE_NAME,
+            "ScheduleExpression": "rate(15 minutes)",
+            "State": "ENABLED",
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [sweeper, "Arn"]},
+                        "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [delivery_dlq, "Arn"]}},
+                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 2}),
+                    }
+                )
+            ],
+        },
+    )
+    # AND one sweep at a time; an approval counts as stale only after a remediator attempt can have ended
+    properties = _function(template, names.SWEEPER_FUNCTION_NAME)["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == 1
+    variables = properties["Environment"]["Variables"]
+    remediator_timeout = _function(template, names.REMEDIATOR_FUNCTION_NAME)["Properties"]["Timeout"]
+    assert int(variables[names.ENV_SWEEP_STALE_AFTER_S]) > remediator_timeout
+    assert int(variables[names.ENV_SWEEP_STALE_AFTER_S]) == 1800 and variables[names.ENV_SWEEP_MAX_REQUEUES] == "3"
+    # AND its grants are: query the approved index only, read and update items, send jobs, read the Slack secret
+    granted = _role_policy_statements(template, names.SWEEPER_FUNCTION_NAME)
+    by_action = {a: s["Resource"] for s in granted for a in as_list(s["Action"])}
+    assert set(by_action) == {
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    assert json.dumps(by_action["dynamodb:Query"]).endswith(f'/index/{names.APPROVED_INDEX_NAME}"]]}}')
+    table = _logical_id(template, "AWS::DynamoDB::Table", TableName=names.STATE_TABLE_NAME)
+    assert by_action["dynamodb:UpdateItem"] == {"Fn::GetAtt": [table, "Arn"]}
+    # AND StuckApprovals (its metric) alarms to the topic while any approval is stuck, through silent sweeps too
+    topic = _logical_id(template, "AWS::SNS::Topic", TopicName=names.ALARM_TOPIC_NAME)
+    example.central.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": names.STUCK_APPROVALS_METRIC,
+            "Namespace": names.METRICS_NAMESPACE,
+            "Dimensions": [{"Name": "service", "Value": names.SWEEPER_FUNCTION_NAME}],
+            "Statistic": "Maximum",
+            "Period": int(SWEEP_INTERVAL.to_seconds()),
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "ignore",
+            "AlarmActions": [{"Ref": topic}],
+        },
+    )
