@@ -77,16 +77,16 @@ def test_entering_approved_puts_the_finding_in_the_index_with_its_approval_time(
 
 
 @pytest.mark.parametrize(
-    ("path", "target"),
+    "target",
     [
-        ((), State.QUARANTINED),
-        ((), State.BLOCKED),
-        ((), State.FAILED),
-        ((), State.PENDING_APPROVAL),  # an approval undone: its job could not be queued
+        State.QUARANTINED,
+        State.BLOCKED,
+        State.FAILED,
+        State.PENDING_APPROVAL,  # an approval undone: its job could not be queued
     ],
 )
 def test_leaving_approved_removes_the_index_entry_in_the_same_write(
-    dynamodb: Any, store: FindingStore, path: tuple[State, ...], target: State
+    dynamodb: Any, store: FindingStore, target: State
 ) -> None:
     # GIVEN an approved finding, in the index
     _approve(store, "f-1")
@@ -144,7 +144,7 @@ def test_approved_before_pages_through_a_long_list(dynamodb: Any, store: Finding
         pages.append(len(page["Items"]))
         return page
 
-    paged = FindingStore(type("Client", (), {"query": staticmethod(small_pages)})(), TABLE)  # type: ignore[arg-type]
+    paged = FindingStore(type("Client", (), {"query": staticmethod(small_pages)})(), TABLE)
     # THEN every page is read, in order
     assert [r.finding_id for r in paged.approved_before(START + timedelta(days=1))] == [f"f-{n}" for n in range(7)]
     assert len(pages) >= 4
