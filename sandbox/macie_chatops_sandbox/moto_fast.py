@@ -1,6 +1,6 @@
-"""Take two costs out of moto that only the emulator has, without changing a single response.
+"""Take costs out of moto that only the emulator has, without changing a single response.
 
-A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows two costs real AWS does not have:
+A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows costs real AWS does not have:
 
 - **DynamoDB response serialization.** moto serializes every result with its generic, shape-driven
   ``ResponseSerializer``; for each member of each structure it builds an ``AttributePickerContext`` and asks
@@ -26,6 +26,20 @@ A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows two cos
   message: the list moto returns whenever its clock readings coincide (a scan that takes no time), which is
   as much as anyone can observe. The ``deepcopy`` calls in ``receive_message`` copy one message per message
   received and the pending group ids (FIFO only): ~0.1 ms, left as they are.
+
+- **S3 ListObjectVersions.** ``S3Backend.list_object_versions`` deep-copies every version of every key in
+  the bucket (bodies included) and only then filters them by the prefix: O(bucket) per call, where S3
+  answers from an index (the mover lists one key's versions after each move). While it runs,
+  :func:`_list_object_versions` makes the bucket's key store yield only the keys under the prefix to that
+  one call (a thread-local, so other threads' listings are untouched). The output is the same: moto drops
+  every other key after the copy anyway, the versions of a key stay together and in order, and the
+  prefixed keys are contiguous in name order, so moto's marker skipping sees the same items; when a
+  ``KeyMarker`` lies outside the prefix (where moto's skipping could see a different first item) the
+  filter stays off.
+- **EventBridge targets.** Every rule target's event goes through ``EventTemplateParser.parse``, which,
+  even without an InputTransformer, parses its default JSONPath expressions with a fresh PLY parser per
+  event (~10 ms per finding in the pipeline). :func:`_parse_jsonpath` remembers each parsed expression by
+  its text (a parsed ``JSONPath`` is never changed by ``find``; same expression, same matches).
 
 ``install()`` / ``uninstall()`` are reference counted and restore exactly what was there, like
 ``moto_atomic`` (with which it composes: they patch different attributes).
@@ -321,6 +335,56 @@ def _visible_messages(self: Any) -> list[Any]:
     return [message for message in self._messages if now > message.visible_at and not now < message.delayed_until]
 
 
+_listing = threading.local()  # .prefix: the key prefix of the ListObjectVersions running on this thread
+
+
+def _keys_under_listing_prefix(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``_VersionedKeyStore.iterlists``: only the keys under this thread's listing prefix, if one is set."""
+
+    def iterlists(self: Any) -> Any:
+        prefix = getattr(_listing, "prefix", None)
+        for key, versions in original(self):
+            if prefix is None or key.startswith(prefix):
+                yield key, versions
+
+    return iterlists
+
+
+def _list_object_versions(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``S3Backend.list_object_versions`` with the key store filtered by the prefix for the call's duration."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def list_object_versions(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        prefix = bound.arguments.get("prefix") or ""
+        key_marker = bound.arguments.get("key_marker")
+        if not prefix or (key_marker is not None and not key_marker.startswith(prefix)):
+            return original(*args, **kwargs)
+        _listing.prefix = prefix
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _listing.prefix = None
+
+    return list_object_versions
+
+
+def _parse_jsonpath(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``jsonpath_ng.ext.parse``, each expression text parsed once."""
+    import functools
+
+    @functools.wraps(original)
+    @functools.lru_cache(maxsize=256)
+    def parse(path: str, debug: bool | None = None) -> Any:
+        return original(path, debug)
+
+    return parse
+
+
 def install() -> None:
     global _installs
     with _state_lock:
@@ -347,17 +411,25 @@ def install() -> None:
 
         _undo.append(restore_serializer)
 
-        for cls, name, replacement in (
+        import jsonpath_ng.ext
+        from moto.s3.models import S3Backend
+        from moto.s3.utils import _VersionedKeyStore
+
+        for target, name, replacement in (
             (SQSBackend, "is_message_valid_based_on_retention_period", _is_message_valid_based_on_retention_period),
             (Queue, "messages", property(_visible_messages)),
+            (_VersionedKeyStore, "iterlists", _keys_under_listing_prefix(_VersionedKeyStore.iterlists)),
+            (S3Backend, "list_object_versions", _list_object_versions(S3Backend.list_object_versions)),
+            # moto.events.utils imports it from the module on every call, so the module attribute is the one.
+            (jsonpath_ng.ext, "parse", _parse_jsonpath(jsonpath_ng.ext.parse)),
         ):
-            _replace(cls, name, replacement)
+            _replace(target, name, replacement)
 
 
-def _replace(cls: type, name: str, replacement: Any) -> None:
-    original = cls.__dict__[name]
-    setattr(cls, name, replacement)
-    _undo.append(lambda: setattr(cls, name, original))
+def _replace(target: Any, name: str, replacement: Any) -> None:
+    original = target.__dict__[name]
+    setattr(target, name, replacement)
+    _undo.append(lambda: setattr(target, name, original))
 
 
 def uninstall() -> None:

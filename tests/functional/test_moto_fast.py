@@ -562,11 +562,19 @@ def test_results_the_fast_path_cannot_prove_are_serialized_by_moto(without_moto_
 
 
 def test_uninstall_restores_moto_and_installs_are_counted(without_moto_fast: None) -> None:
+    import jsonpath_ng.ext
     from moto.core import serialize
+    from moto.s3.models import S3Backend
+    from moto.s3.utils import _VersionedKeyStore
     from moto.sqs.models import Queue, SQSBackend
 
     original_check = SQSBackend.__dict__["is_message_valid_based_on_retention_period"]
     original_messages = Queue.__dict__["messages"]
+    originals = [
+        (_VersionedKeyStore, "iterlists", _VersionedKeyStore.__dict__["iterlists"]),
+        (S3Backend, "list_object_versions", S3Backend.__dict__["list_object_versions"]),
+        (jsonpath_ng.ext, "parse", jsonpath_ng.ext.__dict__["parse"]),
+    ]
     registry_before = dict(serialize.SERIALIZERS)
     specific_before = {s: dict(p) for s, p in serialize.SERVICE_SPECIFIC_SERIALIZERS.items()}
     # GIVEN moto_fast installed twice (the sandbox and a fixture, say)
@@ -575,6 +583,7 @@ def test_uninstall_restores_moto_and_installs_are_counted(without_moto_fast: Non
     assert serialize.get_serializer_class("dynamodb", "json") is not serialize.JSONSerializer
     assert SQSBackend.__dict__["is_message_valid_based_on_retention_period"] is not original_check
     assert Queue.__dict__["messages"] is not original_messages
+    assert all(target.__dict__[name] is not original for target, name, original in originals)
     # WHEN one of them uninstalls THEN it stays installed
     moto_fast.uninstall()
     assert moto_fast.installed()
@@ -585,6 +594,7 @@ def test_uninstall_restores_moto_and_installs_are_counted(without_moto_fast: Non
     assert serialize.get_serializer_class("dynamodb", "json") is serialize.JSONSerializer
     assert SQSBackend.__dict__["is_message_valid_based_on_retention_period"] is original_check
     assert Queue.__dict__["messages"] is original_messages
+    assert all(target.__dict__[name] is original for target, name, original in originals)
     assert {s: dict(p) for s, p in serialize.SERVICE_SPECIFIC_SERIALIZERS.items()} == specific_before
     assert dict(serialize.SERIALIZERS) == registry_before
     # AND an extra uninstall changes nothing
@@ -716,3 +726,126 @@ def test_a_long_queue_is_drained_once_in_order(aws: AwsSandbox, without_moto_fas
 
     # THEN every message arrives exactly once, in order
     assert both_ways(aws, scenario) == [f"m-{i:03d}" for i in range(100)]
+
+
+# -- S3: ListObjectVersions answers the same --------------------------------------------------------------
+
+LISTING_BUCKET = "listing"
+LISTED_KEYS = ("a", "a/", "a/1", "a/1/x", "a/15", "a/2", "a/2/y", "a0", "ab", "b/1", "b/2", "b/2/z", "c")
+
+
+def listing_calls() -> list[dict[str, Any]]:
+    """ListObjectVersions arguments: prefixes, delimiters, page sizes and markers inside and outside the prefix."""
+    calls: list[dict[str, Any]] = [{}]
+    for prefix in ("a", "a/", "a/1", "a/15", "a/2/y", "b/", "nothing-here"):
+        calls += [
+            {"Prefix": prefix},
+            {"Prefix": prefix, "Delimiter": "/"},
+            {"Prefix": prefix, "MaxKeys": 1},
+            {"Prefix": prefix, "MaxKeys": 2},
+        ]
+    calls += [
+        {"Prefix": "a/", "KeyMarker": "a/1"},  # a marker that is a key
+        {"Prefix": "a/", "KeyMarker": "a/10"},  # inside the prefix, not a key
+        {"Prefix": "b/", "KeyMarker": "a/zz"},  # outside the prefix: the filter stays off
+        {"Prefix": "a/", "KeyMarker": "b"},
+        {"Prefix": "a/", "Delimiter": "/", "KeyMarker": "a/1/"},
+    ]
+    return calls
+
+
+def listings(s3: Any, version_markers: dict[str, str]) -> list[Any]:
+    recorder_bodies: list[Any] = []
+    calls = listing_calls()
+    # A page boundary given as KeyMarker + VersionIdMarker, for each key's newest version
+    calls += [{"Prefix": "a/", "KeyMarker": key, "VersionIdMarker": vid} for key, vid in version_markers.items()]
+    for call in calls:
+        response = s3.list_object_versions(Bucket=LISTING_BUCKET, **call)
+        response.pop("ResponseMetadata")
+        recorder_bodies.append((call, response))
+    return recorder_bodies
+
+
+def test_list_object_versions_answers_as_moto_does(aws: AwsSandbox, without_moto_fast: None) -> None:
+    # GIVEN a versioned bucket with nested keys, several versions, and delete markers
+    reset(aws.endpoint)
+    s3 = boto3.client("s3", region_name=aws.region, config=NO_RETRIES)
+    s3.create_bucket(Bucket=LISTING_BUCKET)
+    s3.put_bucket_versioning(Bucket=LISTING_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    newest: dict[str, str] = {}
+    for round_ in range(2):
+        for key in LISTED_KEYS:
+            newest[key] = s3.put_object(Bucket=LISTING_BUCKET, Key=key, Body=f"{key}:{round_}".encode())["VersionId"]
+    for key in ("a/15", "b/2"):
+        s3.delete_object(Bucket=LISTING_BUCKET, Key=key)
+    markers = {key: vid for key, vid in newest.items() if key.startswith("a/")}
+    # WHEN the same listings are made without and with moto_fast
+    baseline = listings(s3, markers)
+    moto_fast.install()
+    try:
+        fast = listings(s3, markers)
+    finally:
+        moto_fast.uninstall()
+    # THEN every answer is the same, and the corpus saw versions, delete markers, prefixes and truncation
+    for expected, actual in zip(baseline, fast, strict=True):
+        assert actual == expected, expected[0]
+    answers = [response for _, response in baseline]
+    assert any(r.get("DeleteMarkers") for r in answers)
+    assert any(r.get("CommonPrefixes") for r in answers)
+    assert any(r.get("IsTruncated") for r in answers)
+    assert any(not r.get("Versions") for r in answers)
+
+
+# -- EventBridge: the same events reach the targets -------------------------------------------------------
+
+
+def test_event_bridge_targets_get_the_same_events(aws: AwsSandbox, without_moto_fast: None) -> None:
+    import json
+
+    def deliveries() -> list[Any]:
+        # GIVEN a rule with a plain SQS target and an InputTransformer target
+        reset(aws.endpoint)
+        sqs = boto3.client("sqs", region_name=aws.region, config=NO_RETRIES)
+        events = boto3.client("events", region_name=aws.region, config=NO_RETRIES)
+        urls = [sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("plain", "transformed")]
+        arns = [
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            for url in urls
+        ]
+        events.put_rule(Name="macie", EventPattern='{"source": ["aws.macie"]}')
+        transformer: dict[str, Any] = {
+            "InputPathsMap": {"finding": "$.detail.id", "severity": "$.detail.severity.description"},
+            "InputTemplate": '{"finding": "<finding>", "severity": "<severity>"}',
+        }
+        targets: list[Any] = [
+            {"Id": "plain", "Arn": arns[0]},
+            {"Id": "t", "Arn": arns[1], "InputTransformer": transformer},
+        ]
+        events.put_targets(Rule="macie", Targets=targets)
+        # WHEN the same findings are put on the bus, twice
+        detail = {"id": "f-2", "severity": {"description": "High"}, "list": [1, "two", {"k": "v"}]}
+        for _ in range(2):
+            events.put_events(
+                Entries=[{"Source": "aws.macie", "DetailType": "Macie Finding", "Detail": json.dumps(detail)}]
+            )
+        received = []
+        for url in urls:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+            for message in messages:
+                body = json.loads(message["Body"])
+                if isinstance(body, dict):
+                    body.pop("id", None)  # fresh per event
+                    body.pop("time", None)
+                received.append(body)
+        return received
+
+    baseline = deliveries()
+    moto_fast.install()
+    try:
+        fast = deliveries()
+    finally:
+        moto_fast.uninstall()
+    # THEN both targets received the same events with moto_fast as without it
+    assert fast == baseline
+    assert len(baseline) == 4
+    assert baseline[0]["detail"]["list"] == [1, "two", {"k": "v"}]
