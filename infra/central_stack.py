@@ -236,6 +236,7 @@ class CentralStack(Stack):
         for producer in (finding, interaction, sweeper):
             remediation.grant_send(producer.role)
         state.grant_sweep(sweeper.role)  # query the approved index, read and update items: no puts, no scans
+        remediation.grant_depth(sweeper.role)  # jobs still waiting: a backlog defers re-queues (sweeper.py)
         slack_secret.grant_read(sweeper.role)  # to tell a stuck finding's team, in its Slack message
         member_role = f"arn:{self.partition}:iam::*:role/{config.deployment.remediation_role_name}"
         remediator.role.add_to_principal_policy(

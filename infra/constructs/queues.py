@@ -71,6 +71,12 @@ class QueueWithDeadLetter(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
         )
 
+    def grant_depth(self, grantee: iam.IGrantable) -> None:
+        """GetQueueAttributes on this queue: how many messages wait (the sweeper's backlog check)."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sqs:GetQueueAttributes"], resources=[self.queue.queue_arn])
+        )
+
     def grant_send(self, grantee: iam.IGrantable) -> None:
         """SendMessage on this queue, and the two KMS actions SQS needs from a producer of encrypted messages."""
         grantee.grant_principal.add_to_principal_policy(

@@ -396,7 +396,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except SweepError as exc:
         report, status = exc.report, EXIT_FAILED
     except (BotoCoreError, ClientError) as exc:
-        print(f"sweep: the state table {table} could not be used: {exc}", file=sys.stderr)
+        print(f"sweep: the state table {table} or the remediation queue could not be read: {exc}", file=sys.stderr)
         return EXIT_FAILED
     for outcome in report.outcomes:
         line = {

@@ -20,7 +20,11 @@ attempt gets the whole ``stale_after`` before the next.
 
 Orchestration: :func:`sweep` (``SweepDependencies``: the store, the remediation queue, Slack, the policy and
 a clock, all passed in) reads the candidates from the store's sparse approved index (one query, never a
-table scan), re-reads each one consistently, decides and acts; :func:`requeue` is the operator's re-queue of
+table scan), re-reads each one consistently, decides and acts. While jobs wait in the remediation queue
+(a backlog: a mass of auto-quarantines, a remediator outage being caught up), a stale approval's job may
+simply not have been reached yet: the sweeper then re-queues nothing and gives up on nothing (verdict
+``deferred``, counted and logged), so a backlog is neither multiplied by duplicate jobs nor reported as
+stuck findings; it acts on the first sweep that finds the queue drained; :func:`requeue` is the operator's re-queue of
 one finding. Nothing is swallowed: a failed query raises at once; a record whose step failed is reported in
 :attr:`SweepReport.errors` and :func:`sweep` then raises :class:`SweepError` (carrying the report, so the
 caller can still report what was done), after trying every other record.
@@ -110,6 +114,7 @@ class Verdict(StrEnum):
     REQUEUE = "requeue"  # stale: queue its quarantine job again
     GIVE_UP = "give_up"  # stale after the last allowed re-queue: stop, record it, tell Slack and operators
     STILL_STUCK = "still_stuck"  # given up on an earlier sweep and still approved: report it again
+    DEFERRED = "deferred"  # would be re-queued or given up on, but jobs wait in the remediation queue
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,11 @@ def decide(record: FindingRecord, *, now: datetime, policy: SweepPolicy) -> Deci
 
 
 class JobQueue(Protocol):
-    """The remediation queue: send one job, return its message id (raises on failure)."""
+    """The remediation queue: send one job, return its message id; how many jobs wait (both raise on failure)."""
 
     def send(self, job: RemediationJob) -> str: ...
+
+    def waiting(self) -> int: ...
 
 
 class SlackUpdater(Protocol):
@@ -196,6 +203,16 @@ class SqsJobQueue:
     def send(self, job: RemediationJob) -> str:
         response = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.to_message())
         return str(response.get("MessageId", "?"))
+
+    def waiting(self) -> int:
+        """Jobs not yet taken by the remediator (visible, or delayed); SQS's approximate counts."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
+        )
 
 
 @dataclass(frozen=True)
@@ -223,6 +240,7 @@ class SweepReport:
     outcomes: tuple[SweepOutcome, ...]
     errors: tuple[tuple[str, str], ...] = ()  # (finding id, error) of every record whose step failed
     dry_run: bool = False
+    backlog: int = 0  # jobs waiting in the remediation queue when the sweep began (read only with candidates)
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for outcome in self.outcomes if outcome.verdict is verdict)
@@ -253,31 +271,45 @@ def sweep(deps: SweepDependencies, *, dry_run: bool = False) -> SweepReport:
     Raises what the index query raises; :class:`SweepError` when any finding's step failed."""
     now = deps.clock()
     candidates = deps.store.approved_before(now - deps.policy.stale_after)
+    backlog = deps.queue.waiting() if candidates else 0
+    if backlog:
+        logger.warning(
+            "jobs wait in the remediation queue: stale approvals are neither re-queued nor given up on this sweep",
+            extra={"backlog": backlog, "stale_approvals": len(candidates)},
+        )
     outcomes: list[SweepOutcome] = []
     errors: list[tuple[str, str]] = []
     for candidate in candidates:
         logger.thread_safe_append_keys(finding_id=candidate.finding_id, correlation_id=candidate.finding_id)
         try:
-            outcomes.append(_sweep_one(candidate.finding_id, now, deps, dry_run=dry_run))
+            outcomes.append(_sweep_one(candidate.finding_id, now, deps, dry_run=dry_run, backlog=backlog))
         except Exception as exc:  # reported below and raised after the other findings are swept
             logger.exception("sweep step failed", extra={"error_type": type(exc).__name__})
             errors.append((candidate.finding_id, f"{type(exc).__name__}: {str(exc)[:500]}"))
         finally:
             logger.thread_safe_remove_keys(["finding_id", "correlation_id"])
-    report = SweepReport(len(candidates), tuple(outcomes), tuple(errors), dry_run)
+    report = SweepReport(len(candidates), tuple(outcomes), tuple(errors), dry_run, backlog)
     if errors:
         raise SweepError(report)
     return report
 
 
-def _sweep_one(finding_id: str, now: datetime, deps: SweepDependencies, *, dry_run: bool) -> SweepOutcome:
+def _sweep_one(finding_id: str, now: datetime, deps: SweepDependencies, *, dry_run: bool, backlog: int) -> SweepOutcome:
     # The index is eventually consistent and may be a moment behind: act on the record as it is now.
     record = deps.store.get(finding_id)
     if record is None:
         return SweepOutcome(finding_id, Verdict.LEAVE, "no record", 0)
     decision = decide(record, now=now, policy=deps.policy)
+    if backlog and decision.verdict in (Verdict.REQUEUE, Verdict.GIVE_UP):
+        # Its job may be among those waiting: a duplicate would only lengthen the queue, "stuck" would be false.
+        decision = Decision(
+            Verdict.DEFERRED,
+            f"{decision.reason}; deferred: {backlog} job(s) wait in the remediation queue",
+            decision.requeues,
+            decision.waiting_since,
+        )
     outcome = SweepOutcome(finding_id, decision.verdict, decision.reason, decision.requeues, decision.waiting_since)
-    if dry_run or decision.verdict is Verdict.LEAVE:
+    if dry_run or decision.verdict in (Verdict.LEAVE, Verdict.DEFERRED):
         return outcome
     if decision.verdict is Verdict.REQUEUE:
         return _requeue(record, decision, outcome, now, deps)

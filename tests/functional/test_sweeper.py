@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from macie_chatops import names
 from macie_chatops.config import Action
 from macie_chatops.handlers import sweeper as sweeper_handler
+from macie_chatops.jobs import RemediationJob
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.sweeper import (
@@ -82,7 +83,13 @@ def test_a_stale_approval_gets_its_job_requeued_and_the_job_quarantines_the_obje
     assert (record.audit[-1].actor, record.audit[-1].event) == ("sweeper", EVENT_REQUEUED)
     assert "re-queue 1 of 3" in record.audit[-1].detail
     # AND the sweep is counted: one stale approval, one re-queued, none stuck
-    assert answer == {"StaleApprovals": 1, "ApprovalsRequeued": 1, "StuckApprovals": 0, "SweepErrors": 0}
+    assert answer == {
+        "StaleApprovals": 1,
+        "ApprovalsRequeued": 1,
+        "ApprovalsDeferred": 0,
+        "StuckApprovals": 0,
+        "SweepErrors": 0,
+    }
     assert sweeper_metrics(capsys.readouterr().out) == answer
     # WHEN the remediator takes the re-queued job
     assert world.invoke(*deliveries) == []
@@ -124,15 +131,18 @@ def test_after_the_last_requeue_the_sweeper_stops_and_is_loud(
         policy=SweepPolicy(stale_after=timedelta(minutes=30), max_requeues=3),
         clock=lambda: now[0],
     )
-    # WHEN sweeps run every 31 minutes (the store writing at the same moments)
+    # WHEN sweeps run every 31 minutes (the store writing at the same moments), each job taken off the queue
+    # in between and lost again
     verdicts = []
+    lost = 0
     for _ in range(5):
         now[0] += timedelta(minutes=31)
         report = sweep(deps)
         verdicts.append([outcome.verdict for outcome in report.outcomes])
+        lost += len(queued(queue_url))
     # THEN it re-queued the job three times, then gave up, then kept it reported as stuck
     assert verdicts == [[Verdict.REQUEUE]] * 3 + [[Verdict.GIVE_UP], [Verdict.STILL_STUCK]]
-    assert len(queued(queue_url)) == 3
+    assert lost == 3
     record = world.record("f-stuck")
     assert record.state is State.APPROVED
     events = [entry.event for entry in record.audit]
@@ -148,7 +158,13 @@ def test_after_the_last_requeue_the_sweeper_stops_and_is_loud(
     answer = run_sweeper()
     # THEN it queues nothing more, publishes StuckApprovals (what the stack alarms on) and logs an error
     assert queued(queue_url) == []
-    assert answer == {"StaleApprovals": 1, "ApprovalsRequeued": 0, "StuckApprovals": 1, "SweepErrors": 0}
+    assert answer == {
+        "StaleApprovals": 1,
+        "ApprovalsRequeued": 0,
+        "ApprovalsDeferred": 0,
+        "StuckApprovals": 1,
+        "SweepErrors": 0,
+    }
     out = capsys.readouterr().out
     assert sweeper_metrics(out)["StuckApprovals"] == 1
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == sweeper_handler.SERVICE]
@@ -214,36 +230,95 @@ def test_a_dynamodb_error_raises_instead_of_reading_as_nothing_stuck(
     assert sweeper_metrics(capsys.readouterr().out) == {"SweepErrors": 1}
 
 
-def test_an_sqs_error_raises_after_sweeping_the_others_and_counts_nothing_it_did_not_do(
-    world: RemediatorWorld, queue_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_failed_send_raises_after_sweeping_the_others_and_counts_nothing_it_did_not_do(
+    world: RemediatorWorld, queue_url: str
 ) -> None:
-    # GIVEN two stale approvals, and a remediation queue that no longer exists
+    # GIVEN two stale approvals, and a queue adapter whose send for the first one goes to a queue that is gone
     approved_since(world, "f-a", LONG_AGO, key="a.csv")
     approved_since(world, "f-b", LONG_AGO, key="b.csv")
+    sqs = aws_client("sqs")
+    gone = sqs.create_queue(QueueName="gone")["QueueUrl"]
+    sqs.delete_queue(QueueUrl=gone)
+    live, dead = SqsJobQueue(sqs, queue_url), SqsJobQueue(sqs, gone)
+
+    class OneSendFails:
+        def send(self, job: RemediationJob) -> str:
+            return (dead if job.finding_id == "f-a" else live).send(job)
+
+        def waiting(self) -> int:
+            return live.waiting()
+
+    deps = SweepDependencies(store=world.store, queue=OneSendFails(), slack=None)
+    # WHEN the sweep runs
+    with pytest.raises(SweepError) as raised:
+        sweep(deps)
+    # THEN it raised naming f-a's SQS error, after re-queueing f-b
+    report = raised.value.report
+    assert [finding_id for finding_id, _ in report.errors] == ["f-a"]
+    assert "QueueDoesNotExist" in report.errors[0][1] or "NonExistentQueue" in report.errors[0][1]
+    assert [(o.finding_id, o.verdict) for o in report.outcomes] == [("f-b", Verdict.REQUEUE)]
+    assert [json.loads(d.body)["finding_id"] for d in queued(queue_url)] == ["f-b"]
+    # AND only the job really sent is counted on the audit trail
+    assert EVENT_REQUEUED not in [entry.event for entry in world.record("f-a").audit]
+    assert EVENT_REQUEUED in [entry.event for entry in world.record("f-b").audit]
+
+
+def test_a_missing_remediation_queue_raises_before_anything_is_done(
+    world: RemediatorWorld, queue_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a stale approval, and a remediation queue that no longer exists
+    approved_since(world, "f-a", LONG_AGO)
     aws_client("sqs").delete_queue(QueueUrl=queue_url)
     capsys.readouterr()
-    # WHEN the sweeper runs
-    with pytest.raises(SweepError) as raised:
+    # WHEN the sweeper runs  THEN it raises SQS's error (the function's Errors alarm fires)
+    with pytest.raises(ClientError, match=r"NonExistentQueue|QueueDoesNotExist"):
         run_sweeper()
-    # THEN it raised, naming both findings' errors, and published what it did (nothing) and the errors
-    assert [finding_id for finding_id, _ in raised.value.report.errors] == ["f-a", "f-b"]
-    assert all("QueueDoesNotExist" in error or "NonExistentQueue" in error for _, error in raised.value.report.errors)
-    assert sweeper_metrics(capsys.readouterr().out) == {
-        "StaleApprovals": 2,
+    # AND it counts the failed sweep, and records nothing
+    assert sweeper_metrics(capsys.readouterr().out) == {"SweepErrors": 1}
+    assert EVENT_REQUEUED not in [entry.event for entry in world.record("f-a").audit]
+
+
+def test_while_jobs_wait_in_the_queue_stale_approvals_are_deferred_not_multiplied(
+    world: RemediatorWorld, queue_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a stale approval, and a backlog: other jobs still wait in the remediation queue (a mass of
+    # auto-quarantines being worked through)
+    approved_since(world, "f-behind", LONG_AGO)
+    sqs = aws_client("sqs")
+    for n in range(3):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"backlog": n}))
+    before = world.record("f-behind")
+    # WHEN the sweeper runs
+    answer = run_sweeper()
+    # THEN it queues no duplicate and records nothing: the finding's job may be among those waiting
+    assert answer == {
+        "StaleApprovals": 1,
         "ApprovalsRequeued": 0,
+        "ApprovalsDeferred": 1,
         "StuckApprovals": 0,
-        "SweepErrors": 2,
+        "SweepErrors": 0,
     }
-    # AND no re-queue was recorded: the count of attempts stays honest
-    for finding_id in ("f-a", "f-b"):
-        assert EVENT_REQUEUED not in [entry.event for entry in world.record(finding_id).audit]
+    assert world.record("f-behind") == before
+    assert any("jobs wait in the remediation queue" in r.getMessage() for r in caplog.records)
+    # WHEN the queue has drained and the sweeper runs again
+    assert len(queued(queue_url)) == 3
+    answer = run_sweeper()
+    # THEN the job is re-queued
+    assert (answer["ApprovalsRequeued"], answer["ApprovalsDeferred"]) == (1, 0)
+    assert [json.loads(d.body)["finding_id"] for d in queued(queue_url)] == ["f-behind"]
 
 
 def test_an_empty_sweep_still_publishes_its_metrics_at_zero(
     world: RemediatorWorld, queue_url: str, capsys: Any
 ) -> None:
     # GIVEN nothing approved  WHEN the sweeper runs  THEN it still publishes its metrics, every one 0
-    assert run_sweeper() == {"StaleApprovals": 0, "ApprovalsRequeued": 0, "StuckApprovals": 0, "SweepErrors": 0}
+    assert run_sweeper() == {
+        "StaleApprovals": 0,
+        "ApprovalsRequeued": 0,
+        "ApprovalsDeferred": 0,
+        "StuckApprovals": 0,
+        "SweepErrors": 0,
+    }
     metrics = [m for m in emf_metrics(capsys.readouterr().out) if m["name"] == "StuckApprovals"]
     assert metrics == [
         {"name": "StuckApprovals", "namespace": names.METRICS_NAMESPACE, "service": "macie-chatops-sweeper"}

@@ -9,7 +9,8 @@ A failed sweep raises (the function's Errors alarm fires, and EventBridge retrie
 metrics of what was done are published: it never reads as "nothing stuck". Metrics (EMF, namespace
 ``MacieChatOps``, dimension ``service``), one set per sweep: ``StuckApprovals`` (findings given up on and still
 APPROVED: the stack alarms on it, and it is published every sweep, 0 included, so the alarm clears once they
-are handled), ``ApprovalsRequeued``, ``StaleApprovals`` (candidates from the index) and ``SweepErrors``.
+are handled), ``ApprovalsRequeued``, ``ApprovalsDeferred`` (stale, but left while jobs wait in the remediation queue),
+``StaleApprovals`` (candidates from the index) and ``SweepErrors``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def _publish(report: SweepReport) -> dict[str, int]:
     counts = {
         "StaleApprovals": report.candidates,
         "ApprovalsRequeued": report.count(Verdict.REQUEUE),
+        "ApprovalsDeferred": report.count(Verdict.DEFERRED),
         names.STUCK_APPROVALS_METRIC: report.stuck,
         "SweepErrors": len(report.errors),
     }

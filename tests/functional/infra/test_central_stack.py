@@ -366,7 +366,8 @@ def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(exa
     remediator_timeout = _function(template, names.REMEDIATOR_FUNCTION_NAME)["Properties"]["Timeout"]
     assert int(variables[names.ENV_SWEEP_STALE_AFTER_S]) > remediator_timeout
     assert int(variables[names.ENV_SWEEP_STALE_AFTER_S]) == 1800 and variables[names.ENV_SWEEP_MAX_REQUEUES] == "3"
-    # AND its grants are: query the approved index only, read and update items, send jobs, read the Slack secret
+    # AND its grants are: query the approved index only, read and update items, send jobs and count the waiting
+    # ones, read the Slack secret
     granted = _role_policy_statements(template, names.SWEEPER_FUNCTION_NAME)
     by_action = {a: s["Resource"] for s in granted for a in as_list(s["Action"])}
     assert set(by_action) == {
@@ -374,6 +375,7 @@ def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(exa
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
         "kms:GenerateDataKey",
         "kms:Decrypt",
         "secretsmanager:GetSecretValue",
@@ -384,6 +386,7 @@ def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(exa
     assert json.dumps(by_action["dynamodb:Query"]).endswith(f'/index/{names.APPROVED_INDEX_NAME}"]]}}')
     table = _logical_id(template, "AWS::DynamoDB::Table", TableName=names.STATE_TABLE_NAME)
     assert by_action["dynamodb:UpdateItem"] == {"Fn::GetAtt": [table, "Arn"]}
+    assert by_action["sqs:GetQueueAttributes"] == by_action["sqs:SendMessage"]
     # AND StuckApprovals (its metric) alarms to the topic while any approval is stuck, through silent sweeps too
     topic = _logical_id(template, "AWS::SNS::Topic", TopicName=names.ALARM_TOPIC_NAME)
     example.central.has_resource_properties(
