@@ -323,3 +323,20 @@ def test_an_empty_sweep_still_publishes_its_metrics_at_zero(
     assert metrics == [
         {"name": "StuckApprovals", "namespace": names.METRICS_NAMESPACE, "service": "macie-chatops-sweeper"}
     ]
+
+
+def test_sweeps_with_metrics_disabled_leave_nothing_behind_for_a_later_flush(
+    world: RemediatorWorld, queue_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN sweeps run while metrics are disabled (the sandbox's default), one of them re-queueing a job
+    approved_since(world, "f-quiet", LONG_AGO)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    run_sweeper()
+    run_sweeper()
+    assert sweeper_metrics(capsys.readouterr().out) == {}
+    queued(queue_url)
+    # WHEN metrics are enabled and the sweeper runs again
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    answer = run_sweeper()
+    # THEN only this sweep's values are published: nothing piled up in the container meanwhile
+    assert sweeper_metrics(capsys.readouterr().out) == answer

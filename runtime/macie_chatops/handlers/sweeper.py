@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from macie_chatops import names
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, Settings, remaining_time
@@ -44,8 +45,17 @@ def read_settings() -> Settings:
 
 
 def clear_caches() -> None:
-    """Forget what the container read (tests that change the world under the handler)."""
+    """Forget what the container read (tests that change the world under the handler), and any metric not
+    published."""
     _cache.clear()
+    metrics.clear_metrics()
+
+
+def _add_metric(name: str, value: int) -> None:
+    # Powertools never clears what was added while metrics are disabled (the sandbox's default): it would
+    # pile up in the container and be printed when 100 values are reached. Disabled means not added.
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 class _LazySlack:
@@ -89,13 +99,21 @@ def _publish(report: SweepReport) -> dict[str, int]:
         "SweepErrors": len(report.errors),
     }
     for name, value in counts.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        _add_metric(name, value)
     return counts
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        return _sweep(context)
+    finally:
+        # What Powertools' log_metrics does, but silent when metrics are disabled (nothing was added then).
+        if not is_metrics_disabled():
+            metrics.flush_metrics()
+
+
+def _sweep(context: Any) -> dict[str, Any]:
     from macie_chatops.sweeper import SweepError, sweep
 
     settings = read_settings()
@@ -108,7 +126,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise
     except Exception:
         # The candidates could not even be listed: no count is known, so none is published but the failure.
-        metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=1)
+        _add_metric("SweepErrors", 1)
         logger.exception("sweep failed: the approved findings could not be listed")
         raise
     counts = _publish(report)
