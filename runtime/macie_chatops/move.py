@@ -29,7 +29,10 @@ A redelivery runs the same code: the HEADs of step 1 tell it how far an earlier 
 after a verification made in the same attempt, so no crash point can lose the object.
 
 Restore is the reverse copy of the exact quarantined bytes to the original bucket and key, as a new version
-(metadata and content type as they were; the bucket's default encryption): HEAD the quarantine copy, HEAD
+(metadata, content type and the object's own tags as they were; the bucket's default encryption). The tags
+are read from the source version before the copy (``MoveOutcome.original_tags``: the copy carries ours, so
+the state record keeps them; None when S3 would not show them) and handed back in
+``RestoreRequest.original_tags``. Steps: HEAD the quarantine copy, HEAD
 the original key (an object there with the same bytes = an earlier attempt's restore: adopt it; any other
 object = refuse, never replace someone's newer data), copy with ``If-None-Match: *`` (S3 refuses the write
 if an object appeared meanwhile), verify. The quarantine copy is kept (decision): it is the audit evidence,
@@ -64,6 +67,7 @@ from macie_chatops.quarantine_plan import (
     RestoreStatus,
     SourceState,
     StreamHasher,
+    TagPairs,
     Verification,
     VerifyResult,
     byte_ranges,
@@ -73,6 +77,7 @@ from macie_chatops.quarantine_plan import (
     copy_state,
     crc32_checksum,
     crc32_combine,
+    encode_original_tags,
     full_object_checksum,
     next_step,
     normalise_etag,
@@ -81,6 +86,8 @@ from macie_chatops.quarantine_plan import (
     quarantine_metadata,
     restored_metadata,
     source_state,
+    tag_pairs,
+    tagging_header,
     verification_method,
 )
 from macie_chatops.summary import FindingSummary
@@ -182,6 +189,7 @@ class MoveOutcome:
     verification: str | None = None  # e.g. "s3 CRC32:Xg5djw=="
     resumed: bool = False  # an earlier attempt had already done part of the move
     retryable: bool = False  # FAILED only: a retry may succeed
+    original_tags: TagPairs | None = None  # the source version's tags (None: not known), for a restore
 
     def location(self, region: str) -> dict[str, str]:
         """Where the copy is, for the state record (``RecordUpdates.quarantine``: strings only)."""
@@ -192,6 +200,8 @@ class MoveOutcome:
             location["older_versions"] = str(self.older_versions)
         if self.verification:
             location["verification"] = self.verification
+        if self.original_tags is not None:
+            location["original_tags"] = encode_original_tags(self.original_tags)
         return location
 
 
@@ -204,9 +214,12 @@ class RestoreRequest:
     key: str
     quarantine_key: str
     storage_class: str = "STANDARD"
+    original_tags: TagPairs = ()  # put back on the restored object (what the quarantine read from the source)
 
     @classmethod
-    def of(cls, summary: FindingSummary, *, quarantine_key_: str | None = None) -> RestoreRequest:
+    def of(
+        cls, summary: FindingSummary, *, quarantine_key_: str | None = None, original_tags: TagPairs = ()
+    ) -> RestoreRequest:
         return cls(
             finding_id=summary.finding_id,
             account_id=summary.account_id,
@@ -215,6 +228,7 @@ class RestoreRequest:
             key=summary.key,
             quarantine_key=quarantine_key_ or quarantine_key(summary.finding_id, summary.bucket, summary.key),
             storage_class=summary.storage_class,
+            original_tags=original_tags,
         )
 
     @property
@@ -371,6 +385,7 @@ class ObjectMover:
     ) -> MoveOutcome:
         """Steps 2-5 while the source version is present: (re-)copy, verify, tag verified, delete, count."""
         qkey = target.key
+        original_tags = self._source_tags(request, source_at, source)
         # An unversioned source is read with If-Match, so a stream never mixes in an object written since.
         if_match = None if source_at.version_id else source.etag
         verified = None
@@ -420,6 +435,7 @@ class ObjectMover:
                 older_versions=older,
                 verification=how,
                 resumed=resumed,
+                original_tags=original_tags,
             )
         blocked = self._delete_source(request, source, source_at)
         if blocked is not None:
@@ -435,6 +451,7 @@ class ObjectMover:
                 older_versions=older,
                 verification=how,
                 resumed=resumed,
+                original_tags=original_tags,
             )
         self._checkpoint(MoveStep.DELETED)
         older = self._count_versions(request, moved=source.version_id)
@@ -448,6 +465,7 @@ class ObjectMover:
             older_versions=older,
             verification=how,
             resumed=resumed,
+            original_tags=original_tags,
         )
 
     # -- quarantine steps ---------------------------------------------------------------------------------
@@ -493,6 +511,30 @@ class ObjectMover:
                     request,
                     f"S3 refused to read the object ({code}): an SSE-C object, or a version id S3 does not accept",
                 )
+            raise
+
+    def _source_tags(self, request: MoveRequest, at: _Located, source: ObjectView | None) -> TagPairs | None:
+        """The finding's version's own tags, so a restore can put them back (the copy carries ours instead).
+
+        None when they cannot be known: no such version (the plan decides what that means), a version that
+        is no longer the finding's, or a read the bucket denies (the move goes on; the restore says so)."""
+        from botocore.exceptions import ClientError
+
+        if source is None or source.etag != normalise_etag(request.etag):
+            return None
+        args: dict[str, Any] = {"Bucket": at.bucket, "Key": at.key}
+        if source.version_id:
+            args["VersionId"] = source.version_id
+        try:
+            return tag_pairs(self._s3.get_object_tagging(**args).get("TagSet", []))
+        except ClientError as exc:
+            code = _code(exc)
+            if code in ACCESS_DENIED_CODES | NOT_FOUND_CODES:
+                logger.warning(
+                    "the source's tags cannot be read: a restore will not bring them back",
+                    extra={"finding_id": request.finding_id, "code": code},
+                )
+                return None
             raise
 
     def _head_copy(
@@ -881,7 +923,9 @@ class ObjectMover:
             copy,
             metadata=restored_metadata(copy.metadata, request.key),
             checksum_algorithm=algorithm or copy_checksum_algorithm(None, multipart=multipart),
-            tagging="",  # the quarantine tags stay on the quarantine copy
+            # The object's own tags again, never the quarantine's: atomically on a single copy; a multipart
+            # copy is tagged right after it (as the quarantine copy is, see _copy_to_quarantine).
+            tagging=tagging_header(request.original_tags) if not multipart else "",
             if_match=copy.etag,
             storage_class=request.storage_class if request.storage_class in RESTORABLE_STORAGE_CLASSES else None,
         )
@@ -903,6 +947,11 @@ class ObjectMover:
         if restored is None:
             raise RuntimeError(f"the restored object s3://{request.bucket}/{request.key} cannot be read back")
         restored_at = _Located(destination.bucket, destination.key, restored.version_id)
+        if multipart and request.original_tags:
+            self._s3.put_object_tagging(
+                **restored_at.args(),  # type: ignore[arg-type]
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in request.original_tags]},
+            )
         result = self._verify(restored, restored_at, expected=expected, size=copy.size, source=quarantined_at)
         if not result.ok:
             logger.error(

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -448,6 +449,44 @@ def restored_metadata(quarantine_metadata_: Mapping[str, str], key: str) -> dict
     if metadata.get(METADATA_SOURCE_KEY) == encode_key(key):
         del metadata[METADATA_SOURCE_KEY]
     return metadata
+
+
+TagPairs = tuple[tuple[str, str], ...]
+MAX_OBJECT_TAGS: Final = 10  # S3's limit per object
+
+
+def tag_pairs(tag_set: Iterable[Mapping[str, object]]) -> TagPairs:
+    """An S3 TagSet (``[{"Key": k, "Value": v}, ...]``) as (key, value) pairs, in S3's order."""
+    return tuple((str(tag["Key"]), str(tag["Value"])) for tag in tag_set)
+
+
+def tagging_header(pairs: TagPairs) -> str:
+    """Tags as the ``x-amz-tagging`` header (URL query encoding) that CopyObject/PutObject take."""
+    from urllib.parse import urlencode
+
+    return urlencode(list(pairs))
+
+
+def encode_original_tags(pairs: TagPairs) -> str:
+    """The source object's tags as the state record keeps them (a JSON list of [key, value] pairs)."""
+    return json.dumps([list(pair) for pair in pairs], ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_original_tags(text: str) -> TagPairs:
+    """The inverse of :func:`encode_original_tags`; ValueError for anything else (a record written otherwise)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"original tags are not JSON: {exc}") from None
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_OBJECT_TAGS
+        or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in value
+        )
+    ):
+        raise ValueError(f"original tags must be at most {MAX_OBJECT_TAGS} [key, value] string pairs")
+    return tuple((pair[0], pair[1]) for pair in value)
 
 
 def copy_checksum_algorithm(source: Checksum | None, *, multipart: bool) -> str:

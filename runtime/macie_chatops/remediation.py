@@ -34,7 +34,7 @@ recorded for them, exactly as if the process had died there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -52,7 +52,7 @@ from macie_chatops.errors import (
 )
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
-from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus
+from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus, TagPairs, decode_original_tags
 from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
 from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates
@@ -299,7 +299,9 @@ def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDepend
     summary = record.summary
     requester = _entered_by(record) or job.requested_by
     quarantine = dict(record.quarantine or {})
-    request = RestoreRequest.of(summary, quarantine_key_=quarantine.get("key") or None)
+    request = RestoreRequest.of(
+        summary, quarantine_key_=quarantine.get("key") or None, original_tags=_original_tags(quarantine)
+    )
     try:
         clients = deps.sessions.clients(
             summary.account_id, summary.region, actor=requester, finding_id=record.finding_id
@@ -354,6 +356,19 @@ def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDepend
         logger.warning("the record moved on before the restore was recorded", extra={"state": result.record.state})
     update_slack(result.record, deps)
     return job_result
+
+
+def _original_tags(quarantine: Mapping[str, str]) -> TagPairs:
+    """The tags the quarantine read from the source version, to put back (none when they were not known)."""
+    text = quarantine.get("original_tags")
+    if text is None:
+        return ()
+    try:
+        return decode_original_tags(text)
+    except ValueError as exc:
+        # The record's own field, written by the mover: a restore of the bytes must not wait on it.
+        logger.error("the record's original tags are unreadable: restoring without them", extra={"error": str(exc)})
+        return ()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -415,6 +415,35 @@ def test_delete_denied_by_policy_blocks_as_locked_with_both_copies(world: MoveWo
     assert (outcome.status, outcome.reason) == (MoveStatus.BLOCKED, BlockReason.LOCKED), outcome
     assert "denied" in outcome.detail
     assert world.read(MEMBER_A, SOURCE, "payroll.csv", version) == body
+    assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
+
+
+def test_source_tags_denied_still_moves_and_leaves_the_tags_unknown(world: MoveWorld) -> None:
+    # GIVEN a tagged object whose tags S3 refuses to show the member role (a bucket policy or SCP, say).
+    # moto does not authorize tag reads at all, so S3's AccessDenied for GetObjectTagging is answered on
+    # the real client, before the request leaves it; every other call goes to moto's server as usual.
+    world.bucket(MEMBER_A, SOURCE)
+    body = b"iban=DE89370400440532013000\n"
+    version, etag = world.put(MEMBER_A, SOURCE, "iban.csv", body, Tagging="team=payments")
+    # the member-role client the mover gets (sessions are cached per finding)
+    s3 = world.sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=FINDING_ID).s3
+
+    def access_denied(**_: Any) -> tuple[Any, dict[str, Any]]:
+        # (this finding's mover reads tags only of its source: its quarantine key holds no copy yet)
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        error = {"Code": "AccessDenied", "Message": "Access Denied"}
+        return AWSResponse("", 403, HTTPHeaders(), None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    s3.meta.events.register("before-call.s3.GetObjectTagging", cast(Any, access_denied))
+    request = world.request(MEMBER_A, SOURCE, "iban.csv", version_id=version, etag=etag, size=len(body))
+    # WHEN it is quarantined
+    outcome = world.mover(MEMBER_A).quarantine(request)
+    # THEN the move is done, and its tags are recorded as unknown (not as "none")
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert outcome.original_tags is None
+    assert "original_tags" not in outcome.location(REGION)
+    assert world.read(MEMBER_A, SOURCE, "iban.csv", version) is None
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
 
 

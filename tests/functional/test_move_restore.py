@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from urllib.parse import urlencode
 
 import pytest
 
 from macie_chatops.move import MoveOutcome, MoveRequest, RestoreRequest
 from macie_chatops.names import quarantine_bucket_name
-from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus
+from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus, decode_original_tags
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, MoveWorld, build_move_world, crash_at, sha256
 
@@ -178,3 +180,40 @@ def test_an_object_written_during_a_multipart_restore_is_never_overwritten(world
     # THEN S3 refused the completion (If-None-Match), and the restore reports it instead of overwriting
     assert restored.status is RestoreStatus.REFUSED, restored
     assert world.read(MEMBER_A, SOURCE, request.key) == b"written during the restore"
+
+
+@pytest.mark.parametrize(("size", "threshold_mb"), [(2048, 64), (6 * MB, 5)], ids=["single-copy", "multipart"])
+def test_the_objects_own_tags_are_read_at_quarantine_and_put_back_on_restore(
+    world: MoveWorld, size: int, threshold_mb: int
+) -> None:
+    # GIVEN a tagged object (tags that drive access and lifecycle rules, with characters that need encoding)
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(size)
+    tags = {"team": "payments", "data class": "pii/card: 7y", "owner": "ops+sec@example.com", "rule": "a=b"}
+    tagging = urlencode(list(tags.items()))
+    version, etag = world.put(MEMBER_A, SOURCE, "exports/tagged.bin", body, Tagging=tagging)
+    request = world.request(MEMBER_A, SOURCE, "exports/tagged.bin", version_id=version, etag=etag, size=size)
+    # WHEN it is quarantined
+    outcome = world.mover(MEMBER_A, threshold_mb=threshold_mb).quarantine(request)
+    # THEN the outcome (and so the record) holds the object's own tags, and the copy carries only ours
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert dict(outcome.original_tags or ()) == tags
+    assert decode_original_tags(outcome.location(REGION)["original_tags"]) == outcome.original_tags
+    assert all(key.startswith("macie-chatops:") for key in world.tags(MEMBER_A, QUARANTINE, outcome.quarantine_key))
+    # WHEN it is restored with the tags the record kept
+    restore = dataclasses.replace(_restore_request(request, outcome), original_tags=outcome.original_tags or ())
+    restored = world.mover(MEMBER_A, threshold_mb=threshold_mb).restore(restore)
+    # THEN the bytes and the object's own tags are back
+    assert restored.status is RestoreStatus.RESTORED, restored
+    assert sha256(world.read(MEMBER_A, SOURCE, request.key)) == sha256(body)
+    assert world.tags(MEMBER_A, SOURCE, request.key) == tags
+
+
+def test_an_untagged_object_is_restored_untagged_and_unknown_tags_are_said(world: MoveWorld) -> None:
+    # GIVEN an untagged object, quarantined
+    _, outcome, _, _ = _quarantined(world, versioned=True, size=1024, threshold_mb=64)
+    # THEN its tags are known to be none (not unknown)
+    assert outcome.original_tags == ()
+    assert outcome.location(REGION)["original_tags"] == "[]"
+    # AND an outcome whose tags could not be read says nothing about them
+    assert "original_tags" not in dataclasses.replace(outcome, original_tags=None).location(REGION)

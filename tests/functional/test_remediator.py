@@ -366,7 +366,9 @@ def test_no_job_is_started_without_enough_time_left(world: RemediatorWorld) -> N
 
 def test_restore_round_trip_through_the_handler(world: RemediatorWorld) -> None:
     # GIVEN a quarantined finding whose Restore button was clicked by an approver
-    seeded = world.seed("f-restore", ContentType="text/csv", Metadata={"owner": "payments"})
+    seeded = world.seed(
+        "f-restore", ContentType="text/csv", Metadata={"owner": "payments"}, Tagging="team=payments&retention=7y"
+    )
     assert world.invoke(job("quarantine", seeded.finding_id)) == []
     world.request_restore(seeded.finding_id, by="U0BOB")
     # WHEN the restore job arrives
@@ -381,6 +383,8 @@ def test_restore_round_trip_through_the_handler(world: RemediatorWorld) -> None:
     assert head["VersionId"] == restored_version
     assert (head["ContentType"], head["Metadata"]) == ("text/csv", {"owner": "payments"})
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == seeded.body
+    # AND the object's own tags are back on it (the record kept them; the quarantine copy carries ours)
+    assert world.moves.tags(MEMBER_A, SOURCE, seeded.key) == {"team": "payments", "retention": "7y"}
     # AND the message says who restored it, with no buttons left
     text = message_text(world.message(seeded))
     assert "Restored" in text and "<@U0BOB>" in text and restored_version in text

@@ -26,6 +26,10 @@ from macie_chatops.quarantine_plan import (
     SourceState,
     StreamHasher,
     Verification,
+    decode_original_tags,
+    encode_original_tags,
+    tag_pairs,
+    tagging_header,
 )
 
 FINDING_ID = "7d2a0b8e1c9f4a6b8d3e5f7a9b1c3d5e"
@@ -432,3 +436,31 @@ def test_byte_ranges_cover_the_object_exactly(
     size: int, parts: int, minimum: int, expected: list[tuple[int, int]]
 ) -> None:
     assert plan.byte_ranges(size, parts, minimum) == expected
+
+
+def test_original_tags_round_trip_through_the_record_and_the_tagging_header() -> None:
+    # GIVEN an object's tags as S3 lists them (order kept, characters that need encoding)
+    pairs = tag_pairs([{"Key": "data class", "Value": "pii & card"}, {"Key": "owner", "Value": "ünïcode=yes"}])
+    # WHEN they are kept on the record and read back
+    text = encode_original_tags(pairs)
+    # THEN they are the same pairs, and the tagging header encodes them as S3 takes them
+    assert decode_original_tags(text) == pairs == (("data class", "pii & card"), ("owner", "ünïcode=yes"))
+    assert tagging_header(pairs) == "data+class=pii+%26+card&owner=%C3%BCn%C3%AFcode%3Dyes"
+    assert decode_original_tags(encode_original_tags(())) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        '{"team": "payments"}',
+        '[["team"]]',
+        '[["team", 1]]',
+        '[["a", "b", "c"]]',
+        "[" + ",".join(f'["k{n}", "v"]' for n in range(11)) + "]",
+    ],
+    ids=["not-json", "object", "one-part", "not-a-string", "three-parts", "eleven-tags"],
+)
+def test_unreadable_original_tags_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="original tags"):
+        decode_original_tags(text)
