@@ -948,10 +948,7 @@ class ObjectMover:
             raise RuntimeError(f"the restored object s3://{request.bucket}/{request.key} cannot be read back")
         restored_at = _Located(destination.bucket, destination.key, restored.version_id)
         if multipart and request.original_tags:
-            self._s3.put_object_tagging(
-                **restored_at.args(),  # type: ignore[arg-type]
-                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in request.original_tags]},
-            )
+            self._put_tag_pairs(restored_at, request.original_tags)
         result = self._verify(restored, restored_at, expected=expected, size=copy.size, source=quarantined_at)
         if not result.ok:
             logger.error(
@@ -985,6 +982,9 @@ class ObjectMover:
         at = _Located(present_at.bucket, present_at.key, present.version_id)
         result = self._verify(present, at, expected=expected, size=copy.size, source=copy_at)
         if result.ok:
+            if request.original_tags and not self._s3.get_object_tagging(**at.args()).get("TagSet"):  # type: ignore[arg-type]
+                # An earlier attempt died between a multipart copy and its tagging: finish it.
+                self._put_tag_pairs(at, request.original_tags)
             return RestoreOutcome(
                 RestoreStatus.RESTORED,
                 "the original key already holds the quarantined bytes",
@@ -996,6 +996,12 @@ class ObjectMover:
             RestoreStatus.REFUSED,
             f"s3://{request.bucket}/{request.key} now holds a different object (ETag {present.etag}); restoring "
             "would replace it. The object stays in quarantine.",
+        )
+
+    def _put_tag_pairs(self, at: _Located, pairs: TagPairs) -> None:
+        self._s3.put_object_tagging(
+            **at.args(),  # type: ignore[arg-type]
+            Tagging={"TagSet": [{"Key": key, "Value": value} for key, value in pairs]},
         )
 
     def _restore_refused(self, detail: str, exc: Exception) -> RestoreOutcome:

@@ -217,3 +217,22 @@ def test_an_untagged_object_is_restored_untagged_and_unknown_tags_are_said(world
     assert outcome.location(REGION)["original_tags"] == "[]"
     # AND an outcome whose tags could not be read says nothing about them
     assert "original_tags" not in dataclasses.replace(outcome, original_tags=None).location(REGION)
+
+
+def test_a_multipart_restore_that_died_before_its_tags_gets_them_on_redelivery(world: MoveWorld) -> None:
+    # GIVEN a tagged object quarantined by a multipart copy, and a restore that died right after its copy
+    # landed (a multipart restore tags after the copy)
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(6 * MB)
+    version, etag = world.put(MEMBER_A, SOURCE, "big.bin", body, Tagging="team=payments")
+    request = world.request(MEMBER_A, SOURCE, "big.bin", version_id=version, etag=etag, size=len(body))
+    outcome = world.mover(MEMBER_A, threshold_mb=5).quarantine(request)
+    restore = dataclasses.replace(_restore_request(request, outcome), original_tags=outcome.original_tags or ())
+    with pytest.raises(Crash):
+        world.mover(MEMBER_A, threshold_mb=5, checkpoint=crash_at(MoveStep.RESTORE_COPIED)).restore(restore)
+    assert world.tags(MEMBER_A, SOURCE, "big.bin") == {}
+    # WHEN the restore job is redelivered
+    restored = world.mover(MEMBER_A, threshold_mb=5).restore(restore)
+    # THEN it adopts its own copy and finishes it: the object's tags are back
+    assert restored.status is RestoreStatus.RESTORED and restored.resumed, restored
+    assert world.tags(MEMBER_A, SOURCE, "big.bin") == {"team": "payments"}
