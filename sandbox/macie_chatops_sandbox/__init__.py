@@ -7,6 +7,8 @@ expose it to operators. Modules:
   everything below, puts findings in as member accounts would, clicks, waits and looks;
 - ``aws``: moto's ThreadedMotoServer on loopback and per-account boto3 clients (assumed-role credentials);
 - ``moto_atomic``: moto's DynamoDB writes and SQS calls made atomic, as the real services are;
+- ``moto_fast``: costs only the emulator has (serialization, O(queue) and O(bucket) scans, JSONPath parsing)
+  taken out, every response unchanged;
 - ``provision``: the stacks' resources, with the names in ``macie_chatops.names``;
 - ``lambda_runtime``: the Lambda context object and the SQS event source mapping (pollers);
 - ``apigateway``: the REST API proxy integration for ``POST /slack/interactions``;

@@ -6,7 +6,7 @@ moto attributes every call to an account by the caller's credentials: credential
 moto keeps its state in module-level backends, shared by every moto server in the process; the server is
 therefore reset when it starts and when it stops, and only one sandbox may run per process at a time.
 While it runs, moto's DynamoDB and SQS calls are made atomic (``moto_atomic``), as the real services are, and
-two costs only the emulator has are taken out without changing any response (``moto_fast``).
+costs only the emulator has are taken out without changing any response (``moto_fast``).
 """
 
 from __future__ import annotations

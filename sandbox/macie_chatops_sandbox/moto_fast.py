@@ -78,14 +78,20 @@ _PROTOCOL: Final = "json"
 _state_lock = threading.Lock()
 _installs = 0
 _undo: list[Any] = []  # callables restoring what install() replaced, run in reverse order
-# How many DynamoDB results took the fast path / went to moto's serializer (approximate under concurrency;
-# the tests read it to prove their corpus really took the fast path).
+# How many DynamoDB results took the fast path / went to moto's serializer, and how many ListObjectVersions
+# calls ran with the prefix filter (approximate under concurrency; the tests read them to prove their
+# corpus really took the fast paths).
 _counts: Counter[str] = Counter()
 
 
 def serialized_counts() -> dict[str, int]:
     """``{"fast": n, "moto": m}``: DynamoDB results serialized by the fast path and by moto's serializer."""
     return {"fast": _counts["fast"], "moto": _counts["moto"]}
+
+
+def filtered_listings() -> int:
+    """ListObjectVersions calls that ran with the key store filtered by their prefix."""
+    return _counts["filtered_listings"]
 
 
 class _Unsupported(Exception):
@@ -365,6 +371,7 @@ def _list_object_versions(original: Callable[..., Any]) -> Callable[..., Any]:
         if not prefix or (key_marker is not None and not key_marker.startswith(prefix)):
             return original(*args, **kwargs)
         _listing.prefix = prefix
+        _counts["filtered_listings"] += 1
         try:
             return original(*args, **kwargs)
         finally:

@@ -5,7 +5,7 @@
   another server thread in between; race tests use this fixture so they test our code, not moto's missing
   lock. It is the sandbox's own patch (``macie_chatops_sandbox.moto_atomic``), reference counted, so it
   also composes with a sandbox running in the same process. ``moto_fast`` is installed with it, as the sandbox
-  does: it changes no response, only takes out emulator-only serialization and SQS receive costs.
+  does: it changes no response, only takes out costs only the emulator has.
 """
 
 from __future__ import annotations
