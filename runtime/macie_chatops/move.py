@@ -517,7 +517,8 @@ class ObjectMover:
         """The finding's version's own tags, so a restore can put them back (the copy carries ours instead).
 
         None when they cannot be known: no such version (the plan decides what that means), a version that
-        is no longer the finding's, or a read the bucket denies (the move goes on; the restore says so)."""
+        is no longer the finding's, or a read the bucket denies (the move goes on; a restore records that
+        it put the object back without tags)."""
         from botocore.exceptions import ClientError
 
         if source is None or source.etag != normalise_etag(request.etag):

@@ -299,9 +299,8 @@ def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDepend
     summary = record.summary
     requester = _entered_by(record) or job.requested_by
     quarantine = dict(record.quarantine or {})
-    request = RestoreRequest.of(
-        summary, quarantine_key_=quarantine.get("key") or None, original_tags=_original_tags(quarantine)
-    )
+    original_tags, tags_unknown = _original_tags(quarantine)
+    request = RestoreRequest.of(summary, quarantine_key_=quarantine.get("key") or None, original_tags=original_tags)
     try:
         clients = deps.sessions.clients(
             summary.account_id, summary.region, actor=requester, finding_id=record.finding_id
@@ -333,11 +332,12 @@ def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDepend
             event="restored",
             updates={
                 "outcome": "restored",
-                "outcome_detail": outcome.detail or f"verified: {outcome.verification}",
+                "outcome_detail": (outcome.detail or f"verified: {outcome.verification}") + tags_unknown,
                 "error": None,
                 "quarantine": location,
             },
-            detail=f"restored as version {outcome.restored_version_id or 'null'} ({outcome.verification})",
+            detail=f"restored as version {outcome.restored_version_id or 'null'} ({outcome.verification})"
+            + tags_unknown,
         )
         job_result = JobResult.RESTORED
     else:
@@ -358,17 +358,19 @@ def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDepend
     return job_result
 
 
-def _original_tags(quarantine: Mapping[str, str]) -> TagPairs:
-    """The tags the quarantine read from the source version, to put back (none when they were not known)."""
+def _original_tags(quarantine: Mapping[str, str]) -> tuple[TagPairs, str]:
+    """The tags the quarantine read from the source version, to put back; and, when they are not known (S3
+    would not show them, or the record predates them, or cannot be read), what the restore's record says."""
     text = quarantine.get("original_tags")
     if text is None:
-        return ()
+        logger.warning("the object's own tags are not known: restoring without them")
+        return (), "; restored without tags: the object's own tags were not known when it was quarantined"
     try:
-        return decode_original_tags(text)
+        return decode_original_tags(text), ""
     except ValueError as exc:
         # The record's own field, written by the mover: a restore of the bytes must not wait on it.
         logger.error("the record's original tags are unreadable: restoring without them", extra={"error": str(exc)})
-        return ()
+        return (), f"; restored without tags: the record's copy of them is unreadable ({exc})"
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -395,6 +395,35 @@ def test_restore_round_trip_through_the_handler(world: RemediatorWorld) -> None:
     assert len(world.moves.versions(MEMBER_A, SOURCE, seeded.key)) == 1
 
 
+@pytest.mark.parametrize(
+    ("kept", "said"),
+    [(None, "were not known when it was quarantined"), ("not json", "the record's copy of them is unreadable")],
+    ids=["tags-unknown", "tags-unreadable"],
+)
+def test_a_restore_without_the_objects_tags_says_so(world: RemediatorWorld, kept: str | None, said: str) -> None:
+    # GIVEN a quarantined tagged object whose record does not hold its tags in a usable form (they could not
+    # be read at quarantine, or the record predates them, or the field was damaged)
+    seeded = world.seed("f-untold", Tagging="team=payments")
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    location = dict(world.record(seeded.finding_id).quarantine or {})
+    location.pop("original_tags")
+    if kept is not None:
+        location["original_tags"] = kept
+    world.store.append_audit(
+        seeded.finding_id, actor="test", event="edited", outcome="edited", updates={"quarantine": location}
+    )
+    world.request_restore(seeded.finding_id, by="U0BOB")
+    # WHEN the restore job arrives
+    assert world.invoke(job("restore", seeded.finding_id, by="U0BOB")) == []
+    # THEN the bytes are back, untagged, and the record says why the tags are missing
+    record = world.record(seeded.finding_id)
+    assert record.state is State.RESTORED
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == seeded.body
+    assert world.moves.tags(MEMBER_A, SOURCE, seeded.key) == {}
+    assert record.outcome_detail is not None and said in record.outcome_detail
+    assert said in record.audit[-1].detail
+
+
 def test_a_refused_restore_returns_to_quarantined_with_the_reason(world: RemediatorWorld) -> None:
     # GIVEN a quarantined finding whose key has been written again since
     seeded = world.seed("f-occupied", versioned=False)
