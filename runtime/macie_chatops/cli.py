@@ -187,7 +187,7 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from macie_chatops.jobs import RemediationJob
+    from macie_chatops.jobs import RemediationJob, SqsJobQueue
 
     command = args.command
     table = _state_table(args)
@@ -222,7 +222,7 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
             kind=spec.kind, finding_id=finding_id, requested_by=requested_by, requested_at=datetime.now(UTC)
         )
         try:
-            boto3.client("sqs", region_name=args.region).send_message(QueueUrl=queue_url, MessageBody=job.to_message())
+            SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url).send(job)
         except (BotoCoreError, ClientError) as exc:
             undone = store.transition(
                 finding_id,
@@ -364,7 +364,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from macie_chatops import names
     from macie_chatops.errors import MacieChatOpsError
-    from macie_chatops.sweeper import SqsJobQueue, SweepDependencies, SweepError, SweepPolicy, requeue, sweep
+    from macie_chatops.jobs import SqsJobQueue
+    from macie_chatops.sweeper import SweepDependencies, SweepError, SweepPolicy, requeue, sweep
 
     table = _state_table(args)
     queue_url = _remediation_queue(args)

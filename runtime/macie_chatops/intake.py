@@ -65,7 +65,7 @@ from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.errors import SlackConfigurationError, SlackError, SlackRetryableError
 from macie_chatops.finding import Finding, Rejection, parse_event
-from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.jobs import AUTO_APPROVER, RemediationJob, SqsJobQueue
 from macie_chatops.slack_messages import (
     SlackMessage,
     build_auto_message,
@@ -344,14 +344,14 @@ def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies, attempt: st
         requested_by=AUTO_APPROVER,
         requested_at=deps.clock(),
     )
-    sent = deps.sqs.send_message(QueueUrl=deps.remediation_queue_url, MessageBody=job.to_message())
+    message_id = SqsJobQueue(deps.sqs, deps.remediation_queue_url).send(job)
     deps.metrics.count("JobsQueued", kind=job.kind)
     result = deps.store.append_audit(
         record.finding_id,
         actor=AUTO_APPROVER,
         event="job_queued",
         outcome="queued",
-        detail=f"quarantine job, message {sent.get('MessageId', '?')}",
+        detail=f"quarantine job, message {message_id}",
         updates={"job_queued_at": job.requested_at.astimezone(UTC).isoformat()},
         release_intake_of=attempt,
     )

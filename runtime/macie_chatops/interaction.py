@@ -325,18 +325,9 @@ def authorise(user_id: str, team: Team, directory: ApproverDirectory) -> Authori
 
 
 class JobQueue(Protocol):
-    def send(self, job: RemediationJob) -> None: ...
+    """Where a click's job goes (``jobs.SqsJobQueue`` in the handler); raises when it cannot be queued."""
 
-
-class SqsJobQueue:
-    """The remediation queue (a boto3 SQS client and the queue URL)."""
-
-    def __init__(self, client: Any, queue_url: str) -> None:
-        self._client = client
-        self._url = queue_url
-
-    def send(self, job: RemediationJob) -> None:
-        self._client.send_message(QueueUrl=self._url, MessageBody=job.to_message())
+    def send(self, job: RemediationJob) -> object: ...
 
 
 class Responder(Protocol):

@@ -7,10 +7,14 @@ and account (a forged or stale job can do nothing the record does not already al
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 AUTO_APPROVER = "auto"
 
@@ -29,3 +33,26 @@ class RemediationJob(BaseModel):
     @classmethod
     def from_message(cls, body: str) -> RemediationJob:
         return cls.model_validate_json(body)
+
+
+@dataclass(frozen=True)
+class SqsJobQueue:
+    """The remediation queue through a boto3 SQS client (passed in): what every producer of jobs uses."""
+
+    sqs: SQSClient
+    queue_url: str
+
+    def send(self, job: RemediationJob) -> str:
+        """Queue the job; its message id (raises what SQS raises)."""
+        response = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.to_message())
+        return str(response.get("MessageId", "?"))
+
+    def waiting(self) -> int:
+        """Jobs not yet taken by the remediator (visible, or delayed); SQS's approximate counts."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
+        )

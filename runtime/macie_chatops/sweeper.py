@@ -46,8 +46,6 @@ from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.states import State
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
-
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.store import AuditEntry, FindingRecord, FindingStore
 
@@ -191,28 +189,6 @@ class JobQueue(Protocol):
 
 class SlackUpdater(Protocol):
     def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
-
-
-@dataclass(frozen=True)
-class SqsJobQueue:
-    """The remediation queue through a boto3 SQS client."""
-
-    sqs: SQSClient
-    queue_url: str
-
-    def send(self, job: RemediationJob) -> str:
-        response = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.to_message())
-        return str(response.get("MessageId", "?"))
-
-    def waiting(self) -> int:
-        """Jobs not yet taken by the remediator (visible, or delayed); SQS's approximate counts."""
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
-        )["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
-            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
-        )
 
 
 @dataclass(frozen=True)

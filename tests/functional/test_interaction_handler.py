@@ -21,8 +21,8 @@ import pytest
 
 from macie_chatops import names
 from macie_chatops.handlers import interaction as handler
-from macie_chatops.interaction import Dependencies, SqsJobQueue, handle_click
-from macie_chatops.jobs import RemediationJob
+from macie_chatops.interaction import Dependencies, handle_click
+from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingStore, WriteResult
 from macie_chatops_sandbox.slack_clicks import api_gateway_event, click_payload, form_body, sign

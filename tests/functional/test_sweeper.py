@@ -16,13 +16,12 @@ from botocore.exceptions import ClientError
 from macie_chatops import names
 from macie_chatops.config import Action
 from macie_chatops.handlers import sweeper as sweeper_handler
-from macie_chatops.jobs import RemediationJob
+from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.sweeper import (
     EVENT_GAVE_UP,
     EVENT_REQUEUED,
-    SqsJobQueue,
     SweepDependencies,
     SweepError,
     SweepPolicy,

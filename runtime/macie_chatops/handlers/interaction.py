@@ -100,7 +100,8 @@ def _build_dependencies(settings: Settings, bot_token: str) -> Dependencies:
         built = _dependencies.get(key)
     if built is not None:
         return built
-    from macie_chatops.interaction import ApproverDirectory, Dependencies, SqsJobQueue, WebhookResponder
+    from macie_chatops.interaction import ApproverDirectory, Dependencies, WebhookResponder
+    from macie_chatops.jobs import SqsJobQueue
     from macie_chatops.slack_client import SlackClient, build_web_client
 
     timeouts = _aws_timeouts()

@@ -78,7 +78,8 @@ class _LazySlack:
 
 def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> SweepDependencies:
     """The sweep's dependencies for one invocation (the clients are cached per container)."""
-    from macie_chatops.sweeper import SqsJobQueue, SweepDependencies, SweepPolicy
+    from macie_chatops.jobs import SqsJobQueue
+    from macie_chatops.sweeper import SweepDependencies, SweepPolicy
 
     return SweepDependencies(
         store=_cache.store(settings, AWS_TIMEOUTS),
