@@ -24,6 +24,9 @@ REMEDIATOR_ROLE_NAME: Final = "macie-chatops-remediator"
 MEMBER_FORWARD_RULE_NAME: Final = "macie-chatops-forward"
 MEMBER_FORWARD_ROLE_NAME: Final = "macie-chatops-forwarder"
 DEFAULT_REMEDIATION_ROLE_NAME: Final = "macie-chatops-remediation"
+# The Macie administrator's forwarding (its jobs and automated discovery publish there): a rule on its default bus
+# in each listed region, unless it is also a member there (the member rule already forwards that bus).
+ADMINISTRATOR_FORWARD_RULE_NAME: Final = "macie-chatops-forward-administrator"
 
 
 def quarantine_bucket_name(account_id: str, region: str) -> str:
