@@ -182,6 +182,16 @@ class SecurityAccount(_Strict):
     _region = field_validator("region")(_check_region)
 
 
+class MacieAdministrator(_Strict):
+    """The account that is the organisation's Macie administrator, when it is not the security account.
+
+    Findings of the administrator's jobs and of automated sensitive data discovery are published there (in
+    the bucket's region), so that account's default bus forwards them to the central bus.
+    """
+
+    id: AccountId
+
+
 class SlackSettings(_Strict):
     team_id: Annotated[str, StringConstraints(strict=True, pattern=r"^[TE][A-Z0-9]{2,}$")]
     secret_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
@@ -275,6 +285,7 @@ class Config(_Strict):
     version: Literal[1]
     organization_id: Annotated[str, StringConstraints(strict=True, pattern=r"^o-[a-z0-9]{10,32}$")]
     security_account: SecurityAccount
+    macie_administrator: MacieAdministrator | None = None
     regions: tuple[Region, ...] = Field(min_length=1)
     slack: SlackSettings
     policy: Policy = Field(default_factory=Policy)
@@ -293,6 +304,16 @@ class Config(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("a region is listed twice")
         return value
+
+    @property
+    def macie_administrator_id(self) -> str:
+        """The Macie administrator account: ``macie_administrator.id``, by default the security account."""
+        return self.security_account.id if self.macie_administrator is None else self.macie_administrator.id
+
+    @property
+    def administrator_is_security_account(self) -> bool:
+        """True when the security account (the pipeline's) is also the Macie administrator (the default)."""
+        return self.macie_administrator_id == self.security_account.id
 
     @property
     def accounts_by_id(self) -> dict[str, Account]:
@@ -419,6 +440,7 @@ def _compose(text: str, file: str) -> tuple[Any, _Located]:
 def _account_id_paths(data: Any) -> Iterator[Path_]:
     if isinstance(data, dict):
         yield ("security_account", "id")
+        yield ("macie_administrator", "id")
         accounts = data.get("accounts")
         if isinstance(accounts, list):
             for index in range(len(accounts)):
@@ -485,11 +507,6 @@ def _cross_checks(config: Config, file: str, located: _Located | None) -> list[C
             for r_index, region in enumerate(account.regions):
                 if region not in config.regions:
                     add(("accounts", index, "regions", r_index), f"{region} is not in the top-level regions list")
-    if config.security_account.id in seen:
-        add(
-            ("security_account", "id"),
-            "the security account must not also be a member account (it hosts the pipeline)",
-        )
     if config.security_account.region not in config.regions:
         add(("security_account", "region"), "the home region must also be listed in regions")
     return issues

@@ -50,6 +50,9 @@ deployment:
 """
 
 
+SECURITY_LINE = 'security_account: {id: "210987654321", region: us-east-1}\n'
+
+
 def errors_of(text: str) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "accounts.yaml")
@@ -241,11 +244,39 @@ MISTAKES = [
         id="bad-slack-team",
     ),
     pytest.param(
-        '- {id: "345678901234", name: payments-prod',
-        '- {id: "210987654321", name: payments-prod',
-        "accounts.yaml:3: security_account.id:",
-        "must not also be a member account",
-        id="security-as-member",
+        SECURITY_LINE,
+        SECURITY_LINE + "macie_administrator: {id: 111122223333}\n",
+        "accounts.yaml:4: macie_administrator.id:",
+        "must be quoted",
+        id="unquoted-administrator-id",
+    ),
+    pytest.param(
+        SECURITY_LINE,
+        SECURITY_LINE + 'macie_administrator: {id: "11112222333"}\n',
+        "accounts.yaml:4: macie_administrator.id:",
+        "expected form",
+        id="short-administrator-id",
+    ),
+    pytest.param(
+        SECURITY_LINE,
+        SECURITY_LINE + "macie_administrator: {}\n",
+        "accounts.yaml:4: macie_administrator.id:",
+        "required key is missing",
+        id="administrator-without-id",
+    ),
+    pytest.param(
+        SECURITY_LINE,
+        SECURITY_LINE + 'macie_administrator:\n  id: "111122223333"\n  region: us-east-1\n',
+        "accounts.yaml:6: macie_administrator.region:",
+        "unknown key",
+        id="administrator-unknown-key",
+    ),
+    pytest.param(
+        SECURITY_LINE,
+        SECURITY_LINE + 'macie_administrator: "111122223333"\n',
+        "accounts.yaml:4: macie_administrator:",
+        "valid dictionary",
+        id="administrator-not-a-mapping",
     ),
 ]
 
@@ -261,6 +292,49 @@ def test_each_mistake_is_located(old: str, new: str, prefix: str, words: str) ->
     matching = [e for e in errors if e.startswith(prefix)]
     assert matching, f"no error starting with {prefix!r} in {errors}"
     assert any(words in e for e in matching), f"{words!r} not in {matching}"
+
+
+def test_macie_administrator_defaults_to_the_security_account() -> None:
+    # GIVEN no macie_administrator WHEN parsed THEN the security account is the administrator
+    config = parse_config(VALID)
+    assert config.macie_administrator is None
+    assert config.macie_administrator_id == "210987654321"
+    assert config.administrator_is_security_account
+
+
+def test_macie_administrator_names_another_account() -> None:
+    # GIVEN an organisation whose Macie administrator is not the pipeline's account
+    config = parse_config(VALID.replace(SECURITY_LINE, SECURITY_LINE + 'macie_administrator: {id: "111122223333"}\n'))
+    # THEN that account is the administrator, and it survives the bundled JSON
+    assert config.macie_administrator_id == "111122223333"
+    assert not config.administrator_is_security_account
+    assert config_from_json(config.to_json()) == config
+
+
+def test_macie_administrator_may_be_the_security_account_or_a_member() -> None:
+    # Naming the security account (the default, said out loud) or a member (it owns buckets too) is valid.
+    same = parse_config(VALID.replace(SECURITY_LINE, SECURITY_LINE + 'macie_administrator: {id: "210987654321"}\n'))
+    assert same.administrator_is_security_account
+    member = parse_config(VALID.replace(SECURITY_LINE, SECURITY_LINE + 'macie_administrator: {id: "345678901234"}\n'))
+    assert member.macie_administrator_id == "345678901234"
+
+
+def test_security_account_may_be_a_member() -> None:
+    # GIVEN the security account listed under accounts: (it owns buckets of its own)
+    text = VALID.replace(
+        '- {id: "456789012345", name: analytics-dev',
+        '- {id: "210987654321", name: security-tooling, team: analytics}\n  - {id: "456789012345", name: analytics-dev',
+    )
+    # WHEN parsed THEN it is a member like any other, with its team and the regions it inherits
+    config = parse_config(text)
+    account = config.account("210987654321")
+    assert account is not None and account.team == "analytics"
+    assert config.regions_for(account) == ("us-east-1", "eu-west-1")
+    # AND listing it twice is still reported, at the second entry
+    twice = text.replace("name: analytics-dev, team", "name: x, team", 1).replace(
+        '- {id: "456789012345", name: x', '- {id: "210987654321", name: x'
+    )
+    assert any(e.startswith("accounts.yaml:24: accounts[2].id:") and "listed twice" in e for e in errors_of(twice))
 
 
 def test_several_mistakes_are_all_reported() -> None:
