@@ -22,22 +22,31 @@ class State(StrEnum):
     FAILED = "FAILED"
     RESTORE_REQUESTED = "RESTORE_REQUESTED"
     RESTORED = "RESTORED"
+    # Another finding holds the claim of the same object version (store.claim_object): recorded, pointing at
+    # that first finding (``duplicate_of``), never posted for review nor moved (docs/architecture.md §5).
+    DUPLICATE = "DUPLICATE"
 
 
 TRANSITIONS: Final[dict[State, frozenset[State]]] = {
-    State.RECEIVED: frozenset({State.IGNORED, State.REJECTED, State.NOTIFIED, State.PENDING_APPROVAL, State.APPROVED}),
+    State.RECEIVED: frozenset(
+        {State.IGNORED, State.REJECTED, State.NOTIFIED, State.PENDING_APPROVAL, State.APPROVED, State.DUPLICATE}
+    ),
     State.PENDING_APPROVAL: frozenset({State.APPROVED, State.DISMISSED}),
     # FAILED is retryable: a redelivered job moves APPROVED -> (FAILED ->) APPROVED again.
     # APPROVED -> PENDING_APPROVAL only undoes a click whose job could not be queued (the interaction
     # endpoint), so no finding is left APPROVED with no job; the approver is asked to click again.
-    State.APPROVED: frozenset({State.QUARANTINED, State.BLOCKED, State.FAILED, State.PENDING_APPROVAL}),
-    State.FAILED: frozenset({State.APPROVED, State.QUARANTINED, State.BLOCKED}),
+    # -> DUPLICATE: the remediator found the object version claimed by another finding (a record from before
+    # claims existed, approved alongside that one) and refused to move it a second time.
+    State.APPROVED: frozenset(
+        {State.QUARANTINED, State.BLOCKED, State.FAILED, State.PENDING_APPROVAL, State.DUPLICATE}
+    ),
+    State.FAILED: frozenset({State.APPROVED, State.QUARANTINED, State.BLOCKED, State.DUPLICATE}),
     State.QUARANTINED: frozenset({State.RESTORE_REQUESTED}),
     State.RESTORE_REQUESTED: frozenset({State.RESTORED, State.QUARANTINED}),
 }
 
 FINAL_STATES: Final = frozenset(
-    {State.IGNORED, State.REJECTED, State.NOTIFIED, State.DISMISSED, State.BLOCKED, State.RESTORED}
+    {State.IGNORED, State.REJECTED, State.NOTIFIED, State.DISMISSED, State.BLOCKED, State.RESTORED, State.DUPLICATE}
 )
 
 
