@@ -315,6 +315,13 @@ class Config(_Strict):
         """True when the security account (the pipeline's) is also the Macie administrator (the default)."""
         return self.macie_administrator_id == self.security_account.id
 
+    def administrator_forwarding_regions(self) -> tuple[str, ...]:
+        """The listed regions where the Macie administrator's default bus needs a forwarding rule of its own: all
+        of them, except those where the administrator is also a member (its member rule forwards that bus)."""
+        member = self.account(self.macie_administrator_id)
+        covered = set(self.regions_for(member)) if member is not None else set()
+        return tuple(region for region in self.regions if region not in covered)
+
     @property
     def accounts_by_id(self) -> dict[str, Account]:
         return {account.id: account for account in self.accounts}

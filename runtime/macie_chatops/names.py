@@ -27,6 +27,14 @@ DEFAULT_REMEDIATION_ROLE_NAME: Final = "macie-chatops-remediation"
 # The Macie administrator's forwarding (its jobs and automated discovery publish there): a rule on its default bus
 # in each listed region, unless it is also a member there (the member rule already forwards that bus).
 ADMINISTRATOR_FORWARD_RULE_NAME: Final = "macie-chatops-forward-administrator"
+ADMINISTRATOR_FORWARD_DLQ_NAME: Final = "macie-chatops-forward-administrator-dlq"  # that rule's dead letters
+ADMINISTRATOR_ALARM_RULE_NAME: Final = "macie-chatops-forward-administrator-alarms"  # its DLQ alarm -> central bus
+ADMINISTRATOR_FORWARDING_STACKSET_NAME: Final = "macie-chatops-administrator-forwarding"
+
+
+def administrator_forward_role_name(region: str) -> str:
+    """The forwarding role of the administrator's forwarding stack in one region (roles are global, stacks not)."""
+    return f"macie-chatops-forwarder-administrator-{region}"
 
 
 def quarantine_bucket_name(account_id: str, region: str) -> str:
@@ -86,6 +94,8 @@ SLACK_INTERACTIONS_PATH: Final = "/slack/interactions"  # the Slack app's intera
 MEMBER_FORWARD_DLQ_NAME: Final = "macie-chatops-forward-dlq"  # member rule could not reach the central bus
 MEMBER_ALARM_RULE_NAME: Final = "macie-chatops-forward-alarms"  # member alarm state changes -> central bus
 MEMBER_ALARM_NAME_PREFIX: Final = "macie-chatops-member-"  # member alarms the central stack relays to its topic
+# The administrator forwarding's DLQ alarm outside the central stack: relayed like a member's (same prefix).
+ADMINISTRATOR_FORWARD_ALARM_NAME: Final = f"{MEMBER_ALARM_NAME_PREFIX}administrator-forward-dlq"
 QUARANTINE_KEY_ALIAS: Final = "alias/macie-chatops-quarantine"  # per member account x region
 MEMBER_ROLES_STACKSET_NAME: Final = "macie-chatops-member-roles"
 MEMBER_REGIONAL_STACKSET_NAME: Final = "macie-chatops-member-regional"

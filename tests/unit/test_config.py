@@ -337,6 +337,21 @@ def test_security_account_may_be_a_member() -> None:
     assert any(e.startswith("accounts.yaml:24: accounts[2].id:") and "listed twice" in e for e in errors_of(twice))
 
 
+def test_administrator_forwarding_regions_skip_those_where_it_is_a_member() -> None:
+    # GIVEN the administrator (the security account) not listed as a member: it forwards in every region
+    assert parse_config(VALID).administrator_forwarding_regions() == ("us-east-1", "eu-west-1")
+    # WHEN it is also a member in eu-west-1 only THEN its member rule forwards there, and its own rule elsewhere
+    member = VALID.replace(
+        '- {id: "456789012345", name: analytics-dev',
+        '- {id: "210987654321", name: security-tooling, team: analytics, regions: [eu-west-1]}\n'
+        '  - {id: "456789012345", name: analytics-dev',
+    )
+    assert parse_config(member).administrator_forwarding_regions() == ("us-east-1",)
+    # AND an administrator that is a member in every region needs no rule of its own
+    everywhere = VALID.replace(SECURITY_LINE, SECURITY_LINE + 'macie_administrator: {id: "345678901234"}\n')
+    assert parse_config(everywhere).administrator_forwarding_regions() == ()
+
+
 def test_several_mistakes_are_all_reported() -> None:
     broken = VALID.replace("channel: C0ANALYTIC", "channel: '#analytics'").replace("team: analytics,", "team: nobody,")
     errors = errors_of(broken)
