@@ -110,8 +110,13 @@ def macie_finding_event(
     created_at: datetime | None = None,
     sample: bool = False,
     archived: bool = False,
+    published_by: str | None = None,
 ) -> dict[str, Any]:
-    """The EventBridge event Macie publishes for one sensitive-data finding about ``stored``."""
+    """The EventBridge event Macie publishes for one sensitive-data finding about ``stored``.
+
+    ``account_id`` owns the bucket (``detail.accountId``); ``published_by`` is the account whose bus Macie puts
+    the event on (the envelope's ``account``): the bucket owner for its own jobs (the default), the Macie
+    administrator for the administrator's jobs and for automated sensitive data discovery (``job_id=None``)."""
     template = TEMPLATES[finding_type]
     if severity not in _SCORES:
         raise ValueError(f"severity must be one of {', '.join(_SCORES)}, not {severity!r}")
@@ -146,12 +151,13 @@ def macie_finding_event(
     extension = stored.key.rsplit(".", 1)[-1] if "." in stored.key.rsplit("/", 1)[-1] else ""
     bucket_arn = f"arn:aws:s3:::{stored.bucket}"
     origin = "SENSITIVE_DATA_DISCOVERY_JOB" if job_id else "AUTOMATED_SENSITIVE_DATA_DISCOVERY"
+    publisher = published_by or account_id
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": MACIE_DETAIL_TYPE,
         "source": MACIE_SOURCE,
-        "account": account_id,
+        "account": publisher,
         "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [],
@@ -196,7 +202,7 @@ def macie_finding_event(
             },
             "classificationDetails": {
                 "detailedResultsLocation": f"s3://[export-config-not-set]/AWSLogs/{account_id}/Macie/{region}/",
-                "jobArn": f"arn:aws:macie2:{region}:{account_id}:classification-job/{job_id}" if job_id else None,
+                "jobArn": f"arn:aws:macie2:{region}:{publisher}:classification-job/{job_id}" if job_id else None,
                 "jobId": job_id,
                 "originType": origin,
                 "result": {

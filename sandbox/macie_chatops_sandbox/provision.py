@@ -5,7 +5,9 @@ one event pattern -> the intake queue, the intake and remediation queues with th
 state table (the store's TABLE_DEFINITION and TTL), the Slack secret and the remediator role.
 Every member account x configured region: the forwarding rule on the default bus -> the central bus, a KMS
 key and the quarantine bucket (versioned, KMS default encryption, public access blocked, expiry after the
-retention period); per member account the forwarder role and the remediation role.
+retention period); per member account the forwarder role and the remediation role. The Macie administrator
+(by default the security account) forwards its default bus in every listed region too, where Macie publishes
+the findings of its own jobs and of automated discovery; where it is also a member, its member rule does that.
 
 Deliberately not provisioned: bucket policies with Deny statements. moto applies a Deny regardless of its
 Condition (reference/toolchain.md §7), so the real quarantine bucket's deny-all-but-the-role policy would
@@ -75,9 +77,15 @@ class Provisioned:
     secret_arn: str
     remediator_role_arn: str
     members: dict[tuple[str, str], MemberRegion] = field(default_factory=dict)
+    # (account, region) -> the rule forwarding that default bus to the central bus: members and the administrator.
+    forwarders: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def member(self, account_id: str, region: str) -> MemberRegion | None:
         return self.members.get((account_id, region))
+
+    def forwarder(self, account_id: str, region: str) -> str | None:
+        """The forwarding rule on ``account_id``'s default bus in ``region``, if the stacks deploy one."""
+        return self.forwarders.get((account_id, region))
 
     @property
     def queues(self) -> tuple[Queue, ...]:
@@ -214,10 +222,9 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
     )
 
 
-def _provision_member_account(config: Config, accounts: Accounts, account_id: str, central: Provisioned) -> None:
-    iam = accounts.client("iam", account_id, central.home_region)
+def _provision_forwarder_role(accounts: Accounts, account_id: str, central: Provisioned) -> None:
     _role(
-        iam,
+        accounts.client("iam", account_id, central.home_region),
         names.MEMBER_FORWARD_ROLE_NAME,
         {
             "Version": "2012-10-17",
@@ -230,6 +237,32 @@ def _provision_member_account(config: Config, accounts: Accounts, account_id: st
             "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": central.central_bus_arn}],
         },
     )
+
+
+def _provision_forward_rule(
+    accounts: Accounts, account_id: str, region: str, central: Provisioned, rule_name: str, description: str
+) -> str:
+    events = accounts.client("events", account_id, region)
+    rule_arn: str = events.put_rule(
+        Name=rule_name, EventPattern=json.dumps(MACIE_FINDING_PATTERN), State="ENABLED", Description=description
+    )["RuleArn"]
+    events.put_targets(
+        Rule=rule_name,
+        Targets=[
+            {
+                "Id": "central-bus",
+                "Arn": central.central_bus_arn,
+                "RoleArn": f"arn:aws:iam::{account_id}:role/{names.MEMBER_FORWARD_ROLE_NAME}",
+            }
+        ],
+    )
+    central.forwarders[(account_id, region)] = rule_arn
+    return rule_arn
+
+
+def _provision_member_account(config: Config, accounts: Accounts, account_id: str, central: Provisioned) -> None:
+    iam = accounts.client("iam", account_id, central.home_region)
+    _provision_forwarder_role(accounts, account_id, central)
     _role(
         iam,
         config.deployment.remediation_role_name,
@@ -313,24 +346,35 @@ def _provision_member_region(
         },
     )
 
-    events = accounts.client("events", account_id, region)
-    rule_arn: str = events.put_rule(
-        Name=names.MEMBER_FORWARD_RULE_NAME,
-        EventPattern=json.dumps(MACIE_FINDING_PATTERN),
-        State="ENABLED",
-        Description="Forward Macie findings to the security account's central bus",
-    )["RuleArn"]
-    events.put_targets(
-        Rule=names.MEMBER_FORWARD_RULE_NAME,
-        Targets=[
-            {
-                "Id": "central-bus",
-                "Arn": central.central_bus_arn,
-                "RoleArn": f"arn:aws:iam::{account_id}:role/{names.MEMBER_FORWARD_ROLE_NAME}",
-            }
-        ],
+    rule_arn = _provision_forward_rule(
+        accounts,
+        account_id,
+        region,
+        central,
+        names.MEMBER_FORWARD_RULE_NAME,
+        "Forward Macie findings to the security account's central bus",
     )
     return MemberRegion(account_id, region, bucket, key_arn, rule_arn)
+
+
+def _provision_administrator(config: Config, accounts: Accounts, central: Provisioned) -> None:
+    """The Macie administrator's forwarding in every listed region, except where its member rule already forwards
+    (one rule per default bus: two would deliver every finding twice)."""
+    administrator = config.macie_administrator_id
+    regions = [region for region in config.regions if central.forwarder(administrator, region) is None]
+    if not regions:
+        return
+    if administrator not in config.accounts_by_id:
+        _provision_forwarder_role(accounts, administrator, central)
+    for region in regions:
+        _provision_forward_rule(
+            accounts,
+            administrator,
+            region,
+            central,
+            names.ADMINISTRATOR_FORWARD_RULE_NAME,
+            "Forward the Macie administrator's findings (its jobs, automated discovery) to the central bus",
+        )
 
 
 def provision(
@@ -344,4 +388,5 @@ def provision(
             central.members[(account.id, region)] = _provision_member_region(
                 config, accounts, account.id, region, central
             )
+    _provision_administrator(config, accounts, central)
     return central

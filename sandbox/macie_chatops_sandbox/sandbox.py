@@ -53,6 +53,9 @@ T = TypeVar("T")
 
 ObjectLock = Literal["COMPLIANCE", "GOVERNANCE", "LEGAL_HOLD"]
 Location = Literal["source", "quarantine", "both", "none"]
+# How a published event reached the central bus: a member's forwarding rule, the Macie administrator's, or put
+# there directly (no rule forwards that account x region).
+Route = Literal["member", "administrator", "central"]
 
 # A user who approves nothing anywhere (the "non-approver" of the demo and the tests).
 OUTSIDER: Final = "U0MALLORY"
@@ -113,6 +116,10 @@ def _clear_handler_caches() -> None:
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
             clear()
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _optional(value: int | None) -> str | None:
@@ -416,23 +423,26 @@ class Sandbox:
 
     # -- putting things in -------------------------------------------------------------------------------
 
-    def publish(self, event: dict[str, Any]) -> Literal["member", "central"]:
-        """Put a Macie event on the bus its account would: the member's default bus (forwarded by the member
-        rule to the central bus) when that account x region is configured, else straight on the central
-        bus, as an organisation account outside accounts.yaml (the StackSets target whole OUs) would."""
+    def publish(self, event: dict[str, Any]) -> Route:
+        """Put a Macie event on the bus Macie would: the default bus of the account that published it (the
+        envelope's ``account``: the bucket owner for its own jobs, the Macie administrator for the
+        administrator's jobs and automated discovery), in the envelope's ``region``. That bus's forwarding rule
+        (``member`` or ``administrator``) sends it on to the central bus; an account x region the stacks
+        deploy no rule to (an organisation account outside accounts.yaml) puts it on the central bus directly
+        (``central``). An envelope without account or region falls back to the detail's (the bucket owner's)."""
         detail = event.get("detail")
-        account = detail.get("accountId") if isinstance(detail, dict) else None
-        region = detail.get("region") if isinstance(detail, dict) else None
+        publisher = _text(event.get("account")) or (_text(detail.get("accountId")) if isinstance(detail, dict) else "")
+        region = _text(event.get("region")) or (_text(detail.get("region")) if isinstance(detail, dict) else "")
         entry: dict[str, Any] = {
             "Source": event["source"],
             "DetailType": event["detail-type"],
             "Detail": json.dumps(detail),
             "Resources": [r for r in event.get("resources", []) if isinstance(r, str)],
         }
-        route: Literal["member", "central"]
-        if isinstance(account, str) and isinstance(region, str) and self.provisioned.member(account, region):
-            events = self.client("events", account, region)
-            route = "member"
+        route: Route
+        if publisher and region and self.provisioned.forwarder(publisher, region) is not None:
+            events = self.client("events", publisher, region)
+            route = "member" if self.provisioned.member(publisher, region) is not None else "administrator"
         else:
             events = self.client("events")
             entry["EventBusName"] = self.provisioned.central_bus_arn
@@ -656,8 +666,13 @@ class Sandbox:
 
         The quarantined copy is the one the record names, else any version in the account's quarantine
         bucket whose key is namespaced by the finding id. A restored object is back in its source key (as
-        a new version), so for a RESTORED record the source key counts, whatever its version.
+        a new version), so for a RESTORED record the source key counts, whatever its version. A duplicate
+        (another finding holds the object version) is wherever that first finding put it.
         """
+        if record is not None and record.state is State.DUPLICATE and record.duplicate_of:
+            first = self.record(record.duplicate_of)
+            if first is not None and first.state is not State.DUPLICATE:
+                return self.object_location(first.finding_id, account_id, region, stored, first)
         in_source = self.version_exists(account_id, region, stored.bucket, stored.key, stored.version_id)
         if not in_source and record is not None and record.state is State.RESTORED:
             in_source = self.version_exists(account_id, region, stored.bucket, stored.key, "")
