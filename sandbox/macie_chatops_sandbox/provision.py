@@ -222,10 +222,10 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
     )
 
 
-def _provision_forwarder_role(accounts: Accounts, account_id: str, central: Provisioned) -> None:
-    _role(
+def _forwarder_role(accounts: Accounts, account_id: str, role_name: str, central: Provisioned) -> str:
+    return _role(
         accounts.client("iam", account_id, central.home_region),
-        names.MEMBER_FORWARD_ROLE_NAME,
+        role_name,
         {
             "Version": "2012-10-17",
             "Statement": [
@@ -240,21 +240,21 @@ def _provision_forwarder_role(accounts: Accounts, account_id: str, central: Prov
 
 
 def _provision_forward_rule(
-    accounts: Accounts, account_id: str, region: str, central: Provisioned, rule_name: str, description: str
+    accounts: Accounts,
+    account_id: str,
+    region: str,
+    central: Provisioned,
+    *,
+    rule_name: str,
+    role_arn: str,
+    description: str,
 ) -> str:
     events = accounts.client("events", account_id, region)
     rule_arn: str = events.put_rule(
         Name=rule_name, EventPattern=json.dumps(MACIE_FINDING_PATTERN), State="ENABLED", Description=description
     )["RuleArn"]
     events.put_targets(
-        Rule=rule_name,
-        Targets=[
-            {
-                "Id": "central-bus",
-                "Arn": central.central_bus_arn,
-                "RoleArn": f"arn:aws:iam::{account_id}:role/{names.MEMBER_FORWARD_ROLE_NAME}",
-            }
-        ],
+        Rule=rule_name, Targets=[{"Id": "central-bus", "Arn": central.central_bus_arn, "RoleArn": role_arn}]
     )
     central.forwarders[(account_id, region)] = rule_arn
     return rule_arn
@@ -262,7 +262,7 @@ def _provision_forward_rule(
 
 def _provision_member_account(config: Config, accounts: Accounts, account_id: str, central: Provisioned) -> None:
     iam = accounts.client("iam", account_id, central.home_region)
-    _provision_forwarder_role(accounts, account_id, central)
+    _forwarder_role(accounts, account_id, names.MEMBER_FORWARD_ROLE_NAME, central)
     _role(
         iam,
         config.deployment.remediation_role_name,
@@ -351,29 +351,28 @@ def _provision_member_region(
         account_id,
         region,
         central,
-        names.MEMBER_FORWARD_RULE_NAME,
-        "Forward Macie findings to the security account's central bus",
+        rule_name=names.MEMBER_FORWARD_RULE_NAME,
+        role_arn=f"arn:aws:iam::{account_id}:role/{names.MEMBER_FORWARD_ROLE_NAME}",
+        description="Forward Macie findings to the security account's central bus",
     )
     return MemberRegion(account_id, region, bucket, key_arn, rule_arn)
 
 
 def _provision_administrator(config: Config, accounts: Accounts, central: Provisioned) -> None:
-    """The Macie administrator's forwarding in every listed region, except where its member rule already forwards
-    (one rule per default bus: two would deliver every finding twice)."""
+    """The Macie administrator's forwarding where the stacks deploy it: every listed region except those where
+    the administrator is also a member (its member rule already forwards that bus; two rules would deliver
+    every finding twice)."""
     administrator = config.macie_administrator_id
-    regions = [region for region in config.regions if central.forwarder(administrator, region) is None]
-    if not regions:
-        return
-    if administrator not in config.accounts_by_id:
-        _provision_forwarder_role(accounts, administrator, central)
-    for region in regions:
+    for region in config.administrator_forwarding_regions():
+        role_arn = _forwarder_role(accounts, administrator, names.administrator_forward_role_name(region), central)
         _provision_forward_rule(
             accounts,
             administrator,
             region,
             central,
-            names.ADMINISTRATOR_FORWARD_RULE_NAME,
-            "Forward the Macie administrator's findings (its jobs, automated discovery) to the central bus",
+            rule_name=names.ADMINISTRATOR_FORWARD_RULE_NAME,
+            role_arn=role_arn,
+            description="Forward the Macie administrator's findings (its jobs, automated discovery) to the central bus",
         )
 
 

@@ -426,10 +426,11 @@ class Sandbox:
     def publish(self, event: dict[str, Any]) -> Route:
         """Put a Macie event on the bus Macie would: the default bus of the account that published it (the
         envelope's ``account``: the bucket owner for its own jobs, the Macie administrator for the
-        administrator's jobs and automated discovery), in the envelope's ``region``. That bus's forwarding rule
-        (``member`` or ``administrator``) sends it on to the central bus; an account x region the stacks
-        deploy no rule to (an organisation account outside accounts.yaml) puts it on the central bus directly
-        (``central``). An envelope without account or region falls back to the detail's (the bucket owner's)."""
+        administrator's jobs and automated discovery), in the envelope's ``region``, whose forwarding rule sends
+        it on to the central bus. The route says whose bus it was: ``administrator`` (forwarded by the
+        administrator's rule, or by its member rule when it is also a member there), ``member``, or ``central``:
+        put on the central bus directly, for an account x region the stacks deploy no rule to (an organisation
+        account outside accounts.yaml). An envelope without account or region falls back to the detail's."""
         detail = event.get("detail")
         publisher = _text(event.get("account")) or (_text(detail.get("accountId")) if isinstance(detail, dict) else "")
         region = _text(event.get("region")) or (_text(detail.get("region")) if isinstance(detail, dict) else "")
@@ -442,7 +443,7 @@ class Sandbox:
         route: Route
         if publisher and region and self.provisioned.forwarder(publisher, region) is not None:
             events = self.client("events", publisher, region)
-            route = "member" if self.provisioned.member(publisher, region) is not None else "administrator"
+            route = "administrator" if publisher == self.config.macie_administrator_id else "member"
         else:
             events = self.client("events")
             entry["EventBusName"] = self.provisioned.central_bus_arn
