@@ -50,26 +50,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _shown_path(file: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 (os.fsdecode's surrogates) become U+FFFD."""
+    return file.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
+    """One line per readable file: what the finding handler would do with these exact bytes.
+
+    The bytes go through the handler's own parse boundary (``parse_event``), so a file gets the action the
+    pipeline would give it (a byte order mark, a deep nesting or an oversized number included)."""
     config = _load(args)
     if config is None:
         return EXIT_BAD_INPUT
     status = EXIT_OK
     for file in args.events:
         try:
-            text = Path(file).read_bytes()
+            raw = Path(file).read_bytes()
         except OSError as exc:
-            print(f"{file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            print(f"{_shown_path(file)}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        finding = parse_event(text)
+        finding = parse_event(raw)
         decision = decide(finding, config)
         if isinstance(finding, Rejection):
             finding_id, account = finding.finding_id, finding.account_id
         else:
             finding_id, account = finding.id, finding.account_id
         line = {
-            "file": file,
+            "file": _shown_path(file),
             "finding_id": finding_id,
             "account": account,
             "team": decision.team,

@@ -395,16 +395,59 @@ class _Located:
         return None
 
 
+def _syntax_issue(exc: Any, text: str, file: str) -> ConfigIssue:
+    """A YAML syntax error at the line to fix: where an unclosed bracket or quote was opened, not the line
+    where the parser noticed (for an unclosed ``[``, the next key's line)."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    opened = _unclosed_opening(exc, text)
+    if opened is None:
+        return ConfigIssue(file, line, "(syntax)", f"YAML syntax error: {problem}")
+    what, opened_line = opened
+    noticed = f" (noticed on line {line})" if line is not None and line != opened_line else ""
+    return ConfigIssue(
+        file, opened_line, "(syntax)", f"YAML syntax error: {what} opened here is not closed: {problem}{noticed}"
+    )
+
+
+def _unclosed_opening(exc: Any, text: str) -> tuple[str, int] | None:
+    """The innermost quote, ``[`` or ``{`` still open where the parser failed, and its line; None if none."""
+    import yaml
+
+    context_mark = getattr(exc, "context_mark", None)
+    if getattr(exc, "context", None) == "while scanning a quoted scalar" and context_mark is not None:
+        return "the quoted string", context_mark.line + 1
+    problem_mark = getattr(exc, "problem_mark", None)
+    if problem_mark is None:
+        return None
+    starts = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)
+    ends = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)
+    open_brackets: list[Any] = []
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= problem_mark.index:
+                break
+            if isinstance(token, starts):
+                open_brackets.append(token)
+            elif isinstance(token, ends) and open_brackets:
+                open_brackets.pop()
+    except yaml.YAMLError:
+        pass  # the tokens read before the scanner failed are the ones that count
+    if not open_brackets:
+        return None
+    innermost = open_brackets[-1]
+    bracket = "[" if isinstance(innermost, yaml.FlowSequenceStartToken) else "{"
+    return f"the '{bracket}'", innermost.start_mark.line + 1
+
+
 def _compose(text: str, file: str) -> tuple[Any, _Located]:
     import yaml  # only where YAML is read: the Lambda reads the bundled JSON
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue(file, line, "(syntax)", f"YAML syntax error: {problem}")]) from None
+        raise ConfigError([_syntax_issue(exc, text, file)]) from None
     located = _Located(lines={}, plain_scalars=set())
     issues: list[ConfigIssue] = []
     if root is None:

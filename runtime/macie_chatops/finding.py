@@ -1,19 +1,35 @@
-"""The Macie finding, parsed at the edge.
+"""The Macie finding, parsed at the edge: the one parse boundary for event bytes.
 
-Only the fields the pipeline uses are modelled, strictly; everything else Macie sends is tolerated and
-ignored. Parsing never raises on bad input: it returns a :class:`Rejection` that says why, so the caller
-can record and log it (see reference/macie-schema.md for the traps: raw keys, "" version ids, null job
-ids, absent vs null s3Object, 1-3 severity scores).
+``parse_event`` is the only way event bytes become a :class:`Finding`: the finding handler, the CLI's
+``decide`` and the sandbox's replay all call it, so the same bytes get the same outcome everywhere. It
+never raises on bad input (RecursionError included): it returns a :class:`Rejection` that says why, so the
+caller can record or count it. Checked before the model sees anything (``read_event``): at most
+``MAX_EVENT_BYTES`` (EventBridge's limit for one event: anything larger cannot have come through it),
+strict UTF-8 (one leading byte order mark is ignored, as RFC 8259 allows, for bytes and text alike),
+nested at most ``MAX_JSON_DEPTH`` deep (counted without recursion, before ``json.loads``), standard JSON
+only (no NaN/Infinity), no lone surrogate in any string. Then the model, strictly, on the fields the
+pipeline uses (everything else Macie sends is tolerated and ignored): ids, accounts and regions by
+``re.fullmatch`` on ASCII patterns (``re.match(...$)`` accepts a trailing newline, and ``\\d`` any Unicode
+digit), bucket names by S3's naming rules, keys valid for S3 (1-1,024 UTF-8 bytes) and free of control,
+line-separator and bidirectional-override characters (S3 allows them, but no message or log line could
+show such a key faithfully; the finding is rejected with the reason, for a person to handle), sizes and
+counts in the ranges S3 and DynamoDB can hold. See reference/macie-schema.md for the traps: raw keys, ""
+version ids, null job ids, absent vs null s3Object, 1-3 severity scores.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -27,6 +43,106 @@ from pydantic import (
 )
 
 from macie_chatops.event_pattern import MACIE_DETAIL_TYPE, MACIE_SOURCE
+
+MAX_EVENT_BYTES: Final = 256 * 1024  # EventBridge's limit for one event (PutEvents entry)
+MAX_JSON_DEPTH: Final = 32  # a Macie event nests about 10 deep (occurrences in detections in results)
+MAX_KEY_BYTES: Final = 1024  # S3's limit for an object key
+MAX_OBJECT_SIZE: Final = 5 * 1024**4  # 5 TiB: S3's largest object
+MAX_COUNT: Final = 2**53 - 1  # any count a JSON reader and DynamoDB hold exactly
+MAX_REASON_CHARS: Final = 500
+
+# Always re.fullmatch, and ASCII only: `$` in re.match accepts a trailing newline, `\d` any Unicode digit.
+FINDING_ID: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+EVENT_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,120}")  # "event:<id>" must still fit a finding-id-sized key
+ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
+REGION: Final = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]")
+PARTITION: Final = re.compile(r"aws(-[a-z]+){0,3}")
+_PRINTABLE_ASCII: Final = re.compile(r"[\x21-\x7e]*")  # version ids, ETags, storage classes, job ids
+_BUCKET_NAME: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_RESERVED_PREFIXES: Final = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES: Final = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# Characters no Slack message, CLI line or log line can show faithfully: C0 and C1 controls, DEL, the
+# Unicode line and paragraph separators, and the bidirectional embeddings, overrides and isolates.
+_UNSHOWABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")  # json.loads pairs valid surrogates: any left is alone
+_JSON_STRUCTURE: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_BOM: Final = "\ufeff"
+
+
+def _code_point(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{what} must match {pattern.pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _showable(value: str) -> str:
+    bad = _UNSHOWABLE.search(value)
+    if bad is not None:
+        raise ValueError(f"contains {_code_point(bad.group())}, a character no message can show faithfully")
+    return value
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid S3 general purpose bucket name (S3's naming rules), or None."""
+    if not _BUCKET_NAME.fullmatch(name):
+        return "a bucket name is 3-63 lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
+    if ".." in name:
+        return "a bucket name has no two adjacent periods"
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        return "a bucket name is not formatted as an IP address"
+    if name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
+        return "the bucket name uses a prefix or suffix S3 reserves"
+    return None
+
+
+def _bucket_name(value: str) -> str:
+    problem = bucket_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def object_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be acted on (not a valid S3 key, or not showable), or None."""
+    if not key:
+        return "the key is empty"
+    if _SURROGATE.search(key):
+        return "the key is not valid UTF-8 (a lone surrogate)"
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        return f"the key is {size:,} UTF-8 bytes; S3 allows {MAX_KEY_BYTES:,}"
+    bad = _UNSHOWABLE.search(key)
+    if bad is not None:
+        return (
+            f"the key contains {_code_point(bad.group())} (a control or direction character): no message can "
+            "show it faithfully, so it is not acted on; handle this object by hand"
+        )
+    return None
+
+
+def _object_key(value: str) -> str:
+    problem = object_key_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[StrictStr, StringConstraints(max_length=1024), AfterValidator(_showable)]
+ShortText = Annotated[StrictStr, StringConstraints(max_length=256), AfterValidator(_showable)]
+AsciiToken = Annotated[StrictStr, StringConstraints(max_length=1024), _matching(_PRINTABLE_ASCII, "the value")]
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+ByteSize = Annotated[StrictInt, Field(ge=0, le=MAX_OBJECT_SIZE)]
 
 SEVERITY_BY_SCORE = {1: "Low", 2: "Medium", 3: "High"}
 
@@ -54,13 +170,13 @@ class ServerSideEncryption(_Tolerant):
 class S3Object(_Tolerant):
     bucketArn: StrictStr
     # The raw UTF-8 key exactly as Macie sent it: never URL-decoded, never derived from `path`.
-    key: Annotated[StrictStr, StringConstraints(min_length=1)]
+    key: Annotated[StrictStr, AfterValidator(_object_key)]
     path: StrictStr | None = None
     extension: StrictStr | None = None
-    versionId: StrictStr | None = None  # "" (or absent) means an unversioned bucket
-    eTag: StrictStr | None = None
-    size: Annotated[StrictInt, Field(ge=0)] = 0
-    storageClass: StrictStr | None = None
+    versionId: AsciiToken | None = None  # "" (or absent) means an unversioned bucket
+    eTag: AsciiToken | None = None
+    size: ByteSize = 0
+    storageClass: Annotated[AsciiToken, StringConstraints(max_length=64)] | None = None
     lastModified: datetime | None = None
     serverSideEncryption: ServerSideEncryption | None = None
 
@@ -74,7 +190,7 @@ class S3Object(_Tolerant):
 
 
 class S3Bucket(_Tolerant):
-    name: Annotated[StrictStr, StringConstraints(min_length=3, max_length=63)]
+    name: Annotated[StrictStr, AfterValidator(_bucket_name)]
     arn: StrictStr | None = None
 
 
@@ -84,48 +200,48 @@ class ResourcesAffected(_Tolerant):
 
 
 class Detection(_Tolerant):
-    type: StrictStr
-    count: StrictInt = 0
+    type: ShortText
+    count: Count = 0
 
 
 class SensitiveDataItem(_Tolerant):
-    category: StrictStr
-    totalCount: StrictInt = 0
+    category: ShortText
+    totalCount: Count = 0
     detections: list[Detection] = Field(default_factory=list)
 
 
 class CustomDetection(_Tolerant):
-    name: StrictStr | None = None
-    arn: StrictStr | None = None
-    count: StrictInt = 0
+    name: ShortText | None = None
+    arn: ShortText | None = None
+    count: Count = 0
 
 
 class CustomDataIdentifiers(_Tolerant):
-    totalCount: StrictInt = 0
+    totalCount: Count = 0
     detections: list[CustomDetection] = Field(default_factory=list)
 
 
 class ClassificationResult(_Tolerant):
-    mimeType: StrictStr | None = None
-    sizeClassified: StrictInt | None = None
+    mimeType: ShortText | None = None
+    sizeClassified: ByteSize | None = None
     sensitiveData: list[SensitiveDataItem] | None = None
     customDataIdentifiers: CustomDataIdentifiers | None = None
 
 
 class ClassificationDetails(_Tolerant):
-    jobId: StrictStr | None = None  # null for automated sensitive data discovery
+    jobId: Annotated[AsciiToken, StringConstraints(max_length=128)] | None = None  # null for automated discovery
     jobArn: StrictStr | None = None
-    originType: StrictStr | None = None
+    originType: ShortText | None = None
     result: ClassificationResult | None = None
 
 
 class FindingDetail(_Tolerant):
-    id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
-    accountId: Annotated[StrictStr, StringConstraints(pattern=r"^\d{12}$")]
-    region: Annotated[StrictStr, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
-    partition: StrictStr = "aws"
-    type: Annotated[StrictStr, StringConstraints(min_length=1)]
-    title: StrictStr = ""
+    id: Annotated[StrictStr, _matching(FINDING_ID, "a finding id")]
+    accountId: Annotated[StrictStr, _matching(ACCOUNT_ID, "an account id")]
+    region: Annotated[StrictStr, _matching(REGION, "a region")]
+    partition: Annotated[StrictStr, _matching(PARTITION, "a partition")] = "aws"
+    type: Annotated[ShortText, StringConstraints(min_length=1)]
+    title: Text = ""
     description: StrictStr = ""
     severity: FindingSeverity
     createdAt: datetime
@@ -144,10 +260,10 @@ class MacieEvent(_Tolerant):
     not carry it, and routing never uses it anyway (``detail.accountId`` owns the bucket).
     """
 
-    version: StrictStr = "0"
-    id: StrictStr
-    source: StrictStr
-    detail_type: StrictStr = Field(validation_alias=AliasChoices("detail-type", "detail_type"))
+    version: ShortText = "0"
+    id: Annotated[StrictStr, _matching(EVENT_ID, "an event id")]
+    source: ShortText
+    detail_type: ShortText = Field(validation_alias=AliasChoices("detail-type", "detail_type"))
     account: StrictStr | None = None
     time: datetime | None = None
     region: StrictStr | None = None
@@ -208,7 +324,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rejection:
-    """Input that is not a usable Macie finding. ``finding_id``/``account_id`` are kept when readable."""
+    """Input that is not a usable Macie finding, and why; each id is kept only when it is well formed."""
 
     reason: str
     event_id: str | None = None
@@ -216,42 +332,142 @@ class Rejection:
     account_id: str | None = None
 
 
+def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _first_error(exc: ValidationError, prefix: str) -> str:
-    error = exc.errors()[0]
+    # Never the input itself: the loc holds field names and list indexes, the messages our own words.
+    error = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(p) for p in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{prefix}{where}: {error['msg']}{more}"
+    return _clip(f"{prefix}{where}: {message}{more}")
 
 
-def _peek(detail: Any, key: str) -> str | None:
-    value = detail.get(key) if isinstance(detail, dict) else None
-    return value if isinstance(value, str) else None
+def _peek(data: Any, key: str, pattern: re.Pattern[str]) -> str | None:
+    """A field read from input that failed validation, only when it is a well-formed id (safe to keep)."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
 
 
-def parse_event(raw: Any) -> Finding | Rejection:
-    """Parse an EventBridge event (a dict, or its JSON text) into a Finding, or say why not."""
-    if isinstance(raw, str | bytes):
+def _ids_of(event: Any) -> tuple[str | None, str | None, str | None]:
+    """The event id, finding id and account id of a raw event, each only if well formed."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    return _peek(event, "id", EVENT_ID), _peek(detail, "id", FINDING_ID), _peek(detail, "accountId", ACCOUNT_ID)
+
+
+def _nesting_depth(text: str, limit: int) -> int:
+    """How deep ``text`` nests JSON arrays and objects, counted without recursion (stops past ``limit``)."""
+    depth = deepest = 0
+    for token in _JSON_STRUCTURE.finditer(text):
+        char = token.group()[0]
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _not_a_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {_clip(text, 40)} is out of range")
+    return value
+
+
+def _lone_surrogate_at(event: dict[str, Any]) -> str | None:
+    """Where a string (or a member name) of the parsed event holds a lone surrogate, or None. No recursion."""
+    stack: list[tuple[str, Any]] = [("", event)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where or "(the event)"
+        elif isinstance(value, dict):
+            members = list(value.items())
+            for name, member in reversed(members):  # reversed onto the stack: checked in document order
+                if _SURROGATE.search(name):
+                    return f"a member name in {where or '(the event)'}"
+                shown = name if FINDING_ID.fullmatch(name) else "?"
+                stack.append((f"{where}.{shown}" if where else shown, member))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{index}]", value[index]) for index in reversed(range(len(value))))
+    return None
+
+
+def read_event(raw: str | bytes | Mapping[str, Any]) -> dict[str, Any] | Rejection:
+    """The event's JSON object, checked for size, encoding, depth and JSON itself; or why it is unusable.
+
+    Bytes are decoded as strict UTF-8; text and bytes lose one leading byte order mark; a mapping is read
+    as the JSON text it would be sent as, so a dict and its bytes always get the same answer.
+    """
+    if isinstance(raw, Mapping):
         try:
-            raw = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return Rejection(f"not JSON: {exc}")
-    if not isinstance(raw, dict):
-        return Rejection(f"an event must be a JSON object, not {type(raw).__name__}")
+            raw = json.dumps(raw, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            return Rejection(_clip(f"not a JSON document: {type(exc).__name__}: {exc}"))
+    if isinstance(raw, bytes | bytearray):
+        if len(raw) > MAX_EVENT_BYTES:
+            return Rejection(f"the event is {len(raw):,} bytes; an event is at most {MAX_EVENT_BYTES:,}")
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejection(f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}: {exc.reason}")
+    elif isinstance(raw, str):
+        text = raw
+        if len(text) > MAX_EVENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_EVENT_BYTES:
+            return Rejection(f"the event is over {MAX_EVENT_BYTES:,} bytes, the most an event can be")
+    else:
+        return Rejection(f"an event is JSON text or bytes, not {type(raw).__name__}")
+    text = text.removeprefix(_BOM)
+    if _nesting_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return Rejection(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels; a Macie event nests about 10")
     try:
-        envelope = MacieEvent.model_validate(raw)
+        event = json.loads(text, parse_constant=_not_a_constant, parse_float=_finite)
+    except RecursionError:  # the depth check should make this impossible; never let it escape
+        return Rejection(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels; a Macie event nests about 10")
+    except ValueError as exc:  # JSONDecodeError, integers too long to read, NaN, Infinity, 1e999
+        return Rejection(_clip(f"not JSON: {exc}"))
+    if not isinstance(event, dict):
+        return Rejection(f"an event must be a JSON object, not {type(event).__name__}")
+    where = _lone_surrogate_at(event)
+    if where is not None:
+        return Rejection(f"{where}: not valid Unicode (a lone surrogate)", *_ids_of(event))
+    return event
+
+
+def parse_event(raw: str | bytes | Mapping[str, Any]) -> Finding | Rejection:
+    """Parse an EventBridge event (its bytes, its JSON text, or the JSON object) into a Finding, or say why not.
+
+    Never raises on any input. A Rejection keeps the event id, finding id and account id only when each is
+    well formed, so its caller can key a record on them.
+    """
+    event = read_event(raw)
+    if isinstance(event, Rejection):
+        return event
+    event_id, finding_id, account_id = _ids_of(event)
+    try:
+        envelope = MacieEvent.model_validate(event)
     except ValidationError as exc:
-        return Rejection(_first_error(exc, "envelope: "), event_id=_peek(raw, "id"))
-    detail = envelope.detail
-    finding_id, account_id = _peek(detail, "id"), _peek(detail, "accountId")
+        return Rejection(_first_error(exc, "envelope: "), event_id, finding_id, account_id)
     if envelope.source != MACIE_SOURCE or envelope.detail_type != MACIE_DETAIL_TYPE:
         return Rejection(
-            f"not a Macie finding event: source {envelope.source!r}, detail-type {envelope.detail_type!r}",
-            envelope.id,
+            _clip(f"not a Macie finding event: source {envelope.source!r}, detail-type {envelope.detail_type!r}"),
+            event_id,
             finding_id,
             account_id,
         )
     try:
-        parsed = FindingDetail.model_validate(detail)
+        parsed = FindingDetail.model_validate(envelope.detail)
     except ValidationError as exc:
-        return Rejection(_first_error(exc, "detail."), envelope.id, finding_id, account_id)
+        return Rejection(_first_error(exc, "detail."), event_id, finding_id, account_id)
     return Finding(event_id=envelope.id, detail=parsed)

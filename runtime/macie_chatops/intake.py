@@ -52,7 +52,6 @@ conditional transitions turn into a no-op.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,7 +63,7 @@ from aws_lambda_powertools import Logger
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.errors import SlackConfigurationError, SlackError, SlackRetryableError
-from macie_chatops.finding import Finding, Rejection, parse_event
+from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob, SqsJobQueue
 from macie_chatops.slack_messages import (
     SlackMessage,
@@ -82,9 +81,6 @@ if TYPE_CHECKING:
 logger = Logger(service="macie-chatops-finding", child=True)  # the finding handler's logger
 
 ACTOR: Final = "finding-handler"
-_FINDING_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 _BUILDERS: Final[Mapping[Action, Callable[..., SlackMessage]]] = {
     Action.REVIEW: build_review_message,
@@ -146,9 +142,9 @@ def record_id_of(parsed: Finding | Rejection) -> str | None:
     """The state-table key for an event: its finding id, else ``event:<event id>``, else None."""
     if isinstance(parsed, Finding):
         return parsed.id
-    if parsed.finding_id and _FINDING_ID.fullmatch(parsed.finding_id):
+    if parsed.finding_id and FINDING_ID.fullmatch(parsed.finding_id):
         return parsed.finding_id
-    if parsed.event_id and _EVENT_ID.fullmatch(parsed.event_id):
+    if parsed.event_id and EVENT_ID.fullmatch(parsed.event_id):
         # Finding ids never contain ':', so an event-keyed rejection can never collide with a finding.
         return f"event:{parsed.event_id}"
     return None
@@ -247,7 +243,7 @@ def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, s
     if isinstance(parsed, Finding):
         summary = FindingSummary.of(parsed, decision) if parsed.s3_object is not None else None
         return parsed.event_id[:128], parsed.account_id, summary
-    account_id = parsed.account_id if parsed.account_id and _ACCOUNT_ID.fullmatch(parsed.account_id) else ""
+    account_id = parsed.account_id if parsed.account_id and ACCOUNT_ID.fullmatch(parsed.account_id) else ""
     return (parsed.event_id or "")[:128], account_id, None
 
 

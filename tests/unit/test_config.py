@@ -78,7 +78,7 @@ MISTAKES = [
     pytest.param(
         "regions: [us-east-1, eu-west-1]\n",
         "regions: [us-east-1, eu-west-1\n",
-        "accounts.yaml:5: (syntax):",
+        "accounts.yaml:4: (syntax):",  # where the '[' was opened, not line 5 where the parser noticed
         "YAML syntax error",
         id="yaml-syntax",
     ),
