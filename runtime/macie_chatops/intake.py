@@ -15,7 +15,15 @@ Steps, and why in this order (every write is a conditional write in the store):
    second message, no second job); if not, it claims the lease and resumes from where the record says
    the first attempt stopped; if another live attempt holds the lease, it leaves the finding to that
    attempt (whose SQS message is still in flight, so nothing can be dropped) and is acknowledged.
-3. For ``review``/``auto``/``notify``: post the message, then store its ts *and* transition in one
+3. For ``review``/``auto`` (the decisions that can lead to a move): claim the finding's object version
+   (``store.claim_object``; idempotent, so a resumed attempt claims again harmlessly). When another finding
+   holds the claim, the finding becomes DUPLICATE (final, ``duplicate_of`` = the holder, metric
+   ``DuplicateFindings``): no message of its own, no job; at most one thread reply under the first finding's
+   message, when it has one (``duplicate_thread``), posted after the DUPLICATE write and recorded
+   (``duplicate_reply_ts``) with the lease's release: a Slack failure leaves the DUPLICATE record as it is and
+   raises, and the redelivery posts the reply (never once it is recorded); a parent message that is gone is
+   audited and no reply is due any more.
+   For ``review``/``auto``/``notify``: post the message, then store its ts *and* transition in one
    conditional write (PENDING_APPROVAL / APPROVED by ``auto`` / NOTIFIED): after the post, the record
    either has neither (a crash before the write: the next delivery posts again, the residual risk below)
    or both. A resumed attempt that finds a ts (a record written before ts and transition were one write)
@@ -62,17 +70,19 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
-from macie_chatops.errors import SlackConfigurationError, SlackError, SlackRetryableError
+from macie_chatops.errors import SlackConfigurationError, SlackError, SlackMessageNotFoundError, SlackRetryableError
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob, SqsJobQueue
 from macie_chatops.slack_messages import (
     SlackMessage,
+    already_handled,
     build_auto_message,
+    build_duplicate_reply,
     build_notify_message,
     build_review_message,
 )
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, PostedMessage, RecordUpdates
+from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, PostedMessage, RecordUpdates
 from macie_chatops.summary import FindingSummary
 
 if TYPE_CHECKING:
@@ -87,6 +97,8 @@ _BUILDERS: Final[Mapping[Action, Callable[..., SlackMessage]]] = {
     Action.AUTO: build_auto_message,
     Action.NOTIFY: build_notify_message,
 }
+# The decisions that can lead to a move take their object version's claim (one version, one remediation).
+_CLAIMING: Final = frozenset({Action.REVIEW, Action.AUTO})
 _TARGETS: Final[Mapping[Action, State]] = {
     Action.REVIEW: State.PENDING_APPROVAL,
     Action.AUTO: State.APPROVED,
@@ -97,9 +109,12 @@ _TARGETS: Final[Mapping[Action, State]] = {
 
 
 class SlackPoster(Protocol):
-    """What intake needs of Slack: post a message to a channel, get its ts (raises SlackError)."""
+    """What intake needs of Slack: post a message to a channel, or in a message's thread; get its ts (raises
+    SlackError)."""
 
     def post(self, channel: str, message: SlackMessage) -> str: ...
+
+    def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str: ...
 
 
 class Counter(Protocol):
@@ -154,6 +169,8 @@ def intake_complete(record: FindingRecord) -> bool:
     """True when nothing is left for the finding handler to do for this record."""
     if record.state is State.RECEIVED:
         return False
+    if record.state is State.DUPLICATE:
+        return not _reply_due(record)
     return not (
         record.state is State.APPROVED
         and record.action is Action.AUTO
@@ -249,6 +266,10 @@ def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, s
 
 def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
     """Steps 3-5; the last write also gives the lease back when ``attempt`` still holds it."""
+    if record.state is State.RECEIVED and record.action in _CLAIMING and record.summary is not None:
+        claim = deps.store.claim_object(record.summary.object_version, finding_id=record.finding_id)
+        if claim.finding_id != record.finding_id:
+            record = _record_duplicate(record, claim, deps, attempt)
     if record.state is State.RECEIVED:
         action = record.action or Action.REJECT
         updates: RecordUpdates = {}
@@ -281,9 +302,88 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
             # deadline passed): say so, and carry on from whatever state the record is in now.
             logger.warning("the record moved on under this attempt", extra={"state": result.record.state.value})
         record = result.record
+    if record.state is State.DUPLICATE:
+        return _reply_to_first(record, deps, attempt) if _reply_due(record) else record
     if not intake_complete(record):
         record = _queue_auto_job(record, deps, attempt)
     return record
+
+
+def _reply_due(record: FindingRecord) -> bool:
+    """A DUPLICATE owes the first finding's message one thread reply, not yet posted."""
+    return record.duplicate_thread is not None and record.duplicate_reply_ts is None
+
+
+def _record_duplicate(
+    record: FindingRecord, claim: ObjectClaim, deps: IntakeDependencies, attempt: str
+) -> FindingRecord:
+    """RECEIVED -> DUPLICATE of the claim's holder; keeps the lease when a thread reply is due (the next step)."""
+    first = deps.store.get(claim.finding_id)
+    detail = already_handled(
+        claim.finding_id, first.state.value if first else None, first.quarantine if first else None
+    )
+    updates: RecordUpdates = {"duplicate_of": claim.finding_id, "outcome": "duplicate", "outcome_detail": detail}
+    if first is not None and first.slack_channel and first.slack_ts:
+        updates["duplicate_thread"] = {"channel": first.slack_channel, "ts": first.slack_ts}
+    result = deps.store.transition(
+        record.finding_id,
+        expected={State.RECEIVED},
+        target=State.DUPLICATE,
+        actor=ACTOR,
+        event="duplicate",
+        updates=updates,
+        detail=f"the same object version as finding {claim.finding_id}: {detail}",
+        release_intake_of=None if "duplicate_thread" in updates else attempt,
+    )
+    if not result.applied:
+        logger.warning("the record moved on under this attempt", extra={"state": result.record.state.value})
+        return result.record
+    deps.metrics.count("DuplicateFindings", action=_action_name(record))
+    logger.info(
+        "the object version is claimed by another finding: recorded as a duplicate",
+        extra={
+            "duplicate_of": claim.finding_id,
+            "first_state": first.state.value if first else None,
+            "thread_reply_due": "duplicate_thread" in updates,
+        },
+    )
+    return result.record
+
+
+def _reply_to_first(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
+    """The one thread reply under the first finding's message; its ts recorded with the lease's release."""
+    thread, summary = record.duplicate_thread, record.summary
+    if thread is None or summary is None or record.duplicate_of is None:
+        raise ValueError(f"finding {record.finding_id}: a duplicate's reply needs its thread, summary and first")
+    message = build_duplicate_reply(summary, first_finding_id=record.duplicate_of)
+    try:
+        ts = deps.slack.reply(thread["channel"], thread["ts"], message)
+    except SlackMessageNotFoundError as exc:
+        # The first finding's message is gone (deleted in Slack): no thread to reply in, and never will be.
+        logger.warning("the first finding's message is gone: no thread reply", extra={"error_code": exc.error_code})
+        deps.metrics.count("SlackFailures", kind="thread_gone", error_code=exc.error_code or "unknown")
+        return deps.store.append_audit(
+            record.finding_id,
+            actor=ACTOR,
+            event="duplicate_reply_failed",
+            outcome="thread_gone",
+            detail=f"{exc.error_code}: {exc}",
+            updates={"duplicate_thread": None},
+            release_intake_of=attempt,
+        ).record
+    except SlackError as exc:
+        _slack_failed(record, exc, deps)
+        raise
+    deps.metrics.count("SlackPosts", action="duplicate_reply")
+    return deps.store.append_audit(
+        record.finding_id,
+        actor=ACTOR,
+        event="duplicate_reply_posted",
+        outcome="posted",
+        detail=f"{thread['channel']} {thread['ts']} -> {ts}",
+        updates={"duplicate_reply_ts": ts, "error": None},
+        release_intake_of=attempt,
+    ).record
 
 
 def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> str:

@@ -7,6 +7,7 @@ Public API::
                 safety_margin_s: float = DEFAULT_SAFETY_MARGIN_S, max_rate_limit_retries: int = 2,
                 sleep: Callable[[float], None] = time.sleep)
         .post(channel: str, message: SlackMessage) -> str            chat.postMessage; returns the message ts
+        .reply(channel: str, thread_ts: str, message: SlackMessage) -> str   chat.postMessage in a thread; its ts
         .update(channel: str, ts: str, message: SlackMessage) -> None    chat.update
         .usergroup_members(group_id: str) -> frozenset[str]          usergroups.users.list (active members)
         .auth_test() -> SlackIdentity                                auth.test (team_id, user_id, bot_id, ...)
@@ -19,7 +20,8 @@ Errors (all from :mod:`macie_chatops.errors`, base ``SlackError``):
 - ``SlackConfigurationError``: channel_not_found, not_in_channel, is_archived, invalid_auth, not_authed,
   account_inactive, token_revoked, missing_scope, invalid_blocks, msg_too_long, no_such_subteam, ... The
   message names the channel/group and says what the operator must do. Retrying will not help.
-- ``SlackMessageNotFoundError``: chat.update of a message that is gone (deleted in Slack).
+- ``SlackMessageNotFoundError``: chat.update of a message that is gone (deleted in Slack), or a reply in the
+  thread of one (``thread_not_found``).
 - ``SlackError``: any other refusal, with ``method`` and ``error_code``.
 
 Rate limits: Slack answers HTTP 429 with ``Retry-After``. SlackClient installs
@@ -274,6 +276,28 @@ class SlackClient:
             raise SlackError(f"chat.postMessage to channel {channel} answered without a ts", method="chat.postMessage")
         return ts
 
+    def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str:
+        """Post ``message`` in the thread of message ``thread_ts`` in ``channel`` (not broadcast to the channel);
+        returns the reply's own ts."""
+        blocks = message.block_dicts()
+        response = self._call(
+            "chat.postMessage",
+            lambda: self._web.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=message.text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            channel=channel,
+            ts=thread_ts,
+        )
+        ts = response.get("ts")
+        if not isinstance(ts, str) or not ts:
+            raise SlackError(f"chat.postMessage to thread {thread_ts} answered without a ts", method="chat.postMessage")
+        return ts
+
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         """Replace the message ``ts`` in ``channel`` (text and blocks) with ``message``."""
         blocks = message.block_dicts()
@@ -359,7 +383,7 @@ class SlackClient:
             return SlackRetryableError(
                 f"Slack {method} failed with HTTP {status} ({code}): retry later", method=method, error_code=code
             )
-        if code == "message_not_found":
+        if code in ("message_not_found", "thread_not_found"):
             return SlackMessageNotFoundError(
                 f"Slack {method}: message {ts} is not in channel {channel} (deleted?)", method=method, error_code=code
             )

@@ -31,6 +31,10 @@ Public API (keyword-only arguments after ``summary``)::
                          fix: str | None = None) -> SlackMessage
     build_stuck_message(summary, *, approver: str | None, at: When, requeues: int) -> SlackMessage
     build_dismissed_message(summary, *, by: str, at: When) -> SlackMessage
+    build_duplicate_message(summary, *, approver: str | None, at: When, first_finding_id: str,
+                            detail: str) -> SlackMessage                  DUPLICATE: not moved again
+    build_duplicate_reply(summary, *, first_finding_id: str) -> SlackMessage      thread reply: reported again
+    already_handled(first_finding_id, first_state, quarantine=None) -> str        plain text for a duplicate
     build_restoring_message(summary, *, by: str, at: When) -> SlackMessage
     build_restored_message(summary, *, by: str, at: When, restored_version_id: str | None) -> SlackMessage
 
@@ -56,7 +60,7 @@ overall, because Slack rejects messages well below the sum of the per-block limi
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -637,16 +641,81 @@ def build_restored_message(
     return _render(summary, title=":leftwards_arrow_with_hook: Restored", status=status)
 
 
+# --- one object version, one remediation (duplicates) -----------------------------------------------------
+
+_FIRST_STATE_WORDS: Final = {
+    "RECEIVED": "already being handled under finding {first}",
+    "PENDING_APPROVAL": "already awaiting approval under finding {first}",
+    "APPROVED": "already approved for quarantine under finding {first}",
+    "QUARANTINED": "already quarantined under finding {first}",
+    "DISMISSED": "already dismissed under finding {first}",
+}
+
+
+def already_handled(first_finding_id: str, first_state: str | None, quarantine: Mapping[str, str] | None = None) -> str:
+    """Plain text (not escaped): what became of an object version under its first finding, e.g. "already
+    quarantined under finding X, now at s3://quarantine-bucket/key" (``first_state`` None: its record is gone).
+    The record's ``outcome_detail`` and the click answer of a duplicate say it; messages escape it."""
+    template = _FIRST_STATE_WORDS.get(first_state or "")
+    if template is not None:
+        text = template.format(first=first_finding_id)
+    elif first_state:
+        text = f"already handled under finding {first_finding_id} ({first_state.lower().replace('_', ' ')})"
+    else:
+        text = f"already handled under finding {first_finding_id}"
+    bucket, key = (quarantine or {}).get("bucket"), (quarantine or {}).get("key")
+    if first_state in ("QUARANTINED", "RESTORE_REQUESTED", "BLOCKED") and bucket and key:
+        text += f", now at s3://{bucket}/{key}" if first_state != "BLOCKED" else f", a copy kept at s3://{bucket}/{key}"
+    return text
+
+
+def build_duplicate_message(
+    summary: FindingSummary, *, approver: str | None, at: When, first_finding_id: str, detail: str
+) -> SlackMessage:
+    """DUPLICATE (a finding that had its own message, e.g. approved before claims existed): not moved, because
+    its object version is remediated under another finding; ``detail`` is :func:`already_handled`'s text."""
+    status = _lines(
+        f"*Not moved again:* this object version is {_fit(detail, 1500)}.",
+        f"Approved {_who(approver)}; stopped on {_when(at)}. One object version is remediated once, under the "
+        f"first finding that reported it ({_code(_fit(first_finding_id, 200))}).",
+    )
+    return _render(summary, title=":link: Duplicate: already handled", status=status)
+
+
+def build_duplicate_reply(summary: FindingSummary, *, first_finding_id: str) -> SlackMessage:
+    """The thread reply under the first finding's message when Macie reports its object version again
+    (``summary`` is the new finding's): one short section, no fields, no buttons."""
+    again = _code(_fit(summary.finding_id, 200))
+    text = _lines(
+        f"Macie reported this object version again: finding {again} ({_fit(summary.origin, 200)}, "
+        f"created {_when(summary.created_at)}).",
+        f"It is recorded as a duplicate of {_code(_fit(first_finding_id, 200))}: no new review message, and the "
+        "object is never moved twice.",
+    )
+    console = escape_mrkdwn(summary.console_url)
+    fallback = _fit(f"Macie reported this object version again: finding {summary.finding_id}", MAX_FALLBACK_TEXT)
+    return SlackMessage(
+        text=fallback,
+        blocks=(
+            SectionBlock(text=_md(text)),
+            ContextBlock(elements=[_md(f"<{console}|Open the new finding in the Macie console>")]),
+        ),
+    )
+
+
 __all__ = [
     "AUTO_APPROVER",
     "BLOCKED_REASONS",
     "MAX_MESSAGE_TEXT_CHARS",
     "SlackMessage",
     "When",
+    "already_handled",
     "build_approved_message",
     "build_auto_message",
     "build_blocked_message",
     "build_dismissed_message",
+    "build_duplicate_message",
+    "build_duplicate_reply",
     "build_failed_message",
     "build_notify_message",
     "build_quarantined_message",

@@ -34,6 +34,14 @@ expected=None) -> WriteResult``
     The intake lease: the finding handler that holds it is the only one that may post the finding's
     first Slack message or queue its auto job. ``until`` is the holder's Lambda deadline, so a crashed
     holder's lease has always expired by the time SQS redelivers its message.
+``claim_object(version, *, finding_id) -> ObjectClaim`` / ``object_claim(version) -> ObjectClaim | None``
+    One object version, one remediation: the *claim item* of an object version (key
+    ``ObjectVersion.claim_key``, ``object#<sha256>``) names the first finding that claimed it. ``claim_object``
+    creates it for ``finding_id`` unless another finding holds it, in one conditional write, and returns the
+    claim as it now is: ``claim.finding_id`` is the holder (``finding_id`` itself when it won or already held
+    it, so a redelivery claims again harmlessly). Claims carry none of the indexes' keys, so they never show
+    in ``pending_approvals`` or ``approved_before``; ``get`` of a claim key is None (it is no finding). They
+    expire like final records (:data:`RETENTION_DAYS` after the claim).
 ``pending_approvals(team=None, limit=50) -> list[FindingRecord]``
     Findings awaiting approval, oldest first, from the sparse index (eventually consistent).
 ``approved_before(cutoff, *, limit=None) -> list[FindingRecord]``
@@ -87,7 +95,7 @@ from macie_chatops.names import (
     STATE_TABLE_TTL_ATTRIBUTE,
 )
 from macie_chatops.states import FINAL_STATES, State, can_transition
-from macie_chatops.summary import FindingSummary
+from macie_chatops.summary import OBJECT_CLAIM_PREFIX, FindingSummary, ObjectVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -153,6 +161,11 @@ class RecordUpdates(TypedDict, total=False):
     error: str | None
     quarantine: dict[str, str]  # where the quarantined copy is: bucket, key, version_id, region
     job_queued_at: str
+    duplicate_of: str  # DUPLICATE: the finding holding the object version's claim
+    duplicate_thread: (
+        dict[str, str] | None
+    )  # DUPLICATE: the first finding's message (channel, ts) a thread reply is due on
+    duplicate_reply_ts: str  # DUPLICATE: the ts of that reply, once posted (never a second one)
 
 
 _UPDATABLE: Final = frozenset(RecordUpdates.__annotations__)
@@ -191,6 +204,9 @@ class FindingRecord:
     quarantine: Mapping[str, str] | None = None
     job_queued_at: str | None = None
     approved_at: str | None = None  # when it last entered APPROVED; None in every other state
+    duplicate_of: str | None = None  # DUPLICATE: the first finding of the same object version
+    duplicate_thread: Mapping[str, str] | None = None  # DUPLICATE: {channel, ts} of the first finding's message
+    duplicate_reply_ts: str | None = None  # DUPLICATE: the thread reply's ts, once posted
     intake_owner: str | None = None
     intake_until: str | None = None
     expires_at: int | None = None
@@ -215,6 +231,7 @@ class FindingRecord:
         action = text("action")
         summary = data.get("summary")
         quarantine = data.get("quarantine")
+        thread = data.get("duplicate_thread")
         expires_at = data.get(STATE_TABLE_TTL_ATTRIBUTE)
         return cls(
             finding_id=str(data[STATE_TABLE_KEY]),
@@ -237,6 +254,9 @@ class FindingRecord:
             quarantine={str(k): str(v) for k, v in quarantine.items()} if isinstance(quarantine, dict) else None,
             job_queued_at=text("job_queued_at"),
             approved_at=text(APPROVED_INDEX_SORT),
+            duplicate_of=text("duplicate_of"),
+            duplicate_thread={str(k): str(v) for k, v in thread.items()} if isinstance(thread, dict) else None,
+            duplicate_reply_ts=text("duplicate_reply_ts"),
             intake_owner=text("intake_owner"),
             intake_until=text("intake_until"),
             expires_at=int(expires_at) if expires_at is not None else None,
@@ -259,6 +279,34 @@ class WriteResult:
 
     applied: bool
     record: FindingRecord
+
+
+CLAIM_ITEM_TYPE: Final = "object_claim"  # the ``item_type`` of claim items (finding records have none)
+
+
+@dataclass(frozen=True)
+class ObjectClaim:
+    """The claim of one object version: the first finding that may post it for review and move it."""
+
+    key: str
+    finding_id: str  # the holder
+    claimed_at: str
+    version: ObjectVersion
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, AttributeValueTypeDef]) -> ObjectClaim:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        data = {name: deserializer.deserialize(value) for name, value in item.items()}
+        return cls(
+            key=str(data[STATE_TABLE_KEY]),
+            finding_id=str(data["claimed_by"]),
+            claimed_at=str(data["claimed_at"]),
+            version=ObjectVersion(
+                str(data["account_id"]), str(data["bucket"]), str(data["object_key"]), str(data["object_version"])
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -383,6 +431,8 @@ class FindingStore:
     # -- reads -------------------------------------------------------------------------------------
 
     def get(self, finding_id: str) -> FindingRecord | None:
+        if finding_id.startswith(OBJECT_CLAIM_PREFIX):
+            return None  # a claim item, not a finding (finding ids never hold '#')
         response = self._client.get_item(TableName=self._table, Key=self._key(finding_id), ConsistentRead=True)
         item = response.get("Item")
         return FindingRecord.from_item(item) if item else None
@@ -615,6 +665,53 @@ class FindingStore:
             return expression
 
         return self._combined(finding_id, build, slack_message=None, release_intake_of=release_intake_of)
+
+    def object_claim(self, version: ObjectVersion) -> ObjectClaim | None:
+        """The claim of ``version`` (a strongly consistent read), or None when no finding has claimed it."""
+        response = self._client.get_item(TableName=self._table, Key=self._key(version.claim_key), ConsistentRead=True)
+        item = response.get("Item")
+        return ObjectClaim.from_item(item) if item else None
+
+    def claim_object(self, version: ObjectVersion, *, finding_id: str) -> ObjectClaim:
+        """Claim ``version`` for ``finding_id`` unless another finding holds it; the claim as it now is.
+
+        One conditional write: created when absent, rewritten unchanged when ``finding_id`` already holds it
+        (its first claim time and expiry are kept), refused when another finding does (DynamoDB returns
+        that claim, so the loser learns the holder in the same call)."""
+        moment = self._clock()
+        ttl = int((moment + timedelta(days=RETENTION_DAYS)).timestamp())
+        names = {"#key": STATE_TABLE_KEY, "#by": "claimed_by", "#at": "claimed_at", "#ttl": STATE_TABLE_TTL_ATTRIBUTE}
+        values: dict[str, Any] = {":me": finding_id, ":now": _iso(moment), ":ttl": ttl}
+        sets = ["#by = :me", "#at = if_not_exists(#at, :now)", "#ttl = if_not_exists(#ttl, :ttl)"]
+        fields = {
+            "item_type": CLAIM_ITEM_TYPE,
+            "account_id": version.account_id,
+            "bucket": version.bucket,
+            "object_key": version.key,
+            "object_version": version.version,
+        }
+        for n, (attribute, value) in enumerate(fields.items()):
+            names[f"#f{n}"], values[f":f{n}"] = attribute, value
+            sets.append(f"#f{n} = :f{n}")
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(version.claim_key),
+                UpdateExpression=f"SET {', '.join(sets)}",
+                ConditionExpression="attribute_not_exists(#key) OR #by = :me",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._serialize(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            refused: Mapping[str, Any] = exc.response
+            item = refused.get("Item")
+            claim = ObjectClaim.from_item(item) if item else self.object_claim(version)
+            if claim is None:  # only its TTL deletes a claim, 400 days after it was taken
+                raise StoreError(f"the claim of {version.describe()} refused {finding_id} and then vanished") from exc
+            return claim
+        return ObjectClaim.from_item(response["Attributes"])
 
     def claim_intake(self, finding_id: str, *, owner: str, until: datetime) -> WriteResult:
         """Take the intake lease unless someone else holds an unexpired one (``applied`` says which)."""

@@ -6,8 +6,10 @@ Slack message builder, so each state of a finding renders from the same facts. P
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from macie_chatops.decision import Decision
@@ -27,6 +29,40 @@ class DataCategory:
     category: str
     total: int
     detections: tuple[DetectionCount, ...] = ()
+
+
+OBJECT_CLAIM_PREFIX: Final = "object#"  # state-table keys of object-version claims; finding ids never hold '#'
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version of one S3 object, whichever finding names it: the unit of remediation.
+
+    ``version`` is the S3 version id, or ``etag:<ETag>`` for an object in an unversioned bucket (Macie sends
+    ``versionId: ""``): the ETag then tells this content from whatever is written under the key later. The
+    bucket's region is not part of it (bucket names are global)."""
+
+    account_id: str
+    bucket: str
+    key: str  # raw UTF-8, up to 1,024 bytes
+    version: str
+
+    @classmethod
+    def of(cls, summary: FindingSummary) -> ObjectVersion:
+        etag = summary.etag.strip('"')  # Macie sends it bare; S3 quotes it
+        version = summary.version_id or f"etag:{etag}"
+        return cls(summary.account_id, summary.bucket, summary.key, version)
+
+    @property
+    def claim_key(self) -> str:
+        """The state-table key of this version's claim: a fixed-size hash (keys reach 1,024 bytes, and the
+        partition key allows 2,048), of an unambiguous encoding (a JSON list: no separator can be forged)."""
+        identity = json.dumps([self.account_id, self.bucket, self.key, self.version], ensure_ascii=False)
+        return OBJECT_CLAIM_PREFIX + hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+    def describe(self) -> str:
+        """``s3://bucket/key`` and the version, for logs and audit details (raw text: escape before Slack)."""
+        return f"s3://{self.bucket}/{self.key} ({self.version or 'no version'}) in account {self.account_id}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +94,10 @@ class FindingSummary:
             f"#findings?search=resourcesAffected.s3Bucket.name%3D{quote(self.bucket, safe='')}"
             f"&macros=current&itemId={quote(self.finding_id, safe='')}"
         )
+
+    @property
+    def object_version(self) -> ObjectVersion:
+        return ObjectVersion.of(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

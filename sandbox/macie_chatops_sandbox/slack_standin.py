@@ -7,6 +7,8 @@ records every message per channel with every update in order, enforces Slack's p
 
 Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``usergroups.users.list``, ``users.info``.
 Bodies: JSON (what WebClient sends for chat.*), form-encoded (the other methods) and query strings.
+``chat.postMessage`` with ``thread_ts`` posts a thread reply: the parent must be a top-level message of the
+channel (else ``thread_not_found``); replies are kept apart from the channel's messages (``replies``).
 It also serves ``response_url`` webhooks (what Slack puts in a click payload): a POST there replaces the
 original message (default), deletes it, posts a new one, or records an ephemeral reply for the clicker;
 at most 5 uses within 30 minutes, like Slack.
@@ -19,7 +21,8 @@ Public API::
                  bot_user_id="U0MACIEBOT", bot_id="B0MACIEBOT", team_domain="example")
         .start() / .stop() / with SlackStandIn(...) as slack: ...
         .base_url                                  "http://127.0.0.1:PORT/api/"
-        .messages(channel) -> list[RecordedMessage]         in posting order
+        .messages(channel) -> list[RecordedMessage]         in posting order (top level, like conversations.history)
+        .replies(channel, thread_ts) -> list[RecordedMessage]   the thread's replies, in posting order
         .message(channel, ts) -> RecordedMessage            KeyError if absent
         .history -> list[RecordedCall]                      every call, in order (faults and errors too)
         .requests -> dict[str, int]                         calls per method
@@ -33,7 +36,8 @@ Public API::
         .clear_faults()
     RateLimit(per_second: float, burst: int)
     ManualClock(start=1000.0): a clock for tests; ``clock()`` reads it, ``clock.advance(s)`` moves it
-    RecordedMessage(channel, ts, revisions): .text / .blocks (latest), .updates (revisions after the post)
+    RecordedMessage(channel, ts, revisions, thread_ts=None): .text / .blocks (latest), .updates (revisions after
+        the post); ``thread_ts`` is the parent's ts for a thread reply
     Revision(method, text, blocks)            method: chat.postMessage | chat.update | response_url
     EphemeralReply(channel, ts, text, blocks)
     RecordedCall(method, channel, ts, status, error)
@@ -106,6 +110,7 @@ class RecordedMessage:
     channel: str
     ts: str
     revisions: tuple[Revision, ...]
+    thread_ts: str | None = None  # a thread reply: its parent's ts
 
     @property
     def text(self) -> str:
@@ -263,6 +268,7 @@ class SlackStandIn:
         self._update_bucket: _TokenBucket | None = None
         self._faults: list[_Fault] = []
         self._messages: dict[str, dict[str, list[Revision]]] = {}
+        self._replies: dict[tuple[str, str], dict[str, list[Revision]]] = {}  # (channel, parent ts) -> replies
         self._history: list[RecordedCall] = []
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._ephemeral: list[EphemeralReply] = []
@@ -376,6 +382,13 @@ class SlackStandIn:
             return [
                 RecordedMessage(channel, ts, tuple(revisions))
                 for ts, revisions in self._messages.get(channel, {}).items()
+            ]
+
+    def replies(self, channel: str, thread_ts: str) -> list[RecordedMessage]:
+        with self._lock:
+            return [
+                RecordedMessage(channel, ts, tuple(revisions), thread_ts)
+                for ts, revisions in self._replies.get((channel, thread_ts), {}).items()
             ]
 
     def message(self, channel: str, ts: str) -> RecordedMessage:
@@ -625,6 +638,11 @@ class SlackStandIn:
     def _post_message(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         channel = self._writable_channel(params, member_required=True)
         text, blocks = self._content(params)
+        thread_ts = params.get("thread_ts")
+        if thread_ts is not None and (
+            not isinstance(thread_ts, str) or thread_ts not in self._messages.get(channel, {})
+        ):
+            raise _SlackError("thread_not_found")
         if self._post_limit is not None:
             bucket = self._post_buckets.setdefault(channel, _TokenBucket(self._post_limit, now))
             wait = bucket.take(now)
@@ -632,8 +650,13 @@ class SlackStandIn:
                 raise _RateLimited(wait)
         self._sequence += 1
         ts = f"{self._epoch}.{self._sequence:06d}"
-        self._messages.setdefault(channel, {})[ts] = [Revision("chat.postMessage", text, blocks or ())]
-        return {"channel": channel, "ts": ts, "message": self._message_json(ts, text, blocks or ())}
+        revisions = [Revision("chat.postMessage", text, blocks or ())]
+        if thread_ts is None:
+            self._messages.setdefault(channel, {})[ts] = revisions
+            return {"channel": channel, "ts": ts, "message": self._message_json(ts, text, blocks or ())}
+        self._replies.setdefault((channel, thread_ts), {})[ts] = revisions
+        message = {**self._message_json(ts, text, blocks or ()), "thread_ts": thread_ts}
+        return {"channel": channel, "ts": ts, "message": message}
 
     def _update(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         channel = self._writable_channel(params, member_required=False)

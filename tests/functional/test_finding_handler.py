@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,8 @@ from macie_chatops.handlers import finding as handler
 from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, WriteResult
+from macie_chatops.store import CLAIM_ITEM_TYPE, FindingRecord, FindingStore, ObjectClaim, WriteResult
+from macie_chatops.summary import ObjectVersion
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
 from tests.functional.world import (
@@ -43,6 +45,8 @@ AUTO = "credentials-auto"  # payments, auto
 NOTIFY = "financial-low"  # payments, notify
 IGNORE = "archived-finding"  # payments, ignore
 MALFORMED = "severity-string"  # has a finding id, fails validation -> REJECTED
+REVIEW_AGAIN = "automated-discovery-null-job"  # payments, review: REVIEW's object version, from automated discovery
+AUTO_AGAIN = "credentials-auto-rediscovered"  # payments, auto: AUTO's object version, from automated discovery
 
 
 def finding_id_of(name: str) -> str:
@@ -85,7 +89,16 @@ class World:
         return self.slack.messages(channel)
 
     def table_size(self) -> int:
-        return len(self.store._client.scan(TableName=TABLE)["Items"])
+        """Finding records in the table (object-version claims are counted by ``claims``)."""
+        items = self.store._client.scan(TableName=TABLE)["Items"]
+        return len([item for item in items if "item_type" not in item])
+
+    def claims(self) -> list[ObjectClaim]:
+        items = self.store._client.scan(TableName=TABLE)["Items"]
+        return [ObjectClaim.from_item(item) for item in items if item.get("item_type") == {"S": CLAIM_ITEM_TYPE}]
+
+    def replies(self, ts: str, channel: str = PAYMENTS) -> list[Any]:
+        return self.slack.replies(channel, ts)
 
 
 @pytest.fixture
@@ -577,3 +590,247 @@ def test_metrics_can_be_switched_off_like_powertools_metrics(
     # WHEN findings are handled THEN no metric line is printed
     world.invoke(delivery(REVIEW), delivery("not-json"))
     assert emf_metrics(capsys.readouterr().out) == []
+
+
+# -- one object version, one remediation -----------------------------------------------------------------------
+
+
+def first_and_again(world: World, first: str, again: str) -> tuple[FindingRecord, FindingRecord]:
+    return world.record(finding_id_of(first)), world.record(finding_id_of(again))
+
+
+def test_a_second_finding_for_a_pending_version_is_recorded_as_a_duplicate_with_one_thread_reply(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a review finding awaiting approval
+    assert world.invoke(delivery(REVIEW)) == []
+    # WHEN automated discovery reports the same object version under another finding id
+    again = delivery(REVIEW_AGAIN)
+    assert world.invoke(again) == []
+    # THEN the second is DUPLICATE (final), pointing at the first, with what became of the version there
+    first, duplicate = first_and_again(world, REVIEW, REVIEW_AGAIN)
+    assert first.state is State.PENDING_APPROVAL
+    assert duplicate.state is State.DUPLICATE
+    assert duplicate.duplicate_of == first.finding_id
+    assert (duplicate.outcome, duplicate.outcome_detail) == (
+        "duplicate",
+        f"already awaiting approval under finding {first.finding_id}",
+    )
+    assert duplicate.expires_at is not None
+    assert [(e.event, e.outcome) for e in duplicate.audit] == [
+        ("received", "RECEIVED"),
+        ("duplicate", "DUPLICATE"),
+        ("duplicate_reply_posted", "posted"),
+    ]
+    # AND no review message of its own and no job: one reply in the first message's thread, recorded
+    (message,) = world.posts()
+    assert message.ts == first.slack_ts
+    (reply,) = world.replies(message.ts)
+    assert duplicate.duplicate_thread == {"channel": PAYMENTS, "ts": first.slack_ts}
+    assert duplicate.duplicate_reply_ts == reply.ts
+    assert duplicate.slack_ts is None and duplicate.intake_owner is None
+    assert (
+        f"Macie reported this object version again: finding `{duplicate.finding_id}`" in reply.blocks[0]["text"]["text"]
+    )
+    assert "automated sensitive data discovery" in reply.blocks[0]["text"]["text"]
+    assert world.jobs() == []
+    assert [r.finding_id for r in world.store.pending_approvals()] == [first.finding_id]
+    # AND one claim, the first finding's, counted duplicates by action
+    (claim,) = world.claims()
+    assert claim.finding_id == first.finding_id
+    assert first.summary is not None and claim.key == first.summary.object_version.claim_key
+    found = emf_metrics(capsys.readouterr().out)
+    assert [m["action"] for m in found if m["name"] == "DuplicateFindings"] == ["review"]
+    # WHEN the duplicate is delivered again THEN nothing more is posted
+    assert world.invoke(again.again(), delivery(REVIEW_AGAIN)) == []
+    assert len(world.replies(message.ts)) == 1
+    assert world.record(duplicate.finding_id).audit == duplicate.audit
+
+
+@pytest.mark.parametrize(
+    ("first_state", "detail"),
+    [
+        (State.APPROVED, "already approved for quarantine under finding {first}"),
+        (State.QUARANTINED, "already quarantined under finding {first}, now at s3://quarantine-bucket/{first}/key"),
+        (State.DISMISSED, "already dismissed under finding {first}"),
+        (State.BLOCKED, "already handled under finding {first} (blocked)"),
+    ],
+)
+def test_a_second_finding_for_a_version_already_acted_on_points_at_the_first(
+    world: World, first_state: State, detail: str
+) -> None:
+    # GIVEN the first finding of an object version moved on to approved / quarantined / dismissed / blocked
+    assert world.invoke(delivery(REVIEW)) == []
+    first_id = finding_id_of(REVIEW)
+    path = {
+        State.APPROVED: [State.APPROVED],
+        State.QUARANTINED: [State.APPROVED, State.QUARANTINED],
+        State.DISMISSED: [State.DISMISSED],
+        State.BLOCKED: [State.APPROVED, State.BLOCKED],
+    }[first_state]
+    for step in path:
+        current = world.record(first_id).state
+        quarantine = {
+            "bucket": "quarantine-bucket",
+            "key": f"{first_id}/key",
+            "version_id": "v1",
+            "region": "us-east-1",
+        }
+        world.store.transition(
+            first_id,
+            expected={current},
+            target=step,
+            actor="U0ALICE",
+            event="test",
+            updates={"quarantine": quarantine} if step is State.QUARANTINED else None,
+        )
+    # WHEN the same version is reported again THEN it is a duplicate that says what became of it
+    assert world.invoke(delivery(REVIEW_AGAIN)) == []
+    duplicate = world.record(finding_id_of(REVIEW_AGAIN))
+    assert (duplicate.state, duplicate.duplicate_of) == (State.DUPLICATE, first_id)
+    assert duplicate.outcome_detail == detail.format(first=first_id)
+    # AND nothing new is posted to the channel, one reply goes under the first message, nothing is queued
+    (message,) = world.posts()
+    assert len(world.replies(message.ts)) == 1
+    assert world.jobs() == []
+    assert world.record(first_id).state is first_state  # the first finding is untouched
+
+
+def test_two_auto_findings_for_one_version_queue_one_job(world: World) -> None:
+    # GIVEN an auto finding, approved and its job queued
+    assert world.invoke(delivery(AUTO)) == []
+    # WHEN automated discovery reports the same version
+    assert world.invoke(delivery(AUTO_AGAIN)) == []
+    # THEN one job, for the first; the second is a duplicate with no job and no message of its own
+    first, duplicate = first_and_again(world, AUTO, AUTO_AGAIN)
+    assert (first.state, duplicate.state) == (State.APPROVED, State.DUPLICATE)
+    assert duplicate.duplicate_of == first.finding_id
+    assert duplicate.outcome_detail == f"already approved for quarantine under finding {first.finding_id}"
+    assert duplicate.approver is None and duplicate.job_queued_at is None
+    assert [job.finding_id for job in world.jobs()] == [first.finding_id]
+    (message,) = world.posts()
+    assert len(world.replies(message.ts)) == 1
+    # AND the sweeper's index lists the first only (claims and duplicates carry none of its keys)
+    assert [r.finding_id for r in world.store.approved_before(datetime.now(UTC) + timedelta(minutes=1))] == [
+        first.finding_id
+    ]
+
+
+@pytest.mark.parametrize(("first", "again"), [(REVIEW, REVIEW_AGAIN), (AUTO, AUTO_AGAIN)])
+def test_two_findings_for_one_version_arriving_at_once_give_one_claim_and_one_duplicate(
+    world: World, atomic_moto: None, first: str, again: str
+) -> None:
+    # GIVEN two findings for one object version, handled by two invocations at the same moment
+    results: list[list[str]] = []
+    barrier = threading.Barrier(2)
+
+    def invoke(name: str) -> None:
+        barrier.wait()
+        results.append(world.invoke(delivery(name)))
+
+    threads = [threading.Thread(target=invoke, args=(name,)) for name in (first, again)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN both are acknowledged; one claim, one finding posted and moved on, the other its duplicate
+    assert results == [[], []]
+    (claim,) = world.claims()
+    records = {r.finding_id: r for r in first_and_again(world, first, again)}
+    winner = records.pop(claim.finding_id)
+    (loser,) = records.values()
+    assert winner.state is (State.PENDING_APPROVAL if first == REVIEW else State.APPROVED)
+    assert (loser.state, loser.duplicate_of) == (State.DUPLICATE, winner.finding_id)
+    (message,) = world.posts()
+    assert message.ts == winner.slack_ts
+    # at most one reply: none when the duplicate was recorded before the winner's message existed
+    assert len(world.replies(message.ts)) <= 1
+    assert len(world.replies(message.ts)) == (1 if loser.duplicate_thread else 0)
+    assert [job.finding_id for job in world.jobs()] == ([winner.finding_id] if first == AUTO else [])
+
+
+def test_a_failed_thread_reply_keeps_the_duplicate_and_the_redelivery_replies_once(world: World) -> None:
+    # GIVEN a pending finding, and Slack failing the next post (the duplicate's thread reply)
+    assert world.invoke(delivery(REVIEW)) == []
+    world.slack.fail_next("chat.postMessage", status=500)
+    again = delivery(REVIEW_AGAIN)
+    # WHEN the same version is reported again THEN the item fails, but the duplicate is recorded already
+    assert world.invoke(again) == [again.message_id]
+    duplicate = world.record(finding_id_of(REVIEW_AGAIN))
+    assert (duplicate.state, duplicate.duplicate_reply_ts) == (State.DUPLICATE, None)
+    assert duplicate.error == "slack retryable: http_500"
+    assert duplicate.audit[-1].event == "slack_post_failed"
+    (message,) = world.posts()
+    assert world.replies(message.ts) == []
+    # WHEN SQS redelivers it THEN the reply is posted, once, and recorded; later deliveries post nothing
+    assert world.invoke(again.again()) == []
+    assert world.invoke(again.again().again()) == []
+    (reply,) = world.replies(message.ts)
+    duplicate = world.record(duplicate.finding_id)
+    assert (duplicate.duplicate_reply_ts, duplicate.error, duplicate.intake_owner) == (reply.ts, None, None)
+    assert world.jobs() == []
+
+
+def test_a_duplicate_of_a_deleted_message_is_recorded_without_a_reply(world: World) -> None:
+    # GIVEN a pending finding whose message was deleted in Slack
+    assert world.invoke(delivery(REVIEW)) == []
+    first = world.record(finding_id_of(REVIEW))
+    assert first.slack_ts is not None
+    request = urllib.request.Request(
+        world.slack.response_url(PAYMENTS, first.slack_ts),
+        data=json.dumps({"delete_original": True}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200
+    # WHEN the same version is reported again
+    assert world.invoke(delivery(REVIEW_AGAIN)) == []
+    # THEN it is a duplicate; no thread to reply in: audited, no reply due any more, intake complete
+    duplicate = world.record(finding_id_of(REVIEW_AGAIN))
+    assert duplicate.state is State.DUPLICATE
+    assert duplicate.duplicate_thread is None and duplicate.duplicate_reply_ts is None
+    assert (duplicate.audit[-1].event, duplicate.audit[-1].outcome) == ("duplicate_reply_failed", "thread_gone")
+    assert duplicate.intake_owner is None
+    assert world.posts() == []
+
+
+def test_notify_and_ignore_take_no_claim_and_a_review_after_them_is_posted(world: World) -> None:
+    # GIVEN the finding of an object version decided notify (financial-low) and one ignored (archived)
+    assert world.invoke(delivery(NOTIFY), delivery(IGNORE)) == []
+    # THEN neither took a claim: they never lead to a move
+    assert world.claims() == []
+    # AND a review finding's claim is taken, and is no finding record: get() and the listings never show it
+    assert world.invoke(delivery(REVIEW)) == []
+    (claim,) = world.claims()
+    assert claim.finding_id == finding_id_of(REVIEW)
+    assert world.store.get(claim.key) is None
+    assert [r.finding_id for r in world.store.pending_approvals()] == [finding_id_of(REVIEW)]
+    assert [r.finding_id for r in world.store.pending_approvals("payments")] == [finding_id_of(REVIEW)]
+    assert world.store.approved_before(datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+class CrashesAfterClaiming(FindingStore):
+    """The real store; the process dies right after the object version's claim is written (once)."""
+
+    crashed = False
+
+    def claim_object(self, version: ObjectVersion, *, finding_id: str) -> ObjectClaim:
+        claim = super().claim_object(version, finding_id=finding_id)
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("simulated crash after claiming")
+        return claim
+
+    def release_intake(self, finding_id: str, *, owner: str) -> None:
+        return  # a crashed process releases nothing
+
+
+def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: World) -> None:
+    # GIVEN a first attempt that claimed the object version and died before posting
+    crashing = CrashesAfterClaiming(world.store._client, TABLE)
+    record = crash_then_redeliver(world, REVIEW, "claim", crashing)
+    # THEN the redelivery claims again (it is the holder), posts once and waits for approval
+    assert record.state is State.PENDING_APPROVAL
+    assert len(world.posts()) == 1
+    (claim,) = world.claims()
+    assert claim.finding_id == record.finding_id

@@ -44,6 +44,7 @@ SEED_PATHS: dict[State, tuple[State, ...]] = {
     State.PENDING_APPROVAL: (State.PENDING_APPROVAL,),
     State.NOTIFIED: (State.NOTIFIED,),
     State.IGNORED: (State.IGNORED,),
+    State.DUPLICATE: (State.DUPLICATE,),
     State.APPROVED: (State.PENDING_APPROVAL, State.APPROVED),
     State.DISMISSED: (State.PENDING_APPROVAL, State.DISMISSED),
     State.QUARANTINED: (State.PENDING_APPROVAL, State.APPROVED, State.QUARANTINED),
