@@ -1,10 +1,16 @@
 """A local stand-in for the API Gateway REST API in front of the interaction handler.
 
-A ThreadingHTTPServer on loopback turns each HTTP request into the REST API's Lambda proxy event (headers
-and multiValueHeaders, body, isBase64Encoded, requestContext with a request id) for
-``POST /slack/interactions``, calls the handler like Lambda would, and answers with what it returns. As on
-API Gateway: another path or method gets 403 "Missing Authentication Token"; a handler that raises, or
-answers with something that is not a proxy response, gets 502 "Internal server error".
+A ThreadingHTTPServer on loopback (a thread per connection, a listen backlog of ``LISTEN_BACKLOG``) turns
+each HTTP request into the REST API's Lambda proxy event (headers and multiValueHeaders, body,
+isBase64Encoded, requestContext with a request id) for ``POST /slack/interactions``, calls the handler like
+Lambda would, and answers with what it returns. As on API Gateway: another path or method gets 403
+"Missing Authentication Token"; a handler that raises, or answers with something that is not a proxy
+response, gets 502 "Internal server error".
+
+The request is checked before any body is read, and a bad one is answered at once: a Content-Length that
+is not a number (or several that differ) gets 400, one above API Gateway's payload limit 413, a chunked body
+411 (Content-Length required). A client that sends less than it declared, or stalls, gets 408 after
+``SOCKET_TIMEOUT_S``: no connection can pin a thread for longer.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 import traceback
@@ -31,6 +38,32 @@ STAGE: Final = "prod"
 # API Gateway passes text bodies as text; anything else (for binary media types) arrives base64-encoded.
 _TEXT_TYPES: Final = ("application/x-www-form-urlencoded", "application/json", "text/")
 MAX_BODY: Final = 10 * 1024 * 1024  # API Gateway's payload limit
+LISTEN_BACKLOG: Final = 128  # socketserver's default is 5: a burst of connects would be refused
+SOCKET_TIMEOUT_S: Final = 10.0  # per connection: each read and write of a request
+_CONTENT_LENGTH: Final = re.compile(r"[0-9]{1,12}")
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    # Request threads are joined on close, so stop() returns only when every answer has been sent.
+    daemon_threads = False
+    block_on_close = True
+
+
+def content_length(values: list[str] | None) -> int | tuple[int, str]:
+    """The declared body length, or the (status, message) a bad declaration gets."""
+    if not values:
+        return 0
+    declared = {value.strip() for value in values}
+    if len(declared) != 1:
+        return 400, "Conflicting Content-Length headers"
+    (value,) = declared
+    if not _CONTENT_LENGTH.fullmatch(value):
+        return 400, "Invalid Content-Length"
+    length = int(value)
+    if length > MAX_BODY:
+        return 413, "Request Entity Too Large"
+    return length
 
 
 def _is_text(content_type: str | None) -> bool:
@@ -132,7 +165,7 @@ class InteractionEndpoint:
     def __init__(self, function: Function, *, base64_bodies: bool = False) -> None:
         self.function = function
         self.base64_bodies = base64_bodies
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._in_flight = 0
         self.activity = 0  # requests started (see Sandbox.wait_until_idle)
@@ -150,7 +183,7 @@ class InteractionEndpoint:
         class RequestHandler(BaseHTTPRequestHandler):
             # One request per connection (HTTP/1.0): no idle keep-alive thread can hold up a clean stop.
             protocol_version = "HTTP/1.0"
-            timeout = 10  # a client that stalls mid-request cannot pin a thread
+            timeout = SOCKET_TIMEOUT_S  # a client that stalls mid-request cannot pin a thread
             server_version = "sandbox-apigateway"
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -174,12 +207,21 @@ class InteractionEndpoint:
                 self._answer(status, headers, json.dumps({"message": message}).encode())
 
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    self._gateway_error(413, "Request Entity Too Large")
-                    self.close_connection = True
+                self.close_connection = True
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    self._gateway_error(411, "Length Required")
                     return
-                body = self.rfile.read(length) if length else b""
+                length = content_length(self.headers.get_all("Content-Length"))
+                if isinstance(length, tuple):
+                    self._gateway_error(*length)
+                    return
+                try:
+                    body = self.rfile.read(length) if length else b""
+                except TimeoutError:
+                    body = None
+                if body is None or len(body) < length:
+                    self._gateway_error(408, "Request Timeout")
+                    return
                 if self.command != "POST" or urlsplit(self.path).path != INTERACTION_PATH:
                     self._gateway_error(403, "Missing Authentication Token")
                     return
@@ -191,10 +233,7 @@ class InteractionEndpoint:
             do_DELETE = _handle
             do_PATCH = _handle
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        # Request threads are joined on close, so stop() returns only when every answer has been sent.
-        server.daemon_threads = False
-        server.block_on_close = True
+        server = _Server(("127.0.0.1", 0), RequestHandler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="sandbox-apigateway", daemon=True
