@@ -1,6 +1,7 @@
 """The central stack: the security account, home region. Everything the pipeline runs on.
 
 member default buses --> central bus (org-only PutEvents) --rule--> intake queue --> finding handler
+this account's default bus, home region (when it is the Macie administrator) --> central bus
 Slack click --> API Gateway POST /slack/interactions --> interaction handler
 schedule (rate 15 minutes) --> sweeper --> remediation queue (approved findings whose job was lost)
 finding / interaction handler --> remediation queue --> remediator --assume--> member remediation role
@@ -19,6 +20,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.alarms import OperationalAlarms
@@ -28,11 +30,13 @@ from infra.constructs.queues import QueueWithDeadLetter, acknowledge_event_targe
 from infra.constructs.slack_api import SlackInteractionsApi
 from infra.constructs.slack_secret import SlackSecret
 from infra.constructs.state_table import StateTable
+from infra.event_patterns import macie_finding_pattern
 from infra.lambda_bundle import LambdaBundle
 from infra.nag import acknowledge
 from macie_chatops import names
 from macie_chatops.config import Config
 from stacksets.roles import ASSUME_ACTIONS
+from stacksets.targets import central_administrator_forwarding
 
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
@@ -122,6 +126,31 @@ class CentralStack(Stack):
             intake_queue=intake.queue,
             delivery_dead_letter_queue=delivery_dlq,
         )
+
+        # This account is the Macie administrator (the default): its jobs and automated discovery publish findings
+        # on its default bus, in the bucket's region. In the home region this rule sends them to the central bus
+        # (archive, intake rule) like a member's; other regions: the administrator forwarding StackSet.
+        # docs/architecture.md §10.
+        self.administrator_forward_rule: events.Rule | None = None
+        administrator_dlq: sqs.Queue | None = None
+        if central_administrator_forwarding(config):
+            administrator_dlq = dead_letter_queue(
+                self,
+                "AdministratorForwardDeadLetterQueue",
+                queue_name=names.ADMINISTRATOR_FORWARD_DLQ_NAME,
+                encryption_key=key,
+            )
+            acknowledge_event_target_dlq(administrator_dlq)
+            self.administrator_forward_rule = events.Rule(
+                self,
+                "AdministratorForwardRule",
+                rule_name=names.ADMINISTRATOR_FORWARD_RULE_NAME,
+                description="macie-chatops: Macie findings the administrator (this account) publishes here -> the "
+                "central bus",
+                event_pattern=macie_finding_pattern(),
+                # No role given: CDK makes one that may PutEvents on this bus only (same account and region).
+                targets=[targets.EventBus(bus.bus, dead_letter_queue=administrator_dlq)],
+            )
 
         dependencies = lambda_.LayerVersion(
             self,
@@ -266,11 +295,16 @@ class CentralStack(Stack):
         )
 
         alarms = OperationalAlarms(self, "Alarms", topic_name=names.ALARM_TOPIC_NAME, encryption_key=key)
-        for construct_id, queue, what in (
+        watched_dead_letters = [
             ("IntakeDeadLetters", intake.dead_letter_queue, "findings the finding handler failed on 5 times"),
             ("RemediationDeadLetters", remediation.dead_letter_queue, "remediation jobs that failed 3 times"),
             ("DeliveryDeadLetters", delivery_dlq, "events the central rules could not deliver"),
-        ):
+        ]
+        if administrator_dlq is not None:
+            watched_dead_letters.append(
+                ("AdministratorForwardDeadLetters", administrator_dlq, "administrator findings not sent to the bus")
+            )
+        for construct_id, queue, what in watched_dead_letters:
             alarms.on_dead_letters(
                 construct_id, queue=queue, alarm_name=f"{queue.queue_name}-not-empty", description=what
             )

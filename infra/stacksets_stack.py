@@ -1,4 +1,5 @@
-"""The stack that owns the two member StackSets (deployed where StackSets are administered).
+"""The stack that owns the member StackSets and the Macie administrator's forwarding StackSet (deployed where
+StackSets are administered).
 
 SERVICE_MANAGED + DELEGATED_ADMIN and SELF_MANAGED: the security account (registered as a StackSets
 delegated administrator, or holding the StackSet administration role). SERVICE_MANAGED + SELF: the
@@ -15,7 +16,7 @@ from constructs import Construct
 from macie_chatops import names
 from macie_chatops.config import Config
 from stacksets.stackset import MemberStackSet
-from stacksets.targets import regional_instance_groups, roles_instance_groups
+from stacksets.targets import administrator_instance_groups, regional_instance_groups, roles_instance_groups
 from stacksets.templates import MemberTemplates
 
 
@@ -45,3 +46,20 @@ class MemberStackSetsStack(Stack):
         )
         # The forwarding rules use the forwarding role, and the buckets exist for the remediation role.
         self.regional.node.add_dependency(self.roles)
+        # The Macie administrator's forwarding, where nothing else forwards its default bus (none: no StackSet).
+        administrator_groups = administrator_instance_groups(config)
+        self.administrator = (
+            MemberStackSet(
+                self,
+                "AdministratorForwarding",
+                stack_set_name=names.ADMINISTRATOR_FORWARDING_STACKSET_NAME,
+                description="macie-chatops: the Macie administrator's findings (its jobs, automated discovery) -> "
+                "the central bus, per region",
+                template=templates.administrator,
+                groups=administrator_groups,
+                deployment=config.deployment,
+                capabilities=["CAPABILITY_NAMED_IAM"],
+            )
+            if administrator_groups
+            else None
+        )

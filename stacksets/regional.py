@@ -3,6 +3,7 @@
 - The forwarding rule on the default bus: the one Macie pattern -> the central bus (cross-region is
   allowed), through the forwarding role, with a dead-letter queue; an alarm on that DLQ, whose state
   changes are forwarded to the central bus too (the central stack relays them to the alarm topic).
+  See stacksets/forwarding.py (shared with the Macie administrator's forwarding).
 - The quarantine bucket ``macie-chatops-quarantine-<account>-<region>``: public access blocked, versioned,
   SSE-KMS with a rotating key of its own, TLS only, object access denied to everyone but the remediation
   role (and read-only break-glass principals from accounts.yaml), server access logs to a log bucket, and a
@@ -21,20 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.event_patterns import macie_finding_pattern
-from infra.nag import acknowledge
 from macie_chatops import names
 from macie_chatops.config import Config
-from stacksets.roles import central_bus_arn, member_role_arn
+from stacksets.forwarding import forward_to_central_bus
+from stacksets.roles import member_role_arn
 
 # Reads of quarantined copies: the remediation role (verify, restore) and the break-glass readers.
 QUARANTINE_READ_ACTIONS = (
@@ -75,7 +71,6 @@ INCOMPLETE_UPLOAD_DAYS = 1
 # Expiry makes the current copy noncurrent (behind a delete marker); remove it soon after, not a second
 # retention period later. Nothing else makes a copy noncurrent but a re-copy over an unverified one.
 NONCURRENT_COPY_DAYS = 1
-DLQ_RETENTION = Duration.days(14)
 
 
 def _account_of(role_arn: str) -> str:
@@ -90,57 +85,23 @@ class MemberRegionalStack(Stack):
         retention = Duration.days(config.quarantine.retention_days)
 
         # --- forwarding ------------------------------------------------------------------------------
-        self.dead_letter_queue = sqs.Queue(
+        forwarding = forward_to_central_bus(
             self,
-            "ForwardDeadLetterQueue",
-            queue_name=names.MEMBER_FORWARD_DLQ_NAME,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the forwarding rules' dead-letter queue (events the central bus refused); its alarm "
-            "is relayed to the security team's topic and an operator re-sends the events.",
-        )
-        central_bus = events.EventBus.from_event_bus_arn(self, "CentralBus", central_bus_arn(config))
-        forward_role = iam.Role.from_role_arn(
-            self, "ForwardRole", member_role_arn(names.MEMBER_FORWARD_ROLE_NAME), mutable=False
-        )
-        self.forward_rule = events.Rule(
-            self,
-            "ForwardRule",
+            config=config,
+            role=iam.Role.from_role_arn(
+                self, "ForwardRole", member_role_arn(names.MEMBER_FORWARD_ROLE_NAME), mutable=False
+            ),
             rule_name=names.MEMBER_FORWARD_RULE_NAME,
-            description="macie-chatops: Macie findings -> the security account's central bus",
-            event_pattern=macie_finding_pattern(),
-            targets=[targets.EventBus(central_bus, role=forward_role, dead_letter_queue=self.dead_letter_queue)],
-        )
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "ForwardDeadLetterAlarm",
+            dead_letter_queue_name=names.MEMBER_FORWARD_DLQ_NAME,
             alarm_name=f"{names.MEMBER_ALARM_NAME_PREFIX}forward-dlq",
+            alarm_rule_name=names.MEMBER_ALARM_RULE_NAME,
+            rule_description="macie-chatops: Macie findings -> the security account's central bus",
             alarm_description="macie-chatops: Macie findings of this account/region could not reach the central bus",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.alarm_rule = events.Rule(
-            self,
-            "AlarmForwardRule",
-            rule_name=names.MEMBER_ALARM_RULE_NAME,
-            description="macie-chatops: this stack's alarm state changes -> the central bus (alarm topic)",
-            event_pattern=events.EventPattern(
-                source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
-                resources=[self.dead_letter_alarm.alarm_arn],
-            ),
-            targets=[targets.EventBus(central_bus, role=forward_role, dead_letter_queue=self.dead_letter_queue)],
-        )
+        self.dead_letter_queue = forwarding.dead_letter_queue
+        self.forward_rule = forwarding.forward_rule
+        self.dead_letter_alarm = forwarding.dead_letter_alarm
+        self.alarm_rule = forwarding.alarm_rule
 
         # --- quarantine ------------------------------------------------------------------------------
         self.key = kms.Key(

@@ -1,4 +1,5 @@
-"""Synthesize the member stacks, in an App of their own, into the StackSets' template bodies.
+"""Synthesize the member stacks (and the administrator's forwarding), in an App of their own, into the StackSets'
+template bodies.
 
 A StackSet template is deployed into accounts that were never CDK-bootstrapped, so the member App uses the
 bootstrapless synthesizer, contains no assets, and writes no CDK metadata (``analytics_reporting=False``;
@@ -21,6 +22,7 @@ from aws_cdk import App, BootstraplessSynthesizer
 from infra.context import cdk_json_context
 from infra.nag import enable_nag
 from macie_chatops.config import Config
+from stacksets.administrator import AdministratorForwardingStack
 from stacksets.regional import MemberRegionalStack
 from stacksets.roles import MemberRolesStack
 from stacksets.stackset import template_body
@@ -45,12 +47,14 @@ class MemberSynthError(RuntimeError):
 class MemberTemplates:
     roles: dict[str, Any]
     regional: dict[str, Any]
+    administrator: dict[str, Any]  # the Macie administrator's forwarding (stacksets/administrator.py)
 
     def bodies(self) -> dict[str, str]:
         """File name -> the exact TemplateBody the StackSets carry."""
         return {
             "member-roles.template.json": template_body(self.roles),
             "member-regional.template.json": template_body(self.regional),
+            "administrator-forwarding.template.json": template_body(self.administrator),
         }
 
 
@@ -98,6 +102,15 @@ def synthesize_member_templates(
             synthesizer=BootstraplessSynthesizer(),
             analytics_reporting=False,
         )
+        administrator = AdministratorForwardingStack(
+            app,
+            "MacieChatOpsAdministratorForwarding",
+            config=config,
+            description="macie-chatops: the Macie administrator's findings (its jobs, automated discovery) in this "
+            "region -> the central bus",
+            synthesizer=BootstraplessSynthesizer(),
+            analytics_reporting=False,
+        )
         try:
             assembly = app.synth()
         except RuntimeError as exc:
@@ -108,7 +121,7 @@ def synthesize_member_templates(
                 tuple((rule, path) for rule, path, _ in violations),
             ) from None
         templates = {}
-        for stack in (roles, regional):
+        for stack in (roles, regional, administrator):
             artifact = assembly.get_stack_by_name(stack.stack_name)
             if artifact.assets:
                 raise MemberSynthError(f"{stack.stack_name} has assets; a StackSet template cannot carry any")
@@ -116,6 +129,10 @@ def synthesize_member_templates(
             if any(r.get("Type") == "AWS::CDK::Metadata" for r in template.get("Resources", {}).values()):
                 raise MemberSynthError(f"{stack.stack_name} carries AWS::CDK::Metadata")
             templates[stack.stack_name] = template
-        return MemberTemplates(roles=templates[roles.stack_name], regional=templates[regional.stack_name])
+        return MemberTemplates(
+            roles=templates[roles.stack_name],
+            regional=templates[regional.stack_name],
+            administrator=templates[administrator.stack_name],
+        )
     finally:
         shutil.rmtree(outdir, ignore_errors=True)

@@ -26,6 +26,7 @@ from tests.functional.infra.org_factory import org_config
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_CONFIG = ROOT / "accounts.yaml"
 NEW_ACCOUNT = "678901234567"
+OTHER_ADMINISTRATOR = "111122223333"  # a Macie administrator that is not the pipeline's (security) account
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Synthesized:
     regional_json: dict[str, Any]
     roles_body: str
     regional_body: str
+    administrator_json: dict[str, Any]  # the administrator forwarding template (synthesized even when not deployed)
 
     @property
     def central(self) -> Template:
@@ -63,12 +65,20 @@ class Synthesized:
                 return properties
         raise KeyError(name)
 
+    def has_stack_set(self, name: str) -> bool:
+        try:
+            self.stack_set(name)
+        except KeyError:
+            return False
+        return True
+
     def all_templates(self) -> dict[str, dict[str, Any]]:
         return {
             "central": self.central_json,
             "stacksets": self.stacksets_json,
             "member-roles": self.roles_json,
             "member-regional": self.regional_json,
+            "administrator-forwarding": self.administrator_json,
         }
 
 
@@ -97,6 +107,7 @@ def synthesize(config: Config, outdir: Path, *, context: dict[str, Any] | None =
         regional_json=json.loads(regional_body),
         roles_body=roles_body,
         regional_body=regional_body,
+        administrator_json=built.member_templates.administrator,
     )
 
 
@@ -141,6 +152,36 @@ def onboarded(synth_once: Callable[[str, Callable[[], Config]], Synthesized]) ->
         return config_from(document, "onboarded.yaml")
 
     return synth_once("onboarded", make)
+
+
+def _without_the_security_account_as_member(document: dict[str, Any]) -> dict[str, Any]:
+    security = document["security_account"]["id"]
+    document["accounts"] = [a for a in document["accounts"] if a["id"] != security]
+    return document
+
+
+@pytest.fixture(scope="session")
+def administrator(synth_once: Callable[[str, Callable[[], Config]], Synthesized]) -> Synthesized:
+    """accounts.yaml with the security account (the Macie administrator, by default) not listed as a member:
+    its own forwarding in the home region (central stack) and in eu-west-1 (the administrator StackSet)."""
+    return synth_once(
+        "administrator",
+        lambda: config_from(_without_the_security_account_as_member(example_document()), "administrator.yaml"),
+    )
+
+
+@pytest.fixture(scope="session")
+def other_administrator(synth_once: Callable[[str, Callable[[], Config]], Synthesized]) -> Synthesized:
+    """``macie_administrator`` names another account than the pipeline's, SELF_MANAGED StackSets: the forwarding
+    goes into that account, home region included; nothing for it in the security account."""
+
+    def make() -> Config:
+        document = _without_the_security_account_as_member(example_document())
+        document["macie_administrator"] = {"id": OTHER_ADMINISTRATOR}
+        document["deployment"] = {"permission_model": "SELF_MANAGED", "call_as": "SELF"}
+        return config_from(document, "other-administrator.yaml")
+
+    return synth_once("other_administrator", make)
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,11 @@ def test_cdk_synth_works_offline_without_credentials(tmp_path: Path) -> None:
     templates = sorted(p.name for p in outdir.glob("*.template.json"))
     assert templates == ["MacieChatOps-Central.template.json", "MacieChatOps-MemberStackSets.template.json"]
     member_files = sorted(p.name for p in (outdir / "member-templates").iterdir())
-    assert member_files == ["member-regional.template.json", "member-roles.template.json"]
+    assert member_files == [
+        "administrator-forwarding.template.json",
+        "member-regional.template.json",
+        "member-roles.template.json",
+    ]
     central = json.loads((outdir / "MacieChatOps-Central.template.json").read_text(encoding="utf-8"))
     assert not resources_of_type(central, "AWS::CDK::Metadata")
 

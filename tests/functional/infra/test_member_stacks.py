@@ -8,7 +8,7 @@ from typing import Any
 
 from macie_chatops import names
 from macie_chatops.event_pattern import MACIE_FINDING_PATTERN
-from stacksets.stackset import TEMPLATE_BODY_LIMIT
+from stacksets.stackset import TEMPLATE_BODY_LIMIT, template_body
 from tests.functional.infra.conftest import Synthesized, as_list, resources_of_type, statements
 
 PARTITION = {"Ref": "AWS::Partition"}
@@ -38,8 +38,8 @@ def _by_property(template: dict[str, Any], resource_type: str, key: str, value: 
 
 
 def test_member_templates_are_stackset_ready(example: Synthesized) -> None:
-    # GIVEN the two TemplateBody strings the StackSets carry
-    for body in (example.roles_body, example.regional_body):
+    # GIVEN the TemplateBody strings the StackSets carry (the administrator's forwarding too)
+    for body in (example.roles_body, example.regional_body, template_body(example.administrator_json)):
         template = json.loads(body)
         # THEN they fit inline, need no bootstrap, carry no CDK metadata and no assets
         assert len(body.encode("utf-8")) <= TEMPLATE_BODY_LIMIT

@@ -16,6 +16,7 @@ from infra.context import cdk_json_context
 from infra.lambda_bundle import build_bundle
 from infra.nag import ACKNOWLEDGED_METADATA, ACKNOWLEDGEMENTS_CONTEXT, MIN_REASON_LENGTH, acknowledge, enable_nag
 from macie_chatops.config import Config
+from stacksets.administrator import AdministratorForwardingStack
 from stacksets.regional import MemberRegionalStack
 from stacksets.roles import MemberRolesStack
 from stacksets.templates import MemberSynthError, synthesize_member_templates, validation_violations
@@ -40,7 +41,10 @@ def _member_acknowledgements(config: Config) -> list[Acknowledgement]:
     regional = MemberRegionalStack(
         app, "MacieChatOpsMemberRegional", config=config, synthesizer=BootstraplessSynthesizer()
     )
-    return _acknowledgements(roles) + _acknowledgements(regional)
+    administrator = AdministratorForwardingStack(
+        app, "MacieChatOpsAdministratorForwarding", config=config, synthesizer=BootstraplessSynthesizer()
+    )
+    return _acknowledgements(roles) + _acknowledgements(regional) + _acknowledgements(administrator)
 
 
 def _central_findings_without_acknowledgements(config: Config, outdir: Path) -> list[tuple[str, str]]:
@@ -70,7 +74,7 @@ def test_both_apps_synthesize_with_zero_unacknowledged_findings(example: Synthes
     assert [p for p in report["pluginReports"] if p.get("conclusion") != "success"] == []
 
 
-@pytest.mark.parametrize("variant", ["example", "self_managed"])
+@pytest.mark.parametrize("variant", ["example", "self_managed", "administrator"])
 def test_every_acknowledgement_is_reasoned_and_matches_a_real_finding(
     variant: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

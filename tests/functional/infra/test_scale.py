@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra.lambda_bundle import build_bundle
 from macie_chatops import names
-from stacksets.stackset import TEMPLATE_BODY_LIMIT
+from stacksets.stackset import TEMPLATE_BODY_LIMIT, template_body
 from stacksets.targets import instance_count, regional_instance_groups
 from tests.functional.infra.conftest import Synthesized
 
@@ -39,6 +39,7 @@ def test_central_stack_does_not_grow_with_the_organisation(scale_10: Synthesized
     # AND the member templates are byte-for-byte the same
     assert scale_1000.roles_body == scale_10.roles_body
     assert scale_1000.regional_body == scale_10.regional_body
+    assert scale_1000.administrator_json == scale_10.administrator_json
 
 
 def test_every_template_is_inside_cloudformation_limits(scale_1000: Synthesized) -> None:
@@ -46,7 +47,7 @@ def test_every_template_is_inside_cloudformation_limits(scale_1000: Synthesized)
         assert len(template["Resources"]) <= MAX_RESOURCES, name
         assert len(template.get("Outputs", {})) <= MAX_OUTPUTS, name
         assert _size(template) <= MAX_TEMPLATE_BYTES_VIA_S3, name
-    for body in (scale_1000.roles_body, scale_1000.regional_body):
+    for body in (scale_1000.roles_body, scale_1000.regional_body, template_body(scale_1000.administrator_json)):
         assert len(body.encode("utf-8")) <= TEMPLATE_BODY_LIMIT
     # AND every listed account gets its instances: 1,000 roles instances, one per account x its regions
     config = scale_1000.config
@@ -59,6 +60,11 @@ def test_every_template_is_inside_cloudformation_limits(scale_1000: Synthesized)
     )
     roles = scale_1000.stack_set(names.MEMBER_ROLES_STACKSET_NAME)
     assert sum(len(g["DeploymentTargets"]["Accounts"]) for g in roles["StackInstancesGroup"]) == 1000
+    # AND the Macie administrator (the security account, not a member here) forwards in the 3 other regions
+    administrator = scale_1000.stack_set(names.ADMINISTRATOR_FORWARDING_STACKSET_NAME)
+    assert [(g["Regions"], g["DeploymentTargets"]["Accounts"]) for g in administrator["StackInstancesGroup"]] == [
+        (list(config.regions[1:]), [config.security_account.id])
+    ]
 
 
 def test_the_lambda_package_fits_with_a_1000_account_config(scale_1000: Synthesized) -> None:

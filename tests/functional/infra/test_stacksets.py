@@ -40,9 +40,10 @@ def test_roles_deploy_once_per_account_and_regional_per_account_region(example: 
     assert _groups(roles) == [((config.security_account.region,), tuple(a.id for a in config.accounts))]
     assert roles["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
     regional = example.stack_set(names.MEMBER_REGIONAL_STACKSET_NAME)
-    # payments-dev lists only us-east-1 in accounts.yaml: it is grouped on its own
+    # payments-dev lists only us-east-1 in accounts.yaml: it is grouped on its own; the security account is
+    # listed as a member (it owns buckets too) and is grouped like any other
     assert _groups(regional) == [
-        (("us-east-1", "eu-west-1"), ("345678901234", "567890123456")),
+        (("us-east-1", "eu-west-1"), ("345678901234", "567890123456", config.security_account.id)),
         (("us-east-1",), ("456789012345",)),
     ]
     assert "Capabilities" not in regional

@@ -1,0 +1,60 @@
+"""The Macie administrator's forwarding stack: the administrator account x each region that needs it.
+
+Jobs the Macie administrator creates and all automated sensitive data discovery publish their findings in the
+administrator account, in the bucket's region (``detail.accountId`` names the bucket owner). This stack puts
+the same forwarding a member has on that account's default bus (stacksets/forwarding.py: the one Macie
+pattern -> the central bus, a DLQ, its alarm relayed to the central topic) and nothing else: no remediation
+role, no quarantine bucket (the administrator gets those only if it is listed under ``accounts:``, and then its
+member rule forwards that bus instead: see ``Config.administrator_forwarding_regions``).
+
+Deployed by its own StackSet (docs/architecture.md §10). The template is shared by every region, and IAM is
+global, so the forwarding role is named per region and lives in this stack (a stack per region needs no other
+stack to exist first).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from macie_chatops import names
+from macie_chatops.config import Config
+from stacksets.forwarding import forward_to_central_bus
+from stacksets.roles import central_bus_arn
+
+
+class AdministratorForwardingStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.forward_role = iam.Role(
+            self,
+            "ForwardRole",
+            role_name=names.administrator_forward_role_name(Aws.REGION),
+            description="macie-chatops: the Macie administrator's findings in this region -> the central bus",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+        )
+        self.forward_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn(config)])
+        )
+        forwarding = forward_to_central_bus(
+            self,
+            config=config,
+            role=self.forward_role,
+            rule_name=names.ADMINISTRATOR_FORWARD_RULE_NAME,
+            dead_letter_queue_name=names.ADMINISTRATOR_FORWARD_DLQ_NAME,
+            alarm_name=names.ADMINISTRATOR_FORWARD_ALARM_NAME,
+            alarm_rule_name=names.ADMINISTRATOR_ALARM_RULE_NAME,
+            rule_description="macie-chatops: Macie findings the administrator publishes (its jobs, automated "
+            "discovery) -> the security account's central bus",
+            alarm_description="macie-chatops: Macie findings published in the administrator account (this region) "
+            "could not reach the central bus",
+        )
+        self.dead_letter_queue = forwarding.dead_letter_queue
+        self.forward_rule = forwarding.forward_rule
+        self.dead_letter_alarm = forwarding.dead_letter_alarm
+        self.alarm_rule = forwarding.alarm_rule
