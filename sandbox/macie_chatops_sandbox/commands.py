@@ -16,7 +16,7 @@ from types import FrameType
 from typing import TextIO
 
 from macie_chatops.config import Config
-from macie_chatops_sandbox.replay import Mode, read_files, replay
+from macie_chatops_sandbox.replay import ERROR, Mode, error_line, read_files, replay, shown_path
 from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
 
 EXIT_OK = 0
@@ -37,10 +37,14 @@ def handler_logs_to(stream: TextIO) -> Iterator[TextIO]:
 
 
 def replay_command(config: Config, files: list[str], mode: Mode, *, timeout_s: float = 120.0) -> int:
-    items, errors = read_files(files, config)
-    for error in errors:
-        print(error, file=sys.stderr)
-    if not items:
+    """One JSON line per file, in order; exit 2 when any file is an ERROR, 1 when the sandbox itself failed."""
+    items = read_files(files, config)
+    for item in items:
+        if item.error is not None:
+            print(f"{shown_path(item.file)}: {item.error}", file=sys.stderr)
+    if all(item.error is not None for item in items):  # nothing to run: no sandbox needed
+        for item in items:
+            print(json.dumps(error_line(item), ensure_ascii=False), flush=True)
         return EXIT_BAD_INPUT
     with handler_logs_to(sys.stderr) as out:
         try:
@@ -51,7 +55,7 @@ def replay_command(config: Config, files: list[str], mode: Mode, *, timeout_s: f
             return EXIT_FAILED
         for line in lines:
             print(json.dumps(line, ensure_ascii=False), file=out, flush=True)
-    return EXIT_BAD_INPUT if errors else EXIT_OK
+    return EXIT_BAD_INPUT if any(line["state"] == ERROR for line in lines) else EXIT_OK
 
 
 def serve_command(config: Config) -> int:

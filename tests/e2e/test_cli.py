@@ -56,7 +56,6 @@ def test_replay_prints_one_contract_line_per_event_with_the_final_state() -> Non
         "financial-low.json",  # notify
         "analytics-personal-low.json",  # ignore (analytics: below Medium)
         "unknown-account.json",  # reject: not in accounts.yaml
-        "not-json.json",  # reject: not even JSON (handed to the intake queue directly)
         "credentials-auto.json",  # the same finding id again
     ]
     # WHEN the real CLI replays them
@@ -73,11 +72,10 @@ def test_replay_prints_one_contract_line_per_event_with_the_final_state() -> Non
         ("notify", "NOTIFIED", "source"),
         ("ignore", "IGNORED", "source"),
         ("reject", "REJECTED", "source"),
-        ("reject", "REJECTED", "none"),
         ("auto", "DUPLICATE", "quarantine"),
     ]
-    assert lines[0]["finding_id"] == lines[6]["finding_id"] == "6a1b2c3d4e5f60718293a4b5c6d70001"
-    assert lines[5]["finding_id"] is None
+    assert lines[0]["finding_id"] == lines[5]["finding_id"] == "6a1b2c3d4e5f60718293a4b5c6d70001"
+    # (files the parse boundary refuses are ERROR lines and exit 2: tests/e2e/test_replay.py)
 
 
 def test_replay_with_dismiss_dismisses_review_findings_and_reports_unreadable_files() -> None:
@@ -90,13 +88,17 @@ def test_replay_with_dismiss_dismisses_review_findings_and_reports_unreadable_fi
         _event("multiple-review.json"),
         "/nonexistent/e.json",
     )
-    # THEN the readable ones are dismissed (nothing moves), the unreadable one is named, and the exit is 2
+    # THEN the readable ones are dismissed (nothing moves), the unreadable one is an ERROR line and named on
+    # stderr, and the exit is 2
     assert result.returncode == 2, result.stderr[-3000:]
     assert "/nonexistent/e.json: cannot read" in result.stderr
-    assert [(line["action"], line["state"], line["object"]) for line in _lines(result.stdout)] == [
+    lines = _lines(result.stdout)
+    assert [(line["action"], line["state"], line["object"]) for line in lines] == [
         ("review", "DISMISSED", "source"),
         ("review", "DISMISSED", "source"),
+        ("reject", "ERROR", "none"),
     ]
+    assert lines[2]["file"] == "/nonexistent/e.json" and lines[2]["reason"].startswith("cannot read the file")
 
 
 def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm() -> None:
