@@ -423,8 +423,13 @@ def _entered(record: FindingRecord) -> AuditEntry | None:
     return None
 
 
-def what_happened(record: FindingRecord) -> str:
-    """One sentence for a clicker who came too late: what the finding's state is, by whom, since when."""
+def what_happened(record: FindingRecord, *, first: FindingRecord | None = None) -> str:
+    """One sentence for a clicker who came too late: what the finding's state is, by whom, since when.
+
+    ``first``: for a DUPLICATE, the record of the finding that holds its object version (its state is said)."""
+    if record.state is State.DUPLICATE:
+        held = f"This object version is already handled under finding `{escape_mrkdwn(record.duplicate_of or '?')}`"
+        return f"{held} ({first.state.value.lower().replace('_', ' ')})." if first is not None else f"{held}."
     entry = _entered(record)
     who = _mention(entry.actor if entry else record.approver)
     when = _time(entry.at if entry else record.updated_at)
@@ -616,7 +621,10 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         )
     rule = RULES[click.action]
     if record.state is not rule.expected:
-        return context.refuse(f"finding is {record.state.value}", what_happened(record), category="already_handled")
+        first = deps.store.get(record.duplicate_of) if record.state is State.DUPLICATE and record.duplicate_of else None
+        return context.refuse(
+            f"finding is {record.state.value}", what_happened(record, first=first), category="already_handled"
+        )
     # A token unique to this click, kept in the audit entry: if the SDK retried a write whose first attempt
     # was applied (response lost), the retry fails its condition, and the token says the win was ours.
     token = uuid.uuid4().hex[:16]

@@ -11,6 +11,11 @@ job can do nothing the record does not already allow). Order, and why:
    (QUARANTINED / BLOCKED, or RESTORED) only re-does the Slack update: that is how a Slack failure after
    the move is retried without moving anything again. Any other state: a stale or forged job, logged and
    acknowledged.
+   One object version, one remediation: before moving, the job claims the finding's object version
+   (``store.claim_object``, idempotent: the intake took it for every finding it posted for review or approved).
+   When another finding holds it (two records of one version from before claims existed, both approved),
+   nothing is moved: the finding becomes DUPLICATE (``duplicate_of``), and its outcome and message say what
+   became of the version under the first finding ("already quarantined under finding X, now at s3://...").
 2. Assume the member's remediation role (SourceIdentity = the approver, or the restore's requester).
    AccessDenied is a permanent FAILED naming the account and role, not a retry loop: the Slack message says
    to deploy the member roles StackSet to that account, then run ``macie-chatops retry FINDING_ID``.
@@ -55,7 +60,7 @@ from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOut
 from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus, TagPairs, decode_original_tags
 from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
 from macie_chatops.states import Failure, State
-from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates
+from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, RecordUpdates
 
 if TYPE_CHECKING:
     from macie_chatops.config import Config
@@ -112,6 +117,7 @@ class JobResult(StrEnum):
     FAILED = "failed"
     RESTORED = "restored"
     RESTORE_REFUSED = "restore_refused"
+    DUPLICATE = "duplicate"  # another finding holds the object version's claim: not moved (again)
     ALREADY_DONE = "already_done"  # outcome recorded earlier; only the Slack message was (re)updated
     STALE = "stale"  # the record is not in a state this job may act on
     UNKNOWN = "unknown"  # no record, or an unreadable job
@@ -157,7 +163,7 @@ def handle_job(body: str, deps: RemediationDependencies) -> JobResult:
 # Quarantine
 # --------------------------------------------------------------------------------------------------------
 
-QUARANTINE_DONE: Final = frozenset({State.QUARANTINED, State.BLOCKED})
+QUARANTINE_DONE: Final = frozenset({State.QUARANTINED, State.BLOCKED, State.DUPLICATE})
 QUARANTINE_READY: Final = frozenset({State.APPROVED, State.FAILED})
 
 
@@ -175,6 +181,9 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
         outcome = MoveOutcome(MoveStatus.FAILED, "", "", detail="the finding's record holds no S3 object to move")
         failure = Failure.PERMANENT
     else:
+        claim = deps.store.claim_object(summary.object_version, finding_id=record.finding_id)
+        if claim.finding_id != record.finding_id:
+            return _refuse_duplicate(record, claim, deps)
         outcome, failure = _run_move(record, approver, deps)
     record = _record_move(record, outcome, deps, failure=failure)
     if outcome.status is MoveStatus.FAILED and failure.retryable:
@@ -187,6 +196,33 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
         MoveStatus.BLOCKED: JobResult.BLOCKED,
         MoveStatus.FAILED: JobResult.FAILED,
     }[outcome.status]
+
+
+def _refuse_duplicate(record: FindingRecord, claim: ObjectClaim, deps: RemediationDependencies) -> JobResult:
+    """Another finding holds the object version: record DUPLICATE with what became of it there; move nothing."""
+    from macie_chatops.slack_messages import already_handled
+
+    first = deps.store.get(claim.finding_id)
+    detail = already_handled(
+        claim.finding_id, first.state.value if first else None, first.quarantine if first else None
+    )
+    logger.warning(
+        "the object version is claimed by another finding: not moved",
+        extra={"duplicate_of": claim.finding_id, "first_state": first.state.value if first else None},
+    )
+    result = deps.store.transition(
+        record.finding_id,
+        expected=QUARANTINE_READY,
+        target=State.DUPLICATE,
+        actor=ACTOR,
+        event="quarantine_refused_duplicate",
+        updates={"duplicate_of": claim.finding_id, "outcome": "duplicate", "outcome_detail": detail, "error": None},
+        detail=f"the same object version as finding {claim.finding_id}: {detail}",
+    )
+    if not result.applied:
+        logger.warning("the record moved on before the refusal was recorded", extra={"state": result.record.state})
+    update_slack(result.record, deps)
+    return JobResult.DUPLICATE
 
 
 def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencies) -> tuple[MoveOutcome, Failure]:
@@ -402,7 +438,9 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
     """The Slack message for the record's current state (None for states the remediator does not show)."""
     from macie_chatops.slack_messages import (
         BLOCKED_REASONS,
+        already_handled,
         build_blocked_message,
+        build_duplicate_message,
         build_failed_message,
         build_quarantined_message,
         build_restored_message,
@@ -446,6 +484,14 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             error=record.error or "unknown error",
             retryable=failure.retryable,
             fix=_fix(failure, summary.account_id),
+        )
+    if record.state is State.DUPLICATE and record.duplicate_of:
+        return build_duplicate_message(
+            summary,
+            approver=approver,
+            at=at,
+            first_finding_id=record.duplicate_of,
+            detail=record.outcome_detail or already_handled(record.duplicate_of, None),
         )
     if record.state is State.RESTORED:
         return build_restored_message(

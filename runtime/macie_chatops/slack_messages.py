@@ -698,7 +698,7 @@ def build_duplicate_reply(summary: FindingSummary, *, first_finding_id: str) -> 
         text=fallback,
         blocks=(
             SectionBlock(text=_md(text)),
-            ContextBlock(elements=[_md(f"<{console}|Open the new finding in the Macie console>")]),
+            ContextBlock(elements=[_md(f"<{console}|Open in the Macie console>")]),
         ),
     )
 

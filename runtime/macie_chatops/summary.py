@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -31,6 +32,17 @@ class DataCategory:
     detections: tuple[DetectionCount, ...] = ()
 
 
+def _epoch_seconds(iso: str) -> int | None:
+    """Whole seconds since the epoch of an ISO 8601 time (naive = UTC), so two spellings of one moment agree."""
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
 OBJECT_CLAIM_PREFIX: Final = "object#"  # state-table keys of object-version claims; finding ids never hold '#'
 
 
@@ -38,9 +50,11 @@ OBJECT_CLAIM_PREFIX: Final = "object#"  # state-table keys of object-version cla
 class ObjectVersion:
     """One version of one S3 object, whichever finding names it: the unit of remediation.
 
-    ``version`` is the S3 version id, or ``etag:<ETag>`` for an object in an unversioned bucket (Macie sends
-    ``versionId: ""``): the ETag then tells this content from whatever is written under the key later. The
-    bucket's region is not part of it (bucket names are global)."""
+    ``version`` is the S3 version id; for an object in an unversioned bucket (Macie sends ``versionId: ""``)
+    it is ``etag:<ETag>@<last modified, epoch seconds>``: the ETag tells this content from other content
+    written under the key later, and the write time tells this write from a later write of the same bytes
+    (a secret uploaded again after its quarantine is a new object to remediate, not a duplicate of the one
+    already moved). The bucket's region is not part of it (bucket names are global)."""
 
     account_id: str
     bucket: str
@@ -49,8 +63,11 @@ class ObjectVersion:
 
     @classmethod
     def of(cls, summary: FindingSummary) -> ObjectVersion:
+        if summary.version_id:
+            return cls(summary.account_id, summary.bucket, summary.key, summary.version_id)
         etag = summary.etag.strip('"')  # Macie sends it bare; S3 quotes it
-        version = summary.version_id or f"etag:{etag}"
+        written = _epoch_seconds(summary.last_modified)
+        version = f"etag:{etag}" if written is None else f"etag:{etag}@{written}"
         return cls(summary.account_id, summary.bucket, summary.key, version)
 
     @property
@@ -85,6 +102,7 @@ class FindingSummary:
     channel: str = ""
     title: str = ""
     categories: tuple[DataCategory, ...] = field(default_factory=tuple)
+    last_modified: str = ""  # ISO 8601, as Macie read it from S3 ("" when absent; records written before it)
 
     @property
     def console_url(self) -> str:
@@ -152,4 +170,5 @@ class FindingSummary:
             channel=decision.channel or "",
             title=detail.title,
             categories=tuple(categories),
+            last_modified=s3_object.lastModified.isoformat().replace("+00:00", "Z") if s3_object.lastModified else "",
         )

@@ -921,3 +921,23 @@ def test_click_metrics_can_be_switched_off_like_powertools_metrics(
     world.click(REMEDIATE, FID, "U0ALICE")
     world.invoke(_signed(_valid_body(world), secret="not-the-signing-secret"))
     assert emf_metrics(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("action", [REMEDIATE, DISMISS, RESTORE])
+def test_a_click_on_a_duplicate_says_which_finding_handles_its_object_version(world: World, action: str) -> None:
+    # GIVEN a quarantined finding, and a duplicate of its object version (an old message of it, or a forged click)
+    world.seed("first-1", state=State.QUARANTINED)
+    world.seed("dup-1", state=State.DUPLICATE)
+    world.store.append_audit(
+        "dup-1", actor="finding-handler", event="duplicate", outcome="recorded", updates={"duplicate_of": "first-1"}
+    )
+    before = without_audit(world.records())
+    # WHEN an approver clicks one of its buttons
+    body = body_of(world.click(action, "dup-1", "U0ALICE"))
+    # THEN the clicker is told where the version is handled, and in which state; nothing changes, nothing is queued
+    assert body["text"] == "This object version is already handled under finding `first-1` (quarantined)."
+    channel, ts = world.messages["dup-1"]
+    assert [reply.text for reply in world.slack.ephemeral(channel) if reply.ts == ts] == [body["text"]]
+    assert without_audit(world.records()) == before
+    assert world.jobs() == []
+    assert world.records()["dup-1"].audit[-1].detail == "finding is DUPLICATE"

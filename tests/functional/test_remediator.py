@@ -4,7 +4,9 @@ against moto (member accounts, state table, Slack secret) and the Slack stand-in
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +19,18 @@ from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.remediation import JobResult, RemediationError, handle_job
 from macie_chatops.states import State
 from tests.conftest import AwsSandbox
-from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, crash_at, sha256
+from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, crash_at, next_second, sha256
 from tests.functional.remediator_world import (
     PAYMENTS,
     SOURCE,
     Delivery,
     RemediatorWorld,
+    Seeded,
     job,
     message_text,
     remediator_world,
 )
-from tests.functional.world import emf_metrics
+from tests.functional.world import emf_metrics, seed_review
 
 QUARANTINE = quarantine_bucket_name(MEMBER_A, REGION)
 
@@ -47,6 +50,7 @@ def test_an_approved_finding_is_quarantined_recorded_and_shown(world: Remediator
     # GIVEN an approved finding, its object in a versioned bucket with one older version
     world.moves.bucket(MEMBER_A, SOURCE)
     world.moves.put(MEMBER_A, SOURCE, "exports/customers.csv", b"older")
+    next_second()  # S3 keeps whole seconds: the older version must be older by time too
     seeded = world.seed("f-quarantine")
     # WHEN its quarantine job arrives
     assert world.invoke(job("quarantine", seeded.finding_id)) == []
@@ -494,3 +498,100 @@ def test_restore_crash_then_redelivery_restores_once(world: RemediatorWorld) -> 
     assert len(versions) == 1  # the finding's version was moved; exactly one restored version
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key) == seeded.body
     assert PAYMENTS in {m.channel for m in world.slack.messages(PAYMENTS)}
+
+
+# -- one object version, one remediation ---------------------------------------------------------------------
+
+
+def same_version(world: RemediatorWorld, first: Seeded, finding_id: str, state: State = State.APPROVED) -> Seeded:
+    """A second finding for ``first``'s object version, moved to ``state`` without the intake (so without its
+    claim): what a record from before claims existed looks like, e.g. both findings approved."""
+    summary = dataclasses.replace(first.summary, finding_id=finding_id)
+    _, ts = seed_review(world.store, world.slack, summary, state=state)
+    return dataclasses.replace(first, finding_id=finding_id, ts=ts, summary=summary)
+
+
+def test_approving_the_second_finding_after_the_first_was_quarantined_says_where_the_version_is(
+    world: RemediatorWorld,
+) -> None:
+    # GIVEN two approved findings for one object version (records from before claims), the first quarantined
+    first = world.seed("f-first")
+    second = same_version(world, first, "f-second")
+    assert world.invoke(job("quarantine", first.finding_id)) == []
+    location = world.record(first.finding_id).quarantine
+    assert location is not None
+    # WHEN the second one's job arrives
+    assert world.invoke(job("quarantine", second.finding_id)) == []
+    # THEN nothing is moved again: the second is DUPLICATE, and its outcome says where the version is
+    record = world.record(second.finding_id)
+    assert (record.state, record.duplicate_of, record.outcome) == (State.DUPLICATE, first.finding_id, "duplicate")
+    assert record.outcome_detail == (
+        f"already quarantined under finding {first.finding_id}, now at s3://{QUARANTINE}/{location['key']}"
+    )
+    assert record.expires_at is not None and record.approved_at is None
+    assert (record.audit[-1].event, record.audit[-1].actor) == ("quarantine_refused_duplicate", "remediator")
+    assert world.quarantine_copies(first) == 1 and world.quarantine_copies(second) == 0
+    # AND its Slack message says so, never that the object is in neither bucket
+    text = message_text(world.message(second))
+    assert f"already quarantined under finding {first.finding_id}" in text
+    assert "neither the source bucket nor the quarantine bucket" not in text
+    assert _actions(world, second) == []
+    # WHEN the job is redelivered THEN only the message is updated again
+    assert handle_job(job("quarantine", second.finding_id).body, world.deps()) is JobResult.ALREADY_DONE
+    assert world.record(second.finding_id).audit == record.audit
+
+
+def test_two_findings_for_one_version_approved_at_once_give_one_copy(world: RemediatorWorld, atomic_moto: None) -> None:
+    # GIVEN two approved findings for one object version, their jobs handled at the same moment
+    first = world.seed("f-one")
+    second = same_version(world, first, "f-two")
+    results: dict[str, JobResult] = {}
+    barrier = threading.Barrier(2)
+
+    def run(seeded: Seeded) -> None:
+        deps = world.deps()
+        barrier.wait()
+        results[seeded.finding_id] = handle_job(job("quarantine", seeded.finding_id).body, deps)
+
+    threads = [threading.Thread(target=run, args=(seeded,)) for seeded in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one copy in quarantine, made by the claim's holder; the other is its duplicate
+    claim = world.store.object_claim(first.summary.object_version)
+    assert claim is not None
+    winner, loser = (first, second) if claim.finding_id == first.finding_id else (second, first)
+    assert results == {winner.finding_id: JobResult.QUARANTINED, loser.finding_id: JobResult.DUPLICATE}
+    assert world.quarantine_copies(winner) == 1 and world.quarantine_copies(loser) == 0
+    assert world.record(loser.finding_id).duplicate_of == winner.finding_id
+    assert world.moves.read(MEMBER_A, SOURCE, first.key, first.version_id) is None
+
+
+def test_a_legacy_approval_of_a_version_dismissed_under_its_first_finding_moves_nothing(
+    world: RemediatorWorld,
+) -> None:
+    # GIVEN a version whose first finding (the claim holder) was dismissed, and a second finding approved
+    first = world.seed("f-dismissed", state=State.DISMISSED)
+    world.store.claim_object(first.summary.object_version, finding_id=first.finding_id)
+    second = same_version(world, first, "f-approved")
+    # WHEN the second one's job runs
+    assert handle_job(job("quarantine", second.finding_id).body, world.deps()) is JobResult.DUPLICATE
+    # THEN the object stays where it is and the record says why
+    assert world.moves.read(MEMBER_A, SOURCE, first.key, first.version_id) == first.body
+    record = world.record(second.finding_id)
+    assert record.outcome_detail == f"already dismissed under finding {first.finding_id}"
+    assert f"already dismissed under finding {first.finding_id}" in message_text(world.message(second))
+
+
+def test_the_claims_holder_is_quarantined_as_before(world: RemediatorWorld) -> None:
+    # GIVEN a finding whose intake claimed its object version
+    seeded = world.seed("f-holder")
+    world.store.claim_object(seeded.summary.object_version, finding_id=seeded.finding_id)
+    # WHEN its job runs (and runs again) THEN it is quarantined once, the claim unchanged
+    before = world.store.object_claim(seeded.summary.object_version)
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    assert world.record(seeded.finding_id).state is State.QUARANTINED
+    assert world.quarantine_copies(seeded) == 1
+    assert world.store.object_claim(seeded.summary.object_version) == before
