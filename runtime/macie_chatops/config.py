@@ -86,13 +86,13 @@ _REGION_RE: Final = re.compile(
     r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?(north|south|east|west|central|northeast|southeast|northwest|southwest)-[1-9]$"
 )
 
-AccountId = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{12}$")]
+AccountId = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{12}$")]  # \d: any Unicode digit
 Region = Annotated[str, StringConstraints(strict=True)]
 ChannelId = Annotated[str, StringConstraints(strict=True)]
 
 
 def _check_region(value: str) -> str:
-    if not _REGION_RE.match(value):
+    if not _REGION_RE.fullmatch(value):  # match() with $ accepts a trailing newline
         raise ValueError(f"{value!r} is not an AWS region name (e.g. us-east-1)")
     return value
 
@@ -228,7 +228,7 @@ class Team(_Strict):
     @classmethod
     def _approver_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for approver in value:
-            if not isinstance(approver, str) or not _APPROVER_RE.match(approver):
+            if not isinstance(approver, str) or not _APPROVER_RE.fullmatch(approver):
                 raise ValueError(
                     f"{approver!r} is not a Slack user id (U…/W…) or user-group id (S…); names and emails do not work"
                 )
