@@ -107,6 +107,42 @@ def test_update_of_a_deleted_message(slack: SlackStandIn, review: sm.SlackMessag
         client_for(slack).update("C0PAYMENTS", "1.000001", review)
 
 
+def test_reply_posts_in_the_thread_of_a_message_and_returns_its_own_ts(
+    slack: SlackStandIn, review: sm.SlackMessage, summary: FindingSummary
+) -> None:
+    # GIVEN a message in the channel
+    client = client_for(slack)
+    ts = client.post("C0PAYMENTS", review)
+    reply = sm.build_duplicate_reply(summary, first_finding_id="6a1b2c3d4e5f60718293a4b5c6d70005")
+    # WHEN a reply is posted in its thread
+    reply_ts = client.reply("C0PAYMENTS", ts, reply)
+    # THEN it is in that thread with its own ts, and the channel still shows one message, unchanged
+    (recorded,) = slack.replies("C0PAYMENTS", ts)
+    assert (recorded.ts, recorded.thread_ts, recorded.text) == (reply_ts, ts, reply.text)
+    assert recorded.blocks == reply.block_dicts()
+    assert reply_ts != ts
+    assert [m.ts for m in slack.messages("C0PAYMENTS")] == [ts]
+    assert slack.message("C0PAYMENTS", ts).updates == ()
+
+
+def test_a_reply_to_a_deleted_message_is_message_not_found(slack: SlackStandIn, review: sm.SlackMessage) -> None:
+    with pytest.raises(SlackMessageNotFoundError, match=r"message 1\.000001 is not in channel C0PAYMENTS") as caught:
+        client_for(slack).reply("C0PAYMENTS", "1.000001", review)
+    assert caught.value.error_code == "thread_not_found"
+
+
+def test_reply_failures_are_sorted_like_posts(slack: SlackStandIn, review: sm.SlackMessage) -> None:
+    client = client_for(slack)
+    ts = client.post("C0PAYMENTS", review)
+    slack.fail_next("chat.postMessage", status=500)
+    with pytest.raises(SlackRetryableError):
+        client.reply("C0PAYMENTS", ts, review)
+    slack.archive("C0PAYMENTS")
+    with pytest.raises(SlackConfigurationError, match="archived"):
+        client.reply("C0PAYMENTS", ts, review)
+    assert slack.replies("C0PAYMENTS", ts) == []
+
+
 def test_usergroup_members_and_auth_test(slack: SlackStandIn) -> None:
     client = client_for(slack)
     assert client.usergroup_members("S0SECOPS") == frozenset({"U0BOB"})

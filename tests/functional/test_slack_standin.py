@@ -77,6 +77,36 @@ def limited(clock: ManualClock) -> Iterator[SlackStandIn]:
 # --- the API ----------------------------------------------------------------------------------------------
 
 
+def test_a_post_with_thread_ts_is_a_reply_kept_in_its_thread(slack: SlackStandIn) -> None:
+    # GIVEN a message in a channel
+    _, _, posted = call(slack, "chat.postMessage", {"channel": "C0PAYMENTS", "text": "parent"})
+    parent = posted["ts"]
+    # WHEN two replies are posted in its thread
+    answers = [
+        call(slack, "chat.postMessage", {"channel": "C0PAYMENTS", "thread_ts": parent, "text": text})[2]
+        for text in ("first reply", "second reply")
+    ]
+    # THEN they answer like Slack (their own ts, the parent's as thread_ts) and are kept apart from the channel
+    assert all(a["ok"] and a["message"]["thread_ts"] == parent and a["ts"] != parent for a in answers)
+    replies = slack.replies("C0PAYMENTS", parent)
+    assert [(r.ts, r.thread_ts, r.text) for r in replies] == [
+        (answers[0]["ts"], parent, "first reply"),
+        (answers[1]["ts"], parent, "second reply"),
+    ]
+    assert [m.ts for m in slack.messages("C0PAYMENTS")] == [parent]
+    assert slack.request_count("chat.postMessage") == 3
+
+
+@pytest.mark.parametrize("thread_ts", ["1.000001", 12.5])
+def test_a_reply_to_no_message_of_the_channel_is_thread_not_found(slack: SlackStandIn, thread_ts: object) -> None:
+    # GIVEN a message in another channel only
+    _, _, posted = call(slack, "chat.postMessage", {"channel": "C0ANALYTIC", "text": "elsewhere"})
+    for parent in (thread_ts, posted["ts"]):
+        status, _, body = call(slack, "chat.postMessage", {"channel": "C0PAYMENTS", "thread_ts": parent, "text": "x"})
+        assert (status, body) == (200, {"ok": False, "error": "thread_not_found"})
+    assert slack.messages("C0PAYMENTS") == []
+
+
 def test_auth_test_answers_for_the_workspace(slack: SlackStandIn) -> None:
     status, headers, body = call(slack, "auth.test")
     assert status == 200
