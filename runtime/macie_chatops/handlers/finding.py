@@ -16,8 +16,9 @@ several configurations in one process; the Slack bot token is read from Secrets 
 container (and again only after Slack rejected it as invalid or revoked, i.e. after a rotation).
 Logs are JSON with the finding id as correlation id; never a token or a payload. Metrics (EMF, namespace
 ``MacieChatOps``, dimension ``service``): ``Findings`` (by action, finding_type), ``Duplicates`` (by
-kind), ``SlackPosts`` (by action), ``SlackFailures`` (by kind, error_code), ``JobsQueued``,
-``RejectedWithoutId``, ``RecordsFailed``.
+kind: deliveries of a finding already handled), ``DuplicateFindings`` (by action: another finding holds the
+object version), ``SlackPosts`` (by action; ``duplicate_reply`` for a thread reply), ``SlackFailures`` (by
+kind, error_code), ``JobsQueued``, ``RejectedWithoutId``, ``RecordsFailed``.
 """
 
 from __future__ import annotations
