@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,9 +11,15 @@ import boto3
 import pytest
 
 from macie_chatops.config import Action
-from macie_chatops.names import PENDING_INDEX_PARTITION, STATE_TABLE_TTL_ATTRIBUTE
+from macie_chatops.names import (
+    APPROVED_INDEX_PARTITION,
+    APPROVED_INDEX_SORT,
+    PENDING_INDEX_PARTITION,
+    STATE_TABLE_TTL_ATTRIBUTE,
+)
 from macie_chatops.states import State
 from macie_chatops.store import (
+    CLAIM_ITEM_TYPE,
     MAX_AUDIT_ENTRIES,
     RETENTION_DAYS,
     FindingNotFoundError,
@@ -22,7 +29,7 @@ from macie_chatops.store import (
     WriteResult,
     create_state_table,
 )
-from macie_chatops.summary import FindingSummary
+from macie_chatops.summary import FindingSummary, ObjectVersion
 from tests.conftest import AwsSandbox
 
 TABLE = "test-findings"
@@ -492,3 +499,64 @@ def test_append_audit_can_give_the_lease_back_and_keeps_another_owners(
     leased(store, "f-3")
     full = store.append_audit("f-3", actor="auto", event="e", outcome="o", release_intake_of="A")
     assert not full.applied and full.record.intake_owner == "A" and len(full.record.audit) == 1
+
+
+# -- object-version claims -------------------------------------------------------------------------------------
+
+VERSION = ObjectVersion("345678901234", "payments-data", "exports/ünïcode key+%20.csv", "3HL4kqtJlcpXroDTDmJ")
+
+
+def test_the_first_claim_of_an_object_version_wins_and_is_idempotent_for_its_holder(
+    store: FindingStore, dynamodb: Any
+) -> None:
+    # GIVEN no claim WHEN a finding claims the version THEN it holds it, with the final records' TTL
+    assert store.object_claim(VERSION) is None
+    first = store.claim_object(VERSION, finding_id="f-1")
+    assert (first.key, first.finding_id, first.version) == (VERSION.claim_key, "f-1", VERSION)
+    # WHEN the holder claims again (a redelivery, the remediator) THEN nothing changes, its first time kept
+    assert store.claim_object(VERSION, finding_id="f-1") == first
+    # WHEN another finding claims it THEN it is refused and learns the holder
+    assert store.claim_object(VERSION, finding_id="f-2") == first
+    assert store.object_claim(VERSION) == first
+    # AND the claim item carries the TTL and none of the indexes' keys; it is no finding record
+    (item,) = dynamodb.scan(TableName=TABLE)["Items"]
+    claimed_at = datetime.fromisoformat(first.claimed_at.replace("Z", "+00:00"))
+    assert int(item[STATE_TABLE_TTL_ATTRIBUTE]["N"]) == int((claimed_at + timedelta(days=RETENTION_DAYS)).timestamp())
+    assert not set(item) & {PENDING_INDEX_PARTITION, APPROVED_INDEX_PARTITION, APPROVED_INDEX_SORT, "state"}
+    assert item["item_type"] == {"S": CLAIM_ITEM_TYPE}
+    assert store.get(VERSION.claim_key) is None
+    assert store.pending_approvals() == [] and store.approved_before(START + timedelta(days=1)) == []
+
+
+def test_concurrent_claims_of_one_version_have_one_winner(store: FindingStore, atomic_moto: None) -> None:
+    # GIVEN eight findings claiming one object version at the same moment
+    barrier = threading.Barrier(8)
+    holders: list[str] = []
+
+    def claim(finding_id: str) -> None:
+        barrier.wait()
+        holders.append(store.claim_object(VERSION, finding_id=finding_id).finding_id)
+
+    threads = [threading.Thread(target=claim, args=(f"f-{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN every one of them was told the same holder, the one the table keeps
+    claim_now = store.object_claim(VERSION)
+    assert claim_now is not None
+    assert holders == [claim_now.finding_id] * 8
+
+
+def test_other_object_versions_are_claimed_apart(store: FindingStore) -> None:
+    others = [
+        dataclasses.replace(VERSION, version="another-version"),
+        dataclasses.replace(VERSION, account_id="111111111111"),
+        dataclasses.replace(VERSION, key="exports/other.csv"),
+    ]
+    assert [store.claim_object(v, finding_id=f"f-{n}").finding_id for n, v in enumerate([VERSION, *others])] == [
+        "f-0",
+        "f-1",
+        "f-2",
+        "f-3",
+    ]
