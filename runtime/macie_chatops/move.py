@@ -22,7 +22,11 @@ Quarantine, step by step (``checkpoint`` is called after each step, so tests can
    ``IfMatch`` its ETag, so an object written since is never deleted and a bucket versioned since the
    object was written keeps neither the bytes nor a delete marker). AccessDenied -> BLOCKED(locked)
    (Object Lock, legal hold or a policy: both copies kept). ``DELETED``.
-5. Count the versions of the key still in the bucket (exact key only). ``COUNTED``.
+5. List the versions of the exact key and read them against the finding's version (``MoveOutcome.facts``:
+   whether that version is gone or still there, what the key's current object is, how many versions older
+   and newer than the finding's remain). ``COUNTED``. Every outcome that got as far as the bucket carries
+   such facts, listed at its end, and the messages are written from them, never from what a step was
+   expected to do (an overwrite between the copy and the delete, say, leaves the key holding a new object).
 
 A redelivery runs the same code: the HEADs of step 1 tell it how far an earlier attempt got, and
 ``quarantine_plan.next_step`` says what is left (see its table). The source is only ever deleted right
@@ -59,12 +63,16 @@ from macie_chatops.quarantine_plan import (
     UNVERSIONED,
     BlockReason,
     Checksum,
+    CopyCheck,
+    KeySurvey,
+    MoveFacts,
     MoveStatus,
     MoveStep,
     NextStep,
     ObjectView,
     Provenance,
     RestoreStatus,
+    SourceFate,
     SourceState,
     StreamHasher,
     TagPairs,
@@ -86,6 +94,7 @@ from macie_chatops.quarantine_plan import (
     quarantine_metadata,
     restored_metadata,
     source_state,
+    survey_key,
     tag_pairs,
     tagging_header,
     verification_method,
@@ -185,15 +194,23 @@ class MoveOutcome:
     detail: str = ""
     quarantine_version_id: str | None = None
     copy_kept: bool = False  # a verified copy is in the quarantine bucket
-    older_versions: int | None = None
     verification: str | None = None  # e.g. "s3 CRC32:Xg5djw=="
     resumed: bool = False  # an earlier attempt had already done part of the move
     retryable: bool = False  # FAILED only: a retry may succeed
     original_tags: TagPairs | None = None  # the source version's tags (None: not known), for a restore
+    facts: MoveFacts | None = None  # what the mover verified at the end (None: it never reached the bucket)
+
+    @property
+    def older_versions(self) -> int | None:
+        """Versions of the key written before the finding's that remain (None: not listed)."""
+        return self.facts.older if self.facts is not None and self.facts.listed else None
 
     def location(self, region: str) -> dict[str, str]:
-        """Where the copy is, for the state record (``RecordUpdates.quarantine``: strings only)."""
-        location = {"bucket": self.quarantine_bucket, "key": self.quarantine_key, "region": region}
+        """The move's result for the state record (``RecordUpdates.quarantine``: strings only): where the copy
+        is (only when there is one) and what the mover verified (``facts``, :meth:`MoveFacts.encode`)."""
+        location = {"region": region}
+        if self.copy_kept:
+            location.update(bucket=self.quarantine_bucket, key=self.quarantine_key)
         if self.quarantine_version_id:
             location["version_id"] = self.quarantine_version_id
         if self.older_versions is not None:
@@ -202,6 +219,8 @@ class MoveOutcome:
             location["verification"] = self.verification
         if self.original_tags is not None:
             location["original_tags"] = encode_original_tags(self.original_tags)
+        if self.facts is not None:
+            location["facts"] = self.facts.encode()
         return location
 
 
@@ -352,6 +371,7 @@ class ObjectMover:
                 reason=BlockReason.MISSING,
                 detail="The object version named by the finding is in neither the source bucket nor the "
                 "quarantine bucket; nothing was moved.",
+                facts=MoveFacts.of(CopyCheck.NONE, None, unlisted=SourceFate.GONE),
             )
         if step is NextStep.BLOCK_CHANGED:
             assert source is not None
@@ -362,6 +382,7 @@ class ObjectMover:
                 reason=BlockReason.CHANGED,
                 detail=f"ETag is now {source.etag}, the finding names {normalise_etag(request.etag)}; nothing was "
                 "moved.",
+                facts=self._facts(request, None, CopyCheck.NONE, unlisted=SourceFate.GONE),
             )
         if step is NextStep.CONFIRM_COPY:
             assert copy_view is not None
@@ -422,39 +443,44 @@ class ObjectMover:
 
         now = self._clock()
         if source.lock.active(now):
-            older = self._count_versions(request, moved=source.version_id)
             return MoveOutcome(
                 MoveStatus.BLOCKED,
                 target.bucket,
                 qkey,
                 reason=BlockReason.LOCKED,
                 detail=f"The source version is protected by {source.lock.describe(now)}; it was not deleted. "
-                f"Both copies are kept (the quarantine copy verified: {how}).",
+                f"The quarantine copy verified: {how}.",
                 quarantine_version_id=copy_view.version_id,
                 copy_kept=True,
-                older_versions=older,
                 verification=how,
                 resumed=resumed,
                 original_tags=original_tags,
+                facts=self._facts(request, source, CopyCheck.CHECKSUM, unlisted=SourceFate.KEPT),
             )
         blocked = self._delete_source(request, source, source_at)
         if blocked is not None:
-            older = self._count_versions(request, moved=source.version_id)
+            # What the refused delete left is listed, not assumed: an overwrite may have replaced the bytes.
             return MoveOutcome(
                 MoveStatus.BLOCKED,
                 target.bucket,
                 qkey,
                 reason=blocked[0],
-                detail=f"{blocked[1]} Both copies are kept (the quarantine copy verified: {how}).",
+                detail=f"{blocked[1]} The quarantine copy verified: {how}.",
                 quarantine_version_id=copy_view.version_id,
                 copy_kept=True,
-                older_versions=older,
                 verification=how,
                 resumed=resumed,
                 original_tags=original_tags,
+                facts=self._facts(
+                    request,
+                    source,
+                    CopyCheck.CHECKSUM,
+                    # S3 refusing the delete keeps the version; a failed If-Match says nothing about it.
+                    unlisted=SourceFate.KEPT if blocked[0] is BlockReason.LOCKED else SourceFate.UNKNOWN,
+                ),
             )
         self._checkpoint(MoveStep.DELETED)
-        older = self._count_versions(request, moved=source.version_id)
+        facts = self._facts(request, source, CopyCheck.CHECKSUM, deleted=True, unlisted=SourceFate.DELETED)
         self._checkpoint(MoveStep.COUNTED)
         return MoveOutcome(
             MoveStatus.QUARANTINED,
@@ -462,10 +488,10 @@ class ObjectMover:
             qkey,
             quarantine_version_id=copy_view.version_id,
             copy_kept=True,
-            older_versions=older,
             verification=how,
             resumed=resumed,
             original_tags=original_tags,
+            facts=facts,
         )
 
     # -- quarantine steps ---------------------------------------------------------------------------------
@@ -476,8 +502,12 @@ class ObjectMover:
         qkey = request.quarantine_key if key is None else key
         return MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, qkey, detail=detail, retryable=retryable)
 
-    def _blocked(self, request: MoveRequest, reason: BlockReason, detail: str) -> MoveOutcome:
-        return MoveOutcome(MoveStatus.BLOCKED, request.quarantine_bucket, request.quarantine_key, reason, detail)
+    def _blocked(
+        self, request: MoveRequest, reason: BlockReason, detail: str, facts: MoveFacts | None = None
+    ) -> MoveOutcome:
+        return MoveOutcome(
+            MoveStatus.BLOCKED, request.quarantine_bucket, request.quarantine_key, reason, detail, facts=facts
+        )
 
     def _head(self, at: _Located, **extra: str) -> ObjectView | None:
         """The object's facts, or None when it is not there (404, or 405: the version is a delete marker)."""
@@ -503,9 +533,15 @@ class ObjectMover:
                     request,
                     BlockReason.ACCESS_DENIED,
                     f"The remediation role may not read s3://{request.bucket} ({code}); nothing was moved.",
+                    MoveFacts.of(CopyCheck.NONE, None, unlisted=SourceFate.UNKNOWN),
                 )
             if code in NO_BUCKET_CODES:
-                return self._blocked(request, BlockReason.MISSING, f"Bucket {request.bucket} no longer exists.")
+                return self._blocked(
+                    request,
+                    BlockReason.MISSING,
+                    f"Bucket {request.bucket} no longer exists.",
+                    MoveFacts.of(CopyCheck.NONE, None, unlisted=SourceFate.GONE),
+                )
             if code in {"400", "InvalidArgument", "BadRequest"}:
                 return self._failed(
                     request,
@@ -607,11 +643,17 @@ class ObjectMover:
             code = _code(exc)
             if code in PRECONDITION_CODES:
                 return self._blocked(
-                    request, BlockReason.CHANGED, "The object changed while it was being copied; nothing was moved."
+                    request,
+                    BlockReason.CHANGED,
+                    "The object changed while it was being copied; nothing was moved.",
+                    self._facts(request, source, CopyCheck.NONE, unlisted=SourceFate.UNKNOWN),
                 )
             if code in NOT_FOUND_CODES:
                 return self._blocked(
-                    request, BlockReason.MISSING, "The object version disappeared while it was being copied."
+                    request,
+                    BlockReason.MISSING,
+                    "The object version disappeared while it was being copied.",
+                    self._facts(request, source, CopyCheck.NONE, unlisted=SourceFate.GONE),
                 )
             if code in NO_BUCKET_CODES:
                 return self._no_quarantine_bucket(request)
@@ -621,6 +663,7 @@ class ObjectMover:
                     BlockReason.ACCESS_DENIED,
                     f"Copying into the quarantine bucket was denied ({code}: {_message(exc)}); check the source "
                     "object's KMS key policy and the remediation role; nothing was moved.",
+                    self._facts(request, source, CopyCheck.NONE, unlisted=SourceFate.KEPT),
                 )
             if code in ARCHIVED_CODES:
                 return self._failed(
@@ -632,7 +675,10 @@ class ObjectMover:
         except Exception as exc:
             if _copy_precondition_failed(exc):
                 return self._blocked(
-                    request, BlockReason.CHANGED, "The object changed while it was being copied; nothing was moved."
+                    request,
+                    BlockReason.CHANGED,
+                    "The object changed while it was being copied; nothing was moved.",
+                    self._facts(request, source, CopyCheck.NONE, unlisted=SourceFate.UNKNOWN),
                 )
             raise
         view = self._head(target)
@@ -752,10 +798,18 @@ class ObjectMover:
         self._s3.delete_object(**copy_at.args())  # type: ignore[arg-type]
         now_source = self._head(source_at)
         if now_source is None:
-            return self._blocked(request, BlockReason.MISSING, "The object disappeared while it was being copied.")
+            return self._blocked(
+                request,
+                BlockReason.MISSING,
+                "The object disappeared while it was being copied.",
+                self._facts(request, None, CopyCheck.NONE, unlisted=SourceFate.GONE),
+            )
         if now_source.etag != normalise_etag(request.etag):
             return self._blocked(
-                request, BlockReason.CHANGED, "The object changed while it was being copied; nothing was moved."
+                request,
+                BlockReason.CHANGED,
+                "The object changed while it was being copied; nothing was moved.",
+                self._facts(request, None, CopyCheck.NONE, unlisted=SourceFate.UNKNOWN),
             )
         return self._failed(
             request, f"the quarantine copy did not verify ({result.detail}); it was discarded", retryable=True
@@ -797,7 +851,8 @@ class ObjectMover:
             logger.warning(
                 "quarantine copy had no tags; confirmed by size only", extra={"finding_id": request.finding_id}
             )
-        older = self._count_versions(request, moved=request.version_id or None)
+        checked = CopyCheck.CHECKSUM if expected is not None else CopyCheck.SIZE_ONLY
+        facts = self._facts(request, None, checked, unlisted=SourceFate.GONE)
         self._checkpoint(MoveStep.COUNTED)
         if src_state is SourceState.CHANGED:
             return MoveOutcome(
@@ -809,9 +864,9 @@ class ObjectMover:
                 "the key since; that new object was left in place.",
                 quarantine_version_id=copy.version_id,
                 copy_kept=True,
-                older_versions=older,
                 verification=how,
                 resumed=True,
+                facts=facts,
             )
         return MoveOutcome(
             MoveStatus.QUARANTINED,
@@ -819,9 +874,9 @@ class ObjectMover:
             target.key,
             quarantine_version_id=copy.version_id,
             copy_kept=True,
-            older_versions=older,
             verification=how,
             resumed=True,
+            facts=facts,
         )
 
     def _delete_source(self, request: MoveRequest, source: ObjectView, at: _Located) -> tuple[BlockReason, str] | None:
@@ -855,34 +910,59 @@ class ObjectMover:
             if code in PRECONDITION_CODES:
                 return (
                     BlockReason.CHANGED,
-                    "The object was overwritten after the copy; the new object was left in place.",
+                    "The key was overwritten after the copy (the delete's If-Match on the finding's ETag failed); "
+                    "the new object was left in place.",
                 )
             raise
         return None
 
-    def _count_versions(self, request: MoveRequest, *, moved: str | None) -> int | None:
-        """Versions of exactly the finding's key still in the bucket (other than the one moved)."""
-        from botocore.exceptions import ClientError
+    def _facts(
+        self,
+        request: MoveRequest,
+        finding: ObjectView | None,
+        copy: CopyCheck,
+        *,
+        deleted: bool = False,
+        unlisted: SourceFate,
+    ) -> MoveFacts:
+        """What the mover can say for sure at the end: one listing of the key's versions, read against the
+        finding's version (``finding``: this attempt's HEAD of it, for its time); ``unlisted`` is what the
+        attempt's own calls said of that version, used only when the listing fails."""
+        modified = (
+            finding.last_modified if finding is not None and finding.etag == normalise_etag(request.etag) else None
+        )
+        return MoveFacts.of(copy, self._survey(request, modified), deleted=deleted, unlisted=unlisted)
 
-        count = 0
+    def _survey(self, request: MoveRequest, finding_modified: datetime | None) -> KeySurvey | None:
+        """The versions of exactly the finding's key (None when S3 would not list them: the move stands)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        versions: list[Mapping[str, Any]] = []
+        markers: list[Mapping[str, Any]] = []
         try:
             pages = self._s3.get_paginator("list_object_versions").paginate(Bucket=request.bucket, Prefix=request.key)
             for page in pages:
-                entries = list(itertools.chain(page.get("Versions", []), page.get("DeleteMarkers", [])))
-                count += sum(
-                    1
-                    for v in page.get("Versions", [])
-                    if v.get("Key") == request.key and (moved is None or v.get("VersionId") != moved)
-                )
+                page_versions = page.get("Versions", [])
+                page_markers = page.get("DeleteMarkers", [])
+                versions.extend(page_versions)
+                markers.extend(page_markers)
                 # Keys are listed in UTF-8 byte order, so once a longer key appears the exact key is done.
-                if any(e.get("Key") != request.key for e in entries):
+                if any(e.get("Key") != request.key for e in itertools.chain(page_versions, page_markers)):
                     break
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             logger.warning(
-                "could not count older versions", extra={"finding_id": request.finding_id, "code": _code(exc)}
+                "could not list the key's versions: what remains at the key is not reported",
+                extra={"finding_id": request.finding_id, "code": _code(exc) or type(exc).__name__},
             )
             return None
-        return count
+        return survey_key(
+            versions,
+            markers,
+            key=request.key,
+            finding_version=request.version_id or None,
+            finding_etag=request.etag,
+            finding_modified=finding_modified,
+        )
 
     # ----------------------------------------------------------------------------------------------------
     # Restore

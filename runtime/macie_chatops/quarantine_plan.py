@@ -383,12 +383,14 @@ class ObjectView:
     checksum: Checksum | None  # the full-object checksum, when S3 has one
     lock: LockState
     storage_class: str | None = None
+    last_modified: datetime | None = None  # whole seconds (HEAD's Last-Modified header)
 
     @classmethod
     def from_head(cls, head: Mapping[str, Any]) -> ObjectView:
         until = head.get("ObjectLockRetainUntilDate")
         if isinstance(until, datetime) and until.tzinfo is None:
             until = until.replace(tzinfo=UTC)
+        modified = head.get("LastModified")
         return cls(
             etag=normalise_etag(head.get("ETag")),
             size=int(head.get("ContentLength", 0)),
@@ -402,7 +404,12 @@ class ObjectView:
                 legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
             ),
             storage_class=head.get("StorageClass") or None,
+            last_modified=_aware(modified) if isinstance(modified, datetime) else None,
         )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def full_object_checksum(head: Mapping[str, Any]) -> Checksum | None:
@@ -730,8 +737,196 @@ def source_state(view: ObjectView | None, *, finding_etag: str) -> SourceState:
     return SourceState.PRESENT
 
 
-def count_other_versions(versions: Sequence[Mapping[str, Any]], *, key: str, moved_version: str | None) -> int:
-    """Versions of exactly ``key`` (not keys that merely start with it), other than the one moved."""
-    return sum(
-        1 for v in versions if v.get("Key") == key and (moved_version is None or v.get("VersionId") != moved_version)
-    )
+# --------------------------------------------------------------------------------------------------------
+# What the mover verified: the facts every outcome message is written from
+# --------------------------------------------------------------------------------------------------------
+
+
+class CopyCheck(StrEnum):
+    """What is in the quarantine bucket for the finding, as the mover last checked it."""
+
+    NONE = "none"  # no copy (nothing was copied, or it was discarded)
+    CHECKSUM = "checksum"  # a copy whose size and checksum match the finding's version
+    SIZE_ONLY = "size_only"  # a copy confirmed by its size only (it carries no checksum record)
+
+
+class SourceFate(StrEnum):
+    """What became of the finding's version in its own bucket."""
+
+    DELETED = "deleted"  # this attempt deleted it (after verifying the copy), and it is not listed any more
+    KEPT = "kept"  # it is still in the bucket (listed, or read by this attempt and not deleted)
+    GONE = "gone"  # it is not in the bucket and this attempt did not delete it (someone else, an earlier
+    # attempt, or an overwrite of an unversioned key)
+    UNKNOWN = "unknown"  # the mover could not tell (it may not read the bucket)
+
+
+class AtKey(StrEnum):
+    """What the finding's key shows as its current object when the mover finished."""
+
+    NOTHING = "nothing"  # no object: no version left, or a delete marker on top
+    FINDING = "finding"  # the finding's own version
+    NEWER = "newer"  # a different object, written after the finding's version
+    OLDER = "older"  # a version written before the finding's (current again once the finding's went)
+    OTHER = "other"  # a different object whose order relative to the finding's version is not known
+    UNKNOWN = "unknown"  # not looked at (the listing failed)
+
+
+@dataclass(frozen=True)
+class KeySurvey:
+    """One ListObjectVersions of the exact key, read against the finding's version (see :func:`survey_key`).
+
+    The counts are versions of the key other than the finding's own, the current one included."""
+
+    at_key: AtKey
+    kept_version: str | None  # the finding's version id when it is still listed ("null": the null version)
+    older: int = 0
+    newer: int = 0
+    other: int = 0  # order relative to the finding's version not known (the same second, or no time to compare)
+
+
+def _is_null(version_id: str | None) -> bool:
+    return version_id in (None, "", UNVERSIONED)
+
+
+def survey_key(
+    versions: Sequence[Mapping[str, Any]],
+    delete_markers: Sequence[Mapping[str, Any]],
+    *,
+    key: str,
+    finding_version: str | None,
+    finding_etag: str,
+    finding_modified: datetime | None,
+) -> KeySurvey:
+    """Where the finding's version stands among the versions of its exact key.
+
+    ``versions`` and ``delete_markers`` are ListObjectVersions entries, in S3's order (newest first per
+    key); entries of other keys are ignored. The finding's version is the listed ``finding_version``, or,
+    for a finding without one (or ``null``), the null version with the finding's ETag (a null version is
+    overwritten in place, so only its ETag says whether it still holds the finding's bytes).
+
+    Order: when the finding's version is listed, its position says which versions are newer; when it is
+    gone, ``LastModified`` (whole seconds) is compared with ``finding_modified``; a null version that is
+    no longer the finding's replaced it, so it is newer; anything else (the same second, or no time to
+    compare with) is ``other``: its order is not claimed."""
+    mine = [v for v in versions if v.get("Key") == key]
+    markers = [m for m in delete_markers if m.get("Key") == key]
+    etag = normalise_etag(finding_etag)
+    null_finding = _is_null(finding_version)
+
+    def is_finding(entry: Mapping[str, Any]) -> bool:
+        if null_finding:
+            return _is_null(entry.get("VersionId")) and normalise_etag(entry.get("ETag")) == etag
+        return entry.get("VersionId") == finding_version
+
+    position = next((index for index, entry in enumerate(mine) if is_finding(entry)), None)
+    kept = None if position is None else str(mine[position].get("VersionId") or UNVERSIONED)
+    moment = None if finding_modified is None else _aware(finding_modified).replace(microsecond=0)
+
+    def order(index: int, entry: Mapping[str, Any]) -> AtKey:
+        if position is not None:
+            return AtKey.NEWER if index < position else AtKey.OLDER
+        if null_finding and _is_null(entry.get("VersionId")):
+            return AtKey.NEWER  # the null version was the finding's; another object replaced it in place
+        modified = entry.get("LastModified")
+        if moment is None or not isinstance(modified, datetime):
+            return AtKey.OTHER
+        modified = _aware(modified).replace(microsecond=0)
+        if modified > moment:
+            return AtKey.NEWER
+        return AtKey.OLDER if modified < moment else AtKey.OTHER
+
+    counts = {AtKey.NEWER: 0, AtKey.OLDER: 0, AtKey.OTHER: 0}
+    at_key = AtKey.NOTHING
+    for index, entry in enumerate(mine):
+        relation = AtKey.FINDING if index == position else order(index, entry)
+        if relation is not AtKey.FINDING:
+            counts[relation] += 1
+        if entry.get("IsLatest"):
+            at_key = relation
+    if any(marker.get("IsLatest") for marker in markers):
+        at_key = AtKey.NOTHING
+    return KeySurvey(at_key, kept, counts[AtKey.OLDER], counts[AtKey.NEWER], counts[AtKey.OTHER])
+
+
+@dataclass(frozen=True)
+class MoveFacts:
+    """What the mover verified when it finished: the copy, the finding's version, and what its key holds.
+
+    Every outcome message is written from these, never from what a step was expected to do. Kept in the
+    state record (``quarantine["facts"]``, see :meth:`encode`)."""
+
+    copy: CopyCheck
+    source: SourceFate
+    kept_version: str = ""  # the finding's version id when KEPT ("null" for a null version)
+    at_key: AtKey = AtKey.UNKNOWN
+    older: int = 0  # versions of the key other than the finding's, written before it (the current one included)
+    newer: int = 0  # ... written after it
+    other: int = 0  # ... whose order is not known
+    listed: bool = False  # the key's versions were listed (else at_key is UNKNOWN and the counts are 0)
+
+    @classmethod
+    def of(cls, copy: CopyCheck, survey: KeySurvey | None, *, deleted: bool = False, unlisted: SourceFate) -> MoveFacts:
+        """The facts from a listing (``survey``), or, when there is none, from the calls' own answers
+        (``unlisted``: what the HEAD or the delete of this attempt said of the finding's version)."""
+        if survey is None:
+            return cls(copy, SourceFate.DELETED if deleted else unlisted)
+        if survey.kept_version is not None:
+            source = SourceFate.KEPT
+        else:
+            source = SourceFate.DELETED if deleted else SourceFate.GONE
+        return cls(
+            copy,
+            source,
+            kept_version=survey.kept_version or "",
+            at_key=survey.at_key,
+            older=survey.older,
+            newer=survey.newer,
+            other=survey.other,
+            listed=True,
+        )
+
+    def noncurrent(self) -> tuple[int, int, int]:
+        """(older, newer, other) versions that are not the key's current object."""
+        return (
+            self.older - (self.at_key is AtKey.OLDER),
+            self.newer - (self.at_key is AtKey.NEWER),
+            self.other - (self.at_key is AtKey.OTHER),
+        )
+
+    def encode(self) -> str:
+        """Compact JSON (the state record keeps strings only)."""
+        return json.dumps(
+            {
+                "copy": self.copy.value,
+                "source": self.source.value,
+                "kept_version": self.kept_version,
+                "at_key": self.at_key.value,
+                "older": self.older,
+                "newer": self.newer,
+                "other": self.other,
+                "listed": self.listed,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def decode(cls, text: str) -> MoveFacts:
+        """:meth:`encode`'s text back (ValueError when it is not such a text)."""
+        try:
+            data = json.loads(text)
+            facts = cls(
+                copy=CopyCheck(data["copy"]),
+                source=SourceFate(data["source"]),
+                kept_version=str(data["kept_version"]),
+                at_key=AtKey(data["at_key"]),
+                older=int(data["older"]),
+                newer=int(data["newer"]),
+                other=int(data["other"]),
+                listed=bool(data["listed"]),
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not the facts of a move: {exc}") from None
+        if min(facts.older, facts.newer, facts.other) < 0:
+            raise ValueError("not the facts of a move: a negative count")
+        return facts

@@ -57,7 +57,14 @@ from macie_chatops.errors import (
 )
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
-from macie_chatops.quarantine_plan import MoveStatus, MoveStep, RestoreStatus, TagPairs, decode_original_tags
+from macie_chatops.quarantine_plan import (
+    MoveFacts,
+    MoveStatus,
+    MoveStep,
+    RestoreStatus,
+    TagPairs,
+    decode_original_tags,
+)
 from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
 from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, RecordUpdates
@@ -288,7 +295,8 @@ def _record_move(
     elif outcome.status is MoveStatus.BLOCKED:
         assert outcome.reason is not None
         updates = {"outcome": outcome.reason.value, "outcome_detail": outcome.detail, "error": None}
-        if outcome.copy_kept:
+        if outcome.copy_kept or outcome.facts is not None:
+            # The copy's location when one is kept, and what the mover verified (the message is written from it).
             updates["quarantine"] = outcome.location(region)
         target = State.BLOCKED
     else:
@@ -463,6 +471,7 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             quarantine_key=quarantine.get("key", ""),
             older_versions=int(older) if older and older.isdigit() else None,
             notice=_restore_notice(record),
+            facts=_move_facts(quarantine),
         )
     if record.state is State.BLOCKED:
         reason = record.outcome if record.outcome in BLOCKED_REASONS else "access_denied"
@@ -474,6 +483,7 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             detail=record.outcome_detail or "",
             quarantine_bucket=quarantine.get("bucket"),
             quarantine_key=quarantine.get("key"),
+            facts=_move_facts(quarantine),
         )
     if record.state is State.FAILED:
         failure = Failure.of(record.outcome)
@@ -501,6 +511,19 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
             restored_version_id=quarantine.get("restored_version_id") or None,
         )
     return None
+
+
+def _move_facts(quarantine: Mapping[str, str]) -> MoveFacts | None:
+    """What the mover verified, as the record keeps it (None: a record from before it kept them, or unreadable:
+    the message then claims only what it can without them)."""
+    text = quarantine.get("facts")
+    if text is None:
+        return None
+    try:
+        return MoveFacts.decode(text)
+    except ValueError as exc:
+        logger.error("the record's move facts are unreadable: the message says less", extra={"error": str(exc)})
+        return None
 
 
 def _fix(failure: Failure, account_id: str) -> str | None:

@@ -38,7 +38,9 @@ Public API (keyword-only arguments after ``summary``)::
     build_restoring_message(summary, *, by: str, at: When) -> SlackMessage
     build_restored_message(summary, *, by: str, at: When, restored_version_id: str | None) -> SlackMessage
 
-    escape_mrkdwn(text: str) -> str          & -> &amp; first, then < -> &lt; and > -> &gt;
+    escape_mrkdwn(text: str) -> str          untrusted text made inert (see "Escaping" below)
+    code_span(text: str, limit: int) -> str  untrusted text as a code span that survives backticks
+    escape_url(url: str) -> str              a URL for ``<url|label>``: Slack's three control characters only
     shorten(text: str, limit: int) -> str    middle ellipsis on the raw text (shorten, then escape)
     human_size(size: int) -> str             "4.0 KiB (4,096 bytes)"
 
@@ -50,9 +52,18 @@ Public API (keyword-only arguments after ``summary``)::
 ``retryable`` says whether the remediator retries a failed quarantine by itself; when it does not, the message
 says what an operator must do (``fix``, plain text, escaped) and then run ``macie-chatops retry FINDING_ID``.
 
-Untrusted text (bucket, key, title, detection types, custom identifier names, reasons, error details) is
-escaped for mrkdwn, with ``verbatim`` set, or sent as plain_text, so ``<!channel>`` or ``<https://x|y>`` in an
-S3 key stays inert. Every message stays within Slack's limits (50 blocks, 3,000 chars per section, 10 fields
+Escaping. Untrusted text (bucket, key, title, detection types, custom identifier names, reasons, error details)
+goes through exactly one of two functions, in the blocks and in the fallback ``text`` alike, with ``verbatim``
+set (or as plain_text), so ``<!channel>``, ``<https://x|y>``, ``*bold*`` or a backtick in an S3 key stay inert:
+
+- :func:`escape_mrkdwn` for prose: ``&``, ``<``, ``>`` as Slack asks (``&`` first); Slack has no escape for
+  ``*``, ``_``, ``~`` and backticks, so they become look-alikes (∗ ˍ ∼ ˋ); ``@here``/``@channel``/``@everyone``
+  get a full-width ＠; control characters (a newline could start a quote) their visible symbols (␊).
+- :func:`code_span` for names (keys, buckets, versions, ids, commands): Slack formats nothing inside a code
+  span, so only ``&<>`` are escaped and backticks (which would end the span) become ˋ: the rest of a key
+  shows exactly, ``*`` and ``_`` included.
+
+Every message stays within Slack's limits (50 blocks, 3,000 chars per section, 10 fields
 of 2,000 chars, header 150, button 75, confirm 100/300/30) and within :data:`MAX_MESSAGE_TEXT_CHARS` of text
 overall, because Slack rejects messages well below the sum of the per-block limits (msg_blocks_too_long).
 """
@@ -60,7 +71,7 @@ overall, because Slack rejects messages well below the sum of the per-block limi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -79,6 +90,7 @@ from slack_sdk.models.blocks import (
 
 from macie_chatops import names
 from macie_chatops.jobs import AUTO_APPROVER  # "auto": the policy approved, no person
+from macie_chatops.quarantine_plan import AtKey, CopyCheck, MoveFacts, SourceFate
 from macie_chatops.summary import DataCategory, FindingSummary
 
 When = datetime | str
@@ -105,9 +117,35 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 # --- text helpers -----------------------------------------------------------------------------------------
 
 
+_CONTROL_CHARACTERS: Final = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"}
+# Slack offers no escape for its formatting characters: look-alikes that never format (∗ ˍ ∼ ˋ).
+_PROSE: Final = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"} | _CONTROL_CHARACTERS)
+_IN_CODE: Final = str.maketrans({"`": "\u02cb"} | _CONTROL_CHARACTERS)
+_BARE_MENTION = re.compile(r"@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
+
+
+def escape_url(url: str) -> str:
+    """Slack's three control characters, ``&`` first (or the other escapes would be escaped twice)."""
+    return url.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def escape_mrkdwn(text: str) -> str:
-    """Escape Slack's three control characters; ``&`` first, or the other escapes would be escaped twice."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Untrusted prose made inert in mrkdwn: Slack's escapes for ``&<>`` (so ``<!here>`` is text), look-alikes
+    for the formatting characters ``*_~``` (Slack has no escape for them), a full-width ＠ for bare
+    ``@here``/``@channel``/``@everyone``, and visible symbols for control characters (a newline could start a
+    quote or a list). Names that must stay exact go in :func:`code_span` instead."""
+    return _BARE_MENTION.sub("\uff20", escape_url(text).translate(_PROSE))
+
+
+def _escape_code(text: str) -> str:
+    return escape_url(text).translate(_IN_CODE)
+
+
+def code_span(text: str, limit: int) -> str:
+    """``text`` (raw, untrusted) as a code span of at most ``limit`` characters inside the backticks: shortened
+    in the middle, ``&<>`` escaped, a backtick (which would end the span early and let the rest format)
+    replaced by ˋ, control characters by their symbols. Everything else shows exactly as it is."""
+    return f"`{_fit(text, limit, escape=_escape_code) or ELLIPSIS}`"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -127,14 +165,10 @@ def shorten(text: str, limit: int) -> str:
     return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
 
 
-def _escaped_length(text: str) -> int:
-    return len(text) + 4 * text.count("&") + 3 * (text.count("<") + text.count(">"))
-
-
-def _fit(text: str, limit: int) -> str:
+def _fit(text: str, limit: int, *, escape: Callable[[str], str] = escape_mrkdwn) -> str:
     """``text`` shortened (raw) and escaped so that the escaped result is at most ``limit`` characters."""
-    if _escaped_length(text) <= limit:
-        return escape_mrkdwn(text)
+    if len(escape(text)) <= limit:
+        return escape(text)
     # Keeping one more raw character never drops one already kept, so the escaped length grows with the
     # raw budget: binary search for the largest raw budget that fits.
     low, high = 1, min(len(text), limit)
@@ -142,11 +176,11 @@ def _fit(text: str, limit: int) -> str:
     while low <= high:
         middle = (low + high) // 2
         candidate = shorten(text, middle)
-        if _escaped_length(candidate) <= limit:
+        if len(escape(candidate)) <= limit:
             best, low = candidate, middle + 1
         else:
             high = middle - 1
-    return escape_mrkdwn(best)
+    return escape(best)
 
 
 def human_size(size: int) -> str:
@@ -162,8 +196,9 @@ def human_size(size: int) -> str:
 
 
 def _code(escaped: str) -> str:
-    """A code span, unless the text holds a backtick (which would end the span and show a mangled key)."""
-    return escaped if "`" in escaped else f"`{escaped}`"
+    """Text already escaped by :func:`escape_mrkdwn` (no backtick left in it) as a code span; names that must
+    show exactly (``*``, ``_`` and ``~`` included) use :func:`code_span` on the raw text instead."""
+    return f"`{escaped}`"
 
 
 def _who(user: str | None) -> str:
@@ -191,8 +226,8 @@ def _when(at: When) -> str:
 
 
 def _s3_uri(bucket: str, key: str, *, limit: int = 700) -> str:
-    """``s3://bucket/key`` for display: key shortened to the budget, escaped."""
-    return _code(_fit(f"s3://{bucket}/{key}", limit))
+    """``s3://bucket/key`` for display: a code span, key shortened to the budget."""
+    return code_span(f"s3://{bucket}/{key}", limit)
 
 
 def _md(text: str) -> MarkdownTextObject:
@@ -253,19 +288,19 @@ def _field(label: str, value: str) -> MarkdownTextObject:
 
 
 def _fields(summary: FindingSummary) -> SectionBlock:
-    account = _code(_fit(summary.account_id, 40))
+    account = code_span(summary.account_id, 40)
     if summary.account_name:
         account = f"{_fit(summary.account_name, 200)} ({account})"
-    version = _code(_fit(summary.version_id, 300)) if summary.version_id else "unversioned"
+    version = code_span(summary.version_id, 300) if summary.version_id else "unversioned"
     fields = [
         _field("Account", account),
-        _field("Team", _fit(summary.team, 200) if summary.team else "none"),
-        _field("Region", _fit(summary.region, 50)),
-        _field("Bucket", _code(_fit(summary.bucket, 300))),
-        _field("Key", _code(_fit(summary.key, 800))),
+        _field("Team", code_span(summary.team, 200) if summary.team else "none"),
+        _field("Region", code_span(summary.region, 50)),
+        _field("Bucket", code_span(summary.bucket, 300)),
+        _field("Key", code_span(summary.key, 800)),
         _field("Version", version),
         _field("Size", human_size(summary.size)),
-        _field("Storage class", _fit(summary.storage_class, 50)),
+        _field("Storage class", code_span(summary.storage_class, 50)),
         _field("Severity", _fit(summary.severity, 50)),
         _field("Finding type", _fit(summary.finding_type, 200)),
     ]
@@ -273,8 +308,8 @@ def _fields(summary: FindingSummary) -> SectionBlock:
 
 
 def _category_line(category: DataCategory, limit: int) -> str:
-    head = f"• *{_fit(category.category, 100)}*: {category.total:,}"
-    parts = [f"{_fit(d.type, 200)} ×{d.count:,}" for d in category.detections]
+    head = f"• {code_span(category.category, 100)}: {category.total:,}"
+    parts = [f"{code_span(d.type, 200)} ×{d.count:,}" for d in category.detections]
     if not parts:
         return head
     line = f"{head} ({', '.join(parts)})"
@@ -314,12 +349,12 @@ def _categories(summary: FindingSummary, budget: int) -> SectionBlock:
 
 
 def _context(summary: FindingSummary) -> ContextBlock:
-    console = escape_mrkdwn(summary.console_url)
+    console = escape_url(summary.console_url)
     return ContextBlock(
         elements=[
             _md(f"Origin: {_fit(summary.origin, 200)}"),
             _md(f"Created: {_when(summary.created_at)}"),
-            _md(f"Finding {_code(_fit(summary.finding_id, 200))}"),
+            _md(f"Finding {code_span(summary.finding_id, 200)}"),
             _md(f"<{console}|Open in the Macie console>"),
         ]
     )
@@ -351,13 +386,14 @@ def _render(
 
 
 def _fallback(title: str, summary: FindingSummary) -> str:
-    where = summary.account_name or summary.account_id
-    text = f"{title}: {summary.finding_type} ({summary.severity}) in {where}, s3://{summary.bucket}/{summary.key}"
-    return _fit(text, MAX_FALLBACK_TEXT)
+    """Notifications and screen readers: the same escaping as the blocks (``title`` is ours, emoji codes and all)."""
+    where = _fit(summary.account_name or summary.account_id, 100)
+    head = f"{title}: {_fit(summary.finding_type, 100)} ({_fit(summary.severity, 20)}) in {where}, "
+    return head + _s3_uri(summary.bucket, summary.key, limit=max(40, MAX_FALLBACK_TEXT - len(head) - 2))
 
 
 def _object(summary: FindingSummary) -> str:
-    version = f" (version {_code(_fit(summary.version_id, 200))})" if summary.version_id else " (unversioned)"
+    version = f" (version {code_span(summary.version_id, 200)})" if summary.version_id else " (unversioned)"
     return f"{_s3_uri(summary.bucket, summary.key)}{version}"
 
 
@@ -369,7 +405,7 @@ def _lines(*parts: str | None) -> str:
 
 
 def _remediate_button(summary: FindingSummary) -> ButtonElement:
-    target = _code(_fit(f"s3://{summary.bucket}/{summary.key}", 200))
+    target = _s3_uri(summary.bucket, summary.key, limit=200)
     return ButtonElement(
         text=PlainTextObject(text="Remediate"),
         action_id=names.ACTION_REMEDIATE,
@@ -377,7 +413,7 @@ def _remediate_button(summary: FindingSummary) -> ButtonElement:
         style="danger",
         confirm=ConfirmObject(
             title=PlainTextObject(text="Quarantine this object?"),
-            text=_md(f"Move {target} into the quarantine bucket of account {_fit(summary.account_id, 20)}?"),
+            text=_md(f"Move {target} into the quarantine bucket of account {code_span(summary.account_id, 20)}?"),
             confirm=PlainTextObject(text="Quarantine"),
             deny=PlainTextObject(text="Cancel"),
             style="danger",
@@ -394,7 +430,7 @@ def _dismiss_button(summary: FindingSummary) -> ButtonElement:
 
 
 def _restore_button(summary: FindingSummary) -> ButtonElement:
-    target = _code(_fit(f"s3://{summary.bucket}/{summary.key}", 200))
+    target = _s3_uri(summary.bucket, summary.key, limit=200)
     return ButtonElement(
         text=PlainTextObject(text="Restore"),
         action_id=names.ACTION_RESTORE,
@@ -455,14 +491,62 @@ def build_approved_message(summary: FindingSummary, *, approver: str | None, at:
     return _render(summary, title=":hourglass_flowing_sand: Approved, quarantining", status=status)
 
 
-def _older_versions(count: int | None) -> str:
-    if count is None:
-        return "Older versions of this key were not checked."
-    if count == 0:
-        return "No older versions of this key remain in the bucket."
-    if count == 1:
-        return "1 older version of this key remains in the bucket."
-    return f"{count:,} older versions of this key remain in the bucket."
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+def _versions_left(facts: MoveFacts) -> str:
+    """How many versions of the key besides the finding's remain, each said as older or newer than it."""
+    parts = []
+    if facts.newer:
+        parts.append(_plural(facts.newer, "newer version"))
+    if facts.older:
+        parts.append(_plural(facts.older, "older version"))
+    if facts.other:
+        parts.append(f"{_plural(facts.other, 'other version')} (older or newer: not known)")
+    total = facts.newer + facts.older + facts.other
+    if not parts:
+        return "No other version of this key remains in the bucket."
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{listed} of this key {'remains' if total == 1 else 'remain'} in the bucket."
+
+
+_CURRENT_OBJECT: Final = {
+    AtKey.FINDING: "The key's current object is still the finding's version.",
+    AtKey.NEWER: "The key's current object is a newer version, written after the finding's: it was left untouched.",
+    AtKey.OLDER: "The key's current object is an older version, written before the finding's: it was not moved "
+    "and may hold the same data.",
+    AtKey.OTHER: "The key's current object is a version whose order is not known: it was not moved.",
+}
+
+
+def key_sentences(facts: MoveFacts) -> tuple[str, ...]:
+    """What the finding's key holds after the move, as the mover listed it (the exact sentences users see)."""
+    if not facts.listed:
+        return ("What remains at this key was not checked (S3 would not list its versions).",)
+    left = _versions_left(facts)
+    total = facts.newer + facts.older + facts.other
+    if facts.at_key is AtKey.NOTHING:
+        return (left,) if total == 0 else (f"{left} None of them is current: the key shows no object.",)
+    current = _CURRENT_OBJECT.get(facts.at_key)
+    return tuple(text for text in (left, current) if text)
+
+
+def _copy_sentence(facts: MoveFacts) -> str:
+    """QUARANTINED: how the copy was checked and what became of the source version, as verified."""
+    checked = (
+        "The copy was checked by its size only (it carries no checksum record)"
+        if facts.copy is CopyCheck.SIZE_ONLY
+        else "The copy was verified (size and checksum)"
+    )
+    if facts.source is SourceFate.DELETED:
+        return f"{checked} before the source version was deleted."
+    if facts.source is SourceFate.KEPT:
+        kept = code_span(facts.kept_version, 200)
+        return f"{checked}, but the finding's version is still listed in its bucket (version {kept})."
+    if facts.source is SourceFate.GONE:
+        return f"{checked}; the source version was already gone from its bucket."
+    return f"{checked}; whether the source version is gone was not checked."
 
 
 def build_quarantined_message(
@@ -474,19 +558,28 @@ def build_quarantined_message(
     quarantine_key: str,
     older_versions: int | None,
     notice: str | None = None,
+    facts: MoveFacts | None = None,
 ) -> SlackMessage:
     """QUARANTINED: where the object is now, who approved, what remains; Restore (confirmed).
 
+    ``facts``: what the mover verified (the sentences are written from them); None for a record from before
+    the mover kept them, whose ``older_versions`` counted every other version of the key.
     ``notice``: why the object is (still) here, e.g. "Restore refused: …" when a restore was not done."""
     status = _lines(
         f"*Quarantined* {_object(summary)}.",
         f"Approved {_who(approver)}; moved on {_when(at)}.",
     )
-    outcome = _lines(
-        f"*Now at:* {_s3_uri(quarantine_bucket, quarantine_key)}",
-        "The copy was verified (size and checksum) before the source version was deleted.",
-        _older_versions(older_versions),
-    )
+    if facts is None:
+        left = (
+            "Other versions of this key were not checked."
+            if older_versions is None
+            else f"{_plural(older_versions, 'other version')} of this key "
+            f"{'remains' if older_versions == 1 else 'remain'} in the bucket."
+        )
+        told: tuple[str, ...] = ("The copy was verified.", left)
+    else:
+        told = (_copy_sentence(facts), *key_sentences(facts))
+    outcome = _lines(f"*Now at:* {_s3_uri(quarantine_bucket, quarantine_key)}", *told)
     return _render(
         summary,
         title=":lock: Quarantined",
@@ -505,6 +598,43 @@ _BLOCKED_TITLES: Final = {
 }
 
 
+def _kept_version(summary: FindingSummary, facts: MoveFacts) -> str:
+    return f"{_s3_uri(summary.bucket, summary.key)} (version {code_span(facts.kept_version or 'null', 200)})"
+
+
+def blocked_where(summary: FindingSummary, *, reason_code: str, facts: MoveFacts, copy: str | None) -> tuple[str, ...]:
+    """BLOCKED: where the finding's bytes are and what an operator may do, from what the mover verified
+    (``copy``: the quarantine copy as displayed, when one is kept). Never tells anyone to delete an object
+    that is not the finding's version."""
+    if copy is not None:
+        if facts.source is SourceFate.KEPT:
+            when = "Once the lock or permission allows it, delete" if reason_code == "locked" else "To finish, delete"
+            only = "" if facts.at_key is AtKey.FINDING else ", never the key's current object"
+            return (
+                f"*Both copies are kept:* the finding's version is still at {_kept_version(summary, facts)} and "
+                f"a verified copy is at {copy}.",
+                f"{when} that version by hand, by its version id{only}.",
+            )
+        if facts.source in (SourceFate.GONE, SourceFate.DELETED):
+            return (
+                f"*The finding's object is only in quarantine now:* a verified copy is at {copy}; it is no longer "
+                "in its bucket.",
+                "Do not delete anything at the key by hand for this finding: what the key holds now is not the "
+                "object Macie scanned.",
+            )
+        return (
+            f"A verified copy is at {copy}. Whether the finding's version is still in its bucket was not checked: "
+            f"delete nothing by hand but a version whose ETag is {code_span(summary.etag, 100)}.",
+        )
+    if facts.source is SourceFate.KEPT:
+        return (f"Nothing was moved: the finding's version is still at {_kept_version(summary, facts)}.",)
+    if reason_code == "missing":
+        return ("Nothing was moved: the finding's version is in neither its bucket nor the quarantine bucket.",)
+    if facts.source is SourceFate.GONE:
+        return ("Nothing was moved: the object Macie scanned is no longer in its bucket.",)
+    return (f"Nothing was moved or deleted; where {_object(summary)} stands now was not checked.",)
+
+
 def build_blocked_message(
     summary: FindingSummary,
     *,
@@ -514,43 +644,48 @@ def build_blocked_message(
     detail: str = "",
     quarantine_bucket: str | None = None,
     quarantine_key: str | None = None,
+    facts: MoveFacts | None = None,
 ) -> SlackMessage:
-    """BLOCKED: the move stopped safely. Says truthfully where the data is; never claims a quarantine."""
+    """BLOCKED: the move stopped safely. Says truthfully where the data is; never claims a quarantine.
+
+    ``facts``: what the mover verified (the sentences are written from them); None for a record from before
+    the mover kept them: then the message claims nothing about the source it cannot know."""
     if reason_code not in BLOCKED_REASONS:
         raise ValueError(f"unknown blocked reason {reason_code!r}; expected one of {sorted(BLOCKED_REASONS)}")
-    source = _object(summary)
     copy = (
         _s3_uri(quarantine_bucket, quarantine_key)
         if quarantine_bucket is not None and quarantine_key is not None
         else None
     )
     if reason_code == "locked":
-        why = "S3 Object Lock or a legal hold prevents deleting the source version."
+        why = "S3 Object Lock, a legal hold or a policy prevents deleting the source version."
     elif reason_code == "changed":
-        why = "The object changed since Macie scanned it (its ETag no longer matches the finding)."
+        why = "The object at the key changed since Macie scanned it (its ETag no longer matches the finding)."
     elif reason_code == "missing":
         why = "The object version named by the finding no longer exists."
     else:
         why = "Access was denied to the remediation role."
-    if copy is not None:
+    if facts is not None:
+        where = blocked_where(summary, reason_code=reason_code, facts=facts, copy=copy)
+        if facts.listed and (copy is not None or reason_code == "changed"):
+            where = (*where, *key_sentences(facts))
+    elif copy is not None:
         where = (
-            f"*Both copies are kept:* the original stays at {source} and a verified copy is at {copy}. "
-            "Delete the original by hand once the lock or permission allows it."
+            f"A verified copy is at {copy}. Check what {_object(summary)} holds before deleting anything by hand: "
+            f"delete only a version whose ETag is {code_span(summary.etag, 100)}.",
         )
-    elif reason_code == "missing":
-        where = f"Nothing was moved. No copy was made of {source}."
     else:
-        where = f"Nothing was moved: the original stays at {source}."
+        where = ("Nothing was moved.",)
     status = _lines(
         f"*Blocked:* {why}",
         f"Approved {_who(approver)}; stopped on {_when(at)}.",
     )
-    outcome = _lines(where, f"*Detail:* {_fit(detail, 1000)}" if detail else None)
+    outcome = _lines(*where, f"*Detail:* {_fit(detail, 1000)}" if detail else None)
     return _render(summary, title=_BLOCKED_TITLES[reason_code], status=status, outcome=(outcome,))
 
 
 def _retry_command(summary: FindingSummary) -> str:
-    return _code(_fit(f"macie-chatops retry {summary.finding_id}", 300))
+    return code_span(f"macie-chatops retry {summary.finding_id}", 300)
 
 
 def build_failed_message(
@@ -567,14 +702,15 @@ def build_failed_message(
     ``retryable``: the job went back to the queue and the remediator retries it by itself (transient AWS
     errors); if every retry fails, the job ends in the remediation dead-letter queue. Otherwise nothing
     retries it: an operator fixes the cause (``fix``, e.g. "deploy the member roles StackSet to account X";
-    default: the error shown) and runs ``macie-chatops retry FINDING_ID``. No attempt that fails deletes the
-    source, so the object is where the finding found it (the error says more when it is not)."""
+    default: the error shown) and runs ``macie-chatops retry FINDING_ID``. The message claims nothing about where
+    the object is beyond the mover's rule (no delete before a verified copy); the error says more."""
     command = _retry_command(summary)
     if retryable:
         title = ":x: Quarantine attempt failed"
         status = _lines(
             f"*The quarantine attempt failed* on {_when(at)}; it will be retried automatically.",
-            f"Approved {_who(approver)}. The original stays at {_object(summary)} until a retry succeeds.",
+            f"Approved {_who(approver)}. No attempt deletes {_object(summary)} before its quarantine copy is "
+            "verified: its bytes are in its bucket or in quarantine, and a retry picks up where this attempt stopped.",
         )
         next_step = (
             "*If it keeps failing:* the job ends in the remediation dead-letter queue; once the cause is fixed, "
@@ -584,7 +720,8 @@ def build_failed_message(
         title = ":x: Quarantine failed"
         status = _lines(
             f"*The quarantine failed* on {_when(at)} and will not be retried automatically.",
-            f"Approved {_who(approver)}. Nothing was deleted: {_object(summary)} was not moved.",
+            f"Approved {_who(approver)}. Nothing was deleted by this attempt; the object named by the finding is "
+            f"{_object(summary)}.",
         )
         todo = _fit(fix, 1000) if fix else "fix the cause of the error above"
         next_step = f"*To quarantine it:* {todo}, then an operator runs {command}."
@@ -597,7 +734,7 @@ def build_stuck_message(summary: FindingSummary, *, approver: str | None, at: Wh
 
     Nothing says where the object is (an attempt may have been cut off at any step, and every step is
     recoverable), so the message does not guess; it says who must act and how the job is re-queued."""
-    command = _code(_fit(f"macie-chatops sweep --requeue {summary.finding_id}", 300))
+    command = code_span(f"macie-chatops sweep --requeue {summary.finding_id}", 300)
     status = _lines(
         f"*Approved {_who(approver)} on {_when(at)}, but no outcome was recorded.* The quarantine job was "
         f"re-queued {requeues} time{'s' if requeues != 1 else ''} without one; it is no longer retried automatically.",
@@ -633,7 +770,7 @@ def build_restored_message(
 ) -> SlackMessage:
     """RESTORED: the object is back in its bucket (as a new version on a versioned bucket)."""
     target = _s3_uri(summary.bucket, summary.key)
-    version = f" as version {_code(_fit(restored_version_id, 200))}" if restored_version_id else " (unversioned bucket)"
+    version = f" as version {code_span(restored_version_id, 200)}" if restored_version_id else " (unversioned bucket)"
     status = _lines(
         f"*Restored* by {_who(by)} on {_when(at)}.",
         f"The object is back at {target}{version}.",
@@ -692,7 +829,7 @@ def build_duplicate_reply(summary: FindingSummary, *, first_finding_id: str) -> 
         f"It is recorded as a duplicate of {_code(_fit(first_finding_id, 200))}: no new review message, and the "
         "object is never moved twice.",
     )
-    console = escape_mrkdwn(summary.console_url)
+    console = escape_url(summary.console_url)
     fallback = _fit(f"Macie reported this object version again: finding {summary.finding_id}", MAX_FALLBACK_TEXT)
     return SlackMessage(
         text=fallback,
@@ -722,7 +859,9 @@ __all__ = [
     "build_restored_message",
     "build_restoring_message",
     "build_review_message",
+    "code_span",
     "escape_mrkdwn",
+    "escape_url",
     "human_size",
     "shorten",
     "text_chars",

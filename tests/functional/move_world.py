@@ -44,6 +44,14 @@ def crash_at(step: MoveStep) -> Callable[[MoveStep], None]:
     return checkpoint
 
 
+def next_second() -> None:
+    """Wait until the wall clock's second changes: S3 (and moto) keep LastModified in whole seconds, so two
+    versions written in the same second have no order by time (the mover then claims none)."""
+    import time
+
+    time.sleep(1.0 - time.time() % 1.0 + 0.02)
+
+
 def sha256(data: bytes | None) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 

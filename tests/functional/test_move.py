@@ -16,9 +16,13 @@ from macie_chatops.quarantine_plan import (
     TAG_SOURCE_KEY_SHA256,
     TAG_SOURCE_VERSION,
     TAG_VERIFIED,
+    AtKey,
     BlockReason,
+    CopyCheck,
+    MoveFacts,
     MoveStatus,
     MoveStep,
+    SourceFate,
     decode_key,
     encode_key,
     quarantine_key,
@@ -34,6 +38,7 @@ from tests.functional.move_world import (
     build_move_world,
     iam_enforced,
     member_role,
+    next_second,
     remediator_user,
 )
 
@@ -60,16 +65,20 @@ def test_versioned_bucket_moves_the_exact_version_while_a_newer_one_exists(world
         CacheControl="no-store",
         ContentDisposition="attachment",
     )
+    next_second()
     newer, _ = world.put(MEMBER_A, SOURCE, "exports/cards.csv", b"redacted\n")
     request = world.request(MEMBER_A, SOURCE, "exports/cards.csv", version_id=version, etag=etag, size=len(body))
 
     # WHEN the finding's version is quarantined
     outcome = world.mover(MEMBER_A).quarantine(request)
 
-    # THEN that exact version moved, the newer one stayed, and the report says one version remains
+    # THEN that exact version moved, the newer one stayed, and the report says the one left is newer and current
     assert outcome.status is MoveStatus.QUARANTINED, outcome
     assert outcome.quarantine_key == f"{FINDING_ID}/{SOURCE}/exports/cards.csv"
-    assert outcome.older_versions == 1
+    assert outcome.facts == MoveFacts(
+        CopyCheck.CHECKSUM, SourceFate.DELETED, at_key=AtKey.NEWER, older=0, newer=1, listed=True
+    )
+    assert outcome.older_versions == 0
     assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", version) is None
     assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", newer) == b"redacted\n"
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
@@ -379,7 +388,9 @@ def test_object_lock_blocks_and_keeps_both_copies(world: MoveWorld, lock: dict[s
     assert outcome.copy_kept
     assert world.read(MEMBER_A, "payments-locked", "ledger.csv", version) == body
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
-    assert "Both copies are kept" in outcome.detail
+    assert "it was not deleted" in outcome.detail
+    # AND the facts say so: the finding's version is still there, still the key's current object
+    assert outcome.facts == MoveFacts(CopyCheck.CHECKSUM, SourceFate.KEPT, version, AtKey.FINDING, listed=True)
     assert outcome.older_versions == 0  # versions other than the finding's own
 
 

@@ -394,15 +394,130 @@ def test_source_state() -> None:
     assert plan.source_state(view, finding_etag="def") is SourceState.CHANGED
 
 
-def test_count_other_versions_counts_the_exact_key_only() -> None:
+T0 = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
+
+
+def _version(
+    version_id: str, *, at: datetime, latest: bool = False, key: str = "a", etag: str = "e"
+) -> dict[str, object]:
+    return {"Key": key, "VersionId": version_id, "IsLatest": latest, "LastModified": at, "ETag": f'"{etag}"'}
+
+
+def test_survey_reads_the_exact_key_only_and_orders_by_the_findings_position_when_it_is_listed() -> None:
+    # GIVEN the finding's version "2" still listed between a newer (current) and an older one, all in one second,
+    # and versions of longer keys in the same listing
     versions = [
-        {"Key": "a", "VersionId": "1"},
-        {"Key": "a", "VersionId": "2"},
-        {"Key": "a/b", "VersionId": "3"},
-        {"Key": "ab", "VersionId": "4"},
+        _version("3", at=T0, latest=True),
+        _version("2", at=T0),
+        _version("1", at=T0),
+        _version("9", at=T0, latest=True, key="a/b"),
+        _version("8", at=T0, latest=True, key="ab"),
     ]
-    assert plan.count_other_versions(versions, key="a", moved_version="1") == 1
-    assert plan.count_other_versions(versions, key="a", moved_version=None) == 2
+    # WHEN surveyed
+    survey = plan.survey_key(versions, [], key="a", finding_version="2", finding_etag="e", finding_modified=None)
+    # THEN S3's order (newest first) says which is newer; other keys are not counted
+    assert survey == plan.KeySurvey(plan.AtKey.NEWER, "2", older=1, newer=1, other=0)
+
+
+@pytest.mark.parametrize(
+    ("modified", "expected"),
+    [
+        (T0 + timedelta(seconds=1), plan.AtKey.NEWER),
+        (T0 - timedelta(seconds=1), plan.AtKey.OLDER),
+        (T0 + timedelta(milliseconds=400), plan.AtKey.OTHER),  # the same second: the order is not claimed
+    ],
+)
+def test_survey_orders_by_time_in_whole_seconds_when_the_findings_version_is_gone(
+    modified: datetime, expected: plan.AtKey
+) -> None:
+    # GIVEN the finding's version deleted and one other version left, current
+    survey = plan.survey_key(
+        [_version("x", at=modified, latest=True)],
+        [],
+        key="a",
+        finding_version="moved",
+        finding_etag="e",
+        finding_modified=T0 + timedelta(milliseconds=100),
+    )
+    # THEN its order is told only when the seconds differ
+    assert survey.at_key is expected and survey.kept_version is None
+    assert (survey.older, survey.newer, survey.other) == (
+        int(expected is plan.AtKey.OLDER),
+        int(expected is plan.AtKey.NEWER),
+        int(expected is plan.AtKey.OTHER),
+    )
+
+
+def test_survey_without_a_time_claims_no_order() -> None:
+    survey = plan.survey_key(
+        [_version("x", at=T0, latest=True)],
+        [],
+        key="a",
+        finding_version="gone",
+        finding_etag="e",
+        finding_modified=None,
+    )
+    assert survey == plan.KeySurvey(plan.AtKey.OTHER, None, other=1)
+
+
+def test_survey_of_an_unversioned_key_knows_the_null_version_by_its_etag() -> None:
+    # GIVEN an unversioned finding (no version id) whose key now holds another object (version null, same second)
+    overwritten = [_version("null", at=T0, latest=True, etag="new")]
+    # WHEN surveyed / THEN the other object replaced the finding's in place: newer, and the finding's is gone
+    survey = plan.survey_key(overwritten, [], key="a", finding_version=None, finding_etag="old", finding_modified=T0)
+    assert survey == plan.KeySurvey(plan.AtKey.NEWER, None, newer=1)
+    # AND the same null version with the finding's ETag is the finding's, kept
+    kept = plan.survey_key(
+        [_version("null", at=T0, latest=True, etag="old")], [], key="a", finding_version="", finding_etag='"old"',
+        finding_modified=T0,
+    )  # fmt: skip
+    assert kept == plan.KeySurvey(plan.AtKey.FINDING, "null")
+
+
+def test_survey_of_a_null_version_kept_under_a_newer_one() -> None:
+    # GIVEN a bucket versioned since: a new version on top of the finding's null version
+    versions = [_version("v2", at=T0, latest=True, etag="new"), _version("null", at=T0, etag="old")]
+    survey = plan.survey_key(versions, [], key="a", finding_version=None, finding_etag="old", finding_modified=T0)
+    assert survey == plan.KeySurvey(plan.AtKey.NEWER, "null", newer=1)
+
+
+def test_survey_with_a_delete_marker_on_top_shows_nothing_at_the_key() -> None:
+    versions = [_version("1", at=T0 - timedelta(seconds=5))]
+    markers = [{"Key": "a", "VersionId": "m", "IsLatest": True, "LastModified": T0 + timedelta(seconds=5)}]
+    survey = plan.survey_key(versions, markers, key="a", finding_version="2", finding_etag="e", finding_modified=T0)
+    assert survey == plan.KeySurvey(plan.AtKey.NOTHING, None, older=1)
+    assert plan.survey_key([], [], key="a", finding_version="2", finding_etag="e", finding_modified=T0) == (
+        plan.KeySurvey(plan.AtKey.NOTHING, None)
+    )
+
+
+def test_move_facts_from_a_survey_trust_the_listing_over_the_attempt() -> None:
+    kept = plan.KeySurvey(plan.AtKey.FINDING, "v1")
+    gone = plan.KeySurvey(plan.AtKey.NOTHING, None)
+    # a version still listed is KEPT even if this attempt's delete said it went
+    assert plan.MoveFacts.of(plan.CopyCheck.CHECKSUM, kept, deleted=True, unlisted=plan.SourceFate.DELETED).source is (
+        plan.SourceFate.KEPT
+    )
+    assert plan.MoveFacts.of(plan.CopyCheck.CHECKSUM, gone, deleted=True, unlisted=plan.SourceFate.DELETED).source is (
+        plan.SourceFate.DELETED
+    )
+    assert (
+        plan.MoveFacts.of(plan.CopyCheck.CHECKSUM, gone, unlisted=plan.SourceFate.KEPT).source is plan.SourceFate.GONE
+    )
+    # without a listing, the attempt's own calls say it, and nothing is claimed about the key
+    unlisted = plan.MoveFacts.of(plan.CopyCheck.NONE, None, unlisted=plan.SourceFate.UNKNOWN)
+    assert (unlisted.source, unlisted.at_key, unlisted.listed) == (plan.SourceFate.UNKNOWN, plan.AtKey.UNKNOWN, False)
+
+
+def test_move_facts_round_trip_and_reject_garbage() -> None:
+    facts = plan.MoveFacts(
+        plan.CopyCheck.SIZE_ONLY, plan.SourceFate.KEPT, "null", plan.AtKey.NEWER, older=2, newer=1, other=0, listed=True
+    )
+    assert plan.MoveFacts.decode(facts.encode()) == facts
+    assert facts.noncurrent() == (2, 0, 0)
+    for garbage in ("", "{}", "[]", '{"copy": "x"}', facts.encode().replace('"older":2', '"older":-1')):
+        with pytest.raises(ValueError):
+            plan.MoveFacts.decode(garbage)
 
 
 # --- parallel CRC-32 ---------------------------------------------------------------------------------------

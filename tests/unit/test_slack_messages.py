@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 
 from macie_chatops import names
@@ -16,6 +18,7 @@ from macie_chatops import slack_messages as sm
 from macie_chatops.config import load_config
 from macie_chatops.decision import decide
 from macie_chatops.finding import Finding, parse_event
+from macie_chatops.quarantine_plan import AtKey, CopyCheck, MoveFacts, SourceFate
 from macie_chatops.summary import DataCategory, DetectionCount, FindingSummary
 from tests.conftest import ROOT, load_event
 
@@ -173,6 +176,47 @@ def test_escape_mrkdwn_escapes_ampersand_first(raw: str, escaped: str) -> None:
     assert sm.escape_mrkdwn(raw) == escaped
 
 
+def test_escape_mrkdwn_neutralises_formatting_bare_mentions_and_control_characters() -> None:
+    # GIVEN prose with every formatting character, mentions in both forms, and a newline that could start a quote
+    raw = "*bold* _it_ ~strike~ `code` @here @Channel <!everyone>\n> quoted"
+    # WHEN escaped
+    escaped = sm.escape_mrkdwn(raw)
+    # THEN nothing in it formats, mentions or breaks the line; the words stay readable
+    assert escaped == (
+        "\u2217bold\u2217 \u02cdit\u02cd \u223cstrike\u223c \u02cbcode\u02cb \uff20here \uff20Channel "
+        "&lt;!everyone&gt;\u240a&gt; quoted"
+    )
+    assert not set("*_~`<>\n") & set(escaped)
+    # AND a URL for <url|label> keeps its characters (only Slack's three control characters are escaped)
+    assert sm.escape_url("https://x.example/a_b~c?d=1&e=<2>") == "https://x.example/a_b~c?d=1&amp;e=&lt;2&gt;"
+
+
+@pytest.mark.parametrize(
+    ("raw", "span"),
+    [
+        ("plain/key.txt", "`plain/key.txt`"),
+        ("a`b", "`a\u02cbb`"),  # a backtick would end the span: it becomes a look-alike
+        ("``*bold*`` _it_ ~s~", "`\u02cb\u02cb*bold*\u02cb\u02cb _it_ ~s~`"),  # inside a span nothing formats
+        ("<!here> & co", "`&lt;!here&gt; &amp; co`"),
+        ("line\nbreak", "`line\u240abreak`"),
+        ("", f"`{sm.ELLIPSIS}`"),
+    ],
+)
+def test_code_span_survives_backticks(raw: str, span: str) -> None:
+    assert sm.code_span(raw, 100) == span
+
+
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=200))
+def test_code_span_is_always_one_span_within_its_limit(raw: str, limit: int) -> None:
+    # GIVEN any text and budget / WHEN rendered as a code span
+    span = sm.code_span(raw, limit)
+    # THEN exactly one span: two backticks, at its ends; no live control character; the budget holds
+    assert span.startswith("`") and span.endswith("`") and span.count("`") == 2
+    assert len(span) <= limit + 2
+    assert "<" not in span and ">" not in span and not any(ord(c) < 0x20 for c in span)
+    assert "&" not in re.sub(r"&(amp|lt|gt);", "", span)
+
+
 def test_shorten_keeps_both_ends_with_a_middle_ellipsis() -> None:
     # GIVEN a long key / WHEN shortened / THEN its prefix and file name survive, within the limit
     key = "exports/2026/" + "x" * 500 + "/customers.csv"
@@ -263,12 +307,12 @@ def test_every_state_renders_the_same_facts(markup_summary: FindingSummary) -> N
             "High",
             "SensitiveData:S3Object/Personal",
             "PERSONAL_INFORMATION",
-            "NAME ×12",
-            "USA_PASSPORT_NUMBER ×4",
+            "`NAME` ×12",
+            "`USA_PASSPORT_NUMBER` ×4",
             "job b7c2ab1d8e0f1a2b3c4d5e6f7a8b9c0d",
             "2026-11-20 10:15:04 UTC",
             "Open in the Macie console",
-            sm.escape_mrkdwn(markup_summary.console_url),
+            sm.escape_url(markup_summary.console_url),
         ):
             assert fact in everything, fact
 
@@ -329,6 +373,42 @@ def test_key_with_markup_is_shown_escaped(markup_summary: FindingSummary) -> Non
     assert key_field["text"] == f"*Key*\n`{expected}`"
 
 
+FORMATTING_KEY = "drop/`*bold*` _it_ ~s~ @here`.txt"
+PAYLOADS = ("*bold*", "_it_", "~s~")
+
+
+def _outside_code_spans(text: str) -> str:
+    return re.sub(r"`[^`]*`", "", text)
+
+
+def test_a_key_with_backticks_is_one_code_span_in_the_key_field(markup_summary: FindingSummary) -> None:
+    # GIVEN a key holding backticks and formatting characters (issue 12, item 5)
+    summary = dataclasses.replace(markup_summary, key=FORMATTING_KEY)
+    # WHEN its review message is built
+    body = sm.build_review_message(summary, reason="r").to_dict()
+    key_field = next(f for f in body["blocks"][2]["fields"] if f["text"].startswith("*Key*"))
+    # THEN the Key field is one code span showing the key exactly but for its backticks (look-alikes)
+    assert key_field["text"] == "*Key*\n`drop/\u02cb*bold*\u02cb _it_ ~s~ @here\u02cb.txt`"
+
+
+def test_untrusted_formatting_never_formats_in_blocks_or_fallback(markup_summary: FindingSummary) -> None:
+    # GIVEN a key with backticks and formatting, and the same formatting in every free-text argument
+    summary = dataclasses.replace(
+        markup_summary, key=FORMATTING_KEY, account_name="*acme* _prod_", team="~t~", origin="job `x` *y*"
+    )
+    for message in every_builder(summary, text="`*bold*` _it_ ~s~ @here"):
+        body = message.to_dict()
+        texts = [obj["text"] for obj in text_objects(body["blocks"]) if obj["type"] == "mrkdwn"]
+        # THEN outside code spans no payload survives, and every backtick belongs to a span (in the fallback too)
+        for text in [*texts, body["text"]]:
+            rest = _outside_code_spans(text)
+            assert "`" not in rest, text
+            assert not any(payload in rest for payload in PAYLOADS), text
+            assert "@here" not in rest, text
+        # AND the fallback names the object as a code span
+        assert "`s3://payments-prod-exports/drop/\u02cb*bold*\u02cb _it_ ~s~ @here\u02cb.txt`" in body["text"]
+
+
 def test_review_message_has_remediate_with_danger_and_confirm_and_dismiss(markup_summary: FindingSummary) -> None:
     # GIVEN a review message
     message = sm.build_review_message(markup_summary, reason="Personal data needs review")
@@ -362,7 +442,12 @@ def test_only_review_and_quarantined_messages_have_buttons(markup_summary: Findi
         assert actions in (set(), {names.ACTION_REMEDIATE, names.ACTION_DISMISS}, {names.ACTION_RESTORE})
 
 
-def test_quarantined_message_names_location_approver_and_older_versions(markup_summary: FindingSummary) -> None:
+MOVED = MoveFacts(CopyCheck.CHECKSUM, SourceFate.DELETED, at_key=AtKey.NOTHING, listed=True)
+
+
+def test_quarantined_message_names_location_approver_and_what_the_mover_verified(
+    markup_summary: FindingSummary,
+) -> None:
     message = sm.build_quarantined_message(
         markup_summary,
         approver="U0ALICE",
@@ -370,11 +455,14 @@ def test_quarantined_message_names_location_approver_and_older_versions(markup_s
         quarantine_bucket="qbucket",
         quarantine_key="6a1b/drop/x.txt",
         older_versions=2,
+        facts=dataclasses.replace(MOVED, older=2, at_key=AtKey.OLDER),
     )
     text = str(message.to_dict())
     assert "`s3://qbucket/6a1b/drop/x.txt`" in text
     assert "Approved <@U0ALICE>" in text
-    assert "2 older versions of this key remain in the bucket" in text
+    assert "The copy was verified (size and checksum) before the source version was deleted." in text
+    assert "2 older versions of this key remain in the bucket." in text
+    assert "The key's current object is an older version, written before the finding's" in text
     (restore,) = buttons(message)
     assert restore.action_id == names.ACTION_RESTORE
     assert restore.value == markup_summary.finding_id
@@ -473,20 +561,82 @@ def test_a_permanent_failure_without_a_fix_points_at_the_error(markup_summary: F
 @pytest.mark.parametrize(
     ("count", "words"),
     [
-        (0, "No older versions of this key remain"),
-        (1, "1 older version of this key remains"),
-        (None, "were not checked"),
+        (0, "0 other versions of this key remain in the bucket."),
+        (1, "1 other version of this key remains in the bucket."),
+        (None, "Other versions of this key were not checked."),
     ],
 )
-def test_older_versions_wording(markup_summary: FindingSummary, count: int | None, words: str) -> None:
+def test_a_record_without_facts_says_only_what_its_count_meant(
+    markup_summary: FindingSummary, count: int | None, words: str
+) -> None:
+    # GIVEN a record from before the mover kept its facts (its count was every other version of the key)
     message = sm.build_quarantined_message(
         markup_summary, approver=None, at=AT, quarantine_bucket="q", quarantine_key="k", older_versions=count
     )
-    assert words in str(message.to_dict())
+    # THEN it claims no order and no deletion it cannot know
+    text = str(message.to_dict())
+    assert words in text
+    assert "older version" not in text and "before the source version was deleted" not in text
+
+
+@pytest.mark.parametrize(
+    ("facts", "sentences"),
+    [
+        (MOVED, ("No other version of this key remains in the bucket.",)),
+        (
+            dataclasses.replace(MOVED, at_key=AtKey.NEWER, newer=1),
+            (
+                "1 newer version of this key remains in the bucket.",
+                "The key's current object is a newer version, written after the finding's: it was left untouched.",
+            ),
+        ),
+        (
+            dataclasses.replace(MOVED, at_key=AtKey.NEWER, newer=2, older=1, other=1),
+            (
+                "2 newer versions, 1 older version and 1 other version (older or newer: not known) of this key "
+                "remain in the bucket.",
+                "The key's current object is a newer version, written after the finding's: it was left untouched.",
+            ),
+        ),
+        (
+            dataclasses.replace(MOVED, at_key=AtKey.OTHER, other=1),
+            (
+                "1 other version (older or newer: not known) of this key remains in the bucket.",
+                "The key's current object is a version whose order is not known: it was not moved.",
+            ),
+        ),
+        (
+            dataclasses.replace(MOVED, older=3),
+            ("3 older versions of this key remain in the bucket. None of them is current: the key shows no object.",),
+        ),
+        (
+            dataclasses.replace(MOVED, source=SourceFate.KEPT, at_key=AtKey.FINDING, kept_version="v1"),
+            (
+                "No other version of this key remains in the bucket.",
+                "The key's current object is still the finding's version.",
+            ),
+        ),
+        (
+            MoveFacts(CopyCheck.CHECKSUM, SourceFate.DELETED),
+            ("What remains at this key was not checked (S3 would not list its versions).",),
+        ),
+    ],
+    ids=["nothing-left", "newer-current", "mixed", "unknown-order", "older-noncurrent", "finding-current", "unlisted"],
+)
+def test_key_sentences(facts: MoveFacts, sentences: tuple[str, ...]) -> None:
+    # GIVEN what the mover listed at the key / WHEN said / THEN these exact sentences, current vs older truthfully
+    assert sm.key_sentences(facts) == sentences
+
+
+KEPT_CURRENT = MoveFacts(CopyCheck.CHECKSUM, SourceFate.KEPT, "v1", AtKey.FINDING, listed=True)
+REPLACED = MoveFacts(CopyCheck.CHECKSUM, SourceFate.GONE, at_key=AtKey.NEWER, newer=1, listed=True)
 
 
 @pytest.mark.parametrize("code", sorted(sm.BLOCKED_REASONS))
-def test_blocked_message_never_claims_a_quarantine(markup_summary: FindingSummary, code: str) -> None:
+@pytest.mark.parametrize("facts", [None, KEPT_CURRENT, REPLACED, MoveFacts(CopyCheck.CHECKSUM, SourceFate.UNKNOWN)])
+def test_blocked_message_never_claims_a_quarantine(
+    markup_summary: FindingSummary, code: str, facts: MoveFacts | None
+) -> None:
     for bucket, key in ((None, None), ("qbucket", "qkey")):
         message = sm.build_blocked_message(
             markup_summary,
@@ -496,6 +646,11 @@ def test_blocked_message_never_claims_a_quarantine(markup_summary: FindingSummar
             detail="Object Lock",
             quarantine_bucket=bucket,
             quarantine_key=key,
+            facts=None
+            if facts is None
+            else dataclasses.replace(facts, copy=CopyCheck.NONE)
+            if bucket is None
+            else facts,
         )
         text = str(message.to_dict())
         assert "quarantined" not in text.lower()
@@ -503,9 +658,11 @@ def test_blocked_message_never_claims_a_quarantine(markup_summary: FindingSummar
         if bucket is None:
             assert "Nothing was moved" in text
         else:
-            assert "Both copies are kept" in text
             assert "`s3://qbucket/qkey`" in text
             assert "payments-prod-exports" in text
+        # AND it only ever tells someone to delete the finding's own version, and only when it is still there
+        if "delete that version by hand" in text:
+            assert facts is not None and facts.source is SourceFate.KEPT and bucket is not None
 
 
 def test_blocked_locked_says_where_both_copies_are(markup_summary: FindingSummary) -> None:
@@ -516,11 +673,32 @@ def test_blocked_locked_says_where_both_copies_are(markup_summary: FindingSummar
         reason_code="locked",
         quarantine_bucket="qbucket",
         quarantine_key="qkey",
+        facts=KEPT_CURRENT,
     )
     text = str(message.to_dict())
     assert "Object Lock" in text
-    assert "Both copies are kept" in text
+    assert "*Both copies are kept:* the finding's version is still at `s3://payments-prod-exports/" in text
+    assert "(version `v1`) and a verified copy is at `s3://qbucket/qkey`." in text
+    assert "Once the lock or permission allows it, delete that version by hand, by its version id." in text
     assert "automatically" in text
+
+
+def test_blocked_after_an_overwrite_never_says_to_delete_the_new_object(markup_summary: FindingSummary) -> None:
+    # GIVEN an unversioned key overwritten between the copy and the delete: the finding's bytes only in quarantine
+    message = sm.build_blocked_message(
+        markup_summary,
+        approver="U0ALICE",
+        at=AT,
+        reason_code="changed",
+        quarantine_bucket="qbucket",
+        quarantine_key="qkey",
+        facts=REPLACED,
+    )
+    text = str(message.to_dict())
+    # THEN it says where the finding's bytes are, and that the object at the key now must not be deleted
+    assert "*The finding's object is only in quarantine now:* a verified copy is at `s3://qbucket/qkey`" in text
+    assert "Do not delete anything at the key by hand for this finding" in text
+    assert "Delete the original" not in text and "stays at" not in text and "Both copies" not in text
 
 
 def test_blocked_rejects_an_unknown_reason(markup_summary: FindingSummary) -> None:
