@@ -4,6 +4,10 @@ Two teams, three member accounts (from accounts.yaml), dummy objects uploaded as
 finding events built from the package's own templates and put on the member accounts' default buses:
 
 1. a Credentials finding the policy quarantines at once; the team gets an information message;
+   then the same kind of finding from automated sensitive data discovery, published where Macie really
+   publishes it (the Macie administrator's bus, in the bucket's region): routed by the bucket owner to its
+   team, quarantined through that member's role; and a second report of that same object version (a job
+   of the administrator's): recorded as a duplicate, never moved twice;
 2. a Personal finding posted for review; a non-approver's click is refused (ephemeral answer); an
    approver of the team approves; the object is moved and the message updated;
 3. another team's finding, dismissed by its approver;
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import io
 import itertools
 import os
@@ -26,6 +31,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
@@ -65,6 +71,7 @@ class Narrator:
         "QUARANTINED": "32",
         "RESTORED": "32",
         "DISMISSED": "36",
+        "DUPLICATE": "36",
         "BLOCKED": "33",
         "FAILED": "31",
         "PENDING_APPROVAL": "35",
@@ -156,6 +163,9 @@ class Case:
     stored: StoredObject | None = None
     finding_id: str = ""
     decision: str = ""
+    published_by: str | None = None  # the account whose bus Macie publishes on (default: the bucket owner)
+    job_id: str | None = "b7c2ab1d8e0f1a2b3c4d5e6f7a8b9c0d"  # None: automated sensitive data discovery
+    note: str = ""  # shown after the account in the final table
 
 
 def _action_for(config: Config, account: Account, region: str, finding_type: str, severity: str) -> Action:
@@ -195,9 +205,17 @@ def _pick(
     return account, region
 
 
-def plan(config: Config) -> tuple[Case, Case, Case, Case]:
-    """The four findings of the story, placed in the accounts whose policy fits each scene."""
+def plan(config: Config) -> tuple[Case, Case, Case, Case, Case]:
+    """The five findings of the story, placed in the accounts whose policy fits each scene."""
     auto_account, auto_region = _pick(config, CREDENTIALS, "High", Action.AUTO)
+    discovered_account, discovered_region = _pick(
+        config,
+        CREDENTIALS,
+        "High",
+        Action.AUTO,
+        avoid_accounts=frozenset({auto_account.id, config.macie_administrator_id}),
+        prefer_other_region=True,
+    )
     review_account, review_region = _pick(
         config, PERSONAL, "High", Action.REVIEW, avoid_accounts=frozenset({auto_account.id})
     )
@@ -213,6 +231,18 @@ def plan(config: Config) -> tuple[Case, Case, Case, Case]:
     lock_account, lock_region = _pick(config, lock_type, "High", Action.AUTO, prefer_other_region=True)
     return (
         Case("credentials", auto_account, auto_region, CREDENTIALS, "High", "deploy/.env", "a dummy AWS key pair"),
+        Case(
+            "automated discovery",
+            discovered_account,
+            discovered_region,
+            CREDENTIALS,
+            "High",
+            "ci/terraform.tfvars",
+            "a dummy AWS key pair",
+            published_by=config.macie_administrator_id,
+            job_id=None,
+            note=" (discovery)",
+        ),
         Case(
             "personal data",
             review_account,
@@ -275,7 +305,7 @@ class Story:
             f"{case.what}, {case.stored.size} bytes{lock}",
         )
 
-    def report(self, case: Case) -> None:
+    def report(self, case: Case, *, finding_id: str | None = None) -> None:
         if case.stored is None:
             raise DemoError(f"{case.label}: nothing was uploaded")
         event = macie_finding_event(
@@ -284,17 +314,29 @@ class Story:
             finding_type=case.finding_type,
             severity=case.severity,
             stored=case.stored,
+            finding_id=finding_id,
+            job_id=case.job_id,
+            published_by=case.published_by,
         )
         case.finding_id = event["detail"]["id"]
         case.decision = str(decide(parse_event(event), self.sandbox.config).action)
         route = self.sandbox.publish(event)
-        where = f"{case.account.name}'s default bus" if route == "member" else "the central bus"
+        publisher = self._account_name(event["account"])
+        where = {
+            "member": f"{publisher}'s default bus",
+            "administrator": f"the Macie administrator's default bus ({publisher}, {case.region})",
+        }.get(route, "the central bus")
+        origin = "automated discovery" if case.job_id is None else "job"
         self.n.detail(
             "Macie",
-            f"{case.finding_type.split('/')[-1]} finding ({case.severity}) {case.finding_id[:12]}… "
+            f"{case.finding_type.split('/')[-1]} finding ({case.severity}, {origin}) {case.finding_id[:12]}… "
             f"put on {where} -> policy: {self.n.bold(case.decision)}",
         )
         self.cases.append(case)
+
+    def _account_name(self, account_id: str) -> str:
+        account = self.sandbox.config.accounts_by_id.get(account_id)
+        return f"{account.name} {account_id}" if account is not None else account_id
 
     def wait(self, case: Case, *states: State, label: str) -> Any:
         with self.n.progress(label):
@@ -306,6 +348,16 @@ class Story:
             return "(no message)"
         message = self.sandbox.slack.message(record.slack_channel, record.slack_ts)
         return f"#{record.slack_channel}: {_plain(message.text)}"
+
+    def thread_line(self, case: Case) -> str:
+        """The replies in the thread of the case's message (a later report of the same object version)."""
+        record = self.sandbox.record(case.finding_id)
+        if record is None or not record.slack_channel or not record.slack_ts:
+            return "(no message)"
+        replies = self.sandbox.slack.replies(record.slack_channel, record.slack_ts)
+        if not replies:
+            return "no thread reply"
+        return f"{len(replies)} thread reply under the first message: {_plain(replies[-1].text, 90)}"
 
     def quarantine_uri(self, case: Case) -> str:
         record = self.sandbox.record(case.finding_id)
@@ -346,8 +398,8 @@ def _describe_setup(sandbox: Sandbox, n: Narrator) -> None:
 
 def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     story = Story(sandbox, n)
-    credentials, personal, dismissed, locked = plan(sandbox.config)
-    total = 6
+    credentials, discovered, personal, dismissed, locked = plan(sandbox.config)
+    total = 7
 
     n.scene(1, total, f"Credentials in {credentials.account.name}: quarantined at once by policy")
     story.upload(credentials)
@@ -356,9 +408,33 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     n.detail("result", f"{n.state(record.state.value)} -> {story.quarantine_uri(credentials)}")
     n.detail("Slack", story.slack_line(credentials))
 
+    n.scene(
+        2,
+        total,
+        f"Automated discovery, published in the Macie administrator account: {discovered.account.name}'s bucket",
+    )
+    story.upload(discovered)
+    story.report(discovered)
+    record = story.wait(discovered, State.QUARANTINED, State.BLOCKED, State.FAILED, label="quarantining")
+    role = f"{discovered.account.name}'s {sandbox.config.deployment.remediation_role_name} role"
+    n.detail("result", f"{n.state(record.state.value)} through {role} -> {story.quarantine_uri(discovered)}")
+    n.detail("Slack", f"team {discovered.account.team}: {story.slack_line(discovered)}")
+    first = discovered.finding_id
+    # The administrator's own classification job reports the same object version under a new finding id.
+    again = dataclasses.replace(
+        discovered, label="reported again", job_id="a1d3e5f7b9c1d3e5f7a9b1c3d5e7f9a1", note=" (again)"
+    )
+    story.report(again, finding_id=uuid.uuid4().hex)
+    record = story.wait(again, State.DUPLICATE, State.QUARANTINED, State.BLOCKED, State.FAILED, label="recording")
+    n.detail(
+        "result",
+        f"{n.state(record.state.value)} of {first[:12]}…: the same object version, one move, no second review",
+    )
+    n.detail("Slack", story.thread_line(discovered))
+
     approver = sandbox.approver_for(personal.account.team)
     via = next((g for g, members in sandbox.group_members.items() if approver in members), None)
-    n.scene(2, total, f"Personal data in {personal.account.name}: team {personal.account.team} is asked to review")
+    n.scene(3, total, f"Personal data in {personal.account.name}: team {personal.account.team} is asked to review")
     story.upload(personal)
     story.report(personal)
     story.wait(personal, State.PENDING_APPROVAL, label="posting for review")
@@ -372,7 +448,7 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     n.detail("result", f"{n.state(record.state.value)} -> {story.quarantine_uri(personal)}")
     n.detail("Slack", f"message updated: {story.slack_line(personal)}")
 
-    n.scene(3, total, f"Personal data in {dismissed.account.name}: team {dismissed.account.team} dismisses it")
+    n.scene(4, total, f"Personal data in {dismissed.account.name}: team {dismissed.account.team} dismisses it")
     story.upload(dismissed)
     story.report(dismissed)
     story.wait(dismissed, State.PENDING_APPROVAL, label="posting for review")
@@ -380,7 +456,7 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     record = story.wait(dismissed, State.DISMISSED, label="recording the decision")
     n.detail("result", f"{n.state(record.state.value)}; the object stays where it is ({story.location(dismissed)})")
 
-    n.scene(4, total, f"A locked object in {locked.account.name} ({locked.region}): never reported as moved")
+    n.scene(5, total, f"A locked object in {locked.account.name} ({locked.region}): never reported as moved")
     story.upload(locked)
     story.report(locked)
     record = story.wait(locked, State.QUARANTINED, State.BLOCKED, State.FAILED, label="trying to quarantine")
@@ -390,7 +466,7 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     )
     n.detail("Slack", story.slack_line(locked))
 
-    n.scene(5, total, f"Restore: {personal.account.team} puts the reviewed object back")
+    n.scene(6, total, f"Restore: {personal.account.team} puts the reviewed object back")
     story.click(personal, names.ACTION_RESTORE, approver, "approver")
     record = story.wait(personal, State.RESTORED, State.FAILED, label="restoring")
     n.detail(
@@ -402,7 +478,7 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
 
     with n.progress("waiting for the pipeline to settle"):
         sandbox.wait_until_idle(WAIT_S)
-    n.scene(6, total, "Where everything ended up")
+    n.scene(7, total, "Where everything ended up")
     table(sandbox, story.cases, n)
     return story.cases
 
@@ -416,7 +492,7 @@ def table(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
         if record is not None and record.slack_channel and record.slack_ts:
             message = sandbox.slack.message(record.slack_channel, record.slack_ts)
             slack = f"{len(message.revisions)} / {_plain(message.text, 60)}"
-        label = f"{case.finding_type.split('/')[-1]} @ {case.account.name}"
+        label = f"{case.finding_type.split('/')[-1]} @ {case.account.name}{case.note}"
         rows.append((label, case.decision, state, location(sandbox, case), slack))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for index, row in enumerate(rows):

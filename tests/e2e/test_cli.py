@@ -156,7 +156,12 @@ def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
         assert text in out, text
     table = out[out.index("Where everything ended up") :].split("\n\n", 1)[0].splitlines()[2:]
     rows = [row for row in table if row.strip()]
-    assert len(rows) == 4
+    assert len(rows) == 6
+    # automated discovery, published in the Macie administrator account, quarantined in the bucket owner's
+    # quarantine bucket; the same object version reported again: a duplicate, pointing at the same copy
+    assert "the Macie administrator's default bus" in out
+    assert any("(discovery)" in row and "QUARANTINED" in row and " quarantine " in row for row in rows)
+    assert any("(again)" in row and "DUPLICATE" in row and " quarantine " in row for row in rows)
     assert any("RESTORED" in row and " both " in row for row in rows)  # the quarantined copy is kept as evidence
     assert any("BLOCKED" in row and " both " in row for row in rows)
     assert any("DISMISSED" in row and " source " in row for row in rows)
