@@ -8,8 +8,8 @@ role, no quarantine bucket (the administrator gets those only if it is listed un
 member rule forwards that bus instead: see ``Config.administrator_forwarding_regions``).
 
 Deployed by its own StackSet (docs/architecture.md §10). The template is shared by every region, and IAM is
-global, so the forwarding role is named per region and lives in this stack (a stack per region needs no other
-stack to exist first).
+global, so the forwarding role is named per region and lives in this stack: no region's instance waits for
+another's, nor for the member roles StackSet.
 """
 
 from __future__ import annotations
