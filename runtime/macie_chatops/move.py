@@ -148,6 +148,15 @@ def _copy_precondition_failed(exc: Exception) -> bool:
     return isinstance(exc, S3CopyFailedError) and "did not match expected ETag" in str(exc)
 
 
+def _parse_time(text: str) -> datetime | None:
+    """An ISO 8601 time (a trailing Z included); None when absent or unreadable (then no order is claimed)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 @dataclass(frozen=True)
 class MoveRequest:
     """One object version to quarantine (from the state record's summary, never from the job message)."""
@@ -161,6 +170,7 @@ class MoveRequest:
     etag: str
     size: int
     approver: str
+    last_modified: datetime | None = None  # the version's time as Macie read it (orders what remains at the key)
 
     @classmethod
     def of(cls, summary: FindingSummary, *, approver: str) -> MoveRequest:
@@ -174,6 +184,7 @@ class MoveRequest:
             etag=summary.etag,
             size=summary.size,
             approver=approver,
+            last_modified=_parse_time(summary.last_modified),
         )
 
     @property
@@ -926,11 +937,10 @@ class ObjectMover:
         unlisted: SourceFate,
     ) -> MoveFacts:
         """What the mover can say for sure at the end: one listing of the key's versions, read against the
-        finding's version (``finding``: this attempt's HEAD of it, for its time); ``unlisted`` is what the
-        attempt's own calls said of that version, used only when the listing fails."""
-        modified = (
-            finding.last_modified if finding is not None and finding.etag == normalise_etag(request.etag) else None
-        )
+        finding's version (``finding``: this attempt's HEAD of it, for its time; else the time Macie read);
+        ``unlisted`` is what the attempt's own calls said of that version, used only when the listing fails."""
+        seen = finding is not None and finding.etag == normalise_etag(request.etag)
+        modified = finding.last_modified if finding is not None and seen else request.last_modified
         return MoveFacts.of(copy, self._survey(request, modified), deleted=deleted, unlisted=unlisted)
 
     def _survey(self, request: MoveRequest, finding_modified: datetime | None) -> KeySurvey | None:

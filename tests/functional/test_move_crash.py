@@ -6,15 +6,35 @@ SHA-256), and the redelivered move must end in the true final state without a se
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from macie_chatops.move import MoveRequest
 from macie_chatops.names import quarantine_bucket_name
-from macie_chatops.quarantine_plan import TAG_VERIFIED, BlockReason, MoveStatus, MoveStep
+from macie_chatops.quarantine_plan import (
+    TAG_VERIFIED,
+    AtKey,
+    BlockReason,
+    CopyCheck,
+    MoveFacts,
+    MoveStatus,
+    MoveStep,
+    SourceFate,
+)
 from tests.conftest import AwsSandbox
-from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, MoveWorld, build_move_world, crash_at, sha256
+from tests.functional.move_world import (
+    MB,
+    MEMBER_A,
+    REGION,
+    Crash,
+    MoveWorld,
+    build_move_world,
+    crash_at,
+    next_second,
+    sha256,
+)
 
 SOURCE = "payments-prod-exports"
 QUARANTINE = quarantine_bucket_name(MEMBER_A, REGION)
@@ -168,3 +188,23 @@ def test_overwritten_after_verified_copy_keeps_the_new_object(world: MoveWorld) 
     assert outcome.copy_kept
     assert world.read(MEMBER_A, SOURCE, request.key) == b"a new upload"
     assert world.quarantined(MEMBER_A, request.quarantine_key) == body
+
+
+def test_a_resumed_move_orders_what_remains_by_the_time_macie_read(world: MoveWorld) -> None:
+    # GIVEN a crash after the copy, a newer version written since, and the finding's version then deleted by
+    # someone else (the mover cannot read its time any more; the finding carries it, as Macie read it)
+    request, body = _object(world, versioned=True, size=200)
+    written = world.head(MEMBER_A, SOURCE, request.key, request.version_id)["LastModified"]
+    with pytest.raises(Crash):
+        world.mover(MEMBER_A, checkpoint=crash_at(MoveStep.COPIED)).quarantine(request)
+    next_second()
+    world.put(MEMBER_A, SOURCE, request.key, b"a newer upload")
+    world.s3(MEMBER_A).delete_object(Bucket=SOURCE, Key=request.key, VersionId=request.version_id)
+    # WHEN redelivered with the finding's time
+    outcome = world.mover(MEMBER_A).quarantine(dataclasses.replace(request, last_modified=written))
+    # THEN quarantined from the copy, and the version left at the key is said to be newer and current
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert outcome.facts == MoveFacts(
+        CopyCheck.CHECKSUM, SourceFate.GONE, at_key=AtKey.NEWER, older=0, newer=1, listed=True
+    )
+    assert _somewhere(world, request, body) == {"quarantine"}
