@@ -14,6 +14,7 @@ done or refused. Then two checks of the message Slack shows:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import pytest
 
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep, format_time, quarantine_key
-from macie_chatops.remediation import handle_job
+from macie_chatops.remediation import handle_job, message_for
 from macie_chatops.states import State
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import MEMBER_A, REGION, iam_enforced, member_role, next_second, remediator_user
@@ -132,6 +133,9 @@ CLAIMS: list[tuple[str, Callable[[Truth, Seeded], bool]]] = [
     ("Nothing was deleted", lambda t, s: bool(t.finding_versions) and not t.quarantined),
     ("The object is back at", lambda t, s: t.current == s.body and t.quarantined),
     ("Restore refused", lambda t, s: t.current != s.body and t.quarantined),
+    ("A verified copy is at", lambda t, s: t.quarantined),
+    ("a verified copy is at", lambda t, s: t.quarantined),
+    ("the new object was left in place", lambda t, s: t.current not in (None, s.body)),
     ("the original stays at", lambda t, s: bool(t.finding_versions)),
     ("Delete the original by hand", lambda t, s: t.current == s.body),
 ]
@@ -153,7 +157,10 @@ def assert_claims_hold(text: str, truth: Truth, seeded: Seeded) -> None:
 
 def sections(world: RemediatorWorld, seeded: Seeded) -> tuple[str, str, list[str], list[str]]:
     """(header, status, outcome lines, context notices) of the finding's message as Slack shows it now."""
-    blocks = world.message(seeded).blocks
+    return block_sections(world.message(seeded).blocks)
+
+
+def block_sections(blocks: list[Any]) -> tuple[str, str, list[str], list[str]]:
     header = blocks[0]["text"]["text"]
     status = blocks[1]["text"]["text"]
     data = next(i for i, b in enumerate(blocks) if b["type"] == "section" and "*Sensitive data*" in str(b))
@@ -548,3 +555,34 @@ def test_a_refused_restore_says_why_and_where_the_object_stays(world: Remediator
         "would replace it. The object stays in quarantine."
     ]
     assert_claims_hold(notices[0], s3_truth(world, seeded, SOURCE, head["LastModified"]), seeded)
+
+
+# --- records the message cannot fully trust ---------------------------------------------------------------
+
+
+def test_a_record_without_readable_facts_claims_nothing_it_cannot_know(world: RemediatorWorld) -> None:
+    # GIVEN the unversioned key overwritten between the copy and the delete, recorded BLOCKED with its facts
+    seeded = world.seed("f-facts-lost", key=KEY, body=BODY, versioned=False)
+
+    def overwrite(step: MoveStep) -> None:
+        if step is MoveStep.VERIFIED:
+            world.moves.put(MEMBER_A, SOURCE, KEY, NEW_BODY)
+
+    handle_job(job("quarantine", seeded.finding_id).body, world.deps(checkpoint=overwrite))
+    record = world.record(seeded.finding_id)
+    assert record.state is State.BLOCKED and record.quarantine is not None and "facts" in record.quarantine
+    verified = record.quarantine["verification"]
+    without = {name: value for name, value in record.quarantine.items() if name != "facts"}
+    # WHEN its message is built from a record whose facts are unreadable, or from before there were any
+    for quarantine in ({**record.quarantine, "facts": "{not json"}, without):
+        message = message_for(dataclasses.replace(record, quarantine=quarantine))
+        assert message is not None
+        _, _, outcome, _ = block_sections(message.block_dicts())
+        # THEN it says where the copy is and never that the original stays or should be deleted
+        assert outcome == [
+            f"A verified copy is at `s3://{QUARANTINE}/{seeded.finding_id}/{SOURCE}/{KEY}`. Check what "
+            f"`s3://{SOURCE}/{KEY}` (unversioned) holds before deleting anything by hand: delete only a version "
+            f"whose ETag is `{seeded.summary.etag}`.",
+            OVERWRITE_DETAIL.format(verified=verified),
+        ]
+        assert_claims_hold("\n".join(outcome), s3_truth(world, seeded, SOURCE, datetime.now(UTC)), seeded)
