@@ -49,6 +49,7 @@ from macie_chatops.slack_messages import (
     build_approved_message,
     build_dismissed_message,
     build_restoring_message,
+    code_span,
     escape_mrkdwn,
 )
 from macie_chatops.states import Failure, State
@@ -428,7 +429,7 @@ def what_happened(record: FindingRecord, *, first: FindingRecord | None = None) 
 
     ``first``: for a DUPLICATE, the record of the finding that holds its object version (its state is said)."""
     if record.state is State.DUPLICATE:
-        held = f"This object version is already handled under finding `{escape_mrkdwn(record.duplicate_of or '?')}`"
+        held = f"This object version is already handled under finding {code_span(record.duplicate_of or '?', 200)}"
         return f"{held} ({first.state.value.lower().replace('_', ' ')})." if first is not None else f"{held}."
     entry = _entered(record)
     who = _mention(entry.actor if entry else record.approver)
@@ -476,7 +477,7 @@ def _message_for(rule: _Rule, record: FindingRecord, user_id: str, at: datetime)
         State.DISMISSED: f"Dismissed by <@{user_id}>.",
         State.RESTORE_REQUESTED: f"Restore requested by <@{user_id}>; restoring…",
     }[rule.target]
-    text = f"{words} (finding `{escape_mrkdwn(record.finding_id)}`)"
+    text = f"{words} (finding {code_span(record.finding_id, 200)})"
     return {"replace_original": True, "text": text, "blocks": []}
 
 
