@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 
@@ -407,6 +407,24 @@ def test_untrusted_formatting_never_formats_in_blocks_or_fallback(markup_summary
             assert "@here" not in rest, text
         # AND the fallback names the object as a code span
         assert "`s3://payments-prod-exports/drop/\u02cb*bold*\u02cb _it_ ~s~ @here\u02cb.txt`" in body["text"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.text(alphabet=st.sampled_from("ab/ *_~`<>&!@|\n"), min_size=1, max_size=40))
+def test_any_key_stays_inside_its_code_spans(markup_summary: FindingSummary, key: str) -> None:
+    # GIVEN any key made of Slack's special characters / WHEN its messages are built
+    summary = dataclasses.replace(markup_summary, key=key)
+    for message in (
+        sm.build_review_message(summary, reason=key),
+        sm.build_blocked_message(summary, approver="U0ALICE", at=AT, reason_code="changed", detail=key),
+    ):
+        body = message.to_dict()
+        for text in [obj["text"] for obj in text_objects(body["blocks"]) if obj["type"] == "mrkdwn"] + [body["text"]]:
+            # THEN every backtick opens or closes one of our spans, and nothing outside them is live markup
+            rest = _outside_code_spans(text)
+            assert "`" not in rest and not CONTROL.search(our_markup_removed(rest)), text
+            for span in re.findall(r"`[^`]*`", text):
+                assert "<" not in span and ">" not in span and "\n" not in span, span
 
 
 def test_review_message_has_remediate_with_danger_and_confirm_and_dismiss(markup_summary: FindingSummary) -> None:
