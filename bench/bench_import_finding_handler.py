@@ -23,9 +23,9 @@ TARGET_RATIO = 1.3
 TIMED = "import time; t = time.perf_counter(); {imports}; print(time.perf_counter() - t)"
 CASES = {
     "import boto3": "import boto3",
-    "import macie_chatops.handlers.finding": "import macie_chatops.handlers.finding",
+    "import macie_chatops.handlers.intake": "import macie_chatops.handlers.intake",
     "... + first-batch imports": (
-        "import macie_chatops.handlers.finding; import boto3; import macie_chatops.intake; "
+        "import macie_chatops.handlers.intake; import boto3; import macie_chatops.intake; "
         "import macie_chatops.slack_client; import macie_chatops.slack_secrets; "
         "import aws_lambda_powertools.utilities.batch"
     ),
@@ -60,7 +60,7 @@ def main() -> int:
     print(f"cold import, median of {runs} fresh interpreters (ratio to import boto3; target <= {TARGET_RATIO}x)")
     for name, seconds in medians.items():
         print(f"  {name:<40} {seconds * 1000:8.1f} ms   {seconds / baseline:5.2f}x")
-    ratio = medians["import macie_chatops.handlers.finding"] / baseline
+    ratio = medians["import macie_chatops.handlers.intake"] / baseline
     print(f"handler import / boto3 = {ratio:.2f}x ({'within' if ratio <= TARGET_RATIO else 'ABOVE'} target)")
     return 0
 

@@ -29,8 +29,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
-from infra.context import cdk_json_context  # noqa: E402
 from macie_chatops.config import Config  # noqa: E402
+from stacksets.context import cdk_json_context  # noqa: E402
 from tests.functional.infra.org_factory import org_config  # noqa: E402
 
 

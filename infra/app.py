@@ -25,11 +25,11 @@ from typing import Any, Final
 from aws_cdk import App, Environment
 
 from infra.central_stack import CentralStack
-from infra.context import cdk_json_context
 from infra.lambda_bundle import DEFAULT_BUILD_DIR, BundleError, build_bundle
-from infra.nag import ACKNOWLEDGEMENTS_CONTEXT, enable_nag
 from infra.stacksets_stack import MemberStackSetsStack
 from macie_chatops.config import Config, ConfigError, config_path, load_config
+from stacksets.context import cdk_json_context
+from stacksets.nag import ACKNOWLEDGEMENTS_CONTEXT, enable_nag
 from stacksets.templates import MemberSynthError, MemberTemplates, synthesize_member_templates
 
 CENTRAL_STACK_NAME: Final = "MacieChatOps-Central"

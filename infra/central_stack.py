@@ -23,18 +23,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.alarms import OperationalAlarms
-from infra.constructs.event_bus import CentralEventBus
-from infra.constructs.handler import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, HandlerFunction
-from infra.constructs.queues import QueueWithDeadLetter, acknowledge_event_target_dlq, dead_letter_queue
-from infra.constructs.slack_api import SlackInteractionsApi
-from infra.constructs.slack_secret import SlackSecret
-from infra.constructs.state_table import StateTable
-from infra.event_patterns import macie_finding_pattern
+from infra.components.alarms import OperationalAlarms
+from infra.components.event_bus import CentralEventBus
+from infra.components.handler import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, HandlerFunction
+from infra.components.queues import QueueWithDeadLetter, acknowledge_event_target_dlq, dead_letter_queue
+from infra.components.slack_api import SlackInteractionsApi
+from infra.components.slack_secret import SlackSecret
+from infra.components.state_table import StateTable
 from infra.lambda_bundle import LambdaBundle
-from infra.nag import acknowledge
 from macie_chatops import names
 from macie_chatops.config import Config
+from stacksets.event_patterns import macie_finding_pattern
+from stacksets.nag import acknowledge
 from stacksets.roles import ASSUME_ACTIONS
 from stacksets.targets import central_administrator_forwarding
 
@@ -175,7 +175,7 @@ class CentralStack(Stack):
             self,
             "FindingHandler",
             function_name=names.FINDING_FUNCTION_NAME,
-            handler="macie_chatops.handlers.finding.lambda_handler",
+            handler="macie_chatops.handlers.intake.lambda_handler",
             description="decides each Macie finding, records it, asks or tells the team in Slack",
             code=code,
             dependencies=dependencies,
@@ -209,7 +209,7 @@ class CentralStack(Stack):
             self,
             "Remediator",
             function_name=names.REMEDIATOR_FUNCTION_NAME,
-            handler="macie_chatops.handlers.remediator.lambda_handler",
+            handler="macie_chatops.handlers.remediation.lambda_handler",
             description="moves the exact object version into the member account's quarantine bucket",
             code=code,
             dependencies=dependencies,

@@ -19,10 +19,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.event_patterns import macie_finding_pattern
-from infra.nag import acknowledge
 from macie_chatops import names
 from macie_chatops.config import Config
+from stacksets.event_patterns import macie_finding_pattern
+from stacksets.nag import acknowledge
 from stacksets.roles import central_bus_arn
 
 DLQ_RETENTION = Duration.days(14)

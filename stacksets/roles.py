@@ -17,9 +17,9 @@ from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.nag import acknowledge
 from macie_chatops import names
 from macie_chatops.config import Config
+from stacksets.nag import acknowledge
 
 # Reading the finding's exact version, its tags and lock state; deleting it; restoring it (PutObject).
 SOURCE_OBJECT_ACTIONS = (

@@ -19,10 +19,10 @@ from typing import Any, Final
 
 from aws_cdk import App, BootstraplessSynthesizer
 
-from infra.context import cdk_json_context
-from infra.nag import enable_nag
 from macie_chatops.config import Config
 from stacksets.administrator import AdministratorForwardingStack
+from stacksets.context import cdk_json_context
+from stacksets.nag import enable_nag
 from stacksets.regional import MemberRegionalStack
 from stacksets.roles import MemberRolesStack
 from stacksets.stackset import template_body

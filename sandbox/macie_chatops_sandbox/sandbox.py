@@ -262,7 +262,7 @@ class Sandbox:
         # session left over from before the sandbox would not see its endpoint and credentials.
         _forget_boto3_default_session()
 
-        from macie_chatops.handlers import finding, interaction, remediator
+        from macie_chatops.handlers import intake, interaction, remediation
 
         def function(name: str, handler: Any, timeout_s: float) -> Function:
             return Function(name, handler, timeout_s, home, security)
@@ -271,7 +271,7 @@ class Sandbox:
         s = self.settings
         self._pollers = [
             SqsPoller(
-                function=function(names.FINDING_FUNCTION_NAME, finding.lambda_handler, s.finding_timeout_s),
+                function=function(names.FINDING_FUNCTION_NAME, intake.lambda_handler, s.finding_timeout_s),
                 sqs=sqs,
                 queue_url=self._provisioned.intake.url,
                 queue_arn=self._provisioned.intake.arn,
@@ -281,7 +281,7 @@ class Sandbox:
                 wait_time_s=s.wait_time_s,
             ),
             SqsPoller(
-                function=function(names.REMEDIATOR_FUNCTION_NAME, remediator.lambda_handler, s.remediator_timeout_s),
+                function=function(names.REMEDIATOR_FUNCTION_NAME, remediation.lambda_handler, s.remediator_timeout_s),
                 sqs=sqs,
                 queue_url=self._provisioned.remediation.url,
                 queue_arn=self._provisioned.remediation.arn,

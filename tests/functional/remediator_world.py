@@ -17,7 +17,7 @@ import pytest
 
 from macie_chatops import names
 from macie_chatops.config import Config, load_config
-from macie_chatops.handlers import remediator as handler
+from macie_chatops.handlers import remediation as handler
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.remediation import RemediationDependencies

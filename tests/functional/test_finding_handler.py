@@ -19,7 +19,7 @@ import pytest
 
 from macie_chatops import names
 from macie_chatops.config import Action, load_config
-from macie_chatops.handlers import finding as handler
+from macie_chatops.handlers import intake as handler
 from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.states import State

@@ -25,7 +25,7 @@ from macie_chatops import names
 from macie_chatops.config import Action, Config, load_config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.finding import Finding, parse_event, read_event
-from macie_chatops.handlers import finding as handler
+from macie_chatops.handlers import intake as handler
 from macie_chatops.intake import intake_complete, record_id_of
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore

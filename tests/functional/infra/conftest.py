@@ -19,8 +19,8 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from infra.app import CENTRAL_STACK_NAME, STACKSETS_STACK_NAME, MacieChatOpsApp, build_app
-from infra.context import cdk_json_context
 from macie_chatops.config import Config, parse_config
+from stacksets.context import cdk_json_context
 from tests.functional.infra.org_factory import org_config
 
 ROOT = Path(__file__).resolve().parents[3]

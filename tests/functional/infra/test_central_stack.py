@@ -17,9 +17,9 @@ from macie_chatops.store import TABLE_DEFINITION, TTL_SPECIFICATION
 from tests.functional.infra.conftest import Synthesized, as_list, resources_of_type, statements
 
 HANDLERS = {
-    names.FINDING_FUNCTION_NAME: "macie_chatops.handlers.finding.lambda_handler",
+    names.FINDING_FUNCTION_NAME: "macie_chatops.handlers.intake.lambda_handler",
     names.INTERACTION_FUNCTION_NAME: "macie_chatops.handlers.interaction.lambda_handler",
-    names.REMEDIATOR_FUNCTION_NAME: "macie_chatops.handlers.remediator.lambda_handler",
+    names.REMEDIATOR_FUNCTION_NAME: "macie_chatops.handlers.remediation.lambda_handler",
     names.SWEEPER_FUNCTION_NAME: "macie_chatops.handlers.sweeper.lambda_handler",
 }
 

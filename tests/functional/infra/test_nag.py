@@ -12,11 +12,11 @@ from constructs import IConstruct
 
 from infra.app import CENTRAL_STACK_NAME
 from infra.central_stack import CentralStack
-from infra.context import cdk_json_context
 from infra.lambda_bundle import build_bundle
-from infra.nag import ACKNOWLEDGED_METADATA, ACKNOWLEDGEMENTS_CONTEXT, MIN_REASON_LENGTH, acknowledge, enable_nag
 from macie_chatops.config import Config
 from stacksets.administrator import AdministratorForwardingStack
+from stacksets.context import cdk_json_context
+from stacksets.nag import ACKNOWLEDGED_METADATA, ACKNOWLEDGEMENTS_CONTEXT, MIN_REASON_LENGTH, acknowledge, enable_nag
 from stacksets.regional import MemberRegionalStack
 from stacksets.roles import MemberRolesStack
 from stacksets.templates import MemberSynthError, synthesize_member_templates, validation_violations

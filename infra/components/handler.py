@@ -15,8 +15,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.lambda_bundle import BUNDLED_CONFIG_PATH, LAMBDA_PYTHON_VERSION
-from infra.nag import acknowledge
 from macie_chatops import names
+from stacksets.nag import acknowledge
 
 LAMBDA_RUNTIME = lambda_.Runtime(f"python{LAMBDA_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64

@@ -20,8 +20,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.event_patterns import alarm_state_change_pattern
 from macie_chatops import names
+from stacksets.event_patterns import alarm_state_change_pattern
 
 PERIOD = Duration.minutes(5)
 

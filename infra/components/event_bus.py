@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.event_patterns import macie_finding_pattern
+from stacksets.event_patterns import macie_finding_pattern
 
 # EventBridge's own maximum: a target that is down for a day still gets the event, then the DLQ does.
 TARGET_MAX_EVENT_AGE = Duration.hours(24)

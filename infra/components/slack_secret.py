@@ -13,8 +13,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.nag import acknowledge
 from macie_chatops import names
+from stacksets.nag import acknowledge
 
 
 class SlackSecret(Construct):

@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.nag import acknowledge
+from stacksets.nag import acknowledge
 
 # SQS keeps a message at most 14 days; a dead letter must outlive its source so it can be redriven.
 MAX_RETENTION = Duration.days(14)
