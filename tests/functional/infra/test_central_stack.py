@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.central_stack import SWEEP_INTERVAL, VISIBILITY_TIMEOUT_FACTOR
+from infra.central.lambdas import VISIBILITY_TIMEOUT_FACTOR
+from infra.central.sweeper import SWEEP_INTERVAL
 from macie_chatops import names
 from macie_chatops.event_pattern import MACIE_FINDING_PATTERN
 from macie_chatops.store import TABLE_DEFINITION, TTL_SPECIFICATION

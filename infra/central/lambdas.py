@@ -1,0 +1,76 @@
+"""What every handler of the central stack shares: the code asset, the dependency layer, the log retention and
+the environment naming the state table and the Slack secret."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import AssetHashType, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+
+from infra.central.foundation import Foundation
+from infra.components.handler import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, HandlerFunction
+from infra.lambda_bundle import LambdaBundle
+from macie_chatops import names
+
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+# AWS: an SQS event source's queue should keep a message invisible for at least 6x the function timeout.
+VISIBILITY_TIMEOUT_FACTOR = 6
+
+
+def visibility_timeout(function_timeout: Duration) -> Duration:
+    """The visibility timeout of a queue consumed by a function with this timeout."""
+    return Duration.seconds(function_timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
+
+
+class HandlerAssets:
+    def __init__(self, stack: Stack, bundle: LambdaBundle, foundation: Foundation) -> None:
+        self.dependencies = lambda_.LayerVersion(
+            stack,
+            "Dependencies",
+            description="macie-chatops runtime dependencies (aws-lambda-powertools, pydantic, slack-sdk), pinned",
+            code=lambda_.Code.from_asset(
+                str(bundle.dependencies_dir), asset_hash=bundle.dependencies_hash, asset_hash_type=AssetHashType.CUSTOM
+            ),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[LAMBDA_ARCHITECTURE],
+        )
+        self.code = lambda_.Code.from_asset(
+            str(bundle.code_dir), asset_hash=bundle.code_hash, asset_hash_type=AssetHashType.CUSTOM
+        )
+        self.environment: Mapping[str, str] = {
+            names.ENV_STATE_TABLE: foundation.state.table.table_name,
+            names.ENV_SLACK_SECRET_ARN: foundation.slack_secret.secret.secret_arn,
+        }
+
+    def handler(
+        self,
+        stack: Stack,
+        construct_id: str,
+        *,
+        function_name: str,
+        handler: str,
+        description: str,
+        timeout: Duration,
+        memory_size: int,
+        environment: Mapping[str, str] | None = None,
+        role_name: str | None = None,
+        reserved_concurrent_executions: int | None = None,
+    ) -> HandlerFunction:
+        """A handler on the shared code and layer; ``environment`` adds to the shared one."""
+        return HandlerFunction(
+            stack,
+            construct_id,
+            function_name=function_name,
+            handler=handler,
+            description=description,
+            code=self.code,
+            dependencies=self.dependencies,
+            environment={**self.environment, **(environment or {})},
+            timeout=timeout,
+            memory_size=memory_size,
+            log_retention=LOG_RETENTION,
+            role_name=role_name,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+        )
