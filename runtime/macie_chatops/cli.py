@@ -1,8 +1,9 @@
 """The operator CLI: `macie-chatops` (also `python -m macie_chatops`).
 
-Contract (DESIGN.md "Operator CLI"): JSON lines on stdout, human messages on stderr, exit 0 on success,
-2 on bad input. Sub-commands that need the sandbox or AWS import them lazily, so `validate` and `decide`
-stay fast and need nothing beyond the runtime package.
+Contract: JSON lines on stdout, human messages on stderr, exit 0 on success, 1 on failure, 2 on bad input.
+Sub-commands that need AWS import it lazily, so `validate` and `decide` stay fast. Other packages add
+sub-commands through the ``macie_chatops.commands`` entry-point group (the sandbox adds `demo` and
+`sandbox`); the runtime never imports them, and the group is read only when the command is not built in.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from macie_chatops.config import Config, ConfigError, config_path, load_config
 from macie_chatops.decision import decide
@@ -97,33 +98,75 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_NO_SANDBOX = "the sandbox is not installed: pip install 'macie-chatops[sandbox]' (or run `make demo`)"
+# --- commands other packages add (the sandbox's) ----------------------------------------------------------------
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+COMMAND_GROUP: Final = "macie_chatops.commands"
+# The sandbox's commands: without an installed package providing them, these names say how to get it.
+SANDBOX_COMMANDS: Final = {
+    "demo": "the guided end-to-end story in the local sandbox",
+    "sandbox": "the whole pipeline on this machine (moto + a Slack stand-in)",
+}
+NO_SANDBOX: Final = "the sandbox is not installed: pip install 'macie-chatops[sandbox]' (or run `make demo`)"
+Runner = Callable[[argparse.Namespace, Config], int]
+
+
+class Command(Protocol):
+    """What an entry point of ``macie_chatops.commands`` names (the entry point's name is the command's)."""
+
+    @property
+    def help(self) -> str: ...
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add the command's arguments to its parser (``add_config_option`` where it reads accounts.yaml)."""
+
+    def load(self) -> Runner:
+        """Import what the command needs and return what runs it with the parsed arguments and the config; an
+        ImportError means the providing package's dependencies are not installed."""
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--config", help="accounts.yaml to use (default: $MACIE_CHATOPS_CONFIG, then ./accounts.yaml)")
+    return parser
+
+
+@dataclass(frozen=True)
+class _Unavailable:
+    """A sandbox command no installed package provides: running it says how to get it."""
+
+    help: str
+    error: str
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def load(self) -> Runner:
+        raise ImportError(self.error)
+
+
+def installed_commands() -> dict[str, Command]:
+    """The commands installed packages add through the ``macie_chatops.commands`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    commands: dict[str, Command] = {}
+    for entry_point in entry_points(group=COMMAND_GROUP):
+        try:
+            commands[entry_point.name] = entry_point.load()
+        except ImportError as exc:
+            commands[entry_point.name] = _Unavailable(SANDBOX_COMMANDS.get(entry_point.name, ""), str(exc))
+    return commands
+
+
+def _run_added(command: Command, args: argparse.Namespace) -> int:
+    try:
+        runner = command.load()
+    except ImportError as exc:
+        print(f"{NO_SANDBOX} ({exc})", file=sys.stderr)
+        return EXIT_FAILED
     config = _load(args)
     if config is None:
         return EXIT_BAD_INPUT
-    try:
-        from macie_chatops_sandbox.demo import run_demo
-    except ImportError as exc:
-        print(f"{_NO_SANDBOX} ({exc})", file=sys.stderr)
-        return EXIT_FAILED
-    return run_demo(config)
-
-
-def cmd_sandbox(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if config is None:
-        return EXIT_BAD_INPUT
-    try:
-        from macie_chatops_sandbox.commands import replay_command, serve_command
-    except ImportError as exc:
-        print(f"{_NO_SANDBOX} ({exc})", file=sys.stderr)
-        return EXIT_FAILED
-    if args.sandbox_command == "replay":
-        return replay_command(config, args.events, "dismiss" if args.dismiss else "approve")
-    return serve_command(config)
+    return runner(args, config)
 
 
 def _operator() -> str:
@@ -484,39 +527,22 @@ def cmd_slack_manifest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(added: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
+    """The parser of the built-in commands and of ``added`` ones (default: none); the sandbox's commands that
+    ``added`` lacks are still listed, and running them says how to get the sandbox."""
     parser = argparse.ArgumentParser(prog="macie-chatops", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", help="accounts.yaml to use (default: $MACIE_CHATOPS_CONFIG, then ./accounts.yaml)")
-        return p
-
-    with_config(sub.add_parser("validate", help="check accounts.yaml; FILE:LINE: field: message on errors"))
-    p = with_config(sub.add_parser("decide", help="dry run: one JSON line per event file, no I/O"))
+    add_config_option(sub.add_parser("validate", help="check accounts.yaml; FILE:LINE: field: message on errors"))
+    p = add_config_option(sub.add_parser("decide", help="dry run: one JSON line per event file, no I/O"))
     p.add_argument("events", nargs="+", metavar="EVENT.json")
     sub.add_parser("schema", help="print the JSON Schema of accounts.yaml")
     p = sub.add_parser("slack-manifest", help="print the Slack app manifest (JSON) for one-step app creation")
     p.add_argument("--api-url", required=True, help="the central stack's SlackRequestUrl output (or the API URL)")
-    with_config(sub.add_parser("demo", help="the guided end-to-end story in the local sandbox"))
-    sandbox = sub.add_parser("sandbox", help="the whole pipeline on this machine (moto + a Slack stand-in)")
-    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
-    p = with_config(
-        sandbox_sub.add_parser(
-            "replay", help="run event files through a fresh sandbox; one JSON line per event with its final state"
-        )
-    )
-    decision = p.add_mutually_exclusive_group()
-    decision.add_argument(
-        "--approve", action="store_true", help="click Remediate on every review message (the default)"
-    )
-    decision.add_argument("--dismiss", action="store_true", help="click Dismiss on every review message")
-    p.add_argument("events", nargs="+", metavar="EVENT.json")
-    with_config(
-        sandbox_sub.add_parser(
-            "serve", help="keep a sandbox running; first stdout line: where to click (Ctrl-C stops it)"
-        )
-    )
+    for name, command in _with_sandbox_names(added or {}).items():
+        p = sub.add_parser(name, help=command.help)
+        command.configure(p)
+        p.set_defaults(added_command=command)
 
     def with_table(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--table", help="state table (default: $STATE_TABLE_NAME, then macie-chatops-findings)")
@@ -552,15 +578,26 @@ COMMANDS = {
     "decide": cmd_decide,
     "schema": cmd_schema,
     "slack-manifest": cmd_slack_manifest,
-    "demo": cmd_demo,
-    "sandbox": cmd_sandbox,
     "restore": cmd_restore,
     "retry": cmd_retry,
     "pending": cmd_pending,
     "sweep": cmd_sweep,
+def _with_sandbox_names(added: Mapping[str, Command]) -> dict[str, Command]:
+    unavailable = {name: _Unavailable(text, f"nothing provides `{name}`") for name, text in SANDBOX_COMMANDS.items()}
+    return {**unavailable, **added}
+
+
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+def main(argv: Sequence[str] | None = None, *, added: Mapping[str, Command] | None = None) -> int:
+    """Run one command; ``added``: the commands other packages add (default: the installed ones, read only
+    when the command is not built in)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if added is None:
+        added = {} if arguments and arguments[0] in COMMANDS else installed_commands()
+    args = build_parser(added).parse_args(arguments)
+    command = COMMANDS.get(args.command)
+    if command is None:
+        return _run_added(args.added_command, args)
+    return command(args)

@@ -1,11 +1,14 @@
-"""The sandbox's operator commands behind ``macie-chatops sandbox replay|serve`` (and ``demo``).
+"""The sandbox's CLI commands, registered in the ``macie_chatops.commands`` entry-point group: ``demo``,
+``sandbox replay`` and ``sandbox serve``.
 
-``macie_chatops.cli`` parses the arguments and calls these; they own the streams: stdout carries only the
-contract's JSON lines, while the handlers' own logs (Powertools writes JSON lines to stdout) go to stderr.
+This module stays light (the CLI loads it to build its parser); what the commands run is imported by their
+``load``. They own the streams: stdout carries only the contract's JSON lines, while the handlers' own logs
+(Powertools writes JSON lines to stdout) go to stderr.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import signal
@@ -13,15 +16,61 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-from macie_chatops.config import Config
-from macie_chatops_sandbox.replay import ERROR, Mode, error_line, read_files, replay, shown_path
-from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
+from macie_chatops.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Runner, add_config_option
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+if TYPE_CHECKING:
+    from macie_chatops.config import Config
+    from macie_chatops_sandbox.replay import Mode
+
+
+class DemoCommand:
+    help: Final = "the guided end-to-end story in the local sandbox"
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        add_config_option(parser)
+
+    def load(self) -> Runner:
+        from macie_chatops_sandbox.demo import run_demo
+
+        return lambda args, config: run_demo(config)
+
+
+class SandboxCommand:
+    help: Final = "the whole pipeline on this machine (moto + a Slack stand-in)"
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
+        replay = add_config_option(
+            sub.add_parser(
+                "replay", help="run event files through a fresh sandbox; one JSON line per event with its final state"
+            )
+        )
+        decision = replay.add_mutually_exclusive_group()
+        decision.add_argument(
+            "--approve", action="store_true", help="click Remediate on every review message (the default)"
+        )
+        decision.add_argument("--dismiss", action="store_true", help="click Dismiss on every review message")
+        replay.add_argument("events", nargs="+", metavar="EVENT.json")
+        add_config_option(
+            sub.add_parser("serve", help="keep a sandbox running; first stdout line: where to click (Ctrl-C stops it)")
+        )
+
+    def load(self) -> Runner:
+        import macie_chatops_sandbox.sandbox  # noqa: F401 (moto and the sandbox: missing dependencies show here)
+
+        return self.run
+
+    @staticmethod
+    def run(args: argparse.Namespace, config: Config) -> int:
+        if args.sandbox_command == "replay":
+            return replay_command(config, args.events, "dismiss" if args.dismiss else "approve")
+        return serve_command(config)
+
+
+DEMO: Final = DemoCommand()
+SANDBOX: Final = SandboxCommand()
 
 
 @contextlib.contextmanager
@@ -38,6 +87,9 @@ def handler_logs_to(stream: TextIO) -> Iterator[TextIO]:
 
 def replay_command(config: Config, files: list[str], mode: Mode, *, timeout_s: float = 120.0) -> int:
     """One JSON line per file, in order; exit 2 when any file is an ERROR, 1 when the sandbox itself failed."""
+    from macie_chatops_sandbox.replay import ERROR, error_line, read_files, replay, shown_path
+    from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
+
     items = read_files(files, config)
     for item in items:
         if item.error is not None:
@@ -60,6 +112,8 @@ def replay_command(config: Config, files: list[str], mode: Mode, *, timeout_s: f
 
 def serve_command(config: Config) -> int:
     """Run until SIGINT/SIGTERM; the first stdout line says where everything is."""
+    from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
