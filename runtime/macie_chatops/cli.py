@@ -100,7 +100,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # --- commands other packages add (the sandbox's) ----------------------------------------------------------------
 
-
 COMMAND_GROUP: Final = "macie_chatops.commands"
 # The sandbox's commands: without an installed package providing them, these names say how to get it.
 SANDBOX_COMMANDS: Final = {
@@ -108,6 +107,7 @@ SANDBOX_COMMANDS: Final = {
     "sandbox": "the whole pipeline on this machine (moto + a Slack stand-in)",
 }
 NO_SANDBOX: Final = "the sandbox is not installed: pip install 'macie-chatops[sandbox]' (or run `make demo`)"
+
 Runner = Callable[[argparse.Namespace, Config], int]
 
 
@@ -573,6 +573,11 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     return parser
 
 
+def _with_sandbox_names(added: Mapping[str, Command]) -> dict[str, Command]:
+    unavailable = {name: _Unavailable(text, f"nothing provides `{name}`") for name, text in SANDBOX_COMMANDS.items()}
+    return {**unavailable, **added}
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "decide": cmd_decide,
@@ -582,11 +587,6 @@ COMMANDS = {
     "retry": cmd_retry,
     "pending": cmd_pending,
     "sweep": cmd_sweep,
-def _with_sandbox_names(added: Mapping[str, Command]) -> dict[str, Command]:
-    unavailable = {name: _Unavailable(text, f"nothing provides `{name}`") for name, text in SANDBOX_COMMANDS.items()}
-    return {**unavailable, **added}
-
-
 }
 
 
