@@ -1,33 +1,9 @@
-"""The quarantine plan: every decision about moving an object that can be made without I/O.
+"""The pure half of the move: what a HEAD, a tag set or a version listing means, and what to do next.
 
-The S3 adapter (``move.py``) reads objects and asks this module what they mean and what to do next; it never
-decides on its own. Everything here is pure (no boto3, no network) so each rule is unit-tested directly.
-
-Conventions (documented here once, for the code, the tests and the docs):
-
-- **Quarantine key**: ``<finding id>/<source bucket>/<source key>``, the key raw (never URL-decoded). When
-  that would exceed S3's 1,024-byte key limit (counted in UTF-8 bytes) the source key is cut at a character
-  boundary and ``~<sha256 hex of the full key>`` appended, so the key stays stable and unique.
-- **Source key encoding** (tags and metadata only allow some characters): ``base64url`` of the key's UTF-8
-  bytes, RFC 4648 section 5, without ``=`` padding. The full key goes into the copy's user metadata
-  (:data:`METADATA_SOURCE_KEY`) when it fits S3's 2 KB metadata budget next to the object's own metadata,
-  and into the tag ``macie-chatops:source-key-b64`` when it fits a tag value (256 chars, i.e. keys of up to
-  192 bytes); otherwise the tag ``macie-chatops:source-key-sha256`` carries its SHA-256 (hex). The state
-  record always holds the full key.
-- **Tags on the quarantine copy** (at most 10, S3's limit): finding id, source bucket, source key, source
-  version (``null`` when unversioned, as S3 names it), source ETag, source size, approver, time, the
-  source's checksum (``<ALGORITHM>:<base64>``, or ``none``), and, written only once the copy verified,
-  ``macie-chatops:verified`` = the checksum it verified with. That last tag is the commit point: the
-  source is deleted only after it is written.
-- **Verification** (size always, plus one checksum, in this order of preference):
-  1. ``s3``: the source has a full-object checksum and S3 reports the same algorithm on the copy (S3
-     computes it over the bytes it wrote when the copy asks for it): compare the two values. No bytes read.
-  2. ``stream-copy``: the source has a full-object CRC32, SHA-1 or SHA-256 (computable here at C speed):
-     read the copy once, bounded buffer, and compare with the source's stored value.
-  3. ``stream-both``: otherwise (no source checksum, or only CRC32C/CRC64NVME which the Lambda runtime
-     cannot compute without awscrt): read both with SHA-256 and compare. Works for any size, costs two reads.
-- **Metadata** of the copy: the source's user metadata and content headers unchanged, plus the encoded key
-  when it fits; a restore strips exactly that one entry again (only when it holds the encoded original key).
+The mover (:mod:`macie_chatops.move`) reads S3 and asks this module; it never decides on its own. The steps
+and why they come in that order: docs/architecture.md section 7. The state record always holds the source's
+full key; the quarantine copy carries it (:func:`encode_key`) in its user metadata when that fits S3's 2 KB
+budget, and in a tag when it fits a tag value (keys of up to 192 bytes), else the tag holds its SHA-256.
 """
 
 from __future__ import annotations
@@ -43,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
+
+from macie_chatops.checksums import LOCALLY_COMPUTABLE, NO_CHECKSUM, Checksum, full_object_checksum
 
 TAG_PREFIX: Final = "macie-chatops:"
 TAG_FINDING_ID: Final = "macie-chatops:finding-id"
@@ -64,20 +42,14 @@ MAX_TAGS: Final = 10
 MAX_TAG_VALUE: Final = 256
 MAX_METADATA_BYTES: Final = 2048
 UNVERSIONED: Final = "null"  # what S3 calls the version of an object in an unversioned bucket
-NO_CHECKSUM: Final = "none"
 HASH_SUFFIX_SEPARATOR: Final = "~"
 
 # S3 object tag values: letters, digits, spaces and _ . : / = + - @ (we keep to ASCII letters).
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9 _.:/=+\-@]")
-_COMPOSITE = re.compile(r"-\d+$")
 
-# Checksum algorithms in S3's response field names, most preferred first (CRC64NVME is S3's default).
-CHECKSUM_ALGORITHMS: Final = ("CRC64NVME", "CRC32C", "CRC32", "SHA256", "SHA1")
-LOCALLY_COMPUTABLE: Final = frozenset({"CRC32", "SHA1", "SHA256"})
 # The algorithm asked for on a multipart copy: S3 makes CRC64NVME multipart checksums full-object.
 MULTIPART_COPY_ALGORITHM: Final = "CRC64NVME"
 DEFAULT_COPY_ALGORITHM: Final = "CRC64NVME"
-STREAM_ALGORITHM: Final = "SHA256"
 
 # Content headers that belong to the object and survive the move both ways (with the user metadata).
 CONTENT_HEADERS: Final = (
@@ -207,29 +179,11 @@ def format_time(moment: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class Checksum:
-    """A full-object checksum as S3 reports it: algorithm (``CRC32``...) and base64 value."""
-
-    algorithm: str
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.algorithm}:{self.value}"
-
-    @classmethod
-    def parse(cls, text: str | None) -> Checksum | None:
-        """``ALGORITHM:value`` back into a Checksum; None for ``none``, empty or malformed text."""
-        if not text or text == NO_CHECKSUM or ":" not in text:
-            return None
-        algorithm, value = text.split(":", 1)
-        if algorithm not in (*CHECKSUM_ALGORITHMS, STREAM_ALGORITHM) or not value:
-            return None
-        return cls(algorithm, value)
-
-
-@dataclass(frozen=True)
 class Provenance:
-    """What the quarantine copy's tags say about where it came from (see the module docstring)."""
+    """What the quarantine copy's tags say about where it came from (at most 10 tags, S3's limit).
+
+    ``verified`` (the checksum the copy verified with) is written only once it verified: the commit point,
+    the source is deleted only after it."""
 
     finding_id: str
     source_bucket: str
@@ -412,19 +366,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def full_object_checksum(head: Mapping[str, Any]) -> Checksum | None:
-    """The object's full-object checksum from a HEAD/copy response; None when it has none or only a
-    composite one (a multipart object's checksum-of-checksums, ``...-N``, which says nothing about the
-    object's bytes as a whole)."""
-    if head.get("ChecksumType") == "COMPOSITE":
-        return None
-    for algorithm in CHECKSUM_ALGORITHMS:
-        value = head.get(f"Checksum{algorithm}")
-        if isinstance(value, str) and value and not _COMPOSITE.search(value):
-            return Checksum(algorithm, value)
-    return None
-
-
 # --------------------------------------------------------------------------------------------------------
 # Copy arguments
 # --------------------------------------------------------------------------------------------------------
@@ -523,7 +464,7 @@ def copy_extra_args(
     metadata itself when the directive is not REPLACE). No encryption arguments: the destination bucket's
     default (its own KMS key) applies, whatever key the source used. ``TaggingDirective=REPLACE`` keeps the
     source's tags off the copy (``tagging`` sets ours atomically on the single path; the multipart path
-    tags separately, see move.py).
+    tags separately, see :mod:`macie_chatops.move.quarantine`).
     """
     args: dict[str, Any] = {
         "MetadataDirective": "REPLACE",
@@ -547,13 +488,19 @@ def copy_extra_args(
 
 
 class Verification(StrEnum):
+    """How a copy is verified: size always, plus one checksum, the first of these that applies."""
+
+    # The source has a full-object checksum and S3 reports the same algorithm on the copy (S3 computes it
+    # over the bytes it wrote when the copy asks for it): compare the two values, no bytes read.
     S3 = "s3"
+    # The source has a full-object CRC32, SHA-1 or SHA-256 (computable here): read the copy once and compare.
     STREAM_COPY = "stream-copy"
+    # Otherwise (no source checksum, or only CRC32C/CRC64NVME, which need awscrt): read both with SHA-256.
     STREAM_BOTH = "stream-both"
 
 
 def verification_method(expected: Checksum | None, copy: Checksum | None) -> Verification:
-    """How to verify a copy against ``expected`` (the source's full-object checksum), see the module doc."""
+    """How to verify a copy against ``expected`` (the source's full-object checksum), see :class:`Verification`."""
     if expected is not None and copy is not None and expected.algorithm == copy.algorithm:
         return Verification.S3
     if expected is not None and expected.algorithm in LOCALLY_COMPUTABLE:
@@ -577,87 +524,6 @@ def compare(expected: Checksum, actual: Checksum, method: Verification) -> Verif
             False, method, None, f"{expected.algorithm} differs: expected {expected.value}, copy {actual.value}"
         )
     return VerifyResult(True, method, actual)
-
-
-def _gf2_times(matrix: Sequence[int], vector: int) -> int:
-    total = 0
-    row = 0
-    while vector:
-        if vector & 1:
-            total ^= matrix[row]
-        vector >>= 1
-        row += 1
-    return total
-
-
-def _gf2_square(matrix: Sequence[int]) -> list[int]:
-    return [_gf2_times(matrix, matrix[n]) for n in range(32)]
-
-
-def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
-    """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B) (zlib's crc32_combine), so ranges of one
-    object can be checksummed in parallel and joined: the same value ``zlib.crc32(a + b)`` gives."""
-    if length2 <= 0:
-        return crc1
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four zero bits
-    while True:
-        # Apply len2 zero bytes to crc1, squaring the operator for each bit of the length.
-        even = _gf2_square(odd)
-        if length2 & 1:
-            crc1 = _gf2_times(even, crc1)
-        length2 >>= 1
-        if not length2:
-            break
-        odd = _gf2_square(even)
-        if length2 & 1:
-            crc1 = _gf2_times(odd, crc1)
-        length2 >>= 1
-        if not length2:
-            break
-    return (crc1 ^ crc2) & 0xFFFFFFFF
-
-
-def crc32_checksum(crc: int) -> Checksum:
-    """A CRC-32 value in S3's format (base64 of the 4 big-endian bytes)."""
-    return Checksum("CRC32", base64.b64encode(crc.to_bytes(4, "big")).decode("ascii"))
-
-
-def byte_ranges(size: int, parts: int, minimum: int) -> list[tuple[int, int]]:
-    """``size`` bytes split into at most ``parts`` inclusive (start, end) ranges of at least ``minimum``."""
-    if size <= 0:
-        return []
-    length = max(minimum, -(-size // max(1, parts)))
-    return [(start, min(size, start + length) - 1) for start in range(0, size, length)]
-
-
-class StreamHasher:
-    """Incremental hashing in S3's checksum formats (base64 of the big-endian digest)."""
-
-    def __init__(self, algorithm: str) -> None:
-        if algorithm not in LOCALLY_COMPUTABLE:
-            raise ValueError(f"{algorithm} cannot be computed here (only {sorted(LOCALLY_COMPUTABLE)})")
-        self.algorithm = algorithm
-        self._crc = 0
-        self._hash = hashlib.new(algorithm.lower()) if algorithm != "CRC32" else None
-
-    def update(self, chunk: bytes) -> None:
-        if self._hash is not None:
-            self._hash.update(chunk)
-        else:
-            import zlib
-
-            self._crc = zlib.crc32(chunk, self._crc)
-
-    @property
-    def crc(self) -> int:
-        return self._crc
-
-    def checksum(self) -> Checksum:
-        if self._hash is None:
-            return crc32_checksum(self._crc)
-        return Checksum(self.algorithm, base64.b64encode(self._hash.digest()).decode("ascii"))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
-"""The pure quarantine plan: keys, encodings, tags, checksums, verification choice and the idempotency table."""
+"""The pure quarantine plan: keys, encodings, tags, verification choice, the idempotency table, the facts."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
-import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from macie_chatops import quarantine_plan as plan
+from macie_chatops.checksums import Checksum
 from macie_chatops.quarantine_plan import (
     MAX_KEY_BYTES,
     METADATA_SOURCE_KEY,
-    Checksum,
     CopyState,
     InvalidKeyError,
     LockState,
@@ -24,7 +22,6 @@ from macie_chatops.quarantine_plan import (
     ObjectView,
     Provenance,
     SourceState,
-    StreamHasher,
     Verification,
     decode_original_tags,
     encode_original_tags,
@@ -187,18 +184,6 @@ def test_objects_without_our_tags_have_no_provenance() -> None:
 # --- what a HEAD says ------------------------------------------------------------------------------------
 
 
-def test_full_object_checksum_prefers_crc64nvme_and_skips_composites() -> None:
-    assert plan.full_object_checksum({"ChecksumCRC32": "AAAA", "ChecksumCRC64NVME": "BBBB"}) == Checksum(
-        "CRC64NVME", "BBBB"
-    )
-    assert plan.full_object_checksum({"ChecksumSHA256": "abc=-3"}) is None
-    assert plan.full_object_checksum({"ChecksumCRC32": "AAAA", "ChecksumType": "COMPOSITE"}) is None
-    assert plan.full_object_checksum({"ChecksumCRC32": "AAAA", "ChecksumType": "FULL_OBJECT"}) == Checksum(
-        "CRC32", "AAAA"
-    )
-    assert plan.full_object_checksum({}) is None
-
-
 def test_object_view_from_head() -> None:
     until = NOW + timedelta(days=1)
     view = ObjectView.from_head(
@@ -312,32 +297,6 @@ def test_compare() -> None:
     assert not bad.ok and "differs" in bad.detail
     other = plan.compare(Checksum("CRC32", "a"), Checksum("SHA256", "a"), Verification.S3)
     assert not other.ok and "algorithms differ" in other.detail
-
-
-@pytest.mark.parametrize("algorithm", ["CRC32", "SHA1", "SHA256"])
-def test_stream_hasher_matches_s3_format_in_chunks(algorithm: str) -> None:
-    data = bytes(range(256)) * 1000
-    hasher = StreamHasher(algorithm)
-    for start in range(0, len(data), 4096):
-        hasher.update(data[start : start + 4096])
-    if algorithm == "CRC32":
-        digest = zlib.crc32(data).to_bytes(4, "big")
-    else:
-        digest = hashlib.new(algorithm.lower(), data).digest()
-    assert hasher.checksum() == Checksum(algorithm, base64.b64encode(digest).decode())
-
-
-def test_stream_hasher_refuses_what_it_cannot_compute() -> None:
-    with pytest.raises(ValueError, match="cannot be computed"):
-        StreamHasher("CRC64NVME")
-
-
-def test_checksum_text_round_trip() -> None:
-    assert Checksum.parse("CRC32:Xg5djw==") == Checksum("CRC32", "Xg5djw==")
-    assert Checksum.parse("none") is None
-    assert Checksum.parse("MD5:abc") is None
-    assert Checksum.parse("") is None
-    assert str(Checksum("SHA256", "x/y+z=")) == "SHA256:x/y+z="
 
 
 # --- the idempotency table -------------------------------------------------------------------------------
@@ -518,39 +477,6 @@ def test_move_facts_round_trip_and_reject_garbage() -> None:
     for garbage in ("", "{}", "[]", '{"copy": "x"}', facts.encode().replace('"older":2', '"older":-1')):
         with pytest.raises(ValueError):
             plan.MoveFacts.decode(garbage)
-
-
-# --- parallel CRC-32 ---------------------------------------------------------------------------------------
-
-
-@given(first=st.binary(max_size=3000), second=st.binary(max_size=3000))
-def test_crc32_combine_matches_zlib_on_the_concatenation(first: bytes, second: bytes) -> None:
-    combined = plan.crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
-    assert combined == zlib.crc32(first + second)
-
-
-def test_crc32_combine_over_many_ranges() -> None:
-    data = bytes(range(256)) * 4099
-    ranges = plan.byte_ranges(len(data), 7, 1000)
-    crc = zlib.crc32(data[ranges[0][0] : ranges[0][1] + 1])
-    for start, end in ranges[1:]:
-        crc = plan.crc32_combine(crc, zlib.crc32(data[start : end + 1]), end - start + 1)
-    assert plan.crc32_checksum(crc) == plan.crc32_checksum(zlib.crc32(data))
-
-
-@pytest.mark.parametrize(
-    ("size", "parts", "minimum", "expected"),
-    [
-        (0, 4, 10, []),
-        (100, 4, 10, [(0, 24), (25, 49), (50, 74), (75, 99)]),
-        (100, 4, 40, [(0, 39), (40, 79), (80, 99)]),
-        (10, 4, 100, [(0, 9)]),
-    ],
-)
-def test_byte_ranges_cover_the_object_exactly(
-    size: int, parts: int, minimum: int, expected: list[tuple[int, int]]
-) -> None:
-    assert plan.byte_ranges(size, parts, minimum) == expected
 
 
 def test_original_tags_round_trip_through_the_record_and_the_tagging_header() -> None:
