@@ -64,7 +64,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 from aws_lambda_powertools import Logger
 
@@ -72,7 +72,9 @@ from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.errors import SlackConfigurationError, SlackError, SlackMessageNotFoundError, SlackRetryableError
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
-from macie_chatops.jobs import AUTO_APPROVER, RemediationJob, SqsJobQueue
+from macie_chatops.job_request import SentNote, request_job
+from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.ports import Clock, Counter, JobQueue, SlackPoster, utcnow
 from macie_chatops.slack_messages import (
     SlackMessage,
     already_handled,
@@ -84,9 +86,6 @@ from macie_chatops.slack_messages import (
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, PostedMessage, RecordUpdates
 from macie_chatops.summary import FindingSummary
-
-if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
 
 logger = Logger(service="macie-chatops-finding", child=True)  # the finding handler's logger
 
@@ -108,34 +107,14 @@ _TARGETS: Final[Mapping[Action, State]] = {
 }
 
 
-class SlackPoster(Protocol):
-    """What intake needs of Slack: post a message to a channel, or in a message's thread; get its ts (raises
-    SlackError)."""
-
-    def post(self, channel: str, message: SlackMessage) -> str: ...
-
-    def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str: ...
-
-
-class Counter(Protocol):
-    """A metrics sink: one count of ``name`` with these dimensions."""
-
-    def count(self, name: str, **dimensions: str) -> None: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class IntakeDependencies:
     config: Config
     store: FindingStore
     slack: SlackPoster
-    sqs: SQSClient
-    remediation_queue_url: str
+    queue: JobQueue
     metrics: Counter
-    clock: Callable[[], datetime] = _utcnow
+    clock: Clock = utcnow
 
 
 class IntakeResult(StrEnum):
@@ -440,18 +419,18 @@ def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies, attempt: st
         requested_by=AUTO_APPROVER,
         requested_at=deps.clock(),
     )
-    message_id = SqsJobQueue(deps.sqs, deps.remediation_queue_url).send(job)
-    deps.metrics.count("JobsQueued", kind=job.kind)
-    result = deps.store.append_audit(
-        record.finding_id,
+    # No state change to undo: a refused send raises, and the redelivery queues the job (intake_complete).
+    queued_mark = SentNote(
         actor=AUTO_APPROVER,
         event="job_queued",
         outcome="queued",
-        detail=f"quarantine job, message {message_id}",
+        detail=lambda message_id: f"quarantine job, message {message_id}",
         updates={"job_queued_at": job.requested_at.astimezone(UTC).isoformat()},
         release_intake_of=attempt,
     )
-    return result.record
+    requested = request_job(deps.store, deps.queue, job, note=queued_mark)
+    deps.metrics.count("JobsQueued", kind=job.kind)
+    return requested.record
 
 
 def _release(store: FindingStore, record_id: str, attempt: str) -> None:

@@ -44,7 +44,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from macie_chatops import names
 from macie_chatops.config import Config, Team
+from macie_chatops.job_request import JobRequest, Requested, StateChange, apply_change, describe, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.ports import Clock, JobQueue, utcnow
 from macie_chatops.slack_messages import (
     build_approved_message,
     build_dismissed_message,
@@ -53,7 +55,7 @@ from macie_chatops.slack_messages import (
     escape_mrkdwn,
 )
 from macie_chatops.states import Failure, State
-from macie_chatops.store import AuditEntry, FindingNotFoundError, FindingRecord, FindingStore, RecordUpdates
+from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStore
 
 logger = logging.getLogger(__name__)
 
@@ -325,12 +327,6 @@ def authorise(user_id: str, team: Team, directory: ApproverDirectory) -> Authori
 # --------------------------------------------------------------------------------------------------------
 
 
-class JobQueue(Protocol):
-    """Where a click's job goes (``jobs.SqsJobQueue`` in the handler); raises when it cannot be queued."""
-
-    def send(self, job: RemediationJob) -> object: ...
-
-
 class Responder(Protocol):
     """Delivers an answer to a click's ``response_url`` (Slack ignores the HTTP body for block_actions)."""
 
@@ -373,7 +369,7 @@ class Dependencies:
     queue: JobQueue
     directory: ApproverDirectory
     responder: Responder | None = None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = field(default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -416,14 +412,6 @@ def _time(iso: str | None) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
-def _entered(record: FindingRecord) -> AuditEntry | None:
-    """The audit entry that moved the finding into its current state (who and when)."""
-    for entry in reversed(record.audit):
-        if entry.outcome == record.state.value:
-            return entry
-    return None
-
-
 def what_happened(record: FindingRecord, *, first: FindingRecord | None = None) -> str:
     """One sentence for a clicker who came too late: what the finding's state is, by whom, since when.
 
@@ -431,7 +419,7 @@ def what_happened(record: FindingRecord, *, first: FindingRecord | None = None) 
     if record.state is State.DUPLICATE:
         held = f"This object version is already handled under finding {code_span(record.duplicate_of or '?', 200)}"
         return f"{held} ({first.state.value.lower().replace('_', ' ')})." if first is not None else f"{held}."
-    entry = _entered(record)
+    entry = record.entry_into_state
     who = _mention(entry.actor if entry else record.approver)
     when = _time(entry.at if entry else record.updated_at)
     state = record.state
@@ -626,83 +614,63 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         return context.refuse(
             f"finding is {record.state.value}", what_happened(record, first=first), category="already_handled"
         )
+    return _request(context, rule, f"in {posted_in}, approver via {authorisation.via}")
+
+
+def _request(context: _Context, rule: _Rule, detail: str) -> Answer:
+    """Make the click's transition and queue its job (undone when the queue refuses it); answer the clicker."""
+    click, deps = context.click, context.deps
     # A token unique to this click, kept in the audit entry: if the SDK retried a write whose first attempt
     # was applied (response lost), the retry fails its condition, and the token says the win was ours.
-    token = uuid.uuid4().hex[:16]
-    detail = f"in {posted_in}, approver via {authorisation.via}, click {token}"
-    updates: RecordUpdates | None = {"approver": click.user_id} if rule.target is State.APPROVED else None
+    token = f"click {uuid.uuid4().hex[:16]}"
+    change = StateChange(
+        expected=rule.expected,
+        target=rule.target,
+        actor=click.user_id,
+        event=_event(click),
+        detail=f"{detail}, {token}",
+        updates={"approver": click.user_id} if rule.target is State.APPROVED else None,
+        # The store removes an attribute given as None: the approval is undone.
+        undo_updates={"approver": None} if rule.target is State.APPROVED else None,
+        undo_event=f"{_event(click)}:undone",
+        undo_detail=lambda exc: f"remediation job not queued ({describe(exc)}); back to {rule.expected.value}",
+        token=token,
+    )
+    now = deps.clock()
     try:
-        result = deps.store.transition(
-            context.finding_id,
-            expected={rule.expected},
-            target=rule.target,
-            actor=click.user_id,
-            event=_event(click),
-            updates=updates,
-            detail=detail,
-        )
+        if rule.job is None:  # a dismissal: the transition is all there is to it
+            changed = apply_change(deps.store, context.finding_id, change)
+            if not changed.applied:
+                return _lost_the_race(context, changed.record)
+            return _accepted(context, rule, changed.record, now)
+        job = RemediationJob(kind=rule.job, finding_id=context.finding_id, requested_by=click.user_id, requested_at=now)
+        requested = request_job(deps.store, deps.queue, job, change=change, attempts=SEND_ATTEMPTS)
     except FindingNotFoundError:
         return context.refuse(
             "finding record vanished", "This finding no longer exists.", category="unknown_finding", audit=False
         )
-    if not result.applied and not _ours(result.record, rule, token):
-        return context.refuse(
-            f"lost the race: finding is {result.record.state.value}",
-            what_happened(result.record),
-            category="lost_the_race",
-        )
-    now = deps.clock()
-    if rule.job is not None:
-        failure = _queue(rule, context, now)
-        if failure is not None:
-            return _undo(rule, context, failure)
-    return context.answer(200, _message_for(rule, result.record, click.user_id, now), "accepted", rule.target.value)
+    return _answer(context, rule, requested, now)
 
 
-def _ours(record: FindingRecord, rule: _Rule, token: str) -> bool:
-    """The record is in the rule's target state because of this very click (an earlier attempt of our write)."""
-    entry = _entered(record)
-    return record.state is rule.target and entry is not None and entry.detail.endswith(f"click {token}")
+def _accepted(context: _Context, rule: _Rule, record: FindingRecord, now: datetime) -> Answer:
+    message = _message_for(rule, record, context.click.user_id, now)
+    return context.answer(200, message, "accepted", rule.target.value)
 
 
-def _queue(rule: _Rule, context: _Context, now: datetime) -> str | None:
-    """Queue the job; None when it is queued, else what went wrong (after SEND_ATTEMPTS tries)."""
-    assert rule.job is not None
-    job = RemediationJob(
-        kind=rule.job, finding_id=context.finding_id, requested_by=context.click.user_id, requested_at=now
+def _lost_the_race(context: _Context, record: FindingRecord) -> Answer:
+    return context.refuse(
+        f"lost the race: finding is {record.state.value}", what_happened(record), category="lost_the_race"
     )
-    error = ""
-    for attempt in range(1, SEND_ATTEMPTS + 1):
-        try:
-            context.deps.queue.send(job)
-            return None
-        except Exception as exc:  # any failure to queue: retry, then undo the transition
-            error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            logger.warning(
-                "queueing the %s job for %s failed (attempt %d): %s", rule.job, context.finding_id, attempt, error
-            )
-    return error
 
 
-def _undo(rule: _Rule, context: _Context, error: str) -> Answer:
-    """The job could not be queued: put the finding back where it was, so a new click can try again."""
-    click = context.click
-    # The store removes an attribute given as None: the approval is undone.
-    undo_updates: RecordUpdates | None = {"approver": None} if rule.target is State.APPROVED else None
-    try:
-        reverted = context.deps.store.transition(
-            context.finding_id,
-            expected={rule.target},
-            target=rule.expected,
-            actor=click.user_id,
-            event=f"{_event(click)}:undone",
-            updates=undo_updates,
-            detail=f"remediation job not queued ({error}); back to {rule.expected.value}",
-        )
-    except Exception:
-        logger.exception(
-            "finding %s is %s with no job queued and could not be reverted", context.finding_id, rule.target.value
-        )
+def _answer(context: _Context, rule: _Rule, requested: JobRequest, now: datetime) -> Answer:
+    """The answer to a click whose job was requested: accepted, lost the race, or the queue refused the job."""
+    record, error = requested.record, requested.reason
+    if requested.status is Requested.QUEUED:
+        return _accepted(context, rule, record, now)
+    if requested.status is Requested.NOT_IN_EXPECTED_STATE:
+        return _lost_the_race(context, record)
+    if requested.status is Requested.REFUSED_UNDO_FAILED:
         return context.answer(
             200,
             ephemeral(
@@ -713,10 +681,10 @@ def _undo(rule: _Rule, context: _Context, error: str) -> Answer:
             f"job not queued ({error}) and revert failed",
             "revert_failed",
         )
-    if not reverted.applied:  # someone moved it on meanwhile (e.g. a remediator with a job that did arrive)
+    if requested.status is Requested.REFUSED_MOVED_ON:  # e.g. a remediator with a job that did arrive
         return context.answer(
             200,
-            ephemeral(what_happened(reverted.record)),
+            ephemeral(what_happened(record)),
             "failed",
             f"job not queued ({error}); revert lost the race",
             "job_not_queued",

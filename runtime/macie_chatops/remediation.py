@@ -41,7 +41,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -57,6 +56,7 @@ from macie_chatops.errors import (
 )
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
+from macie_chatops.ports import Clock, Counter, SlackUpdater, utcnow
 from macie_chatops.quarantine_plan import (
     MoveFacts,
     MoveStatus,
@@ -81,22 +81,8 @@ ACTOR: Final = "remediator"
 MB: Final = 1024 * 1024
 
 
-class SlackUpdater(Protocol):
-    """What the remediator needs of Slack: replace a message (raises SlackError)."""
-
-    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
-
-
-class Counter(Protocol):
-    def count(self, name: str, **dimensions: str) -> None: ...
-
-
 class Sessions(Protocol):
     def clients(self, account_id: str, region: str, *, actor: str, finding_id: str) -> MemberClients: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -107,7 +93,7 @@ class RemediationDependencies:
     slack: SlackUpdater
     metrics: Counter
     checkpoint: Callable[[MoveStep], None] | None = None  # tests: crash between the mover's steps
-    clock: Callable[[], datetime] = field(default=_utcnow)
+    clock: Clock = field(default=utcnow)
 
     def mover(self, clients: MemberClients) -> ObjectMover:
         return ObjectMover(

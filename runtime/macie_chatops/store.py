@@ -94,6 +94,7 @@ from macie_chatops.names import (
     STATE_TABLE_KEY,
     STATE_TABLE_TTL_ATTRIBUTE,
 )
+from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import FINAL_STATES, State, can_transition
 from macie_chatops.summary import OBJECT_CLAIM_PREFIX, FindingSummary, ObjectVersion
 
@@ -215,6 +216,14 @@ class FindingRecord:
     @property
     def last_audit(self) -> AuditEntry | None:
         return self.audit[-1] if self.audit else None
+
+    @property
+    def entry_into_state(self) -> AuditEntry | None:
+        """The audit entry that moved the finding into its current state (who and when)."""
+        for entry in reversed(self.audit):
+            if entry.outcome == self.state.value:
+                return entry
+        return None
 
     @classmethod
     def from_item(cls, item: Mapping[str, AttributeValueTypeDef]) -> FindingRecord:
@@ -339,10 +348,6 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class _Expression:
     """Builds one UpdateItem call: placeholders for every name and value, so no reserved-word surprises."""
 
@@ -419,7 +424,7 @@ class FindingStore:
         client: DynamoDBClient,
         table_name: str,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         from boto3.dynamodb.types import TypeSerializer
 

@@ -11,7 +11,7 @@ per approval; then it stops, records ``sweeper_gave_up`` on the finding, updates
 to say the quarantine is stuck, and reports it (error logs, and the ``StuckApprovals`` metric the stack alarms
 on) on every sweep until someone acts.
 
-Pure part (no I/O): :class:`SweepPolicy`, :func:`decide` (one record -> a :class:`Decision`) and the audit
+Pure part (no I/O): :class:`SweepPolicy`, :func:`plan_sweep` (one record -> a :class:`SweepStep`) and the audit
 reading it rests on. The re-queues are counted in the record's audit trail (``requeued_by_sweeper``
 entries) since the approval (``record.approved_at``: a retried FAILED -> APPROVED is a new approval) or since
 an operator's ``requeued_by_operator`` (``macie-chatops sweep --requeue``), whichever is later: an operator
@@ -36,18 +36,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.errors import MacieChatOpsError
+from macie_chatops.job_request import JobRequest, SentNote, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
+from macie_chatops.ports import Clock, JobQueue, SlackUpdater, utcnow
 from macie_chatops.states import State
 
 if TYPE_CHECKING:
-    from macie_chatops.slack_messages import SlackMessage
-    from macie_chatops.store import AuditEntry, FindingRecord, FindingStore
+    from macie_chatops.store import AuditEntry, FindingRecord, FindingStore, RecordUpdates
 
 # The sweeper handler's logger (same service: Powertools shares one configured logger per service).
 logger = Logger(service="macie-chatops-sweeper")
@@ -61,10 +62,6 @@ EVENT_OPERATOR_REQUEUED: Final = "requeued_by_operator"
 # an approval older than this with no outcome has no attempt running for it any more.
 DEFAULT_STALE_AFTER: Final = timedelta(minutes=30)
 DEFAULT_MAX_REQUEUES: Final = 3
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _parse(at: str) -> datetime:
@@ -116,7 +113,7 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class SweepStep:
     verdict: Verdict
     reason: str
     requeues: int = 0  # the sweeper's re-queues of this approval so far
@@ -140,33 +137,33 @@ def sweeper_entries(record: FindingRecord) -> tuple[list[AuditEntry], list[Audit
     return [e for e in mine if e.event == EVENT_REQUEUED], [e for e in mine if e.event == EVENT_GAVE_UP]
 
 
-def decide(record: FindingRecord, *, now: datetime, policy: SweepPolicy) -> Decision:
+def plan_sweep(record: FindingRecord, *, now: datetime, policy: SweepPolicy) -> SweepStep:
     """What the sweeper does with ``record`` at ``now`` (pure)."""
     if record.state is not State.APPROVED:
-        return Decision(Verdict.LEAVE, f"{record.state.value}, not approved")
+        return SweepStep(Verdict.LEAVE, f"{record.state.value}, not approved")
     start = _window_start(record)
     requeues, gave_up = sweeper_entries(record)
     if gave_up:
-        return Decision(
+        return SweepStep(
             Verdict.STILL_STUCK, f"given up after {len(requeues)} re-queue(s)", len(requeues), waiting_since=start
         )
     last = max([start, *(e.at for e in requeues)])
     waited = now - _parse(last)
     if waited < policy.stale_after:
-        return Decision(
+        return SweepStep(
             Verdict.LEAVE,
             f"waiting {int(waited.total_seconds() // 60)} min of {int(policy.stale_after.total_seconds() // 60)}",
             len(requeues),
             waiting_since=start,
         )
     if len(requeues) >= policy.max_requeues:
-        return Decision(
+        return SweepStep(
             Verdict.GIVE_UP,
             f"no outcome after {len(requeues)} re-queue(s) since {start}",
             len(requeues),
             waiting_since=start,
         )
-    return Decision(
+    return SweepStep(
         Verdict.REQUEUE,
         f"no outcome since {last}: re-queue {len(requeues) + 1} of {policy.max_requeues}",
         len(requeues),
@@ -179,25 +176,13 @@ def decide(record: FindingRecord, *, now: datetime, policy: SweepPolicy) -> Deci
 # --------------------------------------------------------------------------------------------------------
 
 
-class JobQueue(Protocol):
-    """The remediation queue: send one job, return its message id; how many jobs wait (both raise on failure)."""
-
-    def send(self, job: RemediationJob) -> str: ...
-
-    def waiting(self) -> int: ...
-
-
-class SlackUpdater(Protocol):
-    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
-
-
 @dataclass(frozen=True)
 class SweepDependencies:
     store: FindingStore
     queue: JobQueue
     slack: SlackUpdater | None  # None: do not touch Slack (the CLI without the Slack secret)
     policy: SweepPolicy = field(default_factory=SweepPolicy)
-    clock: Callable[[], datetime] = field(default=_utcnow)
+    clock: Clock = field(default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -275,25 +260,25 @@ def _sweep_one(finding_id: str, now: datetime, deps: SweepDependencies, *, dry_r
     record = deps.store.get(finding_id)
     if record is None:
         return SweepOutcome(finding_id, Verdict.LEAVE, "no record", 0)
-    decision = decide(record, now=now, policy=deps.policy)
-    if backlog and decision.verdict in (Verdict.REQUEUE, Verdict.GIVE_UP):
+    step = plan_sweep(record, now=now, policy=deps.policy)
+    if backlog and step.verdict in (Verdict.REQUEUE, Verdict.GIVE_UP):
         # Its job may be among those waiting: a duplicate would only lengthen the queue, "stuck" would be false.
-        decision = Decision(
+        step = SweepStep(
             Verdict.DEFERRED,
-            f"{decision.reason}; deferred: {backlog} job(s) wait in the remediation queue",
-            decision.requeues,
-            decision.waiting_since,
+            f"{step.reason}; deferred: {backlog} job(s) wait in the remediation queue",
+            step.requeues,
+            step.waiting_since,
         )
-    outcome = SweepOutcome(finding_id, decision.verdict, decision.reason, decision.requeues, decision.waiting_since)
-    if dry_run or decision.verdict in (Verdict.LEAVE, Verdict.DEFERRED):
+    outcome = SweepOutcome(finding_id, step.verdict, step.reason, step.requeues, step.waiting_since)
+    if dry_run or step.verdict in (Verdict.LEAVE, Verdict.DEFERRED):
         return outcome
-    if decision.verdict is Verdict.REQUEUE:
-        return _requeue(record, decision, outcome, now, deps)
-    if decision.verdict is Verdict.GIVE_UP:
-        return _give_up(record, decision, outcome, deps)
+    if step.verdict is Verdict.REQUEUE:
+        return _requeue(record, step, outcome, now, deps)
+    if step.verdict is Verdict.GIVE_UP:
+        return _give_up(record, step, outcome, deps)
     logger.error(
         "approved quarantine still stuck: no outcome and no more automatic re-queues",
-        extra={"requeues": decision.requeues, "approved_at": decision.waiting_since, "approver": record.approver},
+        extra={"requeues": step.requeues, "approved_at": step.waiting_since, "approver": record.approver},
     )
     return outcome
 
@@ -306,35 +291,55 @@ def _job(record: FindingRecord, now: datetime) -> RemediationJob:
 
 
 def _requeue(
-    record: FindingRecord, decision: Decision, outcome: SweepOutcome, now: datetime, deps: SweepDependencies
+    record: FindingRecord, step: SweepStep, outcome: SweepOutcome, now: datetime, deps: SweepDependencies
 ) -> SweepOutcome:
-    # Queue first, then count it: the trail's re-queue entries are jobs that were really sent.
-    message_id = deps.queue.send(_job(record, now))
-    number = decision.requeues + 1
-    result = deps.store.append_audit(
-        record.finding_id,
+    number = step.requeues + 1
+    requested = _send_counted(
+        record,
+        now,
+        deps,
         actor=ACTOR,
         event=EVENT_REQUEUED,
-        outcome="requeued",
-        detail=f"re-queue {number} of {deps.policy.max_requeues}: {decision.reason} (message {message_id})",
-        expected={State.APPROVED},
+        detail=lambda message_id: (
+            f"re-queue {number} of {deps.policy.max_requeues}: {step.reason} (message {message_id})"
+        ),
     )
-    if not result.applied:
-        if result.record.state is State.APPROVED:
-            # The audit trail is full: the re-queue cannot be counted, so the bound could not hold.
-            raise SweepStepError(f"job queued (message {message_id}) but the re-queue could not be recorded")
-        logger.info("the finding moved on while its job was re-queued", extra={"state": result.record.state.value})
-        return replace(outcome, done=f"queued message {message_id}; the finding is now {result.record.state.value}")
+    if not requested.noted:
+        state = requested.record.state.value
+        logger.info("the finding moved on while its job was re-queued", extra={"state": state})
+        return replace(outcome, done=f"queued message {requested.message_id}; the finding is now {state}")
     logger.warning(
         "approved quarantine had no outcome: its job is re-queued",
-        extra={"requeue": number, "max_requeues": deps.policy.max_requeues, "approved_at": decision.waiting_since},
+        extra={"requeue": number, "max_requeues": deps.policy.max_requeues, "approved_at": step.waiting_since},
     )
-    return replace(outcome, done=f"queued message {message_id}")
+    return replace(outcome, done=f"queued message {requested.message_id}")
 
 
-def _give_up(record: FindingRecord, decision: Decision, outcome: SweepOutcome, deps: SweepDependencies) -> SweepOutcome:
+def _send_counted(
+    record: FindingRecord,
+    now: datetime,
+    deps: SweepDependencies,
+    *,
+    actor: str,
+    event: str,
+    detail: Callable[[str], str],
+    updates: RecordUpdates | None = None,
+) -> JobRequest:
+    """Queue the approval's job again, then count it in the audit trail while the finding is still APPROVED:
+    the trail's re-queue entries are jobs that were really sent. A send the queue refuses raises."""
+    count = SentNote(
+        actor=actor, event=event, outcome="requeued", detail=detail, updates=updates, expected={State.APPROVED}
+    )
+    requested = request_job(deps.store, deps.queue, _job(record, now), note=count)
+    if not requested.noted and requested.record.state is State.APPROVED:
+        # The audit trail is full: the re-queue cannot be counted, so the bound could not hold.
+        raise SweepStepError(f"job queued (message {requested.message_id}) but the re-queue could not be recorded")
+    return requested
+
+
+def _give_up(record: FindingRecord, step: SweepStep, outcome: SweepOutcome, deps: SweepDependencies) -> SweepOutcome:
     error = (
-        f"approved, no outcome after {decision.requeues} automatic re-queue(s); the sweeper has stopped re-queueing "
+        f"approved, no outcome after {step.requeues} automatic re-queue(s); the sweeper has stopped re-queueing "
         "it (macie-chatops sweep --requeue re-queues it)"
     )
     result = deps.store.append_audit(
@@ -342,7 +347,7 @@ def _give_up(record: FindingRecord, decision: Decision, outcome: SweepOutcome, d
         actor=ACTOR,
         event=EVENT_GAVE_UP,
         outcome="stuck",
-        detail=decision.reason,
+        detail=step.reason,
         updates={"error": error},
         expected={State.APPROVED},
     )
@@ -353,13 +358,13 @@ def _give_up(record: FindingRecord, decision: Decision, outcome: SweepOutcome, d
         return SweepOutcome(record.finding_id, Verdict.LEAVE, f"{result.record.state.value}, not approved", 0)
     logger.error(
         "approved quarantine stuck: no outcome after the last automatic re-queue; operators must act",
-        extra={"requeues": decision.requeues, "approved_at": decision.waiting_since, "approver": record.approver},
+        extra={"requeues": step.requeues, "approved_at": step.waiting_since, "approver": record.approver},
     )
-    shown = _show_stuck(result.record, decision, deps)
+    shown = _show_stuck(result.record, step, deps)
     return replace(outcome, done="recorded as stuck" + ("; Slack message updated" if shown else ""))
 
 
-def _show_stuck(record: FindingRecord, decision: Decision, deps: SweepDependencies) -> bool:
+def _show_stuck(record: FindingRecord, step: SweepStep, deps: SweepDependencies) -> bool:
     """Update the finding's Slack message to say it is stuck (raises a Slack failure: the step then fails)."""
     if deps.slack is None or record.summary is None or not record.slack_channel or not record.slack_ts:
         return False
@@ -368,8 +373,8 @@ def _show_stuck(record: FindingRecord, decision: Decision, deps: SweepDependenci
     message = build_stuck_message(
         record.summary,
         approver=record.approver,
-        at=decision.waiting_since or record.updated_at,
-        requeues=decision.requeues,
+        at=step.waiting_since or record.updated_at,
+        requeues=step.requeues,
     )
     deps.slack.update(record.slack_channel, record.slack_ts, message)
     return True
@@ -386,16 +391,13 @@ def requeue(finding_id: str, *, actor: str, deps: SweepDependencies) -> FindingR
         raise FindingNotFoundError(finding_id)
     if record.state is not State.APPROVED:
         raise SweepStepError(f"finding {finding_id} is {record.state.value}, not APPROVED: nothing to re-queue")
-    message_id = deps.queue.send(_job(record, deps.clock()))
-    result = deps.store.append_audit(
-        finding_id,
+    requested = _send_counted(
+        record,
+        deps.clock(),
+        deps,
         actor=actor,
         event=EVENT_OPERATOR_REQUEUED,
-        outcome="requeued",
-        detail=f"message {message_id}",
+        detail=lambda message_id: f"message {message_id}",
         updates={"error": None},
-        expected={State.APPROVED},
     )
-    if not result.applied and result.record.state is State.APPROVED:
-        raise SweepStepError(f"job queued (message {message_id}) but the re-queue could not be recorded")
-    return result.record
+    return requested.record

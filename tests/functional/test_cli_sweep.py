@@ -14,7 +14,14 @@ import pytest
 from macie_chatops import names
 from macie_chatops.cli import main
 from macie_chatops.states import State
-from macie_chatops.sweeper import EVENT_GAVE_UP, EVENT_OPERATOR_REQUEUED, EVENT_REQUEUED, SweepPolicy, Verdict, decide
+from macie_chatops.sweeper import (
+    EVENT_GAVE_UP,
+    EVENT_OPERATOR_REQUEUED,
+    EVENT_REQUEUED,
+    SweepPolicy,
+    Verdict,
+    plan_sweep,
+)
 from tests.conftest import AwsSandbox
 from tests.functional.remediator_world import RemediatorWorld, remediator_world
 from tests.functional.sweeper_world import approved_since, queued, store_at
@@ -81,7 +88,7 @@ def test_requeue_gives_a_stuck_finding_its_job_and_a_fresh_set_of_sweeps(
         past.append_audit("f-stuck", actor="sweeper", event=EVENT_REQUEUED, outcome="requeued")
     past.append_audit("f-stuck", actor="sweeper", event=EVENT_GAVE_UP, outcome="stuck", updates={"error": "stuck"})
     policy = SweepPolicy()
-    assert decide(world.record("f-stuck"), now=datetime.now(UTC), policy=policy).verdict is Verdict.STILL_STUCK
+    assert plan_sweep(world.record("f-stuck"), now=datetime.now(UTC), policy=policy).verdict is Verdict.STILL_STUCK
     # WHEN an operator, having fixed the cause, runs `macie-chatops sweep --requeue f-stuck`
     assert main(["sweep", "--requeue", "f-stuck"]) == 0
     # THEN its job is queued, the operator is on the trail, the error is cleared, and the count starts again
@@ -90,7 +97,7 @@ def test_requeue_gives_a_stuck_finding_its_job_and_a_fresh_set_of_sweeps(
     record = world.record("f-stuck")
     assert (record.audit[-1].actor, record.audit[-1].event) == ("cli:oncall", EVENT_OPERATOR_REQUEUED)
     assert record.error is None
-    later = decide(record, now=datetime.now(UTC) + timedelta(minutes=31), policy=policy)
+    later = plan_sweep(record, now=datetime.now(UTC) + timedelta(minutes=31), policy=policy)
     assert (later.verdict, later.requeues) == (Verdict.REQUEUE, 0)
 
 

@@ -450,8 +450,7 @@ def core_deps(world: World, store: FindingStore) -> IntakeDependencies:
         config=real.config,
         store=store,
         slack=real.slack,
-        sqs=real.sqs,
-        remediation_queue_url=real.remediation_queue_url,
+        queue=real.queue,
         metrics=real.metrics,
     )
 

@@ -25,7 +25,7 @@ from macie_chatops.sweeper import (
     EVENT_REQUEUED,
     SweepPolicy,
     Verdict,
-    decide,
+    plan_sweep,
 )
 
 RECORDS = Path(__file__).resolve().parents[1] / "records"
@@ -67,34 +67,34 @@ def test_a_finding_in_any_other_state_is_left_alone(state: State) -> None:
     # GIVEN a finding long past the threshold, but not APPROVED
     record = dataclasses.replace(approved(), state=state)
     # WHEN the sweeper decides  THEN it leaves it
-    decision = decide(record, now=APPROVED_AT + timedelta(days=3), policy=POLICY)
-    assert decision.verdict is Verdict.LEAVE
-    assert state.value in decision.reason
+    step = plan_sweep(record, now=APPROVED_AT + timedelta(days=3), policy=POLICY)
+    assert step.verdict is Verdict.LEAVE
+    assert state.value in step.reason
 
 
 def test_a_fresh_approval_is_left_to_its_job() -> None:
     # GIVEN a finding approved 29 minutes ago  WHEN the sweeper decides  THEN it waits
-    decision = decide(approved(), now=APPROVED_AT + timedelta(minutes=29), policy=POLICY)
-    assert decision.verdict is Verdict.LEAVE
-    assert decision.reason == "waiting 29 min of 30"
+    step = plan_sweep(approved(), now=APPROVED_AT + timedelta(minutes=29), policy=POLICY)
+    assert step.verdict is Verdict.LEAVE
+    assert step.reason == "waiting 29 min of 30"
 
 
 def test_a_stale_approval_gets_its_first_requeue() -> None:
     # GIVEN a finding approved 31 minutes ago with no outcome  WHEN the sweeper decides  THEN it re-queues it
-    decision = decide(approved(), now=APPROVED_AT + timedelta(minutes=31), policy=POLICY)
-    assert decision.verdict is Verdict.REQUEUE
-    assert decision.requeues == 0
-    assert decision.waiting_since == _iso(APPROVED_AT)
-    assert "re-queue 1 of 3" in decision.reason
+    step = plan_sweep(approved(), now=APPROVED_AT + timedelta(minutes=31), policy=POLICY)
+    assert step.verdict is Verdict.REQUEUE
+    assert step.requeues == 0
+    assert step.waiting_since == _iso(APPROVED_AT)
+    assert "re-queue 1 of 3" in step.reason
 
 
 def test_each_requeue_gets_the_whole_wait_before_the_next() -> None:
     # GIVEN a stale approval re-queued once, 10 minutes ago
     record = approved(entry(EVENT_REQUEUED, timedelta(minutes=40)))
     # WHEN the sweeper decides  THEN it waits for that job
-    assert decide(record, now=APPROVED_AT + timedelta(minutes=50), policy=POLICY).verdict is Verdict.LEAVE
+    assert plan_sweep(record, now=APPROVED_AT + timedelta(minutes=50), policy=POLICY).verdict is Verdict.LEAVE
     # AND once that wait is over too, re-queues it a second time
-    later = decide(record, now=APPROVED_AT + timedelta(minutes=71), policy=POLICY)
+    later = plan_sweep(record, now=APPROVED_AT + timedelta(minutes=71), policy=POLICY)
     assert (later.verdict, later.requeues) == (Verdict.REQUEUE, 1)
     assert "re-queue 2 of 3" in later.reason
 
@@ -104,22 +104,22 @@ def test_after_the_last_allowed_requeue_it_gives_up() -> None:
     record = load_record("approved-requeued-three-times")
     last = datetime(2026, 11, 27, 11, 31, tzinfo=UTC)
     # WHEN the sweeper decides before that last job's wait is over  THEN it still waits
-    assert decide(record, now=last + timedelta(minutes=29), policy=POLICY).verdict is Verdict.LEAVE
+    assert plan_sweep(record, now=last + timedelta(minutes=29), policy=POLICY).verdict is Verdict.LEAVE
     # WHEN it decides after  THEN it gives up (no fourth re-queue)
-    decision = decide(record, now=last + timedelta(minutes=31), policy=POLICY)
-    assert decision.verdict is Verdict.GIVE_UP
-    assert decision.requeues == 3
-    assert decision.waiting_since == "2026-11-27T10:00:30.000000Z"
+    step = plan_sweep(record, now=last + timedelta(minutes=31), policy=POLICY)
+    assert step.verdict is Verdict.GIVE_UP
+    assert step.requeues == 3
+    assert step.waiting_since == "2026-11-27T10:00:30.000000Z"
 
 
 def test_a_finding_given_up_on_stays_reported_as_stuck() -> None:
     # GIVEN the fixture, with the sweeper's give-up recorded
     record = load_record("approved-requeued-three-times")
     record = dataclasses.replace(record, audit=(*record.audit, entry(EVENT_GAVE_UP, timedelta(hours=2))))
-    # WHEN later sweeps decide  THEN it is still stuck, every time (nothing re-queued)
+    # WHEN later sweeps plan it  THEN it is still stuck, every time (nothing re-queued)
     for hours in (3, 30):
-        decision = decide(record, now=APPROVED_AT + timedelta(hours=hours), policy=POLICY)
-        assert (decision.verdict, decision.requeues) == (Verdict.STILL_STUCK, 3)
+        step = plan_sweep(record, now=APPROVED_AT + timedelta(hours=hours), policy=POLICY)
+        assert (step.verdict, step.requeues) == (Verdict.STILL_STUCK, 3)
 
 
 def test_a_new_approval_starts_a_new_count() -> None:
@@ -130,8 +130,8 @@ def test_a_new_approval_starts_a_new_count() -> None:
     reapproved = APPROVED_AT + timedelta(hours=5)
     record = approved(*old, approved_at=reapproved)
     # WHEN the new approval is stale  THEN its first re-queue comes, the old ones do not count
-    decision = decide(record, now=reapproved + timedelta(minutes=31), policy=POLICY)
-    assert (decision.verdict, decision.requeues) == (Verdict.REQUEUE, 0)
+    step = plan_sweep(record, now=reapproved + timedelta(minutes=31), policy=POLICY)
+    assert (step.verdict, step.requeues) == (Verdict.REQUEUE, 0)
 
 
 def test_an_operator_requeue_gives_a_stuck_finding_a_fresh_set_of_sweeps() -> None:
@@ -141,23 +141,23 @@ def test_an_operator_requeue_gives_a_stuck_finding_a_fresh_set_of_sweeps() -> No
     ]
     record = approved(*old, entry(EVENT_OPERATOR_REQUEUED, timedelta(hours=3), actor="cli:ops"))
     # WHEN the sweeper decides within that job's wait  THEN it waits
-    assert decide(record, now=APPROVED_AT + timedelta(hours=3, minutes=10), policy=POLICY).verdict is Verdict.LEAVE
+    assert plan_sweep(record, now=APPROVED_AT + timedelta(hours=3, minutes=10), policy=POLICY).verdict is Verdict.LEAVE
     # AND after it, it re-queues with a fresh count
-    decision = decide(record, now=APPROVED_AT + timedelta(hours=3, minutes=31), policy=POLICY)
-    assert (decision.verdict, decision.requeues) == (Verdict.REQUEUE, 0)
+    step = plan_sweep(record, now=APPROVED_AT + timedelta(hours=3, minutes=31), policy=POLICY)
+    assert (step.verdict, step.requeues) == (Verdict.REQUEUE, 0)
 
 
 def test_a_record_approved_before_the_index_existed_counts_from_its_audit() -> None:
     # GIVEN an approved record without approved_at (written by an earlier version)
     record = approved(entry(EVENT_REQUEUED, timedelta(minutes=31)), approved_at=None)
     # WHEN the sweeper decides  THEN the approval's audit entry dates it
-    decision = decide(record, now=APPROVED_AT + timedelta(minutes=62), policy=POLICY)
-    assert (decision.verdict, decision.requeues, decision.waiting_since) == (Verdict.REQUEUE, 1, _iso(APPROVED_AT))
+    step = plan_sweep(record, now=APPROVED_AT + timedelta(minutes=62), policy=POLICY)
+    assert (step.verdict, step.requeues, step.waiting_since) == (Verdict.REQUEUE, 1, _iso(APPROVED_AT))
 
 
 def test_with_no_requeues_allowed_a_stale_approval_is_reported_at_once() -> None:
     policy = SweepPolicy(stale_after=timedelta(minutes=30), max_requeues=0)
-    assert decide(approved(), now=APPROVED_AT + timedelta(hours=1), policy=policy).verdict is Verdict.GIVE_UP
+    assert plan_sweep(approved(), now=APPROVED_AT + timedelta(hours=1), policy=policy).verdict is Verdict.GIVE_UP
 
 
 def test_the_policy_comes_from_the_environment_or_the_defaults() -> None:

@@ -1,24 +1,8 @@
 """Lambda: the intake queue's SQS batches (each body is the EventBridge Macie event JSON).
 
-The composition root of the finding handler: read the environment, build (once per container) the
-clients, the config and the Slack client, then hand each record to :func:`macie_chatops.intake.
-handle_record`, which does the work (see its module docstring for the order of writes and every failure
-path). Powertools' ``BatchProcessor`` reports the records that raised as ``batchItemFailures``, so only
-they return to the queue; the answer is always ``{"batchItemFailures": [...]}`` (a batch whose every record
-failed is reported the same way, not raised).
-
-Cold start: the module imports only the standard library, Powertools' Logger and metrics, and the
-handlers' shared ``_root``. Powertools' batch utilities, boto3, slack_sdk, the pydantic models and the config
-are imported when the first batch arrives (``bench/bench_import_finding_handler.py`` measures both).
-
-Caches live for the container and are keyed by their inputs (``_root.ContainerCache``), so tests can run
-several configurations in one process; the Slack bot token is read from Secrets Manager once per
-container (and again only after Slack rejected it as invalid or revoked, i.e. after a rotation).
-Logs are JSON with the finding id as correlation id; never a token or a payload. Metrics (EMF, namespace
-``MacieChatOps``, dimension ``service``): ``Findings`` (by action, finding_type), ``Duplicates`` (by
-kind: deliveries of a finding already handled), ``DuplicateFindings`` (by action: another finding holds the
-object version), ``SlackPosts`` (by action; ``duplicate_reply`` for a thread reply), ``SlackFailures`` (by
-kind, error_code), ``JobsQueued``, ``RejectedWithoutId``, ``RecordsFailed``.
+The finding handler's composition root: each record goes to :func:`macie_chatops.intake.handle_record`
+(architecture §5); only the records that raised return to the queue. Logs are JSON with the finding id as
+correlation id, never a token or a payload.
 """
 
 from __future__ import annotations
@@ -34,7 +18,7 @@ from macie_chatops.errors import SlackError
 from macie_chatops.handlers._root import (
     AwsTimeouts,
     ContainerCache,
-    EmfCounter,
+    HandlerMetrics,
     Settings,
     remaining_time,
     run_sqs_batch,
@@ -42,6 +26,7 @@ from macie_chatops.handlers._root import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.intake import IntakeDependencies
 
@@ -53,7 +38,7 @@ AWS_TIMEOUTS: Final = AwsTimeouts(connect_s=3, read_s=10)
 SLACK_TIMEOUT_S: Final = 10
 
 logger = Logger(service=SERVICE)
-metrics = EmfCounter(SERVICE)
+metrics = HandlerMetrics(SERVICE)
 _cache = ContainerCache()
 
 
@@ -69,6 +54,7 @@ def clear_caches() -> None:
 def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> IntakeDependencies:
     """The intake's dependencies for one invocation (everything but the SlackClient is cached)."""
     from macie_chatops.intake import IntakeDependencies
+    from macie_chatops.jobs import SqsJobQueue
     from macie_chatops.slack_client import SlackClient
 
     return IntakeDependencies(
@@ -78,19 +64,18 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
         ),
-        sqs=_cache.client("sqs", settings, AWS_TIMEOUTS),
-        remediation_queue_url=settings.queue_url,
+        queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,
     )
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = read_settings()
     remaining_time_s = remaining_time(context)
     deadline = datetime.now(UTC) + timedelta(seconds=remaining_time_s()) + LEASE_MARGIN
     deps = dependencies(settings, remaining_time_s)
-    request_id = str(getattr(context, "aws_request_id", "") or "local")[:64]
+    request_id = (context.aws_request_id or "local")[:64]
     from macie_chatops.intake import handle_record
 
     def handle(record: SQSRecord) -> str:

@@ -1,0 +1,264 @@
+"""request_job on moto's DynamoDB and SQS: the state change, the send, the undo when the queue refuses the job,
+the note of a sent job; every outcome of the typed result."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from macie_chatops.config import Action
+from macie_chatops.job_request import Requested, SentNote, StateChange, request_job
+from macie_chatops.jobs import RemediationJob, SqsJobQueue
+from macie_chatops.states import State
+from macie_chatops.store import FindingNotFoundError, FindingStore, WriteResult, create_state_table
+from tests.conftest import AwsSandbox
+from tests.functional.world import aws_client, create_remediation_queue, drain_jobs
+
+TABLE = "job-request-findings"
+FID = "f-job-1"
+AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(aws: AwsSandbox) -> FindingStore:
+    client = aws_client("dynamodb")
+    create_state_table(client, TABLE)
+    return FindingStore(client, TABLE)
+
+
+@pytest.fixture
+def queue(aws: AwsSandbox) -> SqsJobQueue:
+    return SqsJobQueue(aws_client("sqs"), create_remediation_queue())
+
+
+@pytest.fixture
+def missing_queue(queue: SqsJobQueue) -> SqsJobQueue:
+    """A queue URL SQS does not know: every send is refused (NonExistentQueue)."""
+    return SqsJobQueue(queue.sqs, queue.queue_url.rsplit("/", 1)[0] + "/no-such-queue")
+
+
+def pending(store: FindingStore, finding_id: str = FID) -> None:
+    store.create_received(finding_id, event_id=f"e-{finding_id}", action=Action.REVIEW, reason="review", actor="test")
+    store.transition(finding_id, expected={State.RECEIVED}, target=State.PENDING_APPROVAL, actor="test", event="posted")
+
+
+def approval(**overrides: Any) -> StateChange:
+    values: dict[str, Any] = {
+        "expected": State.PENDING_APPROVAL,
+        "target": State.APPROVED,
+        "actor": "U0ALICE",
+        "event": "click:remediate",
+        "updates": {"approver": "U0ALICE"},
+        "undo_updates": {"approver": None},
+        "undo_event": "click:remediate:undone",
+        "undo_detail": lambda exc: f"not queued ({type(exc).__name__})",
+    }
+    values.update(overrides)
+    return StateChange(**values)
+
+
+def quarantine_job(finding_id: str = FID) -> RemediationJob:
+    return RemediationJob(kind="quarantine", finding_id=finding_id, requested_by="U0ALICE", requested_at=AT)
+
+
+def jobs(queue: SqsJobQueue) -> list[RemediationJob]:
+    return drain_jobs(queue.sqs, queue.queue_url)
+
+
+class SendingFails:
+    """The real queue, refusing the first ``failures`` sends; ``before_refusal`` runs as each one is refused."""
+
+    def __init__(self, queue: SqsJobQueue, failures: int, before_refusal: Any = None) -> None:
+        self.queue, self.failures, self.before_refusal, self.attempts = queue, failures, before_refusal, 0
+
+    def send(self, job: RemediationJob) -> str:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            if self.before_refusal is not None:
+                self.before_refusal()
+            raise ConnectionError("sqs endpoint reset the connection")
+        return self.queue.send(job)
+
+    def waiting(self) -> int:
+        return self.queue.waiting()
+
+
+# -- with a state change ----------------------------------------------------------------------------------------
+
+
+def test_the_change_is_made_and_the_job_queued(store: FindingStore, queue: SqsJobQueue) -> None:
+    # GIVEN a finding awaiting approval
+    pending(store)
+    # WHEN its approval requests the quarantine job
+    requested = request_job(store, queue, quarantine_job(), change=approval())
+    # THEN it is APPROVED by the approver, and exactly that job is on the queue
+    assert requested.status is Requested.QUEUED and requested.message_id
+    assert (requested.record.state, requested.record.approver) == (State.APPROVED, "U0ALICE")
+    assert jobs(queue) == [quarantine_job()]
+
+
+def test_a_finding_not_in_the_expected_state_gets_no_job(store: FindingStore, queue: SqsJobQueue) -> None:
+    # GIVEN a finding someone dismissed
+    pending(store)
+    store.transition(FID, expected={State.PENDING_APPROVAL}, target=State.DISMISSED, actor="U0BOB", event="dismiss")
+    # WHEN an approval requests its job
+    requested = request_job(store, queue, quarantine_job(), change=approval())
+    # THEN nothing is changed or sent, and the result shows the finding as it is
+    assert requested.status is Requested.NOT_IN_EXPECTED_STATE
+    assert requested.record.state is State.DISMISSED and requested.message_id is None
+    assert jobs(queue) == []
+
+
+def test_an_unknown_finding_raises_and_sends_nothing(store: FindingStore, queue: SqsJobQueue) -> None:
+    with pytest.raises(FindingNotFoundError):
+        request_job(store, queue, quarantine_job("f-nobody"), change=approval())
+    assert jobs(queue) == []
+
+
+def test_a_refused_job_undoes_the_change(store: FindingStore, missing_queue: SqsJobQueue) -> None:
+    # GIVEN a finding awaiting approval and a queue that refuses every job
+    pending(store)
+    # WHEN its approval requests the job
+    requested = request_job(store, missing_queue, quarantine_job(), change=approval(), attempts=2)
+    # THEN the approval is undone (approver removed), audited with the queue's error, and the error is returned
+    assert requested.status is Requested.REFUSED_UNDONE
+    assert (requested.record.state, requested.record.approver) == (State.PENDING_APPROVAL, None)
+    undone = requested.record.audit[-1]
+    assert (undone.actor, undone.event, undone.outcome) == ("U0ALICE", "click:remediate:undone", "PENDING_APPROVAL")
+    assert undone.detail == f"not queued ({type(requested.error).__name__})"
+    assert "NonExistentQueue" in requested.reason or "does not exist" in requested.reason
+
+
+def test_a_send_refused_once_is_tried_again(store: FindingStore, queue: SqsJobQueue) -> None:
+    pending(store)
+    flaky = SendingFails(queue, failures=1)
+    requested = request_job(store, flaky, quarantine_job(), change=approval(), attempts=2)
+    assert requested.status is Requested.QUEUED and flaky.attempts == 2
+    assert jobs(queue) == [quarantine_job()]
+
+
+def test_a_finding_that_moved_on_before_the_undo_is_left_as_it_is(store: FindingStore, queue: SqsJobQueue) -> None:
+    # GIVEN a queue refusing the job while a remediator (with an earlier job) quarantines the finding
+    pending(store)
+
+    def quarantined() -> None:
+        store.transition(FID, expected={State.APPROVED}, target=State.QUARANTINED, actor="remediator", event="moved")
+
+    # WHEN the approval requests its job
+    requested = request_job(store, SendingFails(queue, 1, quarantined), quarantine_job(), change=approval())
+    # THEN the undo does not pull the finding back: it is QUARANTINED, and the result says so
+    assert requested.status is Requested.REFUSED_MOVED_ON
+    assert requested.record.state is State.QUARANTINED
+    assert isinstance(requested.error, ConnectionError)
+
+
+class UndoFails(FindingStore):
+    """The real store, whose write back to PENDING_APPROVAL fails (DynamoDB unavailable at the worst moment)."""
+
+    def transition(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        if kwargs.get("target") is State.PENDING_APPROVAL:
+            raise ConnectionError("dynamodb unavailable")
+        return super().transition(finding_id, **kwargs)
+
+
+def test_a_failed_undo_is_reported_and_logged(
+    store: FindingStore, missing_queue: SqsJobQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    pending(store)
+    failing = UndoFails(aws_client("dynamodb"), TABLE)
+    requested = request_job(failing, missing_queue, quarantine_job(), change=approval())
+    # THEN the finding is APPROVED with no job (the sweeper's case), both errors are returned, and it is logged
+    assert requested.status is Requested.REFUSED_UNDO_FAILED
+    assert requested.record.state is State.APPROVED
+    assert isinstance(requested.undo_error, ConnectionError) and requested.error is not None
+    assert f"finding {FID} is APPROVED with no job queued and could not be reverted" in caplog.text
+    stored = store.get(FID)
+    assert stored is not None and stored.state is State.APPROVED
+
+
+class AppliedTwice(FindingStore):
+    """The real store seen through an SDK retry: the write is applied, its response lost, the retry refused."""
+
+    def transition(self, finding_id: str, **kwargs: Any) -> WriteResult:
+        super().transition(finding_id, **kwargs)
+        return super().transition(finding_id, **kwargs)
+
+
+def test_a_retried_change_that_was_applied_counts_when_its_token_matches(
+    store: FindingStore, queue: SqsJobQueue
+) -> None:
+    pending(store)
+    pending(store, "f-job-2")
+    retried = AppliedTwice(aws_client("dynamodb"), TABLE)
+    # WHEN the change carries a token ending its detail  THEN the refused retry is recognised: the job is queued
+    mine = approval(detail="in C0PAY, click 0123abcd", token="click 0123abcd")
+    assert request_job(retried, queue, quarantine_job(), change=mine).status is Requested.QUEUED
+    # WHEN it carries none  THEN the refusal stands and nothing is sent
+    assert request_job(retried, queue, quarantine_job("f-job-2"), change=approval()).status is (
+        Requested.NOT_IN_EXPECTED_STATE
+    )
+    assert jobs(queue) == [quarantine_job()]
+
+
+# -- with a note of the sent job ----------------------------------------------------------------------------------
+
+
+def requeued_note() -> SentNote:
+    return SentNote(
+        actor="sweeper",
+        event="requeued_by_sweeper",
+        outcome="requeued",
+        detail=lambda message_id: f"message {message_id}",
+        expected={State.APPROVED},
+    )
+
+
+def approved(store: FindingStore) -> None:
+    pending(store)
+    store.transition(FID, expected={State.PENDING_APPROVAL}, target=State.APPROVED, actor="U0ALICE", event="ok")
+
+
+def test_a_sent_job_is_noted_with_its_message_id(store: FindingStore, queue: SqsJobQueue) -> None:
+    approved(store)
+    requested = request_job(store, queue, quarantine_job(), note=requeued_note())
+    assert requested.status is Requested.QUEUED and requested.noted
+    entry = requested.record.audit[-1]
+    assert (entry.actor, entry.event, entry.detail) == (
+        "sweeper",
+        "requeued_by_sweeper",
+        f"message {requested.message_id}",
+    )
+    assert jobs(queue) == [quarantine_job()]
+
+
+def test_a_note_the_record_no_longer_allows_is_not_written(store: FindingStore, queue: SqsJobQueue) -> None:
+    # GIVEN a finding that is no longer APPROVED
+    approved(store)
+    store.transition(FID, expected={State.APPROVED}, target=State.QUARANTINED, actor="remediator", event="moved")
+    # WHEN a job is requested with a note that holds only while APPROVED
+    requested = request_job(store, queue, quarantine_job(), note=requeued_note())
+    # THEN the job was sent (the note comes after the send), and the note is refused
+    assert requested.status is Requested.QUEUED and not requested.noted and requested.message_id
+    assert requested.record.state is State.QUARANTINED
+    assert requested.record.audit[-1].event == "moved"
+
+
+def test_without_a_change_a_refused_job_raises_and_notes_nothing(
+    store: FindingStore, missing_queue: SqsJobQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    approved(store)
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(Exception, match=r"does not exist|NonExistentQueue"):
+        request_job(store, missing_queue, quarantine_job(), note=requeued_note())
+    record = store.get(FID)
+    assert record is not None and record.audit[-1].event == "ok"
+    assert f"queueing the quarantine job for {FID} failed (attempt 1 of 1)" in caplog.text
+
+
+def test_a_request_must_change_or_note_the_finding(store: FindingStore, queue: SqsJobQueue) -> None:
+    with pytest.raises(ValueError, match="changes the finding's state or notes"):
+        request_job(store, queue, quarantine_job())
+    assert jobs(queue) == []
