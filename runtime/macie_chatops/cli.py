@@ -21,6 +21,7 @@ from macie_chatops.decision import decide
 from macie_chatops.finding import Rejection, parse_event
 
 if TYPE_CHECKING:
+    from macie_chatops.job_request import JobRequest
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.states import State
     from macie_chatops.store import FindingRecord, FindingStore
@@ -234,12 +235,12 @@ class _Requeue:
 
 
 def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
-    from datetime import UTC, datetime
-
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from macie_chatops.job_request import Requested, StateChange, request_job
     from macie_chatops.jobs import RemediationJob, SqsJobQueue
+    from macie_chatops.ports import utcnow
 
     command = args.command
     table = _state_table(args)
@@ -249,6 +250,14 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
     actor = _operator()
     store = _finding_store(args, table)
     finding_id = args.finding_id
+    change = StateChange(
+        expected=spec.source,
+        target=spec.target,
+        actor=actor,
+        event=f"cli:{command}",
+        undo_event=f"{command}_not_queued",
+        undo_detail=lambda exc: f"{type(exc).__name__}: {exc}",
+    )
     try:
         record = store.get(finding_id)
         if record is None:
@@ -261,42 +270,44 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
             )
             return EXIT_BAD_INPUT
         requested_by = spec.requested_by(record, actor)
-        result = store.transition(
-            finding_id, expected={spec.source}, target=spec.target, actor=actor, event=f"cli:{command}"
-        )
-        if not result.applied:
-            print(
-                f"{command}: finding {finding_id} became {result.record.state.value} meanwhile: {spec.nothing_to}",
-                file=sys.stderr,
-            )
-            return EXIT_BAD_INPUT
-        job = RemediationJob(
-            kind=spec.kind, finding_id=finding_id, requested_by=requested_by, requested_at=datetime.now(UTC)
-        )
-        try:
-            SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url).send(job)
-        except (BotoCoreError, ClientError) as exc:
-            undone = store.transition(
-                finding_id,
-                expected={spec.target},
-                target=spec.source,
-                actor=actor,
-                event=f"{command}_not_queued",
-                detail=f"{type(exc).__name__}: {exc}",
-            )
-            now = "stays" if undone.applied else "is now"
-            print(
-                f"{command}: could not queue the job ({exc}); the finding {now} {undone.record.state.value}",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
+        job = RemediationJob(kind=spec.kind, finding_id=finding_id, requested_by=requested_by, requested_at=utcnow())
+        queue = SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url)
+        requested = request_job(store, queue, job, change=change)
     except (BotoCoreError, ClientError) as exc:
         print(f"{command}: the state table {table} could not be used: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if requested.status is not Requested.QUEUED:
+        return _not_requeued(command, table, spec, requested)
     line = {"finding_id": finding_id, "state": spec.target.value, "requested_by": requested_by, "operator": actor}
     print(json.dumps(line))
     print(f"{command} of {finding_id} queued by {actor}; the remediator will update its Slack message", file=sys.stderr)
     return EXIT_OK
+
+
+def _not_requeued(command: str, table: str, spec: _Requeue, requested: JobRequest) -> int:
+    """Say why an operator's job request did not queue its job; the exit status."""
+    from macie_chatops.job_request import Requested
+
+    record = requested.record
+    if requested.status is Requested.NOT_IN_EXPECTED_STATE:
+        print(
+            f"{command}: finding {record.finding_id} became {record.state.value} meanwhile: {spec.nothing_to}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if requested.status is Requested.REFUSED_UNDO_FAILED:
+        print(
+            f"{command}: could not queue the job ({requested.error}), and the state table {table} could not be used "
+            f"to undo the request: {requested.undo_error}; the finding is {record.state.value} with no job",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    now = "stays" if requested.status is Requested.REFUSED_UNDONE else "is now"
+    print(
+        f"{command}: could not queue the job ({requested.error}); the finding {now} {record.state.value}",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
