@@ -22,8 +22,8 @@ from constructs import Construct
 
 from macie_chatops import names
 from macie_chatops.config import Config
+from stacksets.arns import central_bus_arn
 from stacksets.forwarding import forward_to_central_bus
-from stacksets.roles import central_bus_arn
 
 
 class AdministratorForwardingStack(Stack):

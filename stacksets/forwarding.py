@@ -21,9 +21,9 @@ from constructs import Construct
 
 from macie_chatops import names
 from macie_chatops.config import Config
+from stacksets.arns import central_bus_arn
 from stacksets.event_patterns import macie_finding_pattern
 from stacksets.nag import acknowledge
-from stacksets.roles import central_bus_arn
 
 DLQ_RETENTION = Duration.days(14)
 

@@ -1,13 +1,6 @@
-"""The member *roles* stack: once per member account (IAM is global), deployed in the home region.
-
-- The remediation role (name from accounts.yaml) trusts exactly the central remediator role, from inside
-  the organisation, and lets it stamp the approver as SourceIdentity (and tag the session), so CloudTrail
-  in the member account shows who approved each move. It may read, copy and delete object versions in
-  this account's buckets (and only this account's: ``s3:ResourceAccount``), write tags, use KMS keys only
-  through S3 in the configured regions, and write into this account's quarantine buckets.
-- The forwarding role lets this account's EventBridge rules (every region) put events on the central bus,
-  and nowhere else.
-"""
+"""The member *roles* stack: once per member account (IAM is global), deployed in the home region. The
+remediation role, and the forwarding role: this account's EventBridge rules (every region) may put events on the
+central bus, and nowhere else."""
 
 from __future__ import annotations
 
@@ -19,6 +12,7 @@ from constructs import Construct
 
 from macie_chatops import names
 from macie_chatops.config import Config
+from stacksets.arns import central_bus_arn, quarantine_bucket_arn_pattern, remediator_role_arn
 from stacksets.nag import acknowledge
 
 # Reading the finding's exact version, its tags and lock state; deleting it; restoring it (PutObject).
@@ -64,111 +58,35 @@ KMS_VIA_S3_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # What the central remediator may do with the member role (caller side and trust side must both allow it).
 ASSUME_ACTIONS = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
 
-
-def remediator_role_arn(config: Config) -> str:
-    """The central remediator's role (fixed name), the only principal member accounts trust."""
-    return f"arn:{Aws.PARTITION}:iam::{config.security_account.id}:role/{names.REMEDIATOR_ROLE_NAME}"
-
-
-def central_bus_arn(config: Config) -> str:
-    home = config.security_account
-    return f"arn:{Aws.PARTITION}:events:{home.region}:{home.id}:event-bus/{names.CENTRAL_BUS_NAME}"
-
-
-def member_role_arn(role_name: str) -> str:
-    """A role of the account the StackSet instance runs in (the template is shared by every account)."""
-    return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{role_name}"
-
-
-def quarantine_bucket_arn_pattern() -> str:
-    # names.quarantine_bucket_name(account, "*"): this account's quarantine bucket in every region.
-    return f"arn:{Aws.PARTITION}:s3:::{names.quarantine_bucket_name(Aws.ACCOUNT_ID, '*')}"
+_QUARANTINE_BUCKETS = names.quarantine_bucket_name("<AWS::AccountId>", "*")
+# cdk-nag's IAM5 finding for each wildcard resource of the remediation policy, and why it is acceptable.
+_WILDCARD_REASONS = {
+    "Resource::arn:<AWS::Partition>:s3:::*/*": (
+        "A finding can name any object in any bucket of this account; the statement is limited to this "
+        "account's buckets by s3:ResourceAccount and to the object-version actions a move needs."
+    ),
+    "Resource::arn:<AWS::Partition>:s3:::*": (
+        "Listing versions and reading versioning/Object Lock settings of the finding's bucket, which can "
+        "be any bucket of this account (s3:ResourceAccount pins the account)."
+    ),
+    f"Resource::arn:<AWS::Partition>:s3:::{_QUARANTINE_BUCKETS}/*": (
+        "Quarantine keys are namespaced by finding id under this account's quarantine buckets, one per "
+        "configured region; the wildcard is the region and the object key, nothing wider."
+    ),
+    f"Resource::arn:<AWS::Partition>:s3:::{_QUARANTINE_BUCKETS}": (
+        "This account's quarantine bucket in each configured region (the name ends in the region)."
+    ),
+    "Resource::*": (
+        "Source objects may be encrypted with any KMS key of their bucket; kms:ViaService restricts use "
+        "of any key to requests S3 makes on the role's behalf in the configured regions."
+    ),
+}
 
 
 class MemberRolesStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        org_condition = {"StringEquals": {"aws:PrincipalOrgID": config.organization_id}}
-        remediator = iam.ArnPrincipal(remediator_role_arn(config))
-
-        self.remediation_role = iam.Role(
-            self,
-            "RemediationRole",
-            role_name=config.deployment.remediation_role_name,
-            description="macie-chatops: the central remediator moves flagged object versions into quarantine",
-            assumed_by=remediator.with_conditions(org_condition),
-        )
-        trust = self.remediation_role.assume_role_policy
-        assert trust is not None
-        # SourceIdentity (the approver) and session tags (the finding id) must be allowed by the trust policy.
-        trust.add_statements(
-            iam.PolicyStatement(
-                actions=["sts:SetSourceIdentity", "sts:TagSession"], principals=[remediator], conditions=org_condition
-            )
-        )
-        own_account = {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}}
-        policy = iam.Policy(
-            self,
-            "RemediationPolicy",
-            statements=[
-                iam.PolicyStatement(
-                    sid="FlaggedObjectVersions",
-                    actions=list(SOURCE_OBJECT_ACTIONS),
-                    resources=[f"arn:{Aws.PARTITION}:s3:::*/*"],
-                    conditions=own_account,
-                ),
-                iam.PolicyStatement(
-                    sid="FlaggedObjectBuckets",
-                    actions=list(SOURCE_BUCKET_ACTIONS),
-                    resources=[f"arn:{Aws.PARTITION}:s3:::*"],
-                    conditions=own_account,
-                ),
-                iam.PolicyStatement(
-                    sid="QuarantineObjects",
-                    actions=list(QUARANTINE_OBJECT_ACTIONS),
-                    resources=[f"{quarantine_bucket_arn_pattern()}/*"],
-                    conditions=own_account,
-                ),
-                iam.PolicyStatement(
-                    sid="QuarantineBuckets",
-                    actions=list(QUARANTINE_BUCKET_ACTIONS),
-                    resources=[quarantine_bucket_arn_pattern()],
-                    conditions=own_account,
-                ),
-                iam.PolicyStatement(
-                    sid="KmsThroughS3Only",
-                    actions=list(KMS_VIA_S3_ACTIONS),
-                    resources=["*"],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": [f"s3.{region}.amazonaws.com" for region in config.regions]}
-                    },
-                ),
-            ],
-        )
-        policy.attach_to_role(self.remediation_role)
-        for finding, reason in {
-            "Resource::arn:<AWS::Partition>:s3:::*/*": (
-                "A finding can name any object in any bucket of this account; the statement is limited to this "
-                "account's buckets by s3:ResourceAccount and to the object-version actions a move needs."
-            ),
-            "Resource::arn:<AWS::Partition>:s3:::*": (
-                "Listing versions and reading versioning/Object Lock settings of the finding's bucket, which can "
-                "be any bucket of this account (s3:ResourceAccount pins the account)."
-            ),
-            f"Resource::arn:<AWS::Partition>:s3:::{names.quarantine_bucket_name('<AWS::AccountId>', '*')}/*": (
-                "Quarantine keys are namespaced by finding id under this account's quarantine buckets, one per "
-                "configured region; the wildcard is the region and the object key, nothing wider."
-            ),
-            f"Resource::arn:<AWS::Partition>:s3:::{names.quarantine_bucket_name('<AWS::AccountId>', '*')}": (
-                "This account's quarantine bucket in each configured region (the name ends in the region)."
-            ),
-            "Resource::*": (
-                "Source objects may be encrypted with any KMS key of their bucket; kms:ViaService restricts use "
-                "of any key to requests S3 makes on the role's behalf in the configured regions."
-            ),
-        }.items():
-            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
-
+        self.remediation_role = _remediation_role(self, config)
         self.forward_role = iam.Role(
             self,
             "ForwardRole",
@@ -181,3 +99,74 @@ class MemberRolesStack(Stack):
         self.forward_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn(config)])
         )
+
+
+def _remediation_role(stack: Stack, config: Config) -> iam.Role:
+    """Trusts exactly the central remediator, from inside the organisation, which stamps the approver as
+    SourceIdentity (and tags the session), so CloudTrail in the member account shows who approved each move."""
+    org_condition = {"StringEquals": {"aws:PrincipalOrgID": config.organization_id}}
+    remediator = iam.ArnPrincipal(remediator_role_arn(config))
+    role = iam.Role(
+        stack,
+        "RemediationRole",
+        role_name=config.deployment.remediation_role_name,
+        description="macie-chatops: the central remediator moves flagged object versions into quarantine",
+        assumed_by=remediator.with_conditions(org_condition),
+    )
+    trust = role.assume_role_policy
+    assert trust is not None
+    # SourceIdentity (the approver) and session tags (the finding id) must be allowed by the trust policy.
+    trust.add_statements(
+        iam.PolicyStatement(
+            actions=["sts:SetSourceIdentity", "sts:TagSession"], principals=[remediator], conditions=org_condition
+        )
+    )
+    _remediation_policy(stack, config).attach_to_role(role)
+    return role
+
+
+def _remediation_policy(stack: Stack, config: Config) -> iam.Policy:
+    """Object versions of this account's buckets only (``s3:ResourceAccount``), its quarantine buckets, and KMS
+    keys only through S3 in the configured regions."""
+    own_account = {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}}
+    policy = iam.Policy(
+        stack,
+        "RemediationPolicy",
+        statements=[
+            iam.PolicyStatement(
+                sid="FlaggedObjectVersions",
+                actions=list(SOURCE_OBJECT_ACTIONS),
+                resources=[f"arn:{Aws.PARTITION}:s3:::*/*"],
+                conditions=own_account,
+            ),
+            iam.PolicyStatement(
+                sid="FlaggedObjectBuckets",
+                actions=list(SOURCE_BUCKET_ACTIONS),
+                resources=[f"arn:{Aws.PARTITION}:s3:::*"],
+                conditions=own_account,
+            ),
+            iam.PolicyStatement(
+                sid="QuarantineObjects",
+                actions=list(QUARANTINE_OBJECT_ACTIONS),
+                resources=[f"{quarantine_bucket_arn_pattern()}/*"],
+                conditions=own_account,
+            ),
+            iam.PolicyStatement(
+                sid="QuarantineBuckets",
+                actions=list(QUARANTINE_BUCKET_ACTIONS),
+                resources=[quarantine_bucket_arn_pattern()],
+                conditions=own_account,
+            ),
+            iam.PolicyStatement(
+                sid="KmsThroughS3Only",
+                actions=list(KMS_VIA_S3_ACTIONS),
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"kms:ViaService": [f"s3.{region}.amazonaws.com" for region in config.regions]}
+                },
+            ),
+        ],
+    )
+    for finding, reason in _WILDCARD_REASONS.items():
+        acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+    return policy

@@ -47,25 +47,7 @@ class SlackInteractionsApi(Construct):
             description="Slack interactivity (button clicks) for macie-chatops",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             cloud_watch_role=False,
-            deploy_options=apigateway.StageOptions(
-                stage_name=STAGE_NAME,
-                throttling_rate_limit=THROTTLING_RATE_LIMIT,
-                throttling_burst_limit=THROTTLING_BURST_LIMIT,
-                metrics_enabled=True,
-                data_trace_enabled=False,
-                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
-                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=False,
-                ),
-            ),
+            deploy_options=_throttled_logged_stage(self.access_logs),
         )
         validator = self.api.add_request_validator(
             "SlackHeaders", request_validator_name="slack-signature-headers", validate_request_parameters=True
@@ -79,34 +61,60 @@ class SlackInteractionsApi(Construct):
             request_parameters={f"method.request.header.{h}": True for h in SLACK_SIGNATURE_HEADERS},
         )
         self.url = self.api.url_for_path(path)
+        _acknowledge_slack_signing(self.api)
 
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG4",
-            "Slack cannot send AWS credentials or tokens; it signs each request with the app's signing secret, "
-            "and the interaction handler verifies that HMAC (and the timestamp window) before acting.",
-        )
-        acknowledge(
-            self.api,
-            "AwsSolutions-COG4",
-            "The caller is Slack's servers, not a Cognito user; authentication is Slack's request signature, "
-            "verified by the handler, and authorisation is the approver list in accounts.yaml.",
-        )
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG6",
-            "Execution logging needs the account-wide API Gateway CloudWatch role (AWS::ApiGateway::Account), "
-            "a per-region singleton this stack must not take over; JSON access logs and handler logs cover it.",
-        )
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG2",
-            "The validator rejects requests without Slack's signature headers; Slack's form-encoded body is "
-            "beyond API Gateway's JSON Schema models, so the handler validates it (size, signature, pydantic).",
-        )
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG3",
-            "One signed POST path with stage throttling and a header validator; a WAF web ACL would add cost "
-            "without adding a check the Slack signature verification does not already make.",
-        )
+
+def _throttled_logged_stage(access_logs: logs.ILogGroup) -> apigateway.StageOptions:
+    """Stage throttling and JSON access logs without bodies, headers or caller identities."""
+    return apigateway.StageOptions(
+        stage_name=STAGE_NAME,
+        throttling_rate_limit=THROTTLING_RATE_LIMIT,
+        throttling_burst_limit=THROTTLING_BURST_LIMIT,
+        metrics_enabled=True,
+        data_trace_enabled=False,
+        access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+        access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+            caller=False,
+            http_method=True,
+            ip=True,
+            protocol=True,
+            request_time=True,
+            resource_path=True,
+            response_length=True,
+            status=True,
+            user=False,
+        ),
+    )
+
+
+def _acknowledge_slack_signing(api: apigateway.RestApi) -> None:
+    acknowledge(
+        api,
+        "AwsSolutions-APIG4",
+        "Slack cannot send AWS credentials or tokens; it signs each request with the app's signing secret, "
+        "and the interaction handler verifies that HMAC (and the timestamp window) before acting.",
+    )
+    acknowledge(
+        api,
+        "AwsSolutions-COG4",
+        "The caller is Slack's servers, not a Cognito user; authentication is Slack's request signature, "
+        "verified by the handler, and authorisation is the approver list in accounts.yaml.",
+    )
+    acknowledge(
+        api,
+        "AwsSolutions-APIG6",
+        "Execution logging needs the account-wide API Gateway CloudWatch role (AWS::ApiGateway::Account), "
+        "a per-region singleton this stack must not take over; JSON access logs and handler logs cover it.",
+    )
+    acknowledge(
+        api,
+        "AwsSolutions-APIG2",
+        "The validator rejects requests without Slack's signature headers; Slack's form-encoded body is "
+        "beyond API Gateway's JSON Schema models, so the handler validates it (size, signature, pydantic).",
+    )
+    acknowledge(
+        api,
+        "AwsSolutions-APIG3",
+        "One signed POST path with stage throttling and a header validator; a WAF web ACL would add cost "
+        "without adding a check the Slack signature verification does not already make.",
+    )
