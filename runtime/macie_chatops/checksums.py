@@ -121,24 +121,18 @@ def _gf2_square(matrix: Sequence[int]) -> list[int]:
 
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B) (zlib's crc32_combine), so ranges of one
-    object can be checksummed in parallel and joined: the same value ``zlib.crc32(a + b)`` gives."""
+    object can be checksummed in parallel and joined: the same value ``zlib.crc32(a + b)`` gives.
+
+    Appending a zero bit to the message is a linear map on the CRC register (a 32x32 matrix over GF(2));
+    appending ``length2`` zero bytes is that map's power, applied by squaring once per bit of the length."""
     if length2 <= 0:
         return crc1
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four zero bits
-    while True:
-        # Apply len2 zero bytes to crc1, squaring the operator for each bit of the length.
-        even = _gf2_square(odd)
+    one_zero_bit = [0xEDB88320] + [1 << n for n in range(31)]
+    operator = _gf2_square(_gf2_square(_gf2_square(one_zero_bit)))  # one zero byte (8 bits)
+    while length2:
         if length2 & 1:
-            crc1 = _gf2_times(even, crc1)
+            crc1 = _gf2_times(operator, crc1)
         length2 >>= 1
-        if not length2:
-            break
-        odd = _gf2_square(even)
-        if length2 & 1:
-            crc1 = _gf2_times(odd, crc1)
-        length2 >>= 1
-        if not length2:
-            break
+        if length2:
+            operator = _gf2_square(operator)  # twice as many zero bytes
     return (crc1 ^ crc2) & 0xFFFFFFFF

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from macie_chatops.move.outcomes import RestoreOutcome, RestoreRequest
@@ -42,6 +43,17 @@ RESTORABLE_STORAGE_CLASSES: Final = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class _Restoring:
+    """One restore, once the quarantine copy is read: what goes where, and what it must verify as."""
+
+    request: RestoreRequest
+    copy: ObjectView  # the quarantine copy
+    copy_at: Located
+    destination: Located  # the original bucket and key
+    expected: Checksum | None  # what the copy verified as when it was quarantined (else S3's checksum of it)
+
+
 class Restore:
     def __init__(
         self,
@@ -75,28 +87,21 @@ class Restore:
         quarantined_at = quarantined_at.version(copy.version_id)
         tags = Provenance.from_tag_set(self._objects.tag_set(quarantined_at))
         expected = (tags.verified or tags.source_checksum) if tags else None
-        if expected is None:
-            expected = copy.checksum
+        restoring = _Restoring(request, copy, quarantined_at, destination, expected or copy.checksum)
 
         try:
             present = self._objects.head(destination)
         except ClientError as exc:
             return _refused(f"cannot read s3://{request.bucket}/{request.key} ({error_code(exc)})", exc)
         if present is not None:
-            return self._adopt_or_refuse(request, present, destination, copy, quarantined_at, expected)
-        return self._copy_back(request, copy, quarantined_at, destination, expected)
+            return self._adopt_or_refuse(restoring, present)
+        return self._copy_back(restoring)
 
-    def _copy_back(
-        self,
-        request: RestoreRequest,
-        copy: ObjectView,
-        quarantined_at: Located,
-        destination: Located,
-        expected: Checksum | None,
-    ) -> RestoreOutcome:
+    def _copy_back(self, restoring: _Restoring) -> RestoreOutcome:
         """Copy with ``If-None-Match: *`` (S3 refuses the write if an object appeared meanwhile), then verify."""
         from botocore.exceptions import ClientError
 
+        request, copy, expected = restoring.request, restoring.copy, restoring.expected
         multipart = copy.size >= self._multipart_threshold
         algorithm = expected.algorithm if expected is not None and not multipart else None
         extra = copy_extra_args(
@@ -110,39 +115,33 @@ class Restore:
             storage_class=request.storage_class if request.storage_class in RESTORABLE_STORAGE_CLASSES else None,
         )
         try:
-            with self._objects.if_none_match(destination):
-                self._objects.managed_copy(quarantined_at, destination, extra, copy)
+            with self._objects.if_none_match(restoring.destination):
+                self._objects.managed_copy(restoring.copy_at, restoring.destination, extra, copy)
         except ClientError as exc:
             code = error_code(exc)
             if code in PRECONDITION_CODES:
                 # If-None-Match: an object appeared at the key while we copied. Look again.
-                present = self._objects.head(destination)
+                present = self._objects.head(restoring.destination)
                 if present is not None:
-                    return self._adopt_or_refuse(request, present, destination, copy, quarantined_at, expected)
+                    return self._adopt_or_refuse(restoring, present)
             if code in ACCESS_DENIED_CODES | NO_BUCKET_CODES:
                 return _refused(f"the copy back was refused ({code}: {error_message(exc)})", exc)
             raise
         self._checkpoint(MoveStep.RESTORE_COPIED)
-        return self._verify_restored(request, copy, quarantined_at, destination, expected, multipart=multipart)
+        return self._verify_restored(restoring, multipart=multipart)
 
-    def _verify_restored(
-        self,
-        request: RestoreRequest,
-        copy: ObjectView,
-        quarantined_at: Located,
-        destination: Located,
-        expected: Checksum | None,
-        *,
-        multipart: bool,
-    ) -> RestoreOutcome:
+    def _verify_restored(self, restoring: _Restoring, *, multipart: bool) -> RestoreOutcome:
         """Tag a multipart restore, verify it against the quarantine copy, and remove it if it is not the same."""
-        restored = self._objects.head(destination)
+        request = restoring.request
+        restored = self._objects.head(restoring.destination)
         if restored is None:
             raise RuntimeError(f"the restored object s3://{request.bucket}/{request.key} cannot be read back")
-        restored_at = destination.version(restored.version_id)
+        restored_at = restoring.destination.version(restored.version_id)
         if multipart and request.original_tags:
             self._objects.put_tag_pairs(restored_at, request.original_tags)
-        result = self._verifier.verify(restored, restored_at, expected=expected, size=copy.size, source=quarantined_at)
+        result = self._verifier.verify(
+            restored, restored_at, expected=restoring.expected, size=restoring.copy.size, source=restoring.copy_at
+        )
         if not result.ok:
             logger.error(
                 "restored copy failed verification; removing it (the quarantine copy is kept)",
@@ -160,18 +159,13 @@ class Restore:
             verification=f"{result.method} {result.checksum}",
         )
 
-    def _adopt_or_refuse(
-        self,
-        request: RestoreRequest,
-        present: ObjectView,
-        present_at: Located,
-        copy: ObjectView,
-        copy_at: Located,
-        expected: Checksum | None,
-    ) -> RestoreOutcome:
+    def _adopt_or_refuse(self, restoring: _Restoring, present: ObjectView) -> RestoreOutcome:
         """An object is at the original key: the same bytes (an earlier attempt's restore) or someone's new data."""
-        at = present_at.version(present.version_id)
-        result = self._verifier.verify(present, at, expected=expected, size=copy.size, source=copy_at)
+        request = restoring.request
+        at = restoring.destination.version(present.version_id)
+        result = self._verifier.verify(
+            present, at, expected=restoring.expected, size=restoring.copy.size, source=restoring.copy_at
+        )
         if result.ok:
             if request.original_tags and not self._objects.tag_set(at):
                 # An earlier attempt died between a multipart copy and its tagging: finish it.
