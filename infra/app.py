@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+if not __package__:  # run as a file (python infra/app.py): import infra/ and stacksets/ from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from aws_cdk import App, Environment

@@ -71,7 +71,9 @@ def test_cdk_synth_works_offline_without_credentials(tmp_path: Path) -> None:
     assert not resources_of_type(central, "AWS::CDK::Metadata")
 
 
-def test_a_bad_accounts_yaml_fails_synth_with_located_messages(tmp_path: Path) -> None:
+# cdk.json runs the module; an operator may run the file, which puts infra/ first on sys.path.
+@pytest.mark.parametrize("invocation", [["-m", "infra.app"], ["infra/app.py"]], ids=["module", "file"])
+def test_a_bad_accounts_yaml_fails_synth_with_located_messages(tmp_path: Path, invocation: list[str]) -> None:
     # GIVEN accounts.yaml with an unquoted account id and an unknown team
     text = (ROOT / "accounts.yaml").read_text(encoding="utf-8")
     text = text.replace(
@@ -81,7 +83,7 @@ def test_a_bad_accounts_yaml_fails_synth_with_located_messages(tmp_path: Path) -
     bad.write_text(text, encoding="utf-8")
     # WHEN the app runs with -c config=bad.yaml (the CLI passes context in CDK_CONTEXT_JSON)
     result = subprocess.run(
-        [sys.executable, "-m", "infra.app"],
+        [sys.executable, *invocation],
         cwd=ROOT,
         env=_clean_env(CDK_CONTEXT_JSON=json.dumps({"config": str(bad)}), CDK_OUTDIR=str(tmp_path / "out")),
         capture_output=True,
@@ -89,7 +91,7 @@ def test_a_bad_accounts_yaml_fails_synth_with_located_messages(tmp_path: Path) -
         timeout=120,
         check=False,
     )
-    # THEN synth fails (exit 2) and says FILE:LINE: field: message, nothing synthesized
+    # THEN the app imports, and synth fails (exit 2) and says FILE:LINE: field: message, nothing synthesized
     assert result.returncode == 2
     line = next(n for n, t in enumerate(text.splitlines(), 1) if "345678901234" in t)
     assert f"{bad}:{line}: accounts[0].id: account ids must be quoted" in result.stderr
