@@ -1,40 +1,20 @@
-"""Remediation: one RemediationJob from the remediation queue -> the move (or restore), recorded, shown.
+"""The remediator's use case: one RemediationJob -> the move or the restore, recorded, then shown in Slack.
 
-``handle_job(body, deps)`` is the whole remediator minus the Lambda plumbing; every dependency comes in
-through :class:`RemediationDependencies`, so tests inject them (and crash points).
-
-The record, never the job message, says which object, which account and who approved (a forged or stale
-job can do nothing the record does not already allow). Order, and why:
-
-1. Read the record. Quarantine jobs act on APPROVED or FAILED (a retry); restore jobs on RESTORE_REQUESTED
-   (the interaction endpoint or the CLI moved it there). A job whose outcome is already recorded
-   (QUARANTINED / BLOCKED, or RESTORED) only re-does the Slack update: that is how a Slack failure after
-   the move is retried without moving anything again. Any other state: a stale or forged job, logged and
-   acknowledged.
-   One object version, one remediation: before moving, the job claims the finding's object version
-   (``store.claim_object``, idempotent: the intake took it for every finding it posted for review or approved).
-   When another finding holds it (two records of one version from before claims existed, both approved),
-   nothing is moved: the finding becomes DUPLICATE (``duplicate_of``), and its outcome and message say what
-   became of the version under the first finding ("already quarantined under finding X, now at s3://...").
-2. Assume the member's remediation role (SourceIdentity = the approver, or the restore's requester).
-   AccessDenied is a permanent FAILED naming the account and role, not a retry loop: the Slack message says
-   to deploy the member roles StackSet to that account, then run ``macie-chatops retry FINDING_ID``.
-3. Move (``move.ObjectMover``; idempotent at every step, see its docstring).
-4. Record the outcome with one conditional transition (QUARANTINED / BLOCKED / FAILED; RESTORED, or back to
-   QUARANTINED when a restore was refused, the message then saying why). Recorded *before* Slack, so a Slack
-   failure can never undo or repeat the move. A FAILED record's ``outcome`` is a :class:`states.Failure`: whether
-   the job is retried by itself, and what an operator must fix otherwise (the Slack message tells both).
-5. Update the original Slack message (chat.update). A transient Slack failure raises: the job returns to
-   the queue and its redelivery finds the outcome recorded (step 1) and only retries the update.
-   Configuration errors and a deleted message are audited and logged; retrying would not help.
+``handle_job(body, deps)`` is the whole remediator minus the Lambda plumbing. The record, never the job
+message, says which object, which account and who approved, so a forged or stale job can do nothing the
+record does not already allow. Quarantine jobs act on APPROVED or FAILED (a retry), restore jobs on
+RESTORE_REQUESTED; a job whose outcome is already recorded only re-does the Slack update (that is how a Slack
+failure after the move is retried without moving anything again); any other state is a stale or forged job,
+acknowledged. The order (claim the object version, assume the role, move, record, update Slack) and why:
+docs/architecture.md sections 5 ("One object version, one remediation") and 7.
 
 Failures the mover cannot classify (throttling after botocore's retries, 5xx, network), and the FAILED
-outcomes the mover marks retryable (a copy that did not verify and was discarded), are recorded as FAILED
-with the error and raised, so the job is retried and, after the queue's maxReceiveCount, kept in the
-remediation DLQ; a later successful attempt moves FAILED -> QUARANTINED. Every other FAILED is permanent:
-acknowledged; an operator re-queues it (``macie-chatops retry FINDING_ID``) once the cause is fixed.
-Exceptions that are not AWS errors propagate untouched (a bug, or in tests a simulated crash): nothing is
-recorded for them, exactly as if the process had died there.
+outcomes it marks retryable, are recorded as FAILED and raised: the queue retries the job, then keeps it in
+the remediation DLQ. Every other FAILED is permanent; its :class:`states.Failure` says what an operator must
+fix before ``macie-chatops retry FINDING_ID``. A transient Slack failure raises too (its redelivery only
+retries the update); other Slack errors are audited and the job is done. Exceptions that are not AWS errors
+propagate untouched (a bug, or in tests a simulated crash): nothing is recorded for them, exactly as if the
+process had died there.
 """
 
 from __future__ import annotations

@@ -1,31 +1,14 @@
 """Cross-account sessions: the member account's remediation role, assumed with the approver as SourceIdentity.
 
-``MemberSessions(role_name=..., base_session=...)`` hands out :class:`MemberClients` (an S3 and a KMS client
-acting as ``arn:aws:iam::<account>:role/<role_name>`` in the finding's region):
-
-- STS is called in the finding's region (boto3's regional endpoint, ``sts.<region>.amazonaws.com``; the
-  sandbox's ``AWS_ENDPOINT_URL`` overrides it natively), so a member region works even when another
-  region's STS is down or deactivated.
-- ``SourceIdentity`` is the approver's Slack user id (or ``auto``); CloudTrail records it on every call the
-  session makes, and it survives role chaining. Values outside STS's rules (2-64 characters of
-  ``[A-Za-z0-9_.,+=@-]``) are mapped by :func:`source_identity`, injectively, never rejected.
-- ``RoleSessionName`` carries the finding id (:func:`session_name`), so CloudTrail ties each S3 call to
-  the finding it served.
-- Credentials are cached per (account, region, source identity, session name) until
-  :data:`REFRESH_MARGIN` before they expire. The margin is longer than a Lambda invocation (15 minutes),
-  so credentials handed out always outlive the invocation that uses them. The session name is part of
-  the key on purpose: two findings never share a session, so CloudTrail never attributes one finding's
-  calls to another; the cache serves retries, redeliveries and restores of the same finding. This costs
-  one AssumeRole and one S3 client per finding, also for ``auto`` jobs, whose SourceIdentity is always
-  the same. Keying ``auto`` sessions by account, region and identity alone was measured and rejected: it
-  saved about 5% of the sandbox pipeline's CPU per finding (bench/bench_pipeline.py), and it would leave
-  CloudTrail's DeleteObject events of every auto quarantine in a 40-minute window under one session name,
-  tied to their finding only indirectly (by bucket, key and version, through the state table or the
-  copy's tags). Session tags would not help: CloudTrail records them with the AssumeRole call, while the
-  userIdentity of the session's S3 calls carries the session name and SourceIdentity, not the tags.
-- ``AccessDenied`` on AssumeRole raises :class:`AssumeRoleDeniedError` naming the account and role: a
-  permanent failure to report, not to retry. Other STS errors propagate (botocore already retried
-  throttling and 5xx).
+STS is called in the finding's region (``sts.<region>.amazonaws.com``; the sandbox's ``AWS_ENDPOINT_URL``
+overrides it natively), so a member region works even when another region's STS is down or deactivated.
+CloudTrail records the SourceIdentity (:func:`source_identity`) on every call the session makes, through role
+chaining too, and the session name (:func:`session_name`) carries the finding id. Credentials are cached per
+(account, region, source identity, session name) until :data:`REFRESH_MARGIN` before they expire; the margin
+is longer than a Lambda invocation (15 minutes), so credentials handed out outlive the invocation that uses
+them. Why one session per finding, ``auto`` jobs included: docs/architecture.md section 7. AccessDenied on
+AssumeRole raises :class:`AssumeRoleDeniedError` (permanent: reported, not retried); other STS errors
+propagate (botocore already retried throttling and 5xx).
 """
 
 from __future__ import annotations
@@ -39,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from macie_chatops.errors import MacieChatOpsError
+from macie_chatops.ports import Clock, utcnow
 
 if TYPE_CHECKING:
     import boto3
@@ -128,10 +112,6 @@ class MemberClients:
         return self._session.client("kms", region_name=self.region, **self._credentials)  # type: ignore[call-overload]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def default_s3_config() -> BotocoreConfig:
     """Standard retries with more attempts (a move is worth waiting for), and no automatic response
     checksum validation: the mover verifies with its own checksums and must not need awscrt for CRC64NVME."""
@@ -156,7 +136,7 @@ class MemberSessions:
         base_session: boto3.Session | None = None,
         sts_client_factory: Callable[[str], STSClient] | None = None,
         s3_config: BotocoreConfig | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
         refresh_margin: timedelta = REFRESH_MARGIN,
         duration_seconds: int = SESSION_DURATION_SECONDS,
         partition: str = "aws",

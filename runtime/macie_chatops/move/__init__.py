@@ -10,8 +10,6 @@ can crash the mover there. Which module does which step: docs/architecture.md se
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from macie_chatops.move.outcomes import MoveOutcome, MoveRequest, RestoreOutcome, RestoreRequest
@@ -19,6 +17,7 @@ from macie_chatops.move.quarantine import Checkpoint, Quarantine
 from macie_chatops.move.restore import Restore
 from macie_chatops.move.s3_objects import S3Objects
 from macie_chatops.move.verification import Verifier
+from macie_chatops.ports import Clock, utcnow
 from macie_chatops.quarantine_plan import MoveStep
 
 if TYPE_CHECKING:
@@ -34,10 +33,6 @@ def _no_checkpoint(step: MoveStep) -> None:
     return None
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class ObjectMover:
     """Quarantine and restore for one member account's S3 client."""
 
@@ -50,7 +45,7 @@ class ObjectMover:
         max_concurrency: int = 10,
         stream_chunk_bytes: int = STREAM_CHUNK_BYTES,
         verify_range_bytes: int = VERIFY_RANGE_BYTES,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
         checkpoint: Checkpoint | None = None,
     ) -> None:
         if multipart_threshold_bytes < 5 * MB:

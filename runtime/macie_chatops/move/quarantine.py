@@ -25,6 +25,7 @@ from macie_chatops.move.s3_objects import (
     error_message,
 )
 from macie_chatops.move.verification import Verifier
+from macie_chatops.ports import Clock
 from macie_chatops.quarantine_plan import (
     UNVERSIONED,
     BlockReason,
@@ -97,7 +98,7 @@ class Quarantine:
         verifier: Verifier,
         *,
         multipart_threshold: int,
-        clock: Callable[[], datetime],
+        clock: Clock,
         checkpoint: Checkpoint,
     ) -> None:
         self._objects = objects
