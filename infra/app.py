@@ -1,16 +1,10 @@
-"""The CDK app (``cdk.json``: ``.venv/bin/python -m infra.app``).
+"""The CDK app: ``MacieChatOps-Central`` (the pipeline, security account, home region) and
+``MacieChatOps-MemberStackSets`` (the StackSets, whose template bodies are the member stacks synthesized in an App
+of their own: stacksets/templates.py), from accounts.yaml (``-c config=FILE``, else $MACIE_CHATOPS_CONFIG, else
+./accounts.yaml).
 
-Reads and validates accounts.yaml (``-c config=FILE``, else $MACIE_CHATOPS_CONFIG, else ./accounts.yaml),
-then builds:
-
-- ``MacieChatOps-Central``: the pipeline in the security account's home region;
-- ``MacieChatOps-MemberStackSets``: the member roles and regional StackSets, whose template bodies are the
-  member stacks synthesized in an App of their own (see stacksets/templates.py).
-
-cdk-nag AwsSolutions runs on both Apps; any unacknowledged finding fails synth. A bad accounts.yaml fails
-synth with the validator's ``FILE:LINE: field: message`` lines on stderr and exit status 2. Synth needs no
-AWS credentials and no Docker; the first run on a fresh clone downloads the Lambda dependency wheels from
-PyPI into build/ (see infra/lambda_bundle.py).
+A bad accounts.yaml fails synth with the validator's ``FILE:LINE: field: message`` lines on stderr and exit
+status 2; an unacknowledged cdk-nag finding fails it too. Synth needs no AWS credentials and no Docker.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
-"""The Macie administrator's forwarding stack: the administrator account x each region that needs it.
-
-Jobs the Macie administrator creates and all automated sensitive data discovery publish their findings in the
-administrator account, in the bucket's region (``detail.accountId`` names the bucket owner). This stack puts
-the same forwarding a member has on that account's default bus (stacksets/forwarding.py: the one Macie
-pattern -> the central bus, a DLQ, its alarm relayed to the central topic) and nothing else: no remediation
-role, no quarantine bucket (the administrator gets those only if it is listed under ``accounts:``, and then its
-member rule forwards that bus instead: see ``Config.administrator_forwarding_regions``).
-
-Deployed by its own StackSet (docs/architecture.md §10). The template is shared by every region, and IAM is
-global, so the forwarding role is named per region and lives in this stack: no region's instance waits for
-another's, nor for the member roles StackSet.
-"""
+"""The Macie administrator's forwarding stack (docs/architecture.md §10): the member forwarding
+(stacksets/forwarding.py) on the administrator account's default bus, and nothing else. IAM is global and each
+region is a stack instance, so the forwarding role is named per region and lives here: no instance waits for
+another's, nor for the member roles StackSet."""
 
 from __future__ import annotations
 
