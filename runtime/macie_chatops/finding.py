@@ -1,20 +1,10 @@
-"""The Macie finding, parsed at the edge: the one parse boundary for event bytes.
+"""The Macie finding, parsed at the edge: ``parse_event`` (with ``read_event``, its byte-level half) is the one
+parse boundary for event bytes (docs/architecture.md §11: the limits, the names, exactly one outcome).
 
-``parse_event`` is the only way event bytes become a :class:`Finding`: the finding handler, the CLI's
-``decide`` and the sandbox's replay all call it, so the same bytes get the same outcome everywhere. It
-never raises on bad input (RecursionError included): it returns a :class:`Rejection` that says why, so the
-caller can record or count it. Checked before the model sees anything (``read_event``): at most
-``MAX_EVENT_BYTES`` (EventBridge's limit for one event: anything larger cannot have come through it),
-strict UTF-8 (one leading byte order mark is ignored, as RFC 8259 allows, for bytes and text alike),
-nested at most ``MAX_JSON_DEPTH`` deep (counted without recursion, before ``json.loads``), standard JSON
-only (no NaN/Infinity), no lone surrogate in any string. Then the model, strictly, on the fields the
-pipeline uses (everything else Macie sends is tolerated and ignored): ids, accounts and regions by
-``re.fullmatch`` on ASCII patterns (``re.match(...$)`` accepts a trailing newline, and ``\\d`` any Unicode
-digit), bucket names by S3's naming rules, keys valid for S3 (1-1,024 UTF-8 bytes) and free of control,
-line-separator and bidirectional-override characters (S3 allows them, but no message or log line could
-show such a key faithfully; the finding is rejected with the reason, for a person to handle), sizes and
-counts in the ranges S3 and DynamoDB can hold. See reference/macie-schema.md for the traps: raw keys, ""
-version ids, null job ids, absent vs null s3Object, 1-3 severity scores.
+It never raises on bad input (RecursionError included): a :class:`Rejection` says why, never quoting the
+input. The model types, strictly, only the fields the pipeline uses; everything else Macie sends is tolerated
+and ignored. Macie's traps it expects: raw keys, "" version ids (unversioned buckets), null job ids
+(automated discovery), an absent vs a null ``s3Object``, 1-3 severity scores.
 """
 
 from __future__ import annotations

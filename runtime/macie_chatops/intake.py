@@ -1,61 +1,9 @@
 """Finding intake: one Macie event from the intake queue -> recorded, decided, acted on, exactly once.
 
-``handle_record(body, deps, attempt=..., deadline=...)`` is the whole finding handler minus the Lambda
-plumbing; it takes every dependency as an argument (``IntakeDependencies``) so tests inject them.
-
-Steps, and why in this order (every write is a conditional write in the store):
-
-1. Parse and decide (pure). Input with no usable id at all (not JSON, no finding id, no event id) cannot be
-   recorded: it is logged without its payload, counted (metric ``RejectedWithoutId``) and acknowledged,
-   because retrying cannot fix it; the intake queue's DLQ would only collect the same bytes. Rejections
-   that have an id are recorded (REJECTED, with the reason) under the finding id, else ``event:<id>``.
-2. ``create_received``: the RECEIVED record, holding the summary and the decision, and the *intake lease*
-   (owner = this attempt, until = this Lambda's deadline). A second delivery of the same finding id finds
-   the record instead: if its intake is complete it is a duplicate (logged, metric ``Duplicates``, no
-   second message, no second job); if not, it claims the lease and resumes from where the record says
-   the first attempt stopped; if another live attempt holds the lease, it leaves the finding to that
-   attempt (whose SQS message is still in flight, so nothing can be dropped) and is acknowledged.
-3. For ``review``/``auto`` (the decisions that can lead to a move): claim the finding's object version
-   (``store.claim_object``; idempotent, so a resumed attempt claims again harmlessly). When another finding
-   holds the claim, the finding becomes DUPLICATE (final, ``duplicate_of`` = the holder, metric
-   ``DuplicateFindings``): no message of its own, no job; at most one thread reply under the first finding's
-   message, when it has one (``duplicate_thread``), posted after the DUPLICATE write and recorded
-   (``duplicate_reply_ts``) with the lease's release: a Slack failure leaves the DUPLICATE record as it is and
-   raises, and the redelivery posts the reply (never once it is recorded); a parent message that is gone is
-   audited and no reply is due any more.
-   For ``review``/``auto``/``notify``: post the message, then store its ts *and* transition in one
-   conditional write (PENDING_APPROVAL / APPROVED by ``auto`` / NOTIFIED): after the post, the record
-   either has neither (a crash before the write: the next delivery posts again, the residual risk below)
-   or both. A resumed attempt that finds a ts (a record written before ts and transition were one write)
-   skips the post. ``ignore``/``reject``: transition to IGNORED / REJECTED; nothing is posted.
-4. For ``auto`` only, after APPROVED: queue the RemediationJob, then mark ``job_queued_at``. A resumed
-   attempt that finds APPROVED (by auto) without ``job_queued_at`` queues it.
-5. Release the lease, in the same write as the last step (the transition, or the ``job_queued_at`` mark
-   for ``auto``) when this attempt still holds it (``FindingStore``'s combined writes); separately only
-   when the last write could not take it along (a failure, or a lease lost at the deadline).
-
-The auto path is therefore three writes (create; ts + APPROVED; job mark + release), a review or notify
-finding two, an ignored or rejected one two; each still a single conditional step of its own.
-
-A failure at any step raises, so the SQS message returns to the queue and the next delivery resumes at
-that step: every step before it is recorded, none after it has happened.
-
-Slack failures are audited on the record (``slack_post_failed``, with Slack's error code, and ``error``
-set) and counted (``SlackFailures`` by kind). All of them, configuration errors (``channel_not_found``,
-``not_in_channel``, ``invalid_auth``...) included, fail the item: the finding is never dropped and never
-acted on silently; after the queue's maxReceiveCount it lands in the intake DLQ, its record still
-RECEIVED with the error, and redriving the DLQ once the operator has fixed the channel resumes it. An
-``auto`` finding is deliberately not quarantined before its team has been told: moving a team's data out
-from under it without a word would be worse than the delay.
-
-Residual risk (stated honestly): Slack's chat.postMessage has no idempotency key. If the process dies
-between Slack accepting the post and the store recording its ts (a window of one DynamoDB write, the one
-that also makes the transition), if that write fails after boto3's own retries, or if Slack accepted a
-post whose response was lost (a timeout), the next delivery posts a second message; the
-record then points at the second one, and the first stays in the channel with working buttons (a click
-on either acts on the same record, and the state machine lets only one click through). Likewise, dying
-between queueing the auto job and marking it queued queues a second job, which the remediator's own
-conditional transitions turn into a no-op.
+The order of the writes, the intake lease, the duplicate rules and the residual risks are
+docs/architecture.md §5. What the code adds to it: a step that fails raises, so the SQS message returns to
+the queue with every step before it recorded and none after it done; a Slack failure is audited on the
+record (``slack_post_failed``, with Slack's error code) before it is raised.
 """
 
 from __future__ import annotations
@@ -159,7 +107,7 @@ def intake_complete(record: FindingRecord) -> bool:
 
 
 def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline: datetime) -> IntakeOutcome:
-    """Handle one intake message; raises when the message must return to the queue (see module docs).
+    """Handle one intake message; raises when the message must return to the queue.
 
     ``attempt`` is unique to this delivery attempt (the intake lease owner); ``deadline`` is when this
     Lambda invocation ends (the lease expiry).

@@ -1,27 +1,19 @@
 """A verified Slack button click: read it, authorise it, apply it, answer it.
 
-Called by ``handlers.interaction`` only after ``slack_request.verify`` accepted the signature, with every
-dependency passed in (store, job queue, approver directory, responder, clock). It builds no client itself
-(the adapters here take theirs) and is loaded only once the first signed request arrives.
+Called by ``handlers.interaction`` only after ``slack_request.verify`` accepted the signature. The record,
+never the payload, says which object and which team. The rules:
 
-Rules (the record, never the payload, says which object and which team):
-
-1. The payload is form-encoded ``payload=<JSON>``; only ``block_actions`` with one of our action ids is
-   acted on, and it must come from the configured workspace (``team.id``, or ``team.enterprise_id`` when the
-   configured id is an Enterprise Grid org ``E…``).
-2. The button's value names the finding. Unknown ids are refused (and logged: there is no record to audit).
-3. The click must come from the channel the finding was posted to, by an approver of the finding's team:
-   a listed user id, or a member of a listed user group (looked up through Slack, cached with a short TTL).
-4. Remediate: PENDING_APPROVAL -> APPROVED, then queue ``RemediationJob(kind="quarantine")``. Dismiss:
-   PENDING_APPROVAL -> DISMISSED. Restore: QUARANTINED -> RESTORE_REQUESTED, then queue
-   ``RemediationJob(kind="restore")``. The conditional write is the lock: the loser of a race, a second
-   click or a click on a finding already handled is told what happened, by whom and when.
-5. If the job cannot be queued after the transition, the transition is undone (with an audit entry) and
-   the clicker is asked to try again, so no finding is left APPROVED with no job.
-6. Every accepted or refused click on a known finding is appended to its audit trail (who, what, when,
-   outcome, reason); clicks naming no known finding are only logged.
-7. The answer is the HTTP body (``replace_original: true`` + the new message, or an ephemeral error) and is
-   also posted to the click's ``response_url``, because Slack ignores the HTTP body for ``block_actions``.
+1. Only ``block_actions`` with one of our action ids, from the configured workspace (``team.id``, or
+   ``team.enterprise_id`` when the configured id is an Enterprise Grid org ``E…``), is acted on.
+2. The button's value names the finding; unknown ids are refused and logged (there is no record to audit).
+3. The click must come from the channel the finding was posted to, by an approver of the finding's team: a
+   listed user id, or a member of a listed user group (looked up through Slack, cached with a short TTL).
+4. Each button is one conditional transition (:data:`RULES`), then its job, if any
+   (``job_request.request_job``, undone when the queue refuses it). The loser of a race, a second click or a
+   click on a finding already handled is told what happened, by whom and when.
+5. Every click on a known finding, accepted or refused, is in its audit trail.
+6. The answer is the HTTP body and is also posted to the click's ``response_url``: Slack ignores the HTTP
+   body for ``block_actions``.
 """
 
 from __future__ import annotations

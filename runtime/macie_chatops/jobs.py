@@ -1,5 +1,5 @@
-"""The remediation job: the one message the finding handler and the interaction endpoint put on the
-remediation queue, and the remediator takes off it.
+"""The remediation job: the one message put on the remediation queue (``job_request.request_job``) and taken
+off it by the remediator, and the queue's SQS adapter.
 
 It carries only the finding id and who asked: the state record, not the message, says which object
 and account (a forged or stale job can do nothing the record does not already allow).

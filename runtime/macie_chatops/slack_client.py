@@ -1,37 +1,16 @@
-"""The Slack adapter: slack_sdk's WebClient, with errors turned into what the pipeline can act on.
-
-Public API::
-
-    build_web_client(token: str, *, base_url: str | None = None, timeout: int = DEFAULT_TIMEOUT_S) -> WebClient
-    SlackClient(web_client: WebClient, *, remaining_time_s: Callable[[], float] | None = None,
-                safety_margin_s: float = DEFAULT_SAFETY_MARGIN_S, max_rate_limit_retries: int = 2,
-                sleep: Callable[[float], None] = time.sleep)
-        .post(channel: str, message: SlackMessage) -> str            chat.postMessage; returns the message ts
-        .reply(channel: str, thread_ts: str, message: SlackMessage) -> str   chat.postMessage in a thread; its ts
-        .update(channel: str, ts: str, message: SlackMessage) -> None    chat.update
-        .usergroup_members(group_id: str) -> frozenset[str]          usergroups.users.list (active members)
-        .auth_test() -> SlackIdentity                                auth.test (team_id, user_id, bot_id, ...)
-    DeadlineRateLimitRetryHandler(...)   the slack_sdk retry handler behind SlackClient's 429 handling
-
-Errors (all from :mod:`macie_chatops.errors`, base ``SlackError``):
+"""The Slack adapter: slack_sdk's WebClient, with Slack's failures sorted into what the pipeline acts on.
 
 - ``SlackRetryableError``: HTTP 429 that cannot be waited out inside the Lambda deadline (``retry_after_s``
-  set), HTTP 5xx, Slack's transient errors, network errors and timeouts. Put the work back on the queue.
-- ``SlackConfigurationError``: channel_not_found, not_in_channel, is_archived, invalid_auth, not_authed,
-  account_inactive, token_revoked, missing_scope, invalid_blocks, msg_too_long, no_such_subteam, ... The
-  message names the channel/group and says what the operator must do. Retrying will not help.
-- ``SlackMessageNotFoundError``: chat.update of a message that is gone (deleted in Slack), or a reply in the
-  thread of one (``thread_not_found``).
+  set), HTTP 5xx, Slack's transient errors, network errors and timeouts: put the work back on the queue.
+- ``SlackConfigurationError``: channel_not_found, not_in_channel, invalid_auth, missing_scope, invalid_blocks,
+  no_such_subteam, ...: the message names the channel or group and what the operator must do; retrying
+  will not help.
+- ``SlackMessageNotFoundError``: chat.update of a message deleted in Slack, or a reply in its thread.
 - ``SlackError``: any other refusal, with ``method`` and ``error_code``.
 
-Rate limits: Slack answers HTTP 429 with ``Retry-After``. SlackClient installs
-:class:`DeadlineRateLimitRetryHandler` (a slack_sdk ``RateLimitErrorRetryHandler``) on the WebClient: it
-sleeps and retries (at most ``max_rate_limit_retries`` times) only while ``remaining_time_s() - retry_after``
-stays above ``safety_margin_s``; otherwise the 429 surfaces as ``SlackRetryableError`` and nothing was posted.
-A SlackClient owns the retry handlers of the WebClient it wraps: build one per invocation around a cached
-WebClient (it is cheap) so the deadline is the current invocation's.
-
-The token never appears in a message or a log line (slack_sdk redacts the Authorization header itself).
+A SlackClient installs its :class:`DeadlineRateLimitRetryHandler` on the WebClient it wraps, replacing any
+earlier one: build one per invocation around a cached WebClient (it is cheap), so the deadline is the current
+invocation's. The token never appears in a message or a log line (slack_sdk redacts the Authorization header).
 """
 
 from __future__ import annotations
@@ -259,32 +238,20 @@ class SlackClient:
 
     def post(self, channel: str, message: SlackMessage) -> str:
         """Post ``message`` to ``channel`` (a channel id); the message's ``ts`` identifies it for updates."""
+        return self._post_message(channel, message, thread_ts=None)
+
+    def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str:
+        """Post ``message`` in the thread of message ``thread_ts`` in ``channel`` (not broadcast to the channel);
+        returns the reply's own ts."""
+        return self._post_message(channel, message, thread_ts=thread_ts)
+
+    def _post_message(self, channel: str, message: SlackMessage, *, thread_ts: str | None) -> str:
         blocks = message.block_dicts()  # a block that fails validation is a bug: raise it as is, before any call
         response = self._call(
             "chat.postMessage",
             lambda: self._web.chat_postMessage(
                 channel=channel,
-                text=message.text,
-                blocks=blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            ),
-            channel=channel,
-        )
-        ts = response.get("ts")
-        if not isinstance(ts, str) or not ts:
-            raise SlackError(f"chat.postMessage to channel {channel} answered without a ts", method="chat.postMessage")
-        return ts
-
-    def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str:
-        """Post ``message`` in the thread of message ``thread_ts`` in ``channel`` (not broadcast to the channel);
-        returns the reply's own ts."""
-        blocks = message.block_dicts()
-        response = self._call(
-            "chat.postMessage",
-            lambda: self._web.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
+                thread_ts=thread_ts,  # slack_sdk leaves None out of the request: a post to the channel
                 text=message.text,
                 blocks=blocks,
                 unfurl_links=False,
@@ -295,7 +262,8 @@ class SlackClient:
         )
         ts = response.get("ts")
         if not isinstance(ts, str) or not ts:
-            raise SlackError(f"chat.postMessage to thread {thread_ts} answered without a ts", method="chat.postMessage")
+            where = f"channel {channel}" if thread_ts is None else f"thread {thread_ts}"
+            raise SlackError(f"chat.postMessage to {where} answered without a ts", method="chat.postMessage")
         return ts
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:

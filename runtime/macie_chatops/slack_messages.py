@@ -1,8 +1,8 @@
-"""Slack messages for every state of a finding, built with slack_sdk's Block Kit models.
+"""Slack messages for every state of a finding, built with slack_sdk's Block Kit models (pure: no I/O).
 
-Pure: no I/O (importing ``slack_sdk.models`` only defines classes). Every builder renders the same facts
-from a :class:`~macie_chatops.summary.FindingSummary` in the same layout, so a message keeps its shape as
-the finding moves from state to state and ``chat.update`` replaces it in place:
+Every ``build_*`` renders the same facts from a :class:`~macie_chatops.summary.FindingSummary` in the same
+layout, so a message keeps its shape as the finding moves from state to state and ``chat.update`` replaces it
+in place:
 
     header       the state, in a few words (plain_text)
     status       what happened / what is asked, by whom, when (mrkdwn)
@@ -12,60 +12,14 @@ the finding moves from state to state and ``chat.update`` replaces it in place:
     context      origin (job id or automated discovery), created time, finding id, link to the Macie console
     [actions]    buttons, only in the states where someone can act
 
-Public API (keyword-only arguments after ``summary``)::
+``approver``/``by`` is a Slack user id (rendered as a mention), ``None`` or :data:`AUTO_APPROVER` for the
+policy (rendered as "automatically"); anything else is shown as escaped text. Every button's ``value`` is the
+finding id and nothing else. Untrusted text goes through :func:`escape_mrkdwn` or :func:`code_span`, in the
+blocks and the fallback ``text`` alike (docs/architecture.md §7, "Untrusted text in Slack").
 
-    SlackMessage(text: str, blocks: tuple[Block, ...])          frozen
-        .block_dicts() -> list[dict]         the blocks as Slack JSON (runs slack_sdk's validators)
-        .to_dict() -> {"text": str, "blocks": list[dict]}       e.g. the body of a response_url reply
-
-    build_review_message(summary, *, reason: str) -> SlackMessage                 Remediate + Dismiss
-    build_auto_message(summary, *, reason: str) -> SlackMessage                   auto-quarantine started
-    build_notify_message(summary, *, reason: str) -> SlackMessage                 information only
-    build_approved_message(summary, *, approver: str | None, at: When) -> SlackMessage
-    build_quarantined_message(summary, *, approver: str | None, at: When, quarantine_bucket: str,
-                              quarantine_key: str, older_versions: int | None,
-                              notice: str | None = None) -> SlackMessage                          Restore
-    build_blocked_message(summary, *, approver: str | None, at: When, reason_code: str, detail: str = "",
-                          quarantine_bucket: str | None = None, quarantine_key: str | None = None)
-    build_failed_message(summary, *, approver: str | None, at: When, error: str, retryable: bool,
-                         fix: str | None = None) -> SlackMessage
-    build_stuck_message(summary, *, approver: str | None, at: When, requeues: int) -> SlackMessage
-    build_dismissed_message(summary, *, by: str, at: When) -> SlackMessage
-    build_duplicate_message(summary, *, approver: str | None, at: When, first_finding_id: str,
-                            detail: str) -> SlackMessage                  DUPLICATE: not moved again
-    build_duplicate_reply(summary, *, first_finding_id: str) -> SlackMessage      thread reply: reported again
-    already_handled(first_finding_id, first_state, quarantine=None) -> str        plain text for a duplicate
-    build_restoring_message(summary, *, by: str, at: When) -> SlackMessage
-    build_restored_message(summary, *, by: str, at: When, restored_version_id: str | None) -> SlackMessage
-
-    escape_mrkdwn(text: str) -> str          untrusted text made inert (see "Escaping" below)
-    code_span(text: str, limit: int) -> str  untrusted text as a code span that survives backticks
-    escape_url(url: str) -> str              a URL for ``<url|label>``: Slack's three control characters only
-    shorten(text: str, limit: int) -> str    middle ellipsis on the raw text (shorten, then escape)
-    human_size(size: int) -> str             "4.0 KiB (4,096 bytes)"
-
-``When`` is a timezone-aware ``datetime`` or an ISO 8601 string (naive times are taken as UTC).
-``approver``/``by`` is a Slack user id (``U...``/``W...``, rendered as a mention), ``None`` or
-:data:`AUTO_APPROVER` for the policy (rendered as "automatically"); anything else is shown as escaped text.
-``reason_code`` is one of :data:`BLOCKED_REASONS`. Every button's ``value`` is the finding id and nothing else.
-``notice`` (plain text, escaped) is shown in a context block under the outcome, e.g. why a restore was refused.
-``retryable`` says whether the remediator retries a failed quarantine by itself; when it does not, the message
-says what an operator must do (``fix``, plain text, escaped) and then run ``macie-chatops retry FINDING_ID``.
-
-Escaping. Untrusted text (bucket, key, title, detection types, custom identifier names, reasons, error details)
-goes through exactly one of two functions, in the blocks and in the fallback ``text`` alike, with ``verbatim``
-set (or as plain_text), so ``<!channel>``, ``<https://x|y>``, ``*bold*`` or a backtick in an S3 key stay inert:
-
-- :func:`escape_mrkdwn` for prose: ``&``, ``<``, ``>`` as Slack asks (``&`` first); Slack has no escape for
-  ``*``, ``_``, ``~`` and backticks, so they become look-alikes (∗ ˍ ∼ ˋ); ``@here``/``@channel``/``@everyone``
-  get a full-width ＠; control characters (a newline could start a quote) their visible symbols (␊).
-- :func:`code_span` for names (keys, buckets, versions, ids, commands): Slack formats nothing inside a code
-  span, so only ``&<>`` are escaped and backticks (which would end the span) become ˋ: the rest of a key
-  shows exactly, ``*`` and ``_`` included.
-
-Every message stays within Slack's limits (50 blocks, 3,000 chars per section, 10 fields
-of 2,000 chars, header 150, button 75, confirm 100/300/30) and within :data:`MAX_MESSAGE_TEXT_CHARS` of text
-overall, because Slack rejects messages well below the sum of the per-block limits (msg_blocks_too_long).
+Every message stays within Slack's limits (50 blocks, 3,000 chars per section, 10 fields of 2,000 chars,
+header 150, button 75, confirm 100/300/30) and within :data:`MAX_MESSAGE_TEXT_CHARS` of text overall, because
+Slack rejects messages well below the sum of the per-block limits (msg_blocks_too_long).
 """
 
 from __future__ import annotations
@@ -93,7 +47,7 @@ from macie_chatops.jobs import AUTO_APPROVER  # "auto": the policy approved, no 
 from macie_chatops.quarantine_plan import AtKey, CopyCheck, MoveFacts, SourceFate
 from macie_chatops.summary import DataCategory, FindingSummary
 
-When = datetime | str
+When = datetime | str  # a timezone-aware datetime, or ISO 8601 text (a naive time is taken as UTC)
 
 BLOCKED_REASONS: Final = frozenset({"locked", "changed", "missing", "access_denied"})
 

@@ -1,7 +1,4 @@
-"""The finding state machine (DESIGN.md "State and idempotency").
-
-Every transition is a conditional write in the store; this module only says which ones are legal.
-"""
+"""The finding state machine: which transitions are legal (each one is a conditional write in the store)."""
 
 from __future__ import annotations
 

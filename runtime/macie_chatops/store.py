@@ -1,76 +1,19 @@
 """The finding state store: one DynamoDB item per finding id, every state change a conditional write.
 
-The store is the single source of truth for where a finding is in the state machine (``states.py``), what
-was decided about it, which Slack message shows it, who approved it, what happened, and the append-only
-audit trail of every step. It takes a boto3 DynamoDB *client* and the table name; it builds nothing itself.
+The single source of truth for where a finding is in the state machine (``states.py``), what was decided,
+which Slack message shows it, who approved it, what happened, and the append-only audit trail. A write that
+loses a race is no error: ``WriteResult.applied`` is False and ``record`` is the record as the winner left
+it, so the loser can say what happened and by whom. Writes raise :class:`FindingNotFoundError` for a finding
+with no record and let every other DynamoDB error propagate.
 
-API (all methods are keyword-only after the finding id; ``actor`` is a Slack user id, ``"auto"``, or the
-name of the component that acted, e.g. ``"finding-handler"``):
+Combined writes (``transition(..., slack_message=..., release_intake_of=...)``, docs/architecture.md §5): each
+part keeps its own condition inside the one write; a part refused on its own (the lease is another owner's,
+another ts is already recorded and is kept) is dropped and the write retried without it, as the separate
+calls would have behaved. Object-version claims and the sparse pending and approved indexes: §5 ("One object
+version, one remediation") and §8.
 
-``get(finding_id) -> FindingRecord | None``
-    A strongly consistent read.
-``create_received(...) -> WriteResult``
-    Create the RECEIVED record; ``applied`` is False when the finding id already has a record (a
-    redelivered or duplicate event), and ``record`` is then the existing record, untouched.
-``transition(finding_id, *, expected, target, actor, event, updates=None, detail="", slack_message=None,
-release_intake_of=None) -> WriteResult``
-    Move the finding from one of ``expected`` to ``target`` in one conditional write (plus ``updates``
-    and one audit entry). A transition the state machine forbids raises :class:`IllegalTransitionError`
-    before anything is written. When the record is no longer in an expected state (someone else already
-    moved it) nothing is written, ``applied`` is False and ``record`` is the current record, so the loser
-    can say what already happened and by whom. ``slack_message`` and ``release_intake_of`` fold a
-    ``set_slack_message`` and a ``release_intake`` into the same write (*Combined writes*, below).
-``set_slack_message(finding_id, *, channel, ts, actor) -> WriteResult``
-    Remember the Slack message that shows this finding. Written once: a second, different ts is refused
-    (``applied`` False, ``record.slack_ts`` is the first one).
-``append_audit(finding_id, *, actor, event, outcome, detail="", updates=None, release_intake_of=None,
-expected=None) -> WriteResult``
-    Audit without a state change (a refused click, a failed Slack post); ``updates`` may set the
-    non-state fields (e.g. ``error``). ``expected`` (optional): only while the finding is in one of these
-    states (else ``applied`` is False and ``record`` is the current record). Refused (``applied`` False)
-    once the trail holds :data:`MAX_AUDIT_ENTRIES` entries, so a flood of refused clicks cannot grow the
-    item past DynamoDB's 400 KB item limit.
-``claim_intake(finding_id, *, owner, until) -> WriteResult`` / ``release_intake(finding_id, *, owner)``
-    The intake lease: the finding handler that holds it is the only one that may post the finding's
-    first Slack message or queue its auto job. ``until`` is the holder's Lambda deadline, so a crashed
-    holder's lease has always expired by the time SQS redelivers its message.
-``claim_object(version, *, finding_id) -> ObjectClaim`` / ``object_claim(version) -> ObjectClaim | None``
-    One object version, one remediation: the *claim item* of an object version (key
-    ``ObjectVersion.claim_key``, ``object#<sha256>``) names the first finding that claimed it. ``claim_object``
-    creates it for ``finding_id`` unless another finding holds it, in one conditional write, and returns the
-    claim as it now is: ``claim.finding_id`` is the holder (``finding_id`` itself when it won or already held
-    it, so a redelivery claims again harmlessly). Claims carry none of the indexes' keys, so they never show
-    in ``pending_approvals`` or ``approved_before``; ``get`` of a claim key is None (it is no finding). They
-    expire like final records (:data:`RETENTION_DAYS` after the claim).
-``pending_approvals(team=None, limit=50) -> list[FindingRecord]``
-    Findings awaiting approval, oldest first, from the sparse index (eventually consistent).
-``approved_before(cutoff, *, limit=None) -> list[FindingRecord]``
-    Findings that entered APPROVED before ``cutoff`` and are still there (as far as the eventually
-    consistent index knows), oldest approval first, from the sparse approved index: the sweeper's
-    candidates. Only APPROVED items carry that index's keys (``approved_state``, ``approved_at``): every
-    transition into APPROVED sets them (``record.approved_at`` is when), every transition out removes them,
-    in the transition's own conditional write.
-
-Combined writes (one round trip where the finding handler used to make two or three):
-``transition(..., slack_message=PostedMessage(channel, ts, actor))`` records the message *and* makes the
-transition atomically, with both audit entries (``slack_posted``, then the transition's), so this write
-never leaves a message stored without its transition; a crash before it leaves neither (the next delivery
-posts again: the residual risk the intake documents, the same window as before). ``release_intake_of=
-owner`` gives the lease back in the same write when ``owner`` still holds it. Each part keeps its own rule,
-all evaluated by DynamoDB in the one condition: when the write is refused, the record DynamoDB returns
-shows which part failed; a part refused on its own (the lease is no longer ``owner``'s; a different ts is
-already recorded, and is kept) is dropped and the write retried without it, exactly as the separate calls
-would have behaved; when the state (or the audit cap) refused it, ``applied`` is False as for the plain
-write. The record says what happened: ``record.intake_owner`` is None once the lease is given back,
-``record.slack_ts`` is the ts kept.
-
-Writes raise :class:`FindingNotFoundError` when the finding has no record, and let every other DynamoDB
-error propagate (the caller's SQS message then returns to the queue). Timestamps are ISO 8601 UTC with
-microseconds (fixed width, so they sort as strings). Final states get a TTL of :data:`RETENTION_DAYS`
-days, so the audit trail outlives Macie's own 90-day finding retention.
-
-The table layout is :data:`TABLE_DEFINITION` (+ :data:`TTL_SPECIFICATION`); :func:`create_state_table`
-creates exactly that table, for the sandbox and the tests; the CDK stack mirrors it.
+Timestamps are ISO 8601 UTC with microseconds (fixed width: they sort as strings). Final states get a TTL of
+:data:`RETENTION_DAYS` days, so the audit trail outlives Macie's own 90-day finding retention.
 """
 
 from __future__ import annotations
@@ -417,7 +360,8 @@ def _release_part(expression: _Expression, owner: str) -> None:
 
 
 class FindingStore:
-    """The DynamoDB adapter; see the module docstring for the API."""
+    """The DynamoDB adapter, on a boto3 client and table name passed in (:func:`create_state_table` makes the
+    table for the sandbox and the tests; the CDK stack mirrors :data:`TABLE_DEFINITION`)."""
 
     def __init__(
         self,
@@ -436,6 +380,7 @@ class FindingStore:
     # -- reads -------------------------------------------------------------------------------------
 
     def get(self, finding_id: str) -> FindingRecord | None:
+        """A strongly consistent read; None for an unknown finding (and for a claim item's key)."""
         if finding_id.startswith(OBJECT_CLAIM_PREFIX):
             return None  # a claim item, not a finding (finding ids never hold '#')
         response = self._client.get_item(TableName=self._table, Key=self._key(finding_id), ConsistentRead=True)
@@ -580,7 +525,8 @@ class FindingStore:
         slack_message: PostedMessage | None = None,
         release_intake_of: str | None = None,
     ) -> WriteResult:
-        """One state-machine step as one conditional write (see the module docstring).
+        """One state-machine step as one conditional write (with ``updates`` and one audit entry); a step the
+        state machine forbids raises :class:`IllegalTransitionError` before anything is written.
 
         ``slack_message``: also record the message showing the finding (the first ts wins);
         ``release_intake_of``: also give the intake lease back if that owner holds it."""
@@ -649,8 +595,9 @@ class FindingStore:
         expected: Collection[State] | None = None,
     ) -> WriteResult:
         """Audit (and optionally set non-state fields) without changing the state; ``release_intake_of``:
-        also give the intake lease back if that owner holds it (see the module docstring); ``expected``: only
-        while the finding is in one of these states."""
+        also give the intake lease back if that owner holds it; ``expected``: only while the finding is in one
+        of these states. Refused once the trail holds :data:`MAX_AUDIT_ENTRIES` entries, so a flood of refused
+        clicks cannot grow the item past DynamoDB's 400 KB item limit."""
         now = _iso(self._clock())
         states = sorted(frozenset(expected)) if expected is not None else None
         if states == []:

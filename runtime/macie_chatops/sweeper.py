@@ -1,33 +1,10 @@
-"""The sweeper: an approved quarantine is never silently forgotten.
+"""The sweeper: an approved quarantine is never silently forgotten (docs/architecture.md §8).
 
-An APPROVED finding waits for the remediator to record its outcome (QUARANTINED / BLOCKED / FAILED). It can
-wait forever when its job is gone: the approval's job could be neither queued nor undone (the interaction
-endpoint, the intake and the CLI undo or retry, but each can fail at that very step too), or every
-delivery of the job was cut off (the remediator timed out each time) and the job went to the remediation
-DLQ while the record stayed APPROVED. The sweeper runs on a schedule and, for each finding APPROVED for
-longer than :attr:`SweepPolicy.stale_after`, re-queues a quarantine job (safe: the mover and every
-transition are idempotent, so a duplicate job is a no-op), at most :attr:`SweepPolicy.max_requeues` times
-per approval; then it stops, records ``sweeper_gave_up`` on the finding, updates the finding's Slack message
-to say the quarantine is stuck, and reports it (error logs, and the ``StuckApprovals`` metric the stack alarms
-on) on every sweep until someone acts.
-
-Pure part (no I/O): :class:`SweepPolicy`, :func:`plan_sweep` (one record -> a :class:`SweepStep`) and the audit
-reading it rests on. The re-queues are counted in the record's audit trail (``requeued_by_sweeper``
-entries) since the approval (``record.approved_at``: a retried FAILED -> APPROVED is a new approval) or since
-an operator's ``requeued_by_operator`` (``macie-chatops sweep --requeue``), whichever is later: an operator
-who re-queues a stuck finding gives it a fresh set of sweeps. The last re-queue restarts the wait, so each
-attempt gets the whole ``stale_after`` before the next.
-
-Orchestration: :func:`sweep` (``SweepDependencies``: the store, the remediation queue, Slack, the policy and
-a clock, all passed in) reads the candidates from the store's sparse approved index (one query, never a
-table scan), re-reads each one consistently, decides and acts. While jobs wait in the remediation queue
-(a backlog: a mass of auto-quarantines, a remediator outage being caught up), a stale approval's job may
-simply not have been reached yet: the sweeper then re-queues nothing and gives up on nothing (verdict
-``deferred``, counted and logged), so a backlog is neither multiplied by duplicate jobs nor reported as
-stuck findings; it acts on the first sweep that finds the queue drained; :func:`requeue` is the operator's re-queue of
-one finding. Nothing is swallowed: a failed query raises at once; a record whose step failed is reported in
-:attr:`SweepReport.errors` and :func:`sweep` then raises :class:`SweepError` (carrying the report, so the
-caller can still report what was done), after trying every other record.
+:func:`plan_sweep` is the pure part: what to do with one record now (a :class:`SweepStep`). The re-queues of
+an approval are the ``requeued_by_sweeper`` entries of its audit trail since it entered APPROVED
+(``record.approved_at``) or since an operator's ``requeued_by_operator``, whichever is later; each re-queue
+restarts the wait, so every attempt gets the whole ``stale_after`` before the next. :func:`sweep` acts on
+every candidate of the approved index; :func:`requeue` is the operator's re-queue of one finding.
 """
 
 from __future__ import annotations
@@ -227,9 +204,11 @@ class SweepStepError(MacieChatOpsError):
 
 
 def sweep(deps: SweepDependencies, *, dry_run: bool = False) -> SweepReport:
-    """One sweep over every finding approved longer than the policy's ``stale_after`` (see the module docs).
+    """One sweep over every finding approved longer than the policy's ``stale_after``, each re-read consistently
+    and acted on; while jobs wait in the remediation queue, none is re-queued or given up on (``deferred``).
 
-    Raises what the index query raises; :class:`SweepError` when any finding's step failed."""
+    Raises what the index query raises; after trying every finding, :class:`SweepError` (carrying the report)
+    when any finding's step failed."""
     now = deps.clock()
     candidates = deps.store.approved_before(now - deps.policy.stale_after)
     backlog = deps.queue.waiting() if candidates else 0
