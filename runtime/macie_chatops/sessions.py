@@ -109,7 +109,12 @@ class MemberClients:
     @property
     def kms(self) -> KMSClient:
         """A KMS client with the same credentials (built on use; S3 does the KMS work of a copy itself)."""
-        return self._session.client("kms", region_name=self.region, **self._credentials)  # type: ignore[call-overload]
+        kms: KMSClient = self.client("kms")
+        return kms
+
+    def client(self, service: str) -> Any:
+        """A client of ``service`` acting as the same role session in the same region (built on use)."""
+        return self._session.client(service, region_name=self.region, **self._credentials)  # type: ignore[call-overload]
 
 
 def default_s3_config() -> BotocoreConfig:
@@ -161,7 +166,8 @@ class MemberSessions:
             self._base_session = boto3.Session()
         return self._base_session
 
-    def _sts(self, region: str) -> STSClient:
+    def sts_client(self, region: str) -> STSClient:
+        """The STS client the roles are assumed with in ``region`` (its regional endpoint unless overridden)."""
         client = self._sts_clients.get(region)
         if client is None:
             if self._sts_client_factory is not None:
@@ -195,7 +201,7 @@ class MemberSessions:
 
         arn = role_arn(account_id, self._role_name, self._partition)
         try:
-            response = self._sts(region).assume_role(
+            response = self.sts_client(region).assume_role(
                 RoleArn=arn,
                 RoleSessionName=name,
                 SourceIdentity=identity,

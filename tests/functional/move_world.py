@@ -22,8 +22,8 @@ from macie_chatops.move import MoveRequest, ObjectMover
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.sessions import MemberSessions
+from macie_chatops_sandbox.testkit.world import REGION, shared_session
 from tests.conftest import AwsSandbox
-from tests.functional.world import REGION, shared_session
 
 MEMBER_A = "345678901234"  # payments-prod
 MEMBER_B = "567890123456"  # analytics-dev
@@ -67,28 +67,32 @@ class MoveWorld:
 
     # -- accounts --------------------------------------------------------------------------------------
 
-    def client(self, service: str, account: str) -> Any:
-        """A client acting as ``account`` (setup and observation, not the code under test).
+    def client(self, service: str, account: str, *, config: Any = None) -> Any:
+        """A client acting as ``account`` (setup and observation, not the code under test); with ``config``
+        (a botocore Config), a new client built with it, else the cached one.
 
         Like ``aws.session(account)``, but every client comes from one boto3 session, so the service
         models load once per test instead of once per client."""
+        if config is not None:
+            return self._base.client(service, region_name=self.region, config=config, **self._credentials_of(account))
         cached = self._clients.get((service, account))
         if cached is None:
-            credentials = self._credentials.get(account)
-            if credentials is None:
-                sts = self._base.client("sts", region_name=self.region)
-                issued = sts.assume_role(
-                    RoleArn=f"arn:aws:iam::{account}:role/macie-chatops-test", RoleSessionName="test"
-                )
-                credentials = {
-                    "aws_access_key_id": issued["Credentials"]["AccessKeyId"],
-                    "aws_secret_access_key": issued["Credentials"]["SecretAccessKey"],
-                    "aws_session_token": issued["Credentials"]["SessionToken"],
-                }
-                self._credentials[account] = credentials
-            cached = self._base.client(service, region_name=self.region, **credentials)
+            cached = self._base.client(service, region_name=self.region, **self._credentials_of(account))
             self._clients[(service, account)] = cached
         return cached
+
+    def _credentials_of(self, account: str) -> dict[str, str]:
+        credentials = self._credentials.get(account)
+        if credentials is None:
+            sts = self._base.client("sts", region_name=self.region)
+            issued = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/macie-chatops-test", RoleSessionName="test")
+            credentials = {
+                "aws_access_key_id": issued["Credentials"]["AccessKeyId"],
+                "aws_secret_access_key": issued["Credentials"]["SecretAccessKey"],
+                "aws_session_token": issued["Credentials"]["SessionToken"],
+            }
+            self._credentials[account] = credentials
+        return credentials
 
     @property
     def _base(self) -> Any:

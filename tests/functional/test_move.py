@@ -292,10 +292,7 @@ def test_source_without_a_checksum_is_verified_by_reading_both(world: MoveWorld)
     from botocore.config import Config
 
     world.bucket(MEMBER_A, SOURCE)
-    world.s3(MEMBER_A)  # assume the role once
-    legacy = world._base.client(
-        "s3", config=Config(request_checksum_calculation="when_required"), **world._credentials[MEMBER_A]
-    )
+    legacy = world.client("s3", MEMBER_A, config=Config(request_checksum_calculation="when_required"))
     body = os.urandom(2048)
     response = legacy.put_object(Bucket=SOURCE, Key="legacy.bin", Body=body)
     assert not any(k.startswith("Checksum") for k in world.head(MEMBER_A, SOURCE, "legacy.bin"))

@@ -17,6 +17,7 @@ from macie_chatops.sessions import (
     session_name,
     source_identity,
 )
+from macie_chatops_sandbox.testkit.world import shared_session
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import (
     MEMBER_A,
@@ -27,7 +28,6 @@ from tests.functional.move_world import (
     iam_enforced,
     remediator_user,
 )
-from tests.functional.world import shared_session
 
 STS_SOURCE_IDENTITY = re.compile(r"^[A-Za-z0-9_.,+=@-]{2,64}$")
 STS_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
@@ -95,7 +95,7 @@ def test_sts_is_called_in_the_findings_region(monkeypatch: pytest.MonkeyPatch, r
 
     sessions = MemberSessions(role_name=ROLE_NAME, base_session=boto3.Session())
     # THEN the STS client for a finding in `region` uses that region's endpoint
-    assert sessions._sts(region).meta.endpoint_url == f"https://sts.{region}.amazonaws.com"
+    assert sessions.sts_client(region).meta.endpoint_url == f"https://sts.{region}.amazonaws.com"
 
 
 # --- on moto -----------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_clients_act_as_the_member_role_with_approver_and_finding(aws: AwsSandbo
     assert call["SourceIdentity"] == "U0ALICE"
     assert call["RoleSessionName"] == "macie-chatops-f-123"
     # AND the clients act in the member account, in that region
-    identity = shared_session().client("sts", region_name="eu-west-1", **clients._credentials).get_caller_identity()
+    identity = clients.client("sts").get_caller_identity()
     assert identity["Account"] == MEMBER_A
     assert identity["Arn"].endswith(f"assumed-role/{ROLE_NAME}/macie-chatops-f-123")
     assert clients.s3.meta.region_name == "eu-west-1"
