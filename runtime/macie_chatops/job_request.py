@@ -101,6 +101,8 @@ def request_job(
     change's write raises (``FindingNotFoundError``, DynamoDB errors): nothing was sent then."""
     if change is None and note is None:
         raise ValueError("a job request changes the finding's state or notes the job on it")
+    if attempts < 1:
+        raise ValueError(f"attempts must be 1 or more, got {attempts}")
     changed: WriteResult | None = None
     if change is not None:
         changed = apply_change(store, job.finding_id, change)
@@ -109,11 +111,11 @@ def request_job(
     try:
         message_id = _send(queue, job, attempts)
     except Exception as exc:
-        if change is None or changed is None:
+        if change is None or changed is None:  # nothing to undo
             raise
         return _undo(store, job, change, changed.record, exc)
     if note is None:
-        assert changed is not None
+        assert changed is not None  # a request without a note has a change
         return JobRequest(Requested.QUEUED, changed.record, message_id)
     written = store.append_audit(
         job.finding_id,
@@ -147,7 +149,8 @@ def apply_change(store: FindingStore, finding_id: str, change: StateChange) -> W
 
 
 def _send(queue: JobQueue, job: RemediationJob, attempts: int) -> str:
-    for attempt in range(1, attempts + 1):
+    attempt = 1
+    while True:
         try:
             return queue.send(job)
         except Exception as exc:
@@ -159,9 +162,9 @@ def _send(queue: JobQueue, job: RemediationJob, attempts: int) -> str:
                 attempts,
                 describe(exc),
             )
-            if attempt == attempts:
+            if attempt >= attempts:
                 raise
-    raise ValueError(f"attempts must be 1 or more, got {attempts}")
+            attempt += 1
 
 
 def _undo(
