@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # infra/, stacksets/ and the generated organisations in tests/
+sys.path.insert(0, str(ROOT))  # infra/ and stacksets/
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
 from macie_chatops.config import Config  # noqa: E402
+from macie_chatops_sandbox.testkit.organisations import org_config  # noqa: E402
 from stacksets.context import cdk_json_context  # noqa: E402
-from tests.functional.infra.org_factory import org_config  # noqa: E402
 
 
 def synth_once(config: Config) -> tuple[float, int, int]:

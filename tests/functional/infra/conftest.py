@@ -20,8 +20,8 @@ from aws_cdk.assertions import Template
 
 from infra.app import CENTRAL_STACK_NAME, STACKSETS_STACK_NAME, MacieChatOpsApp, build_app
 from macie_chatops.config import Config, parse_config
+from macie_chatops_sandbox.testkit.organisations import org_config
 from stacksets.context import cdk_json_context
-from tests.functional.infra.org_factory import org_config
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_CONFIG = ROOT / "accounts.yaml"

@@ -1,8 +1,6 @@
-"""Generated accounts.yaml documents for the infrastructure tests and bench/bench_synth_scale.py.
-
-The text goes through the real loader (``parse_config``), so a generated organisation is validated exactly
-like an operator's file.
-"""
+"""Generated organisations (accounts.yaml documents) of any size, for the infrastructure tests and
+bench/bench_synth_scale.py. The text goes through the real loader (``parse_config``), so a generated
+organisation is validated exactly like an operator's file."""
 
 from __future__ import annotations
 
