@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 
+from infra.components.handler import HandlerFunction
 from infra.components.queues import acknowledge_event_target_dlq, dead_letter_queue
 from infra.components.slack_secret import SlackSecret
 from infra.components.state_table import StateTable
@@ -25,6 +26,11 @@ class Foundation:
             stack, "DeliveryDeadLetterQueue", queue_name=names.CENTRAL_DELIVERY_DLQ_NAME, encryption_key=self.key
         )
         acknowledge_event_target_dlq(self.delivery_dead_letter_queue)
+
+    def grant_records_and_slack(self, handler: HandlerFunction) -> None:
+        """What a handler that records findings and talks to Slack needs: the table's items and the credentials."""
+        self.state.grant_read_write(handler.role)
+        self.slack_secret.grant_read(handler.role)
 
 
 def _queue_and_topic_key(stack: Stack) -> kms.Key:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import HandlerAssets, visibility_timeout
+from infra.central.lambdas import HandlerAssets, consume, visibility_timeout
 from infra.central.remediation import Remediation
 from infra.components.event_bus import CentralEventBus
 from infra.components.queues import QueueWithDeadLetter, acknowledge_event_target_dlq, dead_letter_queue
@@ -85,14 +84,8 @@ class Intake:
             timeout=FINDING_TIMEOUT,
             memory_size=512,
         )
-        self.finding_handler.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue.queue,
-                batch_size=FINDING_BATCH_SIZE,
-                report_batch_item_failures=True,
-                max_concurrency=FINDING_MAX_CONCURRENCY,
-            )
+        consume(
+            self.finding_handler, self.queue, batch_size=FINDING_BATCH_SIZE, max_concurrency=FINDING_MAX_CONCURRENCY
         )
-        foundation.state.grant_read_write(self.finding_handler.role)
-        foundation.slack_secret.grant_read(self.finding_handler.role)
+        foundation.grant_records_and_slack(self.finding_handler)
         jobs.accept_jobs_from(self.finding_handler)

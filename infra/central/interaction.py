@@ -26,8 +26,7 @@ class Interaction:
             timeout=INTERACTION_TIMEOUT,
             memory_size=INTERACTION_MEMORY_MB,
         )
-        foundation.state.grant_read_write(self.interaction_handler.role)
-        foundation.slack_secret.grant_read(self.interaction_handler.role)
+        foundation.grant_records_and_slack(self.interaction_handler)
         jobs.accept_jobs_from(self.interaction_handler)
         self.api = SlackInteractionsApi(
             stack,

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 
 from aws_cdk import AssetHashType, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 
 from infra.central.foundation import Foundation
 from infra.components.handler import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, HandlerFunction
+from infra.components.queues import QueueWithDeadLetter
 from infra.lambda_bundle import LambdaBundle
 from macie_chatops import names
 
@@ -22,6 +24,15 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 def visibility_timeout(function_timeout: Duration) -> Duration:
     """The visibility timeout of a queue consumed by a function with this timeout."""
     return Duration.seconds(function_timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
+
+
+def consume(handler: HandlerFunction, queue: QueueWithDeadLetter, *, batch_size: int, max_concurrency: int) -> None:
+    """``handler`` receives the queue's messages and reports which of a batch failed (only those are retried)."""
+    handler.function.add_event_source(
+        event_sources.SqsEventSource(
+            queue.queue, batch_size=batch_size, report_batch_item_failures=True, max_concurrency=max_concurrency
+        )
+    )
 
 
 class HandlerAssets:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import HandlerAssets, visibility_timeout
+from infra.central.lambdas import HandlerAssets, consume, visibility_timeout
 from infra.components.handler import HandlerFunction
 from infra.components.queues import QueueWithDeadLetter
 from macie_chatops import names
@@ -45,16 +44,9 @@ class Remediation:
             role_name=names.REMEDIATOR_ROLE_NAME,
             reserved_concurrent_executions=REMEDIATOR_CONCURRENCY,
         )
-        self.remediator.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue.queue,
-                batch_size=1,  # one move per invocation: each may take most of the 15 minutes
-                report_batch_item_failures=True,
-                max_concurrency=REMEDIATOR_CONCURRENCY,
-            )
-        )
-        foundation.state.grant_read_write(self.remediator.role)
-        foundation.slack_secret.grant_read(self.remediator.role)
+        # One move per invocation: each may take most of the 15 minutes.
+        consume(self.remediator, self.queue, batch_size=1, max_concurrency=REMEDIATOR_CONCURRENCY)
+        foundation.grant_records_and_slack(self.remediator)
         _allow_assuming_member_roles(stack, config, self.remediator)
 
     def job_environment(self) -> dict[str, str]:
