@@ -1,9 +1,6 @@
-"""Operational alarms -> one KMS-encrypted SNS topic the security team subscribes to.
-
-Every dead-letter queue alarms on its first message, every handler on its first error, the central rules
-on failed deliveries, the Slack endpoint on 5XX answers; member accounts' DLQ alarms arrive as alarm
-state-change events on the central bus and are relayed to the same topic.
-"""
+"""Operational alarms -> one KMS-encrypted SNS topic the security team subscribes to (which alarms:
+infra/central/monitoring.py). Each alarm fires on the first bad datum: a dead letter, a handler error, a failed
+delivery, a 5XX answer."""
 
 from __future__ import annotations
 
