@@ -111,7 +111,7 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    for module in ("finding", "interaction", "remediator", "sweeper"):
+    for module in ("intake", "interaction", "remediation", "sweeper"):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):

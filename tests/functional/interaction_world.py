@@ -1,44 +1,42 @@
-"""The interaction endpoint's world, for its functional tests and its benchmark.
-
-A real state table, remediation queue and Slack secret in moto; the Slack Web API stand-in (for user-group
-lookups, and to prove no Slack message is written); the config from accounts.yaml as the bundled JSON; the
-real ``lambda_handler`` fed real signed API Gateway events (``macie_chatops_sandbox.slack_clicks``).
-"""
+"""The interaction endpoint's world for its functional tests: ``macie_chatops_sandbox.testkit.interaction`` with
+accounts.yaml, the review finding of tests/events/personal-review.json, and the handler's caches cleared after
+each test."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from macie_chatops import names
 from macie_chatops.config import Config, load_config
-from macie_chatops.jobs import RemediationJob
-from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.summary import FindingSummary
-from macie_chatops_sandbox.slack_clicks import signed_click_event
-from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
-from tests.conftest import ROOT
-from tests.functional import world as shared
-from tests.functional.world import SIGNING_SECRET
+from macie_chatops_sandbox.slack_standin import SlackStandIn
+from macie_chatops_sandbox.testkit import world as shared
+from macie_chatops_sandbox.testkit.interaction import (
+    ANALYTICS_CHANNEL,
+    PAYMENTS_CHANNEL,
+    SECOPS_GROUP,
+    SECOPS_MEMBERS,
+    TEAM_ID,
+    World,
+    build_world,
+    without_audit,
+)
+from macie_chatops_sandbox.testkit.world import SIGNING_SECRET
+from tests.conftest import ROOT, load_event
 
-__all__ = ["SIGNING_SECRET"]  # the benchmark signs its clicks with it
-
-TEAM_ID = "T0EXAMPLE"
-PAYMENTS_CHANNEL = "C0PAYMENTS"
-ANALYTICS_CHANNEL = "C0ANALYTIC"
-MESSAGE_TS = "1700000000.000100"
-SECOPS_GROUP = "S0SECOPS"
-SECOPS_MEMBERS = ("U0BOB", "U0DAVE")
-# Slack Web API methods that write: the endpoint calls none (it answers through the click's response_url).
-SLACK_WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+__all__ = [  # for the endpoint's tests
+    "ANALYTICS_CHANNEL",
+    "PAYMENTS_CHANNEL",
+    "SECOPS_MEMBERS",
+    "SIGNING_SECRET",
+    "TEAM_ID",
+    "World",
+    "without_audit",
+]
 
 
 @functools.cache
@@ -48,159 +46,7 @@ def example_config() -> Config:
 
 @functools.cache
 def review_summary() -> FindingSummary:
-    return shared.review_summary(example_config())
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a click may change: every record, the queue, Slack's messages, the clicker's ephemeral replies."""
-
-    records: dict[str, FindingRecord]
-    queued: int
-    slack_writes: int  # chat.* calls (the endpoint makes none)
-    replaced: int  # messages replaced through a click's response_url
-    ephemerals: int  # replies only the clicker sees, through a click's response_url
-
-
-@dataclass
-class World:
-    config: Config
-    store: FindingStore
-    sqs: Any
-    queue_url: str
-    slack: SlackStandIn
-    summary: FindingSummary
-    secret: str = SIGNING_SECRET
-    messages: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # finding -> (channel, ts)
-
-    # -- setup ----------------------------------------------------------------------------------------
-
-    def seed(
-        self,
-        finding_id: str,
-        *,
-        state: State = State.PENDING_APPROVAL,
-        team: str = "payments",
-        channel: str = PAYMENTS_CHANNEL,
-        approver: str = "U0ALICE",
-    ) -> FindingRecord:
-        """A finding of ``team`` posted to ``channel`` (a real message in the stand-in) and moved (legally)
-        to ``state``."""
-        summary = dataclasses.replace(self.summary, finding_id=finding_id, team=team, channel=channel)
-        record, ts = shared.seed_review(self.store, self.slack, summary, state=state, approver=approver)
-        self.messages[finding_id] = (channel, ts)
-        return record
-
-    # -- clicks ---------------------------------------------------------------------------------------
-
-    def response_url(self, finding_id: str) -> str:
-        """A fresh response_url for a click on the finding's message (a made-up message if none)."""
-        channel, ts = self.messages.get(finding_id, (PAYMENTS_CHANNEL, MESSAGE_TS))
-        return self.slack.response_url(channel, ts)
-
-    def click_event(
-        self,
-        action_id: str,
-        finding_id: str,
-        user_id: str,
-        *,
-        channel_id: str = PAYMENTS_CHANNEL,
-        team_id: str = TEAM_ID,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        kwargs.setdefault("response_url", self.response_url(finding_id))
-        return signed_click_event(
-            self.secret,
-            action_id=action_id,
-            finding_id=finding_id,
-            user_id=user_id,
-            team_id=team_id,
-            channel_id=channel_id,
-            **kwargs,
-        )
-
-    @staticmethod
-    def invoke(event: dict[str, Any]) -> dict[str, Any]:
-        from macie_chatops.handlers.interaction import lambda_handler
-
-        return lambda_handler(event, None)
-
-    def click(self, action_id: str, finding_id: str, user_id: str, **kwargs: Any) -> dict[str, Any]:
-        return self.invoke(self.click_event(action_id, finding_id, user_id, **kwargs))
-
-    # -- observation ----------------------------------------------------------------------------------
-
-    def records(self) -> dict[str, FindingRecord]:
-        out: dict[str, FindingRecord] = {}
-        paginator = self.store._client.get_paginator("scan")
-        for page in paginator.paginate(TableName=names.STATE_TABLE_NAME, ConsistentRead=True):
-            for item in page["Items"]:
-                record = FindingRecord.from_item(item)
-                out[record.finding_id] = record
-        return out
-
-    def queued(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-    def jobs(self) -> list[RemediationJob]:
-        """Take every queued job off the queue."""
-        return shared.drain_jobs(self.sqs, self.queue_url)
-
-    def slack_writes(self) -> int:
-        return sum(self.slack.request_count(method) for method in SLACK_WRITES)
-
-    def replaced(self) -> int:
-        channels = {channel for channel, _ in self.messages.values()}
-        return sum(
-            1
-            for channel in channels
-            for message in self.slack.messages(channel)
-            for revision in message.revisions
-            if revision.method == "response_url"
-        )
-
-    def ephemerals(self) -> int:
-        return sum(len(self.slack.ephemeral(channel)) for channel in (PAYMENTS_CHANNEL, ANALYTICS_CHANNEL))
-
-    def snapshot(self) -> Snapshot:
-        return Snapshot(self.records(), self.queued(), self.slack_writes(), self.replaced(), self.ephemerals())
-
-
-def build_world(
-    *,
-    config_dir: Path,
-    setenv: Callable[[str, str], None],
-    slack: SlackStandIn,
-    region: str = "us-east-1",
-) -> World:
-    """Create the table, the queue and the secret in the AWS endpoint boto3 is pointed at, and set the
-    interaction handler's environment through ``setenv`` (monkeypatch.setenv, or os.environ.__setitem__)."""
-    config = example_config()
-    queue_url = shared.create_remediation_queue(region)
-    resources = shared.provision_handler(
-        config=config,
-        config_dir=config_dir,
-        table=names.STATE_TABLE_NAME,
-        slack=slack,
-        setenv=setenv,
-        queue_url=queue_url,
-        region=region,
-    )
-    from macie_chatops.handlers import interaction as handler
-
-    handler.clear_caches()
-    return World(
-        config=config,
-        store=resources.store,
-        sqs=shared.aws_client("sqs", region),
-        queue_url=queue_url,
-        slack=slack,
-        summary=review_summary(),
-    )
+    return shared.review_summary(example_config(), load_event("personal-review"))
 
 
 @contextmanager
@@ -215,28 +61,16 @@ def interaction_world(
     # moto runs in this process and shares its GIL with the handler's threads: on a loaded CI machine one
     # call can take longer than the 2 s that suit AWS, and a timeout is not what these tests are about.
     monkeypatch.setattr(handler, "AWS_READ_TIMEOUT_S", 20.0)
-    built = build_world(config_dir=tmp_path, setenv=monkeypatch.setenv, slack=slack)
+    built = build_world(
+        config=example_config(),
+        summary=review_summary(),
+        config_dir=tmp_path,
+        setenv=monkeypatch.setenv,
+        slack=slack,
+    )
     for finding_id in seeded:
         built.seed(finding_id)
     try:
         yield built
     finally:
         handler.clear_caches()
-
-
-def standin() -> SlackStandIn:
-    """The Slack stand-in with accounts.yaml's workspace, its channels and the S0SECOPS group; no posting
-    limit (the benchmark posts a message per seeded finding)."""
-    return SlackStandIn(
-        team_id=TEAM_ID,
-        bot_token=EXAMPLE_BOT_TOKEN,
-        channels=(PAYMENTS_CHANNEL, ANALYTICS_CHANNEL),
-        usergroups={SECOPS_GROUP: SECOPS_MEMBERS},
-        post_limit=None,
-        update_limit=None,
-    )
-
-
-def without_audit(records: MutableMapping[str, FindingRecord]) -> dict[str, FindingRecord]:
-    """Records minus what a refused click legitimately adds (its audit line and the update time)."""
-    return {key: dataclasses.replace(record, audit=(), updated_at="") for key, record in records.items()}

@@ -25,9 +25,7 @@ from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.summary import FindingSummary
 from macie_chatops_sandbox.slack_standin import RecordedMessage, SlackStandIn
-from tests.conftest import ROOT, AwsSandbox
-from tests.functional.move_world import MEMBER_A, REGION, MoveWorld, build_move_world
-from tests.functional.world import (
+from macie_chatops_sandbox.testkit.world import (
     LambdaContext,
     SqsDelivery,
     invoke_batch,
@@ -37,6 +35,8 @@ from tests.functional.world import (
     shared_session,
     slack_client,
 )
+from tests.conftest import ROOT, AwsSandbox, load_event
+from tests.functional.move_world import MEMBER_A, REGION, MoveWorld, build_move_world
 
 TABLE = "remediator-test-findings"
 PAYMENTS = "C0PAYMENTS"
@@ -181,6 +181,7 @@ def remediator_world(
     )
     handler.clear_caches()
     try:
-        yield RemediatorWorld(build_move_world(aws), resources.store, slack, config, review_summary(config))
+        summary = review_summary(config, load_event("personal-review"))
+        yield RemediatorWorld(build_move_world(aws), resources.store, slack, config, summary)
     finally:
         handler.clear_caches()

@@ -12,9 +12,9 @@ from macie_chatops import names
 from macie_chatops.handlers import sweeper as sweeper_handler
 from macie_chatops.states import State
 from macie_chatops.store import FindingStore
+from macie_chatops_sandbox.testkit.world import LambdaContext, aws_client
 from tests.conftest import EVENTS_DIR
 from tests.functional.remediator_world import TABLE, Delivery, RemediatorWorld, Seeded
-from tests.functional.world import LambdaContext, aws_client
 
 SCHEDULED_EVENT = json.loads((EVENTS_DIR / "schedule" / "sweep-scheduled-event.json").read_text(encoding="utf-8"))
 LONG_AGO = timedelta(hours=2)

@@ -22,10 +22,10 @@ from macie_chatops.sweeper import (
     Verdict,
     plan_sweep,
 )
+from macie_chatops_sandbox.testkit.world import aws_client, create_remediation_queue
 from tests.conftest import AwsSandbox
 from tests.functional.remediator_world import RemediatorWorld, remediator_world
 from tests.functional.sweeper_world import approved_since, queued, store_at
-from tests.functional.world import aws_client, create_remediation_queue
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from macie_chatops.states import State
 from macie_chatops.store import CLAIM_ITEM_TYPE, FindingRecord, FindingStore, ObjectClaim, WriteResult
 from macie_chatops.summary import ObjectVersion
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
-from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
-from tests.functional.world import (
+from macie_chatops_sandbox.testkit.world import (
     LambdaContext,
     SqsDelivery,
     aws_client,
@@ -37,6 +36,7 @@ from tests.functional.world import (
     invoke_batch,
     provision_handler,
 )
+from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
 
 TABLE = "intake-test-findings"
 PAYMENTS = "C0PAYMENTS"
@@ -90,11 +90,11 @@ class World:
 
     def table_size(self) -> int:
         """Finding records in the table (object-version claims are counted by ``claims``)."""
-        items = self.store._client.scan(TableName=TABLE)["Items"]
+        items = aws_client("dynamodb").scan(TableName=TABLE)["Items"]
         return len([item for item in items if "item_type" not in item])
 
     def claims(self) -> list[ObjectClaim]:
-        items = self.store._client.scan(TableName=TABLE)["Items"]
+        items = aws_client("dynamodb").scan(TableName=TABLE)["Items"]
         return [ObjectClaim.from_item(item) for item in items if item.get("item_type") == {"S": CLAIM_ITEM_TYPE}]
 
     def replies(self, ts: str, channel: str = PAYMENTS) -> list[Any]:
@@ -414,8 +414,8 @@ def test_logs_carry_the_finding_id_as_correlation_id_and_never_the_token_or_payl
 class CrashingStore(FindingStore):
     """The real store, except that one chosen write raises once, as if the process died right before it."""
 
-    def __init__(self, store: FindingStore, crash_on: str) -> None:
-        super().__init__(store._client, store._table)
+    def __init__(self, crash_on: str) -> None:
+        super().__init__(aws_client("dynamodb"), TABLE)
         self.crash_on = crash_on
 
     def _crash(self, name: str) -> None:
@@ -471,7 +471,7 @@ class StoresTheTsAloneThenCrashes(FindingStore):
 
 def crash_then_redeliver(world: World, name: str, crash_on: str, crashing: FindingStore | None = None) -> FindingRecord:
     body = delivery(name).body
-    crashing = crashing or CrashingStore(world.store, crash_on)
+    crashing = crashing or CrashingStore(crash_on)
     # The crashed attempt's lease ends at its deadline, which has passed by the time SQS redelivers.
     with pytest.raises(RuntimeError, match="simulated crash"):
         handle_record(body, core_deps(world, crashing), attempt="crashed", deadline=datetime.now(UTC))
@@ -485,7 +485,7 @@ def crash_then_redeliver(world: World, name: str, crash_on: str, crashing: Findi
 def test_a_record_with_a_stored_ts_resumes_without_posting_again(world: World) -> None:
     # GIVEN a first attempt that posted and stored the ts on its own, then died before the transition (the
     # previous version's write order)
-    crashing = StoresTheTsAloneThenCrashes(world.store._client, TABLE)
+    crashing = StoresTheTsAloneThenCrashes(aws_client("dynamodb"), TABLE)
     record = crash_then_redeliver(world, REVIEW, "transition", crashing)
     # THEN the redelivery only makes the transition
     assert record.state is State.PENDING_APPROVAL
@@ -540,7 +540,7 @@ def test_a_live_lease_leaves_the_finding_to_its_holder(world: World) -> None:
     # GIVEN a delivery that holds the intake lease and is still running (its deadline is ahead)
     store = world.store
     body = delivery(REVIEW).body
-    crashing = CrashingStore(store, "transition")
+    crashing = CrashingStore("transition")
     with pytest.raises(RuntimeError):
         handle_record(
             body, core_deps(world, crashing), attempt="holder", deadline=datetime.now(UTC) + timedelta(minutes=5)
@@ -567,11 +567,9 @@ def test_a_claim_won_after_the_holder_finished_is_a_duplicate(world: World) -> N
     # GIVEN an unfinished intake (posted, not yet recorded nor moved on)
     body = delivery(REVIEW).body
     with pytest.raises(RuntimeError):
-        handle_record(
-            body, core_deps(world, CrashingStore(world.store, "transition")), attempt="a", deadline=datetime.now(UTC)
-        )
+        handle_record(body, core_deps(world, CrashingStore("transition")), attempt="a", deadline=datetime.now(UTC))
     # WHEN a duplicate reads it, and the first holder completes it just before the duplicate's claim
-    racing = HolderFinishesFirst(world.store._client, TABLE)
+    racing = HolderFinishesFirst(aws_client("dynamodb"), TABLE)
     outcome = handle_record(
         body, core_deps(world, racing), attempt="b", deadline=datetime.now(UTC) + timedelta(minutes=1)
     )
@@ -826,7 +824,7 @@ class CrashesAfterClaiming(FindingStore):
 
 def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: World) -> None:
     # GIVEN a first attempt that claimed the object version and died before posting
-    crashing = CrashesAfterClaiming(world.store._client, TABLE)
+    crashing = CrashesAfterClaiming(aws_client("dynamodb"), TABLE)
     record = crash_then_redeliver(world, REVIEW, "claim", crashing)
     # THEN the redelivery claims again (it is the holder), posts once and waits for approval
     assert record.state is State.PENDING_APPROVAL

@@ -30,8 +30,7 @@ from macie_chatops.intake import intake_complete, record_id_of
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops_sandbox.slack_standin import RateLimit, SlackStandIn
-from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
-from tests.functional.world import (
+from macie_chatops_sandbox.testkit.world import (
     LambdaContext,
     SqsDelivery,
     create_remediation_queue,
@@ -39,6 +38,7 @@ from tests.functional.world import (
     invoke_batch,
     provision_handler,
 )
+from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
 
 TABLE = "hostile-events-findings"
 CONFIG = load_config(ROOT / "accounts.yaml")

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from macie_chatops import names
-from macie_chatops.handlers import interaction as handler
 from macie_chatops.states import State
 from macie_chatops_sandbox.slack_clicks import api_gateway_event, click_payload, form_body, sign
 from macie_chatops_sandbox.slack_standin import SlackStandIn
@@ -136,7 +135,7 @@ def test_unsigned_input_never_5xx_and_changes_nothing(world: World) -> None:
     def one(event: Any) -> None:
         # WHEN any event without a valid signature arrives
         # THEN the answer is not a 5xx, and nothing moved: no write on the record, no job, no Slack message
-        _check_answer(handler.lambda_handler(event, None))
+        _check_answer(world.invoke(event))
         assert world.store.get(FID) == record
         assert world.queued() == 0 and world.slack_writes() == writes
 
@@ -209,7 +208,7 @@ def test_signed_input_never_5xx_and_only_approvers_change_state(world: World) ->
         # (drawn every time, so the draws never depend on the world: the next finding's state, if needed)
         next_state = data.draw(st.sampled_from([State.PENDING_APPROVAL, State.QUARANTINED]))
         event = api_gateway_event(body, sign(SIGNING_SECRET, int(time.time()), body))
-        answer = _check_answer(handler.lambda_handler(event, None))
+        answer = _check_answer(world.invoke(event))
         # THEN it is never a 5xx, never writes to Slack, and ...
         after = world.store.get(finding_id)
         queued = world.queued()

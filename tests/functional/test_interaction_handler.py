@@ -27,6 +27,7 @@ from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingStore, WriteResult
 from macie_chatops_sandbox.slack_clicks import api_gateway_event, click_payload, form_body, sign
 from macie_chatops_sandbox.slack_standin import SlackStandIn
+from macie_chatops_sandbox.testkit.world import emf_metrics
 from tests.conftest import AwsSandbox
 from tests.functional.interaction_world import (
     ANALYTICS_CHANNEL,
@@ -37,7 +38,6 @@ from tests.functional.interaction_world import (
     interaction_world,
     without_audit,
 )
-from tests.functional.world import emf_metrics
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d70001"
 REMEDIATE, DISMISS, RESTORE = names.ACTION_REMEDIATE, names.ACTION_DISMISS, names.ACTION_RESTORE
@@ -608,7 +608,7 @@ class StoreFailingTheUndo(FindingStore):
 def test_when_queue_and_undo_both_fail_the_clicker_is_told_and_it_is_logged(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = StoreFailingTheUndo(world.store._client, names.STATE_TABLE_NAME)
+    store = StoreFailingTheUndo(world.dynamodb, names.STATE_TABLE_NAME)
     queue = FlakyQueue(SqsJobQueue(world.sqs, world.queue_url), failures=99)
     answer = handle_click(form_body(_payload()), _dependencies(world, store=store, queue=queue))
     assert answer.status == 200 and answer.outcome == "failed"
@@ -630,7 +630,7 @@ class StoreLosingTheFirstResponse(FindingStore):
 
 def test_a_retried_write_that_was_applied_counts_as_ours(world: World) -> None:
     # GIVEN a Remediate click whose transition is applied, then "retried" and refused by the condition
-    store = StoreLosingTheFirstResponse(world.store._client, names.STATE_TABLE_NAME)
+    store = StoreLosingTheFirstResponse(world.dynamodb, names.STATE_TABLE_NAME)
     # WHEN the click is handled
     answer = handle_click(form_body(_payload()), _dependencies(world, store=store))
     # THEN the click is accepted, not told that it lost to itself, and its one job is queued
@@ -828,7 +828,7 @@ def test_an_internal_error_is_raised_and_the_clicker_hears_of_it(world: World) -
 
     # GIVEN a store that cannot be read, and a click with a live response_url
     responder = WebhookResponder((world.slack.base_url.removesuffix("/api/"),))
-    deps = _dependencies(world, store=BrokenStore(world.store._client, names.STATE_TABLE_NAME), responder=responder)
+    deps = _dependencies(world, store=BrokenStore(world.dynamodb, names.STATE_TABLE_NAME), responder=responder)
     body = form_body(_payload(world))
     # WHEN the click is handled, THEN the error propagates (the handler logs it and answers 200) ...
     with pytest.raises(ConnectionError):

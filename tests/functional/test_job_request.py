@@ -14,8 +14,8 @@ from macie_chatops.job_request import Requested, SentNote, StateChange, request_
 from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.states import State
 from macie_chatops.store import FindingNotFoundError, FindingStore, WriteResult, create_state_table
+from macie_chatops_sandbox.testkit.world import aws_client, create_remediation_queue, drain_jobs
 from tests.conftest import AwsSandbox
-from tests.functional.world import aws_client, create_remediation_queue, drain_jobs
 
 TABLE = "job-request-findings"
 FID = "f-job-1"

@@ -18,6 +18,7 @@ from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.remediation import JobResult, RemediationError, handle_job
 from macie_chatops.states import State
+from macie_chatops_sandbox.testkit.world import emf_metrics, seed_review
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import MB, MEMBER_A, REGION, Crash, crash_at, next_second, sha256
 from tests.functional.remediator_world import (
@@ -30,7 +31,6 @@ from tests.functional.remediator_world import (
     message_text,
     remediator_world,
 )
-from tests.functional.world import emf_metrics, seed_review
 
 QUARANTINE = quarantine_bucket_name(MEMBER_A, REGION)
 
@@ -159,7 +159,7 @@ def test_a_transient_aws_failure_is_recorded_failed_and_retried(world: Remediato
     from botocore.exceptions import EndpointConnectionError
 
     from macie_chatops.sessions import MemberSessions
-    from tests.functional.world import shared_session
+    from macie_chatops_sandbox.testkit.world import shared_session
 
     seeded = world.seed("f-transient")
     sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())
@@ -268,7 +268,7 @@ def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorW
 def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: RemediatorWorld) -> None:
     # GIVEN an approved finding, and S3 reporting a wrong size for the quarantine copy (a corrupt copy)
     from macie_chatops.sessions import MemberSessions
-    from tests.functional.world import shared_session
+    from macie_chatops_sandbox.testkit.world import shared_session
 
     seeded = world.seed("f-unverified")
     sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())

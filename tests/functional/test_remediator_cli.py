@@ -15,6 +15,7 @@ from macie_chatops.cli import main
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.states import State
+from macie_chatops_sandbox.testkit.world import aws_client, create_remediation_queue
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import MEMBER_A, REGION
 from tests.functional.remediator_world import (
@@ -26,7 +27,6 @@ from tests.functional.remediator_world import (
     message_text,
     remediator_world,
 )
-from tests.functional.world import aws_client, create_remediation_queue
 
 
 @pytest.fixture

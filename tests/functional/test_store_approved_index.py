@@ -22,7 +22,7 @@ from tests.functional.test_store import START, TABLE, SteppingClock, received
 
 @pytest.fixture
 def dynamodb(aws: AwsSandbox) -> Any:
-    from tests.functional.world import aws_client
+    from macie_chatops_sandbox.testkit.world import aws_client
 
     client = aws_client("dynamodb", aws.region)
     create_state_table(client, TABLE)

@@ -28,6 +28,7 @@ from macie_chatops.sweeper import (
     Verdict,
     sweep,
 )
+from macie_chatops_sandbox.testkit.world import aws_client, create_remediation_queue, emf_metrics, slack_client
 from tests.conftest import AwsSandbox
 from tests.functional.move_world import MEMBER_A
 from tests.functional.remediator_world import (
@@ -45,7 +46,6 @@ from tests.functional.sweeper_world import (
     store_at,
     sweeper_metrics,
 )
-from tests.functional.world import aws_client, create_remediation_queue, emf_metrics, slack_client
 
 
 @pytest.fixture

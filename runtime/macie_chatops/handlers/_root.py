@@ -1,25 +1,21 @@
-"""What the three composition roots share: the environment they read, their EMF counter, the caches a
-container keeps between invocations, and (for the two queue consumers) the SQS batch loop.
+"""What the four composition roots share: the environment they read, their metrics, the one cache a container
+keeps between invocations, and (for the two queue consumers) the SQS batch loop.
 
-Every cache is keyed by what its entry is built from (environment values, credentials' access key id,
-timeouts), so tests and the sandbox can run several configurations in one process without clearing
-anything; ``clear()`` is for tests that change the world under a container (a rewritten config file, a
-rotated secret).
-
-Cold start: this module imports the standard library and Powertools' metrics (already loaded by its
-Logger) only. boto3, botocore, the config, the store and slack_sdk load when a cache first needs them;
-Powertools' batch utilities with the first batch.
+Cold start: this module imports the standard library and Powertools' metrics (already loaded by its Logger)
+only; boto3, the config, the store and slack_sdk load when the cache first builds them, Powertools' batch
+utilities with the first batch.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from macie_chatops import names
@@ -28,33 +24,38 @@ from macie_chatops.errors import SLACK_TOKEN_ERRORS, SlackConfigurationError
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
     from slack_sdk.web import WebClient
 
     from macie_chatops.config import Config
     from macie_chatops.store import FindingStore
 
+T = TypeVar("T")
 
-class EmfCounter:
-    """Counts as CloudWatch embedded metrics (namespace ``MacieChatOps``, dimension ``service``), one line
-    each: dimensions differ from record to record."""
+
+class HandlerMetrics:
+    """A handler's metrics (namespace ``MacieChatOps``, dimension ``service``), on Powertools' metrics.
+
+    Each call prints one EMF document at once: ``count`` (the use cases' ``Counter``) one metric with its
+    own dimensions, which differ from record to record; ``publish`` several values that share theirs (the
+    sweeper's per-sweep counts). Each document has its own ``EphemeralMetrics``: ``Metrics`` instances share
+    one metric set per process, and several handlers run at once in tests and the sandbox."""
 
     def __init__(self, service: str) -> None:
         self.service = service
 
     def count(self, name: str, **dimensions: str) -> None:
-        # single_metric prints even when POWERTOOLS_METRICS_DISABLED is set (the sandbox's CLI sets it to
-        # keep stdout for its own output), so the switch is honoured here.
-        if is_metrics_disabled():
+        self.publish({name: 1}, **dimensions)
+
+    def publish(self, values: Mapping[str, int], **dimensions: str) -> None:
+        if is_metrics_disabled():  # the sandbox's default: nothing is built, nothing printed
             return
-        with single_metric(
-            name=name,
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=names.METRICS_NAMESPACE,
-            default_dimensions={"service": self.service},
-        ) as metric:
-            for key, value in dimensions.items():
-                metric.add_dimension(name=key, value=value or "none")
+        metrics = EphemeralMetrics(namespace=names.METRICS_NAMESPACE, service=self.service)
+        for dimension, label in dimensions.items():
+            metrics.add_dimension(name=dimension, value=label or "none")
+        for name, value in values.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metrics.flush_metrics()
 
 
 @dataclass(frozen=True)
@@ -100,25 +101,43 @@ class AwsTimeouts:
 
 
 class ContainerCache:
-    """One handler's per-container caches: boto3 clients, the config, the state store, the Slack WebClient.
+    """What a container keeps between invocations: boto3 clients, and entries (the config, the state store,
+    the Slack client, the signing secret, member-role sessions...) each keyed by everything it is built from,
+    so tests and the sandbox run several configurations in one process without clearing anything.
 
-    Thread-safe (tests invoke handlers from several threads). boto3.client() is not thread-safe, so clients
-    are built under the lock; the secret is read outside it."""
+    Thread-safe (tests and the sandbox invoke handlers from several threads). boto3.client() is not, so
+    clients are built under the lock; entries are built outside it (they may call AWS), and when two threads
+    build one at once the first stored wins."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], Any] = {}
-        self._configs: dict[str | None, Config] = {}
-        self._stores: dict[tuple[Any, ...], FindingStore] = {}
-        self._web_clients: dict[tuple[Any, ...], WebClient] = {}
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
 
     def clear(self) -> None:
-        """Forget what was read from the world (config, store, bot token). The boto3 clients stay: they are
-        keyed by everything they are built from and hold no state."""
+        """Forget every entry (for tests that change the world under a container: a rewritten config file, a
+        rotated secret). The boto3 clients stay: they are keyed by everything they are built from and hold
+        no state."""
         with self._lock:
-            self._configs.clear()
-            self._stores.clear()
-            self._web_clients.clear()
+            self._entries.clear()
+
+    def get(self, key: Hashable, build: Callable[[], T], *, max_age_s: float | None = None) -> T:
+        """The entry under ``key``, built when there is none or (``max_age_s``) when it is older than that."""
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached is not None and (max_age_s is None or time.monotonic() - cached[0] < max_age_s):
+            return cast(T, cached[1])
+        value = build()
+        with self._lock:
+            current = self._entries.get(key)
+            if current is not None and current is not cached:  # another thread stored one meanwhile
+                return cast(T, current[1])
+            self._entries[key] = (time.monotonic(), value)
+        return value
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
     @staticmethod
     def _client_key(service: str, settings: Settings, timeouts: AwsTimeouts) -> tuple[Any, ...]:
@@ -146,55 +165,49 @@ class ContainerCache:
             return client
 
     def config(self, settings: Settings) -> Config:
-        with self._lock:
-            config = self._configs.get(settings.config_path)
-            if config is None:
-                from macie_chatops.config import load_bundled_config
+        def load() -> Config:
+            from macie_chatops.config import load_bundled_config
 
-                # load_bundled_config reads ENV_CONFIG_PATH itself: the value settings.config_path was read from.
-                config = self._configs[settings.config_path] = load_bundled_config()
-            return config
+            # load_bundled_config reads ENV_CONFIG_PATH itself: the value settings.config_path was read from.
+            return load_bundled_config()
+
+        return self.get(("config", settings.config_path), load)
 
     def store(self, settings: Settings, timeouts: AwsTimeouts) -> FindingStore:
-        key = (settings.table, self._client_key("dynamodb", settings, timeouts))
         dynamodb = self.client("dynamodb", settings, timeouts)
-        with self._lock:
-            store = self._stores.get(key)
-            if store is None:
-                from macie_chatops.store import FindingStore
 
-                store = self._stores[key] = FindingStore(dynamodb, settings.table)
-            return store
+        def build() -> FindingStore:
+            from macie_chatops.store import FindingStore
+
+            return FindingStore(dynamodb, settings.table)
+
+        return self.get(("store", settings.table, self._client_key("dynamodb", settings, timeouts)), build)
 
     @staticmethod
     def _slack_key(settings: Settings) -> tuple[Any, ...]:
-        return (settings.secret_id, settings.slack_api_url, settings.aws_endpoint_url, settings.region)
+        return ("slack", settings.secret_id, settings.slack_api_url, settings.aws_endpoint_url, settings.region)
 
     def web_client(self, settings: Settings, timeouts: AwsTimeouts, *, slack_timeout_s: int) -> WebClient:
         """The WebClient with the bot token from the Slack secret (read once, and again after
         :meth:`forget_bad_token`)."""
-        key = self._slack_key(settings)
-        with self._lock:
-            cached = self._web_clients.get(key)
-        if cached is not None:
-            return cached
-        from macie_chatops.slack_client import build_web_client
-        from macie_chatops.slack_secrets import load_slack_secrets
 
-        secretsmanager = self.client("secretsmanager", settings, timeouts)
-        bot_token = load_slack_secrets(secretsmanager, settings.secret_id).bot_token
-        web_client = build_web_client(bot_token, base_url=settings.slack_api_url, timeout=slack_timeout_s)
-        with self._lock:
-            return self._web_clients.setdefault(key, web_client)
+        def build() -> WebClient:
+            from macie_chatops.slack_client import build_web_client
+            from macie_chatops.slack_secrets import load_slack_secrets
+
+            secretsmanager = self.client("secretsmanager", settings, timeouts)
+            bot_token = load_slack_secrets(secretsmanager, settings.secret_id).bot_token
+            return build_web_client(bot_token, base_url=settings.slack_api_url, timeout=slack_timeout_s)
+
+        return self.get(self._slack_key(settings), build)
 
     def forget_bad_token(self, settings: Settings, exc: Exception) -> None:
         """After Slack rejected the bot token (rotated, revoked), the next invocation re-reads the secret."""
         if isinstance(exc, SlackConfigurationError) and exc.error_code in SLACK_TOKEN_ERRORS:
-            with self._lock:
-                self._web_clients.pop(self._slack_key(settings), None)
+            self.forget(self._slack_key(settings))
 
 
-def remaining_time(context: Any) -> Callable[[], float]:
+def remaining_time(context: LambdaContext) -> Callable[[], float]:
     """Seconds left in the invocation, as the Lambda context tells it."""
 
     def remaining_time_s() -> float:
@@ -205,7 +218,7 @@ def remaining_time(context: Any) -> Callable[[], float]:
 
 def run_sqs_batch(
     event: dict[str, Any],
-    context: Any,
+    context: LambdaContext,
     *,
     handle: Callable[[SQSRecord], str],
     failed: Callable[[SQSRecord, Exception, dict[str, Any]], None],

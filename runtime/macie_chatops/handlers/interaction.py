@@ -1,42 +1,36 @@
 """Lambda: ``POST /slack/interactions`` behind API Gateway REST (proxy integration).
 
-The composition root of the interaction endpoint. Per request: take the raw body and headers out of the
-proxy event, check Slack's signature with the signing secret (Secrets Manager, read once per container),
-and only then load the domain (``macie_chatops.interaction``) and answer the click within Slack's 3 s.
-
-What is imported at module level is what every request needs before it is trusted: the standard library,
-boto3 (the secret), Powertools' Logger and metrics, the handlers' shared settings and caches (``_root``) and
-the request gate (which loads ``slack_sdk.signature`` on its first check). Unsigned traffic never loads
-pydantic models, the config, the store or the message builders.
-
-Caches live for the container and are keyed by their inputs (environment values, the bot token), so tests
-can run several configurations in one process. Logs carry the request id, the outcome and the reason;
-never the body, a token or the signing secret. Metrics (EMF, namespace ``MacieChatOps``, dimension
-``service``): ``Clicks`` by ``action`` (remediate, dismiss, restore; "none" before the signature is
-checked), ``outcome`` (accepted, refused, rejected, unauthenticated, failed) and ``reason`` (a category:
-``bad_signature``, ``not_an_approver``, ``already_handled``...; "none" when accepted).
+The interaction endpoint's composition root. Per request: take the raw body and headers out of the proxy
+event, check Slack's signature with the signing secret (Secrets Manager, read once per container), and only
+then load the domain (``macie_chatops.interaction``) and answer the click within Slack's 3 s. So boto3 (for
+the secret) loads with the module, and unsigned traffic never loads the pydantic models, the config, the
+store or the message builders. Logs carry the request id, the outcome and the reason; never the body, a
+token or the signing secret. Metric ``Clicks`` by ``action`` ("none" before the signature is checked),
+``outcome`` (accepted, refused, rejected, unauthenticated, failed) and ``reason`` (a category, "none" when
+accepted).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3  # noqa: F401 (loaded with the module: every request reads the signing secret before it is trusted)
 from aws_lambda_powertools import Logger
 
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, EmfCounter, Settings
+from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
 from macie_chatops.slack_request import Refusal, extract, verify
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
     from macie_chatops.interaction import Answer, Dependencies
     from macie_chatops.slack_secrets import SlackSecrets
 
 SERVICE: Final = "macie-chatops-interaction"
 logger = Logger(service=SERVICE)
-metrics = EmfCounter(SERVICE)
+metrics = HandlerMetrics(SERVICE)
 
 # Slack waits 3 s for the answer: every AWS and Slack call on this path fails fast instead of retrying long.
 AWS_CONNECT_TIMEOUT_S: Final = 1.0
@@ -66,58 +60,48 @@ def _aws_timeouts() -> AwsTimeouts:
 
 clock: SystemClock = SystemClock()  # replaced only by tests that pin time
 _cache = ContainerCache()
-_lock = threading.Lock()
-_secrets: dict[tuple[str, str | None, str | None], tuple[float, SlackSecrets]] = {}
-_dependencies: dict[tuple[Settings, str], Dependencies] = {}
 
 
 def clear_caches() -> None:
     """Forget the secret and everything built from it and the config (tests that change the world under a
     container)."""
     _cache.clear()
-    with _lock:
-        _secrets.clear()
-        _dependencies.clear()
 
 
 def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecrets:
-    from macie_chatops.slack_secrets import load_slack_secrets
+    """The Slack secrets; ``refresh``: read them again unless they were read less than
+    :data:`SECRET_REFRESH_AFTER_S` ago."""
 
-    key = (settings.secret_id, settings.aws_endpoint_url, settings.region)
-    with _lock:
-        cached = _secrets.get(key)
-    if cached is not None and not (refresh and time.monotonic() - cached[0] >= SECRET_REFRESH_AFTER_S):
-        return cached[1]
-    secrets = load_slack_secrets(_cache.client("secretsmanager", settings, _aws_timeouts()), settings.secret_id)
-    with _lock:
-        _secrets[key] = (time.monotonic(), secrets)
-    return secrets
+    def read() -> SlackSecrets:
+        from macie_chatops.slack_secrets import load_slack_secrets
+
+        return load_slack_secrets(_cache.client("secretsmanager", settings, _aws_timeouts()), settings.secret_id)
+
+    key = ("secrets", settings.secret_id, settings.aws_endpoint_url, settings.region)
+    return _cache.get(key, read, max_age_s=SECRET_REFRESH_AFTER_S if refresh else None)
 
 
-def _build_dependencies(settings: Settings, bot_token: str) -> Dependencies:
-    key = (settings, bot_token)
-    with _lock:
-        built = _dependencies.get(key)
-    if built is not None:
-        return built
-    from macie_chatops.interaction import ApproverDirectory, Dependencies, WebhookResponder
-    from macie_chatops.jobs import SqsJobQueue
-    from macie_chatops.slack_client import SlackClient, build_web_client
+def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
+    def build() -> Dependencies:
+        from macie_chatops.interaction import ApproverDirectory, Dependencies, WebhookResponder
+        from macie_chatops.jobs import SqsJobQueue
+        from macie_chatops.slack_client import SlackClient, build_web_client
 
-    timeouts = _aws_timeouts()
-    # No 429 waits here: Slack's 3 s budget cannot absorb them; a rate-limited lookup refuses the click.
-    slack = SlackClient(
-        build_web_client(bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT_S), max_rate_limit_retries=0
-    )
-    built = Dependencies(
-        config=_cache.config(settings),
-        store=_cache.store(settings, timeouts),
-        queue=SqsJobQueue(_cache.client("sqs", settings, timeouts), settings.queue_url),
-        directory=ApproverDirectory(slack.usergroup_members),
-        responder=WebhookResponder(_response_url_prefixes(settings), timeout_s=SLACK_TIMEOUT_S),
-    )
-    with _lock:
-        return _dependencies.setdefault(key, built)
+        timeouts = _aws_timeouts()
+        # No 429 waits here: Slack's 3 s budget cannot absorb them; a rate-limited lookup refuses the click.
+        slack = SlackClient(
+            build_web_client(bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT_S),
+            max_rate_limit_retries=0,
+        )
+        return Dependencies(
+            config=_cache.config(settings),
+            store=_cache.store(settings, timeouts),
+            queue=SqsJobQueue(_cache.client("sqs", settings, timeouts), settings.queue_url),
+            directory=ApproverDirectory(slack.usergroup_members),
+            responder=WebhookResponder(_response_url_prefixes(settings), timeout_s=SLACK_TIMEOUT_S),
+        )
+
+    return _cache.get(("dependencies", settings, bot_token), build)
 
 
 def _response_url_prefixes(settings: Settings) -> tuple[str, ...]:
@@ -137,12 +121,12 @@ def _http(status: int, text: str) -> dict[str, Any]:
     return {"statusCode": status, "headers": dict(JSON_HEADERS), "body": json.dumps(body)}
 
 
-def _request_id(event: object, context: object) -> str:
+def _request_id(event: object, context: LambdaContext) -> str:
     if isinstance(event, dict):
         request_context = event.get("requestContext")
         if isinstance(request_context, dict) and isinstance(request_context.get("requestId"), str):
             return str(request_context["requestId"])[:128]
-    return str(getattr(context, "aws_request_id", "") or "")[:128]
+    return context.aws_request_id[:128]
 
 
 # Requests answered before they are read: the metric's outcome and reason by HTTP status.
@@ -181,7 +165,7 @@ def _log_answer(answer: Answer, request_id: str) -> None:
         logger.warning("click refused", extra=fields)
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = _request_id(event, context)
     raw = extract(event)
     if isinstance(raw, Refusal):
@@ -212,7 +196,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         from macie_chatops.interaction import handle_click
 
-        answer = handle_click(raw.body, _build_dependencies(settings, secrets.bot_token))
+        answer = handle_click(raw.body, _dependencies(settings, secrets.bot_token))
     except Exception:
         logger.exception("click failed", extra={"request_id": request_id})
         metrics.count("Clicks", action="", outcome="failed", reason="internal_error")

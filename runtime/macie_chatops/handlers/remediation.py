@@ -1,25 +1,15 @@
 """Lambda: the remediation queue's SQS batches (each body is a ``RemediationJob``).
 
-The composition root of the remediator: read the environment once per invocation, build (once per
-container) the clients, the config, the member-role sessions and the Slack client, then hand each record
-to :func:`macie_chatops.remediation.handle_job`, which does the work (see its module docstring for the
-order of writes and every failure path). Powertools' ``BatchProcessor`` reports the records that raised as
-``batchItemFailures``, so only they return to the queue.
-
-Time budget: the function runs up to 15 minutes. A job is not started with less than
-:data:`MIN_SECONDS_FOR_A_JOB` left; it returns to the queue untouched instead (a move cut off by the
-timeout would be safe, see move.py, but wasted). The remediation queue's visibility timeout must be longer
-than the function's timeout (the CDK stack sets both).
-
-Caches live for the container and are keyed by their inputs (``_root.ContainerCache``), so tests can run
-several configurations in one process. Logs are JSON with the finding id as correlation id. Metrics (EMF,
-namespace ``MacieChatOps``, dimension ``service``): ``Jobs`` (by kind, result), ``SlackUpdates`` (by state),
-``SlackFailures`` (by kind, error_code), ``JobsFailed`` (by error_type), ``JobsDeferred``.
+The remediator's composition root: each record goes to :func:`macie_chatops.remediation.handle_job`; only the
+records that raised return to the queue. The function runs up to 15 minutes, and a job is not started with
+less than :data:`MIN_SECONDS_FOR_A_JOB` left: it returns to the queue untouched instead (a move cut off by the
+timeout would be safe, but wasted). The queue's visibility timeout is longer than the function's timeout (the
+central stack sets both).
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
@@ -28,7 +18,7 @@ from macie_chatops.errors import MacieChatOpsError, SlackError
 from macie_chatops.handlers._root import (
     AwsTimeouts,
     ContainerCache,
-    EmfCounter,
+    HandlerMetrics,
     Settings,
     remaining_time,
     run_sqs_batch,
@@ -36,6 +26,7 @@ from macie_chatops.handlers._root import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.config import Config
     from macie_chatops.remediation import RemediationDependencies
@@ -47,7 +38,7 @@ AWS_TIMEOUTS: Final = AwsTimeouts(connect_s=3, read_s=10)
 SLACK_TIMEOUT_S: Final = 10
 
 logger = Logger(service=SERVICE)
-metrics = EmfCounter(SERVICE)
+metrics = HandlerMetrics(SERVICE)
 _cache = ContainerCache()
 
 
@@ -59,30 +50,23 @@ def read_settings() -> Settings:
     return Settings.from_env(queue=False)
 
 
-_lock = threading.Lock()
-_sessions: dict[tuple[str, str | None, str | None], MemberSessions] = {}
-
-
 def clear_caches() -> None:
     """Forget what the container read (tests that change the world under the handler)."""
     _cache.clear()
-    with _lock:
-        _sessions.clear()
 
 
 def _member_sessions(settings: Settings, config: Config) -> MemberSessions:
     role_name = config.deployment.remediation_role_name
-    key = (role_name, settings.aws_endpoint_url, settings.region)
-    with _lock:
-        sessions = _sessions.get(key)
-        if sessions is None:
-            from macie_chatops.sessions import MemberSessions
 
-            sessions = _sessions[key] = MemberSessions(role_name=role_name)
-        return sessions
+    def build() -> MemberSessions:
+        from macie_chatops.sessions import MemberSessions
+
+        return MemberSessions(role_name=role_name)
+
+    return _cache.get(("member_sessions", role_name, settings.aws_endpoint_url, settings.region), build)
 
 
-def dependencies(settings: Settings, remaining_time_s: Any) -> RemediationDependencies:
+def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> RemediationDependencies:
     """The remediation dependencies for one invocation (everything but the SlackClient is cached)."""
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.slack_client import SlackClient
@@ -101,7 +85,7 @@ def dependencies(settings: Settings, remaining_time_s: Any) -> RemediationDepend
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = read_settings()
     remaining_time_s = remaining_time(context)
     deps = dependencies(settings, remaining_time_s)

@@ -1,16 +1,11 @@
 """Lambda: the sweeper, invoked by an EventBridge schedule (the event's content is not used).
 
-The composition root of :mod:`macie_chatops.sweeper`: read the environment (the state table, the remediation
-queue, the Slack secret, the sweep policy), build (once per container) the clients, and run one
-:func:`~macie_chatops.sweeper.sweep`. The Slack client is built only when a finding's message must say it is
-stuck, so a Slack or Secrets Manager outage never keeps a job from being re-queued.
-
-A failed sweep raises (the function's Errors alarm fires, and EventBridge retries the invocation), after the
-metrics of what was done are published: it never reads as "nothing stuck". Metrics (EMF, namespace
-``MacieChatOps``, dimension ``service``), one set per sweep: ``StuckApprovals`` (findings given up on and still
-APPROVED: the stack alarms on it, and it is published every sweep, 0 included, so the alarm clears once they
-are handled), ``ApprovalsRequeued``, ``ApprovalsDeferred`` (stale, but left while jobs wait in the remediation queue),
-``StaleApprovals`` (candidates from the index) and ``SweepErrors``.
+The composition root of :func:`macie_chatops.sweeper.sweep`. The Slack client is built only when a finding's
+message must say it is stuck, so a Slack or Secrets Manager outage never keeps a job from being re-queued.
+A failed sweep raises (the function's Errors alarm fires, and EventBridge retries the invocation) after the
+metrics of what was done are published: it never reads as "nothing stuck". The metrics are one document per
+sweep; ``StuckApprovals`` (findings given up on and still APPROVED, which the stack alarms on) is published
+every sweep, 0 included, so the alarm clears once they are handled.
 """
 
 from __future__ import annotations
@@ -18,15 +13,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools import Logger
 
 from macie_chatops import names
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, Settings, remaining_time
+from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings, remaining_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.sweeper import SweepDependencies, SweepReport
@@ -36,7 +31,7 @@ AWS_TIMEOUTS: Final = AwsTimeouts(connect_s=3, read_s=10)
 SLACK_TIMEOUT_S: Final = 10
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SERVICE)
+metrics = HandlerMetrics(SERVICE)
 _cache = ContainerCache()
 
 
@@ -45,17 +40,8 @@ def read_settings() -> Settings:
 
 
 def clear_caches() -> None:
-    """Forget what the container read (tests that change the world under the handler), and any metric not
-    published."""
+    """Forget what the container read (tests that change the world under the handler)."""
     _cache.clear()
-    metrics.clear_metrics()
-
-
-def _add_metric(name: str, value: int) -> None:
-    # Powertools never clears what was added while metrics are disabled (the sandbox's default): it would
-    # pile up in the container and be printed when 100 values are reached. Disabled means not added.
-    if not is_metrics_disabled():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 class _LazySlack:
@@ -99,22 +85,12 @@ def _publish(report: SweepReport) -> dict[str, int]:
         names.STUCK_APPROVALS_METRIC: report.stuck,
         "SweepErrors": len(report.errors),
     }
-    for name, value in counts.items():
-        _add_metric(name, value)
+    metrics.publish(counts)
     return counts
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    try:
-        return _sweep(context)
-    finally:
-        # What Powertools' log_metrics does, but silent when metrics are disabled (nothing was added then).
-        if not is_metrics_disabled():
-            metrics.flush_metrics()
-
-
-def _sweep(context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from macie_chatops.sweeper import SweepError, sweep
 
     settings = read_settings()
@@ -127,7 +103,7 @@ def _sweep(context: Any) -> dict[str, Any]:
         raise
     except Exception:
         # The candidates could not even be listed: no count is known, so none is published but the failure.
-        _add_metric("SweepErrors", 1)
+        metrics.count("SweepErrors")
         logger.exception("sweep failed: the approved findings could not be listed")
         raise
     counts = _publish(report)

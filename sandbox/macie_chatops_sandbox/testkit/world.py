@@ -1,13 +1,9 @@
-"""What the handlers' functional worlds share (finding handler, interaction endpoint, remediator).
+"""Handler worlds on moto and the Slack stand-in, for the functional tests and the benchmarks.
 
-- ``shared_session`` / ``aws_client``: one boto3 session per region, and its clients cached per service,
-  endpoint and region (they are slow to build);
-- ``provision_handler``: the state table and the Slack secret in moto, the config as the bundled JSON, and
-  a handler's environment naming them; ``create_remediation_queue`` for the handlers that queue jobs;
-- ``LambdaContext`` and ``SqsDelivery``: what Lambda hands an SQS-triggered handler;
-- ``seed_review``: a review finding as the finding handler leaves it (its real message in the Slack
-  stand-in), then moved along the legal path to any state;
-- ``emf_metrics``: the CloudWatch embedded metrics a handler printed.
+A handler's resources and environment (``provision_handler``), what Lambda hands a handler
+(``LambdaContext``, ``SqsDelivery``), findings seeded as the finding handler leaves them (``seed_review``)
+and the metrics a handler printed (``emf_metrics``). boto3 is pointed at moto through the environment
+(AWS_ENDPOINT_URL and fake credentials), which the caller sets.
 """
 
 from __future__ import annotations
@@ -22,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
+
 from macie_chatops import names
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import decide
@@ -33,9 +31,8 @@ from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore, create_state_table
 from macie_chatops.summary import FindingSummary
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
-from tests.conftest import EVENTS_DIR, SANDBOX_REGION
 
-REGION = SANDBOX_REGION
+REGION = "us-east-1"
 SECURITY_ACCOUNT = "210987654321"
 SIGNING_SECRET = "sandbox-signing-secret-5e1f0c2a9b7d4e36"
 REVIEW_REASON = "Personal data needs review"
@@ -154,22 +151,21 @@ def drain_jobs(sqs: Any, queue_url: str) -> list[RemediationJob]:
 # -- what Lambda hands an SQS-triggered handler -----------------------------------------------------------
 
 
-@dataclass
-class LambdaContext:
+class LambdaContext(PowertoolsLambdaContext):
     """What Lambda passes: identity fields Powertools logs, and the invocation's remaining time."""
 
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_s: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
+    def __init__(self, function_name: str, *, memory_limit_in_mb: int, timeout_s: float) -> None:
+        self._function_name = function_name
+        self._function_version = "$LATEST"
+        self._invoked_function_arn = f"arn:aws:lambda:{REGION}:{SECURITY_ACCOUNT}:function:{function_name}"
+        self._memory_limit_in_mb = memory_limit_in_mb
+        self._aws_request_id = str(uuid.uuid4())
+        self._log_group_name = f"/aws/lambda/{function_name}"
+        self._log_stream_name = f"2026/01/01/[$LATEST]{self._aws_request_id.replace('-', '')}"
+        self._deadline = time.monotonic() + timeout_s
 
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{SECURITY_ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -220,9 +216,9 @@ def invoke_batch(
 # -- seeding findings ----------------------------------------------------------------------------------------
 
 
-def review_summary(config: Config) -> FindingSummary:
-    """The summary of tests/events/personal-review.json (payments-prod, review) under ``config``."""
-    finding = parse_event(json.loads((EVENTS_DIR / "personal-review.json").read_text(encoding="utf-8")))
+def review_summary(config: Config, event: dict[str, Any]) -> FindingSummary:
+    """The summary of a review finding's ``event`` (e.g. tests/events/personal-review.json) under ``config``."""
+    finding = parse_event(event)
     assert isinstance(finding, Finding)
     return FindingSummary.of(finding, decide(finding, config))
 

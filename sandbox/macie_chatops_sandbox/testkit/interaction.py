@@ -1,0 +1,213 @@
+"""The interaction endpoint's world, for its functional tests and its benchmark.
+
+A real state table, remediation queue and Slack secret in moto; the Slack Web API stand-in (for user-group
+lookups, and to prove no Slack message is written); the config as the bundled JSON; the real
+``lambda_handler`` fed real signed API Gateway events (``macie_chatops_sandbox.slack_clicks``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from macie_chatops import names
+from macie_chatops.config import Config
+from macie_chatops.jobs import RemediationJob
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore
+from macie_chatops.summary import FindingSummary
+from macie_chatops_sandbox.slack_clicks import signed_click_event
+from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
+from macie_chatops_sandbox.testkit import world as shared
+from macie_chatops_sandbox.testkit.world import SIGNING_SECRET, LambdaContext
+
+TEAM_ID = "T0EXAMPLE"
+PAYMENTS_CHANNEL = "C0PAYMENTS"
+ANALYTICS_CHANNEL = "C0ANALYTIC"
+MESSAGE_TS = "1700000000.000100"
+SECOPS_GROUP = "S0SECOPS"
+SECOPS_MEMBERS = ("U0BOB", "U0DAVE")
+# Slack Web API methods that write: the endpoint calls none (it answers through the click's response_url).
+SLACK_WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a click may change: every record, the queue, Slack's messages, the clicker's ephemeral replies."""
+
+    records: dict[str, FindingRecord]
+    queued: int
+    slack_writes: int  # chat.* calls (the endpoint makes none)
+    replaced: int  # messages replaced through a click's response_url
+    ephemerals: int  # replies only the clicker sees, through a click's response_url
+
+
+@dataclass
+class World:
+    config: Config
+    store: FindingStore
+    dynamodb: Any
+    sqs: Any
+    queue_url: str
+    slack: SlackStandIn
+    summary: FindingSummary
+    secret: str = SIGNING_SECRET
+    messages: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # finding -> (channel, ts)
+
+    # -- setup ----------------------------------------------------------------------------------------
+
+    def seed(
+        self,
+        finding_id: str,
+        *,
+        state: State = State.PENDING_APPROVAL,
+        team: str = "payments",
+        channel: str = PAYMENTS_CHANNEL,
+        approver: str = "U0ALICE",
+    ) -> FindingRecord:
+        """A finding of ``team`` posted to ``channel`` (a real message in the stand-in) and moved (legally)
+        to ``state``."""
+        summary = dataclasses.replace(self.summary, finding_id=finding_id, team=team, channel=channel)
+        record, ts = shared.seed_review(self.store, self.slack, summary, state=state, approver=approver)
+        self.messages[finding_id] = (channel, ts)
+        return record
+
+    # -- clicks ---------------------------------------------------------------------------------------
+
+    def response_url(self, finding_id: str) -> str:
+        """A fresh response_url for a click on the finding's message (a made-up message if none)."""
+        channel, ts = self.messages.get(finding_id, (PAYMENTS_CHANNEL, MESSAGE_TS))
+        return self.slack.response_url(channel, ts)
+
+    def click_event(
+        self,
+        action_id: str,
+        finding_id: str,
+        user_id: str,
+        *,
+        channel_id: str = PAYMENTS_CHANNEL,
+        team_id: str = TEAM_ID,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        kwargs.setdefault("response_url", self.response_url(finding_id))
+        return signed_click_event(
+            self.secret,
+            action_id=action_id,
+            finding_id=finding_id,
+            user_id=user_id,
+            team_id=team_id,
+            channel_id=channel_id,
+            **kwargs,
+        )
+
+    @staticmethod
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        from macie_chatops.handlers.interaction import lambda_handler
+
+        return lambda_handler(event, context())
+
+    def click(self, action_id: str, finding_id: str, user_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.invoke(self.click_event(action_id, finding_id, user_id, **kwargs))
+
+    # -- observation ----------------------------------------------------------------------------------
+
+    def records(self) -> dict[str, FindingRecord]:
+        out: dict[str, FindingRecord] = {}
+        paginator = self.dynamodb.get_paginator("scan")
+        for page in paginator.paginate(TableName=names.STATE_TABLE_NAME, ConsistentRead=True):
+            for item in page["Items"]:
+                record = FindingRecord.from_item(item)
+                out[record.finding_id] = record
+        return out
+
+    def queued(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def jobs(self) -> list[RemediationJob]:
+        """Take every queued job off the queue."""
+        return shared.drain_jobs(self.sqs, self.queue_url)
+
+    def slack_writes(self) -> int:
+        return sum(self.slack.request_count(method) for method in SLACK_WRITES)
+
+    def replaced(self) -> int:
+        channels = {channel for channel, _ in self.messages.values()}
+        return sum(
+            1
+            for channel in channels
+            for message in self.slack.messages(channel)
+            for revision in message.revisions
+            if revision.method == "response_url"
+        )
+
+    def ephemerals(self) -> int:
+        return sum(len(self.slack.ephemeral(channel)) for channel in (PAYMENTS_CHANNEL, ANALYTICS_CHANNEL))
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.records(), self.queued(), self.slack_writes(), self.replaced(), self.ephemerals())
+
+
+def context() -> LambdaContext:
+    """The interaction function's Lambda context, for one request."""
+    return LambdaContext(names.INTERACTION_FUNCTION_NAME, memory_limit_in_mb=512, timeout_s=10.0)
+
+
+def build_world(
+    *,
+    config: Config,
+    summary: FindingSummary,
+    config_dir: Path,
+    setenv: Callable[[str, str], None],
+    slack: SlackStandIn,
+    region: str = "us-east-1",
+) -> World:
+    """Create the table, the queue and the secret in the AWS endpoint boto3 is pointed at, and set the
+    interaction handler's environment through ``setenv`` (monkeypatch.setenv, or os.environ.__setitem__);
+    ``summary``: the review finding :meth:`World.seed` posts."""
+    queue_url = shared.create_remediation_queue(region)
+    resources = shared.provision_handler(
+        config=config,
+        config_dir=config_dir,
+        table=names.STATE_TABLE_NAME,
+        slack=slack,
+        setenv=setenv,
+        queue_url=queue_url,
+        region=region,
+    )
+    from macie_chatops.handlers import interaction as handler
+
+    handler.clear_caches()
+    return World(
+        config=config,
+        store=resources.store,
+        dynamodb=shared.aws_client("dynamodb", region),
+        sqs=shared.aws_client("sqs", region),
+        queue_url=queue_url,
+        slack=slack,
+        summary=summary,
+    )
+
+
+def standin() -> SlackStandIn:
+    """The Slack stand-in with accounts.yaml's workspace, its channels and the S0SECOPS group; no posting
+    limit (the benchmark posts a message per seeded finding)."""
+    return SlackStandIn(
+        team_id=TEAM_ID,
+        bot_token=EXAMPLE_BOT_TOKEN,
+        channels=(PAYMENTS_CHANNEL, ANALYTICS_CHANNEL),
+        usergroups={SECOPS_GROUP: SECOPS_MEMBERS},
+        post_limit=None,
+        update_limit=None,
+    )
+
+
+def without_audit(records: MutableMapping[str, FindingRecord]) -> dict[str, FindingRecord]:
+    """Records minus what a refused click legitimately adds (its audit line and the update time)."""
+    return {key: dataclasses.replace(record, audit=(), updated_at="") for key, record in records.items()}
