@@ -8,29 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws, Stack
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from macie_chatops import names
 from macie_chatops.config import Config
-from stacksets.arns import central_bus_arn
-from stacksets.forwarding import forward_to_central_bus
+from stacksets.forwarding import forward_to_central_bus, forwarding_role
 
 
 class AdministratorForwardingStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.forward_role = iam.Role(
+        self.forward_role = forwarding_role(
             self,
-            "ForwardRole",
+            config=config,
             role_name=names.administrator_forward_role_name(Aws.REGION),
             description="macie-chatops: the Macie administrator's findings in this region -> the central bus",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
-                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
-        )
-        self.forward_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn(config)])
         )
         forwarding = forward_to_central_bus(
             self,

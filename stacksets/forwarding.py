@@ -1,17 +1,14 @@
-"""Forwarding a default bus's Macie findings to the central bus, as every forwarder outside the central stack does.
-
-One rule on the account's default bus (the one Macie pattern) -> the central bus (cross-region allowed), through
-a role, with a dead-letter queue; an alarm on that DLQ, whose state changes go to the central bus too (the central
-stack relays alarms named with ``names.MEMBER_ALARM_NAME_PREFIX`` to its topic). Used by the member regional
-stack and by the Macie administrator's forwarding stack; the construct ids are the member stack's own, so its
-template (and any deployed instance) does not change.
+"""Forwarding a default bus's Macie findings to the central bus, as every forwarder outside the central stack
+does: the rule, its DLQ, the DLQ's alarm (relayed by the central stack, which relays alarms named with
+``names.MEMBER_ALARM_NAME_PREFIX``), and the role the rules use. Used by the member stacks and by the Macie
+administrator's forwarding stack, with the member stacks' construct ids, so their templates do not change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -34,6 +31,21 @@ class Forwarding:
     forward_rule: events.Rule
     dead_letter_alarm: cloudwatch.Alarm
     alarm_rule: events.Rule
+
+
+def forwarding_role(scope: Construct, *, config: Config, role_name: str, description: str) -> iam.Role:
+    """The role this account's EventBridge rules use to put events on the central bus, and nowhere else."""
+    role = iam.Role(
+        scope,
+        "ForwardRole",
+        role_name=role_name,
+        description=description,
+        assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+            {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        ),
+    )
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn(config)]))
+    return role
 
 
 def forward_to_central_bus(

@@ -12,7 +12,8 @@ from constructs import Construct
 
 from macie_chatops import names
 from macie_chatops.config import Config
-from stacksets.arns import central_bus_arn, quarantine_bucket_arn_pattern, remediator_role_arn
+from stacksets.arns import quarantine_bucket_arn_pattern, remediator_role_arn
+from stacksets.forwarding import forwarding_role
 from stacksets.nag import acknowledge
 
 # Reading the finding's exact version, its tags and lock state; deleting it; restoring it (PutObject).
@@ -87,17 +88,11 @@ class MemberRolesStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.remediation_role = _remediation_role(self, config)
-        self.forward_role = iam.Role(
+        self.forward_role = forwarding_role(
             self,
-            "ForwardRole",
+            config=config,
             role_name=names.MEMBER_FORWARD_ROLE_NAME,
             description="macie-chatops: this account's EventBridge rules forward Macie findings to the central bus",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
-                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
-        )
-        self.forward_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn(config)])
         )
 
 
