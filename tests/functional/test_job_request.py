@@ -262,3 +262,12 @@ def test_a_request_must_change_or_note_the_finding(store: FindingStore, queue: S
     with pytest.raises(ValueError, match="changes the finding's state or notes"):
         request_job(store, queue, quarantine_job())
     assert jobs(queue) == []
+
+
+def test_a_request_with_no_attempt_to_send_changes_nothing(store: FindingStore, queue: SqsJobQueue) -> None:
+    pending(store)
+    with pytest.raises(ValueError, match="attempts must be 1 or more"):
+        request_job(store, queue, quarantine_job(), change=approval(), attempts=0)
+    record = store.get(FID)
+    assert record is not None and record.state is State.PENDING_APPROVAL
+    assert jobs(queue) == []
