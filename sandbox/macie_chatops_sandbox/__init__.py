@@ -1,21 +1,8 @@
 """The macie-chatops sandbox: the whole pipeline on one machine, with no AWS account and no Slack workspace.
 
-Not part of the Lambda asset. ``make demo`` and the e2e tests run it; ``macie-chatops sandbox replay|serve``
-expose it to operators. Modules:
-
-- ``sandbox``: :class:`~macie_chatops_sandbox.sandbox.Sandbox`, the context manager that starts and stops
-  everything below, puts findings in as member accounts would, clicks, waits and looks;
-- ``aws``: moto's ThreadedMotoServer on loopback and per-account boto3 clients (assumed-role credentials);
-- ``moto_atomic``: moto's DynamoDB writes and SQS calls made atomic, as the real services are;
-- ``moto_fast``: costs only the emulator has (serialization, O(queue) and O(bucket) scans, JSONPath parsing)
-  taken out, every response unchanged;
-- ``provision``: the stacks' resources, with the names in ``macie_chatops.names``;
-- ``lambda_runtime``: the Lambda context object and the SQS event source mapping (pollers);
-- ``apigateway``: the REST API proxy integration for ``POST /slack/interactions``;
-- ``slack_standin``: the Slack Web API (messages per channel, rate limits, faults, response URLs);
-- ``slack_clicks``: real, signed Slack clicks;
-- ``findings``: Macie finding events from templates, and harmless sample objects;
-- ``replay``, ``commands``, ``demo``: the CLI's ``sandbox replay``, ``sandbox serve`` and ``demo``.
+Not part of the Lambda asset. ``make demo``, the e2e tests and the CLI's ``demo`` and ``sandbox`` commands run
+it (``commands`` adds them to the CLI through the ``macie_chatops.commands`` entry-point group); ``testkit`` is
+what the functional tests and the benchmarks share. ``Sandbox`` (``sandbox.py``) starts and stops the rest.
 
 moto (5.2.5) facts the sandbox relies on or works around:
 
