@@ -163,8 +163,10 @@ def test_two_findings_for_one_object_version_in_sequence_give_one_review_one_mov
     posts_before = sandbox.slack.request_count("chat.postMessage")
     # WHEN a job reports the same object version again
     sandbox.publish(second)
-    duplicate = sandbox.wait_for_state(second_id, *SETTLED, State.DUPLICATE)
-    sandbox.wait_until_idle()
+    sandbox.wait_for_state(second_id, *SETTLED, State.DUPLICATE)
+    sandbox.wait_until_idle()  # the thread reply is posted, and its ts recorded, after the DUPLICATE write
+    duplicate = sandbox.record(second_id)
+    assert duplicate is not None
     # THEN it is recorded as a duplicate of the first, with no review message of its own: one thread reply
     # under the first message at most
     assert duplicate.state is State.DUPLICATE
