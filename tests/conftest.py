@@ -1,10 +1,5 @@
-"""Fixtures shared by every test layer.
-
-- ``events_dir`` / ``load_event``: the JSON event fixtures in tests/events/.
-- ``moto_endpoint``: one real moto server on loopback for the whole session (functional and e2e).
-- ``aws``: a clean moto state for one test, boto3 pointed at it through AWS_ENDPOINT_URL with fake
-  credentials; ``aws.session(account_id)`` gives a boto3 session acting *as* that account (moto isolates
-  accounts by the assumed role's credentials).
+"""Fixtures shared by every test layer: the event files in tests/events/, one moto server on loopback for the
+session with a clean state per test (``aws``, boto3 pointed at it by the environment), and the Slack stand-in.
 """
 
 from __future__ import annotations
