@@ -6,7 +6,8 @@ moto attributes every call to an account by the caller's credentials: credential
 moto keeps its state in module-level backends, shared by every moto server in the process; the server is
 therefore reset when it starts and when it stops, and only one sandbox may run per process at a time.
 While it runs, moto's DynamoDB and SQS calls are made atomic (``moto_atomic``), as the real services are, and
-costs only the emulator has are taken out without changing any response (``moto_fast``).
+costs only the emulator has are taken out without changing any response (``moto_fast``), and Macie's findings
+API, which moto lacks, is served in front of it (``macie_standin``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config as BotoConfig
 
-from macie_chatops_sandbox import moto_atomic, moto_fast
+from macie_chatops_sandbox import macie_standin, moto_atomic, moto_fast
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -63,6 +64,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_atomic.install()
         moto_fast.install()
+        macie_standin.install()  # Macie's findings API, which moto does not have
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         self._server = server
@@ -85,6 +87,7 @@ class MotoServer:
             self.reset()
         finally:
             server.stop()
+            macie_standin.uninstall()
             moto_fast.uninstall()
             moto_atomic.uninstall()
 

@@ -52,6 +52,11 @@ class SandboxCommand:
             "--approve", action="store_true", help="click Remediate on every review message (the default)"
         )
         decision.add_argument("--dismiss", action="store_true", help="click Dismiss on every review message")
+        replay.add_argument(
+            "--lost",
+            action="store_true",
+            help="Macie holds each finding but its event is dropped; one reconciler run must recover them all",
+        )
         replay.add_argument("events", nargs="+", metavar="EVENT.json")
         add_config_option(
             sub.add_parser("serve", help="keep a sandbox running; first stdout line: where to click (Ctrl-C stops it)")
@@ -65,7 +70,7 @@ class SandboxCommand:
     @staticmethod
     def run(args: argparse.Namespace, config: Config) -> int:
         if args.sandbox_command == "replay":
-            return replay_command(config, args.events, "dismiss" if args.dismiss else "approve")
+            return replay_command(config, args.events, "dismiss" if args.dismiss else "approve", lost=args.lost)
         return serve_command(config)
 
 
@@ -85,7 +90,9 @@ def handler_logs_to(stream: TextIO) -> Iterator[TextIO]:
         yield real
 
 
-def replay_command(config: Config, files: list[str], mode: Mode, *, timeout_s: float = 120.0) -> int:
+def replay_command(
+    config: Config, files: list[str], mode: Mode, *, timeout_s: float = 120.0, lost: bool = False
+) -> int:
     """One JSON line per file, in order; exit 2 when any file is an ERROR, 1 when the sandbox itself failed."""
     from macie_chatops_sandbox.replay import ERROR, error_line, read_files, replay, shown_path
     from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
@@ -101,7 +108,7 @@ def replay_command(config: Config, files: list[str], mode: Mode, *, timeout_s: f
     with handler_logs_to(sys.stderr) as out:
         try:
             with Sandbox(config, SandboxSettings(log_level="WARNING")) as sandbox:
-                lines = replay(sandbox, items, mode, timeout_s=timeout_s)
+                lines = replay(sandbox, items, mode, timeout_s=timeout_s, lost=lost)
         except (TimeoutError, RuntimeError) as exc:
             print(f"sandbox replay: {exc}", file=sys.stderr)
             return EXIT_FAILED

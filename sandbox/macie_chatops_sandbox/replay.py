@@ -14,7 +14,9 @@ gets the outcome the finding handler and ``decide`` give the same bytes. For eac
    ``size``. A later file with a finding id already replayed refers to the same object (nothing is uploaded
    twice) and reports ``DUPLICATE``.
 3. The finding is put on the bus Macie would use (``Sandbox.publish``), so the forwarding rule and the
-   central rule deliver it.
+   central rule deliver it. With ``--lost``, Macie holds it (the Macie stand-in) but the event is dropped; once
+   every file is in, one reconciler run (``Sandbox.reconcile``) finds the findings and hands them to the intake,
+   so the lines must be those of a normal replay.
 4. Once the pipeline is idle, every finding awaiting approval is clicked (a real, signed request to the
    local API Gateway) by an approver of its team: Remediate, or Dismiss with ``--dismiss``.
 5. Once it is idle again, one line per file: ``{"file", "finding_id", "action", "state", "object"}``, and
@@ -102,8 +104,9 @@ def _sandbox_failed(item: ReplayItem, step: str, exc: Exception) -> None:
     item.error = f"the sandbox could not {step}: {type(exc).__name__}: {exc}"[:500]
 
 
-def put_in(sandbox: Sandbox, items: list[ReplayItem]) -> None:
-    """Create each finding's object, patch the event, and send it the way its account would."""
+def put_in(sandbox: Sandbox, items: list[ReplayItem], *, lost: bool = False) -> None:
+    """Create each finding's object, patch the event, and send it the way its account would (``lost``: Macie
+    holds it, and its EventBridge delivery is dropped)."""
     objects: dict[str, StoredObject | None] = {}  # by finding id: what the first file of that finding named
     for item in items:
         if item.error is not None:
@@ -115,12 +118,14 @@ def put_in(sandbox: Sandbox, items: list[ReplayItem]) -> None:
                     item.error += f" (and it could not be handed to the intake queue: {type(exc).__name__})"
             continue
         try:
-            _put_finding(sandbox, item, objects)
+            _put_finding(sandbox, item, objects, lost=lost)
         except Exception as exc:  # the sandbox's part for one file: that file is an ERROR, the batch goes on
             _sandbox_failed(item, "replay it", exc)
 
 
-def _put_finding(sandbox: Sandbox, item: ReplayItem, objects: dict[str, StoredObject | None]) -> None:
+def _put_finding(
+    sandbox: Sandbox, item: ReplayItem, objects: dict[str, StoredObject | None], *, lost: bool = False
+) -> None:
     finding, event = item.parsed, item.event
     if not isinstance(finding, Finding) or event is None:
         raise TypeError(f"{item.file} holds no finding to replay")
@@ -141,7 +146,11 @@ def _put_finding(sandbox: Sandbox, item: ReplayItem, objects: dict[str, StoredOb
     if item.stored is not None:
         event = with_object(event, item.stored)
     item.event = event
-    item.route = sandbox.publish(event)
+    if lost:
+        sandbox.lose(event)
+        item.route = "reconciler"
+    else:
+        item.route = sandbox.publish(event)
 
 
 def click_pending(sandbox: Sandbox, items: list[ReplayItem], mode: Mode) -> None:
@@ -190,9 +199,14 @@ def outcome(sandbox: Sandbox, item: ReplayItem) -> dict[str, Any]:
     }
 
 
-def replay(sandbox: Sandbox, items: list[ReplayItem], mode: Mode, *, timeout_s: float = 120.0) -> list[dict[str, Any]]:
-    """Every file's line, in order (a TimeoutError if the pipeline never goes idle)."""
-    put_in(sandbox, items)
+def replay(
+    sandbox: Sandbox, items: list[ReplayItem], mode: Mode, *, timeout_s: float = 120.0, lost: bool = False
+) -> list[dict[str, Any]]:
+    """Every file's line, in order (a TimeoutError if the pipeline never goes idle). ``lost``: no event reaches
+    the bus; one reconciler run finds the findings in Macie and hands them to the intake."""
+    put_in(sandbox, items, lost=lost)
+    if lost:
+        sandbox.reconcile()
     sandbox.wait_until_idle(timeout_s)
     click_pending(sandbox, items, mode)
     sandbox.wait_until_idle(timeout_s)
