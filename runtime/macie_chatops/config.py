@@ -281,6 +281,14 @@ class Deployment(_Strict):
         return self
 
 
+class SecurityHubSettings(_Strict):
+    """Security Hub in the loop (docs/architecture.md §17): each outcome sets the Macie finding's workflow status
+    in Security Hub, from the security account (it must be the Security Hub administrator), in the finding's
+    region. Off by default: nothing is deployed for it then."""
+
+    enabled: StrictBool = False
+
+
 class Config(_Strict):
     version: Literal[1]
     organization_id: Annotated[str, StringConstraints(strict=True, pattern=r"^o-[a-z0-9]{10,32}$")]
@@ -295,6 +303,7 @@ class Config(_Strict):
     )
     accounts: tuple[Account, ...] = Field(min_length=1)
     deployment: Deployment
+    security_hub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
 
     @field_validator("regions")
     @classmethod

@@ -110,3 +110,9 @@ ADMINISTRATOR_FORWARD_ALARM_NAME: Final = f"{MEMBER_ALARM_NAME_PREFIX}administra
 QUARANTINE_KEY_ALIAS: Final = "alias/macie-chatops-quarantine"  # per member account x region
 MEMBER_ROLES_STACKSET_NAME: Final = "macie-chatops-member-roles"
 MEMBER_REGIONAL_STACKSET_NAME: Final = "macie-chatops-member-regional"
+
+# Security Hub in the loop (accounts.yaml `security_hub.enabled`; docs/architecture.md §17): the updater reads the
+# state table's stream; the stream records it gave up on go to its dead-letter queue.
+SECURITY_HUB_FUNCTION_NAME: Final = "macie-chatops-security-hub"
+SECURITY_HUB_DLQ_NAME: Final = "macie-chatops-security-hub-dlq"
+SECURITY_HUB_UPDATES_METRIC: Final = "SecurityHubUpdates"  # dimensions: result (updated, failed), status

@@ -1,0 +1,139 @@
+"""What Security Hub is told for each state (security_hub.update_for) and which stream records are state changes
+(security_hub.change_of): pure, no network."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from macie_chatops.security_hub import NOTE_LIMIT, Workflow, change_of, macie_product_arn, update_for
+from macie_chatops.states import State
+from macie_chatops.store import AuditEntry, FindingRecord
+from macie_chatops.summary import FindingSummary
+
+SUMMARY = FindingSummary(
+    finding_id="6a1b2c3d4e5f60718293a4b5c6d70005",
+    finding_type="SensitiveData:S3Object/Personal",
+    severity="High",
+    account_id="345678901234",
+    region="eu-west-1",
+    bucket="payments-prod-exports",
+    key="exports/customers.csv",
+    version_id="v1",
+    etag="abc",
+    size=10,
+    storage_class="STANDARD",
+    created_at="2026-01-01T00:00:00Z",
+    origin="job 1",
+    team="payments",
+)
+
+
+def record(state: State, **fields: Any) -> FindingRecord:
+    entry = AuditEntry(at="2026-01-02T03:04:05.000000Z", actor="U0ALICE", event="click", outcome=state.value)
+    base = FindingRecord(
+        finding_id=SUMMARY.finding_id,
+        state=state,
+        received_at="2026-01-01T00:00:00.000000Z",
+        updated_at="2026-01-02T03:04:05.000000Z",
+        account_id=SUMMARY.account_id,
+        team="payments",
+        summary=SUMMARY,
+        audit=(entry,),
+    )
+    return replace(base, **fields)
+
+
+def test_a_quarantine_resolves_the_finding_in_its_region_naming_approver_and_location() -> None:
+    # GIVEN a finding quarantined on U0ALICE's approval
+    quarantined = record(
+        State.QUARANTINED, approver="U0ALICE", quarantine={"bucket": "q-bucket", "key": "f/k", "version_id": "v2"}
+    )
+
+    # WHEN its update is built
+    update = update_for(quarantined)
+
+    # THEN it is RESOLVED, for the same Macie finding in eu-west-1, with who approved and where it is now
+    assert update is not None
+    assert update.status is Workflow.RESOLVED
+    assert update.request()["FindingIdentifiers"] == [
+        {"Id": SUMMARY.finding_id, "ProductArn": "arn:aws:securityhub:eu-west-1::product/aws/macie"}
+    ]
+    assert update.region == "eu-west-1"
+    assert "U0ALICE" in update.note and "s3://q-bucket/f/k (version v2)" in update.note
+
+
+def test_an_auto_quarantine_says_it_was_the_policy() -> None:
+    update = update_for(record(State.QUARANTINED, approver="auto", quarantine={"bucket": "q", "key": "k"}))
+    assert update is not None and "by policy (auto)" in update.note
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        (State.DISMISSED, Workflow.SUPPRESSED),
+        (State.NOTIFIED, Workflow.NOTIFIED),
+        (State.PENDING_APPROVAL, Workflow.NOTIFIED),
+        (State.BLOCKED, Workflow.NEW),
+        (State.FAILED, Workflow.NEW),
+        (State.RESTORED, Workflow.NOTIFIED),
+    ],
+)
+def test_each_outcome_has_its_workflow_status(state: State, status: Workflow) -> None:
+    update = update_for(record(state, outcome="locked", outcome_detail="why", error="boom"))
+    assert update is not None and update.status is status and update.state is state
+
+
+@pytest.mark.parametrize(
+    "state",
+    [State.RECEIVED, State.IGNORED, State.REJECTED, State.APPROVED, State.RESTORE_REQUESTED, State.DUPLICATE],
+)
+def test_states_that_are_no_outcome_for_security_hub_send_nothing(state: State) -> None:
+    assert update_for(record(state)) is None
+
+
+def test_a_record_without_a_region_sends_nothing() -> None:
+    assert update_for(record(State.NOTIFIED, summary=None)) is None
+
+
+def test_the_note_fits_security_hub_and_stays_on_one_line() -> None:
+    update = update_for(record(State.BLOCKED, outcome="changed", outcome_detail="line\n" * 400))
+    assert update is not None and len(update.note) == NOTE_LIMIT and "\n" not in update.note
+
+
+def test_the_product_arn_has_no_account() -> None:
+    assert macie_product_arn("us-east-1") == "arn:aws:securityhub:us-east-1::product/aws/macie"
+
+
+def _image(state: str, key: str = "f1") -> dict[str, Any]:
+    return {
+        "finding_id": {"S": key},
+        "state": {"S": state},
+        "received_at": {"S": "2026-01-01T00:00:00.000000Z"},
+        "updated_at": {"S": "2026-01-01T00:00:00.000000Z"},
+    }
+
+
+def test_a_stream_record_that_changes_the_state_is_a_change() -> None:
+    change = change_of({"dynamodb": {"OldImage": _image("APPROVED"), "NewImage": _image("QUARANTINED")}})
+    assert change is not None and change.previous is State.APPROVED and change.record.state is State.QUARANTINED
+
+
+def test_a_new_record_is_a_change_from_nothing() -> None:
+    change = change_of({"dynamodb": {"NewImage": _image("RECEIVED")}})
+    assert change is not None and change.previous is None
+
+
+@pytest.mark.parametrize(
+    "stream_record",
+    [
+        {"dynamodb": {"OldImage": _image("QUARANTINED"), "NewImage": _image("QUARANTINED")}},  # an audit entry
+        {"dynamodb": {"OldImage": _image("QUARANTINED")}},  # a deletion (TTL)
+        {"dynamodb": {"NewImage": {"finding_id": {"S": "object#abc"}, "item_type": {"S": "object_claim"}}}},
+    ],
+    ids=["same-state", "removed", "object-claim"],
+)
+def test_writes_that_change_no_state_are_not_changes(stream_record: dict[str, Any]) -> None:
+    assert change_of(stream_record) is None
