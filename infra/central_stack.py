@@ -4,6 +4,7 @@ member default buses --> central bus --intake rule--> intake queue --> finding h
 Slack click --> API Gateway POST /slack/interactions --> interaction handler                interaction.py
 finding / interaction handler, sweeper --> remediation queue --> remediator --> member role  remediation.py
 schedule (rate 15 minutes) --> sweeper (approved findings whose job was lost)               sweeper.py
+schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalation summary) reminders.py
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
 KMS key, state table, Slack secret (empty until the operator fills it), delivery DLQ        foundation.py
 """
@@ -21,6 +22,7 @@ from infra.central.intake import Intake
 from infra.central.interaction import Interaction
 from infra.central.lambdas import HandlerAssets
 from infra.central.remediation import Remediation
+from infra.central.reminders import Reminders
 from infra.central.sweeper import Sweeper
 from infra.lambda_bundle import LambdaBundle
 from macie_chatops.config import Config
@@ -38,8 +40,15 @@ class CentralStack(Stack):
         intake = Intake(self, config, foundation, assets, jobs=remediation)
         interaction = Interaction(self, foundation, assets, jobs=remediation)
         sweeper = Sweeper(self, foundation, assets, jobs=remediation)
+        reminders = Reminders(self, foundation, assets)
         alarms = monitoring.watch(
-            self, foundation, intake=intake, interaction=interaction, remediation=remediation, sweeper=sweeper
+            self,
+            foundation,
+            intake=intake,
+            interaction=interaction,
+            remediation=remediation,
+            sweeper=sweeper,
+            reminders=reminders,
         )
 
         self.bus = intake.bus.bus
@@ -51,6 +60,8 @@ class CentralStack(Stack):
         self.slack_secret = foundation.slack_secret.secret
         self.remediator_role = remediation.remediator.role
         self.sweep_schedule = sweeper.schedule
+        self.remind_schedule = reminders.remind_schedule
+        self.escalation_schedule = reminders.escalation_schedule
         self._outputs(foundation, remediation)
 
     def _outputs(self, foundation: Foundation, remediation: Remediation) -> None:

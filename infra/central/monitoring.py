@@ -10,6 +10,7 @@ from infra.central.foundation import Foundation
 from infra.central.intake import Intake
 from infra.central.interaction import Interaction
 from infra.central.remediation import Remediation
+from infra.central.reminders import Reminders
 from infra.central.sweeper import SWEEP_INTERVAL, Sweeper
 from infra.components.alarms import OperationalAlarms
 from macie_chatops import names
@@ -23,6 +24,7 @@ def watch(
     interaction: Interaction,
     remediation: Remediation,
     sweeper: Sweeper,
+    reminders: Reminders | None = None,
 ) -> OperationalAlarms:
     alarms = OperationalAlarms(stack, "Alarms", topic_name=names.ALARM_TOPIC_NAME, encryption_key=foundation.key)
     dead_letters: list[tuple[str, sqs.Queue, str]] = [
@@ -40,7 +42,9 @@ def watch(
         )
     for construct_id, queue, what in dead_letters:
         alarms.on_dead_letters(construct_id, queue=queue, alarm_name=f"{queue.queue_name}-not-empty", description=what)
-    handlers = (intake.finding_handler, interaction.interaction_handler, remediation.remediator, sweeper.sweeper)
+    handlers = [intake.finding_handler, interaction.interaction_handler, remediation.remediator, sweeper.sweeper]
+    if reminders is not None:  # its errors: a reminder or the escalation summary was not posted
+        handlers.append(reminders.reminders)
     for handler in handlers:
         alarms.on_function_errors(
             f"{handler.node.id}Errors", function=handler.function, alarm_name=f"{handler.node.id}-errors"

@@ -10,7 +10,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from macie_chatops.names import APPROVED_INDEX_NAME
+from macie_chatops.names import APPROVED_INDEX_NAME, PENDING_INDEX_NAME
 from macie_chatops.store import TABLE_DEFINITION, TTL_SPECIFICATION
 
 # What the store adapter does (conditional puts/updates, consistent reads, the pending-by-team query).
@@ -85,6 +85,18 @@ class StateTable(Construct):
             raise ValueError(f"the state table has no {APPROVED_INDEX_NAME} index to grant")
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self._index_arn(APPROVED_INDEX_NAME)])
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
+        )
+
+    def grant_remind(self, grantee: iam.IGrantable) -> None:
+        """The reminders job's: query the pending index, update items (their reminder marks and audit) and read
+        one when a condition refused it; nothing else (no puts, no other index, no scans, no deletes)."""
+        if PENDING_INDEX_NAME not in self.index_names:
+            raise ValueError(f"the state table has no {PENDING_INDEX_NAME} index to grant")
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self._index_arn(PENDING_INDEX_NAME)])
         )
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])

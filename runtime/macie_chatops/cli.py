@@ -21,6 +21,8 @@ from macie_chatops.decision import decide
 from macie_chatops.finding import Rejection, parse_event
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from macie_chatops.job_request import JobRequest
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.states import State
@@ -348,35 +350,68 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return _requeue(args, retry)
 
 
-def _age(seconds: float) -> str:
-    """``3d4h``, ``2h5m``, ``7m``: how long a finding has waited, at a glance."""
-    minutes = max(0, int(seconds)) // 60
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes}m"
-    return f"{minutes}m"
+def _older_than(text: str) -> timedelta:
+    """``24h``, ``90m``, ``3d``, ``1d12h``: a positive duration in days, hours and minutes."""
+    import re
+    from datetime import timedelta
+
+    match = re.fullmatch(r"(?:(\d{1,5})d)?(?:(\d{1,6})h)?(?:(\d{1,7})m)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 24h, 90m, 3d or 1d12h, got {text!r}")
+    days, hours, minutes = (int(part or 0) for part in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes)
+    if duration <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"must be longer than 0, got {text!r}")
+    return duration
+
+
+def _workspace_url(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(the Slack workspace URL for message links, the error when Slack could not say it): ``--workspace-url``,
+    else auth.test with the bot token of ``--slack-secret`` (else $SLACK_SECRET_ARN); (None, None) without them."""
+    import os
+
+    from macie_chatops import names
+
+    if args.workspace_url:
+        return str(args.workspace_url), None
+    secret_id = args.slack_secret or os.environ.get(names.ENV_SLACK_SECRET_ARN)
+    if not secret_id:
+        return None, None
+    import boto3
+
+    from macie_chatops.slack_client import SlackClient, build_web_client
+    from macie_chatops.slack_secrets import load_slack_secrets
+
+    try:
+        token = load_slack_secrets(boto3.client("secretsmanager", region_name=args.region), secret_id).bot_token
+        base_url = os.environ.get(names.ENV_SLACK_API_URL) or None
+        url = SlackClient(build_web_client(token, base_url=base_url)).auth_test().url
+    except Exception as exc:  # shown, and the exit status says it: the list itself is still worth printing
+        return None, f"no message links: the Slack workspace could not be read ({type(exc).__name__}: {exc})"
+    return (url, None) if url else (None, "no message links: Slack's auth.test named no workspace URL")
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
-    """Findings awaiting approval, oldest first, one JSON line each (from the table's pending index)."""
+    """Findings awaiting approval, oldest first, one JSON line each (from the table's pending index): how long each
+    has waited, the link to its Slack message, its reminders and escalation (docs/architecture.md §14)."""
     from datetime import UTC, datetime
 
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from macie_chatops.reminders import age_text, link_for
+
     table = _state_table(args)
     store = _finding_store(args, table)
+    now = datetime.now(UTC)
+    cutoff = now - args.older_than if args.older_than is not None else None
     try:
-        records = store.pending_approvals(args.team, limit=args.limit)
+        records = store.pending_approvals(args.team, limit=args.limit, received_before=cutoff)
     except (BotoCoreError, ClientError) as exc:
         print(f"pending: the state table {table} could not be used: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    now = datetime.now(UTC)
+    workspace_url, no_links = _workspace_url(args) if records else (None, None)
     for record in records:
         summary = record.summary
-        received = datetime.fromisoformat(record.received_at)
         line = {
             "finding_id": record.finding_id,
             "team": record.team,
@@ -384,12 +419,21 @@ def cmd_pending(args: argparse.Namespace) -> int:
             "bucket": summary.bucket if summary else "",
             "key": summary.key if summary else "",
             "received_at": record.received_at,
-            "age": _age((now - received).total_seconds()),
+            "age": age_text((now - datetime.fromisoformat(record.received_at)).total_seconds()),
+            "link": link_for(record, workspace_url),
+            "reminders": record.reminders_sent,
+            "escalated_at": record.escalated_at,
         }
         print(json.dumps(line, ensure_ascii=False), flush=True)
     scope = f"team {args.team}" if args.team else "all teams"
+    older = f" older than {age_text(args.older_than.total_seconds())}" if args.older_than is not None else ""
     more = f" (the oldest {args.limit}; --limit shows more)" if len(records) == args.limit else ""
-    print(f"{len(records)} finding(s) awaiting approval for {scope}{more}", file=sys.stderr)
+    print(f"{len(records)} finding(s) awaiting approval{older} for {scope}{more}", file=sys.stderr)
+    if no_links:
+        print(f"pending: {no_links}", file=sys.stderr)
+        return EXIT_FAILED
+    if records and workspace_url is None:
+        print("no message links: pass --workspace-url https://<workspace>.slack.com or --slack-secret", file=sys.stderr)
     return EXIT_OK
 
 
@@ -573,6 +617,9 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     p = with_table(sub.add_parser("pending", help="findings awaiting approval, oldest first (JSON lines)"))
     p.add_argument("--team", help="only this team's findings (a team name from accounts.yaml)")
     p.add_argument("--limit", type=_positive, default=50, help="list at most this many (default: 50)")
+    p.add_argument("--older-than", type=_older_than, help="only those waiting longer than this (24h, 90m, 3d, 1d12h)")
+    p.add_argument("--workspace-url", help="https://<workspace>.slack.com, for the links to the findings' messages")
+    p.add_argument("--slack-secret", help="Slack secret name or ARN (default: $SLACK_SECRET_ARN): links via auth.test")
     p = with_table(
         sub.add_parser("sweep", help="operators: re-queue approved findings with no outcome (as the scheduled sweeper)")
     )

@@ -195,6 +195,23 @@ class MacieAdministrator(_Strict):
 class SlackSettings(_Strict):
     team_id: Annotated[str, StringConstraints(strict=True, pattern=r"^[TE][A-Z0-9]{2,}$")]
     secret_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
+    # Reviews left PENDING_APPROVAL (docs/architecture.md §14): a thread reply mentioning the approvers every
+    # remind_after_hours, at most max_reminders times (0: none); past escalate_after_hours, one line in the daily
+    # summary posted to escalation_channel (none without a channel).
+    remind_after_hours: StrictInt = Field(default=24, ge=1, le=24 * 30)
+    max_reminders: StrictInt = Field(default=2, ge=0, le=10)
+    escalate_after_hours: StrictInt = Field(default=72, ge=1, le=24 * 90)
+    escalation_channel: ChannelId | None = None
+
+    @field_validator("escalation_channel")
+    @classmethod
+    def _escalation_channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ValueError(
+                f"{value!r} is not a Slack channel id; use the id (C… or G…, from the channel's About panel), "
+                "not its name"
+            )
+        return value
 
 
 class QuarantineSettings(_Strict):

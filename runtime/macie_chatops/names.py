@@ -91,6 +91,9 @@ INTERACTION_FUNCTION_NAME: Final = "macie-chatops-interaction"
 REMEDIATOR_FUNCTION_NAME: Final = "macie-chatops-remediator"
 SWEEPER_FUNCTION_NAME: Final = "macie-chatops-sweeper"
 SWEEPER_SCHEDULE_RULE_NAME: Final = "macie-chatops-sweep"  # EventBridge schedule on the default bus
+REMINDERS_FUNCTION_NAME: Final = "macie-chatops-reminders"
+REMIND_SCHEDULE_RULE_NAME: Final = "macie-chatops-remind"  # hourly: reminders of open reviews
+ESCALATION_SCHEDULE_RULE_NAME: Final = "macie-chatops-escalate"  # daily: the escalation summary
 STUCK_APPROVALS_METRIC: Final = "StuckApprovals"  # the sweeper publishes it (service = its function name); alarmed
 RECONCILER_FUNCTION_NAME: Final = "macie-chatops-reconciler"
 RECONCILER_SCHEDULE_RULE_NAME: Final = "macie-chatops-reconcile"  # EventBridge schedule on the default bus

@@ -151,6 +151,9 @@ class FindingRecord:
     duplicate_of: str | None = None  # DUPLICATE: the first finding of the same object version
     duplicate_thread: Mapping[str, str] | None = None  # DUPLICATE: {channel, ts} of the first finding's message
     duplicate_reply_ts: str | None = None  # DUPLICATE: the thread reply's ts, once posted
+    reminders_sent: int = 0  # PENDING_APPROVAL: reminders claimed so far (docs/architecture.md §14)
+    last_reminder_at: str | None = None  # when the last of them was claimed
+    escalated_at: str | None = None  # when it was claimed for the daily escalation summary (listed once)
     intake_owner: str | None = None
     intake_until: str | None = None
     expires_at: int | None = None
@@ -209,6 +212,9 @@ class FindingRecord:
             duplicate_of=text("duplicate_of"),
             duplicate_thread={str(k): str(v) for k, v in thread.items()} if isinstance(thread, dict) else None,
             duplicate_reply_ts=text("duplicate_reply_ts"),
+            reminders_sent=int(data.get("reminders_sent", 0)),
+            last_reminder_at=text("last_reminder_at"),
+            escalated_at=text("escalated_at"),
             intake_owner=text("intake_owner"),
             intake_until=text("intake_until"),
             expires_at=int(expires_at) if expires_at is not None else None,
@@ -387,18 +393,23 @@ class FindingStore:
         item = response.get("Item")
         return FindingRecord.from_item(item) if item else None
 
-    def pending_approvals(self, team: str | None = None, *, limit: int = 50) -> list[FindingRecord]:
-        """Findings in PENDING_APPROVAL, oldest first: for one team, or across every team."""
+    def pending_approvals(
+        self, team: str | None = None, *, limit: int = 50, received_before: datetime | None = None
+    ) -> list[FindingRecord]:
+        """Findings in PENDING_APPROVAL, oldest first: for one team (a query), or across every team (a scan of
+        the sparse index); ``received_before``: only those received before that moment."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        cutoff = None if received_before is None else _iso(received_before)
         if team is not None:
-            records = list(self._query_pending(team, limit))
+            records = list(self._query_pending(team, limit, cutoff))
         else:
-            records = sorted(self._scan_pending(), key=lambda r: (r.received_at, r.finding_id))
+            scanned = (r for r in self._scan_pending() if cutoff is None or r.received_at < cutoff)
+            records = sorted(scanned, key=lambda r: (r.received_at, r.finding_id))
         # The index is eventually consistent: a record may linger there for a moment after leaving.
         return [r for r in records if r.state is State.PENDING_APPROVAL][:limit]
 
-    def _query_pending(self, team: str, limit: int) -> Iterator[FindingRecord]:
+    def _query_pending(self, team: str, limit: int, cutoff: str | None = None) -> Iterator[FindingRecord]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": PENDING_INDEX_NAME,
@@ -408,6 +419,10 @@ class FindingStore:
             "ScanIndexForward": True,
             "Limit": limit,
         }
+        if cutoff is not None:
+            kwargs["KeyConditionExpression"] += " AND #at < :cutoff"
+            kwargs["ExpressionAttributeNames"]["#at"] = PENDING_INDEX_SORT
+            kwargs["ExpressionAttributeValues"][":cutoff"] = {"S": cutoff}
         returned = 0
         while True:
             page = self._client.query(**kwargs)
@@ -617,6 +632,67 @@ class FindingStore:
             return expression
 
         return self._combined(finding_id, build, slack_message=None, release_intake_of=release_intake_of)
+
+    # -- reminders and escalation (docs/architecture.md §14): each step is marked before Slack is told -------
+
+    def mark_reminder(self, finding_id: str, *, number: int, actor: str, detail: str = "") -> WriteResult:
+        """Mark reminder ``number`` as sent now, while the finding is PENDING_APPROVAL and exactly ``number - 1``
+        are marked: of two runs, only one marks it (and posts it)."""
+        if number < 1:
+            raise ValueError(f"reminder numbers start at 1, got {number}")
+        now = _iso(self._clock())
+        expression = self._step_expression(now, actor, "reminder_due", f"reminder {number}", detail)
+        count = expression.name("reminders_sent")
+        before = f"{count} = {expression.value(number - 1)}"
+        expression.conditions.append(f"(attribute_not_exists({count}) OR {before})" if number == 1 else before)
+        expression.set("reminders_sent", number)
+        expression.set("last_reminder_at", now)
+        return self._update(finding_id, expression)
+
+    def unmark_reminder(
+        self, finding_id: str, *, number: int, marked_at: str, previous_at: str | None, actor: str, detail: str
+    ) -> WriteResult:
+        """Take back the mark of reminder ``number`` (made at ``marked_at``) when its post failed, so a later run
+        sends it; refused when another mark has replaced it."""
+        now = _iso(self._clock())
+        expression = self._step_expression(now, actor, "reminder_failed", f"reminder {number}", detail, pending=False)
+        count, at = expression.name("reminders_sent"), expression.name("last_reminder_at")
+        expression.conditions.append(f"{count} = {expression.value(number)}")
+        expression.conditions.append(f"{at} = {expression.value(marked_at)}")
+        expression.set("reminders_sent", number - 1)
+        if previous_at is None:
+            expression.remove("last_reminder_at")
+        else:
+            expression.set("last_reminder_at", previous_at)
+        return self._update(finding_id, expression)
+
+    def mark_escalation(self, finding_id: str, *, actor: str, detail: str = "") -> WriteResult:
+        """Mark the finding as listed in the escalation summary, while it is PENDING_APPROVAL and never was."""
+        now = _iso(self._clock())
+        expression = self._step_expression(now, actor, "escalation_due", "escalating", detail)
+        expression.conditions.append(f"attribute_not_exists({expression.name('escalated_at')})")
+        expression.set("escalated_at", now)
+        return self._update(finding_id, expression)
+
+    def unmark_escalation(self, finding_id: str, *, marked_at: str, actor: str, detail: str) -> WriteResult:
+        """Take back the escalation mark made at ``marked_at`` when the summary could not be posted."""
+        now = _iso(self._clock())
+        expression = self._step_expression(now, actor, "escalation_failed", "not escalated", detail, pending=False)
+        expression.conditions.append(f"{expression.name('escalated_at')} = {expression.value(marked_at)}")
+        expression.remove("escalated_at")
+        return self._update(finding_id, expression)
+
+    def _step_expression(
+        self, now: str, actor: str, event: str, outcome: str, detail: str, *, pending: bool = True
+    ) -> _Expression:
+        expression = _Expression()
+        if pending:
+            state = expression.name("state")
+            expression.conditions.append(f"{state} = {expression.value(State.PENDING_APPROVAL.value)}")
+            expression.conditions.append(f"size({expression.name('audit')}) < {expression.value(MAX_AUDIT_ENTRIES)}")
+        expression.set("updated_at", now)
+        expression.audit(AuditEntry(at=now, actor=actor, event=event, outcome=outcome, detail=_clip(detail)))
+        return expression
 
     def object_claim(self, version: ObjectVersion) -> ObjectClaim | None:
         """The claim of ``version`` (a strongly consistent read), or None when no finding has claimed it."""

@@ -88,7 +88,19 @@ def test_pending_lists_every_teams_waiting_findings_oldest_first(
     assert [line["finding_id"] for line in lines] == ["f-old", "f-mid", "f-new"]
     assert [line["age"] for line in lines] == ["2d3h", "5h20m", "10m"]
     old = lines[0]
-    assert set(old) == {"finding_id", "team", "account", "bucket", "key", "received_at", "age"}
+    assert set(old) == {
+        "finding_id",
+        "team",
+        "account",
+        "bucket",
+        "key",
+        "received_at",
+        "age",
+        "link",
+        "reminders",
+        "escalated_at",
+    }
+    assert (old["link"], old["reminders"], old["escalated_at"]) == (None, 0, None)  # no workspace named, none sent
     assert (old["team"], old["account"], old["bucket"], old["key"]) == (
         "analytics",
         template.account_id,
@@ -97,6 +109,7 @@ def test_pending_lists_every_teams_waiting_findings_oldest_first(
     )
     assert datetime.fromisoformat(old["received_at"]) < datetime.fromisoformat(lines[1]["received_at"])
     assert "3 finding(s) awaiting approval for all teams" in captured.err
+    assert "no message links: pass --workspace-url" in captured.err
 
 
 def test_pending_for_one_team_with_a_limit_says_there_may_be_more(
@@ -136,3 +149,70 @@ def test_pending_rejects_a_limit_below_one(capsys: pytest.CaptureFixture[str]) -
         main(["pending", "--limit", "0"])
     assert exited.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_pending_older_than_lists_only_the_reviews_waiting_longer(
+    table: Any, template: FindingSummary, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN findings of two teams waiting 2 days, 30 hours and 5 hours
+    _finding(table, template, "p-2d", team="payments", waited=timedelta(days=2))
+    _finding(table, template, "a-30h", team="analytics", waited=timedelta(hours=30))
+    _finding(table, template, "p-5h", team="payments", waited=timedelta(hours=5))
+    # WHEN an operator asks for those older than 24 hours, for every team and then for one
+    assert main(["pending", "--older-than", "24h"]) == 0
+    captured = capsys.readouterr()
+    # THEN only the two older ones, oldest first; for payments (the index query), only its own
+    assert [line["finding_id"] for line in _lines(captured.out)] == ["p-2d", "a-30h"]
+    assert "2 finding(s) awaiting approval older than 1d0h for all teams" in captured.err
+    assert main(["pending", "--older-than", "1d", "--team", "payments"]) == 0
+    assert [line["finding_id"] for line in _lines(capsys.readouterr().out)] == ["p-2d"]
+    assert main(["pending", "--older-than", "3d"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_pending_links_each_review_to_its_slack_message(
+    table: Any, template: FindingSummary, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a review whose message was posted in C0PAYMENTS at ts 1700000000.123456
+    _finding(table, template, "f-linked", team="payments", waited=timedelta(hours=2))
+    FindingStore(table, TABLE).set_slack_message("f-linked", channel="C0PAYMENTS", ts="1700000000.123456", actor="t")
+    # WHEN the operator names the workspace
+    assert main(["pending", "--workspace-url", "https://acme.slack.com/"]) == 0
+    # THEN the line carries the message's permalink
+    (line,) = _lines(capsys.readouterr().out)
+    assert line["link"] == "https://acme.slack.com/archives/C0PAYMENTS/p1700000000123456"
+
+
+def test_pending_reads_the_workspace_from_slack_with_the_bot_token(
+    table: Any,
+    template: FindingSummary,
+    slack: Any,
+    aws: AwsSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a review with its message, and the Slack secret holding the bot token
+    _finding(table, template, "f-auth", team="payments", waited=timedelta(hours=2))
+    FindingStore(table, TABLE).set_slack_message("f-auth", channel="C0PAYMENTS", ts="1700000000.000001", actor="t")
+    secret = boto3.client("secretsmanager", region_name=aws.region).create_secret(
+        Name="pending-slack", SecretString=json.dumps({"bot_token": "xoxb-test-token", "signing_secret": "s"})
+    )
+    monkeypatch.setenv(names.ENV_SLACK_API_URL, slack.base_url)
+    # WHEN pending runs with the secret / THEN auth.test names the workspace and the link is built on it
+    assert main(["pending", "--slack-secret", secret["ARN"]]) == 0
+    (line,) = _lines(capsys.readouterr().out)
+    assert line["link"] == f"https://{slack.team_domain}.slack.com/archives/C0PAYMENTS/p1700000000000001"
+    # WHEN Slack refuses the token / THEN the list is still printed without links, and the exit status says so
+    slack.fail_next("auth.test", status=200, error="invalid_auth")
+    assert main(["pending", "--slack-secret", secret["ARN"]]) == 1
+    captured = capsys.readouterr()
+    assert _lines(captured.out)[0]["link"] is None
+    assert "the Slack workspace could not be read" in captured.err
+
+
+@pytest.mark.parametrize("bad", ["", "24", "h", "-1h", "0m", "1h2d", "24 hours"])
+def test_pending_refuses_an_older_than_that_is_not_a_duration(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["pending", "--older-than", bad])
+    assert exited.value.code == 2
+    assert "--older-than" in capsys.readouterr().err

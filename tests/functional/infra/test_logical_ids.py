@@ -36,6 +36,7 @@ CENTRAL: Final = {
     "InteractionHandlerLogsB1882E18": "AWS::Logs::LogGroup",
     "RemediatorLogsC7F39A77": "AWS::Logs::LogGroup",
     "SweeperLogs964BB71D": "AWS::Logs::LogGroup",
+    "RemindersLogs8D04B544": "AWS::Logs::LogGroup",  # issue 16: the reminders job
     "SlackInteractionsAccessLogs9AE45FA2": "AWS::Logs::LogGroup",
 }
 STACKSETS: Final = {
