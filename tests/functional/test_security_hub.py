@@ -282,7 +282,7 @@ def test_an_unreachable_security_hub_raises_after_recording_the_failure(hub: Hub
     assert record.state is State.DISMISSED
     assert record.audit[-1].event == "security_hub_update_failed"
     assert "DISMISSED -> SUPPRESSED" in record.audit[-1].detail
-    assert metrics.counts == [(names.SECURITY_HUB_UPDATES_METRIC, {"result": "failed", "status": "SUPPRESSED"})]
+    assert metrics.counts == [(names.SECURITY_HUB_UPDATES_METRIC, {"result": "failed"})]
 
 
 def test_a_finding_security_hub_does_not_know_is_a_failure_not_a_success(hub: HubWorld) -> None:
