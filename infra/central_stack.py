@@ -5,6 +5,7 @@ Slack click --> API Gateway POST /slack/interactions --> interaction handler    
 finding / interaction handler, sweeper --> remediation queue --> remediator --> member role  remediation.py
 schedule (rate 15 minutes) --> sweeper (approved findings whose job was lost)               sweeper.py
 schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalation summary) reminders.py
+state table stream --> Security Hub updater (security_hub.enabled)                        securityhub.py
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
 KMS key, state table, Slack secret (empty until the operator fills it), delivery DLQ        foundation.py
 """
@@ -23,6 +24,7 @@ from infra.central.interaction import Interaction
 from infra.central.lambdas import HandlerAssets
 from infra.central.remediation import Remediation
 from infra.central.reminders import Reminders
+from infra.central.securityhub import SecurityHub
 from infra.central.sweeper import Sweeper
 from infra.lambda_bundle import LambdaBundle
 from macie_chatops.config import Config
@@ -50,6 +52,9 @@ class CentralStack(Stack):
             sweeper=sweeper,
             reminders=reminders,
         )
+
+        if config.security_hub.enabled:  # §17: nothing of it is deployed otherwise
+            SecurityHub(self, config, foundation, assets).watch(alarms)
 
         self.bus = intake.bus.bus
         self.administrator_forward_rule = (

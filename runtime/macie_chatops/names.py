@@ -118,4 +118,4 @@ MEMBER_REGIONAL_STACKSET_NAME: Final = "macie-chatops-member-regional"
 # state table's stream; the stream records it gave up on go to its dead-letter queue.
 SECURITY_HUB_FUNCTION_NAME: Final = "macie-chatops-security-hub"
 SECURITY_HUB_DLQ_NAME: Final = "macie-chatops-security-hub-dlq"
-SECURITY_HUB_UPDATES_METRIC: Final = "SecurityHubUpdates"  # dimensions: result (updated, failed), status
+SECURITY_HUB_UPDATES_METRIC: Final = "SecurityHubUpdates"  # dimensions: result=updated and status, or result=failed
