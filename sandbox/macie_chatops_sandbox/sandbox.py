@@ -111,7 +111,7 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    for module in ("intake", "interaction", "remediation", "sweeper"):
+    for module in ("intake", "interaction", "remediation", "sweeper", "reminders"):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
@@ -176,6 +176,7 @@ class Sandbox:
         self._store: FindingStore | None = None
         self._locked = False
         self._macie_updated_at = datetime.fromtimestamp(0, UTC)  # the last updatedAt the Macie stand-in was given
+        self._clock_offset = timedelta(0)  # the sandbox clock's lead on the real one (advance_clock)
         self.group_members: dict[str, tuple[str, ...]] = {
             group: (f"U{group[1:]}1",) for team in config.teams.values() for group in sorted(team.approver_groups)
         }
@@ -224,7 +225,10 @@ class Sandbox:
         self._slack = SlackStandIn(
             bot_token=self.secret.bot_token,
             team_id=self.config.slack.team_id,
-            channels=sorted({team.channel for team in self.config.teams.values()}),
+            channels=sorted(
+                {team.channel for team in self.config.teams.values()}
+                | ({self.config.slack.escalation_channel} if self.config.slack.escalation_channel else set())
+            ),
             usergroups=self.group_members,
             users=sorted(self.known_users),
             post_limit=self.settings.slack_post_limit,
@@ -420,6 +424,34 @@ class Sandbox:
             ],
             "detail": {},
         }
+        answer: dict[str, Any] = function.handler(event, function.context())
+        return answer
+
+    def now(self) -> datetime:
+        """The sandbox clock: the real time plus every :meth:`advance_clock` so far. The scheduled jobs it runs
+        (:meth:`remind`) see this time; records are still written on the real clock."""
+        return datetime.now(UTC) + self._clock_offset
+
+    def advance_clock(self, delta: timedelta) -> datetime:
+        """Move the sandbox clock forward (a day passes without waiting one); the new time."""
+        if delta < timedelta(0):
+            raise ValueError(f"the sandbox clock only moves forward, got {delta}")
+        self._clock_offset += delta
+        return self.now()
+
+    def remind(self, *, escalate: bool = False) -> dict[str, Any]:
+        """One run of the reminders job at the sandbox clock's time, as its hourly schedule invokes it, or as the
+        daily escalation schedule does (``escalate``); the handler's answer (its counts). Raises what it raises."""
+        from macie_chatops.handlers import reminders
+
+        function = Function(
+            names.REMINDERS_FUNCTION_NAME,
+            reminders.lambda_handler,
+            self.settings.sweeper_timeout_s,
+            self.home_region,
+            self.security_account,
+        )
+        event = {"time": self.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "escalate": escalate}
         answer: dict[str, Any] = function.handler(event, function.context())
         return answer
 
