@@ -13,12 +13,13 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from macie_chatops.config import Config, ConfigError, config_path, load_config
-from macie_chatops.decision import decide
-from macie_chatops.finding import Rejection, parse_event
+from macie_chatops.decision import Decision, decide
+from macie_chatops.finding import Finding, Rejection, parse_event
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -51,7 +52,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(config.regions)} regions)",
         file=sys.stderr,
     )
+    _warn_expired_exemptions(config, str(config_path(args.config)))
     return EXIT_OK
+
+
+def _warn_expired_exemptions(config: Config, file: str) -> None:
+    """A warning per accounts.yaml exemption that has run out: harmless (it covers nothing), but stale."""
+    from macie_chatops.config import expired_exemptions
+
+    for index, exemption in expired_exemptions(config):
+        print(
+            f"{_shown_path(file)}: warning: exemptions[{index}]: ran out at the end of {exemption.until} "
+            f"(account {exemption.account}, bucket {exemption.bucket}): it covers nothing; remove it or renew it",
+            file=sys.stderr,
+        )
 
 
 def _shown_path(file: str) -> str:
@@ -76,7 +90,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
             status = EXIT_BAD_INPUT
             continue
         finding = parse_event(raw)
-        decision = decide(finding, config)
+        decision = _decide_with_exemptions(finding, config)
         if isinstance(finding, Rejection):
             finding_id, account = finding.finding_id, finding.account_id
         else:
@@ -92,6 +106,15 @@ def cmd_decide(args: argparse.Namespace) -> int:
         }
         print(json.dumps(line, ensure_ascii=False), flush=True)
     return status
+
+
+def _decide_with_exemptions(finding: Finding | Rejection, config: Config) -> Decision:
+    """``decide``, then accounts.yaml's exemptions active now (the ones recorded from Slack are the pipeline's)."""
+    from macie_chatops.exemptions import exempted, from_config, target_of
+
+    decision = decide(finding, config)
+    target = target_of(finding) if isinstance(finding, Finding) and decision.posts_to_slack else None
+    return exempted(decision, target, from_config(config), datetime.now(UTC))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

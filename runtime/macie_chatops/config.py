@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -195,6 +196,9 @@ class MacieAdministrator(_Strict):
 class SlackSettings(_Strict):
     team_id: Annotated[str, StringConstraints(strict=True, pattern=r"^[TE][A-Z0-9]{2,}$")]
     secret_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
+    # Dismiss opens a modal asking why, for what scope and how long, and the submission creates an exemption
+    # (docs/architecture.md §16); off: Dismiss dismisses at once, with no reason and no exemption.
+    dismiss_with_reason: StrictBool = False
     # Reviews left PENDING_APPROVAL (docs/architecture.md §14): a thread reply mentioning the approvers every
     # remind_after_hours, at most max_reminders times (0: none); past escalate_after_hours, one line in the daily
     # summary posted to escalation_channel (none without a channel).
@@ -278,6 +282,64 @@ class Account(_Strict):
         return value
 
 
+MAX_EXEMPTION_REASON_CHARS: Final = 500
+MAX_EXEMPTION_DAYS_AHEAD: Final = 366  # "at most one year ahead", a leap year included
+
+
+class ConfigExemption(_Strict):
+    """An exemption written in accounts.yaml: findings of ``account`` in ``bucket`` (under ``prefix``, of
+    ``types``) are ignored until the end of ``until`` (UTC), with ``reason`` (docs/architecture.md §16)."""
+
+    account: AccountId
+    bucket: Annotated[str, StringConstraints(strict=True)]
+    prefix: Annotated[str, StringConstraints(strict=True)] | None = None
+    types: tuple[FindingType, ...] | None = Field(default=None, min_length=1)
+    until: date
+    reason: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _a_date(cls, value: Any) -> Any:
+        # YAML reads 2027-03-01 as a date and 2027-03-01T10:00:00 as a datetime: only whole days are meant.
+        if isinstance(value, datetime) or not isinstance(value, date | str):
+            raise ValueError("must be a date (YYYY-MM-DD): the exemption runs to the end of that day, UTC")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        from macie_chatops.finding import bucket_name_problem
+
+        problem = bucket_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r}: {problem}")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        from macie_chatops.finding import object_key_problem
+
+        if value is None:
+            return value
+        if not value.endswith("/") or value.startswith("/"):
+            raise ValueError(
+                f"{value!r}: a prefix is a folder, ending with '/' and not starting with one (e.g. 'exports/2024/'), "
+                "so 'exports/' never covers 'exports-old/'"
+            )
+        problem = object_key_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        if len(value) > MAX_EXEMPTION_REASON_CHARS:
+            raise ValueError(f"at most {MAX_EXEMPTION_REASON_CHARS} characters (got {len(value)})")
+        return value
+
+
 class Deployment(_Strict):
     permission_model: Literal["SERVICE_MANAGED", "SELF_MANAGED"] = "SERVICE_MANAGED"
     call_as: Literal["DELEGATED_ADMIN", "SELF"] = "DELEGATED_ADMIN"
@@ -320,6 +382,7 @@ class Config(_Strict):
     )
     accounts: tuple[Account, ...] = Field(min_length=1)
     deployment: Deployment
+    exemptions: tuple[ConfigExemption, ...] = ()
     security_hub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
 
     @field_validator("regions")
@@ -521,6 +584,10 @@ def _account_id_paths(data: Any) -> Iterator[Path_]:
         if isinstance(accounts, list):
             for index in range(len(accounts)):
                 yield ("accounts", index, "id")
+        exemptions = data.get("exemptions")
+        if isinstance(exemptions, list):
+            for index in range(len(exemptions)):
+                yield ("exemptions", index, "account")
 
 
 def _friendly(error: Mapping[str, Any]) -> str:
@@ -585,11 +652,39 @@ def _cross_checks(config: Config, file: str, located: _Located | None) -> list[C
                     add(("accounts", index, "regions", r_index), f"{region} is not in the top-level regions list")
     if config.security_account.region not in config.regions:
         add(("security_account", "region"), "the home region must also be listed in regions")
+    for index, exemption in enumerate(config.exemptions):
+        if config.account(exemption.account) is None:
+            add(("exemptions", index, "account"), f"account {exemption.account} is not listed under accounts")
     return issues
 
 
-def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> Config:
-    """Validate accounts.yaml text; raise ConfigError listing every problem found."""
+def _exemption_dates(config: Config, file: str, located: _Located | None, today: date) -> list[ConfigIssue]:
+    """An exemption ends at most one year ahead: a longer one is a permanent suppression in disguise."""
+    last = today + timedelta(days=MAX_EXEMPTION_DAYS_AHEAD)
+    issues = []
+    for index, exemption in enumerate(config.exemptions):
+        if exemption.until > last:
+            path: Path_ = ("exemptions", index, "until")
+            issues.append(
+                ConfigIssue(
+                    file,
+                    located.line_for(path) if located else None,
+                    _field_name(path),
+                    f"{exemption.until} is more than one year ahead (at most {last.isoformat()})",
+                )
+            )
+    return issues
+
+
+def expired_exemptions(config: Config, now: datetime | None = None) -> list[tuple[int, ConfigExemption]]:
+    """The exemptions of accounts.yaml that have run out (after the end of their ``until`` day, UTC)."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    return [(index, e) for index, e in enumerate(config.exemptions) if e.until < today]
+
+
+def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE, *, now: datetime | None = None) -> Config:
+    """Validate accounts.yaml text; raise ConfigError listing every problem found (``now``: for the
+    exemptions' one-year limit; default the current time)."""
     data, located = _compose(text, file)
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, 1, "(document)", "the top level must be a mapping")])
@@ -620,6 +715,7 @@ def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> Config:
         issues.extend(i for i in _pydantic_issues(exc, file, located) if i.field not in {x.field for x in issues})
         raise ConfigError(issues) from None
     issues.extend(_cross_checks(config, file, located))
+    issues.extend(_exemption_dates(config, file, located, (now or datetime.now(UTC)).astimezone(UTC).date()))
     if issues:
         raise ConfigError(issues)
     return config

@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.errors import SlackConfigurationError, SlackError, SlackMessageNotFoundError, SlackRetryableError
+from macie_chatops.exemptions import ExemptionSource, exempted, from_config, target_of
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
 from macie_chatops.job_request import SentNote, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
@@ -63,6 +64,7 @@ class IntakeDependencies:
     queue: JobQueue
     metrics: Counter
     clock: Clock = utcnow
+    exemptions: ExemptionSource | None = None  # those recorded from Slack; accounts.yaml's come with the config
 
 
 class IntakeResult(StrEnum):
@@ -113,7 +115,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
     Lambda invocation ends (the lease expiry).
     """
     parsed = parse_event(body)
-    decision = decide(parsed, deps.config)
+    decision = _exempt(parsed, decide(parsed, deps.config), deps)
     record_id = record_id_of(parsed)
     if record_id is None:
         # The payload is never logged: it is unidentifiable and may carry anything.
@@ -180,6 +182,22 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         _release(deps.store, record_id, attempt)
     logger.info("intake complete", extra={"state": record.state.value, "action": _action_name(record)})
     return IntakeOutcome(IntakeResult.DONE, record_id, record.state, record.action)
+
+
+def _exempt(parsed: Finding | Rejection, decision: Decision, deps: IntakeDependencies) -> Decision:
+    """The decision, or IGNORED when an active exemption covers the finding (docs/architecture.md §16): checked
+    after the pure ``decide``, before anything is recorded or posted; counted as ``Exempted``."""
+    if not isinstance(parsed, Finding) or not decision.posts_to_slack:
+        return decision
+    target = target_of(parsed)
+    if target is None:
+        return decision
+    recorded = deps.exemptions.for_account(target.account_id) if deps.exemptions is not None else ()
+    result = exempted(decision, target, (*from_config(deps.config), *recorded), deps.clock())
+    if result is not decision:
+        deps.metrics.count("Exempted", action=decision.action.value, finding_type=target.finding_type)
+        logger.info("finding covered by an exemption: ignored", extra={"reason": result.reason})
+    return result
 
 
 def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, str, FindingSummary | None]:

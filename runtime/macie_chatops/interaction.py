@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Protocol
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -38,7 +38,7 @@ from macie_chatops import names
 from macie_chatops.config import Config, Team
 from macie_chatops.job_request import JobRequest, Requested, StateChange, apply_change, describe, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
-from macie_chatops.ports import Clock, JobQueue, utcnow
+from macie_chatops.ports import Clock, JobQueue, SlackUpdater, utcnow
 from macie_chatops.slack_messages import (
     build_approved_message,
     build_dismissed_message,
@@ -48,6 +48,10 @@ from macie_chatops.slack_messages import (
 )
 from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStore
+
+if TYPE_CHECKING:
+    from macie_chatops.dismissal import ModalOpener
+    from macie_chatops.exemption_store import ExemptionStore
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +159,7 @@ class BlockActionsPayload(_Slack):
     container: PayloadContainer | None = None
     actions: list[PayloadAction] = Field(min_length=1, max_length=1)
     response_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    trigger_id: Annotated[str, StringConstraints(max_length=255)] | None = None  # opens a modal (3 s, once)
 
 
 class ClickAction(StrEnum):
@@ -174,6 +179,7 @@ class Click:
     enterprise_id: str | None
     channel_ids: frozenset[str]  # channel.id and container.channel_id (both, when both are present)
     response_url: str | None = None  # where Slack takes the answer for block_actions (it ignores the body)
+    trigger_id: str | None = field(default=None, repr=False, compare=False)  # lets it open a modal (dismissal.py)
 
     @property
     def finding_id(self) -> str | None:
@@ -226,6 +232,7 @@ def parse_click(body: bytes) -> Click | Answer:
         enterprise_id=payload.team.enterprise_id if payload.team else None,
         channel_ids=frozenset(channels),
         response_url=payload.response_url,
+        trigger_id=payload.trigger_id,
     )
 
 
@@ -362,6 +369,11 @@ class Dependencies:
     directory: ApproverDirectory
     responder: Responder | None = None
     clock: Clock = field(default=utcnow)
+    # Dismiss with a reason (docs/architecture.md §16; on with `slack.dismiss_with_reason`): the form, the
+    # exemptions it creates, and the finding's message (a form's submission has no response_url).
+    modals: ModalOpener | None = None
+    exemptions: ExemptionStore | None = None
+    updater: SlackUpdater | None = None
 
 
 @dataclass(frozen=True)
@@ -523,7 +535,7 @@ def handle_click(body: bytes, deps: Dependencies) -> Answer:
 
 def _deliver(answer: Answer, deps: Dependencies) -> Answer:
     url, responder = answer.response_url, deps.responder
-    if url is None or responder is None:
+    if url is None or responder is None or not answer.body:  # an empty body: nothing to say (a modal opened)
         return answer
     if not responder.allows(url):
         logger.warning("response_url of a %s click is not a Slack hooks URL; not used", answer.outcome)
@@ -606,6 +618,10 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         return context.refuse(
             f"finding is {record.state.value}", what_happened(record, first=first), category="already_handled"
         )
+    if click.action is ClickAction.DISMISS and asks_reason(deps):
+        from macie_chatops.dismissal import open_form
+
+        return open_form(context, record)
     return _request(context, rule, f"in {posted_in}, approver via {authorisation.via}")
 
 
@@ -688,3 +704,22 @@ def _answer(context: _Context, rule: _Rule, requested: JobRequest, now: datetime
         f"job not queued ({error}); reverted to {rule.expected.value}",
         "job_not_queued",
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Dismiss with a reason (docs/architecture.md §16): the form is in dismissal.py
+# --------------------------------------------------------------------------------------------------------
+
+
+def asks_reason(deps: Dependencies) -> bool:
+    """Does Dismiss open the dismissal form (configured, and the endpoint can open modals and record exemptions)?"""
+    return deps.config.slack.dismiss_with_reason and deps.modals is not None and deps.exemptions is not None
+
+
+def handle_interaction(body: bytes, deps: Dependencies) -> Answer:
+    """A verified request: the dismissal form's submission, or a button click."""
+    from macie_chatops.dismissal import handle_submission, is_view_submission
+
+    if asks_reason(deps) and is_view_submission(body):
+        return handle_submission(body, deps)
+    return handle_click(body, deps)  # a submission while the form is off is refused there, like any other type

@@ -19,7 +19,7 @@ import http.client
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.error import URLError
@@ -275,6 +275,15 @@ class SlackClient:
             channel=channel,
             ts=ts,
         )
+
+    def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> str:
+        """Open a modal for the user whose click gave ``trigger_id`` (valid 3 seconds, once); the view's id."""
+        response = self._call("views.open", lambda: self._web.views_open(trigger_id=trigger_id, view=dict(view)))
+        opened = response.get("view")
+        view_id = opened.get("id") if isinstance(opened, dict) else None
+        if not isinstance(view_id, str) or not view_id:
+            raise SlackError("views.open answered without a view id", method="views.open")
+        return view_id
 
     def usergroup_members(self, group_id: str) -> frozenset[str]:
         """The user ids in the Slack user group ``group_id`` (S...), disabled users excluded."""

@@ -794,6 +794,20 @@ def build_duplicate_reply(summary: FindingSummary, *, first_finding_id: str) -> 
     )
 
 
+def build_dismissed_with_reason_message(
+    summary: FindingSummary, *, by: str, at: When, reason: str, exemption: str
+) -> SlackMessage:
+    """DISMISSED through the dismissal form (docs/architecture.md §16): who, why (raw text, escaped here), and
+    the exemption it created (``exemption``: raw text such as "every object under s3://b/p/ ... until ...")."""
+    status = _lines(
+        f"*Dismissed* by {_who(by)} on {_when(at)}.",
+        f"The object was not moved: {_object(summary)}.",
+        f"*Reason:* {_fit(reason, 600)}",
+        f"*Exemption:* {_fit(exemption, 900)}",
+    )
+    return _render(summary, title=":white_check_mark: Dismissed", status=status)
+
+
 __all__ = [
     "AUTO_APPROVER",
     "BLOCKED_REASONS",
@@ -805,6 +819,7 @@ __all__ = [
     "build_auto_message",
     "build_blocked_message",
     "build_dismissed_message",
+    "build_dismissed_with_reason_message",
     "build_duplicate_message",
     "build_duplicate_reply",
     "build_failed_message",

@@ -386,9 +386,9 @@ class FindingStore:
     # -- reads -------------------------------------------------------------------------------------
 
     def get(self, finding_id: str) -> FindingRecord | None:
-        """A strongly consistent read; None for an unknown finding (and for a claim item's key)."""
-        if finding_id.startswith(OBJECT_CLAIM_PREFIX):
-            return None  # a claim item, not a finding (finding ids never hold '#')
+        """A strongly consistent read; None for an unknown finding (and for a claim's or exemptions' key)."""
+        if finding_id.startswith(OBJECT_CLAIM_PREFIX) or "#" in finding_id:
+            return None  # a claim or an account's exemptions, not a finding (finding ids never hold '#')
         response = self._client.get_item(TableName=self._table, Key=self._key(finding_id), ConsistentRead=True)
         item = response.get("Item")
         return FindingRecord.from_item(item) if item else None

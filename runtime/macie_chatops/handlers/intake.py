@@ -53,6 +53,7 @@ def clear_caches() -> None:
 
 def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> IntakeDependencies:
     """The intake's dependencies for one invocation (everything but the SlackClient is cached)."""
+    from macie_chatops.exemption_store import ExemptionStore
     from macie_chatops.intake import IntakeDependencies
     from macie_chatops.jobs import SqsJobQueue
     from macie_chatops.slack_client import SlackClient
@@ -66,6 +67,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
         ),
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,
+        exemptions=ExemptionStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
     )
 
 

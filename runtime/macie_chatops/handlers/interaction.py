@@ -83,6 +83,7 @@ def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecre
 
 def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
     def build() -> Dependencies:
+        from macie_chatops.exemption_store import ExemptionStore
         from macie_chatops.interaction import ApproverDirectory, Dependencies, WebhookResponder
         from macie_chatops.jobs import SqsJobQueue
         from macie_chatops.slack_client import SlackClient, build_web_client
@@ -99,6 +100,9 @@ def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
             queue=SqsJobQueue(_cache.client("sqs", settings, timeouts), settings.queue_url),
             directory=ApproverDirectory(slack.usergroup_members),
             responder=WebhookResponder(_response_url_prefixes(settings), timeout_s=SLACK_TIMEOUT_S),
+            modals=slack,
+            exemptions=ExemptionStore(_cache.client("dynamodb", settings, timeouts), settings.table),
+            updater=slack,
         )
 
     return _cache.get(("dependencies", settings, bot_token), build)
@@ -194,9 +198,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if refusal is not None:
         return _refused(refusal, request_id)
     try:
-        from macie_chatops.interaction import handle_click
+        from macie_chatops.interaction import handle_interaction
 
-        answer = handle_click(raw.body, _dependencies(settings, secrets.bot_token))
+        answer = handle_interaction(raw.body, _dependencies(settings, secrets.bot_token))
     except Exception:
         logger.exception("click failed", extra={"request_id": request_id})
         metrics.count("Clicks", action="", outcome="failed", reason="internal_error")
