@@ -105,6 +105,13 @@ class _Strict(BaseModel):
 SeverityActions = dict[Severity, ConfiguredAction]
 ActionSpec = ConfiguredAction | SeverityActions
 
+# approvals_required: how many different approvers a review needs (docs/architecture.md §15): a number, or a
+# severity -> number map (unlisted severities: DEFAULT_APPROVALS). Three at most: a team rarely has more on call.
+DEFAULT_APPROVALS: Final = 1
+MAX_APPROVALS: Final = 3
+ApprovalCount = Annotated[StrictInt, Field(ge=1, le=MAX_APPROVALS)]
+ApprovalsSpec = ApprovalCount | Annotated[dict[Severity, ApprovalCount], Field(min_length=1)]
+
 # The seed's policy: credentials and card data are moved at once, everything else asks the team.
 DEFAULT_ACTIONS: Final[dict[FindingType, ActionSpec]] = {
     "SensitiveData:S3Object/Credentials": "auto",
@@ -128,6 +135,11 @@ class _PolicyNames(_Strict):
     def _action_names(cls, value: Any) -> Any:
         return _normalise_actions(value)
 
+    @field_validator("approvals_required", mode="before", check_fields=False)
+    @classmethod
+    def _approvals_shape(cls, value: Any) -> Any:
+        return _approvals_value(value)
+
 
 class PolicyOverride(_PolicyNames):
     """A partial policy: only the keys given replace the level above (organisation, team, account)."""
@@ -135,6 +147,7 @@ class PolicyOverride(_PolicyNames):
     min_severity: Severity | None = None
     include_samples: StrictBool | None = None
     actions: dict[FindingType, ActionSpec] | None = None
+    approvals_required: ApprovalsSpec | None = None
 
 
 class Policy(_PolicyNames):
@@ -143,6 +156,7 @@ class Policy(_PolicyNames):
     min_severity: Severity = Severity.LOW
     include_samples: StrictBool = False
     actions: dict[FindingType, ActionSpec] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+    approvals_required: ApprovalsSpec = 1
 
     def merged(self, override: PolicyOverride | None) -> Policy:
         if override is None:
@@ -153,7 +167,22 @@ class Policy(_PolicyNames):
             min_severity=override.min_severity or self.min_severity,
             include_samples=self.include_samples if override.include_samples is None else override.include_samples,
             actions=actions,
+            approvals_required=self._merged_approvals(override.approvals_required),
         )
+
+    def approvals_for(self, severity: Severity) -> int:
+        """How many different approvers a review of this severity needs (to remediate, and to dismiss)."""
+        if isinstance(self.approvals_required, int):
+            return self.approvals_required
+        return self.approvals_required.get(severity, DEFAULT_APPROVALS)
+
+    def _merged_approvals(self, override: ApprovalsSpec | None) -> ApprovalsSpec:
+        # A number replaces the level above; a map replaces it per severity (like `actions` per finding type).
+        if override is None:
+            return self.approvals_required
+        if isinstance(override, int):
+            return override
+        return {severity: override.get(severity, self.approvals_for(severity)) for severity in Severity}
 
 
 def _severity_value(value: Any) -> Any:
@@ -161,6 +190,34 @@ def _severity_value(value: Any) -> Any:
     # name is left for pydantic to report at its exact location.
     if isinstance(value, str) and value in Severity._value2member_map_:
         return Severity(value)
+    return value
+
+
+def _approvals_value(value: Any) -> Any:
+    # Checked here rather than by the union's branches, which would each report the same mistake in their own
+    # words; severity names become Severity members, as in `actions`.
+    if value is None:
+        return value
+    if not isinstance(value, Mapping):
+        return _approvals_count(value, "")
+    if not value:
+        raise ValueError("an empty map: give a number of approvers, or a number for at least one severity")
+    counts: dict[Severity, int] = {}
+    for severity, count in value.items():
+        if not isinstance(severity, str) or severity not in Severity._value2member_map_:
+            raise ValueError(f"{severity!r} is not one of 'Low', 'Medium' or 'High'")
+        counts[Severity(severity)] = _approvals_count(count, f"{severity}: ")
+    return counts
+
+
+def _approvals_count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"{where}must be a number of approvers from 1 to {MAX_APPROVALS} (unquoted), or a severity -> number "
+            f"map such as {{High: 2}}; got {value!r}"
+        )
+    if not 1 <= value <= MAX_APPROVALS:
+        raise ValueError(f"{where}must be from 1 to {MAX_APPROVALS} approvers; got {value}")
     return value
 
 
@@ -650,6 +707,8 @@ def _cross_checks(config: Config, file: str, located: _Located | None) -> list[C
             for r_index, region in enumerate(account.regions):
                 if region not in config.regions:
                     add(("accounts", index, "regions", r_index), f"{region} is not in the top-level regions list")
+    for path, message in _approver_shortfalls(config):
+        add(path, message)
     if config.security_account.region not in config.regions:
         add(("security_account", "region"), "the home region must also be listed in regions")
     for index, exemption in enumerate(config.exemptions):
@@ -680,6 +739,28 @@ def expired_exemptions(config: Config, now: datetime | None = None) -> list[tupl
     """The exemptions of accounts.yaml that have run out (after the end of their ``until`` day, UTC)."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     return [(index, e) for index, e in enumerate(config.exemptions) if e.until < today]
+
+
+def _approver_shortfalls(config: Config) -> Iterator[tuple[Path_, str]]:
+    """Teams that could never complete a review: fewer listed users than its accounts' approvals_required,
+    and no user group (a group's members are only known at click time, so a group always might)."""
+    for team_name, team in config.teams.items():
+        if team.approver_groups:
+            continue
+        needs = [
+            (config.policy_for(account).approvals_for(severity), account.name)
+            for account in config.accounts
+            if account.team == team_name
+            for severity in Severity
+            if severity.rank >= config.policy_for(account).min_severity.rank
+        ]
+        needed, account_name = max(needs, default=(DEFAULT_APPROVALS, ""))
+        if needed > len(team.approver_users):
+            yield (
+                ("teams", team_name, "approvers"),
+                f"account {account_name} needs {needed} different approvers (approvals_required) but team "
+                f"{team_name} lists {len(team.approver_users)} and no user group: no review could be completed",
+            )
 
 
 def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE, *, now: datetime | None = None) -> Config:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from macie_chatops.config import SENSITIVE_DATA_TYPES, Action, Config, Severity
 from macie_chatops.finding import Finding, Rejection
@@ -16,6 +16,7 @@ class Decision:
     team: str | None = None
     channel: str | None = None
     approvers: tuple[str, ...] = ()
+    approvals_required: int = 1  # different approvers a review needs, to remediate or to dismiss (§15)
 
     @property
     def posts_to_slack(self) -> bool:
@@ -66,4 +67,5 @@ def decide(finding: Finding | Rejection, config: Config) -> Decision:
         action, why = Action(spec[severity]), f"{detail.type} at {severity}"
     else:
         action, why = Action(spec), detail.type
-    return out(action, f"{why} -> {action} (policy for {account.name}, team {account.team})")
+    decided = out(action, f"{why} -> {action} (policy for {account.name}, team {account.team})")
+    return replace(decided, approvals_required=policy.approvals_for(severity))

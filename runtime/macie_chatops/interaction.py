@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from macie_chatops import names
-from macie_chatops.config import Config, Team
+from macie_chatops.config import MAX_APPROVALS, Config, Team
 from macie_chatops.job_request import JobRequest, Requested, StateChange, apply_change, describe, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, JobQueue, SlackUpdater, utcnow
@@ -43,11 +43,12 @@ from macie_chatops.slack_messages import (
     build_approved_message,
     build_dismissed_message,
     build_restoring_message,
+    build_review_message,
     code_span,
     escape_mrkdwn,
 )
 from macie_chatops.states import Failure, State
-from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStore
+from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStore, StoreError
 
 if TYPE_CHECKING:
     from macie_chatops.dismissal import ModalOpener
@@ -458,7 +459,8 @@ def _message_for(rule: _Rule, record: FindingRecord, user_id: str, at: datetime)
     if summary is not None:
         try:
             if rule.target is State.APPROVED:
-                return replacement(build_approved_message(summary, approver=user_id, at=at).to_dict())
+                approved = build_approved_message(summary, approver=user_id, at=at, earlier_approvers=record.approvals)
+                return replacement(approved.to_dict())
             if rule.target is State.DISMISSED:
                 return replacement(build_dismissed_message(summary, by=user_id, at=at).to_dict())
             return replacement(build_restoring_message(summary, by=user_id, at=at).to_dict())
@@ -622,7 +624,139 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         from macie_chatops.dismissal import open_form
 
         return open_form(context, record)
-    return _request(context, rule, f"in {posted_in}, approver via {authorisation.via}")
+    where = f"in {posted_in}, approver via {authorisation.via}"
+    if click.action in APPROVAL_LISTS:
+        return _count_then_request(context, rule, record, where)
+    return _request(context, rule, where)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Approvals: how many different approvers Remediate and Dismiss need (docs/architecture.md §15)
+# --------------------------------------------------------------------------------------------------------
+
+# The record's list of partial approvals for each action that needs approvals_required approvers.
+APPROVAL_LISTS: Final[Mapping[ClickAction, str]] = {
+    ClickAction.REMEDIATE: "approvals",
+    ClickAction.DISMISS: "dismissals",
+}
+_APPROVAL_WORDS: Final[Mapping[ClickAction, tuple[str, str]]] = {
+    ClickAction.REMEDIATE: ("approval", "approved"),
+    ClickAction.DISMISS: ("dismissal", "dismissed"),
+}
+
+
+class Counted(StrEnum):
+    COMPLETES = "completes"  # the last approval needed: the caller makes the transition now (nothing written)
+    RECORDED = "recorded"  # an approval short of the count, written on the record (``record`` after it)
+    ALREADY_COUNTED = "already_counted"  # this user has already approved this action: nothing written
+    NOT_PENDING = "not_pending"  # the finding is no longer awaiting approval: nothing written
+
+
+@dataclass(frozen=True)
+class ApprovalCount:
+    """What :func:`count_approval` did. ``approvers``: who has approved the action so far, in order, with the
+    clicker last when their approval was recorded or completes it."""
+
+    counted: Counted
+    record: FindingRecord
+    approvers: tuple[str, ...]
+    required: int
+    action: ClickAction
+
+    @property
+    def words(self) -> str:
+        """``approval 2 of 2 (U1, U2)``: for audit details and logs (user ids, never mentions)."""
+        noun = _APPROVAL_WORDS[self.action][0]
+        return f"{noun} {len(self.approvers)} of {self.required} ({', '.join(self.approvers)})"
+
+
+def approvals_required(record: FindingRecord) -> int:
+    """The number of different approvers the record's finding needs, as decided at intake (1 before §15)."""
+    return record.summary.approvals_required if record.summary is not None else 1
+
+
+def approvals_so_far(record: FindingRecord, action: ClickAction) -> tuple[str, ...]:
+    return record.approvals if action is ClickAction.REMEDIATE else record.dismissals
+
+
+def count_approval(
+    store: FindingStore, record: FindingRecord, *, action: ClickAction, user_id: str, detail: str
+) -> ApprovalCount:
+    """Count ``user_id``'s approval of ``action`` (Remediate or Dismiss) on a finding awaiting approval.
+
+    The one rule for both actions, whatever asks (a button click, a modal's submission): an approval short of
+    the finding's count is one conditional write on the record (``FindingStore.add_approval``: the list grows
+    only by a user not in it yet, only while PENDING_APPROVAL, audited); the approval that reaches the count
+    writes nothing here, and the caller's transition (conditional on PENDING_APPROVAL) is the one that wins or
+    loses the race. With one approver required, every approval completes at once. A write refused because
+    another approval came first is counted again on the record DynamoDB returned, so two different users
+    clicking at once become "1 of 2" and a completion, never two partial approvals of the same slot."""
+    required = approvals_required(record)
+    noun = _APPROVAL_WORDS[action][0]
+    for _ in range(MAX_APPROVALS + 1):  # a refused write always leads to an answer on the next pass
+        so_far = approvals_so_far(record, action)
+        if record.state is not State.PENDING_APPROVAL:
+            return ApprovalCount(Counted.NOT_PENDING, record, so_far, required, action)
+        if user_id in so_far:
+            return ApprovalCount(Counted.ALREADY_COUNTED, record, so_far, required, action)
+        if len(so_far) + 1 >= required:
+            return ApprovalCount(Counted.COMPLETES, record, (*so_far, user_id), required, action)
+        written = store.add_approval(
+            record.finding_id,
+            approvals=APPROVAL_LISTS[action],
+            user=user_id,
+            fewer_than=required - 1,
+            event=f"click:{RULES[action].verb}",
+            detail=f"{noun} {len(so_far) + 1} of {required}: {detail}",
+        )
+        if written.applied:
+            return ApprovalCount(
+                Counted.RECORDED, written.record, approvals_so_far(written.record, action), required, action
+            )
+        record = written.record
+    raise StoreError(f"the {noun}s of {record.finding_id} kept changing under {user_id}'s click")
+
+
+def _count_then_request(context: _Context, rule: _Rule, record: FindingRecord, detail: str) -> Answer:
+    """Remediate and Dismiss: count the approval; the one that reaches the count makes the transition."""
+    click = context.click
+    try:
+        count = count_approval(context.deps.store, record, action=click.action, user_id=click.user_id, detail=detail)
+    except FindingNotFoundError:
+        return context.refuse(
+            "finding record vanished", "This finding no longer exists.", category="unknown_finding", audit=False
+        )
+    done = _APPROVAL_WORDS[click.action][1]
+    if count.counted is Counted.NOT_PENDING:
+        return _lost_the_race(context, count.record)
+    if count.counted is Counted.ALREADY_COUNTED:
+        return context.refuse(
+            f"already counted: {count.words}",
+            f"You have already {done} this finding ({len(count.approvers)} of {count.required}); "
+            f"{count.required} different approvers are needed, so someone else must confirm it.",
+            category="already_counted",
+        )
+    if count.counted is Counted.RECORDED:
+        return context.answer(200, _partial_message(count), "accepted", count.words, "approval_counted")
+    if count.required > 1:
+        detail = f"{count.words}, {detail}"
+    return _request(context, rule, detail)
+
+
+def _partial_message(count: ApprovalCount) -> dict[str, Any]:
+    """The review message again, buttons and all, saying who has approved (or dismissed) so far."""
+    record = count.record
+    if record.summary is not None:
+        try:
+            message = build_review_message(
+                record.summary, reason=record.reason, approvals=record.approvals, dismissals=record.dismissals
+            )
+            return replacement(message.to_dict())
+        except Exception:  # the approval is recorded already: answer with plain text rather than not at all
+            logger.exception("could not render the review message for %s", record.finding_id)
+    noun = _APPROVAL_WORDS[count.action][0]
+    mentions = ", ".join(_mention(user) for user in count.approvers)
+    return ephemeral(f"{len(count.approvers)} of {count.required} {noun}s by {mentions}; waiting for the next.")
 
 
 def _request(context: _Context, rule: _Rule, detail: str) -> Answer:

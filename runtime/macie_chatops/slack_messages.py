@@ -401,12 +401,23 @@ def _restore_button(summary: FindingSummary) -> ButtonElement:
 # --- builders, one per state ------------------------------------------------------------------------------
 
 
-def build_review_message(summary: FindingSummary, *, reason: str) -> SlackMessage:
-    """PENDING_APPROVAL: ask the team; Remediate (danger, confirmed) or Dismiss."""
+def build_review_message(
+    summary: FindingSummary, *, reason: str, approvals: Sequence[str] = (), dismissals: Sequence[str] = ()
+) -> SlackMessage:
+    """PENDING_APPROVAL: ask the team; Remediate (danger, confirmed) or Dismiss. ``approvals``/``dismissals``:
+    who has clicked each so far, when the finding needs more than one approver (``summary.approvals_required``)."""
+    required = summary.approvals_required
     status = _lines(
         f"Macie found sensitive data in {_object(summary)}.",
         f"*Approval needed:* {_fit(reason, 1000)}",
-        "An approver of this team can quarantine the object or dismiss the finding.",
+        (
+            "An approver of this team can quarantine the object or dismiss the finding."
+            if required <= 1
+            else f"*{required} different approvers* of this team must agree to quarantine the object, "
+            "or to dismiss the finding."
+        ),
+        _approvals_so_far(approvals, required, "approval"),
+        _approvals_so_far(dismissals, required, "dismissal"),
     )
     return _render(
         summary,
@@ -414,6 +425,18 @@ def build_review_message(summary: FindingSummary, *, reason: str) -> SlackMessag
         status=status,
         buttons=(_remediate_button(summary), _dismiss_button(summary)),
     )
+
+
+def _approvals_so_far(users: Sequence[str], required: int, word: str) -> str | None:
+    """``*1 of 2 approvals* by <@U…>``, or None before the first."""
+    if not users:
+        return None
+    return f"*{len(users)} of {required} {word}s* by {_all_of(users)}"
+
+
+def _all_of(users: Sequence[str]) -> str:
+    whos = [_who(user) for user in users]
+    return whos[0] if len(whos) == 1 else f"{', '.join(whos[:-1])} and {whos[-1]}"
 
 
 def build_auto_message(summary: FindingSummary, *, reason: str) -> SlackMessage:
@@ -436,10 +459,14 @@ def build_notify_message(summary: FindingSummary, *, reason: str) -> SlackMessag
     return _render(summary, title=":information_source: Sensitive data found", status=status)
 
 
-def build_approved_message(summary: FindingSummary, *, approver: str | None, at: When) -> SlackMessage:
-    """APPROVED: quarantine in progress; no buttons (a second click has nothing to act on)."""
+def build_approved_message(
+    summary: FindingSummary, *, approver: str | None, at: When, earlier_approvers: Sequence[str] = ()
+) -> SlackMessage:
+    """APPROVED: quarantine in progress; no buttons (a second click has nothing to act on). ``earlier_approvers``:
+    those who approved before ``approver`` completed it (two-person approval)."""
+    who = _all_of([*earlier_approvers, approver or ""]) if earlier_approvers else _who(approver)
     status = _lines(
-        f"Approved {_who(approver)} on {_when(at)}; quarantining {_object(summary)}…",
+        f"Approved {who} on {_when(at)}; quarantining {_object(summary)}…",
         "This message will show the outcome.",
     )
     return _render(summary, title=":hourglass_flowing_sand: Approved, quarantining", status=status)

@@ -142,6 +142,10 @@ class FindingRecord:
     slack_channel: str | None = None
     slack_ts: str | None = None
     approver: str | None = None
+    # PENDING_APPROVAL with approvals_required > 1 (§15): who has approved each action so far, in order, the
+    # approver who completes one not included (they are ``approver``, or the entry into DISMISSED's actor).
+    approvals: tuple[str, ...] = ()  # Remediate
+    dismissals: tuple[str, ...] = ()  # Dismiss
     outcome: str | None = None
     outcome_detail: str | None = None
     error: str | None = None
@@ -203,6 +207,8 @@ class FindingRecord:
             slack_channel=text("slack_channel"),
             slack_ts=text("slack_ts"),
             approver=text("approver"),
+            approvals=tuple(str(user) for user in data.get(APPROVAL_LISTS[0], ())),
+            dismissals=tuple(str(user) for user in data.get(APPROVAL_LISTS[1], ())),
             outcome=text("outcome"),
             outcome_detail=text("outcome_detail"),
             error=text("error"),
@@ -238,6 +244,9 @@ class WriteResult:
     applied: bool
     record: FindingRecord
 
+
+# The record's lists of partial approvals, one per action that needs approvals_required approvers (§15).
+APPROVAL_LISTS: Final = ("approvals", "dismissals")
 
 CLAIM_ITEM_TYPE: Final = "object_claim"  # the ``item_type`` of claim items (finding records have none)
 
@@ -595,6 +604,32 @@ class FindingStore:
         entry = _message_part(expression, PostedMessage(channel, ts, actor), at=now)
         expression.set("updated_at", now)
         expression.audit(entry)
+        return self._update(finding_id, expression)
+
+    def add_approval(
+        self, finding_id: str, *, approvals: str, user: str, fewer_than: int, event: str, detail: str
+    ) -> WriteResult:
+        """Add ``user`` to the record's ``approvals`` list (one of :data:`APPROVAL_LISTS`), with an audit entry, in
+        one conditional write: only while PENDING_APPROVAL, only by a user not in the list yet, and only while
+        the list holds fewer than ``fewer_than`` users (the approval that would reach it is a transition, not an
+        entry). Refused otherwise (``applied`` False, ``record`` as it is): the list only grows, one user once."""
+        if approvals not in APPROVAL_LISTS:
+            raise ValueError(f"{approvals!r} is not one of {APPROVAL_LISTS}")
+        if fewer_than < 1:
+            raise ValueError(f"fewer_than must be 1 or more, got {fewer_than}")
+        now = _iso(self._clock())
+        expression = _Expression()
+        listed, state = expression.name(approvals), expression.name("state")
+        expression.conditions.append(f"{state} = {expression.value(State.PENDING_APPROVAL.value)}")
+        expression.conditions.append(
+            f"(attribute_not_exists({listed}) OR (NOT contains({listed}, {expression.value(user)}) "
+            f"AND size({listed}) < {expression.value(fewer_than)}))"
+        )
+        expression.sets.append(
+            f"{listed} = list_append(if_not_exists({listed}, {expression.value([])}), {expression.value([user])})"
+        )
+        expression.set("updated_at", now)
+        expression.audit(AuditEntry(at=now, actor=user, event=event, outcome="approval_counted", detail=_clip(detail)))
         return self._update(finding_id, expression)
 
     def append_audit(

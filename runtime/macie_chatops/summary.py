@@ -103,6 +103,7 @@ class FindingSummary:
     title: str = ""
     categories: tuple[DataCategory, ...] = field(default_factory=tuple)
     last_modified: str = ""  # ISO 8601, as Macie read it from S3 ("" when absent; records written before it)
+    approvals_required: int = 1  # different approvers to remediate or dismiss, decided at intake (§15)
 
     @property
     def console_url(self) -> str:
@@ -171,4 +172,5 @@ class FindingSummary:
             title=detail.title,
             categories=tuple(categories),
             last_modified=s3_object.lastModified.isoformat().replace("+00:00", "Z") if s3_object.lastModified else "",
+            approvals_required=decision.approvals_required,
         )
