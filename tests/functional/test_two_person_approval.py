@@ -92,6 +92,30 @@ def test_two_different_approvers_make_one_move(world: World) -> None:
     assert approved[0].detail.startswith("approval 2 of 2 (U0ALICE, U0BOB), in C0PAYMENTS")
 
 
+def test_three_approvers_are_each_counted_and_all_named(world: World) -> None:
+    # GIVEN a finding decided under approvals_required: 3
+    world.summary = dataclasses.replace(world.summary, approvals_required=3)
+    world.seed("three")
+    # WHEN Alice and Bob approve
+    world.click(REMEDIATE, "three", ALICE)
+    world.click(REMEDIATE, "three", BOB)
+    # THEN the message counts both, and nothing is queued
+    assert "*2 of 3 approvals* by <@U0ALICE> and <@U0BOB>" in message_text(world, "three")
+    assert world.jobs() == []
+    # WHEN Dave approves THEN it is approved once, and the trail names all three in order
+    world.click(REMEDIATE, "three", DAVE)
+    assert [job.requested_by for job in world.jobs()] == [DAVE]
+    record = record_of(world, "three")
+    assert record.state is State.APPROVED and record.approvals == (ALICE, BOB) and record.approver == DAVE
+    assert [e.detail.split(":")[0] for e in record.audit if e.outcome == "approval_counted"] == [
+        "approval 1 of 3",
+        "approval 2 of 3",
+    ]
+    approved = [e for e in record.audit if e.outcome == "APPROVED"]
+    assert approved[0].detail.startswith("approval 3 of 3 (U0ALICE, U0BOB, U0DAVE)")
+    assert "Approved <@U0ALICE>, <@U0BOB> and <@U0DAVE>" in message_text(world, "three")
+
+
 def test_the_same_approver_twice_is_refused_and_nothing_moves(world: World) -> None:
     world.click(REMEDIATE, FID, ALICE)
     ephemerals = len(world.slack.ephemeral("C0PAYMENTS"))
