@@ -6,6 +6,7 @@ finding / interaction handler, sweeper --> remediation queue --> remediator --> 
 schedule (rate 15 minutes) --> sweeper (approved findings whose job was lost)               sweeper.py
 schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalation summary) reminders.py
 state table stream --> Security Hub updater (security_hub.enabled)                        securityhub.py
+schedule (hourly) --> reconciler (findings Macie holds that no event delivered) --> intake  reconciler.py
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
 KMS key, state table, Slack secret (empty until the operator fills it), delivery DLQ        foundation.py
 """
@@ -22,6 +23,7 @@ from infra.central.foundation import Foundation
 from infra.central.intake import Intake
 from infra.central.interaction import Interaction
 from infra.central.lambdas import HandlerAssets
+from infra.central.reconciler import Reconciler
 from infra.central.remediation import Remediation
 from infra.central.reminders import Reminders
 from infra.central.securityhub import SecurityHub
@@ -56,6 +58,9 @@ class CentralStack(Stack):
         if config.security_hub.enabled:  # §17: nothing of it is deployed otherwise
             SecurityHub(self, config, foundation, assets).watch(alarms)
 
+        reconciler = Reconciler(self, config, foundation, assets, intake)
+        reconciler.watch(alarms)
+
         self.bus = intake.bus.bus
         self.administrator_forward_rule = (
             intake.administrator_forwarding.rule if intake.administrator_forwarding is not None else None
@@ -65,6 +70,7 @@ class CentralStack(Stack):
         self.slack_secret = foundation.slack_secret.secret
         self.remediator_role = remediation.remediator.role
         self.sweep_schedule = sweeper.schedule
+        self.reconcile_schedule = reconciler.schedule
         self.remind_schedule = reminders.remind_schedule
         self.escalation_schedule = reminders.escalation_schedule
         self._outputs(foundation, remediation)

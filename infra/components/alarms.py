@@ -112,6 +112,13 @@ class OperationalAlarms(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
 
+    def on_handler_metric(
+        self, construct_id: str, *, metric: cloudwatch.IMetric, alarm_name: str, description: str
+    ) -> None:
+        """A count a handler publishes when something went wrong (e.g. the reconciler's ``ReconcileErrors``): in
+        ALARM at 1 or more in a period; a period with none published is not a failure."""
+        self._alarm(construct_id, alarm_name=alarm_name, metric=metric, description=description)
+
     def on_rule_failures(self, construct_id: str, *, rule: events.Rule, bus_name: str, alarm_name: str) -> None:
         for metric_name in ("FailedInvocations", "InvocationsFailedToBeSentToDLQ"):
             self._alarm(

@@ -425,6 +425,14 @@ class SecurityHubSettings(_Strict):
     enabled: StrictBool = False
 
 
+class ReconcileSettings(_Strict):
+    """The reconciler (docs/architecture.md §13): how often it lists the Macie administrator's findings, and how far
+    back a region's first run looks (Macie keeps findings for 90 days)."""
+
+    every_minutes: StrictInt = Field(default=60, ge=5, le=24 * 60)
+    backfill_days: StrictInt = Field(default=7, ge=1, le=90)
+
+
 class Config(_Strict):
     version: Literal[1]
     organization_id: Annotated[str, StringConstraints(strict=True, pattern=r"^o-[a-z0-9]{10,32}$")]
@@ -439,6 +447,7 @@ class Config(_Strict):
     )
     accounts: tuple[Account, ...] = Field(min_length=1)
     deployment: Deployment
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     exemptions: tuple[ConfigExemption, ...] = ()
     security_hub: SecurityHubSettings = Field(default_factory=SecurityHubSettings)
 

@@ -54,10 +54,9 @@ ENV_AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"  # only the sandbox sets it (mo
 # outcome before its job is re-queued, and how many times the sweeper re-queues it before reporting it stuck.
 ENV_SWEEP_STALE_AFTER_S: Final = "SWEEP_STALE_AFTER_SECONDS"
 ENV_SWEEP_MAX_REQUEUES: Final = "SWEEP_MAX_REQUEUES"
-# The reconciler (docs/architecture.md §13): the intake queue it hands recovered findings to, how far a region's
-# first run looks back, and (only when the Macie administrator is another account) the role it reads Macie through.
+# The reconciler (docs/architecture.md §13): the intake queue it hands recovered findings to and (only when the
+# Macie administrator is another account) the role it reads Macie through.
 ENV_INTAKE_QUEUE_URL: Final = "INTAKE_QUEUE_URL"
-ENV_RECONCILE_BACKFILL_DAYS: Final = "RECONCILE_BACKFILL_DAYS"
 ENV_MACIE_READER_ROLE_ARN: Final = "MACIE_READER_ROLE_ARN"
 
 # The bundled config document, generated from accounts.yaml at synth time.
@@ -96,6 +95,7 @@ REMIND_SCHEDULE_RULE_NAME: Final = "macie-chatops-remind"  # hourly: reminders o
 ESCALATION_SCHEDULE_RULE_NAME: Final = "macie-chatops-escalate"  # daily: the escalation summary
 STUCK_APPROVALS_METRIC: Final = "StuckApprovals"  # the sweeper publishes it (service = its function name); alarmed
 RECONCILER_FUNCTION_NAME: Final = "macie-chatops-reconciler"
+RECONCILER_ROLE_NAME: Final = "macie-chatops-reconciler"  # named: the administrator's reader role trusts it
 RECONCILER_SCHEDULE_RULE_NAME: Final = "macie-chatops-reconcile"  # EventBridge schedule on the default bus
 RECONCILE_ERRORS_METRIC: Final = "ReconcileErrors"  # the reconciler publishes it (service = its function name)
 # The read-only role in the Macie administrator account (macie2:ListFindings and GetFindings only) the reconciler

@@ -101,18 +101,6 @@ class ReconcilePolicy:
         if not 1 <= self.page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be 1 to {PAGE_SIZE}, got {self.page_size}")
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ReconcilePolicy:
-        """``RECONCILE_BACKFILL_DAYS`` when set, else the default; not a whole number raises ValueError."""
-        text = env.get(names.ENV_RECONCILE_BACKFILL_DAYS, "").strip()
-        if not text:
-            return cls()
-        try:
-            days = int(text)
-        except ValueError:
-            raise ValueError(f"{names.ENV_RECONCILE_BACKFILL_DAYS} must be a whole number, got {text!r}") from None
-        return cls(backfill=timedelta(days=days))
-
 
 def parse_time(value: object) -> datetime | None:
     """An ISO 8601 time of a finding (``...Z`` or an offset) as an aware datetime; None when it is not one."""

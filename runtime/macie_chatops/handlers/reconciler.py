@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
@@ -87,7 +88,7 @@ def dependencies(settings: Settings, env: dict[str, str] | os._Environ[str]) -> 
         watermarks=StateTableWatermarks(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
         administrator_id=config.macie_administrator_id,
         regions=config.regions,
-        policy=ReconcilePolicy.from_env(env),
+        policy=ReconcilePolicy(backfill=timedelta(days=config.reconcile.backfill_days)),
     )
 
 

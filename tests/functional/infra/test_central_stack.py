@@ -293,7 +293,8 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
         if a["Properties"]["MetricName"] == "Errors"
         for d in a["Properties"]["Dimensions"]
     }
-    alarmed = (*HANDLERS, names.REMINDERS_FUNCTION_NAME)  # the reminders job: test_reminders_stack.py
+    # the reminders job: test_reminders_stack.py; the reconciler: test_reconciler_stack.py
+    alarmed = (*HANDLERS, names.REMINDERS_FUNCTION_NAME, names.RECONCILER_FUNCTION_NAME)
     assert errors_on == {_logical_id(template, "AWS::Lambda::Function", FunctionName=n) for n in alarmed}
     # AND member accounts' DLQ alarms, forwarded to the bus, are relayed to the same topic
     example.central.has_resource_properties(

@@ -37,6 +37,7 @@ CENTRAL: Final = {
     "RemediatorLogsC7F39A77": "AWS::Logs::LogGroup",
     "SweeperLogs964BB71D": "AWS::Logs::LogGroup",
     "RemindersLogs8D04B544": "AWS::Logs::LogGroup",  # issue 16: the reminders job
+    "ReconcilerLogs9E8D7B0E": "AWS::Logs::LogGroup",  # issue 16: the reconciler
     "SlackInteractionsAccessLogs9AE45FA2": "AWS::Logs::LogGroup",
 }
 STACKSETS: Final = {
