@@ -9,6 +9,7 @@ keeps it in the dead-letter queue), and the failures are counted for the alarm.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +30,8 @@ logger = Logger(service="macie-chatops-security-hub", child=True)  # the updater
 ACTOR: Final = "security-hub-updater"
 UPDATED_BY: Final = "macie-chatops"  # the note's UpdatedBy in Security Hub
 NOTE_LIMIT: Final = 512  # Security Hub keeps at most 512 characters of a note
+# The token a click or form submission leaves at the end of its audit detail (job_request.StateChange.token).
+_CLICK_TOKEN: Final = re.compile(r",? *(click|form) [0-9a-f]{16}$")
 
 
 def macie_product_arn(region: str) -> str:
@@ -102,10 +105,9 @@ def _note(record: FindingRecord) -> tuple[Workflow, str] | None:
         )
     if state is State.DISMISSED:
         actor, at, detail = _entry(record)
-        reason = record.outcome_detail or f"dismissed in Slack by user {actor} at {at}" + (
-            f" ({detail})" if detail else ""
-        )
-        return Workflow.SUPPRESSED, f"Dismissed by team {team}, no quarantine: {reason}."
+        reason = record.outcome_detail or _CLICK_TOKEN.sub("", detail)  # the dismissal form's reason is in it
+        said = f": {reason}" if reason else ""
+        return Workflow.SUPPRESSED, f"Dismissed in Slack by user {actor} of team {team} at {at}, no quarantine{said}."
     if state is State.NOTIFIED:
         return Workflow.NOTIFIED, f"Team {team} was told in Slack (policy: notify); macie-chatops takes no action."
     if state is State.PENDING_APPROVAL:

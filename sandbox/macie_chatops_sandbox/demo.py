@@ -13,6 +13,8 @@ finding events built from the package's own templates and put on the member acco
 3. another team's finding, dismissed by its approver;
 4. a finding about an object under Object Lock (COMPLIANCE): BLOCKED (locked), both copies kept;
 5. the approved object of scene 2 restored (Restore button);
+6. Security Hub: each finding's workflow status set from its outcome (a quarantine RESOLVED, with the
+   approver and where the object is now), read back through boto3's securityhub client;
 
 then a table: finding, decision, final state, where the object is, and the finding's Slack message.
 Accounts and teams are chosen from the config by what ``decide()`` says, so another accounts.yaml works
@@ -43,6 +45,7 @@ from macie_chatops.finding import parse_event
 from macie_chatops.states import State
 from macie_chatops_sandbox.findings import StoredObject, macie_finding_event, sample_body
 from macie_chatops_sandbox.sandbox import OUTSIDER, ObjectLock, Sandbox, SandboxSettings
+from macie_chatops_sandbox.securityhub import outcome_lines, with_security_hub
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -399,7 +402,7 @@ def _describe_setup(sandbox: Sandbox, n: Narrator) -> None:
 def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     story = Story(sandbox, n)
     credentials, discovered, personal, dismissed, locked = plan(sandbox.config)
-    total = 7
+    total = 8
 
     n.scene(1, total, f"Credentials in {credentials.account.name}: quarantined at once by policy")
     story.upload(credentials)
@@ -478,9 +481,20 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
 
     with n.progress("waiting for the pipeline to settle"):
         sandbox.wait_until_idle(WAIT_S)
-    n.scene(7, total, "Where everything ended up")
+    n.scene(7, total, "Security Hub: every outcome set the finding's workflow status there too")
+    security_hub_scene(sandbox, story.cases, n)
+    n.scene(8, total, "Where everything ended up")
     table(sandbox, story.cases, n)
     return story.cases
+
+
+def security_hub_scene(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
+    """What Security Hub shows for each finding the pipeline took to an outcome (docs/architecture.md §17)."""
+    findings = [(case.label, case.finding_id, case.region) for case in cases if case.finding_id]
+    with n.progress("waiting for Security Hub"):
+        lines = outcome_lines(sandbox.security_hub, sandbox.store, findings, timeout_s=WAIT_S)
+    for label, text in lines:
+        n.detail(label[:10], _plain(text, 110))
 
 
 def table(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
@@ -547,7 +561,7 @@ def run_demo(config: Config, out: TextIO | None = None) -> int:
         with contextlib.redirect_stdout(logs):
             n.say()
             with n.progress("starting the sandbox (AWS accounts, buses, queues, table, buckets, Slack)"):
-                sandbox = Sandbox(config, SandboxSettings(log_level="WARNING")).start()
+                sandbox = Sandbox(with_security_hub(config), SandboxSettings(log_level="WARNING")).start()
             try:
                 _describe_setup(sandbox, n)
                 tell(sandbox, n)

@@ -48,6 +48,7 @@ from macie_chatops_sandbox.slack_standin import RateLimit, SlackStandIn
 
 if TYPE_CHECKING:
     from macie_chatops.store import FindingRecord, FindingStore
+    from macie_chatops_sandbox.securityhub import SecurityHubLoop
 
 T = TypeVar("T")
 
@@ -111,7 +112,7 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    for module in ("intake", "interaction", "remediation", "sweeper", "reminders"):
+    for module in ("security_hub", "intake", "interaction", "remediation", "sweeper", "reminders"):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
@@ -175,6 +176,7 @@ class Sandbox:
         self._provisioned: Provisioned | None = None
         self._store: FindingStore | None = None
         self._locked = False
+        self._security_hub: SecurityHubLoop | None = None
         self._macie_updated_at = datetime.fromtimestamp(0, UTC)  # the last updatedAt the Macie stand-in was given
         self._clock_offset = timedelta(0)  # the sandbox clock's lead on the real one (advance_clock)
         self.group_members: dict[str, tuple[str, ...]] = {
@@ -304,6 +306,25 @@ class Sandbox:
         self._endpoint.start()
         for poller in self._pollers:
             poller.start()
+        if self.config.security_hub.enabled:
+            self._start_security_hub()
+
+    def _start_security_hub(self) -> None:
+        """Security Hub in the loop (docs/architecture.md §17): the hub, the state table's stream, the updater."""
+        from macie_chatops.handlers import security_hub
+        from macie_chatops_sandbox.securityhub import SecurityHubLoop
+
+        updater = Function(
+            names.SECURITY_HUB_FUNCTION_NAME, security_hub.lambda_handler, 60.0, self.home_region, self.security_account
+        )
+        self._security_hub = SecurityHubLoop(
+            accounts=self.accounts,
+            security_account=self.security_account,
+            regions=self.config.regions,
+            table_name=self.provisioned.table_name,
+            function=updater,
+        )
+        self._security_hub.start()
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice or after a failed start."""
@@ -326,6 +347,9 @@ class Sandbox:
         if self._slack is not None:
             attempt(self._slack.stop)
             self._slack = None
+        if self._security_hub is not None:
+            attempt(self._security_hub.stop)
+            self._security_hub = None
         attempt(_clear_handler_caches)
         self._env.restore()
         _forget_boto3_default_session()
@@ -387,6 +411,13 @@ class Sandbox:
     def client(self, service: str, account_id: str | None = None, region: str | None = None) -> Any:
         """A boto3 client acting as ``account_id`` (default: the security account)."""
         return self.accounts.client(service, account_id or self.security_account, region or self.home_region)
+
+    @property
+    def security_hub(self) -> SecurityHubLoop:
+        """Security Hub in the sandbox (only with ``security_hub.enabled``)."""
+        if self._security_hub is None:
+            raise RuntimeError("Security Hub is not enabled in this sandbox (accounts.yaml security_hub.enabled)")
+        return self._security_hub
 
     @property
     def store(self) -> FindingStore:
@@ -512,6 +543,8 @@ class Sandbox:
             events = self.client("events")
             entry["EventBusName"] = self.provisioned.central_bus_arn
             route = "central"
+        if self._security_hub is not None:  # Macie publishes its findings to Security Hub too
+            self._security_hub.publish(event)
         result = events.put_events(Entries=[entry])
         if result.get("FailedEntryCount"):
             raise RuntimeError(f"put_events failed: {result['Entries']}")

@@ -23,10 +23,14 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from macie_chatops.security_hub import macie_product_arn
 from macie_chatops_sandbox.lambda_runtime import Function
+
+if TYPE_CHECKING:
+    from macie_chatops.config import Config
+    from macie_chatops.store import FindingStore
 
 log = logging.getLogger("macie_chatops_sandbox.securityhub")
 
@@ -356,6 +360,17 @@ class SecurityHubLoop:
             self.poller.stop()
             self.poller = None
 
+    def publish(self, event: dict[str, Any]) -> bool:
+        """What Macie does with a finding it publishes: import it into Security Hub (only a well-formed finding in
+        a region of the config; hostile test events are Macie's EventBridge input only). True if imported."""
+        from macie_chatops.finding import Finding, parse_event
+
+        parsed = parse_event(json.dumps(event))
+        if not isinstance(parsed, Finding) or parsed.region not in self.regions:
+            return False
+        self.import_finding(event)
+        return True
+
     def import_finding(self, event: dict[str, Any]) -> dict[str, Any]:
         """Publish the Macie event's finding to Security Hub, as Macie does (in the finding's region)."""
         finding = macie_asff(event)
@@ -366,3 +381,35 @@ class SecurityHubLoop:
 
     def workflow(self, finding_id: str, region: str) -> tuple[str, str] | None:
         return workflow_of(self.client(region), finding_id, region)
+
+
+def with_security_hub(config: Config) -> Config:
+    """``config`` with Security Hub in the loop (the demo's: it shows the outcomes reaching Security Hub)."""
+    from macie_chatops.config import SecurityHubSettings
+
+    return config.model_copy(update={"security_hub": SecurityHubSettings(enabled=True)})
+
+
+def outcome_lines(
+    loop: SecurityHubLoop, store: FindingStore, findings: list[tuple[str, str, str]], *, timeout_s: float = 30.0
+) -> list[tuple[str, str]]:
+    """For each (label, finding id, region): once the updater has told Security Hub the finding's outcome, the
+    status and note Security Hub shows, read back through boto3's securityhub client. Raises TimeoutError when
+    Security Hub does not show it in time."""
+    from macie_chatops.security_hub import update_for
+
+    lines = []
+    for label, finding_id, region in findings:
+        record = store.get(finding_id)
+        update = update_for(record) if record is not None else None
+        if record is None or update is None:
+            continue
+        deadline = time.monotonic() + timeout_s
+        shown = loop.workflow(finding_id, region)
+        while shown is None or shown[0] != update.status.value:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{label}: Security Hub shows {shown} after {timeout_s:.0f}s, not {update.status}")
+            time.sleep(0.1)
+            shown = loop.workflow(finding_id, region)
+        lines.append((label, f"{record.state.value} -> {shown[0]}: {shown[1]}"))
+    return lines

@@ -65,6 +65,22 @@ def test_a_quarantine_resolves_the_finding_in_its_region_naming_approver_and_loc
     assert "U0ALICE" in update.note and "s3://q-bucket/f/k (version v2)" in update.note
 
 
+def test_a_dismissal_says_who_and_why_without_the_click_token() -> None:
+    entry = AuditEntry(
+        at="2026-01-02T03:04:05.000000Z",
+        actor="U0CAROL",
+        event="form:dismiss",
+        outcome="DISMISSED",
+        detail="reason: synthetic panel data; exemption x, form 0123456789abcdef",
+    )
+    update = update_for(record(State.DISMISSED, audit=(entry,)))
+    assert update is not None and update.status is Workflow.SUPPRESSED
+    assert update.note == (
+        "Dismissed in Slack by user U0CAROL of team payments at 2026-01-02T03:04:05.000000Z, no quarantine: "
+        "reason: synthetic panel data; exemption x."
+    )
+
+
 def test_an_auto_quarantine_says_it_was_the_policy() -> None:
     update = update_for(record(State.QUARANTINED, approver="auto", quarantine={"bucket": "q", "key": "k"}))
     assert update is not None and "by policy (auto)" in update.note
