@@ -22,8 +22,8 @@ from stacksets.nag import acknowledge
 UPDATER_TIMEOUT = Duration.minutes(1)  # a batch is at most 10 BatchUpdateFindings calls and 10 audit writes
 UPDATER_MEMORY_MB = 256
 STREAM_BATCH_SIZE = 10
-# A stream record is retried this many times, then described in the dead-letter queue; meanwhile the shard's later records wait, so a Security Hub outage delays updates, in order, never drops
-# them silently.
+# A stream record is retried this many times, then described in the dead-letter queue; meanwhile the shard's
+# later records wait, so a Security Hub outage delays updates, in order, and never drops them silently.
 STREAM_RETRY_ATTEMPTS = 20
 STREAM_MAX_RECORD_AGE = Duration.hours(24)  # the stream keeps records 24 hours
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
