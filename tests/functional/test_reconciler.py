@@ -212,6 +212,9 @@ def test_every_page_is_listed_and_each_unknown_finding_goes_to_the_intake_as_mac
     # AND the watermark is the last finding's update; eu-west-1, with nothing listed, has none
     assert world.watermark(US) == start + timedelta(seconds=119)
     assert world.watermark(EU) is None
+    # AND the watermark is no finding: FindingStore.get does not read it, no listing shows it
+    assert world.store.get(f"reconcile#{US}") is None
+    assert world.store.pending_approvals() == []
 
 
 def test_findings_with_a_record_are_counted_as_known_and_not_sent(world: World) -> None:
