@@ -651,7 +651,21 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     action = p.add_mutually_exclusive_group()
     action.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     action.add_argument("--requeue", metavar="FINDING_ID", help="re-queue this APPROVED finding's job now")
+    p = add_config_option(with_table(sub.add_parser("exemptions", help="list or revoke exemptions (JSON lines)")))
+    _configure_exemptions(p)
     return parser
+
+
+def _configure_exemptions(parser: argparse.ArgumentParser) -> None:
+    from macie_chatops.exemptions_cli import configure
+
+    configure(parser)
+
+
+def cmd_exemptions(args: argparse.Namespace) -> int:
+    from macie_chatops.exemptions_cli import run
+
+    return run(args)
 
 
 def _with_sandbox_names(added: Mapping[str, Command]) -> dict[str, Command]:
@@ -668,6 +682,7 @@ COMMANDS = {
     "retry": cmd_retry,
     "pending": cmd_pending,
     "sweep": cmd_sweep,
+    "exemptions": cmd_exemptions,
 }
 
 

@@ -42,6 +42,7 @@ from macie_chatops.interaction import (
     Answer,
     Click,
     ClickAction,
+    Counted,
     Dependencies,
     DirectoryError,
     PayloadTeam,
@@ -49,12 +50,18 @@ from macie_chatops.interaction import (
     _Context,
     authorise,
     bad_request,
+    count_approval,
     refused,
     same_workspace,
     what_happened,
 )
 from macie_chatops.job_request import StateChange, apply_change
-from macie_chatops.slack_messages import build_dismissed_with_reason_message, code_span
+from macie_chatops.slack_messages import (
+    SlackMessage,
+    build_dismissed_with_reason_message,
+    build_review_message,
+    code_span,
+)
 from macie_chatops.states import State
 from macie_chatops.store import FindingNotFoundError, FindingRecord
 
@@ -437,10 +444,45 @@ def _submit(context: _Context, metadata: FormMetadata, values: Mapping[str, Mapp
         return context.answer(
             200, modal_errors(read), "refused", f"form invalid: {', '.join(sorted(read))}", "form_invalid"
         )
-    return _dismiss(context, record, read, now)
+    return _count(context, record, read, now)
 
 
-def _dismiss(context: _Context, record: FindingRecord, submission: Submission, now: datetime) -> Answer:
+def _count(context: _Context, record: FindingRecord, submission: Submission, now: datetime) -> Answer:
+    """Dismissing needs as many approvers as remediating (``interaction.count_approval``, §15): a submission
+    short of the count is recorded with its reason and shown on the message; the one that completes it
+    dismisses and creates its exemption (that dismisser's scope and duration)."""
+    deps, user = context.deps, context.click.user_id
+    try:
+        count = count_approval(
+            deps.store, record, action=ClickAction.DISMISS, user_id=user, detail=f"form, reason: {submission.reason}"
+        )
+    except FindingNotFoundError:
+        return context.refuse("finding record vanished", "This finding no longer exists.", category="unknown_finding")
+    if count.counted is Counted.NOT_PENDING:
+        return context.refuse(
+            f"lost the race: finding is {count.record.state.value}",
+            what_happened(count.record),
+            category="lost_the_race",
+        )
+    if count.counted is Counted.ALREADY_COUNTED:
+        return context.refuse(
+            f"already counted: {count.words}",
+            f"You have already dismissed this finding ({len(count.approvers)} of {count.required}); "
+            f"{count.required} different approvers are needed, so someone else must confirm it.",
+            category="already_counted",
+        )
+    if count.counted is Counted.RECORDED:
+        counted = count.record
+        if deps.updater is not None and counted.summary is not None and counted.slack_channel and counted.slack_ts:
+            message = build_review_message(
+                counted.summary, reason=counted.reason, approvals=counted.approvals, dismissals=counted.dismissals
+            )
+            _update(context, counted, message)
+        return context.answer(200, {"response_action": "clear"}, "accepted", count.words, "approval_counted")
+    return _dismiss(context, record, submission, now, count.words if count.required > 1 else "")
+
+
+def _dismiss(context: _Context, record: FindingRecord, submission: Submission, now: datetime, counted: str) -> Answer:
     """The transition (with the reason and the exemption in its audit line), then the exemption, then the
     finding's message. A dismissal that lost the race records no exemption."""
     deps, click, summary = context.deps, context.click, record.summary
@@ -457,10 +499,8 @@ def _dismiss(context: _Context, record: FindingRecord, submission: Submission, n
     )
     exemption = Exemption(**{**exemption.__dict__, "finding_id": record.finding_id})
     token = f"form {uuid.uuid4().hex[:16]}"
-    detail = (
-        f"reason: {submission.reason}; exemption {exemption.id}: {exemption.describe_scope()} until "
-        f"{until_text(exemption.until)}, {token}"
-    )
+    scope = f"exemption {exemption.id}: {exemption.describe_scope()} until {until_text(exemption.until)}"
+    detail = f"{counted + ', ' if counted else ''}reason: {submission.reason}; {scope}, {token}"
     change = StateChange(
         expected=State.PENDING_APPROVAL,
         target=State.DISMISSED,
@@ -510,16 +550,22 @@ def _record_exemption(
 def _update_message(
     context: _Context, record: FindingRecord, submission: Submission, words: str, now: datetime
 ) -> None:
-    """The finding's message says who dismissed it, why and what is exempted; a Slack failure is logged and
-    audited (the dismissal and the exemption stand)."""
-    deps = context.deps
-    if deps.updater is None or record.summary is None or not record.slack_channel or not record.slack_ts:
+    """The finding's message says who dismissed it, why and what is exempted."""
+    if context.deps.updater is None or record.summary is None or not record.slack_channel or not record.slack_ts:
         return
     message = build_dismissed_with_reason_message(
         record.summary, by=context.click.user_id, at=now, reason=submission.reason, exemption=words
     )
+    _update(context, record, message)
+
+
+def _update(context: _Context, record: FindingRecord, message: SlackMessage) -> None:
+    """chat.update of the finding's message; a Slack failure is logged and audited (what was decided stands)."""
+    updater = context.deps.updater
+    if updater is None or not record.slack_channel or not record.slack_ts:
+        return
     try:
-        deps.updater.update(record.slack_channel, record.slack_ts, message)
+        updater.update(record.slack_channel, record.slack_ts, message)
     except SlackError as exc:
-        logger.warning("dismissed %s; its message was not updated: %s", record.finding_id, exc)
+        logger.warning("%s: its message was not updated: %s", record.finding_id, exc)
         context.audit("slack_update_failed", f"{exc.error_code or type(exc).__name__}: {exc}")

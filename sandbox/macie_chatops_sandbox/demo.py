@@ -10,7 +10,8 @@ finding events built from the package's own templates and put on the member acco
    of the administrator's): recorded as a duplicate, never moved twice;
 2. a Personal finding posted for review; a non-approver's click is refused (ephemeral answer); an
    approver of the team approves; the object is moved and the message updated;
-3. another team's finding, dismissed by its approver;
+3. another team's finding, dismissed by its approver through the dismissal form (a reason, this prefix, 30
+   days): the exemption it creates ignores a later finding in the same prefix, with no new message;
 4. a finding about an object under Object Lock (COMPLIANCE): BLOCKED (locked), both copies kept;
 5. the approved object of scene 2 restored (Restore button);
 6. Security Hub: each finding's workflow status set from its outcome (a quarantine RESOLVED, with the
@@ -44,6 +45,7 @@ from macie_chatops.decision import decide
 from macie_chatops.finding import parse_event
 from macie_chatops.states import State
 from macie_chatops_sandbox.findings import StoredObject, macie_finding_event, sample_body
+from macie_chatops_sandbox.replay import with_dismiss_form
 from macie_chatops_sandbox.sandbox import OUTSIDER, ObjectLock, Sandbox, SandboxSettings
 from macie_chatops_sandbox.securityhub import outcome_lines, with_security_hub
 
@@ -383,6 +385,25 @@ class Story:
         self.n.detail("click", f"{who} {user} clicks {button[action_id]} (signed request, HTTP {answer.status})")
         self.n.detail("", f"{kind}: {_plain(answer.text, 90)}")
 
+    def dismiss(self, case: Case, user: str, reason: str) -> None:
+        """Dismiss through the form: the click opens it (views.open), the signed view_submission answers it."""
+        answer = self.sandbox.dismiss(case.finding_id, user_id=user, reason=reason, scope="prefix", duration="30")
+        if answer.status != 200 or (answer.body and answer.json.get("response_action") != "clear"):
+            raise DemoError(f"the dismissal form was refused: HTTP {answer.status} {answer.text[:200]}")
+        prefix = case.key.rsplit("/", 1)[0] + "/"
+        self.n.detail("click", f"approver {user} clicks Dismiss: a form opens in Slack (views.open with the click)")
+        self.n.detail("form", f"reason {reason!r}; exempt everything under {prefix}; for 30 days (signed submission)")
+
+    def exemption_line(self, case: Case) -> str:
+        from macie_chatops.exemption_store import ExemptionStore
+        from macie_chatops.exemptions import until_text
+
+        store = ExemptionStore(self.sandbox.client("dynamodb"), self.sandbox.provisioned.table_name)
+        made = [e for e in store.for_account(case.account.id) if e.finding_id == case.finding_id]
+        if not made:
+            raise DemoError(f"{case.label}: the dismissal recorded no exemption")
+        return f"{made[0].id}: {made[0].describe_scope()}, by {made[0].created_by} until {until_text(made[0].until)}"
+
 
 def _describe_setup(sandbox: Sandbox, n: Narrator) -> None:
     config = sandbox.config
@@ -451,13 +472,25 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     n.detail("result", f"{n.state(record.state.value)} -> {story.quarantine_uri(personal)}")
     n.detail("Slack", f"message updated: {story.slack_line(personal)}")
 
-    n.scene(4, total, f"Personal data in {dismissed.account.name}: team {dismissed.account.team} dismisses it")
+    n.scene(
+        4, total, f"Personal data in {dismissed.account.name}: team {dismissed.account.team} dismisses it, saying why"
+    )
     story.upload(dismissed)
     story.report(dismissed)
     story.wait(dismissed, State.PENDING_APPROVAL, label="posting for review")
-    story.click(dismissed, names.ACTION_DISMISS, sandbox.approver_for(dismissed.account.team), "approver")
+    story.dismiss(
+        dismissed, sandbox.approver_for(dismissed.account.team), "Panel sample from the research vendor: synthetic"
+    )
     record = story.wait(dismissed, State.DISMISSED, label="recording the decision")
     n.detail("result", f"{n.state(record.state.value)}; the object stays where it is ({story.location(dismissed)})")
+    n.detail("exemption", story.exemption_line(dismissed))
+    n.detail("Slack", f"message updated: {story.slack_line(dismissed)}")
+    later = dataclasses.replace(dismissed, label="same prefix", key="research/panel-sample-2.csv", note=" (later)")
+    story.upload(later)
+    story.report(later)
+    record = story.wait(later, State.IGNORED, State.PENDING_APPROVAL, label="deciding")
+    later.decision = f"{record.action} (exempted)" if record.state is State.IGNORED else later.decision
+    n.detail("result", f"{n.state(record.state.value)}: {_plain(record.reason, 160)}; {story.slack_line(later)}")
 
     n.scene(5, total, f"A locked object in {locked.account.name} ({locked.region}): never reported as moved")
     story.upload(locked)
@@ -561,7 +594,9 @@ def run_demo(config: Config, out: TextIO | None = None) -> int:
         with contextlib.redirect_stdout(logs):
             n.say()
             with n.progress("starting the sandbox (AWS accounts, buses, queues, table, buckets, Slack)"):
-                sandbox = Sandbox(with_security_hub(config), SandboxSettings(log_level="WARNING")).start()
+                sandbox = Sandbox(
+                    with_security_hub(with_dismiss_form(config)), SandboxSettings(log_level="WARNING")
+                ).start()
             try:
                 _describe_setup(sandbox, n)
                 tell(sandbox, n)

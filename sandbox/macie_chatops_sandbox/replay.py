@@ -18,7 +18,9 @@ gets the outcome the finding handler and ``decide`` give the same bytes. For eac
    every file is in, one reconciler run (``Sandbox.reconcile``) finds the findings and hands them to the intake,
    so the lines must be those of a normal replay.
 4. Once the pipeline is idle, every finding awaiting approval is clicked (a real, signed request to the
-   local API Gateway) by an approver of its team: Remediate, or Dismiss with ``--dismiss``.
+   local API Gateway) by an approver of its team: Remediate, or Dismiss with ``--dismiss``, which goes
+   through the dismissal form (``views.open``, then a signed ``view_submission``) with
+   ``DEFAULT_DISMISS_REASON``, the finding's object as scope, for 7 days.
 5. Once it is idle again, one line per file: ``{"file", "finding_id", "action", "state", "object"}``, and
    ``reason`` on an ``ERROR`` line.
 
@@ -153,6 +155,11 @@ def _put_finding(
         item.route = sandbox.publish(event)
 
 
+def with_dismiss_form(config: Config) -> Config:
+    """``config`` with the dismissal form on (``slack.dismiss_with_reason``, docs/architecture.md §16)."""
+    return config.model_copy(update={"slack": config.slack.model_copy(update={"dismiss_with_reason": True})})
+
+
 def click_pending(sandbox: Sandbox, items: list[ReplayItem], mode: Mode) -> None:
     """Click every finding awaiting approval once, as an approver of its team; a failed click is an ERROR."""
     action_id = names.ACTION_REMEDIATE if mode == "approve" else names.ACTION_DISMISS
@@ -166,7 +173,11 @@ def click_pending(sandbox: Sandbox, items: list[ReplayItem], mode: Mode) -> None
             continue
         clicked.add(finding_id)
         try:
-            answer = sandbox.click(finding_id, action_id, user_id=sandbox.approver_for(record.team))
+            user = sandbox.approver_for(record.team)
+            if mode == "dismiss":
+                answer = sandbox.dismiss(finding_id, user_id=user, scope="object", duration="7")
+            else:
+                answer = sandbox.click(finding_id, action_id, user_id=user)
         except Exception as exc:
             _sandbox_failed(item, "click its message", exc)
             continue

@@ -60,6 +60,8 @@ Route = Literal["member", "administrator", "central"]
 
 # A user who approves nothing anywhere (the "non-approver" of the demo and the tests).
 OUTSIDER: Final = "U0MALLORY"
+# What `Sandbox.dismiss` (and `sandbox replay --dismiss`, the demo) writes in the dismissal form by default.
+DEFAULT_DISMISS_REASON: Final = "Test data generated for the sandbox: no real customer data."
 
 _ONE_SANDBOX = threading.Lock()
 
@@ -664,9 +666,11 @@ class Sandbox:
         team_id: str | None = None,
         signing_secret: str | None = None,
         timestamp: int | None = None,
+        trigger_id: str | None = None,
     ) -> ClickResponse:
         """A real, signed Slack click on the finding's message, sent over HTTP to the local API Gateway.
-        Channel and message default to the ones the state record names."""
+        Channel and message default to the ones the state record names; the trigger id (for a modal) to a
+        fresh one from the Slack stand-in."""
         from macie_chatops_sandbox.slack_clicks import signed_click_body
 
         if channel_id is None or message_ts is None:
@@ -685,7 +689,33 @@ class Sandbox:
             timestamp=timestamp,
             message_ts=message_ts,
             response_url=self.slack.response_url(channel_id, message_ts),
+            trigger_id=trigger_id or self.slack.trigger_id(user_id),
         )
+        return self.post(body, headers)
+
+    def dismiss(
+        self,
+        finding_id: str,
+        *,
+        user_id: str,
+        reason: str | None = DEFAULT_DISMISS_REASON,
+        scope: str | None = None,
+        duration: str | None = None,
+        until: str | None = None,
+    ) -> ClickResponse:
+        """Dismiss as a person does (docs/architecture.md §16): click Dismiss, then submit the form that opened
+        with ``reason``, ``scope`` and ``duration`` (None: the form's default), signed like Slack's
+        ``view_submission``. Without the form (``slack.dismiss_with_reason`` off) the click alone dismisses."""
+        from macie_chatops_sandbox.slack_clicks import signed_form
+
+        opened = len(self.slack.views(user_id))
+        clicked = self.click(finding_id, names.ACTION_DISMISS, user_id=user_id)
+        views = self.slack.views(user_id)
+        if clicked.status != 200 or len(views) == opened:
+            return clicked
+        values = {"reason": reason, "scope": scope, "duration": duration, "until": until}
+        payload = self.slack.view_submission(views[-1].id, values)
+        body, headers = signed_form(self.secret.signing_secret, payload)
         return self.post(body, headers)
 
     # -- waiting and looking --------------------------------------------------------------------------------

@@ -46,8 +46,10 @@ def click_payload(
     username: str | None = None,
     enterprise_id: str | None = None,
     response_url: str | None = None,
+    trigger_id: str | None = None,
 ) -> dict[str, Any]:
-    """A ``block_actions`` payload for one button click (the fields Slack documents, trimmed to a message)."""
+    """A ``block_actions`` payload for one button click (the fields Slack documents, trimmed to a message);
+    ``trigger_id``: one the Slack stand-in issued, when the click is to open a modal."""
     team: dict[str, Any] = {"id": team_id, "domain": "example"}
     if enterprise_id is not None:
         team["enterprise_id"] = enterprise_id
@@ -62,7 +64,7 @@ def click_payload(
         "api_app_id": "A0MACIECHATOPS",
         "token": "deprecated-verification-token",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
-        "trigger_id": "1234567890.1234567890.abcdef",
+        "trigger_id": trigger_id or "1234567890.1234567890.abcdef",
         "team": team,
         "enterprise": None,
         "is_enterprise_install": False,
@@ -110,6 +112,15 @@ def signed_click_body(
             **payload_fields,
         )
     )
+    ts = int(time.time()) if timestamp is None else timestamp
+    return body, {**sign(secret, ts, body), "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def signed_form(
+    secret: str, payload: Mapping[str, Any], *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Any interaction payload (a ``view_submission``, say) as Slack posts it: the form body and signed headers."""
+    body = form_body(payload)
     ts = int(time.time()) if timestamp is None else timestamp
     return body, {**sign(secret, ts, body), "Content-Type": "application/x-www-form-urlencoded"}
 

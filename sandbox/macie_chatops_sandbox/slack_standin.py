@@ -5,7 +5,9 @@ the pipeline uses with Slack's response shapes and Slack's errors (HTTP 200 + ``
 records every message per channel with every update in order, enforces Slack's posting limit per channel
 (token bucket; HTTP 429 + ``Retry-After``), and can be told to fail (HTTP 500/429 or a Slack error) for tests.
 
-Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``usergroups.users.list``, ``users.info``.
+Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``usergroups.users.list``, ``users.info``,
+``views.open`` (with a ``trigger_id`` the stand-in issued for a click: taken once, within 3 seconds, like Slack's;
+``view_submission`` builds the payload Slack sends when that modal is submitted).
 Bodies: JSON (what WebClient sends for chat.*), form-encoded (the other methods) and query strings.
 ``chat.postMessage`` with ``thread_ts`` posts a thread reply: the parent must be a top-level message of the
 channel (else ``thread_not_found``); replies are kept apart from the channel's messages (``replies``).
@@ -34,6 +36,9 @@ Public API::
         .fail_next(method, count=1, *, status=500, error=None, retry_after=1)
         .fail_during(method, seconds, *, status=500, error=None, retry_after=1)     on the stand-in's clock
         .clear_faults()
+        .trigger_id(user_id, *, issued_seconds_ago=0.0) -> str     for a click payload; views.open takes it once, <= 3 s
+        .views(user_id=None) -> list[OpenedView]            modals opened, in order (id, user_id, view)
+        .view_submission(view_id, values) -> dict           the payload of submitting that modal with these values
     RateLimit(per_second: float, burst: int)
     ManualClock(start=1000.0): a clock for tests; ``clock()`` reads it, ``clock.advance(s)`` moves it
     RecordedMessage(channel, ts, revisions, thread_ts=None): .text / .blocks (latest), .updates (revisions after
@@ -60,7 +65,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-SUPPORTED_METHODS: Final = ("auth.test", "chat.postMessage", "chat.update", "usergroups.users.list", "users.info")
+SUPPORTED_METHODS: Final = (
+    "auth.test",
+    "chat.postMessage",
+    "chat.update",
+    "usergroups.users.list",
+    "users.info",
+    "views.open",
+)
+TRIGGER_LIFETIME_S: Final = 3.0  # Slack: "trigger_id ... expires in 3 seconds", and is exchanged once
+MAX_PRIVATE_METADATA_CHARS: Final = 3000
 ANY_METHOD: Final = "*"
 EXAMPLE_BOT_TOKEN: Final = "xoxb-test-token"  # the sandbox's fake token, not a secret
 MAX_TEXT_CHARS: Final = 40_000  # chat.postMessage truncates/refuses text beyond this (msg_too_long)
@@ -141,6 +155,22 @@ class _ResponseUrl:
     ts: str
     created: float
     uses: int = 0
+
+
+@dataclass
+class _Trigger:
+    user_id: str
+    created: float
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class OpenedView:
+    """A modal opened with ``views.open``: for whom, and the view as the app sent it (plus Slack's id)."""
+
+    id: str
+    user_id: str
+    view: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -271,6 +301,8 @@ class SlackStandIn:
         self._replies: dict[tuple[str, str], dict[str, list[Revision]]] = {}  # (channel, parent ts) -> replies
         self._history: list[RecordedCall] = []
         self._response_urls: dict[str, _ResponseUrl] = {}
+        self._triggers: dict[str, _Trigger] = {}
+        self._views: dict[str, OpenedView] = {}
         self._ephemeral: list[EphemeralReply] = []
         self._requests: Counter[str] = Counter()
         self._epoch = int(time.time())
@@ -408,6 +440,45 @@ class SlackStandIn:
         with self._lock:
             self._response_urls[token] = _ResponseUrl(channel, ts, self._clock())
         return f"{self.base_url.removesuffix('/api/')}/actions/{self.team_id}/{token}"
+
+    def trigger_id(self, user_id: str, *, issued_seconds_ago: float = 0.0) -> str:
+        """A ``trigger_id`` for a click by ``user_id`` (what Slack puts in the payload): ``views.open`` takes it
+        once, within :data:`TRIGGER_LIFETIME_S` of its issue (``issued_seconds_ago``: pretend it is that old)."""
+        with self._lock:
+            self._sequence += 1
+            trigger = f"{self._sequence}.{self._epoch}.{secrets.token_hex(16)}"
+            self._triggers[trigger] = _Trigger(user_id, self._clock() - issued_seconds_ago)
+        return trigger
+
+    def views(self, user_id: str | None = None) -> list[OpenedView]:
+        """The modals opened so far (for ``user_id``), in order."""
+        with self._lock:
+            return [v for v in self._views.values() if user_id is None or v.user_id == user_id]
+
+    def view_submission(self, view_id: str, values: Mapping[str, str | None]) -> dict[str, Any]:
+        """The ``view_submission`` payload Slack sends when the user submits modal ``view_id`` with ``values``
+        (block id -> the typed text, the chosen option's value, or the picked date); fields not given keep
+        their initial option (Slack sends those too) or are empty. An option value the modal does not offer is
+        sent as given, as a forged payload would."""
+        with self._lock:
+            opened = self._views[view_id]
+        state: dict[str, dict[str, Any]] = {}
+        for block in opened.view.get("blocks", []):
+            if block.get("type") == "input":
+                element = block["element"]
+                state[block["block_id"]] = {element["action_id"]: _state_value(element, values.get(block["block_id"]))}
+        view = {**opened.view, "id": view_id, "team_id": self.team_id, "state": {"values": state}}
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": {"id": opened.user_id, "username": opened.user_id.lower(), "team_id": self.team_id},
+            "api_app_id": "A0MACIECHATOPS",
+            "token": "deprecated-verification-token",
+            "trigger_id": self.trigger_id(opened.user_id),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
 
     @property
     def history(self) -> list[RecordedCall]:
@@ -560,6 +631,7 @@ class SlackStandIn:
             "chat.update": self._update,
             "usergroups.users.list": self._usergroup_users,
             "users.info": self._users_info,
+            "views.open": self._views_open,
         }
         try:
             handler = handlers.get(method)
@@ -710,6 +782,75 @@ class SlackStandIn:
                 "profile": {"display_name": user.lower(), "real_name": user},
             }
         }
+
+    def _views_open(self, params: dict[str, Any], now: float) -> dict[str, Any]:
+        trigger_id = params.get("trigger_id")
+        trigger = self._triggers.get(trigger_id) if isinstance(trigger_id, str) else None
+        if trigger is None:
+            raise _SlackError("invalid_trigger_id")
+        if trigger.used:
+            raise _SlackError("exchanged_trigger_id")
+        if now - trigger.created > TRIGGER_LIFETIME_S:
+            raise _SlackError("expired_trigger_id")
+        view = params.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except json.JSONDecodeError:
+                raise _SlackError("invalid_arguments") from None
+        problems = view_problems(view)
+        if problems or not isinstance(view, dict):
+            raise _SlackError("invalid_arguments", response_metadata={"messages": problems})
+        trigger.used = True
+        self._sequence += 1
+        view_id = f"V{self._sequence:08d}"
+        self._views[view_id] = OpenedView(view_id, trigger.user_id, dict(view))
+        return {"view": {**view, "id": view_id, "team_id": self.team_id, "state": {"values": {}}}}
+
+
+def _state_value(element: Mapping[str, Any], given: str | None) -> dict[str, Any]:
+    """One field of a submitted view's ``state.values``, in Slack's shape for its element type."""
+    kind = element.get("type")
+    if kind in ("radio_buttons", "static_select"):
+        option = element.get("initial_option") if given is None else None
+        if given is not None:
+            offered = [o for o in element.get("options", []) if o.get("value") == given]
+            option = offered[0] if offered else {"text": {"type": "plain_text", "text": given}, "value": given}
+        return {"type": kind, "selected_option": option}
+    if kind == "datepicker":
+        return {"type": kind, "selected_date": given}
+    return {"type": kind, "value": given}
+
+
+def view_problems(view: Any) -> list[str]:
+    """What Slack's views.open would refuse in a modal (the checks the app's modal could get wrong)."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return ["a view must be an object of type modal"]
+    problems = []
+    title = view.get("title")
+    if not isinstance(title, dict) or not 0 < len(str(title.get("text", ""))) <= 24:
+        problems.append("title must be plain text of 1-24 characters")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not 1 <= len(blocks) <= 100:
+        problems.append("a view holds 1-100 blocks")
+        blocks = []
+    if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA_CHARS:
+        problems.append(f"private_metadata is over {MAX_PRIVATE_METADATA_CHARS} characters")
+    for index, block in enumerate(blocks):
+        if isinstance(block, dict) and block.get("type") == "input":
+            label = block.get("label")
+            if not isinstance(label, dict) or not 0 < len(str(label.get("text", ""))) <= 2000:
+                problems.append(f"blocks[{index}].label must be plain text of 1-2000 characters")
+            element = block.get("element")
+            if not isinstance(element, dict) or not block.get("block_id") or not element.get("action_id"):
+                problems.append(f"blocks[{index}] needs a block_id and an element with an action_id")
+            elif element.get("type") in ("radio_buttons", "static_select"):
+                texts = [len(str(o.get("text", {}).get("text", ""))) for o in element.get("options", [])]
+                if not texts or max(texts) > 75:
+                    problems.append(f"blocks[{index}] options: 1 or more, texts up to 75 characters")
+    if any(isinstance(b, dict) and b.get("type") == "input" for b in blocks) and not view.get("submit"):
+        problems.append("a modal with input blocks needs a submit button")
+    return problems
 
 
 class _RateLimited(Exception):

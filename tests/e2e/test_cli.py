@@ -156,7 +156,15 @@ def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
         assert text in out, text
     table = out[out.index("Where everything ended up") :].split("\n\n", 1)[0].splitlines()[2:]
     rows = [row for row in table if row.strip()]
-    assert len(rows) == 6
+    assert len(rows) == 7
+    # the dismissal went through the form: its reason and exemption are shown, and a later finding in the same
+    # prefix is ignored by that exemption, with no message
+    assert "a form opens in Slack" in out and "Panel sample from the research vendor" in out
+    assert "every object under s3://" in out and "research/ in account" in out
+    assert any(
+        "(later)" in row and "ignore (exempted)" in row and "IGNORED" in row and row.rstrip().endswith(" 0")
+        for row in rows
+    )
     # automated discovery, published in the Macie administrator account, quarantined in the bucket owner's
     # quarantine bucket; the same object version reported again: a duplicate, pointing at the same copy
     assert "the Macie administrator's default bus" in out

@@ -254,3 +254,55 @@ def test_accounts_yaml_exemptions_are_applied_by_the_finding_handler(
 
 def replace_exemptions(config: Config, entries: tuple[ConfigExemption, ...]) -> Config:
     return config.model_copy(update={"exemptions": entries})
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------------
+
+
+def test_cli_lists_active_exemptions_and_revokes_one_with_an_audit_line(
+    dynamodb: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from macie_chatops.cli import main
+
+    # GIVEN accounts.yaml with one exemption, a dismissed finding, and two exemptions recorded from Slack, one expired
+    today = datetime.now(UTC).date()
+    config_file = tmp_path / "accounts.yaml"
+    config_file.write_text(
+        (ROOT / "accounts.yaml").read_text(encoding="utf-8")
+        + "exemptions:\n"
+        + f'  - {{account: "{PAYMENTS_PROD}", bucket: fixtures-bucket, until: {today}, reason: Fixtures}}\n',
+        encoding="utf-8",
+    )
+    findings = FindingStore(dynamodb, TABLE)
+    findings.create_received("f-dismissed", event_id="e", action=Action.REVIEW, reason="r", actor="test")
+    store = ExemptionStore(dynamodb, TABLE)
+    now = datetime.now(UTC)
+    active = store.add(exemption(until=now + timedelta(days=7), created_at=now))
+    store.add(exemption(until=now - timedelta(days=1), created_at=now - timedelta(days=8), finding_id=""))
+    monkeypatch.setenv("USER", "jane")
+    common = ["--table", TABLE, "--config", str(config_file)]
+    # WHEN the operator lists them THEN the active ones are printed, accounts.yaml's first
+    assert main(["exemptions", *common, "list"]) == 0
+    listed = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert [(e["id"], e["status"], e["source"]) for e in listed] == [
+        ("accounts.yaml#0", "active", "accounts.yaml"),
+        (active.id, "active", "slack"),
+    ]
+    assert main(["exemptions", *common, "list", "--all"]) == 0
+    assert [json.loads(text)["status"] for text in capsys.readouterr().out.splitlines()] == [
+        "active",
+        "expired",
+        "active",
+    ]
+    # WHEN they revoke the active one THEN it is revoked by them, and the dismissed finding's trail says so
+    assert main(["exemptions", *common, "revoke", active.id]) == 0
+    revoked = json.loads(capsys.readouterr().out)
+    assert (revoked["status"], revoked["revoked_by"]) == ("revoked", "cli:jane")
+    record = findings.get("f-dismissed")
+    assert record is not None and record.last_audit is not None
+    assert (record.last_audit.event, record.last_audit.actor) == ("exemption_revoked", "cli:jane")
+    # AND revoking it again, an unknown id, or one from accounts.yaml is refused with the reason
+    assert main(["exemptions", *common, "revoke", active.id]) == 2
+    assert "already revoked by cli:jane" in capsys.readouterr().err
+    assert main(["exemptions", *common, "revoke", "accounts.yaml#0"]) == 2
+    assert "remove it there" in capsys.readouterr().err
