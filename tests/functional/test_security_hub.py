@@ -299,3 +299,82 @@ def test_a_finding_security_hub_does_not_know_is_a_failure_not_a_success(hub: Hu
     assert failed
     last = hub.record(summary.finding_id).audit[-1]
     assert last.event == "security_hub_update_failed" and "FindingNotFound" in last.detail
+
+
+def _poller_world(table: str, handler_fn: Any) -> tuple[Any, list[dict[str, Any]]]:
+    from macie_chatops_sandbox.lambda_runtime import Function
+    from macie_chatops_sandbox.securityhub import StreamPoller
+
+    arn = aws_client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    given_up: list[dict[str, Any]] = []
+    function = Function("stream-test", handler_fn, 10.0, "us-east-1", "123456789012")
+    poller = StreamPoller(
+        function=function,
+        streams=aws_client("dynamodbstreams"),
+        stream_arn=arn,
+        on_failure=given_up.append,
+        retry_attempts=2,
+        retry_delay_s=0.0,
+        poll_s=0.02,
+    )
+    return poller, given_up
+
+
+def _wait(condition: Any, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_the_sandboxs_stream_poller_retries_from_the_first_failed_record(hub: HubWorld) -> None:
+    # GIVEN a stream of two findings' records, and a function that fails the second finding's records once
+    first = hub.seed("personal-review", (State.NOTIFIED,))
+    second = hub.seed("personal-review", (State.NOTIFIED,))
+    seen: list[str] = []
+    failed_once: set[str] = set()
+
+    def function(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        failures = []
+        for record in event["Records"]:
+            key = record["dynamodb"]["Keys"]["finding_id"]["S"]
+            sequence = record["dynamodb"]["SequenceNumber"]
+            seen.append(key)
+            if key == second.finding_id and sequence not in failed_once:
+                failed_once.add(sequence)
+                failures.append({"itemIdentifier": sequence})
+        return {"batchItemFailures": failures}
+
+    poller, given_up = _poller_world(hub.table, function)
+    # WHEN the poller plays the event source mapping
+    poller.start()
+    try:
+        _wait(lambda: poller.delivered == 4, "all four records delivered")
+    finally:
+        poller.stop()
+    # THEN the first finding's records were delivered once, the second's again from its first failed record
+    assert seen.count(first.finding_id) == 2
+    assert seen.count(second.finding_id) == 2 + 2  # its two records, then both again from the first that failed
+    assert given_up == [] and poller.errors == []
+
+
+def test_the_sandboxs_stream_poller_gives_up_after_its_retries(hub: HubWorld) -> None:
+    # GIVEN one finding's records and a function that always raises
+    hub.seed("personal-review", (State.NOTIFIED,))
+
+    def function(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise RuntimeError("Security Hub is down")
+
+    poller, given_up = _poller_world(hub.table, function)
+    # WHEN the poller has retried the batch as often as it may
+    poller.start()
+    try:
+        _wait(lambda: bool(given_up), "the batch given up")
+    finally:
+        poller.stop()
+    # THEN the batch is described in the on-failure destination, as Lambda's mapping describes it
+    assert given_up[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert given_up[0]["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert poller.given_up == 2
