@@ -4,7 +4,9 @@ limit, expired ones) and the dismissal form's values read as untrusted input."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,7 @@ from macie_chatops.exemptions import (
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord
 from macie_chatops.summary import FindingSummary
-from tests.conftest import ROOT
+from tests.conftest import EVENTS_DIR, ROOT
 
 NOW = datetime(2026, 12, 5, 9, 0, 0, tzinfo=UTC)
 ACCOUNT = "345678901234"
@@ -342,3 +344,33 @@ def test_every_bad_value_in_the_form_is_an_error_under_its_field(
 def test_the_prefix_scope_is_refused_for_a_key_at_the_bucket_root() -> None:
     errors = read_values(form(scope="prefix"), record("a.csv"), NOW)
     assert isinstance(errors, dict) and "bucket's root" in errors["scope"]
+
+
+# --- the CLI's validate and decide --------------------------------------------------------------------------------
+
+
+def test_validate_warns_about_expired_exemptions_and_decide_applies_active_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from macie_chatops.cli import main
+
+    # GIVEN accounts.yaml exempting the bucket of tests/events/personal-review.json until the end of today, and
+    # an exemption that ran out long ago
+    today = datetime.now(UTC).date()
+    config_file = tmp_path / "accounts.yaml"
+    config_file.write_text(
+        with_exemptions(
+            f'  - {{account: "345678901234", bucket: payments-prod-exports, until: {today}, reason: Synthetic}}\n'
+            '  - {account: "345678901234", bucket: old-bucket, until: 2020-01-31, reason: Old}\n'
+        ),
+        encoding="utf-8",
+    )
+    # WHEN it is validated THEN it is valid (exit 0) with a warning naming the expired one
+    assert main(["validate", "--config", str(config_file)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: exemptions[1]: ran out at the end of 2020-01-31" in err and "exemptions[0]" not in err
+    # WHEN decide runs on a finding in the exempted bucket THEN it says IGNORE, exempted by accounts.yaml
+    assert main(["decide", "--config", str(config_file), str(EVENTS_DIR / "personal-review.json")]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["action"] == "ignore"
+    assert line["reason"].startswith(f"exempted by accounts.yaml until {today} (end of day, UTC): Synthetic")
