@@ -40,6 +40,10 @@ SOURCE_BUCKET_ACTIONS = (
     "s3:GetBucketObjectLockConfiguration",
     "s3:GetBucketLocation",
 )
+# A policy finding's fix and its Undo (docs/architecture.md §18): the bucket's own public access block, read before
+# it is put and put back (DeletePublicAccessBlock is authorised as s3:PutBucketPublicAccessBlock). Never the
+# account-level block (s3:PutAccountPublicAccessBlock), never a bucket policy or ACL.
+BUCKET_PUBLIC_ACCESS_ACTIONS = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")
 # Writing the quarantined copy (single or multipart copy), tagging it, and verifying it before any delete.
 QUARANTINE_OBJECT_ACTIONS = (
     "s3:PutObject",
@@ -67,8 +71,9 @@ _WILDCARD_REASONS = {
         "account's buckets by s3:ResourceAccount and to the object-version actions a move needs."
     ),
     "Resource::arn:<AWS::Partition>:s3:::*": (
-        "Listing versions and reading versioning/Object Lock settings of the finding's bucket, which can "
-        "be any bucket of this account (s3:ResourceAccount pins the account)."
+        "Listing versions and reading versioning/Object Lock settings of the finding's bucket, and reading and "
+        "putting a policy finding's bucket's public access block, which can be any bucket of this account "
+        "(s3:ResourceAccount pins the account)."
     ),
     f"Resource::arn:<AWS::Partition>:s3:::{_QUARANTINE_BUCKETS}/*": (
         "Quarantine keys are namespaced by finding id under this account's quarantine buckets, one per "
@@ -137,6 +142,12 @@ def _remediation_policy(stack: Stack, config: Config) -> iam.Policy:
             iam.PolicyStatement(
                 sid="FlaggedObjectBuckets",
                 actions=list(SOURCE_BUCKET_ACTIONS),
+                resources=[f"arn:{Aws.PARTITION}:s3:::*"],
+                conditions=own_account,
+            ),
+            iam.PolicyStatement(
+                sid="PublicAccessBlockOfFlaggedBuckets",
+                actions=list(BUCKET_PUBLIC_ACCESS_ACTIONS),
                 resources=[f"arn:{Aws.PARTITION}:s3:::*"],
                 conditions=own_account,
             ),

@@ -79,7 +79,17 @@ FindingType = Literal[
     "SensitiveData:S3Object/Financial",
     "SensitiveData:S3Object/Multiple",
     "SensitiveData:S3Object/Personal",
+    # Policy findings (a bucket, not an object): ignored unless listed (docs/architecture.md §18).
+    "Policy:IAMUser/S3BlockPublicAccessDisabled",
+    "Policy:IAMUser/S3BucketEncryptionDisabled",
+    "Policy:IAMUser/S3BucketPublic",
+    "Policy:IAMUser/S3BucketReplicatedExternally",
+    "Policy:IAMUser/S3BucketSharedExternally",
+    "Policy:IAMUser/S3BucketSharedWithCloudFront",
 ]
+# The policy findings the one fix we have (the bucket's public access block, all four settings) closes: only
+# these may be `review` or `auto`; the others may only be `notify` or `ignore`.
+PUBLIC_ACCESS_FIX_TYPES: Final = ("Policy:IAMUser/S3BlockPublicAccessDisabled", "Policy:IAMUser/S3BucketPublic")
 
 # Regions where the partition is "aws" and Macie exists; kept as a pattern so a new region needs no
 # release, while typos such as "us-east1" or "eu-west" are caught.
@@ -134,6 +144,11 @@ class _PolicyNames(_Strict):
     @classmethod
     def _action_names(cls, value: Any) -> Any:
         return _normalise_actions(value)
+
+    @field_validator("actions", mode="after", check_fields=False)
+    @classmethod
+    def _policy_finding_actions(cls, value: Any) -> Any:
+        return _check_policy_finding_actions(value)
 
     @field_validator("approvals_required", mode="before", check_fields=False)
     @classmethod
@@ -231,6 +246,20 @@ def _normalise_actions(value: Any) -> Any:
         else:
             out[finding_type] = spec
     return out
+
+
+def _check_policy_finding_actions(actions: Mapping[str, ActionSpec] | None) -> Mapping[str, ActionSpec] | None:
+    """A policy finding may ask for approval (`review`) or act (`auto`) only when a fix exists for it."""
+    for finding_type, spec in (actions or {}).items():
+        if not finding_type.startswith("Policy:") or finding_type in PUBLIC_ACCESS_FIX_TYPES:
+            continue
+        chosen = set(spec.values()) if isinstance(spec, Mapping) else {spec}
+        if chosen & {"review", "auto"}:
+            raise ValueError(
+                f"{finding_type} can only be notify or ignore: the one fix (blocking the bucket's public access) "
+                f"does not close it; review and auto are for {', '.join(PUBLIC_ACCESS_FIX_TYPES)}"
+            )
+    return actions
 
 
 class SecurityAccount(_Strict):

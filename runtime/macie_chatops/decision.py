@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from macie_chatops.config import SENSITIVE_DATA_TYPES, Action, Config, Severity
+from macie_chatops.config import POLICY_TYPES, SENSITIVE_DATA_TYPES, Action, Config, Severity
 from macie_chatops.finding import Finding, Rejection
 
 
@@ -27,6 +27,12 @@ def _reject(reason: str) -> Decision:
     return Decision(Action.REJECT, reason)
 
 
+def _no_action(finding_type: str, *, is_policy: bool) -> str:
+    if is_policy:
+        return f"policy finding {finding_type}: no action configured (ignored by default)"
+    return f"no action configured for {finding_type}"
+
+
 def decide(finding: Finding | Rejection, config: Config) -> Decision:
     """The whole policy: no I/O, no clock, no randomness; the same input always gives the same answer."""
     if isinstance(finding, Rejection):
@@ -42,11 +48,14 @@ def decide(finding: Finding | Rejection, config: Config) -> Decision:
     if finding.region not in config.regions_for(account):
         return out(Action.REJECT, f"region {finding.region} is not configured for account {account.name}")
     detail = finding.detail
-    if detail.category == "POLICY":
-        return out(Action.IGNORE, f"policy finding {detail.type} concerns a bucket, not an object (not acted on)")
-    if detail.type not in SENSITIVE_DATA_TYPES:
+    # A policy finding concerns a bucket (no s3Object): its actions are listed like any type's, and none is
+    # listed by default, so it is ignored unless accounts.yaml says otherwise (docs/architecture.md §18).
+    is_policy = detail.category == "POLICY"
+    if detail.type not in (POLICY_TYPES if is_policy else SENSITIVE_DATA_TYPES):
         return out(Action.IGNORE, f"unknown finding type {detail.type!r}")
-    if finding.s3_object is None:
+    if is_policy and finding.bucket is None:
+        return out(Action.REJECT, "policy finding without resourcesAffected.s3Bucket")
+    if not is_policy and finding.s3_object is None:
         return out(Action.REJECT, "sensitive-data finding without resourcesAffected.s3Object")
     policy = config.policy_for(account)
     if detail.sample:
@@ -60,7 +69,7 @@ def decide(finding: Finding | Rejection, config: Config) -> Decision:
         return out(Action.IGNORE, f"severity {severity} is below min_severity {policy.min_severity}")
     spec = policy.actions.get(detail.type)  # type: ignore[call-overload]
     if spec is None:
-        return out(Action.IGNORE, f"no action configured for {detail.type}")
+        return out(Action.IGNORE, _no_action(detail.type, is_policy=is_policy))
     if isinstance(spec, dict):
         if severity not in spec:
             return out(Action.IGNORE, f"{detail.type} at {severity}: severity not listed in the action map")

@@ -179,9 +179,14 @@ class S3Object(_Tolerant):
         return len(self.key.encode("utf-8"))
 
 
+class BucketPublicAccess(_Tolerant):
+    effectivePermission: ShortText | None = None  # PUBLIC | NOT_PUBLIC | UNKNOWN
+
+
 class S3Bucket(_Tolerant):
     name: Annotated[StrictStr, AfterValidator(_bucket_name)]
     arn: StrictStr | None = None
+    publicAccess: BucketPublicAccess | None = None  # policy findings: what Macie saw of the bucket's exposure
 
 
 class ResourcesAffected(_Tolerant):
@@ -225,6 +230,22 @@ class ClassificationDetails(_Tolerant):
     result: ClassificationResult | None = None
 
 
+class ApiCallDetails(_Tolerant):
+    api: ShortText | None = None
+    apiServiceName: ShortText | None = None
+    lastSeen: datetime | None = None
+
+
+class PolicyAction(_Tolerant):
+    apiCallDetails: ApiCallDetails | None = None
+
+
+class PolicyDetails(_Tolerant):
+    """What a policy finding says about the change that caused it (policy findings only)."""
+
+    action: PolicyAction | None = None
+
+
 class FindingDetail(_Tolerant):
     id: Annotated[StrictStr, _matching(FINDING_ID, "a finding id")]
     accountId: Annotated[StrictStr, _matching(ACCOUNT_ID, "an account id")]
@@ -238,9 +259,12 @@ class FindingDetail(_Tolerant):
     updatedAt: datetime | None = None
     archived: StrictBool = False
     sample: StrictBool = False
+    # Occurrences: always 1 for sensitive data; a policy finding keeps its id and counts up (§18).
+    count: Annotated[StrictInt, Field(ge=1, le=MAX_COUNT)] = 1
     category: Literal["CLASSIFICATION", "POLICY"]
     resourcesAffected: ResourcesAffected | None = None
     classificationDetails: ClassificationDetails | None = None
+    policyDetails: PolicyDetails | None = None
 
 
 class MacieEvent(_Tolerant):

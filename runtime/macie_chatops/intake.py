@@ -16,6 +16,7 @@ from typing import Final
 
 from aws_lambda_powertools import Logger
 
+from macie_chatops import policy_intake
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.errors import SlackConfigurationError, SlackError, SlackMessageNotFoundError, SlackRetryableError
@@ -100,6 +101,8 @@ def intake_complete(record: FindingRecord) -> bool:
         return False
     if record.state is State.DUPLICATE:
         return not _reply_due(record)
+    if policy_intake.update_due(record):  # a policy finding reported again: its message shows an older count
+        return False
     return not (
         record.state is State.APPROVED
         and record.action is Action.AUTO
@@ -128,6 +131,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
 
     logger.thread_safe_append_keys(finding_id=record_id, correlation_id=record_id)
     event_id, account_id, summary = _essentials(parsed, decision)
+    policy = policy_intake.summary_of(parsed, decision)
     created = deps.store.create_received(
         record_id,
         event_id=event_id,
@@ -140,8 +144,11 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         summary=summary,
         intake_owner=attempt,
         intake_until=deadline,
+        policy=policy,
     )
     record = created.record
+    if not created.applied and policy is not None:  # the same policy finding again, perhaps with a higher count
+        record = policy_intake.occurred_again(record, policy, deps)
     if created.applied:
         finding_type = parsed.type if isinstance(parsed, Finding) else "unparsed"
         deps.metrics.count("Findings", action=decision.action.value, finding_type=finding_type)
@@ -222,6 +229,8 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
         if action in _BUILDERS:
             if record.slack_ts is None:
                 posted = PostedMessage(record.channel, _post(record, action, deps), ACTOR)
+                if record.policy is not None:
+                    updates["policy_shown_count"] = record.policy.count
             updates["error"] = None  # a Slack error from an earlier attempt is resolved now
         if action is Action.AUTO:
             updates["approver"] = AUTO_APPROVER
@@ -249,9 +258,20 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
         record = result.record
     if record.state is State.DUPLICATE:
         return _reply_to_first(record, deps, attempt) if _reply_due(record) else record
-    if not intake_complete(record):
+    if _auto_job_due(record):
         record = _queue_auto_job(record, deps, attempt)
+    if policy_intake.update_due(record):
+        record = policy_intake.show_count(record, deps, attempt)
     return record
+
+
+def _auto_job_due(record: FindingRecord) -> bool:
+    return (
+        record.state is State.APPROVED
+        and record.action is Action.AUTO
+        and record.approver == AUTO_APPROVER
+        and record.job_queued_at is None
+    )
 
 
 def _reply_due(record: FindingRecord) -> bool:
@@ -333,10 +353,13 @@ def _reply_to_first(record: FindingRecord, deps: IntakeDependencies, attempt: st
 
 def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> str:
     """Post the finding's message; its ts (recorded by the caller, with the transition)."""
-    if record.summary is None or not record.channel:
-        # decide() only chooses review/auto/notify for a finding with an object and a team.
+    if record.policy is not None:
+        message = policy_intake.message_to_post(record, action, _TARGETS[action])
+    elif record.summary is None or not record.channel:
+        # decide() only chooses review/auto/notify for a finding with an object (or a bucket) and a team.
         raise ValueError(f"finding {record.finding_id}: {action} needs a summary and a channel")
-    message = _BUILDERS[action](record.summary, reason=record.reason)
+    else:
+        message = _BUILDERS[action](record.summary, reason=record.reason)
     try:
         ts = deps.slack.post(record.channel, message)
     except SlackError as exc:
@@ -380,7 +403,7 @@ def _slack_failed(record: FindingRecord, exc: SlackError, deps: IntakeDependenci
 
 def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
     job = RemediationJob(
-        kind="quarantine",
+        kind="quarantine" if record.policy is None else "block_public_access",
         finding_id=record.finding_id,
         requested_by=AUTO_APPROVER,
         requested_at=deps.clock(),

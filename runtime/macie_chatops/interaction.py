@@ -167,6 +167,8 @@ class ClickAction(StrEnum):
     REMEDIATE = names.ACTION_REMEDIATE
     DISMISS = names.ACTION_DISMISS
     RESTORE = names.ACTION_RESTORE
+    BLOCK_PUBLIC_ACCESS = names.ACTION_BLOCK_PUBLIC_ACCESS  # a policy finding's fix (§18)
+    UNDO_BLOCK_PUBLIC_ACCESS = names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS
 
 
 @dataclass(frozen=True)
@@ -384,13 +386,19 @@ class _Rule:
     verb: str
     expected: State
     target: State
-    job: Literal["quarantine", "restore"] | None
+    job: Literal["quarantine", "restore", "block_public_access", "undo_block_public_access"] | None
 
 
 RULES: Final[Mapping[ClickAction, _Rule]] = {
     ClickAction.REMEDIATE: _Rule("remediate", State.PENDING_APPROVAL, State.APPROVED, "quarantine"),
     ClickAction.DISMISS: _Rule("dismiss", State.PENDING_APPROVAL, State.DISMISSED, None),
     ClickAction.RESTORE: _Rule("restore", State.QUARANTINED, State.RESTORE_REQUESTED, "restore"),
+    ClickAction.BLOCK_PUBLIC_ACCESS: _Rule(
+        "block_public_access", State.PENDING_APPROVAL, State.APPROVED, "block_public_access"
+    ),
+    ClickAction.UNDO_BLOCK_PUBLIC_ACCESS: _Rule(
+        "undo_block_public_access", State.PUBLIC_ACCESS_BLOCKED, State.UNDO_REQUESTED, "undo_block_public_access"
+    ),
 }
 SEND_ATTEMPTS: Final = 2  # each attempt already carries botocore's own retries
 
@@ -448,6 +456,12 @@ def what_happened(record: FindingRecord, *, first: FindingRecord | None = None) 
         return f"A restore of this finding was already requested by {who} on {when}."
     if state is State.RESTORED:
         return f"This finding's object was already restored (requested by {who}, done on {when})."
+    if state is State.PUBLIC_ACCESS_BLOCKED:
+        return f"This bucket's public access was already blocked on {when} (approved by {_mention(record.approver)})."
+    if state is State.UNDO_REQUESTED:
+        return f"An Undo of this finding's block was already requested by {who} on {when}."
+    if state is State.UNDONE:
+        return f"This finding's block was already undone (requested by {who}, done on {when})."
     if state is State.PENDING_APPROVAL:
         return "This finding is awaiting approval: there is nothing to restore."
     return f"This finding is not awaiting approval (it is {state.value.lower().replace('_', ' ')})."
@@ -455,6 +469,12 @@ def what_happened(record: FindingRecord, *, first: FindingRecord | None = None) 
 
 def _message_for(rule: _Rule, record: FindingRecord, user_id: str, at: datetime) -> dict[str, Any]:
     """The replacement for the clicked message in the finding's new state (no buttons)."""
+    if record.policy is not None:  # a policy finding's message is rendered from its record (§18)
+        from macie_chatops.policy_messages import policy_message
+
+        message = policy_message(record)
+        if message is not None:
+            return replacement(message.to_dict())
     summary = record.summary
     if summary is not None:
         try:

@@ -22,7 +22,9 @@ AUTO_APPROVER = "auto"
 class RemediationJob(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["quarantine", "restore"]
+    # block_public_access / undo_block_public_access: a policy finding's fix and its Undo (§18). A quarantine job
+    # (the sweeper's, `retry`'s) for an approved policy finding carries out that finding's fix: the record says.
+    kind: Literal["quarantine", "restore", "block_public_access", "undo_block_public_access"]
     finding_id: str = Field(min_length=1, max_length=128)
     requested_by: str = Field(min_length=1, max_length=64)  # Slack user id, or "auto"
     requested_at: datetime

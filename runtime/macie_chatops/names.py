@@ -70,6 +70,9 @@ SLACK_SECRET_SIGNING_SECRET: Final = "signing_secret"
 ACTION_REMEDIATE: Final = "macie_chatops.remediate"
 ACTION_DISMISS: Final = "macie_chatops.dismiss"
 ACTION_RESTORE: Final = "macie_chatops.restore"
+# A policy finding's fix and its Undo (docs/architecture.md §18).
+ACTION_BLOCK_PUBLIC_ACCESS: Final = "macie_chatops.block_public_access"
+ACTION_UNDO_BLOCK_PUBLIC_ACCESS: Final = "macie_chatops.undo_block_public_access"
 
 # State table layout (the CDK table, the sandbox table and the store adapter all use these).
 STATE_TABLE_KEY: Final = "finding_id"  # partition key (S); one item per finding

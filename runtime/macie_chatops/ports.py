@@ -35,6 +35,8 @@ class SlackPoster(Protocol):
 
     def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str: ...
 
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...  # a policy finding's new count
+
 
 class SlackUpdater(Protocol):
     """Replace a posted message (raises SlackError)."""

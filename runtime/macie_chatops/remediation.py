@@ -91,6 +91,9 @@ class JobResult(StrEnum):
     RESTORED = "restored"
     RESTORE_REFUSED = "restore_refused"
     DUPLICATE = "duplicate"  # another finding holds the object version's claim: not moved (again)
+    PUBLIC_ACCESS_BLOCKED = "public_access_blocked"  # a policy finding's fix (public_access.py)
+    UNDONE = "undone"  # its Undo: the configuration before the fix is back
+    UNDO_REFUSED = "undo_refused"  # the bucket changed since the fix, or the Undo could not run: still blocked
     ALREADY_DONE = "already_done"  # outcome recorded earlier; only the Slack message was (re)updated
     STALE = "stale"  # the record is not in a state this job may act on
     UNKNOWN = "unknown"  # no record, or an unreadable job
@@ -127,9 +130,27 @@ def handle_job(body: str, deps: RemediationDependencies) -> JobResult:
         logger.error("remediation job for a finding with no record: acknowledged")
         deps.metrics.count("Jobs", kind=job.kind, result=JobResult.UNKNOWN.value)
         return JobResult.UNKNOWN
-    result = _quarantine(job, record, deps) if job.kind == "quarantine" else _restore(job, record, deps)
+    result = _run(job, record, deps)
     deps.metrics.count("Jobs", kind=job.kind, result=result.value)
     return result
+
+
+def _run(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
+    """The job's step for this record: the record says whether the approved fix is a move or a policy finding's
+    public access block (so the sweeper's and `retry`'s quarantine jobs carry out either)."""
+    if record.policy is not None:
+        from macie_chatops import public_access
+
+        if job.kind in ("quarantine", "block_public_access"):
+            return public_access.block(job, record, deps)
+        if job.kind == "undo_block_public_access":
+            return public_access.undo(job, record, deps)
+    elif job.kind == "quarantine":
+        return _quarantine(job, record, deps)
+    elif job.kind == "restore":
+        return _restore(job, record, deps)
+    logger.warning("job kind does not apply to this finding: acknowledged", extra={"state": record.state})
+    return JobResult.STALE
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -420,6 +441,10 @@ def message_for(record: FindingRecord) -> SlackMessage | None:
         build_restored_message,
     )
 
+    if record.policy is not None:
+        from macie_chatops.policy_messages import policy_message
+
+        return policy_message(record)
     summary = record.summary
     if summary is None:
         return None

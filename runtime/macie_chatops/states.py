@@ -22,6 +22,11 @@ class State(StrEnum):
     # Another finding holds the claim of the same object version (store.claim_object): recorded, pointing at
     # that first finding (``duplicate_of``), never posted for review nor moved (docs/architecture.md §5).
     DUPLICATE = "DUPLICATE"
+    # A policy finding's fix (docs/architecture.md §18): the bucket's public access block put, the configuration
+    # before it recorded; an Undo puts that configuration back exactly.
+    PUBLIC_ACCESS_BLOCKED = "PUBLIC_ACCESS_BLOCKED"
+    UNDO_REQUESTED = "UNDO_REQUESTED"
+    UNDONE = "UNDONE"
 
 
 TRANSITIONS: Final[dict[State, frozenset[State]]] = {
@@ -35,15 +40,36 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     # -> DUPLICATE: the remediator found the object version claimed by another finding (a record from before
     # claims existed, approved alongside that one) and refused to move it a second time.
     State.APPROVED: frozenset(
-        {State.QUARANTINED, State.BLOCKED, State.FAILED, State.PENDING_APPROVAL, State.DUPLICATE}
+        {
+            State.QUARANTINED,
+            State.BLOCKED,
+            State.FAILED,
+            State.PENDING_APPROVAL,
+            State.DUPLICATE,
+            State.PUBLIC_ACCESS_BLOCKED,
+        }
     ),
-    State.FAILED: frozenset({State.APPROVED, State.QUARANTINED, State.BLOCKED, State.DUPLICATE}),
+    State.FAILED: frozenset(
+        {State.APPROVED, State.QUARANTINED, State.BLOCKED, State.DUPLICATE, State.PUBLIC_ACCESS_BLOCKED}
+    ),
     State.QUARANTINED: frozenset({State.RESTORE_REQUESTED}),
     State.RESTORE_REQUESTED: frozenset({State.RESTORED, State.QUARANTINED}),
+    # An Undo that could not be done (the configuration changed since the fix) leaves the block in place.
+    State.PUBLIC_ACCESS_BLOCKED: frozenset({State.UNDO_REQUESTED}),
+    State.UNDO_REQUESTED: frozenset({State.UNDONE, State.PUBLIC_ACCESS_BLOCKED}),
 }
 
 FINAL_STATES: Final = frozenset(
-    {State.IGNORED, State.REJECTED, State.NOTIFIED, State.DISMISSED, State.BLOCKED, State.RESTORED, State.DUPLICATE}
+    {
+        State.IGNORED,
+        State.REJECTED,
+        State.NOTIFIED,
+        State.DISMISSED,
+        State.BLOCKED,
+        State.RESTORED,
+        State.DUPLICATE,
+        State.UNDONE,
+    }
 )
 
 

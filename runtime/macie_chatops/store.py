@@ -37,6 +37,7 @@ from macie_chatops.names import (
     STATE_TABLE_KEY,
     STATE_TABLE_TTL_ATTRIBUTE,
 )
+from macie_chatops.policy_summary import PolicySummary
 from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import FINAL_STATES, State, can_transition
 from macie_chatops.summary import OBJECT_CLAIM_PREFIX, FindingSummary, ObjectVersion
@@ -110,6 +111,8 @@ class RecordUpdates(TypedDict, total=False):
         dict[str, str] | None
     )  # DUPLICATE: the first finding's message (channel, ts) a thread reply is due on
     duplicate_reply_ts: str  # DUPLICATE: the ts of that reply, once posted (never a second one)
+    policy_shown_count: int  # a policy finding: the occurrence count its Slack message shows (§18)
+    public_access: dict[str, str]  # a policy finding's fix: the bucket's configuration before it, and after (§18)
 
 
 _UPDATABLE: Final = frozenset(RecordUpdates.__annotations__)
@@ -162,6 +165,9 @@ class FindingRecord:
     intake_until: str | None = None
     expires_at: int | None = None
     audit: tuple[AuditEntry, ...] = ()
+    policy: PolicySummary | None = None  # a policy finding's summary (``summary`` is an object finding's)
+    policy_shown_count: int | None = None  # the count the policy finding's message shows
+    public_access: Mapping[str, str] | None = None  # the fix: the configuration before it (``previous``), …
 
     @property
     def last_audit(self) -> AuditEntry | None:
@@ -224,6 +230,11 @@ class FindingRecord:
             intake_owner=text("intake_owner"),
             intake_until=text("intake_until"),
             expires_at=int(expires_at) if expires_at is not None else None,
+            policy=PolicySummary.from_dict(policy) if isinstance(policy := data.get("policy"), dict) else None,
+            policy_shown_count=int(shown) if (shown := data.get("policy_shown_count")) is not None else None,
+            public_access={str(k): str(v) for k, v in fix.items()}
+            if isinstance(fix := data.get("public_access"), dict)
+            else None,
             audit=tuple(
                 AuditEntry(
                     at=str(e["at"]),
@@ -498,6 +509,7 @@ class FindingStore:
         summary: FindingSummary | None = None,
         intake_owner: str | None = None,
         intake_until: datetime | None = None,
+        policy: PolicySummary | None = None,
     ) -> WriteResult:
         """The first write for a finding id; a duplicate delivery finds the existing record instead."""
         now = _iso(self._clock())
@@ -520,6 +532,8 @@ class FindingStore:
         }
         if summary is not None:
             item["summary"] = summary.to_dict()
+        if policy is not None:
+            item["policy"] = policy.to_dict()
         if intake_owner is not None and intake_until is not None:
             item["intake_owner"] = intake_owner
             item["intake_until"] = _iso(intake_until)
@@ -596,6 +610,22 @@ class FindingStore:
             return expression
 
         return self._combined(finding_id, build, slack_message=slack_message, release_intake_of=release_intake_of)
+
+    def record_occurrence(self, finding_id: str, *, count: int, updated_at: str, actor: str) -> WriteResult:
+        """A policy finding reported again (same id, ``count`` higher than recorded): the new count and time, with
+        an audit entry, in any state. Refused (``applied`` False) unless ``count`` is higher than the record's,
+        so counts only grow whatever order the deliveries arrive in (docs/architecture.md §18)."""
+        now = _iso(self._clock())
+        expression = _Expression()
+        policy, count_name = expression.name("policy"), expression.name("count")
+        expression.conditions.append(f"{policy}.{count_name} < {expression.value(count)}")
+        expression.conditions.append(f"size({expression.name('audit')}) < {expression.value(MAX_AUDIT_ENTRIES)}")
+        expression.sets.append(f"{policy}.{count_name} = {expression.value(count)}")
+        expression.sets.append(f"{policy}.{expression.name('updated_at')} = {expression.value(updated_at)}")
+        expression.set("updated_at", now)
+        detail = f"Macie reported it again: count {count}" + (f", updated {updated_at}" if updated_at else "")
+        expression.audit(AuditEntry(at=now, actor=actor, event="occurred_again", outcome="recorded", detail=detail))
+        return self._update(finding_id, expression)
 
     def set_slack_message(self, finding_id: str, *, channel: str, ts: str, actor: str) -> WriteResult:
         """Remember the message showing this finding; the first ts wins and is never overwritten."""

@@ -287,6 +287,8 @@ def _provision_member_account(config: Config, accounts: Accounts, account_id: st
                         "s3:DeleteObjectVersion",
                         "s3:DeleteObject",
                         "s3:ListBucketVersions",
+                        "s3:GetBucketPublicAccessBlock",
+                        "s3:PutBucketPublicAccessBlock",
                         "kms:Decrypt",
                         "kms:GenerateDataKey",
                     ],

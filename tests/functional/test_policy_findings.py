@@ -1,0 +1,387 @@
+"""Policy findings end to end (docs/architecture.md §18): the real finding, interaction and remediator handlers
+against moto (the member account's bucket and role, the state table, the queue) and the Slack stand-in.
+
+One record and one message per finding whatever its count; the fix (the bucket's public access block) and its
+Undo through the member role, checked against the bucket's configuration in S3.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from macie_chatops import names
+from macie_chatops.config import Config, load_config
+from macie_chatops.handlers import intake as intake_handler
+from macie_chatops.handlers import interaction as interaction_handler
+from macie_chatops.handlers import remediation as remediation_handler
+from macie_chatops.jobs import RemediationJob
+from macie_chatops.public_access import SETTINGS
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore
+from macie_chatops_sandbox.slack_clicks import signed_click_event
+from macie_chatops_sandbox.slack_standin import SlackStandIn
+from macie_chatops_sandbox.testkit.world import (
+    SIGNING_SECRET,
+    LambdaContext,
+    SqsDelivery,
+    aws_client,
+    create_remediation_queue,
+    drain_jobs,
+    invoke_batch,
+    provision_handler,
+)
+from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
+from tests.functional.move_world import MEMBER_A, MoveWorld, build_move_world
+
+TABLE = "policy-findings-test"
+PAYMENTS = "C0PAYMENTS"
+BUCKET = "payments-prod-exports"
+PUBLIC = "policy-bucket-public"  # Policy:IAMUser/S3BucketPublic, count 1
+BPA_DISABLED = "policy-block-public-access-disabled"  # Policy:IAMUser/S3BlockPublicAccessDisabled, count 1
+ALL_ON = dict.fromkeys(SETTINGS, True)
+
+
+class IntakeDelivery(SqsDelivery):
+    queue_name = names.INTAKE_QUEUE_NAME
+    sender_id = "AIDAEVENTBRIDGE"
+
+
+class JobDelivery(SqsDelivery):
+    queue_name = names.REMEDIATION_QUEUE_NAME
+    sender_id = "AROAREMEDIATOR"
+
+
+def event(name: str, *, count: int = 1, updated_at: str | None = None) -> dict[str, Any]:
+    """A fixture event as Macie publishes a later occurrence: the same finding id, its count and time moved."""
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    changed = copy.deepcopy(loaded)
+    changed["detail"]["count"] = count
+    if updated_at is not None:
+        changed["detail"]["updatedAt"] = updated_at
+    return changed
+
+
+def policy_config(actions: dict[str, str]) -> Config:
+    """accounts.yaml with these policy-finding actions added to the organisation's policy."""
+    base = load_config(ROOT / "accounts.yaml")
+    text = (ROOT / "accounts.yaml").read_text(encoding="utf-8")
+    listed = "".join(f"    {finding_type}: {action}\n" for finding_type, action in actions.items())
+    anchor = "    SensitiveData:S3Object/CustomIdentifier: review\n"
+    assert anchor in text
+    from macie_chatops.config import parse_config
+
+    config = parse_config(text.replace(anchor, anchor + listed))
+    assert config.slack == base.slack
+    return config
+
+
+@dataclass
+class World:
+    store: FindingStore
+    slack: SlackStandIn
+    sqs: Any
+    queue_url: str
+    moves: MoveWorld
+
+    def deliver(self, body: dict[str, Any]) -> None:
+        context = LambdaContext(names.FINDING_FUNCTION_NAME, memory_limit_in_mb=256, timeout_s=60.0)
+        failed = invoke_batch(intake_handler.lambda_handler, (IntakeDelivery(json.dumps(body)),), context)
+        assert failed == []
+
+    def click(self, action_id: str, finding_id: str, user_id: str = "U0ALICE") -> dict[str, Any]:
+        record = self.record(finding_id)
+        assert record.slack_ts is not None
+        click = signed_click_event(
+            SIGNING_SECRET,
+            action_id=action_id,
+            finding_id=finding_id,
+            user_id=user_id,
+            team_id="T0EXAMPLE",
+            channel_id=PAYMENTS,
+            response_url=self.slack.response_url(PAYMENTS, record.slack_ts),
+        )
+        context = LambdaContext(names.INTERACTION_FUNCTION_NAME, memory_limit_in_mb=512, timeout_s=10.0)
+        answer: dict[str, Any] = interaction_handler.lambda_handler(click, context)
+        return answer
+
+    def run_jobs(self) -> list[RemediationJob]:
+        """Every queued job, through the real remediator (none may fail)."""
+        jobs = drain_jobs(self.sqs, self.queue_url)
+        context = LambdaContext(names.REMEDIATOR_FUNCTION_NAME, memory_limit_in_mb=1024, timeout_s=900.0)
+        deliveries = tuple(JobDelivery(job.to_message()) for job in jobs)
+        assert invoke_batch(remediation_handler.lambda_handler, deliveries, context) == []
+        return jobs
+
+    def record(self, finding_id: str) -> FindingRecord:
+        record = self.store.get(finding_id)
+        assert record is not None, finding_id
+        return record
+
+    def posts(self) -> list[Any]:
+        return self.slack.messages(PAYMENTS)
+
+    def message_text(self, finding_id: str) -> str:
+        record = self.record(finding_id)
+        assert record.slack_ts is not None
+        return json.dumps(self.slack.message(PAYMENTS, record.slack_ts).blocks, ensure_ascii=False)
+
+    def buttons(self, finding_id: str) -> list[str]:
+        record = self.record(finding_id)
+        assert record.slack_ts is not None
+        blocks = self.slack.message(PAYMENTS, record.slack_ts).blocks
+        return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+    # -- the bucket, as the member account sees it -------------------------------------------------
+
+    def configure(self, settings: dict[str, bool] | None) -> None:
+        s3 = self.moves.s3(MEMBER_A)
+        if settings is not None:
+            s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=settings)
+
+    def configuration(self) -> dict[str, bool] | None:
+        s3 = self.moves.s3(MEMBER_A)
+        try:
+            return dict(s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"])
+        except s3.exceptions.ClientError as exc:
+            assert exc.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
+            return None
+
+
+def _world(
+    aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Config
+) -> World:
+    queue_url = create_remediation_queue(aws.region)
+    resources = provision_handler(
+        config=config,
+        config_dir=tmp_path,
+        table=TABLE,
+        slack=slack,
+        setenv=monkeypatch.setenv,
+        queue_url=queue_url,
+        region=aws.region,
+    )
+    moves = build_move_world(aws)
+    moves.bucket(MEMBER_A, BUCKET)
+    return World(resources.store, slack, aws_client("sqs", aws.region), queue_url, moves)
+
+
+def _clear_caches() -> None:
+    for handler in (intake_handler, interaction_handler, remediation_handler):
+        handler.clear_caches()
+
+
+@pytest.fixture
+def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    config = policy_config(
+        {
+            "Policy:IAMUser/S3BucketPublic": "review",
+            "Policy:IAMUser/S3BlockPublicAccessDisabled": "auto",
+        }
+    )
+    built = _world(aws, slack, tmp_path, monkeypatch, config)
+    _clear_caches()
+    try:
+        yield built
+    finally:
+        _clear_caches()
+
+
+def finding_id_of(name: str) -> str:
+    return str(event(name)["detail"]["id"])
+
+
+# -- one record, one message --------------------------------------------------------------------------------
+
+
+def test_a_policy_finding_reported_again_updates_its_one_record_and_its_one_message(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    # GIVEN a public-bucket finding (policy: review), posted for approval
+    world.deliver(event(PUBLIC, count=1))
+    record = world.record(finding_id)
+    assert record.state is State.PENDING_APPROVAL
+    assert record.policy is not None and record.policy.count == 1 and record.policy_shown_count == 1
+    assert world.buttons(finding_id) == [names.ACTION_BLOCK_PUBLIC_ACCESS, names.ACTION_DISMISS]
+    assert "1 time" in world.message_text(finding_id)
+    # WHEN Macie reports it again under the same id, count 3
+    world.deliver(event(PUBLIC, count=3, updated_at="2026-11-20T16:15:04.250Z"))
+    # THEN one record, still awaiting approval, with the new count and time
+    record = world.record(finding_id)
+    assert record.state is State.PENDING_APPROVAL
+    assert record.policy is not None and record.policy.count == 3
+    assert record.policy.updated_at == "2026-11-20T16:15:04.250000Z"
+    assert record.policy_shown_count == 3
+    # AND one message, updated in place: it shows the count, and its buttons still work
+    (message,) = world.posts()
+    assert message.ts == record.slack_ts
+    text = world.message_text(finding_id)
+    assert "3 times" in text and "1 time" not in text
+    assert world.buttons(finding_id) == [names.ACTION_BLOCK_PUBLIC_ACCESS, names.ACTION_DISMISS]
+    assert [e.event for e in record.audit] == ["received", "slack_posted", "decided", "occurred_again", "slack_updated"]
+
+
+def test_an_older_or_repeated_occurrence_changes_nothing(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    # GIVEN the finding recorded at count 3
+    world.deliver(event(PUBLIC, count=1))
+    world.deliver(event(PUBLIC, count=3))
+    before = world.record(finding_id)
+    updates = world.slack.request_count("chat.update")
+    # WHEN the count-2 occurrence arrives late, and the count-3 one is delivered again
+    world.deliver(event(PUBLIC, count=2))
+    world.deliver(event(PUBLIC, count=3))
+    # THEN the count never goes down, the record is unchanged and the message is not touched
+    after = world.record(finding_id)
+    assert after.policy is not None and after.policy.count == 3
+    assert after.audit == before.audit
+    assert world.slack.request_count("chat.update") == updates
+    assert len(world.posts()) == 1
+
+
+def test_a_failed_message_update_is_retried_by_the_redelivery(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    world.deliver(event(PUBLIC, count=1))
+    # GIVEN Slack failing the next chat.update
+    world.slack.fail_next("chat.update", error="internal_error")
+    # WHEN the count-2 occurrence arrives: the count is recorded, the update fails, the message returns to the queue
+    context = LambdaContext(names.FINDING_FUNCTION_NAME, memory_limit_in_mb=256, timeout_s=60.0)
+    body = IntakeDelivery(json.dumps(event(PUBLIC, count=2)))
+    assert invoke_batch(intake_handler.lambda_handler, (body,), context) == [body.message_id]
+    record = world.record(finding_id)
+    assert record.policy is not None and record.policy.count == 2 and record.policy_shown_count == 1
+    # THEN the redelivery updates the message once, and records it
+    world.deliver(event(PUBLIC, count=2))
+    record = world.record(finding_id)
+    assert record.policy_shown_count == 2
+    assert "2 times" in world.message_text(finding_id)
+    assert [e.event for e in record.audit][-3:] == ["occurred_again", "slack_update_failed", "slack_updated"]
+
+
+def test_policy_findings_are_ignored_unless_configured(
+    aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN accounts.yaml as shipped: no action listed for policy findings
+    built = _world(aws, slack, tmp_path, monkeypatch, load_config(ROOT / "accounts.yaml"))
+    _clear_caches()
+    try:
+        # WHEN a public-bucket finding arrives, and again with count 2
+        built.deliver(event(PUBLIC, count=1))
+        built.deliver(event(PUBLIC, count=2))
+    finally:
+        _clear_caches()
+    # THEN it is IGNORED with the reason, its count kept, nothing posted, nothing queued
+    record = built.record(finding_id_of(PUBLIC))
+    assert record.state is State.IGNORED
+    assert "no action configured (ignored by default)" in record.reason
+    assert record.policy is not None and record.policy.count == 2
+    assert built.posts() == [] and drain_jobs(built.sqs, built.queue_url) == []
+
+
+# -- the fix and its Undo -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        None,  # no public access block at all
+        {"BlockPublicAcls": True, "IgnorePublicAcls": False, "BlockPublicPolicy": True, "RestrictPublicBuckets": False},
+        dict.fromkeys(SETTINGS, False),
+    ],
+    ids=["none", "partial", "all-off"],
+)
+def test_block_then_undo_leaves_the_configuration_exactly_as_it_was(
+    world: World, before: dict[str, bool] | None
+) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    # GIVEN a public bucket with this configuration, and its finding awaiting approval
+    world.configure(before)
+    world.deliver(event(PUBLIC))
+    # WHEN an approver clicks Block public access and the remediator runs the job
+    answer = world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    assert answer["statusCode"] == 200
+    (job,) = world.run_jobs()
+    assert (job.kind, job.requested_by) == ("block_public_access", "U0ALICE")
+    # THEN all four settings are on, the configuration before is on the record, the message offers Undo
+    assert world.configuration() == ALL_ON
+    record = world.record(finding_id)
+    assert record.state is State.PUBLIC_ACCESS_BLOCKED
+    assert record.public_access is not None
+    assert record.public_access["previous"] == ("none" if before is None else json.dumps(before))
+    assert world.buttons(finding_id) == [names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS]
+    # WHEN an approver clicks Undo and the remediator runs it
+    world.click(names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS, finding_id, user_id="U0BOB")
+    (undo,) = world.run_jobs()
+    assert (undo.kind, undo.requested_by) == ("undo_block_public_access", "U0BOB")
+    # THEN the bucket's configuration is exactly what it was (none stays none)
+    assert world.configuration() == before
+    record = world.record(finding_id)
+    assert record.state is State.UNDONE and record.error is None
+    assert world.buttons(finding_id) == []
+    assert "Block undone" in world.message_text(finding_id)
+
+
+def test_undo_refuses_to_overwrite_a_configuration_changed_since_the_fix(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    world.deliver(event(PUBLIC))
+    world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    world.run_jobs()
+    # GIVEN someone changed the bucket's block after the fix
+    changed = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True,
+    }
+    world.configure(changed)
+    # WHEN Undo is clicked and run
+    world.click(names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS, finding_id)
+    world.run_jobs()
+    # THEN their configuration is kept, the finding is still blocked, and the message says why Undo was not done
+    assert world.configuration() == changed
+    record = world.record(finding_id)
+    assert record.state is State.PUBLIC_ACCESS_BLOCKED
+    assert record.error is not None and "changed since the fix" in record.error
+    assert "changed since the fix" in world.message_text(finding_id)
+
+
+def test_an_auto_policy_finding_is_blocked_without_a_click(world: World) -> None:
+    finding_id = finding_id_of(BPA_DISABLED)
+    world.configure(dict.fromkeys(SETTINGS, False))
+    # WHEN a block-public-access-disabled finding arrives (policy: auto)
+    world.deliver(event(BPA_DISABLED))
+    (job,) = world.run_jobs()
+    # THEN it is blocked by the policy, and the one message says so, with Undo
+    assert (job.kind, job.requested_by) == ("block_public_access", "auto")
+    assert world.configuration() == ALL_ON
+    record = world.record(finding_id)
+    assert record.state is State.PUBLIC_ACCESS_BLOCKED and record.approver == "auto"
+    assert len(world.posts()) == 1
+    assert world.buttons(finding_id) == [names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS]
+
+
+def test_a_redelivered_block_job_keeps_the_configuration_recorded_first(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    partial = {
+        "BlockPublicAcls": False,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": False,
+    }
+    world.configure(partial)
+    world.deliver(event(PUBLIC))
+    world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    (job,) = drain_jobs(world.sqs, world.queue_url)
+    # GIVEN the job ran once (the bucket is blocked) and is delivered again
+    context = LambdaContext(names.REMEDIATOR_FUNCTION_NAME, memory_limit_in_mb=1024, timeout_s=900.0)
+    for _ in range(2):
+        assert invoke_batch(remediation_handler.lambda_handler, (JobDelivery(job.to_message()),), context) == []
+    # THEN the configuration before the fix is still the one first recorded (not the blocked one)
+    record = world.record(finding_id)
+    assert record.public_access is not None and record.public_access["previous"] == json.dumps(partial)
+    assert [e.event for e in record.audit].count("public_access_recorded") == 1
