@@ -36,7 +36,8 @@ _CLICK_TOKEN: Final = re.compile(r",? *(click|form) [0-9a-f]{16}$")
 
 def macie_product_arn(region: str) -> str:
     """The ProductArn of Macie's findings in Security Hub (the product is regional, owned by no account)."""
-    return f"arn:aws:securityhub:{region}::product/aws/macie"
+    partition = "aws-us-gov" if region.startswith("us-gov-") else "aws"  # the config's regions: aws or GovCloud
+    return f"arn:{partition}:securityhub:{region}::product/aws/macie"
 
 
 class Workflow(StrEnum):
@@ -89,9 +90,10 @@ def _quarantine_location(record: FindingRecord) -> str:
     return f"{location} (version {version})" if version else location
 
 
-def _entry(record: FindingRecord) -> tuple[str, str, str]:
-    """Who moved the finding into its state, when, and the audit detail they gave."""
-    entry = record.entry_into_state
+def _entry(record: FindingRecord, state: State | None = None) -> tuple[str, str, str]:
+    """Who last moved the finding into ``state`` (default: its current state), when, and the detail they gave."""
+    wanted = (state or record.state).value
+    entry = next((e for e in reversed(record.audit) if e.outcome == wanted), None)
     return (entry.actor, entry.at, entry.detail) if entry is not None else ("?", record.updated_at, "")
 
 
@@ -107,7 +109,7 @@ def _note(record: FindingRecord) -> tuple[Workflow, str] | None:
         actor, at, detail = _entry(record)
         reason = record.outcome_detail or _CLICK_TOKEN.sub("", detail)  # the dismissal form's reason is in it
         said = f": {reason}" if reason else ""
-        return Workflow.SUPPRESSED, f"Dismissed in Slack by user {actor} of team {team} at {at}, no quarantine{said}."
+        return Workflow.SUPPRESSED, f"Dismissed by {actor} (team {team}) at {at}, no quarantine{said}."
     if state is State.NOTIFIED:
         return Workflow.NOTIFIED, f"Team {team} was told in Slack (policy: notify); macie-chatops takes no action."
     if state is State.PENDING_APPROVAL:
@@ -122,10 +124,11 @@ def _note(record: FindingRecord) -> tuple[Workflow, str] | None:
             f"{record.error or record.outcome_detail or '?'}."
         )
     if state is State.RESTORED:
-        actor, at, _ = _entry(record)
+        _, at, _ = _entry(record)
+        requester, _, _ = _entry(record, State.RESTORE_REQUESTED)
         return Workflow.NOTIFIED, (
-            f"Restored from quarantine by macie-chatops at {at} (requested by {actor}): the object is back where "
-            "Macie found it, so the finding is open again."
+            f"Restored from quarantine by macie-chatops at {at} (requested by {requester}): the object is back "
+            "where Macie found it, so the finding is open again."
         )
     return None
 

@@ -122,7 +122,7 @@ OUTCOMES = [
         (State.PENDING_APPROVAL, State.DISMISSED),
         None,
         "SUPPRESSED",
-        ("Dismissed in Slack by user U0ALICE of team payments", "no quarantine"),
+        ("Dismissed by U0ALICE (team payments)", "no quarantine"),
         id="dismissed-suppressed",
     ),
     pytest.param((State.NOTIFIED,), None, "NOTIFIED", ("told in Slack (policy: notify)",), id="notified"),

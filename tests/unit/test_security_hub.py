@@ -76,7 +76,7 @@ def test_a_dismissal_says_who_and_why_without_the_click_token() -> None:
     update = update_for(record(State.DISMISSED, audit=(entry,)))
     assert update is not None and update.status is Workflow.SUPPRESSED
     assert update.note == (
-        "Dismissed in Slack by user U0CAROL of team payments at 2026-01-02T03:04:05.000000Z, no quarantine: "
+        "Dismissed by U0CAROL (team payments) at 2026-01-02T03:04:05.000000Z, no quarantine: "
         "reason: synthetic panel data; exemption x."
     )
 
@@ -119,8 +119,17 @@ def test_the_note_fits_security_hub_and_stays_on_one_line() -> None:
     assert update is not None and len(update.note) == NOTE_LIMIT and "\n" not in update.note
 
 
-def test_the_product_arn_has_no_account() -> None:
+def test_the_product_arn_has_no_account_and_the_regions_partition() -> None:
     assert macie_product_arn("us-east-1") == "arn:aws:securityhub:us-east-1::product/aws/macie"
+    assert macie_product_arn("us-gov-west-1") == "arn:aws-us-gov:securityhub:us-gov-west-1::product/aws/macie"
+
+
+def test_a_restore_names_who_asked_for_it() -> None:
+    asked = AuditEntry(at="2026-01-03T00:00:00.000000Z", actor="U0BOB", event="click", outcome="RESTORE_REQUESTED")
+    done = AuditEntry(at="2026-01-03T00:01:00.000000Z", actor="remediator", event="restored", outcome="RESTORED")
+    update = update_for(record(State.RESTORED, audit=(asked, done)))
+    assert update is not None and update.status is Workflow.NOTIFIED
+    assert "at 2026-01-03T00:01:00.000000Z (requested by U0BOB)" in update.note
 
 
 def _image(state: str, key: str = "f1") -> dict[str, Any]:
