@@ -145,6 +145,13 @@ def _get_findings(self: Any) -> str:
     return json.dumps({"Findings": found[:limit]})
 
 
+def _asff_type(macie_type: str) -> str:
+    """The ASFF finding type namespace of a Macie finding type (sensitive data, or a bucket's policy)."""
+    if macie_type.startswith("Policy:"):
+        return f"Software and Configuration Checks/AWS Security Best Practices/{macie_type}"
+    return f"Sensitive Data Identifications/{macie_type}"
+
+
 def macie_asff(event: dict[str, Any]) -> dict[str, Any]:
     """The finding Macie publishes to Security Hub for this Macie event (ASFF; the fields the sandbox reads)."""
     detail = event["detail"]
@@ -166,7 +173,7 @@ def macie_asff(event: dict[str, Any]) -> dict[str, Any]:
         "Region": region,
         "GeneratorId": "aws/macie",
         "AwsAccountId": detail["accountId"],
-        "Types": [f"Sensitive Data Identifications/{detail['type']}"],
+        "Types": [_asff_type(str(detail["type"]))],
         "CreatedAt": detail["createdAt"],
         "UpdatedAt": detail.get("updatedAt") or detail["createdAt"],
         "Severity": {"Label": str(detail["severity"]["description"]).upper()},
