@@ -2,23 +2,20 @@
 (stacksets/forwarding.py) on the administrator account's default bus and, when the administrator is not the
 security account, the reconciler's read-only Macie role (§13). IAM is global and each region is a stack instance,
 so the forwarding role is named per region and lives here: no instance waits for another's, nor for the member
-roles StackSet. The reader role is one role, created by the instance of the first region only (a condition)."""
+roles StackSet. The reader role is one role, created by one instance only (stacksets/macie_reader.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnCondition, Fn, Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from macie_chatops import names
 from macie_chatops.config import Config
 from stacksets.forwarding import forward_to_central_bus, forwarding_role
-from stacksets.nag import acknowledge
-from stacksets.targets import administrator_instance_groups
-
-MACIE_READ_ACTIONS = ("macie2:ListFindings", "macie2:GetFindings")
+from stacksets.macie_reader import administrator_reader_condition, macie_reader_role, reader_placement
 
 
 class AdministratorForwardingStack(Stack):
@@ -48,37 +45,7 @@ class AdministratorForwardingStack(Stack):
         self.dead_letter_alarm = forwarding.dead_letter_alarm
         self.alarm_rule = forwarding.alarm_rule
         self.macie_reader_role: iam.Role | None = None
-        groups = administrator_instance_groups(config)
-        if not config.administrator_is_security_account and groups:
-            self.macie_reader_role = macie_reader_role(self, config, region=groups[0].regions[0])
-
-
-def macie_reader_role(stack: Stack, config: Config, *, region: str) -> iam.Role:
-    """``macie2:ListFindings`` and ``GetFindings`` (every region: IAM is global) for the central reconciler only,
-    from inside the organisation; created where the stack instance is in ``region``."""
-    reconciler = f"arn:{Aws.PARTITION}:iam::{config.security_account.id}:role/{names.RECONCILER_ROLE_NAME}"
-    role = iam.Role(
-        stack,
-        "MacieReaderRole",
-        role_name=names.MACIE_READER_ROLE_NAME,
-        description="macie-chatops: the central reconciler lists and reads this administrator's Macie findings",
-        assumed_by=iam.ArnPrincipal(reconciler).with_conditions(
-            {"StringEquals": {"aws:PrincipalOrgID": config.organization_id}}
-        ),
-        inline_policies={
-            "ReadMacieFindings": iam.PolicyDocument(
-                statements=[iam.PolicyStatement(actions=list(MACIE_READ_ACTIONS), resources=["*"])]
+        if reader_placement(config) == "administrator":
+            self.macie_reader_role = macie_reader_role(
+                self, config, created_where=administrator_reader_condition(config)
             )
-        },
-    )
-    created_here = CfnCondition(stack, "MacieReaderRegion", expression=Fn.condition_equals(Aws.REGION, region))
-    resource = role.node.default_child
-    assert isinstance(resource, iam.CfnRole)
-    resource.cfn_options.condition = created_here
-    acknowledge(
-        role,
-        "AwsSolutions-IAM5[Resource::*]",
-        "Macie's ListFindings and GetFindings have no resource type to scope them to (the service authorization "
-        "reference lists none), so they are granted on '*'; these two read-only actions are the whole grant.",
-    )
-    return role

@@ -14,6 +14,7 @@ from macie_chatops import names
 from macie_chatops.config import Config
 from stacksets.arns import quarantine_bucket_arn_pattern, remediator_role_arn
 from stacksets.forwarding import forwarding_role
+from stacksets.macie_reader import macie_reader_role, reader_placement, roles_reader_condition
 from stacksets.nag import acknowledge
 
 # Reading the finding's exact version, its tags and lock state; deleting it; restoring it (PutObject).
@@ -99,6 +100,9 @@ class MemberRolesStack(Stack):
             role_name=names.MEMBER_FORWARD_ROLE_NAME,
             description="macie-chatops: this account's EventBridge rules forward Macie findings to the central bus",
         )
+        self.macie_reader_role: iam.Role | None = None
+        if reader_placement(config) == "roles":  # the administrator has no forwarding StackSet to carry it
+            self.macie_reader_role = macie_reader_role(self, config, created_where=roles_reader_condition(config))
 
 
 def _remediation_role(stack: Stack, config: Config) -> iam.Role:

@@ -9,7 +9,16 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from macie_chatops import names
-from tests.functional.infra.conftest import OTHER_ADMINISTRATOR, Synthesized, as_list, resources_of_type, statements
+from stacksets.templates import synthesize_member_templates
+from tests.functional.infra.conftest import (
+    OTHER_ADMINISTRATOR,
+    Synthesized,
+    as_list,
+    config_from,
+    example_document,
+    resources_of_type,
+    statements,
+)
 from tests.functional.infra.test_central_stack import _function, _logical_id, _role_policy_statements
 
 MACIE_READS = {"macie2:ListFindings", "macie2:GetFindings"}
@@ -132,3 +141,25 @@ def test_another_administrator_is_read_through_its_reader_role_with_macies_two_r
 def test_no_reader_role_when_the_security_account_is_the_administrator(example: Synthesized) -> None:
     roles = resources_of_type(example.administrator_json, "AWS::IAM::Role").values()
     assert [r for r in roles if r["Properties"].get("RoleName") == names.MACIE_READER_ROLE_NAME] == []
+
+
+def _reader_roles(template: dict[str, Any]) -> list[dict[str, Any]]:
+    roles = resources_of_type(template, "AWS::IAM::Role").values()
+    return [r for r in roles if r["Properties"].get("RoleName") == names.MACIE_READER_ROLE_NAME]
+
+
+def test_an_administrator_that_is_a_member_everywhere_gets_its_reader_role_from_the_member_roles_template() -> None:
+    # GIVEN the Macie administrator is payments-prod, a listed member in every region (so no administrator StackSet)
+    document = example_document()
+    document["macie_administrator"] = {"id": "345678901234"}
+    config = config_from(document, "administrator-member.yaml")
+    assert config.administrator_forwarding_regions() == ()
+    # WHEN the member templates are synthesized (cdk-nag on: an unacknowledged finding would fail)
+    templates = synthesize_member_templates(config)
+    # THEN the roles template carries the reader role, created only in the administrator's own instance
+    (role,) = _reader_roles(templates.roles)
+    condition = templates.roles["Conditions"][role["Condition"]]
+    assert condition == {"Fn::Equals": [{"Ref": "AWS::AccountId"}, "345678901234"]}
+    (policy,) = role["Properties"]["Policies"]
+    assert {a for s in statements(policy["PolicyDocument"]) for a in as_list(s["Action"])} == MACIE_READS
+    assert _reader_roles(templates.administrator) == []
