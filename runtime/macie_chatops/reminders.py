@@ -230,7 +230,7 @@ def run(deps: ReminderDependencies, *, escalate: bool) -> ReminderReport:
     policy = deps.policy
     errors: list[tuple[str, str]] = []
     reminded: list[StepOutcome] = []
-    for record in _pending(deps, policy.remind_after, now):
+    for record in _pending(deps, policy.remind_after, now) if policy.max_reminders else ():
         number = reminder_due(record, now=now, policy=policy)
         if number is None:
             continue

@@ -3,6 +3,10 @@ reminders job runs as its schedules invoke it (the sandbox has no scheduler: ``S
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,6 +15,7 @@ import pytest
 from macie_chatops.config import Config
 from macie_chatops.states import State
 from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
+from tests.conftest import ROOT
 from tests.e2e.world import PAYMENTS_CHANNEL, PAYMENTS_PROD, PERSONAL, report
 
 ESCALATION_CHANNEL = "C0SECOPS"
@@ -60,3 +65,17 @@ def test_a_review_nobody_answers_is_reminded_then_escalated_once(sandbox: Sandbo
     assert (after.state, after.reminders_sent) == (State.PENDING_APPROVAL, 2)
     assert after.escalated_at is not None
     assert [e.event for e in after.audit].count("reminded") == 2 and "escalated" in [e.event for e in after.audit]
+    # AND the operator's `pending` (a real CLI process on the sandbox's table and Slack secret) shows the review with
+    # its link, its reminders and when it was escalated
+    listed_by_cli = subprocess.run(
+        [sys.executable, "-m", "macie_chatops", "pending", "--team", "payments"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed_by_cli.returncode == 0, listed_by_cli.stderr
+    (line,) = [json.loads(text) for text in listed_by_cli.stdout.splitlines() if finding.finding_id in text]
+    assert (line["link"], line["reminders"], line["escalated_at"]) == (link, 2, after.escalated_at)
