@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from macie_chatops import names
+from macie_chatops import exemption_store, names
 from macie_chatops.config import Action, Config, ConfigExemption, load_config
 from macie_chatops.exemption_store import (
     ITEM_TYPE,
@@ -128,18 +128,25 @@ def test_a_revocation_is_recorded_once_with_who_and_when(dynamodb: Any) -> None:
         store.revoke("accounts.yaml#0", by="someone")
 
 
-def test_an_account_holds_a_bounded_number_of_active_exemptions_and_old_ones_are_pruned(dynamodb: Any) -> None:
+def test_an_account_holds_a_bounded_number_of_active_exemptions_and_old_ones_are_pruned(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert MAX_ACTIVE_PER_ACCOUNT == 100
+    monkeypatch.setattr(exemption_store, "MAX_ACTIVE_PER_ACCOUNT", 4)  # the same rule, with fewer writes to moto
     clock = Clock()
     store = ExemptionStore(dynamodb, TABLE, clock=clock)
-    # GIVEN one exemption that ended long ago, and the account at its limit of active ones
+    # GIVEN one exemption that ended long ago, one revoked long ago, and the account at its limit of active ones
     ancient = store.add(exemption(until=NOW - timedelta(days=1), created_at=NOW - timedelta(days=30)))
+    revoked = store.add(exemption(until=NOW + timedelta(days=300), created_at=NOW - timedelta(days=2)))
+    store.revoke(revoked.id, by="ops")
     clock.now = NOW + timedelta(days=PRUNE_AFTER_DAYS + 1)
     later = clock.now + timedelta(days=7)
-    for _ in range(MAX_ACTIVE_PER_ACCOUNT):
-        store.add(exemption(until=later, created_at=clock.now))
-    # THEN the ended one was dropped by the first of those writes, and one more active exemption is refused
+    recent = [store.add(exemption(until=later, created_at=clock.now)) for _ in range(4)]
+    # THEN the ended and the revoked ones were dropped by the first of those writes, the active ones kept
+    assert {e.id for e in store.for_account(PAYMENTS_PROD)} == {e.id for e in recent}
     assert ancient.id not in {e.id for e in store.for_account(PAYMENTS_PROD)}
-    with pytest.raises(ExemptionError, match=f"already has {MAX_ACTIVE_PER_ACCOUNT} active exemptions"):
+    # AND one more active exemption is refused, saying what to do
+    with pytest.raises(ExemptionError, match=r"already has 4 active exemptions .* revoke some first"):
         store.add(exemption(until=later, created_at=clock.now))
 
 
