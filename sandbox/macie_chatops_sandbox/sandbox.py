@@ -114,7 +114,7 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    for module in ("security_hub", "intake", "interaction", "remediation", "sweeper", "reminders"):
+    for module in ("security_hub", "intake", "interaction", "remediation", "sweeper", "reminders", "reconciler"):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
