@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from macie_chatops.remediation import JobResult, RemediationDependencies
     from macie_chatops.store import FindingRecord, RecordUpdates
 
-logger = Logger(service="macie-chatops-remediator")
+logger = Logger(service="macie-chatops-remediator", child=True)  # the remediator's logger, as configured there
 
 SETTINGS: Final = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 ALL_BLOCKED: Final[Mapping[str, bool]] = dict.fromkeys(SETTINGS, True)

@@ -14,7 +14,9 @@ finding events built from the package's own templates and put on the member acco
    days): the exemption it creates ignores a later finding in the same prefix, with no new message;
 4. a finding about an object under Object Lock (COMPLIANCE): BLOCKED (locked), both copies kept;
 5. the approved object of scene 2 restored (Restore button);
-6. Security Hub: each finding's workflow status set from its outcome (a quarantine RESOLVED, with the
+6. a public bucket's policy finding, reported twice (one message, updated), closed with Block public access
+   and reopened with Undo: its public access block read back exactly as it was;
+7. Security Hub: each finding's workflow status set from its outcome (a quarantine RESOLVED, with the
    approver and where the object is now), read back through boto3's securityhub client;
 
 then a table: finding, decision, final state, where the object is, and the finding's Slack message.
@@ -45,6 +47,7 @@ from macie_chatops.decision import decide
 from macie_chatops.finding import parse_event
 from macie_chatops.states import State
 from macie_chatops_sandbox.findings import StoredObject, macie_finding_event, sample_body
+from macie_chatops_sandbox.public_bucket_scene import PublicBucketScene, pick_account, with_public_bucket_review
 from macie_chatops_sandbox.replay import with_dismiss_form
 from macie_chatops_sandbox.sandbox import OUTSIDER, ObjectLock, Sandbox, SandboxSettings
 from macie_chatops_sandbox.securityhub import outcome_lines, with_security_hub
@@ -423,7 +426,7 @@ def _describe_setup(sandbox: Sandbox, n: Narrator) -> None:
 def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     story = Story(sandbox, n)
     credentials, discovered, personal, dismissed, locked = plan(sandbox.config)
-    total = 8
+    total = 9
 
     n.scene(1, total, f"Credentials in {credentials.account.name}: quarantined at once by policy")
     story.upload(credentials)
@@ -512,13 +515,26 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     )
     n.detail("Slack", story.slack_line(personal))
 
+    public_bucket(sandbox, n, 7, total)
+
     with n.progress("waiting for the pipeline to settle"):
         sandbox.wait_until_idle(WAIT_S)
-    n.scene(7, total, "Security Hub: every outcome set the finding's workflow status there too")
+    n.scene(8, total, "Security Hub: every outcome set the finding's workflow status there too")
     security_hub_scene(sandbox, story.cases, n)
-    n.scene(8, total, "Where everything ended up")
+    n.scene(9, total, "Where everything ended up")
     table(sandbox, story.cases, n)
     return story.cases
+
+
+def public_bucket(sandbox: Sandbox, n: Narrator, number: int, total: int) -> None:
+    """A public bucket closed with Block public access and reopened with Undo (docs/architecture.md §18)."""
+    placed = pick_account(sandbox.config)
+    if placed is None:
+        raise DemoError("no account in this config posts a public-bucket policy finding for review")
+    account, region = placed
+    n.scene(number, total, f"A public bucket in {account.name}: closed with Block public access, reopened with Undo")
+    if not PublicBucketScene(sandbox, n.detail, n.progress).tell(account, region):
+        raise DemoError("after Undo the bucket's public access block is not what it was before the block")
 
 
 def security_hub_scene(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
@@ -594,9 +610,8 @@ def run_demo(config: Config, out: TextIO | None = None) -> int:
         with contextlib.redirect_stdout(logs):
             n.say()
             with n.progress("starting the sandbox (AWS accounts, buses, queues, table, buckets, Slack)"):
-                sandbox = Sandbox(
-                    with_security_hub(with_dismiss_form(config)), SandboxSettings(log_level="WARNING")
-                ).start()
+                demo_config = with_public_bucket_review(with_security_hub(with_dismiss_form(config)))
+                sandbox = Sandbox(demo_config, SandboxSettings(log_level="WARNING")).start()
             try:
                 _describe_setup(sandbox, n)
                 tell(sandbox, n)

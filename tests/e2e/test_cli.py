@@ -174,3 +174,8 @@ def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
     assert any("BLOCKED" in row and " both " in row for row in rows)
     assert any("DISMISSED" in row and " source " in row for row in rows)
     assert any("QUARANTINED" in row and " quarantine " in row for row in rows)
+    # a public bucket's policy finding: one message for both reports, closed by the block, reopened by Undo exactly
+    assert "still one record (PENDING_APPROVAL) and one message, updated in place" in out
+    assert "PUBLIC_ACCESS_BLOCKED; bucket now: all four settings on" in out
+    assert "UNDONE; bucket now: BlockPublicAcls on, IgnorePublicAcls on, BlockPublicPolicy off" in out
+    assert "exactly as before the block" in out
