@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -232,3 +233,34 @@ def test_with_two_approvers_required_the_second_form_dismisses_and_creates_the_e
     )
     (exemption,) = [e for e in exemptions(sandbox) if e.finding_id == finding.finding_id]
     assert (exemption.created_by, exemption.reason, exemption.scope) == (second, "Confirmed: fixture", Scope.OBJECT)
+
+
+def test_two_forms_submitted_at_once_give_one_dismissal_and_one_exemption(sandbox: Sandbox) -> None:
+    # GIVEN two approvers of payments, each with the dismissal form of the same finding open
+    finding = pending(sandbox)
+    forms = [open_form(sandbox, finding, ALICE), open_form(sandbox, finding, sandbox.group_members["S0SECOPS"][0])]
+    # WHEN both submit at the same moment
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda view_id: submit(sandbox, view_id, reason="race", scope="object"), forms))
+    # THEN one dismisses, the other is told it was already dismissed, and there is exactly one exemption
+    assert sorted(body.get("response_action", "") for _, body in answers) == ["clear", "errors"]
+    (lost,) = [body for _, body in answers if body.get("response_action") == "errors"]
+    assert "already dismissed" in lost["errors"]["reason"]
+    sandbox.wait_for_state(finding.finding_id, State.DISMISSED)
+    assert len([e for e in exemptions(sandbox) if e.finding_id == finding.finding_id]) == 1
+
+
+def test_a_slack_failure_opening_the_form_changes_nothing_and_says_so(sandbox: Sandbox) -> None:
+    # GIVEN a pending finding, and Slack failing the next views.open
+    finding = pending(sandbox)
+    record = finding.record(sandbox)
+    assert record.slack_channel and record.slack_ts
+    sandbox.slack.fail_next("views.open", status=500)
+    # WHEN an approver clicks Dismiss
+    assert sandbox.click(finding.finding_id, names.ACTION_DISMISS, user_id=ALICE).status == 200
+    # THEN the clicker is told, nothing changed, and the refusal is audited
+    replies = [r.text for r in sandbox.slack.ephemeral(record.slack_channel) if r.ts == record.slack_ts]
+    assert replies and "could not be opened just now" in replies[-1]
+    record = finding.record(sandbox)
+    assert record.state is State.PENDING_APPROVAL
+    assert record.last_audit is not None and "dismissal form not opened" in record.last_audit.detail
