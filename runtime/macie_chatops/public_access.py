@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
 
-from macie_chatops.sessions import AssumeRoleDeniedError
+from macie_chatops import names
+from macie_chatops.sessions import ACCESS_DENIED_CODES, AssumeRoleDeniedError
 from macie_chatops.states import Failure, State
 
 if TYPE_CHECKING:
@@ -152,6 +153,8 @@ def block(job: RemediationJob, record: FindingRecord, deps: RemediationDependenc
         return JobResult.STALE
     except _aws_errors() as exc:
         detail = f"{type(exc).__name__}: {exc}"
+        if _denied(exc):  # a retry cannot fix a missing permission: say which, and how to get it
+            return _failed(record, deps, f"{detail}. {_permission_fix(policy.account_id)}")
         _failed(record, deps, detail, failure=Failure.RETRYING)
         raise RemediationError(f"blocking public access for {record.finding_id} failed: {detail}") from exc
     if after != ALL_BLOCKED:
@@ -255,6 +258,8 @@ def undo(job: RemediationJob, record: FindingRecord, deps: RemediationDependenci
         return _undo_refused(record, deps, reason)
     except _aws_errors() as exc:
         detail = f"{type(exc).__name__}: {exc}"
+        if _denied(exc):
+            return _undo_refused(record, deps, f"{detail}. {_permission_fix(policy.account_id)}")
         deps.store.append_audit(
             record.finding_id, actor=_actor(), event="undo_attempt_failed", outcome="retrying", detail=detail,
             updates={"error": detail},
@@ -320,6 +325,19 @@ def _actor() -> str:
     from macie_chatops.remediation import ACTOR
 
     return ACTOR
+
+
+def _denied(exc: BaseException) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ACCESS_DENIED_CODES
+
+
+def _permission_fix(account_id: str) -> str:
+    return (
+        "The member remediation role needs s3:GetBucketPublicAccessBlock and s3:PutBucketPublicAccessBlock on this "
+        f"bucket: deploy the current {names.MEMBER_ROLES_STACKSET_NAME} StackSet to account {account_id}"
+    )
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:

@@ -89,6 +89,7 @@ class World:
     sqs: Any
     queue_url: str
     moves: MoveWorld
+    config: Config
 
     def deliver(self, body: dict[str, Any]) -> None:
         context = LambdaContext(names.FINDING_FUNCTION_NAME, memory_limit_in_mb=256, timeout_s=60.0)
@@ -169,7 +170,7 @@ def _world(
     )
     moves = build_move_world(aws)
     moves.bucket(MEMBER_A, BUCKET)
-    return World(resources.store, slack, aws_client("sqs", aws.region), queue_url, moves)
+    return World(resources.store, slack, aws_client("sqs", aws.region), queue_url, moves, config)
 
 
 def _clear_caches() -> None:
@@ -385,3 +386,125 @@ def test_a_redelivered_block_job_keeps_the_configuration_recorded_first(world: W
     record = world.record(finding_id)
     assert record.public_access is not None and record.public_access["previous"] == json.dumps(partial)
     assert [e.event for e in record.audit].count("public_access_recorded") == 1
+
+
+# -- failures -----------------------------------------------------------------------------------------------
+
+
+class Counter:
+    def count(self, name: str, **dimensions: str) -> None:
+        return None
+
+
+def _enforced_deps(world: World, member_policy: dict[str, Any] | None, remediator: dict[str, Any]) -> Any:
+    """The remediator's dependencies as an IAM user with ``remediator``'s permissions, assuming a member role
+    with ``member_policy`` (None: no member role at all), for moto's IAM enforcement."""
+    from macie_chatops.remediation import RemediationDependencies
+    from macie_chatops.sessions import MemberSessions
+    from macie_chatops_sandbox.testkit.world import slack_client
+    from tests.functional.move_world import ROLE_NAME, member_role, remediator_user
+
+    if member_policy is not None:
+        member_role(world.moves, MEMBER_A, member_policy)
+    session = remediator_user(world.moves.aws, remediator).session()
+    return RemediationDependencies(
+        config=world.config,
+        store=FindingStore(session.client("dynamodb"), TABLE),
+        sessions=MemberSessions(role_name=ROLE_NAME, base_session=session),
+        slack=slack_client(world.slack),
+        metrics=Counter(),
+    )
+
+
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+# A member role deployed before this release: it may move objects, not touch a bucket's public access block.
+OBJECTS_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject*", "s3:PutObject*", "s3:ListBucket*"], "Resource": "*"}],
+}
+
+
+def test_a_member_role_without_the_new_permissions_fails_permanently_and_says_which(world: World) -> None:
+    from macie_chatops.remediation import JobResult, handle_job
+    from tests.functional.move_world import iam_enforced
+
+    finding_id = finding_id_of(PUBLIC)
+    world.configure(None)
+    world.deliver(event(PUBLIC))
+    world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    (job,) = drain_jobs(world.sqs, world.queue_url)
+    deps = _enforced_deps(world, OBJECTS_ONLY, ALLOW_ALL)
+    # WHEN the block job runs with a member role that lacks s3:Get/PutBucketPublicAccessBlock
+    with iam_enforced(world.moves.aws):
+        result = handle_job(job.to_message(), deps)
+    # THEN the finding is FAILED for good (no retry loop), naming the permissions and the StackSet to deploy
+    assert result is JobResult.FAILED
+    record = world.record(finding_id)
+    assert record.state is State.FAILED and record.outcome == "failed"
+    assert record.error is not None and "s3:PutBucketPublicAccessBlock" in record.error
+    assert names.MEMBER_ROLES_STACKSET_NAME in record.error
+    # AND the bucket is untouched, and the message says what failed and how to retry
+    assert world.configuration() is None
+    assert "macie-chatops retry" in world.message_text(finding_id)
+
+
+def test_a_role_that_cannot_be_assumed_fails_naming_it(world: World) -> None:
+    from macie_chatops.remediation import JobResult, handle_job
+    from tests.functional.move_world import iam_enforced
+
+    finding_id = finding_id_of(PUBLIC)
+    world.deliver(event(PUBLIC))
+    world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    (job,) = drain_jobs(world.sqs, world.queue_url)
+    # GIVEN a remediator that may use its table but not assume member roles
+    no_sts = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+    deps = _enforced_deps(world, None, no_sts)
+    with iam_enforced(world.moves.aws):
+        result = handle_job(job.to_message(), deps)
+    # THEN FAILED (assume_role_denied), the bucket untouched
+    assert result is JobResult.FAILED
+    record = world.record(finding_id)
+    assert record.state is State.FAILED and record.outcome == "assume_role_denied"
+    assert world.configuration() is None
+
+
+def test_undo_denied_leaves_the_block_and_says_why(world: World) -> None:
+    from macie_chatops.remediation import JobResult, handle_job
+    from tests.functional.move_world import iam_enforced
+
+    finding_id = finding_id_of(PUBLIC)
+    world.deliver(event(PUBLIC))
+    world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    world.run_jobs()
+    world.click(names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS, finding_id)
+    (undo,) = drain_jobs(world.sqs, world.queue_url)
+    deps = _enforced_deps(world, OBJECTS_ONLY, ALLOW_ALL)
+    # WHEN the Undo runs with a member role that may not touch the block
+    with iam_enforced(world.moves.aws):
+        result = handle_job(undo.to_message(), deps)
+    # THEN the bucket stays blocked, the finding returns to PUBLIC_ACCESS_BLOCKED with the reason, Undo offered again
+    assert result is JobResult.UNDO_REFUSED
+    assert world.configuration() == ALL_ON
+    record = world.record(finding_id)
+    assert record.state is State.PUBLIC_ACCESS_BLOCKED
+    assert record.error is not None and "s3:PutBucketPublicAccessBlock" in record.error
+    assert world.buttons(finding_id) == [names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS]
+
+
+def test_jobs_that_do_not_apply_to_the_record_change_nothing(world: World) -> None:
+    from macie_chatops.remediation import JobResult, handle_job
+
+    finding_id = finding_id_of(PUBLIC)
+    world.configure(None)
+    world.deliver(event(PUBLIC))
+    before = world.record(finding_id)
+    deps = _enforced_deps(world, None, ALLOW_ALL)
+    # WHEN a block job and an Undo job arrive for a finding nobody approved (forged, or stale)
+    for kind in ("block_public_access", "undo_block_public_access", "restore"):
+        forged = RemediationJob.model_validate(
+            {"kind": kind, "finding_id": finding_id, "requested_by": "U0MALLORY", "requested_at": before.received_at}
+        )
+        # THEN each is acknowledged as stale: the record and the bucket are as they were
+        assert handle_job(forged.to_message(), deps) is JobResult.STALE
+    assert world.record(finding_id) == before
+    assert world.configuration() is None
