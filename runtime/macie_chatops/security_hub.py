@@ -113,16 +113,19 @@ def _note(record: FindingRecord) -> tuple[Workflow, str] | None:
     if state is State.NOTIFIED:
         return Workflow.NOTIFIED, f"Team {team} was told in Slack (policy: notify); macie-chatops takes no action."
     if state is State.PENDING_APPROVAL:
-        return Workflow.NOTIFIED, f"Awaiting approval of its quarantine by team {team} in Slack (macie-chatops)."
+        return Workflow.NOTIFIED, f"Awaiting approval by team {team} in Slack (macie-chatops)."
     if state is State.BLOCKED:
         return Workflow.NEW, (
             f"Not quarantined by macie-chatops ({record.outcome or 'blocked'}): {record.outcome_detail or '?'}."
         )
     if state is State.FAILED:
+        fix = "Blocking the bucket's public access" if record.policy is not None else "Quarantine"
         return Workflow.NEW, (
-            f"Quarantine by macie-chatops failed ({record.outcome or 'failed'}): "
+            f"{fix} by macie-chatops failed ({record.outcome or 'failed'}): "
             f"{record.error or record.outcome_detail or '?'}."
         )
+    if state in (State.PUBLIC_ACCESS_BLOCKED, State.UNDONE):
+        return _public_access_note(record)
     if state is State.RESTORED:
         _, at, _ = _entry(record)
         requester, _, _ = _entry(record, State.RESTORE_REQUESTED)
@@ -133,13 +136,36 @@ def _note(record: FindingRecord) -> tuple[Workflow, str] | None:
     return None
 
 
+def _public_access_note(record: FindingRecord) -> tuple[Workflow, str]:
+    """A policy finding's fix (docs/architecture.md §18): RESOLVED while the block holds, open again once undone."""
+    bucket = f"s3://{record.policy.bucket}" if record.policy is not None else "the bucket"
+    if record.state is State.PUBLIC_ACCESS_BLOCKED:
+        return Workflow.RESOLVED, (
+            f"Public access to {bucket} blocked by macie-chatops (all four settings), approved {_approver(record)}; "
+            f"the configuration {record.outcome_detail or 'before it'} is recorded, and Undo puts it back."
+        )
+    _, at, _ = _entry(record)
+    requester, _, _ = _entry(record, State.UNDO_REQUESTED)
+    return Workflow.NOTIFIED, (
+        f"The public access block of {bucket} was undone by macie-chatops at {at} (requested by {requester}), "
+        f"{record.outcome_detail or 'as before the fix'}: the finding is open again."
+    )
+
+
+def _region(record: FindingRecord) -> str:
+    """The finding's region: its object's, or (a policy finding) its bucket's."""
+    if record.summary is not None:
+        return record.summary.region
+    return record.policy.region if record.policy is not None else ""
+
+
 def update_for(record: FindingRecord) -> WorkflowUpdate | None:
     """What Security Hub is told about the record's current state (None: nothing, or no region to tell it in)."""
-    note = _note(record)
-    if note is None or record.summary is None or not record.summary.region:
+    note, region = _note(record), _region(record)
+    if note is None or not region:
         return None
     status, text = note
-    return WorkflowUpdate(record.finding_id, record.summary.region, status, _clip(text), record.state)
+    return WorkflowUpdate(record.finding_id, region, status, _clip(text), record.state)
 
 
 # --------------------------------------------------------------------------------------------------------

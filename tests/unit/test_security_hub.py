@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from macie_chatops.policy_summary import PolicySummary
 from macie_chatops.security_hub import NOTE_LIMIT, Workflow, change_of, macie_product_arn, update_for
 from macie_chatops.states import State
 from macie_chatops.store import AuditEntry, FindingRecord
@@ -104,7 +105,15 @@ def test_each_outcome_has_its_workflow_status(state: State, status: Workflow) ->
 
 @pytest.mark.parametrize(
     "state",
-    [State.RECEIVED, State.IGNORED, State.REJECTED, State.APPROVED, State.RESTORE_REQUESTED, State.DUPLICATE],
+    [
+        State.RECEIVED,
+        State.IGNORED,
+        State.REJECTED,
+        State.APPROVED,
+        State.RESTORE_REQUESTED,
+        State.DUPLICATE,
+        State.UNDO_REQUESTED,
+    ],
 )
 def test_states_that_are_no_outcome_for_security_hub_send_nothing(state: State) -> None:
     assert update_for(record(state)) is None
@@ -162,3 +171,51 @@ def test_a_new_record_is_a_change_from_nothing() -> None:
 )
 def test_writes_that_change_no_state_are_not_changes(stream_record: dict[str, Any]) -> None:
     assert change_of(stream_record) is None
+
+
+POLICY = PolicySummary(
+    finding_id="7b2c3d4e5f60718293a4b5c6d70005aa",
+    finding_type="Policy:IAMUser/S3BucketPublic",
+    severity="High",
+    account_id="345678901234",
+    region="ap-southeast-2",
+    bucket="payments-public-site",
+    count=3,
+    created_at="2026-01-01T00:00:00Z",
+    updated_at="2026-01-02T00:00:00Z",
+    team="payments",
+)
+
+
+def test_a_policy_findings_fix_resolves_it_in_the_buckets_region() -> None:
+    # GIVEN a public bucket's finding whose public access the pipeline blocked on U0ALICE's approval
+    blocked = record(
+        State.PUBLIC_ACCESS_BLOCKED,
+        finding_id=POLICY.finding_id,
+        summary=None,
+        policy=POLICY,
+        approver="U0ALICE",
+        outcome_detail="before: BlockPublicAcls off, others on",
+    )
+    # WHEN its update is built
+    update = update_for(blocked)
+    # THEN it is RESOLVED in the bucket's region, saying what was done, by whose approval, and that Undo exists
+    assert update is not None and update.status is Workflow.RESOLVED and update.region == "ap-southeast-2"
+    assert "s3://payments-public-site" in update.note and "U0ALICE" in update.note
+    assert "before: BlockPublicAcls off, others on" in update.note and "Undo" in update.note
+
+
+def test_an_undone_fix_opens_the_policy_finding_again() -> None:
+    asked = AuditEntry(at="2026-01-03T00:00:00.000000Z", actor="U0BOB", event="click", outcome="UNDO_REQUESTED")
+    done = AuditEntry(at="2026-01-03T00:01:00.000000Z", actor="remediator", event="undone", outcome="UNDONE")
+    undone = record(State.UNDONE, summary=None, policy=POLICY, audit=(asked, done), outcome_detail="restored: none")
+    update = update_for(undone)
+    assert update is not None and update.status is Workflow.NOTIFIED
+    assert "requested by U0BOB" in update.note and "open again" in update.note
+
+
+def test_a_failed_fix_of_a_policy_finding_stays_new_saying_which_fix() -> None:
+    failed = record(State.FAILED, summary=None, policy=POLICY, outcome="failed", error="AccessDenied")
+    update = update_for(failed)
+    assert update is not None and update.status is Workflow.NEW
+    assert update.note.startswith("Blocking the bucket's public access by macie-chatops failed")
