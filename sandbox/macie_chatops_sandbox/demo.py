@@ -515,31 +515,34 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     )
     n.detail("Slack", story.slack_line(personal))
 
-    public_bucket(sandbox, n, 7, total)
+    public = public_bucket(sandbox, n, 7, total)
 
     with n.progress("waiting for the pipeline to settle"):
         sandbox.wait_until_idle(WAIT_S)
     n.scene(8, total, "Security Hub: every outcome set the finding's workflow status there too")
-    security_hub_scene(sandbox, story.cases, n)
+    security_hub_scene(sandbox, story.cases, [public], n)
     n.scene(9, total, "Where everything ended up")
     table(sandbox, story.cases, n)
     return story.cases
 
 
-def public_bucket(sandbox: Sandbox, n: Narrator, number: int, total: int) -> None:
+def public_bucket(sandbox: Sandbox, n: Narrator, number: int, total: int) -> tuple[str, str, str]:
     """A public bucket closed with Block public access and reopened with Undo (docs/architecture.md §18)."""
     placed = pick_account(sandbox.config)
     if placed is None:
         raise DemoError("no account in this config posts a public-bucket policy finding for review")
     account, region = placed
     n.scene(number, total, f"A public bucket in {account.name}: closed with Block public access, reopened with Undo")
-    if not PublicBucketScene(sandbox, n.detail, n.progress).tell(account, region):
+    scene = PublicBucketScene(sandbox, n.detail, n.progress)
+    if not scene.tell(account, region):
         raise DemoError("after Undo the bucket's public access block is not what it was before the block")
+    return ("public bucket", scene.finding_id, region)  # (label, finding id, region), as the scenes list them
 
 
-def security_hub_scene(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
-    """What Security Hub shows for each finding the pipeline took to an outcome (docs/architecture.md §17)."""
-    findings = [(case.label, case.finding_id, case.region) for case in cases if case.finding_id]
+def security_hub_scene(sandbox: Sandbox, cases: list[Case], others: list[tuple[str, str, str]], n: Narrator) -> None:
+    """What Security Hub shows for each finding the pipeline took to an outcome (docs/architecture.md §17);
+    ``others``: (label, finding id, region) of findings told outside ``cases`` (the public bucket's)."""
+    findings = [(case.label, case.finding_id, case.region) for case in cases if case.finding_id] + others
     with n.progress("waiting for Security Hub"):
         lines = outcome_lines(sandbox.security_hub, sandbox.store, findings, timeout_s=WAIT_S)
     for label, text in lines:

@@ -112,12 +112,13 @@ class PublicBucketScene:
     sandbox: Sandbox
     detail: Callable[[str, str], None]
     progress: Callable[[str], Any]
+    finding_id: str = ""  # the policy finding told, once tell() has published it
 
     def tell(self, account: Account, region: str) -> bool:
         """Tell it; True when the bucket's configuration after Undo is exactly what it was before the fix."""
         bucket = _bucket_name(account.name)
         self._make_public(account.id, region, bucket)
-        finding_id = uuid.uuid4().hex
+        finding_id = self.finding_id = uuid.uuid4().hex
         now = datetime.now(UTC)
         self._publish(account, region, bucket, finding_id, count=1, at=now)
         self._wait(finding_id, "posting for review", State.PENDING_APPROVAL)
