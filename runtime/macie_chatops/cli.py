@@ -439,7 +439,7 @@ def cmd_pending(args: argparse.Namespace) -> int:
             "finding_id": record.finding_id,
             "team": record.team,
             "account": record.account_id,
-            "bucket": summary.bucket if summary else "",
+            "bucket": summary.bucket if summary else (record.policy.bucket if record.policy else ""),  # §18
             "key": summary.key if summary else "",
             "received_at": record.received_at,
             "age": age_text((now - datetime.fromisoformat(record.received_at)).total_seconds()),

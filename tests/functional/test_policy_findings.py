@@ -508,3 +508,16 @@ def test_jobs_that_do_not_apply_to_the_record_change_nothing(world: World) -> No
         assert handle_job(forged.to_message(), deps) is JobResult.STALE
     assert world.record(finding_id) == before
     assert world.configuration() is None
+
+
+def test_pending_lists_a_policy_finding_with_its_bucket(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from macie_chatops.cli import main
+
+    # GIVEN a public-bucket finding awaiting approval
+    world.deliver(event(PUBLIC))
+    capsys.readouterr()
+    # WHEN an operator lists what awaits approval
+    assert main(["pending", "--table", TABLE]) == 0
+    # THEN the finding is listed with its bucket (it has no object key)
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert (line["finding_id"], line["bucket"], line["key"]) == (finding_id_of(PUBLIC), BUCKET, "")
