@@ -521,3 +521,51 @@ def test_pending_lists_a_policy_finding_with_its_bucket(world: World, capsys: py
     # THEN the finding is listed with its bucket (it has no object key)
     (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
     assert (line["finding_id"], line["bucket"], line["key"]) == (finding_id_of(PUBLIC), BUCKET, "")
+
+
+class CrashesBeforeRecordingTheBlock(FindingStore):
+    """A process that dies after the block was put, before PUBLIC_ACCESS_BLOCKED is written."""
+
+    def transition(self, finding_id: str, **kwargs: Any) -> Any:
+        if kwargs.get("target") is State.PUBLIC_ACCESS_BLOCKED:
+            raise RuntimeError("simulated crash after the block was put")
+        return super().transition(finding_id, **kwargs)
+
+
+def test_a_crash_after_the_block_resumes_with_the_configuration_recorded_before_it(world: World) -> None:
+    from macie_chatops.remediation import JobResult, RemediationDependencies, handle_job
+    from macie_chatops_sandbox.testkit.world import slack_client
+
+    finding_id = finding_id_of(PUBLIC)
+    partial = {
+        "BlockPublicAcls": False,
+        "IgnorePublicAcls": False,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    world.configure(partial)
+    world.deliver(event(PUBLIC))
+    world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
+    (job,) = drain_jobs(world.sqs, world.queue_url)
+
+    def deps(store: FindingStore) -> RemediationDependencies:
+        return RemediationDependencies(
+            config=world.config, store=store, sessions=world.moves.sessions, slack=slack_client(world.slack),
+            metrics=Counter(),
+        )  # fmt: skip
+
+    # GIVEN the job died after putting the block, before recording it (the bucket already reads all four on)
+    crashing = CrashesBeforeRecordingTheBlock(aws_client("dynamodb"), TABLE)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        handle_job(job.to_message(), deps(crashing))
+    assert world.configuration() == ALL_ON
+    assert world.record(finding_id).state is State.APPROVED
+    # WHEN SQS delivers the job again
+    assert handle_job(job.to_message(), deps(world.store)) is JobResult.PUBLIC_ACCESS_BLOCKED
+    # THEN it is recorded, and what Undo will restore is the configuration before the block, not the block
+    record = world.record(finding_id)
+    assert record.state is State.PUBLIC_ACCESS_BLOCKED
+    assert record.public_access is not None and record.public_access["previous"] == json.dumps(partial)
+    world.click(names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS, finding_id)
+    world.run_jobs()
+    assert world.configuration() == partial
