@@ -569,3 +569,25 @@ def test_a_crash_after_the_block_resumes_with_the_configuration_recorded_before_
     world.click(names.ACTION_UNDO_BLOCK_PUBLIC_ACCESS, finding_id)
     world.run_jobs()
     assert world.configuration() == partial
+
+
+def test_a_dismissed_policy_finding_leaves_the_bucket_as_it_is(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    partial = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": False,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": False,
+    }
+    world.configure(partial)
+    world.deliver(event(PUBLIC))
+    # WHEN an approver dismisses it
+    answer = world.click(names.ACTION_DISMISS, finding_id)
+    assert answer["statusCode"] == 200
+    # THEN it is DISMISSED with no job, the bucket as it was, the message saying so without buttons
+    record = world.record(finding_id)
+    assert record.state is State.DISMISSED
+    assert drain_jobs(world.sqs, world.queue_url) == []
+    assert world.configuration() == partial
+    assert world.buttons(finding_id) == []
+    assert "Nothing was changed on the bucket" in world.message_text(finding_id)
