@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools import Logger
 
 from macie_chatops import names
+from macie_chatops.errors import SlackError
 from macie_chatops.sessions import ACCESS_DENIED_CODES, AssumeRoleDeniedError
 from macie_chatops.states import Failure, State
 
@@ -223,7 +224,7 @@ def _failed(
     logger.warning("blocking public access failed", extra={"error": detail[:500], "failure": failure.value})
     try:
         update_slack(result.record, deps)
-    except Exception:
+    except SlackError:
         if not failure.retryable:
             raise
         logger.warning("Slack update of the failed attempt failed too")  # the job returns to the queue anyway
