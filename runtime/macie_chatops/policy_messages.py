@@ -210,3 +210,20 @@ def policy_message(record: FindingRecord) -> SlackMessage | None:
         )
         return _render(policy, title=":x: Block failed", status=status)
     return None
+
+
+def build_policy_stuck_message(record: FindingRecord, *, at: str, requeues: int) -> SlackMessage | None:
+    """APPROVED with no outcome: the sweeper re-queued the block job ``requeues`` times and stopped (operators
+    are alerted). It does not guess whether the block was put: the record says what was recorded."""
+    policy = record.policy
+    if policy is None:
+        return None
+    command = code_span(f"macie-chatops sweep --requeue {policy.finding_id}", 300)
+    times = f"{requeues} time{'s' if requeues != 1 else ''}"
+    status = (
+        f"{_finding_line(policy)}\n*Approved {who(record.approver)} on {when(at)}, but no outcome was recorded.* The "
+        f"job blocking public access was re-queued {times} without one; it is no longer retried automatically.\n"
+        "Operators have been alerted. *To finish it:* an operator finds the cause in the remediator's logs (search "
+        f"for the finding id), fixes it, then runs {command}."
+    )
+    return _render(policy, title=":warning: Block stuck", status=status)

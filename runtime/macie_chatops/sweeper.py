@@ -345,6 +345,13 @@ def _give_up(record: FindingRecord, step: SweepStep, outcome: SweepOutcome, deps
 
 def _show_stuck(record: FindingRecord, step: SweepStep, deps: SweepDependencies) -> bool:
     """Update the finding's Slack message to say it is stuck (raises a Slack failure: the step then fails)."""
+    if deps.slack is not None and record.policy is not None and record.slack_channel and record.slack_ts:
+        from macie_chatops.policy_messages import build_policy_stuck_message  # a policy finding's block (§18)
+
+        stuck = build_policy_stuck_message(record, at=step.waiting_since or record.updated_at, requeues=step.requeues)
+        if stuck is not None:
+            deps.slack.update(record.slack_channel, record.slack_ts, stuck)
+            return True
     if deps.slack is None or record.summary is None or not record.slack_channel or not record.slack_ts:
         return False
     from macie_chatops.slack_messages import build_stuck_message

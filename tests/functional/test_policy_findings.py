@@ -11,20 +11,25 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from macie_chatops import names
-from macie_chatops.config import Config, load_config
+from macie_chatops.cli import main
+from macie_chatops.config import Config, load_config, parse_config
 from macie_chatops.handlers import intake as intake_handler
 from macie_chatops.handlers import interaction as interaction_handler
 from macie_chatops.handlers import remediation as remediation_handler
-from macie_chatops.jobs import RemediationJob
+from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.public_access import SETTINGS
+from macie_chatops.remediation import JobResult, RemediationDependencies, handle_job
+from macie_chatops.sessions import MemberSessions
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
+from macie_chatops.sweeper import SweepDependencies, SweepPolicy, Verdict, sweep
 from macie_chatops_sandbox.slack_clicks import signed_click_event
 from macie_chatops_sandbox.slack_standin import SlackStandIn
 from macie_chatops_sandbox.testkit.world import (
@@ -36,9 +41,18 @@ from macie_chatops_sandbox.testkit.world import (
     drain_jobs,
     invoke_batch,
     provision_handler,
+    slack_client,
 )
 from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
-from tests.functional.move_world import MEMBER_A, MoveWorld, build_move_world
+from tests.functional.move_world import (
+    MEMBER_A,
+    ROLE_NAME,
+    MoveWorld,
+    build_move_world,
+    iam_enforced,
+    member_role,
+    remediator_user,
+)
 
 TABLE = "policy-findings-test"
 PAYMENTS = "C0PAYMENTS"
@@ -70,16 +84,11 @@ def event(name: str, *, count: int = 1, updated_at: str | None = None) -> dict[s
 
 def policy_config(actions: dict[str, str]) -> Config:
     """accounts.yaml with these policy-finding actions added to the organisation's policy."""
-    base = load_config(ROOT / "accounts.yaml")
     text = (ROOT / "accounts.yaml").read_text(encoding="utf-8")
     listed = "".join(f"    {finding_type}: {action}\n" for finding_type, action in actions.items())
     anchor = "    SensitiveData:S3Object/CustomIdentifier: review\n"
     assert anchor in text
-    from macie_chatops.config import parse_config
-
-    config = parse_config(text.replace(anchor, anchor + listed))
-    assert config.slack == base.slack
-    return config
+    return parse_config(text.replace(anchor, anchor + listed))
 
 
 @dataclass
@@ -396,13 +405,11 @@ class Counter:
         return None
 
 
-def _enforced_deps(world: World, member_policy: dict[str, Any] | None, remediator: dict[str, Any]) -> Any:
+def _enforced_deps(
+    world: World, member_policy: dict[str, Any] | None, remediator: dict[str, Any]
+) -> RemediationDependencies:
     """The remediator's dependencies as an IAM user with ``remediator``'s permissions, assuming a member role
     with ``member_policy`` (None: no member role at all), for moto's IAM enforcement."""
-    from macie_chatops.remediation import RemediationDependencies
-    from macie_chatops.sessions import MemberSessions
-    from macie_chatops_sandbox.testkit.world import slack_client
-    from tests.functional.move_world import ROLE_NAME, member_role, remediator_user
 
     if member_policy is not None:
         member_role(world.moves, MEMBER_A, member_policy)
@@ -425,9 +432,6 @@ OBJECTS_ONLY = {
 
 
 def test_a_member_role_without_the_new_permissions_fails_permanently_and_says_which(world: World) -> None:
-    from macie_chatops.remediation import JobResult, handle_job
-    from tests.functional.move_world import iam_enforced
-
     finding_id = finding_id_of(PUBLIC)
     world.configure(None)
     world.deliver(event(PUBLIC))
@@ -449,9 +453,6 @@ def test_a_member_role_without_the_new_permissions_fails_permanently_and_says_wh
 
 
 def test_a_role_that_cannot_be_assumed_fails_naming_it(world: World) -> None:
-    from macie_chatops.remediation import JobResult, handle_job
-    from tests.functional.move_world import iam_enforced
-
     finding_id = finding_id_of(PUBLIC)
     world.deliver(event(PUBLIC))
     world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
@@ -469,9 +470,6 @@ def test_a_role_that_cannot_be_assumed_fails_naming_it(world: World) -> None:
 
 
 def test_undo_denied_leaves_the_block_and_says_why(world: World) -> None:
-    from macie_chatops.remediation import JobResult, handle_job
-    from tests.functional.move_world import iam_enforced
-
     finding_id = finding_id_of(PUBLIC)
     world.deliver(event(PUBLIC))
     world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
@@ -492,8 +490,6 @@ def test_undo_denied_leaves_the_block_and_says_why(world: World) -> None:
 
 
 def test_jobs_that_do_not_apply_to_the_record_change_nothing(world: World) -> None:
-    from macie_chatops.remediation import JobResult, handle_job
-
     finding_id = finding_id_of(PUBLIC)
     world.configure(None)
     world.deliver(event(PUBLIC))
@@ -511,8 +507,6 @@ def test_jobs_that_do_not_apply_to_the_record_change_nothing(world: World) -> No
 
 
 def test_pending_lists_a_policy_finding_with_its_bucket(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    from macie_chatops.cli import main
-
     # GIVEN a public-bucket finding awaiting approval
     world.deliver(event(PUBLIC))
     capsys.readouterr()
@@ -533,9 +527,6 @@ class CrashesBeforeRecordingTheBlock(FindingStore):
 
 
 def test_a_crash_after_the_block_resumes_with_the_configuration_recorded_before_it(world: World) -> None:
-    from macie_chatops.remediation import JobResult, RemediationDependencies, handle_job
-    from macie_chatops_sandbox.testkit.world import slack_client
-
     finding_id = finding_id_of(PUBLIC)
     partial = {
         "BlockPublicAcls": False,
@@ -591,3 +582,38 @@ def test_a_dismissed_policy_finding_leaves_the_bucket_as_it_is(world: World) -> 
     assert world.configuration() == partial
     assert world.buttons(finding_id) == []
     assert "Nothing was changed on the bucket" in world.message_text(finding_id)
+
+
+def test_a_block_that_never_finishes_is_reported_stuck_on_its_message(world: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    world.deliver(event(PUBLIC))
+    # GIVEN its block approved 3 hours ago, and every job for it lost since
+    now = [datetime.now(UTC) - timedelta(hours=3)]
+    past = FindingStore(aws_client("dynamodb"), TABLE, clock=lambda: now[0])
+    approved = past.transition(
+        finding_id,
+        expected={State.PENDING_APPROVAL},
+        target=State.APPROVED,
+        actor="U0ALICE",
+        event="click:block_public_access",
+        updates={"approver": "U0ALICE"},
+    )
+    assert approved.applied
+    deps = SweepDependencies(
+        store=past,
+        queue=SqsJobQueue(world.sqs, world.queue_url),
+        slack=slack_client(world.slack),
+        policy=SweepPolicy(stale_after=timedelta(minutes=30), max_requeues=3),
+        clock=lambda: now[0],
+    )
+    # WHEN the sweeper runs every 31 minutes and gives up
+    verdicts: list[Verdict] = []
+    for _ in range(4):
+        now[0] += timedelta(minutes=31)
+        verdicts.extend(outcome.verdict for outcome in sweep(deps).outcomes)
+        drain_jobs(world.sqs, world.queue_url)
+    assert verdicts == [Verdict.REQUEUE] * 3 + [Verdict.GIVE_UP]
+    # THEN the one message says the block is stuck and how an operator re-queues it
+    text = world.message_text(finding_id)
+    assert "Block stuck" in text and "re-queued 3 times" in text
+    assert f"macie-chatops sweep --requeue {finding_id}" in text

@@ -55,9 +55,19 @@ SEED_PATHS: dict[State, tuple[State, ...]] = {
         State.RESTORE_REQUESTED,
         State.RESTORED,
     ),
+    # A policy finding's fix and its Undo (docs/architecture.md §18).
+    State.PUBLIC_ACCESS_BLOCKED: (State.PENDING_APPROVAL, State.APPROVED, State.PUBLIC_ACCESS_BLOCKED),
+    State.UNDO_REQUESTED: (State.PENDING_APPROVAL, State.APPROVED, State.PUBLIC_ACCESS_BLOCKED, State.UNDO_REQUESTED),
+    State.UNDONE: (
+        State.PENDING_APPROVAL,
+        State.APPROVED,
+        State.PUBLIC_ACCESS_BLOCKED,
+        State.UNDO_REQUESTED,
+        State.UNDONE,
+    ),
 }
 # The steps a person takes (by clicking); the others are the handlers'.
-_CLICKED = frozenset({State.APPROVED, State.DISMISSED, State.RESTORE_REQUESTED})
+_CLICKED = frozenset({State.APPROVED, State.DISMISSED, State.RESTORE_REQUESTED, State.UNDO_REQUESTED})
 
 _sessions: dict[str, Any] = {}
 _clients: dict[tuple[str, str | None, str], Any] = {}
