@@ -282,9 +282,6 @@ class MacieAdministrator(_Strict):
 class SlackSettings(_Strict):
     team_id: Annotated[str, StringConstraints(strict=True, pattern=r"^[TE][A-Z0-9]{2,}$")]
     secret_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
-    # Dismiss opens a modal asking why, for what scope and how long, and the submission creates an exemption
-    # (docs/architecture.md §16); off: Dismiss dismisses at once, with no reason and no exemption.
-    dismiss_with_reason: StrictBool = False
     # Reviews left PENDING_APPROVAL (docs/architecture.md §14): a thread reply mentioning the approvers every
     # remind_after_hours, at most max_reminders times (0: none); past escalate_after_hours, one line in the daily
     # summary posted to escalation_channel (none without a channel).

@@ -423,14 +423,14 @@ def _submit(context: _Context, metadata: FormMetadata, values: Mapping[str, Mapp
         )
     team = deps.config.teams.get(record.team)
     try:
-        allowed = team is not None and authorise(click.user_id, team, deps.directory).allowed
+        authorisation = authorise(click.user_id, team, deps.directory) if team is not None else None
     except DirectoryError as exc:
         return context.refuse(
             f"approver groups unavailable: {exc}",
             "Could not check the approver groups just now; please try again.",
             category="approver_groups_unavailable",
         )
-    if not allowed:
+    if authorisation is None or not authorisation.allowed:
         return context.refuse(
             f"not an approver for team {record.team}",
             "You are not an approver for this finding's team; nothing was changed.",
@@ -444,17 +444,21 @@ def _submit(context: _Context, metadata: FormMetadata, values: Mapping[str, Mapp
         return context.answer(
             200, modal_errors(read), "refused", f"form invalid: {', '.join(sorted(read))}", "form_invalid"
         )
-    return _count(context, record, read, now)
+    return _count(context, record, read, now, f"approver via {authorisation.via}")
 
 
-def _count(context: _Context, record: FindingRecord, submission: Submission, now: datetime) -> Answer:
+def _count(context: _Context, record: FindingRecord, submission: Submission, now: datetime, via: str) -> Answer:
     """Dismissing needs as many approvers as remediating (``interaction.count_approval``, §15): a submission
     short of the count is recorded with its reason and shown on the message; the one that completes it
     dismisses and creates its exemption (that dismisser's scope and duration)."""
     deps, user = context.deps, context.click.user_id
     try:
         count = count_approval(
-            deps.store, record, action=ClickAction.DISMISS, user_id=user, detail=f"form, reason: {submission.reason}"
+            deps.store,
+            record,
+            action=ClickAction.DISMISS,
+            user_id=user,
+            detail=f"form, {via}, reason: {submission.reason}",
         )
     except FindingNotFoundError:
         return context.refuse("finding record vanished", "This finding no longer exists.", category="unknown_finding")
@@ -479,7 +483,7 @@ def _count(context: _Context, record: FindingRecord, submission: Submission, now
             )
             _update(context, counted, message)
         return context.answer(200, {"response_action": "clear"}, "accepted", count.words, "approval_counted")
-    return _dismiss(context, record, submission, now, count.words if count.required > 1 else "")
+    return _dismiss(context, record, submission, now, f"{count.words}, {via}" if count.required > 1 else via)
 
 
 def _dismiss(context: _Context, record: FindingRecord, submission: Submission, now: datetime, counted: str) -> Answer:
@@ -500,7 +504,7 @@ def _dismiss(context: _Context, record: FindingRecord, submission: Submission, n
     exemption = Exemption(**{**exemption.__dict__, "finding_id": record.finding_id})
     token = f"form {uuid.uuid4().hex[:16]}"
     scope = f"exemption {exemption.id}: {exemption.describe_scope()} until {until_text(exemption.until)}"
-    detail = f"{counted + ', ' if counted else ''}reason: {submission.reason}; {scope}, {token}"
+    detail = f"{counted}, reason: {submission.reason}; {scope}, {token}"
     change = StateChange(
         expected=State.PENDING_APPROVAL,
         target=State.DISMISSED,

@@ -372,8 +372,9 @@ class Dependencies:
     directory: ApproverDirectory
     responder: Responder | None = None
     clock: Clock = field(default=utcnow)
-    # Dismiss with a reason (docs/architecture.md §16; on with `slack.dismiss_with_reason`): the form, the
-    # exemptions it creates, and the finding's message (a form's submission has no response_url).
+    # Dismiss with a reason (docs/architecture.md §16): the form, the exemptions it creates, and the finding's
+    # message (a form's submission has no response_url). Without the first two, an object finding's Dismiss is
+    # refused: it never dismisses without a reason.
     modals: ModalOpener | None = None
     exemptions: ExemptionStore | None = None
     updater: SlackUpdater | None = None
@@ -640,7 +641,13 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         return context.refuse(
             f"finding is {record.state.value}", what_happened(record, first=first), category="already_handled"
         )
-    if click.action is ClickAction.DISMISS and asks_reason(deps):
+    if click.action is ClickAction.DISMISS and record.summary is not None:  # an object finding: asks why
+        if not asks_reason(deps):
+            return context.refuse(
+                "dismissal form unavailable (no modals or exemption store)",
+                "The dismissal form cannot be opened here; nothing was changed.",
+                category="form_not_opened",
+            )
         from macie_chatops.dismissal import open_form
 
         return open_form(context, record)
@@ -866,8 +873,9 @@ def _answer(context: _Context, rule: _Rule, requested: JobRequest, now: datetime
 
 
 def asks_reason(deps: Dependencies) -> bool:
-    """Does Dismiss open the dismissal form (configured, and the endpoint can open modals and record exemptions)?"""
-    return deps.config.slack.dismiss_with_reason and deps.modals is not None and deps.exemptions is not None
+    """Can this endpoint take a dismissal through its form (open modals and record exemptions)? Always so in
+    the deployed handler; an object finding's Dismiss is refused without it, never done without a reason."""
+    return deps.modals is not None and deps.exemptions is not None
 
 
 def handle_interaction(body: bytes, deps: Dependencies) -> Answer:
@@ -876,4 +884,4 @@ def handle_interaction(body: bytes, deps: Dependencies) -> Answer:
 
     if asks_reason(deps) and is_view_submission(body):
         return handle_submission(body, deps)
-    return handle_click(body, deps)  # a submission while the form is off is refused there, like any other type
+    return handle_click(body, deps)  # a submission to an endpoint without the form is refused there

@@ -94,7 +94,7 @@ def replay_command(
     config: Config, files: list[str], mode: Mode, *, timeout_s: float = 120.0, lost: bool = False
 ) -> int:
     """One JSON line per file, in order; exit 2 when any file is an ERROR, 1 when the sandbox itself failed."""
-    from macie_chatops_sandbox.replay import ERROR, error_line, read_files, replay, shown_path, with_dismiss_form
+    from macie_chatops_sandbox.replay import ERROR, error_line, read_files, replay, shown_path
     from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
 
     items = read_files(files, config)
@@ -108,8 +108,7 @@ def replay_command(
     with handler_logs_to(sys.stderr) as out:
         try:
             # --dismiss goes through the dismissal form, as a person would (it leaves every line unchanged).
-            sandbox_config = with_dismiss_form(config) if mode == "dismiss" else config
-            with Sandbox(sandbox_config, SandboxSettings(log_level="WARNING")) as sandbox:
+            with Sandbox(config, SandboxSettings(log_level="WARNING")) as sandbox:
                 lines = replay(sandbox, items, mode, timeout_s=timeout_s, lost=lost)
         except (TimeoutError, RuntimeError) as exc:
             print(f"sandbox replay: {exc}", file=sys.stderr)

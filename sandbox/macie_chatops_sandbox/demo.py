@@ -48,7 +48,6 @@ from macie_chatops.finding import parse_event
 from macie_chatops.states import State
 from macie_chatops_sandbox.findings import StoredObject, macie_finding_event, sample_body
 from macie_chatops_sandbox.public_bucket_scene import PublicBucketScene, pick_account, with_public_bucket_review
-from macie_chatops_sandbox.replay import with_dismiss_form
 from macie_chatops_sandbox.sandbox import OUTSIDER, ObjectLock, Sandbox, SandboxSettings
 from macie_chatops_sandbox.securityhub import outcome_lines, with_security_hub
 
@@ -613,7 +612,7 @@ def run_demo(config: Config, out: TextIO | None = None) -> int:
         with contextlib.redirect_stdout(logs):
             n.say()
             with n.progress("starting the sandbox (AWS accounts, buses, queues, table, buckets, Slack)"):
-                demo_config = with_public_bucket_review(with_security_hub(with_dismiss_form(config)))
+                demo_config = with_public_bucket_review(with_security_hub(config))
                 sandbox = Sandbox(demo_config, SandboxSettings(log_level="WARNING")).start()
             try:
                 _describe_setup(sandbox, n)

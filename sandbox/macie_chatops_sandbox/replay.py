@@ -155,11 +155,6 @@ def _put_finding(
         item.route = sandbox.publish(event)
 
 
-def with_dismiss_form(config: Config) -> Config:
-    """``config`` with the dismissal form on (``slack.dismiss_with_reason``, docs/architecture.md §16)."""
-    return config.model_copy(update={"slack": config.slack.model_copy(update={"dismiss_with_reason": True})})
-
-
 def click_pending(sandbox: Sandbox, items: list[ReplayItem], mode: Mode) -> None:
     """Click every finding awaiting approval once, as an approver of its team; a failed click is an ERROR."""
     action_id = names.ACTION_REMEDIATE if mode == "approve" else names.ACTION_DISMISS

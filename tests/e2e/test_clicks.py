@@ -164,7 +164,7 @@ def test_concurrent_clicks_by_several_approvers_make_one_transition(sandbox: San
 
 def test_remediate_after_dismiss_is_refused(sandbox: Sandbox) -> None:
     finding = _pending(sandbox)
-    assert sandbox.click(finding.finding_id, names.ACTION_DISMISS, user_id="U0ALICE").status == 200
+    assert sandbox.dismiss(finding.finding_id, user_id="U0ALICE").status == 200  # the click, then its form
     sandbox.wait_for_state(finding.finding_id, State.DISMISSED)
     # WHEN another approver clicks Remediate on the (stale) message
     answer = sandbox.click(finding.finding_id, names.ACTION_REMEDIATE, user_id=sandbox.group_members["S0SECOPS"][0])

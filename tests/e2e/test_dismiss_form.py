@@ -2,8 +2,8 @@
 the Slack stand-in's ``views.open``, the ``view_submission`` is signed and posted to the local API Gateway
 like Slack's, and the exemption it creates ignores a later finding in the same prefix.
 
-accounts.yaml with ``slack.dismiss_with_reason`` on; payments' approvers: U0ALICE and S0SECOPS; analytics':
-U0CAROL.
+accounts.yaml (Dismiss always opens the form), payments-dev needing two approvers; payments' approvers: U0ALICE and
+S0SECOPS; analytics': U0CAROL.
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ def config() -> Config:
         else account
         for account in example.accounts
     )
-    return example.model_copy(
-        update={"slack": example.slack.model_copy(update={"dismiss_with_reason": True}), "accounts": accounts}
-    )
+    return example.model_copy(update={"accounts": accounts})
 
 
 def pending(sandbox: Sandbox, account_id: str = PAYMENTS_PROD) -> Reported:

@@ -89,14 +89,16 @@ def test_dismiss_leaves_the_object_and_records_who(sandbox: Sandbox) -> None:
     finding = report(sandbox, account_id=ANALYTICS_DEV, finding_type=PERSONAL)
     record = sandbox.wait_for_state(finding.finding_id, State.PENDING_APPROVAL)
     assert record.slack_channel == ANALYTICS_CHANNEL
-    # WHEN analytics' approver clicks Dismiss
-    answer = sandbox.click(finding.finding_id, names.ACTION_DISMISS, user_id="U0CAROL")
-    # THEN the finding is DISMISSED by that user, the object stays, and nothing was queued
-    assert answer.status == 200
+    # WHEN analytics' approver clicks Dismiss and submits the dismissal form it opens, with a reason
+    answer = sandbox.dismiss(finding.finding_id, user_id="U0CAROL", reason="Synthetic panel data, no real people")
+    # THEN the finding is DISMISSED by that user with the reason, the object stays, and nothing was queued
+    assert answer.status == 200 and answer.json == {"response_action": "clear"}
     record = sandbox.wait_for_state(finding.finding_id, State.DISMISSED)
     sandbox.wait_until_idle()
     assert finding.location(sandbox) == "source"
-    assert any(entry.actor == "U0CAROL" for entry in record.audit)
+    entry = record.entry_into_state
+    assert entry is not None and entry.actor == "U0CAROL"
+    assert "reason: Synthetic panel data, no real people" in entry.detail
     assert sandbox.quarantined_copies(ANALYTICS_DEV, "us-east-1", finding.finding_id) == []
 
 
@@ -104,7 +106,7 @@ def test_a_dismissed_finding_message_loses_its_buttons_in_slack(sandbox: Sandbox
     # GIVEN a review finding, dismissed by an approver
     finding = report(sandbox, account_id=ANALYTICS_DEV, finding_type=PERSONAL)
     sandbox.wait_for_state(finding.finding_id, State.PENDING_APPROVAL)
-    assert sandbox.click(finding.finding_id, names.ACTION_DISMISS, user_id="U0CAROL").status == 200
+    assert sandbox.dismiss(finding.finding_id, user_id="U0CAROL").status == 200  # the click, then its form
     record = sandbox.wait_for_state(finding.finding_id, State.DISMISSED)
     sandbox.wait_until_idle()
     # THEN the message people see in the channel no longer offers Remediate or Dismiss

@@ -4,7 +4,9 @@ Properties, over arbitrary bodies, headers and events, and over signed clicks wi
 - the answer is never a 5xx, and always a JSON body Slack understands;
 - nothing changes (no record, no job, no Slack message) without a valid signature;
 - a finding's state changes only for a signed click from the configured workspace, in the finding's channel,
-  by an approver of its team, on the button whose rule allows it; and then exactly as that rule says.
+  by an approver of its team, on the button whose rule allows it; and then exactly as that rule says;
+- Dismiss never changes a state by itself: it opens the dismissal form (docs/architecture.md §16), and only for
+  such a click on a finding awaiting approval (the form's submission is fuzzed in tests/e2e/test_dismiss_form.py).
 """
 
 from __future__ import annotations
@@ -168,10 +170,12 @@ FLAWS = ["user", "team", "channel", "container", "value", "action", "break", "bo
 
 
 @st.composite
-def signed_clicks(draw: st.DrawFn, finding_id: str) -> bytes:
-    """A body to sign: a click every rule would allow, with any set of flaws (often none, often several)."""
+def signed_clicks(draw: st.DrawFn, finding_id: str, trigger_id: str) -> bytes:
+    """A body to sign: a click every rule would allow, with any set of flaws (often none, often several);
+    ``trigger_id``: one the Slack stand-in issued, so that a Dismiss it allows really opens the form."""
     flaws = draw(st.sets(st.sampled_from(FLAWS), max_size=4))
     payload = click_payload(
+        trigger_id=trigger_id,
         action_id=draw(OUR_ACTIONS) if "action" not in flaws else draw(st.text(max_size=30)),
         value=finding_id if "value" not in flaws else draw(st.sampled_from(["f" * 32, ""]) | st.text(max_size=40)),
         user_id=draw(APPROVER_IDS) if "user" not in flaws else draw(OTHER_USERS),
@@ -196,7 +200,8 @@ def test_signed_input_never_5xx_and_only_approvers_change_state(world: World) ->
         "record": world.store.get(FID),
         "queued": 0,
         "changes": 0,
-        "writes": world.slack_writes(),  # chat.* calls: only seeding makes them, never the endpoint
+        "writes": world.slack_writes(),  # chat.* calls: only seeding makes them, never a click
+        "forms": 0,
     }
 
     @FUZZ
@@ -204,21 +209,30 @@ def test_signed_input_never_5xx_and_only_approvers_change_state(world: World) ->
     def one(data: st.DataObject) -> None:
         finding_id, before = known["finding"], known["record"]
         # WHEN a correctly signed body arrives: mostly a plausible click with arbitrary choices
-        body = data.draw(signed_clicks(finding_id))
+        body = data.draw(signed_clicks(finding_id, world.slack.trigger_id("U0ALICE")))
         # (drawn every time, so the draws never depend on the world: the next finding's state, if needed)
         next_state = data.draw(st.sampled_from([State.PENDING_APPROVAL, State.QUARANTINED]))
         event = api_gateway_event(body, sign(SIGNING_SECRET, int(time.time()), body))
-        answer = _check_answer(world.invoke(event))
+        forms = len(world.slack.views())
+        response = world.invoke(event)
+        form_opened = len(world.slack.views()) > forms
         # THEN it is never a 5xx, never writes to Slack, and ...
         after = world.store.get(finding_id)
         queued = world.queued()
         assert after is not None and world.slack_writes() == known["writes"]
         new_jobs, known["record"], known["queued"] = queued - known["queued"], after, queued
-        if after.state is before.state:
-            # ... a click that changed no state queued nothing and replaced no message
-            assert new_jobs == 0 and answer["replace_original"] is False
-            return
-        # ... a state change comes only from a well-formed click that every rule allows
+        if form_opened:
+            # ... a form opened (the click's own answer empty) changed no state and queued nothing, ...
+            assert response["statusCode"] == 200 and json.loads(response["body"]) == {}
+            assert after.state is before.state is State.PENDING_APPROVAL and new_jobs == 0
+        else:
+            answer = _check_answer(response)
+            if after.state is before.state:
+                # ... a click that changed no state and opened no form queued nothing and replaced no message
+                assert new_jobs == 0 and answer["replace_original"] is False
+                return
+            assert answer["replace_original"] is True
+        # ... a state change, or a form, comes only from a well-formed click that every rule allows
         sent = json.loads(parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0])
         action = sent["actions"][0]
         # (channel may be absent: the container alone then says where the message is)
@@ -226,14 +240,17 @@ def test_signed_input_never_5xx_and_only_approvers_change_state(world: World) ->
         assert sent["type"] == "block_actions" and sent["team"]["id"] == TEAM_ID
         assert sent["user"]["id"] in APPROVERS
         assert channels == {PAYMENTS_CHANNEL} and action["value"] == finding_id
-        # ... and is exactly the one its button stands for
+        if form_opened:
+            # ... and only Dismiss opens one: it never dismisses by itself (the form's submission does)
+            assert action["action_id"] == names.ACTION_DISMISS
+            known["forms"] += 1
+            return
+        # ... and is exactly the one its button stands for (Dismiss is not one: it opens the form)
         expected = {
             names.ACTION_REMEDIATE: (State.PENDING_APPROVAL, State.APPROVED, 1),
-            names.ACTION_DISMISS: (State.PENDING_APPROVAL, State.DISMISSED, 0),
             names.ACTION_RESTORE: (State.QUARANTINED, State.RESTORE_REQUESTED, 1),
         }[action["action_id"]]
         assert (before.state, after.state, new_jobs) == expected
-        assert answer["replace_original"] is True
         # The next examples get a fresh finding: awaiting approval, or now and then a quarantined one.
         known["changes"] += 1
         fresh = f"fuzz{known['changes']:04d}{time.monotonic_ns()}"
@@ -243,5 +260,5 @@ def test_signed_input_never_5xx_and_only_approvers_change_state(world: World) ->
 
     one()
     # AND the property was exercised: some clicks did change a finding
-    print(f"fuzz: {known['changes']} accepted clicks")
+    print(f"fuzz: {known['changes']} accepted clicks, {known['forms']} dismissal forms opened")
     assert known["changes"] >= 1

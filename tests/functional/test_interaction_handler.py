@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import pytest
 
@@ -253,10 +253,17 @@ CASES = [
     Case("value over Slack's 2,000-char limit", lambda w: _signed(_value(w, "a" * 5000)), 400, "nothing"),
     Case(
         "unknown interaction type",
-        lambda w: _signed(form_body(_payload(w, type="view_submission"))),
+        lambda w: _signed(form_body(_payload(w, type="message_action"))),
         200,
         "nothing",
         "only handles",
+    ),
+    Case(
+        "view_submission shaped like a click",
+        lambda w: _signed(form_body(_payload(w, type="view_submission"))),
+        400,
+        "nothing",
+        "could not be read",
     ),
     Case("unknown action id", lambda w: _signed(_action_id(w, "other_app.approve")), 200, "nothing", "does not belong"),
     Case("missing finding id (no value)", lambda w: _signed(_value(w, "")), 200, "nothing", "does not name"),
@@ -340,10 +347,10 @@ CASES = [
     ),
     Case(
         "unicode and markup in the user name (not decisive)",
-        lambda w: w.click_event(DISMISS, FID, "U0ALICE", username="<!here> ünï 😀"),
+        lambda w: w.click_event(REMEDIATE, FID, "U0ALICE", username="<!here> ünï 😀"),
         200,
         "accepted",
-        target=State.DISMISSED,
+        target=State.APPROVED,
     ),
 ]
 
@@ -430,13 +437,61 @@ def test_remediate_replaces_the_message_and_queues_one_quarantine_job(world: Wor
 
 
 def test_dismiss_records_who_and_queues_nothing(world: World) -> None:
-    response = world.click(DISMISS, FID, "U0DAVE")  # a member of S0SECOPS
-    body = body_of(response)
-    assert body["replace_original"] is True and "Dismissed" in body["text"]
+    # GIVEN a finding awaiting approval; WHEN a member of S0SECOPS clicks Dismiss
+    clicked = world.click(DISMISS, FID, "U0DAVE")
+    # THEN the click opens the dismissal form and changes nothing yet (docs/architecture.md §16)
+    assert clicked["statusCode"] == 200 and body_of(clicked) == {}
+    record = world.store.get(FID)
+    assert record is not None and record.state is State.PENDING_APPROVAL
+    assert record.audit[-1].event == "click:dismiss" and record.audit[-1].outcome == "form_opened"
+    assert len(world.slack.views("U0DAVE")) == 1 and world.replaced() == 0
+    # WHEN they submit it with a reason
+    submitted = world.invoke(world.submission_event("U0DAVE", {"reason": "Fixture data for the load test."}))
+    # THEN the finding is dismissed by them, through the group, with the reason; nothing is queued
+    assert submitted["statusCode"] == 200 and body_of(submitted) == {"response_action": "clear"}
     record = world.store.get(FID)
     assert record is not None and record.state is State.DISMISSED
-    assert record.audit[-1].actor == "U0DAVE" and "S0SECOPS" in record.audit[-1].detail
+    entry = record.entry_into_state
+    assert entry is not None and entry.actor == "U0DAVE"
+    assert "approver via S0SECOPS" in entry.detail and "reason: Fixture data for the load test." in entry.detail
     assert world.jobs() == []
+    # AND the message says so (chat.update: a submission has no response_url)
+    channel, ts = world.messages[FID]
+    assert "Dismissed" in world.slack.message(channel, ts).text
+
+
+def test_a_non_approver_is_refused_at_the_click_and_at_the_submission(world: World) -> None:
+    # GIVEN a non-approver's Dismiss click: refused, no form opens
+    body = body_of(world.click(DISMISS, FID, "U0MALLORY"))
+    assert body["response_type"] == "ephemeral" and "not an approver for team payments" in body["text"]
+    assert world.slack.views("U0MALLORY") == []
+    # AND a form opened by an approver, submitted (signed) as the non-approver
+    world.click(DISMISS, FID, "U0ALICE")
+    event = world.submission_event("U0ALICE", {"reason": "Not mine to dismiss"})
+    payload = json.loads(parse_qs(event["body"])["payload"][0])
+    payload["user"] = {"id": "U0MALLORY", "username": "mallory", "team_id": TEAM_ID}
+    body_bytes = form_body(payload)
+    before = world.snapshot()
+    answer = world.invoke(_signed(body_bytes))
+    # THEN the submission is refused in the form, and nothing but its audit line changed
+    assert answer["statusCode"] == 200 and "not an approver" in body_of(answer)["errors"]["reason"]
+    after = world.snapshot()
+    assert without_audit(after.records) == without_audit(before.records) and after.queued == before.queued
+    record = after.records[FID]
+    assert record.state is State.PENDING_APPROVAL and record.audit[-1].outcome == "refused"
+
+
+def test_dismiss_without_the_form_is_refused_and_changes_nothing(world: World) -> None:
+    # GIVEN an endpoint that cannot open the dismissal form (no modal opener, no exemption store)
+    deps = _dependencies(world)
+    before = world.snapshot()
+    # WHEN an approver clicks Dismiss on an object finding
+    answer = handle_click(_action_id(world, DISMISS), deps)
+    # THEN it is refused (never dismissed without a reason) and only audited
+    assert answer.outcome == "refused" and "nothing was changed" in answer.body["text"]
+    after = world.snapshot()
+    assert without_audit(after.records) == without_audit(before.records) and after.queued == before.queued
+    assert after.records[FID].audit[-1].detail.startswith("dismissal form unavailable")
 
 
 def test_restore_on_a_quarantined_finding_queues_a_restore_job(world: World) -> None:
@@ -465,10 +520,11 @@ def test_a_second_click_by_the_same_approver_is_told_and_queues_nothing(world: W
 
 
 def test_group_membership_is_cached_per_container(world: World, slack: SlackStandIn) -> None:
-    # GIVEN two findings; WHEN a group member handles both
+    # GIVEN two findings; WHEN group members dismiss both (each a click and the form's submission)
     world.seed("second-1")
-    world.click(DISMISS, FID, "U0BOB")
-    world.click(DISMISS, "second-1", "U0DAVE")
+    world.dismiss(FID, "U0BOB")
+    world.dismiss("second-1", "U0DAVE")
+    assert {world.records()[f].state for f in (FID, "second-1")} == {State.DISMISSED}
     # THEN Slack was asked for the group's members once
     assert slack.request_count("usergroups.users.list") == 1
 
@@ -726,7 +782,7 @@ def test_a_refusal_reaches_the_clicker_as_an_ephemeral_reply(world: World) -> No
 
 
 def test_a_late_clicker_is_told_who_won_in_slack(world: World) -> None:
-    world.click(DISMISS, FID, "U0BOB")
+    world.dismiss(FID, "U0BOB")
     world.click(REMEDIATE, FID, "U0ALICE")
     channel, ts = world.messages[FID]
     replies = [reply.text for reply in world.slack.ephemeral(channel) if reply.ts == ts]
@@ -792,13 +848,13 @@ def test_a_response_url_outside_slack_is_never_contacted(world: World, caplog: p
     # origin is the only allowed one, as in the sandbox; in AWS only https://hooks.slack.com/ is)
     recorder = Recorder()
     try:
-        event = world.click_event(DISMISS, FID, "U0ALICE", response_url=f"{recorder.url}/actions/T0EXAMPLE/x")
+        event = world.click_event(REMEDIATE, FID, "U0ALICE", response_url=f"{recorder.url}/actions/T0EXAMPLE/x")
         # WHEN it is handled
         response = world.invoke(event)
     finally:
         recorder.stop()
     # THEN the click is still applied (the signature vouches for it) but nothing was sent there
-    assert body_of(response)["replace_original"] is True
+    assert body_of(response)["replace_original"] is True and len(world.jobs()) == 1
     assert recorder.hits == []
     assert "not a Slack hooks URL" in caplog.text
 

@@ -205,18 +205,20 @@ def test_one_approver_findings_still_move_on_the_first_click(world: World) -> No
 
 
 def test_dismiss_needs_as_many_approvers(world: World) -> None:
-    # WHEN one approver dismisses
-    first = body_of(world.click(DISMISS, FID, DAVE))
-    # THEN the finding still waits, and the message says "1 of 2 dismissals"
-    assert first["replace_original"] is True
+    # WHEN one approver dismisses (Dismiss opens the form; its submission is counted, docs/architecture.md §16)
+    first = body_of(world.dismiss(FID, DAVE, reason="Fixture data"))
+    # THEN the form closes, the finding still waits, and the message says "1 of 2 dismissals"
+    assert first == {"response_action": "clear"}
     record = record_of(world)
     assert record.state is State.PENDING_APPROVAL and record.dismissals == (DAVE,)
     assert "*1 of 2 dismissals* by <@U0DAVE>" in message_text(world)
-    # WHEN the same approver dismisses again THEN it is refused
-    again = body_of(world.click(DISMISS, FID, DAVE))
-    assert again["response_type"] == "ephemeral" and "You have already dismissed this finding" in again["text"]
+    # WHEN the same approver dismisses again THEN the submission is refused, in the form
+    again = body_of(world.dismiss(FID, DAVE))
+    assert again["response_action"] == "errors"
+    assert "You have already dismissed this finding" in again["errors"]["reason"]
+    assert record_of(world).dismissals == (DAVE,)
     # WHEN a second approver dismisses THEN it is dismissed, nothing queued, both on the trail
-    assert body_of(world.click(DISMISS, FID, ALICE))["replace_original"] is True
+    assert body_of(world.dismiss(FID, ALICE)) == {"response_action": "clear"}
     record = record_of(world)
     assert record.state is State.DISMISSED and world.jobs() == []
     dismissed = [e for e in record.audit if e.outcome == "DISMISSED"]
@@ -224,9 +226,9 @@ def test_dismiss_needs_as_many_approvers(world: World) -> None:
 
 
 def test_approvals_and_dismissals_are_counted_apart(world: World) -> None:
-    # WHEN Alice approves and Bob dismisses
+    # WHEN Alice approves and Bob dismisses (through the form)
     world.click(REMEDIATE, FID, ALICE)
-    world.click(DISMISS, FID, BOB)
+    world.dismiss(FID, BOB)
     # THEN neither action has two approvers: the finding still waits, and the message shows both counts
     record = record_of(world)
     assert record.state is State.PENDING_APPROVAL

@@ -274,9 +274,21 @@ def test_expired_config_exemptions_are_listed_for_a_warning() -> None:
     assert [(index, e.bucket) for index, e in expired_exemptions(config, NOW)] == [(0, "b-old")]
 
 
-def test_the_example_accounts_yaml_has_no_exemptions_and_dismisses_at_once() -> None:
+def test_the_example_accounts_yaml_has_no_exemptions() -> None:
     config = load_config(ROOT / "accounts.yaml")
-    assert config.exemptions == () and config.slack.dismiss_with_reason is False
+    assert config.exemptions == ()
+
+
+def test_dismiss_always_asks_why_there_is_no_switch_to_turn_the_form_off() -> None:
+    # GIVEN accounts.yaml with the switch an earlier round had (slack.dismiss_with_reason, off by default)
+    text = EXAMPLE.replace(
+        "  secret_name: macie-chatops/slack", "  dismiss_with_reason: false\n  secret_name: macie-chatops/slack"
+    )
+    assert "dismiss_with_reason" in text
+    # THEN it is refused at its line (Dismiss always opens the form, docs/architecture.md §16)
+    errors = errors_of(text)
+    assert len(errors) == 1 and f":{line_of(text, 'dismiss_with_reason')}:" in errors[0]
+    assert "dismiss_with_reason" in errors[0]
 
 
 # --- the dismissal form's values --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ lookups, and to prove no Slack message is written); the config as the bundled JS
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from macie_chatops.jobs import RemediationJob
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.summary import FindingSummary
-from macie_chatops_sandbox.slack_clicks import signed_click_event
+from macie_chatops_sandbox.slack_clicks import api_gateway_event, signed_click_event, signed_form
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 from macie_chatops_sandbox.testkit import world as shared
 from macie_chatops_sandbox.testkit.world import SIGNING_SECRET, LambdaContext
@@ -30,8 +30,10 @@ ANALYTICS_CHANNEL = "C0ANALYTIC"
 MESSAGE_TS = "1700000000.000100"
 SECOPS_GROUP = "S0SECOPS"
 SECOPS_MEMBERS = ("U0BOB", "U0DAVE")
-# Slack Web API methods that write: the endpoint calls none (it answers through the click's response_url).
+# Slack Web API methods that write: a click calls none (it answers through its response_url); a dismissal
+# form's submission updates the finding's message with chat.update (it has no response_url).
 SLACK_WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+DISMISS_REASON = "Synthetic test data: no real customer data."
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Snapshot:
 
     records: dict[str, FindingRecord]
     queued: int
-    slack_writes: int  # chat.* calls (the endpoint makes none)
+    slack_writes: int  # chat.* calls (a click makes none; a dismissal form's submission, one chat.update)
     replaced: int  # messages replaced through a click's response_url
     ephemerals: int  # replies only the clicker sees, through a click's response_url
 
@@ -93,6 +95,8 @@ class World:
         **kwargs: Any,
     ) -> dict[str, Any]:
         kwargs.setdefault("response_url", self.response_url(finding_id))
+        if action_id == names.ACTION_DISMISS:  # Dismiss opens a form: a trigger id the stand-in takes
+            kwargs.setdefault("trigger_id", self.slack.trigger_id(user_id))
         return signed_click_event(
             self.secret,
             action_id=action_id,
@@ -112,6 +116,34 @@ class World:
     def click(self, action_id: str, finding_id: str, user_id: str, **kwargs: Any) -> dict[str, Any]:
         return self.invoke(self.click_event(action_id, finding_id, user_id, **kwargs))
 
+    def submission_event(self, user_id: str, values: Mapping[str, str | None]) -> dict[str, Any]:
+        """The signed ``view_submission`` of the last modal opened for ``user_id``, with ``values`` (block id ->
+        value; None or absent: the form's default)."""
+        views = self.slack.views(user_id)
+        if not views:
+            raise LookupError(f"no modal was opened for {user_id}")
+        body, headers = signed_form(self.secret, self.slack.view_submission(views[-1].id, values))
+        return api_gateway_event(body, headers)
+
+    def dismiss(
+        self,
+        finding_id: str,
+        user_id: str,
+        *,
+        reason: str | None = DISMISS_REASON,
+        scope: str | None = None,
+        duration: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Dismiss as a person does (docs/architecture.md §16): click Dismiss and, when the form opened, submit
+        it with ``reason``, ``scope`` and ``duration`` (None: the form's default). The submission's answer, or
+        the click's when no form opened (a refused click)."""
+        opened = len(self.slack.views(user_id))
+        clicked = self.click(names.ACTION_DISMISS, finding_id, user_id, **kwargs)
+        if clicked["statusCode"] != 200 or len(self.slack.views(user_id)) == opened:
+            return clicked
+        return self.invoke(self.submission_event(user_id, {"reason": reason, "scope": scope, "duration": duration}))
+
     # -- observation ----------------------------------------------------------------------------------
 
     def records(self) -> dict[str, FindingRecord]:
@@ -119,6 +151,8 @@ class World:
         paginator = self.dynamodb.get_paginator("scan")
         for page in paginator.paginate(TableName=names.STATE_TABLE_NAME, ConsistentRead=True):
             for item in page["Items"]:
+                if "#" in item[names.STATE_TABLE_KEY]["S"]:  # an account's exemptions (a dismissal's), not a finding
+                    continue
                 record = FindingRecord.from_item(item)
                 out[record.finding_id] = record
         return out
