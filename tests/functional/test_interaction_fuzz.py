@@ -236,7 +236,9 @@ def test_signed_input_never_5xx_and_only_approvers_change_state(world: World) ->
         sent = json.loads(parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0])
         action = sent["actions"][0]
         # (channel may be absent: the container alone then says where the message is)
-        channels = {c for c in ((sent.get("channel") or {}).get("id"), sent["container"].get("channel_id")) if c}
+        channels = {
+            c for c in ((sent.get("channel") or {}).get("id"), (sent.get("container") or {}).get("channel_id")) if c
+        }
         assert sent["type"] == "block_actions" and sent["team"]["id"] == TEAM_ID
         assert sent["user"]["id"] in APPROVERS
         assert channels == {PAYMENTS_CHANNEL} and action["value"] == finding_id
