@@ -56,6 +56,7 @@ from macie_chatops.interaction import (
     what_happened,
 )
 from macie_chatops.job_request import StateChange, apply_change
+from macie_chatops.policy_messages import policy_message
 from macie_chatops.slack_messages import (
     SlackMessage,
     build_dismissed_with_reason_message,
@@ -85,6 +86,11 @@ _SCOPE_WORDS: Final = {
     Scope.PREFIX: "Everything under this prefix",
     Scope.BUCKET: "Everything in this bucket",
 }
+# A policy finding concerns a bucket (§18): this finding, or this bucket for this finding type.
+_POLICY_SCOPE_WORDS: Final = {
+    Scope.FINDING: "This finding",
+    Scope.BUCKET: "This bucket, for this finding type",
+}
 
 
 class ModalOpener(Protocol):
@@ -108,13 +114,18 @@ def _option(value: str, text: str) -> dict[str, Any]:
 
 def dismissal_form(record: FindingRecord, *, channel: str, ts: str) -> dict[str, Any]:
     """The modal for dismissing ``record``'s finding; the private metadata binds it to the finding's message."""
-    summary = record.summary
-    if summary is None:
+    summary, policy = record.summary, record.policy
+    if summary is not None:
+        scopes = [s for s in Scope if s is not Scope.PREFIX or parent_prefix(summary.key) is not None]
+        scope_options = [_option(s.value, _SCOPE_WORDS[s]) for s in scopes]
+        question = f"Dismiss the finding on {code_span(f's3://{summary.bucket}/{summary.key}', 600)}?"
+    elif policy is not None:
+        scope_options = [_option(s.value, words) for s, words in _POLICY_SCOPE_WORDS.items()]
+        kind = code_span(policy.finding_type, 200)
+        question = f"Dismiss the {kind} finding on bucket {code_span(f's3://{policy.bucket}/', 300)}?"
+    else:
         raise ValueError(f"finding {record.finding_id} has no summary to dismiss")
-    scopes = [s for s in Scope if s is not Scope.PREFIX or parent_prefix(summary.key) is not None]
-    scope_options = [_option(s.value, _SCOPE_WORDS[s]) for s in scopes]
     durations = [_option(value, f"{value} days") for value in DURATIONS] + [_option(ON_A_DATE, "Until a date…")]
-    where = code_span(f"s3://{summary.bucket}/{summary.key}", 600)
     metadata = {"finding_id": record.finding_id, "channel": channel, "ts": ts}
     return {
         "type": "modal",
@@ -126,7 +137,7 @@ def dismissal_form(record: FindingRecord, *, channel: str, ts: str) -> dict[str,
         "blocks": [
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "verbatim": True, "text": f"Dismiss the finding on {where}?"},
+                "text": {"type": "mrkdwn", "verbatim": True, "text": question},
             },
             {
                 "type": "input",
@@ -287,6 +298,9 @@ def _scope(value: StateValue | None, record: FindingRecord, errors: dict[str, st
         scope = Scope(chosen)
     except ValueError:
         errors[BLOCK_SCOPE] = "Choose what the exemption covers."
+        return None
+    if record.summary is None and record.policy is not None and scope not in _POLICY_SCOPE_WORDS:
+        errors[BLOCK_SCOPE] = "A bucket's finding exempts this finding, or this bucket for this finding type."
         return None
     if scope is Scope.PREFIX and (record.summary is None or parent_prefix(record.summary.key) is None):
         errors[BLOCK_SCOPE] = "This object is at the bucket's root: there is no prefix to exempt."
@@ -477,10 +491,14 @@ def _count(context: _Context, record: FindingRecord, submission: Submission, now
         )
     if count.counted is Counted.RECORDED:
         counted = count.record
-        if deps.updater is not None and counted.summary is not None and counted.slack_channel and counted.slack_ts:
+        message: SlackMessage | None = None
+        if counted.summary is not None:
             message = build_review_message(
                 counted.summary, reason=counted.reason, approvals=counted.approvals, dismissals=counted.dismissals
             )
+        elif counted.policy is not None:
+            message = policy_message(counted)
+        if deps.updater is not None and message is not None and counted.slack_channel and counted.slack_ts:
             _update(context, counted, message)
         return context.answer(200, {"response_action": "clear"}, "accepted", count.words, "approval_counted")
     return _dismiss(context, record, submission, now, f"{count.words}, {via}" if count.required > 1 else via)
@@ -489,13 +507,19 @@ def _count(context: _Context, record: FindingRecord, submission: Submission, now
 def _dismiss(context: _Context, record: FindingRecord, submission: Submission, now: datetime, counted: str) -> Answer:
     """The transition (with the reason and the exemption in its audit line), then the exemption, then the
     finding's message. A dismissal that lost the race records no exemption."""
-    deps, click, summary = context.deps, context.click, record.summary
-    if summary is None or deps.exemptions is None:
-        raise ValueError("a dismissal with a reason needs the finding's summary and Dependencies.exemptions")
+    deps, click, summary, policy = context.deps, context.click, record.summary, record.policy
+    if summary is not None:
+        target = Target.of(summary)
+    elif policy is not None:
+        target = Target.of_policy(policy)
+    else:
+        raise ValueError("a dismissal with a reason needs the finding's summary")
+    if deps.exemptions is None:
+        raise ValueError("a dismissal with a reason needs Dependencies.exemptions")
     exemption = scoped(
         submission.scope,
-        Target.of(summary),
-        exemption_id=new_exemption_id(summary.account_id),
+        target,
+        exemption_id=new_exemption_id(target.account_id),
         until=submission.until,
         reason=submission.reason,
         by=click.user_id,
@@ -514,6 +538,8 @@ def _dismiss(context: _Context, record: FindingRecord, submission: Submission, n
         undo_event="form:dismiss:undone",
         undo_detail=lambda exc: f"not undone ({type(exc).__name__})",
         token=token,
+        # A policy finding's message is rendered from its record, later occurrences included: it keeps the reason.
+        updates={"outcome_detail": submission.reason} if policy is not None else None,
     )
     try:
         changed = apply_change(deps.store, record.finding_id, change)
@@ -534,7 +560,7 @@ def _record_exemption(
     context: _Context, record: FindingRecord, exemption: Exemption, submission: Submission, now: datetime
 ) -> Answer:
     deps = context.deps
-    assert deps.exemptions is not None and record.summary is not None  # checked by _dismiss
+    assert deps.exemptions is not None  # checked by _dismiss
     try:
         deps.exemptions.add(exemption)
     except ExemptionError as exc:
@@ -555,12 +581,17 @@ def _update_message(
     context: _Context, record: FindingRecord, submission: Submission, words: str, now: datetime
 ) -> None:
     """The finding's message says who dismissed it, why and what is exempted."""
-    if context.deps.updater is None or record.summary is None or not record.slack_channel or not record.slack_ts:
+    if context.deps.updater is None or not record.slack_channel or not record.slack_ts:
         return
-    message = build_dismissed_with_reason_message(
-        record.summary, by=context.click.user_id, at=now, reason=submission.reason, exemption=words
-    )
-    _update(context, record, message)
+    message: SlackMessage | None = None
+    if record.summary is not None:
+        message = build_dismissed_with_reason_message(
+            record.summary, by=context.click.user_id, at=now, reason=submission.reason, exemption=words
+        )
+    elif record.policy is not None:
+        message = policy_message(record, exemption=words)
+    if message is not None:
+        _update(context, record, message)
 
 
 def _update(context: _Context, record: FindingRecord, message: SlackMessage) -> None:

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from macie_chatops.config import Config
     from macie_chatops.decision import Decision
     from macie_chatops.finding import Finding
+    from macie_chatops.policy_summary import PolicySummary
     from macie_chatops.summary import FindingSummary
 
 MAX_REASON_CHARS: Final = 500
 MAX_DAYS_AHEAD: Final = 366  # "at most one year ahead", a leap year included
 CONFIG_SOURCE: Final = "accounts.yaml"
+POLICY_TYPE_PREFIX: Final = "Policy:"  # a bucket-level finding (§18): no object, matched by bucket and type
 
 
 class Scope(StrEnum):
@@ -48,6 +50,16 @@ class Target:
     def of(cls, summary: FindingSummary) -> Target:
         version = summary.object_version
         return cls(version.account_id, version.bucket, version.key, version.version, summary.finding_type)
+
+    @classmethod
+    def of_policy(cls, policy: PolicySummary) -> Target:
+        """A policy finding's target (§18): its bucket and no object; ``version`` holds the finding id, so the
+        FINDING scope covers that finding only (an object's key is never empty, so neither covers the other)."""
+        return cls(policy.account_id, policy.bucket, "", policy.finding_id, policy.finding_type)
+
+    @property
+    def is_policy(self) -> bool:
+        return self.finding_type.startswith(POLICY_TYPE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,10 @@ class Exemption:
             return False
         if self.types and target.finding_type not in self.types:
             return False
+        if not self.types and target.is_policy:
+            # "every finding type" (accounts.yaml without types) means the objects' types: a bucket made public
+            # is only exempted by an exemption that names its type (§16, §18).
+            return False
         if self.scope is Scope.BUCKET:
             return True
         if self.scope is Scope.PREFIX:
@@ -91,6 +107,11 @@ class Exemption:
     def describe_scope(self) -> str:
         """The scope in words (raw text: escape before Slack)."""
         where = f"s3://{self.bucket}/"
+        types = f" ({', '.join(t.rsplit('/', 1)[-1] for t in self.types)} findings)" if self.types else ""
+        if self.types and all(t.startswith(POLICY_TYPE_PREFIX) for t in self.types):
+            if self.scope is Scope.FINDING:
+                return f"finding {self.version} on bucket {where} in account {self.account_id}{types}"
+            return f"bucket {where} in account {self.account_id}{types}"
         if self.scope is Scope.BUCKET:
             text = f"every object in {where}"
         elif self.scope is Scope.PREFIX:
@@ -99,7 +120,6 @@ class Exemption:
             text = f"every version of {where}{self.key}"
         else:
             text = f"{where}{self.key} ({self.version or 'no version'})"
-        types = f" ({', '.join(t.rsplit('/', 1)[-1] for t in self.types)} findings)" if self.types else ""
         return f"{text} in account {self.account_id}{types}"
 
     def ignore_reason(self) -> str:
@@ -148,11 +168,17 @@ def exempted(decision: Decision, target: Target | None, exemptions: Iterable[Exe
 
 
 def target_of(finding: Finding) -> Target | None:
-    """The target of a parsed finding with an S3 object (the same identity the summary gives), else None."""
+    """The target of a parsed finding with an S3 object, or of a policy finding with its bucket (the same
+    identity its summary gives), else None."""
     from macie_chatops.decision import Decision
+    from macie_chatops.policy_summary import PolicySummary
     from macie_chatops.summary import FindingSummary
 
-    if finding.s3_object is None or not finding.bucket:
+    if not finding.bucket:
+        return None
+    if finding.detail.category == "POLICY":
+        return Target.of_policy(PolicySummary.of(finding, Decision(Action.IGNORE, "")))
+    if finding.s3_object is None:
         return None
     return Target.of(FindingSummary.of(finding, Decision(Action.IGNORE, "")))
 
@@ -191,6 +217,8 @@ def scoped(
 ) -> Exemption:
     """The exemption a dismissal of ``target`` creates for ``scope`` (its finding type only)."""
     key, version = "", ""
+    if target.is_policy and scope not in (Scope.FINDING, Scope.BUCKET):
+        raise ValueError("a policy finding (a bucket) is exempted as this finding or as its bucket")
     if scope is Scope.FINDING:
         key, version = target.key, target.version
     elif scope is Scope.OBJECT:

@@ -373,8 +373,8 @@ class Dependencies:
     responder: Responder | None = None
     clock: Clock = field(default=utcnow)
     # Dismiss with a reason (docs/architecture.md §16): the form, the exemptions it creates, and the finding's
-    # message (a form's submission has no response_url). Without the first two, an object finding's Dismiss is
-    # refused: it never dismisses without a reason.
+    # message (a form's submission has no response_url). Without the first two, a Dismiss (an object or a policy
+    # finding's) is refused: it never dismisses without a reason.
     modals: ModalOpener | None = None
     exemptions: ExemptionStore | None = None
     updater: SlackUpdater | None = None
@@ -641,7 +641,7 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         return context.refuse(
             f"finding is {record.state.value}", what_happened(record, first=first), category="already_handled"
         )
-    if click.action is ClickAction.DISMISS and record.summary is not None:  # an object finding: asks why
+    if click.action is ClickAction.DISMISS:  # an object or a policy finding: asks why (§16)
         if not asks_reason(deps):
             return context.refuse(
                 "dismissal form unavailable (no modals or exemption store)",
@@ -662,13 +662,16 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
 # --------------------------------------------------------------------------------------------------------
 
 # The record's list of partial approvals for each action that needs approvals_required approvers.
+# A policy finding's Block public access is its Remediate: the same list, the same count (§15, §18).
 APPROVAL_LISTS: Final[Mapping[ClickAction, str]] = {
     ClickAction.REMEDIATE: "approvals",
     ClickAction.DISMISS: "dismissals",
+    ClickAction.BLOCK_PUBLIC_ACCESS: "approvals",
 }
 _APPROVAL_WORDS: Final[Mapping[ClickAction, tuple[str, str]]] = {
     ClickAction.REMEDIATE: ("approval", "approved"),
     ClickAction.DISMISS: ("dismissal", "dismissed"),
+    ClickAction.BLOCK_PUBLIC_ACCESS: ("approval", "approved"),
 }
 
 
@@ -698,12 +701,15 @@ class ApprovalCount:
 
 
 def approvals_required(record: FindingRecord) -> int:
-    """The number of different approvers the record's finding needs, as decided at intake (1 before §15)."""
-    return record.summary.approvals_required if record.summary is not None else 1
+    """The number of different approvers the record's finding needs, as decided at intake (1 before §15): an
+    object finding's summary or a policy finding's carries it."""
+    if record.summary is not None:
+        return record.summary.approvals_required
+    return record.policy.approvals_required if record.policy is not None else 1
 
 
 def approvals_so_far(record: FindingRecord, action: ClickAction) -> tuple[str, ...]:
-    return record.approvals if action is ClickAction.REMEDIATE else record.dismissals
+    return record.dismissals if action is ClickAction.DISMISS else record.approvals
 
 
 def count_approval(
@@ -773,6 +779,12 @@ def _count_then_request(context: _Context, rule: _Rule, record: FindingRecord, d
 def _partial_message(count: ApprovalCount) -> dict[str, Any]:
     """The review message again, buttons and all, saying who has approved (or dismissed) so far."""
     record = count.record
+    if record.policy is not None:  # a policy finding's review, rendered from its record (§18)
+        from macie_chatops.policy_messages import policy_message
+
+        policy = policy_message(record)
+        if policy is not None:
+            return replacement(policy.to_dict())
     if record.summary is not None:
         try:
             message = build_review_message(
@@ -874,7 +886,7 @@ def _answer(context: _Context, rule: _Rule, requested: JobRequest, now: datetime
 
 def asks_reason(deps: Dependencies) -> bool:
     """Can this endpoint take a dismissal through its form (open modals and record exemptions)? Always so in
-    the deployed handler; an object finding's Dismiss is refused without it, never done without a reason."""
+    the deployed handler; a Dismiss (object or policy finding) is refused without it, never done without a reason."""
     return deps.modals is not None and deps.exemptions is not None
 
 

@@ -30,6 +30,8 @@ from macie_chatops.slack_messages import (
     escape_url,
     shorten,
 )
+from macie_chatops.slack_messages import _all_of as all_of
+from macie_chatops.slack_messages import _approvals_so_far as approvals_so_far
 from macie_chatops.slack_messages import _field as field
 from macie_chatops.slack_messages import _fit as fit
 from macie_chatops.slack_messages import _md as md
@@ -158,9 +160,29 @@ def _previous(record: FindingRecord) -> str:
         return "unreadable on the record"
 
 
-def policy_message(record: FindingRecord) -> SlackMessage | None:
+def _needed(policy: PolicySummary) -> str | None:
+    """How many approvers the review needs (§15), when more than one."""
+    if policy.approvals_required <= 1:
+        return None
+    what = "block the bucket's public access, or to dismiss the finding" if policy.fixable else "dismiss the finding"
+    return f"*{policy.approvals_required} different approvers* of this team must agree to {what}."
+
+
+def _dismissers(record: FindingRecord, by: str | None) -> str:
+    """Who dismissed it: every counted dismissal, the one who completed it last (§15)."""
+    return all_of([*record.dismissals, by or ""]) if record.dismissals and by else who(by)
+
+
+def _approvers(record: FindingRecord) -> str:
+    """Who approved the block: every counted approver, the one who completed it last (§15)."""
+    if record.approvals and record.approver:
+        return all_of([*record.approvals, record.approver])
+    return who(record.approver)
+
+
+def policy_message(record: FindingRecord, *, exemption: str | None = None) -> SlackMessage | None:
     """The message for the policy finding's current state (None: a record with no policy summary, or a state
-    that is never shown)."""
+    that is never shown). ``exemption``: what a dismissal just exempted, in words (its form's submission)."""
     policy = record.policy
     if policy is None:
         return None
@@ -168,18 +190,27 @@ def policy_message(record: FindingRecord) -> SlackMessage | None:
     line = _finding_line(policy)
     state = record.state
     if state is State.PENDING_APPROVAL:
-        status = f"{line}\n*Approval needed:* {fit(record.reason, 1000)}"
+        status = "\n".join(
+            part
+            for part in (
+                f"{line}\n*Approval needed:* {fit(record.reason, 1000)}",
+                _needed(policy),
+                approvals_so_far(record.approvals, policy.approvals_required, "approval"),
+                approvals_so_far(record.dismissals, policy.approvals_required, "dismissal"),
+            )
+            if part
+        )
         buttons = (_block_button(policy), _dismiss_button(policy)) if policy.fixable else (_dismiss_button(policy),)
         return _render(policy, title=":warning: Approval needed", status=status, buttons=buttons)
     if state is State.NOTIFIED:
         status = f"{line}\n*For information:* {fit(record.reason, 1000)}\nNothing will be changed on the bucket."
         return _render(policy, title=":information_source: Bucket policy finding", status=status)
     if state is State.APPROVED:
-        status = f"{line}\nApproved {who(record.approver)} on {when(at)}; blocking public access…"
+        status = f"{line}\nApproved {_approvers(record)} on {when(at)}; blocking public access…"
         return _render(policy, title=":hourglass_flowing_sand: Blocking public access", status=status)
     if state is State.PUBLIC_ACCESS_BLOCKED:
         status = (
-            f"{line}\n*Public access blocked* (all four settings on), approved {who(record.approver)}; "
+            f"{line}\n*Public access blocked* (all four settings on), approved {_approvers(record)}; "
             f"done on {when(at)}.\nBefore the block: {_previous(record)}. Undo puts that back."
         )
         notice = record.error if record.error and record.error.startswith("undo not done") else None
@@ -197,7 +228,11 @@ def policy_message(record: FindingRecord) -> SlackMessage | None:
         )
         return _render(policy, title=":leftwards_arrow_with_hook: Block undone", status=status)
     if state is State.DISMISSED:
-        status = f"{line}\n*Dismissed* by {who(by)} on {when(at)}. Nothing was changed on the bucket."
+        status = f"{line}\n*Dismissed* by {_dismissers(record, by)} on {when(at)}. Nothing was changed on the bucket."
+        if record.outcome_detail:  # the dismissal form's reason (§16)
+            status += f"\n*Reason:* {fit(record.outcome_detail, 1000)}"
+        if exemption:
+            status += f"\n*Exempted from now on:* {fit(exemption, 600)}"
         return _render(policy, title=":white_check_mark: Dismissed", status=status)
     if state is State.FAILED:
         failure = Failure.of(record.outcome)

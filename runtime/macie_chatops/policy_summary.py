@@ -36,6 +36,7 @@ class PolicySummary:
     team: str = ""
     channel: str = ""
     title: str = ""
+    approvals_required: int = 1  # different approvers to block or dismiss, decided at intake (§15; 1 before it)
 
     @property
     def fixable(self) -> bool:
@@ -58,6 +59,8 @@ class PolicySummary:
     def from_dict(cls, data: dict[str, Any]) -> PolicySummary:
         values = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         values["count"] = int(values["count"])
+        if "approvals_required" in values:
+            values["approvals_required"] = int(values["approvals_required"])
         return cls(**values)
 
     @classmethod
@@ -86,4 +89,5 @@ class PolicySummary:
             team=decision.team or "",
             channel=decision.channel or "",
             title=detail.title,
+            approvals_required=decision.approvals_required,
         )

@@ -705,7 +705,8 @@ class Sandbox:
     ) -> ClickResponse:
         """Dismiss as a person does (docs/architecture.md §16): click Dismiss, then submit the form that opened
         with ``reason``, ``scope`` and ``duration`` (None: the form's default), signed like Slack's
-        ``view_submission``. A policy finding's Dismiss opens no form: the click alone dismisses it."""
+        ``view_submission``. A policy finding's Dismiss opens the same form (its scopes: ``finding`` or
+        ``bucket``)."""
         from macie_chatops_sandbox.slack_clicks import signed_form
 
         opened = len(self.slack.views(user_id))

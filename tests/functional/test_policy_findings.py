@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from macie_chatops.sessions import MemberSessions
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
 from macie_chatops.sweeper import SweepDependencies, SweepPolicy, Verdict, sweep
-from macie_chatops_sandbox.slack_clicks import signed_click_event
+from macie_chatops_sandbox.slack_clicks import api_gateway_event, signed_click_event, signed_form
 from macie_chatops_sandbox.slack_standin import SlackStandIn
 from macie_chatops_sandbox.testkit.world import (
     SIGNING_SECRET,
@@ -116,10 +117,23 @@ class World:
             team_id="T0EXAMPLE",
             channel_id=PAYMENTS,
             response_url=self.slack.response_url(PAYMENTS, record.slack_ts),
+            trigger_id=self.slack.trigger_id(user_id),  # Dismiss opens its form with it (§16)
         )
+        return self.invoke(click)
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         context = LambdaContext(names.INTERACTION_FUNCTION_NAME, memory_limit_in_mb=512, timeout_s=10.0)
-        answer: dict[str, Any] = interaction_handler.lambda_handler(click, context)
+        answer: dict[str, Any] = interaction_handler.lambda_handler(event, context)
         return answer
+
+    def submit(self, user_id: str, **values: str | None) -> dict[str, Any]:
+        """Submit the dismissal form last opened for ``user_id``, signed as Slack does; the answer's body."""
+        view_id = self.slack.views(user_id)[-1].id
+        body, headers = signed_form(SIGNING_SECRET, self.slack.view_submission(view_id, values))
+        answer = self.invoke(api_gateway_event(body, headers))
+        assert answer["statusCode"] == 200
+        result: dict[str, Any] = json.loads(answer["body"])
+        return result
 
     def run_jobs(self) -> list[RemediationJob]:
         """Every queued job, through the real remediator (none may fail)."""
@@ -572,12 +586,18 @@ def test_a_dismissed_policy_finding_leaves_the_bucket_as_it_is(world: World) -> 
     }
     world.configure(partial)
     world.deliver(event(PUBLIC))
-    # WHEN an approver dismisses it
+    # WHEN an approver clicks Dismiss THEN the dismissal form opens, and nothing changes yet
     answer = world.click(names.ACTION_DISMISS, finding_id)
     assert answer["statusCode"] == 200
-    # THEN it is DISMISSED with no job, the bucket as it was, the message saying so without buttons
+    assert len(world.slack.views("U0ALICE")) == 1
+    assert world.record(finding_id).state is State.PENDING_APPROVAL
+    # WHEN they submit it with a reason
+    assert world.submit("U0ALICE", reason="Public on purpose", scope="finding") == {"response_action": "clear"}
+    # THEN it is DISMISSED with no job, the bucket as it was, the message saying so (and why) without buttons
     record = world.record(finding_id)
     assert record.state is State.DISMISSED
+    assert record.entry_into_state is not None and "reason: Public on purpose" in record.entry_into_state.detail
+    assert "Public on purpose" in world.message_text(finding_id)
     assert drain_jobs(world.sqs, world.queue_url) == []
     assert world.configuration() == partial
     assert world.buttons(finding_id) == []
@@ -617,3 +637,123 @@ def test_a_block_that_never_finishes_is_reported_stuck_on_its_message(world: Wor
     text = world.message_text(finding_id)
     assert "Block stuck" in text and "re-queued 3 times" in text
     assert f"macie-chatops sweep --requeue {finding_id}" in text
+
+
+# -- the approval policy (§15, §16): Block public access counted like Remediate, Dismiss through the form ---------
+
+APPROVERS_LINE = "    approvers: [U0ALICE, S0SECOPS]"
+
+
+@pytest.fixture
+def two_person(
+    aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """The policy world, where the payments team needs two different approvers."""
+    reviewed = policy_config({"Policy:IAMUser/S3BucketPublic": "review"})
+    text = (ROOT / "accounts.yaml").read_text(encoding="utf-8")
+    assert text.count(APPROVERS_LINE) == 1
+    strict = parse_config(text.replace(APPROVERS_LINE, "    policy: {approvals_required: 2}\n" + APPROVERS_LINE))
+    config = strict.model_copy(update={"policy": reviewed.policy})
+    built = _world(aws, slack, tmp_path, monkeypatch, config)
+    _clear_caches()
+    try:
+        yield built
+    finally:
+        _clear_caches()
+
+
+def test_the_count_a_policy_finding_needs_is_fixed_at_intake(two_person: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    two_person.deliver(event(PUBLIC))
+    record = two_person.record(finding_id)
+    assert record.policy is not None and record.policy.approvals_required == 2
+    assert "*2 different approvers* of this team must agree to block" in two_person.message_text(finding_id)
+
+
+def test_one_block_approval_is_counted_and_queues_nothing(two_person: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    two_person.deliver(event(PUBLIC))
+    answer = two_person.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id, "U0ALICE")
+    assert answer["statusCode"] == 200
+    assert drain_jobs(two_person.sqs, two_person.queue_url) == []
+    record = two_person.record(finding_id)
+    assert record.state is State.PENDING_APPROVAL and record.approvals == ("U0ALICE",)
+    counted = record.audit[-1]
+    assert (counted.event, counted.outcome) == ("click:block_public_access", "approval_counted")
+    assert counted.detail.startswith("approval 1 of 2: in C0PAYMENTS")
+    assert "*1 of 2 approvals* by <@U0ALICE>" in two_person.message_text(finding_id)
+    assert two_person.buttons(finding_id) == [names.ACTION_BLOCK_PUBLIC_ACCESS, names.ACTION_DISMISS]
+
+
+@pytest.mark.usefixtures("atomic_moto")
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_block_clicks_by_two_approvers_queue_exactly_one_job(two_person: World, round_: int) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    two_person.deliver(event(PUBLIC))
+    bob = "U0BOB"  # a member of S0SECOPS in the stand-in
+    record = two_person.record(finding_id)
+    assert record.slack_ts is not None
+    events = [
+        signed_click_event(
+            SIGNING_SECRET,
+            action_id=names.ACTION_BLOCK_PUBLIC_ACCESS,
+            finding_id=finding_id,
+            user_id=user,
+            team_id="T0EXAMPLE",
+            channel_id=PAYMENTS,
+            response_url=two_person.slack.response_url(PAYMENTS, record.slack_ts),
+        )
+        for user in ("U0ALICE", bob, "U0ALICE")
+    ]
+    warm_up = signed_click_event(
+        SIGNING_SECRET, action_id=names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id="unknown-warmup", user_id="U0ALICE",
+        team_id="T0EXAMPLE", channel_id=PAYMENTS,
+    )  # fmt: skip
+    two_person.invoke(warm_up)  # build the container's clients before the race
+    barrier = threading.Barrier(len(events))
+    responses: list[dict[str, Any]] = [{} for _ in events]
+
+    def click(index: int) -> None:
+        barrier.wait()
+        responses[index] = two_person.invoke(events[index])
+
+    threads = [threading.Thread(target=click, args=(n,)) for n in range(len(events))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(r.get("statusCode") == 200 for r in responses)
+    jobs = drain_jobs(two_person.sqs, two_person.queue_url)
+    assert [(job.kind, job.finding_id) for job in jobs] == [("block_public_access", finding_id)]
+    record = two_person.record(finding_id)
+    assert record.state is State.APPROVED and [e.outcome for e in record.audit].count("APPROVED") == 1
+    assert len(record.approvals) == 1 and {*record.approvals, record.approver} == {"U0ALICE", bob}
+    assert jobs[0].requested_by == record.approver
+
+
+def test_a_policy_dismissal_needs_two_forms_and_exempts_the_bucket_for_its_type(two_person: World) -> None:
+    finding_id = finding_id_of(PUBLIC)
+    two_person.deliver(event(PUBLIC))
+    two_person.click(names.ACTION_DISMISS, finding_id, "U0ALICE")
+    assert two_person.submit("U0ALICE", reason="Website", scope="bucket") == {"response_action": "clear"}
+    assert "*1 of 2 dismissals* by <@U0ALICE>" in two_person.message_text(finding_id)
+    # the same approver again is refused in the form
+    two_person.click(names.ACTION_DISMISS, finding_id, "U0ALICE")
+    again = two_person.submit("U0ALICE", reason="Website", scope="bucket")
+    assert "already dismissed this finding (1 of 2)" in again["errors"]["reason"]
+    two_person.click(names.ACTION_DISMISS, finding_id, "U0BOB")
+    assert two_person.submit("U0BOB", reason="Website, confirmed", scope="bucket") == {"response_action": "clear"}
+    record = two_person.record(finding_id)
+    assert record.state is State.DISMISSED and record.dismissals == ("U0ALICE",)
+    assert record.outcome_detail == "Website, confirmed"
+    assert drain_jobs(two_person.sqs, two_person.queue_url) == []
+    # a later occurrence (same id, higher count) keeps the reason on the message
+    two_person.deliver(event(PUBLIC, count=2, updated_at="2026-11-20T16:15:04.250Z"))
+    text = two_person.message_text(finding_id)
+    assert "2 times" in text and "Website, confirmed" in text and "<@U0ALICE> and <@U0BOB>" in text
+    # a new public-bucket finding for the bucket is exempted; another type is not
+    later = event(PUBLIC)
+    later["id"], later["detail"]["id"] = "0f8e7d6c-0000-4000-8000-000000000001", "policy-public-later"
+    two_person.deliver(later)
+    ignored = two_person.record("policy-public-later")
+    assert ignored.state is State.IGNORED and ignored.reason.startswith("exempted by U0BOB until ")

@@ -386,3 +386,85 @@ def test_validate_warns_about_expired_exemptions_and_decide_applies_active_ones(
     line = json.loads(capsys.readouterr().out)
     assert line["action"] == "ignore"
     assert line["reason"].startswith(f"exempted by accounts.yaml until {today} (end of day, UTC): Synthetic")
+
+
+# --- policy findings: a bucket, no object (§16, §18) ----------------------------------------------------------
+
+PUBLIC = "Policy:IAMUser/S3BucketPublic"
+BPA_DISABLED = "Policy:IAMUser/S3BlockPublicAccessDisabled"
+
+
+def policy_target(finding_id: str = "p-1", *, finding_type: str = PUBLIC, bucket: str = "payments-data") -> Target:
+    from macie_chatops.policy_summary import PolicySummary
+
+    policy = PolicySummary(
+        finding_id=finding_id, finding_type=finding_type, severity="High", account_id=ACCOUNT, region="us-east-1",
+        bucket=bucket, count=1, created_at="2026-12-01T00:00:00Z", updated_at="",
+    )  # fmt: skip
+    return Target.of_policy(policy)
+
+
+def test_a_policy_dismissal_exempts_this_finding_or_this_bucket_for_its_type_only() -> None:
+    base = policy_target()
+    assert base.is_policy and base.key == "" and base.version == "p-1"
+    made = {
+        scope: scoped(scope, base, exemption_id="x", until=NOW + timedelta(days=1), reason="r", by="U0A", at=NOW)
+        for scope in (Scope.FINDING, Scope.BUCKET)
+    }
+    # THEN "this finding" covers that finding only, "this bucket" any later finding of the type on the bucket
+    assert made[Scope.FINDING].covers(base) and not made[Scope.FINDING].covers(policy_target("p-2"))
+    assert made[Scope.BUCKET].covers(policy_target("p-2"))
+    # AND neither covers another type, another bucket, or an object in the bucket
+    for made_one in made.values():
+        assert made_one.types == (PUBLIC,)
+        assert not made_one.covers(policy_target(finding_type=BPA_DISABLED))
+        assert not made_one.covers(policy_target(bucket="payments-other"))
+        assert not made_one.covers(target())  # an object in the bucket (its own type)
+    assert made[Scope.BUCKET].describe_scope() == (
+        f"bucket s3://payments-data/ in account {ACCOUNT} (S3BucketPublic findings)"
+    )
+    assert made[Scope.FINDING].describe_scope().startswith("finding p-1 on bucket s3://payments-data/")
+    # AND an object's scopes make no sense for a bucket
+    for scope in (Scope.OBJECT, Scope.PREFIX):
+        with pytest.raises(ValueError, match="policy finding"):
+            scoped(scope, base, exemption_id="x", until=NOW, reason="r", by="U0A", at=NOW)
+
+
+def test_an_object_exemption_of_the_whole_bucket_never_hides_a_policy_finding() -> None:
+    # GIVEN an accounts.yaml exemption of the bucket with no types ("every finding type")
+    everything = exemption(Scope.BUCKET, source=CONFIG_SOURCE)
+    # THEN it covers the bucket's objects, but not a bucket made public: only an exemption naming the type does
+    assert everything.covers(target("any/key"))
+    assert not everything.covers(policy_target())
+    assert exemption(Scope.BUCKET, types=(PUBLIC,)).covers(policy_target())
+    assert not exemption(Scope.PREFIX, "exports/", types=(PUBLIC,)).covers(policy_target())
+
+
+def policy_record() -> FindingRecord:
+    from macie_chatops.policy_summary import PolicySummary
+
+    policy = PolicySummary(
+        finding_id="p-1", finding_type=PUBLIC, severity="High", account_id=ACCOUNT, region="us-east-1",
+        bucket="payments-data", count=1, created_at="2026-12-01T00:00:00Z", updated_at="",
+    )  # fmt: skip
+    return FindingRecord("p-1", State.PENDING_APPROVAL, "2026-12-01", "2026-12-01", policy=policy)
+
+
+@pytest.mark.parametrize(
+    ("scope", "valid"), [("finding", True), ("bucket", True), ("object", False), ("prefix", False)]
+)
+def test_a_policy_findings_form_takes_this_finding_or_this_bucket(scope: str, valid: bool) -> None:
+    read = read_values(form(scope=scope), policy_record(), NOW)
+    if valid:
+        assert read == Submission("fixtures", Scope(scope), NOW + timedelta(days=30))
+    else:
+        assert isinstance(read, dict) and "this finding, or this bucket" in read["scope"]
+
+
+def test_the_policy_dismissal_form_offers_the_bucket_scopes() -> None:
+    from macie_chatops.dismissal import dismissal_form
+
+    view = dismissal_form(policy_record(), channel="C0PAYMENTS", ts="1.2")
+    scope = next(b for b in view["blocks"] if b.get("block_id") == "scope")
+    assert [o["value"] for o in scope["element"]["options"]] == ["finding", "bucket"]
+    assert "s3://payments-data/" in view["blocks"][0]["text"]["text"]
