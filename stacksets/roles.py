@@ -63,6 +63,8 @@ QUARANTINE_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBu
 KMS_VIA_S3_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # What the central remediator may do with the member role (caller side and trust side must both allow it).
 ASSUME_ACTIONS = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
+# The trust policy's condition key that must be present on every AssumeRole (CloudTrail attribution enforced).
+SOURCE_IDENTITY_KEY = "sts:SourceIdentity"
 
 _QUARANTINE_BUCKETS = names.quarantine_bucket_name("<AWS::AccountId>", "*")
 # cdk-nag's IAM5 finding for each wildcard resource of the remediation policy, and why it is acceptable.
@@ -107,22 +109,27 @@ class MemberRolesStack(Stack):
 
 def _remediation_role(stack: Stack, config: Config) -> iam.Role:
     """Trusts exactly the central remediator, from inside the organisation, which stamps the approver as
-    SourceIdentity (and tags the session), so CloudTrail in the member account shows who approved each move."""
-    org_condition = {"StringEquals": {"aws:PrincipalOrgID": config.organization_id}}
+    SourceIdentity (and tags the session), so CloudTrail in the member account shows who approved each move.
+    The SourceIdentity is required (``Null: false``): an AssumeRole without one is refused (architecture §19)."""
+    conditions = {
+        "StringEquals": {"aws:PrincipalOrgID": config.organization_id},
+        "Null": {SOURCE_IDENTITY_KEY: "false"},
+    }
     remediator = iam.ArnPrincipal(remediator_role_arn(config))
     role = iam.Role(
         stack,
         "RemediationRole",
         role_name=config.deployment.remediation_role_name,
         description="macie-chatops: the central remediator moves flagged object versions into quarantine",
-        assumed_by=remediator.with_conditions(org_condition),
+        assumed_by=remediator.with_conditions(conditions),
     )
     trust = role.assume_role_policy
     assert trust is not None
-    # SourceIdentity (the approver) and session tags (the finding id) must be allowed by the trust policy.
+    # SourceIdentity (the approver) and session tags (the finding id) must be allowed by the trust policy; the
+    # same conditions, so setting them is allowed only on a request that carries a SourceIdentity.
     trust.add_statements(
         iam.PolicyStatement(
-            actions=["sts:SetSourceIdentity", "sts:TagSession"], principals=[remediator], conditions=org_condition
+            actions=["sts:SetSourceIdentity", "sts:TagSession"], principals=[remediator], conditions=conditions
         )
     )
     _remediation_policy(stack, config).attach_to_role(role)

@@ -273,6 +273,8 @@ def _provision_member_account(config: Config, accounts: Accounts, account_id: st
                     "Effect": "Allow",
                     "Principal": {"AWS": central.remediator_role_arn},
                     "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                    # As stacksets/roles.py: SourceIdentity required (moto does not evaluate trust conditions).
+                    "Condition": {"Null": {"sts:SourceIdentity": "false"}},
                 }
             ],
         },

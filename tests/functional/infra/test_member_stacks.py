@@ -59,10 +59,16 @@ def test_remediation_role_trusts_exactly_the_central_remediator_inside_the_org(e
         # THEN every trust statement names only the central remediator role, under the org condition
         assert statement["Effect"] == "Allow"
         assert statement["Principal"] == {"AWS": remediator}
-        assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": config.organization_id}}
+        # AND a SourceIdentity is required on every request (CloudTrail attribution enforced, not by convention)
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:PrincipalOrgID": config.organization_id},
+            "Null": {"sts:SourceIdentity": "false"},
+        }
         actions.update(as_list(statement["Action"]))
     # AND the approver can be stamped as SourceIdentity (and the finding id as a session tag)
     assert actions == {"sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"}
+    assumes = [s for s in trust if "sts:AssumeRole" in as_list(s["Action"])]
+    assert assumes and all(s["Condition"]["Null"] == {"sts:SourceIdentity": "false"} for s in assumes)
 
 
 def test_remediation_role_can_move_versions_in_its_own_account_only(example: Synthesized) -> None:
