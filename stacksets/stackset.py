@@ -1,7 +1,8 @@
 """``MemberStackSet``: one member template deployed as a CloudFormation StackSet to the accounts.yaml accounts.
 
 SERVICE_MANAGED: targets are the configured OUs *intersected* with the listed accounts (only accounts named
-in accounts.yaml get instances), auto-deployment on (a listed account moved into a target OU is covered),
+in accounts.yaml get instances), auto-deployment off unless ``deployment.auto_deploy`` (the account filter is
+not documented to apply to automatic deployments: docs/architecture.md §19),
 ``CallAs`` from accounts.yaml (DELEGATED_ADMIN from the security account, or SELF from the management
 account). SELF_MANAGED: the listed accounts, with the classic StackSet administration/execution roles
 (``CallAs`` does not apply to it). Both: regions in parallel, a bounded share of accounts at once, a failure
@@ -78,11 +79,7 @@ class MemberStackSet(Construct):
             description=description,
             permission_model=deployment.permission_model,
             call_as=deployment.call_as if service_managed else None,
-            auto_deployment=(
-                cloudformation.CfnStackSet.AutoDeploymentProperty(enabled=True, retain_stacks_on_account_removal=True)
-                if service_managed
-                else None
-            ),
+            auto_deployment=_auto_deployment(deployment) if service_managed else None,
             managed_execution={"Active": True},
             capabilities=list(capabilities) or None,
             operation_preferences=cloudformation.CfnStackSet.OperationPreferencesProperty(
@@ -94,3 +91,12 @@ class MemberStackSet(Construct):
             stack_instances_group=instances,
             template_body=template_body(template),
         )
+
+
+def _auto_deployment(deployment: Deployment) -> cloudformation.CfnStackSet.AutoDeploymentProperty:
+    """Off by default: only a deploy of this app creates instances, for the accounts listed in accounts.yaml.
+    On (``deployment.auto_deploy``): StackSets also deploys to any account added to a target OU, and removes the
+    instances of an account that leaves one, keeping their resources (the quarantine may hold data)."""
+    if not deployment.auto_deploy:
+        return cloudformation.CfnStackSet.AutoDeploymentProperty(enabled=False)
+    return cloudformation.CfnStackSet.AutoDeploymentProperty(enabled=True, retain_stacks_on_account_removal=True)

@@ -53,6 +53,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _warn_expired_exemptions(config, str(config_path(args.config)))
+    if config.deployment.auto_deploy:
+        print(
+            f"{_shown_path(str(config_path(args.config)))}: note: deployment.auto_deploy: StackSets deploys the member "
+            "stacks (remediation role, quarantine bucket, KMS key) to any account added to a target OU, listed here "
+            "or not, and removes them (keeping the bucket and key) from an account that leaves one",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -435,11 +435,16 @@ class Deployment(_Strict):
     remediation_role_name: Annotated[str, StringConstraints(strict=True, pattern=r"^[\w+=,.@-]{1,64}$")] = (
         DEFAULT_REMEDIATION_ROLE_NAME
     )
+    # StackSets auto-deployment (SERVICE_MANAGED only; docs/architecture.md §19). Off: accounts.yaml is the only
+    # source of targets. On: StackSets deploys to any account added to a target OU, listed or not.
+    auto_deploy: StrictBool = False
 
     @model_validator(mode="after")
     def _targets(self) -> Deployment:
         if self.permission_model == "SERVICE_MANAGED" and not self.organizational_units:
             raise ValueError("SERVICE_MANAGED needs organizational_units (the OUs the StackSets target)")
+        if self.auto_deploy and self.permission_model != "SERVICE_MANAGED":
+            raise ValueError("auto_deploy applies to SERVICE_MANAGED only (SELF_MANAGED has no auto-deployment)")
         return self
 
 

@@ -69,3 +69,17 @@ def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) ->
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "macie-chatops accounts.yaml"
     assert "accounts" in schema["properties"]
+
+
+def test_validate_explains_auto_deploy_when_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the shipped file, as is (auto_deploy: false), and with auto_deploy: true
+    assert main(["validate", "--config", str(ROOT / "accounts.yaml")]) == 0
+    assert "auto_deploy" not in capsys.readouterr().err
+    text = (ROOT / "accounts.yaml").read_text(encoding="utf-8").replace("auto_deploy: false", "auto_deploy: true")
+    on = tmp_path / "accounts.yaml"
+    on.write_text(text, encoding="utf-8")
+    # WHEN it is validated  THEN exit 0, and one line says what auto-deployment does to unlisted accounts
+    assert main(["validate", "--config", str(on)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "deployment.auto_deploy" in line]
+    assert len(notes) == 1 and notes[0].startswith(f"{on}: note:")
+    assert "any account added to a target OU, listed here or not" in notes[0]

@@ -375,6 +375,28 @@ def test_service_managed_needs_ous() -> None:
     assert any("deployment:" in e and "organizational_units" in e for e in errors)
 
 
+def test_auto_deploy_is_off_by_default_and_strict() -> None:
+    # GIVEN no auto_deploy: off (accounts.yaml is the only source of StackSet targets, architecture §19)
+    assert parse_config(VALID).deployment.auto_deploy is False
+    on = VALID.replace(
+        "  organizational_units: [ou-abcd-12345678]\n",
+        "  organizational_units: [ou-abcd-12345678]\n  auto_deploy: true\n",
+    )
+    assert parse_config(on).deployment.auto_deploy is True
+    # WHEN it is not a boolean  THEN a located error on the field, with its line
+    errors = errors_of(on.replace("auto_deploy: true", "auto_deploy: 'true'"))
+    line = on.splitlines().index("  auto_deploy: true") + 1
+    assert len(errors) == 1 and errors[0].startswith(f"accounts.yaml:{line}: deployment.auto_deploy:"), errors
+
+
+def test_auto_deploy_needs_service_managed() -> None:
+    text = VALID.replace("permission_model: SERVICE_MANAGED", "permission_model: SELF_MANAGED").replace(
+        "  organizational_units: [ou-abcd-12345678]\n", "  auto_deploy: true\n"
+    )
+    errors = errors_of(text)
+    assert any("deployment:" in e and "auto_deploy applies to SERVICE_MANAGED only" in e for e in errors), errors
+
+
 def test_policy_merge_order_organisation_team_account() -> None:
     # GIVEN organisation defaults, a team override and an account override
     config = parse_config(VALID)

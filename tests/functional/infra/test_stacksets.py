@@ -20,7 +20,8 @@ def test_service_managed_targets_the_ous_intersected_with_the_listed_accounts(ex
         stack_set = example.stack_set(name)
         assert stack_set["PermissionModel"] == "SERVICE_MANAGED"
         assert stack_set["CallAs"] == config.deployment.call_as
-        assert stack_set["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": True}
+        # auto-deployment off (the default): accounts.yaml is the only source of targets (architecture §19)
+        assert stack_set["AutoDeployment"] == {"Enabled": False}
         assert stack_set["ManagedExecution"] == {"Active": True}
         preferences = stack_set["OperationPreferences"]
         assert preferences["RegionConcurrencyType"] == "PARALLEL"
@@ -117,3 +118,40 @@ def test_instance_groups_follow_region_sets_in_file_order() -> None:
         InstanceGroup(regions=("us-east-1",), accounts=("111111111111", "222222222222", "333333333333", "444444444444"))
     ]
     assert instance_count(regional_instance_groups(config)) == 3 * 2 + 1
+
+
+def _member_stack_set(deployment: dict[str, Any]) -> dict[str, Any]:
+    """One MemberStackSet synthesized alone in a bare stack, for ``deployment`` over the example file's."""
+    from aws_cdk import App, Stack
+    from aws_cdk.assertions import Template
+
+    from stacksets.stackset import MemberStackSet
+
+    document = example_document()
+    document["deployment"] = {**document["deployment"], **deployment}
+    config = config_from(document, "auto-deploy.yaml")
+    stack = Stack(App(), "AutoDeploy")
+    MemberStackSet(
+        stack,
+        "Member",
+        stack_set_name="probe",
+        description="probe",
+        template={"Resources": {}},
+        groups=roles_instance_groups(config),
+        deployment=config.deployment,
+    )
+    (stack_set,) = Template.from_stack(stack).find_resources("AWS::CloudFormation::StackSet").values()
+    properties: dict[str, Any] = stack_set["Properties"]
+    return properties
+
+
+def test_auto_deploy_is_off_unless_asked_for_and_keeps_resources_on_removal_when_on() -> None:
+    # GIVEN the default (no auto_deploy): an account added to a target OU gets nothing until it is listed
+    assert _member_stack_set({})["AutoDeployment"] == {"Enabled": False}
+    # WHEN deployment.auto_deploy is true
+    on = _member_stack_set({"auto_deploy": True})
+    # THEN StackSets deploys to accounts added to the OUs, and an account leaving one keeps its resources
+    assert on["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": True}
+    # AND the explicit targets are still the OUs intersected with the listed accounts
+    for group in on["StackInstancesGroup"]:
+        assert group["DeploymentTargets"]["AccountFilterType"] == "INTERSECTION"
