@@ -2,7 +2,10 @@
 and its server access log bucket.
 
 Policies name the remediation role by ``aws:PrincipalArn`` conditions (not as a principal), so S3 and KMS do
-not require the role to exist yet when a new account's instances deploy in parallel.
+not require the role to exist yet when a new account's instances deploy in parallel. The quarantine stays locked
+(architecture §20): only the StackSet execution role (the role CloudFormation runs this stack as) may change the
+bucket's configuration or administer the key, and no one but the remediation role (and the break-glass readers,
+to decrypt) may use the key for data.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 
 from macie_chatops import names
 from macie_chatops.config import Config
+from macie_chatops.scp import QUARANTINE_BUCKET_CONFIG_ACTIONS
 
 # Reads of quarantined copies: the remediation role (verify, restore) and the break-glass readers.
 QUARANTINE_READ_ACTIONS = (
@@ -56,12 +60,42 @@ INCOMPLETE_UPLOAD_DAYS = 1
 # Expiry makes the current copy noncurrent (behind a delete marker); remove it soon after, not a second
 # retention period later. Nothing else makes a copy noncurrent but a re-copy over an unverified one.
 NONCURRENT_COPY_DAYS = 1
+# Key administration, for the StackSet execution role: what CloudFormation does to an AWS::KMS::Key (create,
+# update, tag, rotate, retire); no data use, no CreateGrant (a grant could give data use).
+KEY_ADMIN_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:PutKeyPolicy",
+    "kms:UpdateKeyDescription",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+)
+# S3 server-side encryption with the key, for the remediation role (copies in, reads for verify and restore).
+KEY_DATA_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 
 class Quarantine:
     def __init__(self, stack: Stack, config: Config, *, remediation_role_arn: str) -> None:
         break_glass = list(config.quarantine.break_glass_principals)
-        self.key = _quarantine_key(stack, remediation_role_arn=remediation_role_arn, break_glass=break_glass)
+        deployer = stackset_execution_role_arn(config)
+        self.key = _quarantine_key(
+            stack, remediation_role_arn=remediation_role_arn, break_glass=break_glass, deployer=deployer
+        )
         self.access_log_bucket = _access_log_bucket(stack, retention_days=config.quarantine.retention_days)
         self.bucket = _quarantine_bucket(
             stack,
@@ -72,6 +106,13 @@ class Quarantine:
         _only_the_pipeline_and_break_glass(
             self.bucket, remediation_role_arn=remediation_role_arn, break_glass=break_glass
         )
+        _only_the_deployer_configures(self.bucket, deployer=deployer)
+
+
+def stackset_execution_role_arn(config: Config) -> str:
+    """This account's StackSet execution role (an ``ArnLike`` pattern under SERVICE_MANAGED)."""
+    name = names.stackset_execution_role_name(config.deployment.permission_model)
+    return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{name}"
 
 
 def _break_glass_accounts(break_glass: Sequence[str]) -> list[iam.IPrincipal]:
@@ -79,27 +120,32 @@ def _break_glass_accounts(break_glass: Sequence[str]) -> list[iam.IPrincipal]:
     return [iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{account}:root") for account in accounts]
 
 
-def _quarantine_key(stack: Stack, *, remediation_role_arn: str, break_glass: Sequence[str]) -> kms.Key:
-    key = kms.Key(
-        stack,
-        "QuarantineKey",
-        alias=names.QUARANTINE_KEY_ALIAS,
-        description="macie-chatops: encrypts this account's quarantined object copies in this region",
-        enable_key_rotation=True,
-        removal_policy=RemovalPolicy.RETAIN,
-    )
+def _quarantine_key(stack: Stack, *, remediation_role_arn: str, break_glass: Sequence[str], deployer: str) -> kms.Key:
+    """A key policy of our own (``policy``: CDK then adds no ``kms:*`` for the account root): administration for
+    the StackSet execution role only (KMS refuses a policy that would lock out its caller, that role), data use
+    for the remediation role and the break-glass readers, through S3 only."""
+    account = iam.AccountRootPrincipal()
     via_s3 = {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="RemediationRoleThroughS3",
-            principals=[iam.AccountRootPrincipal()],
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=["*"],
-            conditions={"ArnEquals": {"aws:PrincipalArn": remediation_role_arn}, "StringEquals": via_s3},
-        )
+    policy = iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="StackSetExecutionRoleAdministers",
+                principals=[account],
+                actions=list(KEY_ADMIN_ACTIONS),
+                resources=["*"],
+                conditions={"ArnLike": {"aws:PrincipalArn": deployer}},
+            ),
+            iam.PolicyStatement(
+                sid="RemediationRoleThroughS3",
+                principals=[account],
+                actions=list(KEY_DATA_ACTIONS),
+                resources=["*"],
+                conditions={"ArnEquals": {"aws:PrincipalArn": remediation_role_arn}, "StringEquals": via_s3},
+            ),
+        ]
     )
     if break_glass:
-        key.add_to_resource_policy(
+        policy.add_statements(
             iam.PolicyStatement(
                 sid="BreakGlassReadersThroughS3",
                 principals=_break_glass_accounts(break_glass),
@@ -108,7 +154,15 @@ def _quarantine_key(stack: Stack, *, remediation_role_arn: str, break_glass: Seq
                 conditions={"ArnEquals": {"aws:PrincipalArn": list(break_glass)}, "StringEquals": via_s3},
             )
         )
-    return key
+    return kms.Key(
+        stack,
+        "QuarantineKey",
+        alias=names.QUARANTINE_KEY_ALIAS,
+        description="macie-chatops: encrypts this account's quarantined object copies in this region",
+        enable_key_rotation=True,
+        removal_policy=RemovalPolicy.RETAIN,
+        policy=policy,
+    )
 
 
 def _access_log_bucket(stack: Stack, *, retention_days: int) -> s3.Bucket:
@@ -197,3 +251,19 @@ def _only_the_pipeline_and_break_glass(
                 conditions={"ArnEquals": {"aws:PrincipalArn": list(break_glass)}},
             )
         )
+
+
+def _only_the_deployer_configures(bucket: s3.Bucket, *, deployer: str) -> None:
+    """The bucket's configuration (policy, versioning, lifecycle, Object Lock, public access block, ...) and the
+    bucket itself: denied to every principal but the StackSet execution role, which must keep them to update
+    and delete this stack."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyStackSetsConfigures",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(QUARANTINE_BUCKET_CONFIG_ACTIONS),
+            resources=[bucket.bucket_arn],
+            conditions={"ArnNotLike": {"aws:PrincipalArn": deployer}},
+        )
+    )

@@ -39,7 +39,7 @@ def administrator_forward_role_name(region: str) -> str:
 
 def quarantine_bucket_name(account_id: str, region: str) -> str:
     """The quarantine bucket of one member account in one region (bucket names are global)."""
-    return f"macie-chatops-quarantine-{account_id}-{region}"
+    return f"{QUARANTINE_BUCKET_PREFIX}{account_id}-{region}"
 
 
 # Environment variables read by the handlers' composition roots.
@@ -114,6 +114,21 @@ MEMBER_ALARM_NAME_PREFIX: Final = "macie-chatops-member-"  # member alarms the c
 # The administrator forwarding's DLQ alarm outside the central stack: relayed like a member's (same prefix).
 ADMINISTRATOR_FORWARD_ALARM_NAME: Final = f"{MEMBER_ALARM_NAME_PREFIX}administrator-forward-dlq"
 QUARANTINE_KEY_ALIAS: Final = "alias/macie-chatops-quarantine"  # per member account x region
+QUARANTINE_BUCKET_PREFIX: Final = "macie-chatops-quarantine-"  # quarantine_bucket_name's fixed part
+# The role CloudFormation StackSets runs a member stack as (architecture §20): SERVICE_MANAGED creates
+# `stacksets-exec-<id>` roles in each target account; SELF_MANAGED assumes the execution role the StackSet names,
+# AWSCloudFormationStackSetExecutionRole when it names none (ours name none).
+STACKSET_SERVICE_MANAGED_EXECUTION_ROLE_PATTERN: Final = "stacksets-exec-*"
+STACKSET_SELF_MANAGED_EXECUTION_ROLE_NAME: Final = "AWSCloudFormationStackSetExecutionRole"
+
+
+def stackset_execution_role_name(permission_model: str) -> str:
+    """The execution role's name (an IAM ARN pattern's last part) for the StackSets' permission model."""
+    if permission_model == "SERVICE_MANAGED":
+        return STACKSET_SERVICE_MANAGED_EXECUTION_ROLE_PATTERN
+    return STACKSET_SELF_MANAGED_EXECUTION_ROLE_NAME
+
+
 MEMBER_ROLES_STACKSET_NAME: Final = "macie-chatops-member-roles"
 MEMBER_REGIONAL_STACKSET_NAME: Final = "macie-chatops-member-regional"
 

@@ -263,7 +263,14 @@ def test_quarantine_key_policy_admits_the_remediation_role_through_s3(example: S
     statement = next(
         s for s in statements(key["Properties"]["KeyPolicy"]) if s.get("Sid") == "RemediationRoleThroughS3"
     )
-    assert sorted(as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert sorted(as_list(statement["Action"])) == [
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey*",
+        "kms:ReEncrypt*",
+    ]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"AWS": _join("arn:", PARTITION, ":iam::", ACCOUNT, ":root")}
     assert statement["Condition"] == {
         "ArnEquals": {"aws:PrincipalArn": _member_role(example.config.deployment.remediation_role_name)},
         "StringEquals": {"kms:ViaService": _join("s3.", REGION, ".amazonaws.com")},
@@ -279,3 +286,67 @@ def test_member_dead_letter_alarm_is_forwarded_to_the_central_bus(example: Synth
     assert rule["Properties"]["EventPattern"]["source"] == ["aws.cloudwatch"]
     forward = _by_property(example.regional_json, "AWS::Events::Rule", "Name", names.MEMBER_FORWARD_RULE_NAME)
     assert rule["Properties"]["Targets"][0]["Arn"] == forward["Properties"]["Targets"][0]["Arn"]
+
+
+# --- the quarantine stays locked (architecture §20) -------------------------------------------------------------
+
+CONFIGURATION_ACTIONS = {
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketVersioning",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:DeleteBucket",
+}
+DATA_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:*"}
+
+
+def _execution_role(synth: Synthesized) -> dict[str, Any]:
+    if synth.config.deployment.permission_model == "SERVICE_MANAGED":
+        return _member_role("stacksets-exec-*")
+    return _member_role("AWSCloudFormationStackSetExecutionRole")
+
+
+def test_only_the_stackset_execution_role_may_configure_the_quarantine_bucket(
+    example: Synthesized, self_managed: Synthesized
+) -> None:
+    for synth in (example, self_managed):
+        logical_id, _ = _quarantine_bucket(synth)
+        policy = _bucket_policy(synth)
+        (deny,) = [s for s in policy if s.get("Sid") == "OnlyStackSetsConfigures"]
+        # THEN every configuration change (and the bucket's deletion) is denied to every principal...
+        assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+        assert set(as_list(deny["Action"])) >= CONFIGURATION_ACTIONS
+        assert {"s3:PutEncryptionConfiguration", "s3:PutReplicationConfiguration"} <= set(as_list(deny["Action"]))
+        assert as_list(deny["Resource"]) == [{"Fn::GetAtt": [logical_id, "Arn"]}]
+        # ...but the role CloudFormation runs this stack as (else the stack could be neither updated nor deleted)
+        assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": _execution_role(synth)}}
+        # AND no other statement names a configuration action
+        others = [s for s in policy if s.get("Sid") != "OnlyStackSetsConfigures"]
+        assert not any(CONFIGURATION_ACTIONS & set(as_list(s["Action"])) for s in others)
+
+
+def test_the_quarantine_key_gives_the_account_no_data_use(example: Synthesized, self_managed: Synthesized) -> None:
+    for synth in (example, self_managed):
+        key = _only(synth.regional_json, "AWS::KMS::Key")
+        key_statements = statements(key["Properties"]["KeyPolicy"])
+        assert all(s["Effect"] == "Allow" for s in key_statements)
+        by_sid = {s["Sid"]: s for s in key_statements}
+        expected = {"StackSetExecutionRoleAdministers", "RemediationRoleThroughS3"}
+        if synth.config.quarantine.break_glass_principals:
+            expected.add("BreakGlassReadersThroughS3")
+        # THEN no statement is CDK's default (the account root with kms:*): every one has a Sid and a condition
+        assert set(by_sid) == expected and len(key_statements) == len(expected)
+        assert not any("kms:*" in as_list(s["Action"]) for s in key_statements)
+        # AND administration is the StackSet execution role's only, with no data use and no grants
+        admin = by_sid["StackSetExecutionRoleAdministers"]
+        assert admin["Condition"] == {"ArnLike": {"aws:PrincipalArn": _execution_role(synth)}}
+        assert "kms:PutKeyPolicy" in as_list(admin["Action"])  # KMS refuses a key policy locking its caller out
+        assert not DATA_ACTIONS & set(as_list(admin["Action"]))
+        assert "kms:CreateGrant" not in as_list(admin["Action"])
+        # AND data use goes through S3 only, to the remediation role and the break-glass readers (Decrypt)
+        for sid in expected - {"StackSetExecutionRoleAdministers"}:
+            condition = by_sid[sid]["Condition"]
+            assert set(condition) == {"ArnEquals", "StringEquals"}
+            assert condition["StringEquals"] == {"kms:ViaService": _join("s3.", REGION, ".amazonaws.com")}
