@@ -612,6 +612,21 @@ def cmd_slack_manifest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_scp(args: argparse.Namespace) -> int:
+    """The service control policy protecting the remediation role and the quarantine (architecture §20)."""
+    from macie_chatops.scp import SCP_MAX_CHARS, service_control_policy_json
+
+    config = _load(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    document = service_control_policy_json(config)
+    if len(document) > SCP_MAX_CHARS:
+        print(f"scp: {len(document)} characters, over the {SCP_MAX_CHARS}-character SCP limit", file=sys.stderr)
+        return EXIT_FAILED
+    print(document)
+    return EXIT_OK
+
+
 def build_parser(added: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
     """The parser of the built-in commands and of ``added`` ones (default: none); the sandbox's commands that
     ``added`` lacks are still listed, and running them says how to get the sandbox."""
@@ -624,6 +639,9 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     sub.add_parser("schema", help="print the JSON Schema of accounts.yaml")
     p = sub.add_parser("slack-manifest", help="print the Slack app manifest (JSON) for one-step app creation")
     p.add_argument("--api-url", required=True, help="the central stack's SlackRequestUrl output (or the API URL)")
+    add_config_option(
+        sub.add_parser("scp", help="print the service control policy protecting the remediation role and quarantine")
+    )
     for name, command in _with_sandbox_names(added or {}).items():
         p = sub.add_parser(name, help=command.help)
         command.configure(p)
@@ -685,6 +703,7 @@ COMMANDS = {
     "decide": cmd_decide,
     "schema": cmd_schema,
     "slack-manifest": cmd_slack_manifest,
+    "scp": cmd_scp,
     "restore": cmd_restore,
     "retry": cmd_retry,
     "pending": cmd_pending,
