@@ -3,13 +3,14 @@ one topic the security team subscribes to."""
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_sqs as sqs
 
 from infra.central.foundation import Foundation
-from infra.central.intake import Intake
+from infra.central.intake import FINDING_TIMEOUT, INTAKE_MAX_RECEIVES, Intake
 from infra.central.interaction import Interaction
-from infra.central.remediation import Remediation
+from infra.central.lambdas import visibility_timeout
+from infra.central.remediation import REMEDIATION_MAX_RECEIVES, REMEDIATOR_TIMEOUT, Remediation
 from infra.central.reminders import Reminders
 from infra.central.sweeper import SWEEP_INTERVAL, Sweeper
 from infra.components.alarms import OperationalAlarms
@@ -49,6 +50,10 @@ def watch(
         alarms.on_function_errors(
             f"{handler.node.id}Errors", function=handler.function, alarm_name=f"{handler.node.id}-errors"
         )
+        alarms.on_function_throttles(
+            f"{handler.node.id}Throttles", function=handler.function, alarm_name=f"{handler.node.id}-throttles"
+        )
+    _watch_queue_ages(alarms, intake, remediation)
     alarms.on_rule_failures(
         "IntakeRule", rule=intake.bus.intake_rule, bus_name=names.CENTRAL_BUS_NAME, alarm_name="intake-rule"
     )
@@ -67,3 +72,37 @@ def watch(
         dead_letter_queue=foundation.delivery_dead_letter_queue,
     )
     return alarms
+
+
+def _watch_queue_ages(alarms: OperationalAlarms, intake: Intake, remediation: Remediation) -> None:
+    """The oldest message of the intake and remediation queues (architecture §21)."""
+    # A message older than every retry it is allowed could take: nothing is receiving the queue.
+    for construct_id, queue, queue_name, timeout, receives, what in (
+        (
+            "IntakeOldestMessage",
+            intake.queue.queue,
+            names.INTAKE_QUEUE_NAME,
+            FINDING_TIMEOUT,
+            INTAKE_MAX_RECEIVES,
+            "findings",
+        ),
+        (
+            "RemediationOldestMessage",
+            remediation.queue.queue,
+            names.REMEDIATION_QUEUE_NAME,
+            REMEDIATOR_TIMEOUT,
+            REMEDIATION_MAX_RECEIVES,
+            "remediation jobs",
+        ),
+    ):
+        max_age = Duration.seconds(visibility_timeout(timeout).to_seconds() * receives)
+        alarms.on_oldest_message_age(
+            construct_id,
+            queue=queue,
+            max_age=max_age,
+            alarm_name=f"{queue_name}-oldest-message",
+            description=(
+                f"{what} waited longer than every retry could take ({int(max_age.to_seconds())} s): nothing is "
+                "receiving the queue (throttled or disabled consumer); see docs/deploy.md (operating it)"
+            ),
+        )

@@ -93,6 +93,9 @@ class Reconciler:
             ),
         )
         alarms.on_function_errors("ReconcilerErrors", function=self.reconciler.function, alarm_name="Reconciler-errors")
+        alarms.on_function_throttles(
+            "ReconcilerThrottles", function=self.reconciler.function, alarm_name="Reconciler-throttles"
+        )
 
 
 def reader_role_arn(stack: Stack, config: Config) -> str:

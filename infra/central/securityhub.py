@@ -132,6 +132,9 @@ class SecurityHub:
         alarms.on_function_errors(
             "SecurityHubUpdaterErrors", function=self.updater.function, alarm_name="SecurityHubUpdater-errors"
         )
+        alarms.on_function_throttles(
+            "SecurityHubUpdaterThrottles", function=self.updater.function, alarm_name="SecurityHubUpdater-throttles"
+        )
         failed = cloudwatch.Alarm(
             alarms,
             "SecurityHubUpdateFailures",

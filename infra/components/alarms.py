@@ -58,6 +58,7 @@ class OperationalAlarms(Construct):
         metric: cloudwatch.IMetric,
         description: str,
         treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+        threshold: float = 1,
     ) -> None:
         alarm = cloudwatch.Alarm(
             self,
@@ -65,7 +66,7 @@ class OperationalAlarms(Construct):
             alarm_name=alarm_name,
             alarm_description=description,
             metric=metric,
-            threshold=1,
+            threshold=threshold,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=treat_missing_data,
@@ -87,6 +88,31 @@ class OperationalAlarms(Construct):
             alarm_name=alarm_name,
             metric=function.metric_errors(period=PERIOD, statistic="Sum"),
             description=f"{alarm_name}: the handler raised (its SQS messages are retried, then dead-lettered)",
+        )
+
+    def on_function_throttles(self, construct_id: str, *, function: lambda_.Function, alarm_name: str) -> None:
+        self._alarm(
+            construct_id,
+            alarm_name=alarm_name,
+            metric=function.metric_throttles(period=PERIOD, statistic="Sum"),
+            description=(
+                f"{alarm_name}: Lambda throttled the handler (account concurrency or its reserved concurrency); "
+                "its work waits in its queue or, for a schedule or the Slack endpoint, is retried or lost"
+            ),
+        )
+
+    def on_oldest_message_age(
+        self, construct_id: str, *, queue: sqs.Queue, max_age: Duration, alarm_name: str, description: str
+    ) -> None:
+        """In ALARM when the queue's oldest message is older than ``max_age``: longer than every retry it is
+        allowed could take, so nothing is receiving it (throttled, disabled event source mapping, a poison
+        consumer)."""
+        self._alarm(
+            construct_id,
+            alarm_name=alarm_name,
+            metric=queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),
+            description=description,
+            threshold=max_age.to_seconds(),
         )
 
     def on_stuck_approvals(

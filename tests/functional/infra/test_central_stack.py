@@ -280,6 +280,7 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
     watched_queues = {
         d["Value"]["Fn::GetAtt"][0]
         for a in alarms
+        if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
         for d in a["Properties"].get("Dimensions", [])
         if d["Name"] == "QueueName"
     }
@@ -312,6 +313,53 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
             "Targets": [Match.object_like({"Arn": {"Ref": topic}, "DeadLetterConfig": Match.any_value()})],
         },
     )
+
+
+def _throttled_functions(template: dict[str, Any]) -> set[str]:
+    return {
+        d["Value"]["Ref"]
+        for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "Throttles" and a["Properties"]["Namespace"] == "AWS/Lambda"
+        for d in a["Properties"]["Dimensions"]
+        if d["Name"] == "FunctionName"
+    }
+
+
+def test_every_function_alarms_on_throttles(example: Synthesized) -> None:
+    # the Security Hub updater's (when it is on): test_security_hub_stack.py
+    template = example.central_json
+    topic = _logical_id(template, "AWS::SNS::Topic", TopicName=names.ALARM_TOPIC_NAME)
+    functions = resources_of_type(template, "AWS::Lambda::Function")
+    assert _throttled_functions(template) == set(functions)
+    for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
+        if alarm["Properties"]["MetricName"] == "Throttles":
+            assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+            assert alarm["Properties"]["Threshold"] == 1
+            assert alarm["Properties"]["Statistic"] == "Sum"
+
+
+def test_the_intake_and_remediation_queues_alarm_on_their_oldest_message(example: Synthesized) -> None:
+    template = example.central_json
+    topic = _logical_id(template, "AWS::SNS::Topic", TopicName=names.ALARM_TOPIC_NAME)
+    ages = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]: a["Properties"]
+        for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage"
+    }
+    intake = _logical_id(template, "AWS::SQS::Queue", QueueName=names.INTAKE_QUEUE_NAME)
+    remediation = _logical_id(template, "AWS::SQS::Queue", QueueName=names.REMEDIATION_QUEUE_NAME)
+    assert set(ages) == {intake, remediation}
+    for queue, alarm in ages.items():
+        # older than every retry could take: the visibility timeout times the receives before the DLQ
+        visibility = template["Resources"][queue]["Properties"]["VisibilityTimeout"]
+        receives = template["Resources"][queue]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        assert alarm["Threshold"] == visibility * receives
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["Statistic"] == "Maximum"
+        assert alarm["Namespace"] == "AWS/SQS"
+        assert alarm["AlarmActions"] == [{"Ref": topic}]
+    assert ages[intake]["AlarmName"] == f"{names.INTAKE_QUEUE_NAME}-oldest-message"
+    assert ages[remediation]["AlarmName"] == f"{names.REMEDIATION_QUEUE_NAME}-oldest-message"
 
 
 def test_outputs_name_the_slack_url_and_the_bus(example: Synthesized) -> None:

@@ -145,6 +145,7 @@ def test_its_alarms_reach_the_topic(enabled: Synthesized) -> None:
     for name in (
         f"{names.SECURITY_HUB_DLQ_NAME}-not-empty",
         "SecurityHubUpdater-errors",
+        "SecurityHubUpdater-throttles",
         "security-hub-update-failures",
     ):
         assert alarms[name]["AlarmActions"], name
