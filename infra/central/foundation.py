@@ -37,7 +37,7 @@ def _queue_and_topic_key(stack: Stack) -> kms.Key:
     key = kms.Key(
         stack,
         "Key",
-        alias="alias/macie-chatops",
+        alias=names.CENTRAL_KEY_ALIAS,
         description="macie-chatops: encrypts the queues and the alarm topic",
         enable_key_rotation=True,
         removal_policy=RemovalPolicy.RETAIN,

@@ -627,6 +627,17 @@ def cmd_scp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_operator_policy(args: argparse.Namespace) -> int:
+    """The IAM policy the operator CLI's commands need, in the security account (architecture §21)."""
+    from macie_chatops.operator_policy import operator_policy_json
+
+    config = _load(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    print(operator_policy_json(config))
+    return EXIT_OK
+
+
 def build_parser(added: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
     """The parser of the built-in commands and of ``added`` ones (default: none); the sandbox's commands that
     ``added`` lacks are still listed, and running them says how to get the sandbox."""
@@ -642,6 +653,7 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     add_config_option(
         sub.add_parser("scp", help="print the service control policy protecting the remediation role and quarantine")
     )
+    add_config_option(sub.add_parser("operator-policy", help="print the IAM policy (JSON) the operator commands need"))
     for name, command in _with_sandbox_names(added or {}).items():
         p = sub.add_parser(name, help=command.help)
         command.configure(p)
@@ -704,6 +716,7 @@ COMMANDS = {
     "schema": cmd_schema,
     "slack-manifest": cmd_slack_manifest,
     "scp": cmd_scp,
+    "operator-policy": cmd_operator_policy,
     "restore": cmd_restore,
     "retry": cmd_retry,
     "pending": cmd_pending,

@@ -17,6 +17,7 @@ INTAKE_DLQ_NAME: Final = "macie-chatops-intake-dlq"
 REMEDIATION_QUEUE_NAME: Final = "macie-chatops-remediation"
 REMEDIATION_DLQ_NAME: Final = "macie-chatops-remediation-dlq"
 STATE_TABLE_NAME: Final = "macie-chatops-findings"
+CENTRAL_KEY_ALIAS: Final = "alias/macie-chatops"  # the CMK of the central queues and the alarm topic
 CENTRAL_RULE_NAME: Final = "macie-chatops-intake"
 REMEDIATOR_ROLE_NAME: Final = "macie-chatops-remediator"
 

@@ -1,0 +1,97 @@
+"""The IAM policy `macie-chatops operator-policy` prints (architecture §21): exactly what the operator CLI's
+commands that touch AWS need, in the security account's home region (``security_account``), nothing else.
+
+What each command calls (read from cli.py, exemptions_cli.py, store.py, exemption_store.py, jobs.py, sweeper.py):
+- ``pending``: Query of the pending index (``--team``), else Scan of it; GetSecretValue on the Slack secret
+  when ``--slack-secret`` (or $SLACK_SECRET_ARN) names it, for the message links;
+- ``restore``, ``retry``: GetItem and UpdateItem (the transition, the audit entry, the undo) on the table;
+  SendMessage on the remediation queue (encrypted with the central key: GenerateDataKey and Decrypt through SQS);
+- ``sweep``: Query of the approved index, GetItem and UpdateItem; GetQueueAttributes (the backlog) and
+  SendMessage on the queue; GetSecretValue when it updates the stuck findings' Slack messages
+  (``--requeue``: GetItem, UpdateItem, SendMessage);
+- ``exemptions list``: BatchGetItem on the table; ``exemptions revoke``: UpdateItem (GetItem when it is
+  refused, to say why).
+
+The state table and the Slack secret are encrypted with AWS managed keys (``aws/dynamodb``,
+``aws/secretsmanager``), whose key policies let the account's principals use them through the service: no KMS
+statement for them. ``validate``, ``decide``, ``schema``, ``slack-manifest``, ``scp`` and this command touch
+no AWS API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from macie_chatops import names
+from macie_chatops.config import Config
+
+TABLE_ACTIONS: Final = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
+QUEUE_ACTIONS: Final = ("sqs:GetQueueAttributes", "sqs:SendMessage")
+QUEUE_KEY_ACTIONS: Final = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+def operator_policy(
+    config: Config,
+    *,
+    table_name: str = names.STATE_TABLE_NAME,
+    queue_name: str = names.REMEDIATION_QUEUE_NAME,
+    partition: str = "aws",
+) -> dict[str, Any]:
+    """The identity-based policy document for the people (or the role) who run the operator CLI."""
+    account, region = config.security_account.id, config.security_account.region
+    table = f"arn:{partition}:dynamodb:{region}:{account}:table/{table_name}"
+    secret = f"arn:{partition}:secretsmanager:{region}:{account}:secret:{config.slack.secret_name}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadAndChangeFindingsAndExemptions",
+                "Effect": "Allow",
+                "Action": list(TABLE_ACTIONS),
+                "Resource": table,
+            },
+            {
+                "Sid": "ListPendingAndApprovedFindings",
+                "Effect": "Allow",
+                "Action": "dynamodb:Query",
+                "Resource": [
+                    f"{table}/index/{names.PENDING_INDEX_NAME}",
+                    f"{table}/index/{names.APPROVED_INDEX_NAME}",
+                ],
+            },
+            {
+                "Sid": "ListPendingFindingsOfAllTeams",
+                "Effect": "Allow",
+                "Action": "dynamodb:Scan",
+                "Resource": f"{table}/index/{names.PENDING_INDEX_NAME}",
+            },
+            {
+                "Sid": "QueueRemediationJobs",
+                "Effect": "Allow",
+                "Action": list(QUEUE_ACTIONS),
+                "Resource": f"arn:{partition}:sqs:{region}:{account}:{queue_name}",
+            },
+            {
+                "Sid": "EncryptJobsWithTheCentralKey",
+                "Effect": "Allow",
+                "Action": list(QUEUE_KEY_ACTIONS),
+                "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
+                "Condition": {
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": names.CENTRAL_KEY_ALIAS},
+                    "StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"},
+                },
+            },
+            {
+                "Sid": "ReadSlackTokenForLinksAndMessageUpdates",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                # Secrets Manager appends a hyphen and six random characters to the secret's name in its ARN.
+                "Resource": f"{secret}-??????",
+            },
+        ],
+    }
+
+
+def operator_policy_json(config: Config, **names_: str) -> str:
+    return json.dumps(operator_policy(config, **names_), indent=2)
