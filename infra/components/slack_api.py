@@ -103,8 +103,10 @@ def _acknowledge_slack_signing(api: apigateway.RestApi) -> None:
     acknowledge(
         api,
         "AwsSolutions-APIG6",
-        "Execution logging needs the account-wide API Gateway CloudWatch role (AWS::ApiGateway::Account), "
-        "a per-region singleton this stack must not take over; JSON access logs and handler logs cover it.",
+        "Execution logging is off on purpose (it can log request data); the stage writes JSON access logs "
+        "(every request: source IP, method, path, status, latency, request id) and the handler logs its "
+        "decisions. Both need the region's API Gateway CloudWatch role, which this stack does not set (a "
+        "setting shared by the account's APIs): docs/deploy.md section 3 says how to set it before deploying.",
     )
     acknowledge(
         api,
