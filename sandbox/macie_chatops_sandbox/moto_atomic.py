@@ -3,6 +3,9 @@
 moto's server handles requests on threads and its backends are plain Python without locks:
 - DynamoDB evaluates a ConditionExpression and then writes, so two concurrent conditional writes on one
   item can both succeed (real DynamoDB never allows that: concurrent clicks must give one transition);
+- a DynamoDB read serializes the live item outside any lock, so it can see half of a concurrent
+  UpdateItem (the new state without the attributes set in the same write; real DynamoDB reads an item
+  whole): the read handlers (GetItem, BatchGetItem, Query, Scan, TransactGetItems) take the writes' lock;
 - SQS ``delete_message`` rebuilds the queue's message list, so a message sent to the same queue at that
   moment is silently lost, and two concurrent receives can hand out the same message.
 
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 _DYNAMODB_WRITES: Final = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_DYNAMODB_READ_HANDLERS: Final = ("get_item", "batch_get_item", "query", "scan", "transact_get_items")
 _SQS_CALLS: Final = (
     "send_message",
     "send_message_batch",
@@ -73,12 +77,16 @@ def install() -> None:
         if _installs > 1:
             return
         from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.responses import DynamoHandler
         from moto.sqs.models import Queue, SQSBackend
 
         dynamodb_lock = threading.RLock()
         for name in _DYNAMODB_WRITES:
             if name in DynamoDBBackend.__dict__:
                 _patch(DynamoDBBackend, name, _locked(DynamoDBBackend.__dict__[name], dynamodb_lock))
+        for name in _DYNAMODB_READ_HANDLERS:
+            if name in DynamoHandler.__dict__:
+                _patch(DynamoHandler, name, _locked(DynamoHandler.__dict__[name], dynamodb_lock))
         sqs_lock = threading.RLock()
         for name in _SQS_CALLS:
             if name in SQSBackend.__dict__:
