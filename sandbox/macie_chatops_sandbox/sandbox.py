@@ -432,33 +432,37 @@ class Sandbox:
     def record(self, finding_id: str) -> FindingRecord | None:
         return self.store.get(finding_id)
 
-    def sweep(self) -> dict[str, Any]:
-        """One run of the sweeper, as its EventBridge schedule invokes it (there is no scheduler in the sandbox:
-        tests and tools call this); the handler's answer (its counts). Raises what the handler raises."""
-        from macie_chatops.handlers import sweeper
-
+    def _run_scheduled(
+        self, function_name: str, handler: Any, rule_name: str | None, event: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Invoke a scheduled handler as its EventBridge rule would (there is no scheduler in the sandbox: tests
+        and tools call this): ``event``, else the Scheduled Event of ``rule_name``. The handler's answer; raises
+        what the handler raises."""
         function = Function(
-            names.SWEEPER_FUNCTION_NAME,
-            sweeper.lambda_handler,
-            self.settings.sweeper_timeout_s,
-            self.home_region,
-            self.security_account,
+            function_name, handler, self.settings.sweeper_timeout_s, self.home_region, self.security_account
         )
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": self.security_account,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.home_region,
-            "resources": [
-                f"arn:aws:events:{self.home_region}:{self.security_account}:rule/{names.SWEEPER_SCHEDULE_RULE_NAME}"
-            ],
-            "detail": {},
-        }
+        if event is None:
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": self.security_account,
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": self.home_region,
+                "resources": [f"arn:aws:events:{self.home_region}:{self.security_account}:rule/{rule_name}"],
+                "detail": {},
+            }
         answer: dict[str, Any] = function.handler(event, function.context())
         return answer
+
+    def sweep(self) -> dict[str, Any]:
+        """One run of the sweeper, as its schedule invokes it; the handler's answer (its counts)."""
+        from macie_chatops.handlers import sweeper
+
+        return self._run_scheduled(
+            names.SWEEPER_FUNCTION_NAME, sweeper.lambda_handler, names.SWEEPER_SCHEDULE_RULE_NAME
+        )
 
     def now(self) -> datetime:
         """The sandbox clock: the real time plus every :meth:`advance_clock` so far. The scheduled jobs it runs
@@ -477,17 +481,9 @@ class Sandbox:
         daily escalation schedule does (``escalate``); the handler's answer (its counts). Raises what it raises."""
         from macie_chatops.handlers import reminders
 
-        function = Function(
-            names.REMINDERS_FUNCTION_NAME,
-            reminders.lambda_handler,
-            self.settings.sweeper_timeout_s,
-            self.home_region,
-            self.security_account,
-        )
         # To the microsecond (EventBridge sends whole seconds): the ages a test reads follow the clock it advanced.
         event = {"time": self.now().isoformat(), "escalate": escalate}
-        answer: dict[str, Any] = function.handler(event, function.context())
-        return answer
+        return self._run_scheduled(names.REMINDERS_FUNCTION_NAME, reminders.lambda_handler, None, event)
 
     def reconcile(self) -> dict[str, Any]:
         """One run of the reconciler, as its EventBridge schedule invokes it (tests and ``sandbox replay --lost``
@@ -495,28 +491,9 @@ class Sandbox:
         (its counts and, per region, where the watermark is); raises what the handler raises."""
         from macie_chatops.handlers import reconciler
 
-        function = Function(
-            names.RECONCILER_FUNCTION_NAME,
-            reconciler.lambda_handler,
-            self.settings.sweeper_timeout_s,
-            self.home_region,
-            self.security_account,
+        return self._run_scheduled(
+            names.RECONCILER_FUNCTION_NAME, reconciler.lambda_handler, names.RECONCILER_SCHEDULE_RULE_NAME
         )
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": self.security_account,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.home_region,
-            "resources": [
-                f"arn:aws:events:{self.home_region}:{self.security_account}:rule/{names.RECONCILER_SCHEDULE_RULE_NAME}"
-            ],
-            "detail": {},
-        }
-        answer: dict[str, Any] = function.handler(event, function.context())
-        return answer
 
     # -- putting things in -------------------------------------------------------------------------------
 
