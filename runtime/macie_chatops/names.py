@@ -74,6 +74,10 @@ ACTION_RESTORE: Final = "macie_chatops.restore"
 # A policy finding's fix and its Undo (docs/architecture.md §18).
 ACTION_BLOCK_PUBLIC_ACCESS: Final = "macie_chatops.block_public_access"
 ACTION_UNDO_BLOCK_PUBLIC_ACCESS: Final = "macie_chatops.undo_block_public_access"
+# A group's digest (docs/architecture.md §22): act on every listed finding at once, or on one from a thread page.
+ACTION_BULK_REMEDIATE: Final = "macie_chatops.bulk_remediate"
+ACTION_BULK_DISMISS: Final = "macie_chatops.bulk_dismiss"
+ACTION_ACT_ON_ONE: Final = "macie_chatops.act_on_one"
 
 # State table layout (the CDK table, the sandbox table and the store adapter all use these).
 STATE_TABLE_KEY: Final = "finding_id"  # partition key (S); one item per finding
