@@ -135,6 +135,11 @@ def serve_command(config: Config) -> int:
                 "slack_url": sandbox.slack.base_url,
                 "aws_endpoint": sandbox.aws_endpoint,
                 "signing_secret": sandbox.secret.signing_secret,
+                # Where a tool checks outcomes: the state table, in the security account (assume any role in it
+                # at aws_endpoint), in the home region.
+                "state_table": sandbox.provisioned.table_name,
+                "security_account": sandbox.security_account,
+                "region": sandbox.home_region,
             }
             print(json.dumps(ready), file=out, flush=True)
             print(

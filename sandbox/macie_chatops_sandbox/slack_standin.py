@@ -2,12 +2,15 @@
 
 Point ``WebClient(base_url=standin.base_url)`` (or the env var SLACK_API_URL) at it. It answers the methods
 the pipeline uses with Slack's response shapes and Slack's errors (HTTP 200 + ``{"ok": false, "error": ...}``),
-records every message per channel with every update in order, enforces Slack's posting limit per channel
-(token bucket; HTTP 429 + ``Retry-After``), and can be told to fail (HTTP 500/429 or a Slack error) for tests.
+records every message per channel with every update in order, enforces Slack's posting limit per channel and
+chat.update's tier per workspace (token buckets; HTTP 429 + ``Retry-After``, on by default: ``None`` turns a limit
+off), and can be told to fail (HTTP 500/429 or a Slack error, or 429 for a window) for tests.
 
-Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``usergroups.users.list``, ``users.info``,
-``views.open`` (with a ``trigger_id`` the stand-in issued for a click: taken once, within 3 seconds, like Slack's;
-``view_submission`` builds the payload Slack sends when that modal is submitted).
+Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.history``,
+``conversations.replies`` (Slack's shapes and cursor pagination, so any tool can read a sandbox channel with
+slack_sdk's WebClient), ``usergroups.users.list``, ``users.info``, ``views.open`` (with a ``trigger_id`` the
+stand-in issued for a click: taken once, within 3 seconds, like Slack's; ``view_submission`` builds the payload
+Slack sends when that modal is submitted).
 Bodies: JSON (what WebClient sends for chat.*), form-encoded (the other methods) and query strings.
 ``chat.postMessage`` with ``thread_ts`` posts a thread reply: the parent must be a top-level message of the
 channel (else ``thread_not_found``); replies are kept apart from the channel's messages (``replies``).
@@ -35,6 +38,8 @@ Public API::
         .ephemeral(channel) -> list[EphemeralReply]         replies sent through response URLs, in order
         .fail_next(method, count=1, *, status=500, error=None, retry_after=1)
         .fail_during(method, seconds, *, status=500, error=None, retry_after=1)     on the stand-in's clock
+        .rate_limit_during(seconds, *, methods=WRITE_METHODS, retry_after=1)   HTTP 429 + Retry-After for a window
+        .rate_limited -> int                                the 429s answered so far (limits and faults)
         .clear_faults()
         .trigger_id(user_id, *, issued_seconds_ago=0.0) -> str     for a click payload; views.open takes it once, <= 3 s
         .views(user_id=None) -> list[OpenedView]            modals opened, in order (id, user_id, view)
@@ -52,6 +57,7 @@ Part of the sandbox package: it is not shipped in the Lambda asset and nothing i
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import secrets
@@ -69,6 +75,8 @@ SUPPORTED_METHODS: Final = (
     "auth.test",
     "chat.postMessage",
     "chat.update",
+    "conversations.history",
+    "conversations.replies",
     "usergroups.users.list",
     "users.info",
     "views.open",
@@ -80,6 +88,10 @@ EXAMPLE_BOT_TOKEN: Final = "xoxb-test-token"  # the sandbox's fake token, not a 
 MAX_TEXT_CHARS: Final = 40_000  # chat.postMessage truncates/refuses text beyond this (msg_too_long)
 RESPONSE_URL_USES: Final = 5
 RESPONSE_URL_LIFETIME_S: Final = 30 * 60
+WRITE_METHODS: Final = ("chat.postMessage", "chat.update")
+# conversations.history/replies: Slack's default page size, and the most it returns at once.
+DEFAULT_PAGE_LIMIT: Final = 100
+MAX_PAGE_LIMIT: Final = 999
 
 
 @dataclass(frozen=True)
@@ -395,6 +407,20 @@ class SlackStandIn:
         """Every call of ``method`` (or ``"*"``) fails for ``seconds`` from now, on the stand-in's clock."""
         self._add_fault(_Fault(method, status, error, retry_after, until=self._clock() + seconds))
 
+    def rate_limit_during(
+        self, seconds: float, *, methods: Iterable[str] = WRITE_METHODS, retry_after: int = 1
+    ) -> None:
+        """Every call of ``methods`` answers HTTP 429 with ``Retry-After: retry_after`` for ``seconds`` from now
+        (on the stand-in's clock), as Slack does when a workspace is over its limits."""
+        for method in methods:
+            self.fail_during(method, seconds, status=HTTPStatus.TOO_MANY_REQUESTS, retry_after=retry_after)
+
+    @property
+    def rate_limited(self) -> int:
+        """How many calls were answered HTTP 429 (the posting and update limits, and 429 faults)."""
+        with self._lock:
+            return sum(1 for call in self._history if call.status == HTTPStatus.TOO_MANY_REQUESTS)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -629,6 +655,8 @@ class SlackStandIn:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "usergroups.users.list": self._usergroup_users,
             "users.info": self._users_info,
             "views.open": self._views_open,
@@ -746,6 +774,89 @@ class SlackStandIn:
         # Slack: text without blocks removes the blocks of the message.
         revisions.append(Revision("chat.update", text, blocks or ()))
         return {"channel": channel, "ts": ts, "text": text, "message": self._message_json(ts, text, blocks or ())}
+
+    def _readable_channel(self, params: dict[str, Any]) -> str:
+        channel = params.get("channel")
+        if not isinstance(channel, str) or channel not in self._channels:
+            raise _SlackError("channel_not_found")
+        if channel not in self._bot_channels:
+            raise _SlackError("not_in_channel")
+        return channel
+
+    def _stored_json(self, channel: str, ts: str, revisions: list[Revision], thread_ts: str | None) -> dict[str, Any]:
+        """A stored message as conversations.* return it: the latest revision, its thread fields, ``edited``."""
+        latest = revisions[-1]
+        message = self._message_json(ts, latest.text, latest.blocks)
+        if len(revisions) > 1:
+            message["edited"] = {"user": self.bot_user_id, "ts": ts}
+        if thread_ts is not None:
+            message.update(thread_ts=thread_ts, parent_user_id=self.bot_user_id)
+        elif self._replies.get((channel, ts)):
+            replies = list(self._replies[(channel, ts)])
+            message.update(
+                thread_ts=ts,
+                reply_count=len(replies),
+                reply_users_count=1,
+                latest_reply=replies[-1],
+                reply_users=[self.bot_user_id],
+            )
+        return message
+
+    @staticmethod
+    def _page(params: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """One page of ``messages`` after the request's ``cursor`` (Slack's opaque cursor: here an offset)."""
+        try:
+            limit = int(params.get("limit") or DEFAULT_PAGE_LIMIT)
+            cursor = str(params.get("cursor") or "")
+            start = int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("offset:")) if cursor else 0
+        except ValueError:
+            raise _SlackError("invalid_cursor") from None
+        if limit < 1:
+            raise _SlackError("invalid_limit")
+        if not 0 <= start <= len(messages):
+            raise _SlackError("invalid_cursor")
+        end = start + min(limit, MAX_PAGE_LIMIT)
+        more = end < len(messages)
+        next_cursor = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if more else ""
+        return {"messages": messages[start:end], "has_more": more, "response_metadata": {"next_cursor": next_cursor}}
+
+    @staticmethod
+    def _bounds(params: dict[str, Any]) -> Callable[[str], bool]:
+        """Slack's ``oldest``/``latest`` bounds on a message's ts (exclusive unless ``inclusive``)."""
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+        bounds: dict[str, float] = {}
+        for name in ("oldest", "latest"):
+            raw = params.get(name)
+            if raw in (None, ""):
+                continue
+            try:
+                bounds[name] = float(str(raw))
+            except ValueError:
+                raise _SlackError(f"invalid_ts_{name}") from None
+        oldest, latest = bounds.get("oldest", -math.inf), bounds.get("latest", math.inf)
+        if inclusive:
+            return lambda ts: oldest <= float(ts) <= latest
+        return lambda ts: oldest < float(ts) < latest
+
+    def _conversations_history(self, params: dict[str, Any], now: float) -> dict[str, Any]:
+        """The channel's top-level messages, newest first (thread replies are only in conversations.replies)."""
+        channel = self._readable_channel(params)
+        stored, within = self._messages.get(channel, {}), self._bounds(params)
+        messages = [self._stored_json(channel, ts, stored[ts], None) for ts in reversed(stored) if within(ts)]
+        return {**self._page(params, messages), "pin_count": 0}
+
+    def _conversations_replies(self, params: dict[str, Any], now: float) -> dict[str, Any]:
+        """A thread: its parent first, then the replies oldest first (Slack's order)."""
+        channel = self._readable_channel(params)
+        ts = params.get("ts")
+        parent = self._messages.get(channel, {}).get(ts) if isinstance(ts, str) else None
+        if parent is None or not isinstance(ts, str):
+            raise _SlackError("thread_not_found")
+        replies, within = self._replies.get((channel, ts), {}), self._bounds(params)
+        messages = [self._stored_json(channel, ts, parent, None)] + [
+            self._stored_json(channel, reply, revisions, ts) for reply, revisions in replies.items() if within(reply)
+        ]
+        return self._page(params, messages)
 
     def _message_json(self, ts: str, text: str, blocks: tuple[Any, ...]) -> dict[str, Any]:
         return {

@@ -101,6 +101,27 @@ def test_replay_with_dismiss_dismisses_review_findings_and_reports_unreadable_fi
     assert lines[2]["file"] == "/nonexistent/e.json" and lines[2]["reason"].startswith("cannot read the file")
 
 
+def _state_table_status(ready: dict[str, str]) -> str:
+    """DescribeTable of the announced state table, as a tool would: a role assumed in the security account."""
+    import boto3
+
+    endpoint, region = ready["aws_endpoint"], ready["region"]
+    sts = boto3.client(
+        "sts", endpoint_url=endpoint, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    role = f"arn:aws:iam::{ready['security_account']}:role/any-tool"
+    credentials = sts.assume_role(RoleArn=role, RoleSessionName="tool")["Credentials"]
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return str(dynamodb.describe_table(TableName=ready["state_table"])["Table"]["TableStatus"])
+
+
 def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "macie_chatops", "sandbox", "serve"],
@@ -114,7 +135,15 @@ def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm(
         assert process.stdout is not None
         # GIVEN the first stdout line
         ready = json.loads(process.stdout.readline())
-        assert set(ready) == {"interaction_url", "slack_url", "aws_endpoint", "signing_secret"}
+        assert set(ready) == {
+            "interaction_url",
+            "slack_url",
+            "aws_endpoint",
+            "signing_secret",
+            "state_table",
+            "security_account",
+            "region",
+        }
         # WHEN a click signed with the announced secret arrives for a finding nobody reported
         body, headers = signed_click_body(
             ready["signing_secret"],
@@ -139,6 +168,8 @@ def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm(
         # AND the AWS endpoint is moto's
         with urllib.request.urlopen(ready["aws_endpoint"] + "/moto-api/", timeout=30) as response:
             assert response.status == 200
+        # AND the state table is there, in the security account, where a tool can read the outcomes
+        assert _state_table_status(ready) == "ACTIVE"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
