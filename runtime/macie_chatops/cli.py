@@ -60,6 +60,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             "or not, and removes them (keeping the bucket and key) from an account that leaves one",
             file=sys.stderr,
         )
+    if config.slack.waf:
+        print(
+            f"{_shown_path(str(config_path(args.config)))}: note: slack.waf: an AWS WAF web ACL guards the Slack "
+            "endpoint (requests without Slack's signature headers blocked, a rate limit per source address); it "
+            "costs about USD 7 a month plus USD 0.60 per million requests (docs/deploy.md)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

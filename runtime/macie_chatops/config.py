@@ -289,6 +289,10 @@ class SlackSettings(_Strict):
     max_reminders: StrictInt = Field(default=2, ge=0, le=10)
     escalate_after_hours: StrictInt = Field(default=72, ge=1, le=24 * 90)
     escalation_channel: ChannelId | None = None
+    # An AWS WAF web ACL in front of the Slack endpoint (docs/architecture.md §25, docs/deploy.md: its cost): it
+    # drops requests without Slack's signature headers and rate-limits each source address before API Gateway's
+    # throttle counts them.
+    waf: StrictBool = False
 
     @field_validator("escalation_channel")
     @classmethod

@@ -83,3 +83,27 @@ def test_validate_explains_auto_deploy_when_on(tmp_path: Path, capsys: pytest.Ca
     notes = [line for line in capsys.readouterr().err.splitlines() if "deployment.auto_deploy" in line]
     assert len(notes) == 1 and notes[0].startswith(f"{on}: note:")
     assert "any account added to a target OU, listed here or not" in notes[0]
+
+
+def test_validate_states_the_waf_cost_when_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the shipped file, as is (no slack.waf), and with slack.waf: true
+    assert main(["validate", "--config", str(ROOT / "accounts.yaml")]) == 0
+    assert "slack.waf" not in capsys.readouterr().err
+    text = (ROOT / "accounts.yaml").read_text(encoding="utf-8").replace("  # waf: false", "  waf: true")
+    on = tmp_path / "accounts.yaml"
+    on.write_text(text, encoding="utf-8")
+    # WHEN it is validated  THEN exit 0, and one line says what the web ACL does and what it costs
+    assert main(["validate", "--config", str(on)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "slack.waf" in line]
+    assert len(notes) == 1 and notes[0].startswith(f"{on}: note:")
+    assert "USD 7 a month" in notes[0] and "signature headers" in notes[0]
+
+
+def test_slack_waf_must_be_a_boolean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN slack.waf written as a string
+    text = (ROOT / "accounts.yaml").read_text(encoding="utf-8").replace("  # waf: false", '  waf: "yes"')
+    bad = tmp_path / "accounts.yaml"
+    bad.write_text(text, encoding="utf-8")
+    # WHEN it is validated  THEN it is refused with the field's location
+    assert main(["validate", "--config", str(bad)]) == 2
+    assert "slack.waf" in capsys.readouterr().err
