@@ -168,6 +168,9 @@ class FindingRecord:
     policy: PolicySummary | None = None  # a policy finding's summary (``summary`` is an object finding's)
     policy_shown_count: int | None = None  # the count the policy finding's message shows
     public_access: Mapping[str, str] | None = None  # the fix: the configuration before it (``previous``), …
+    group_id: str | None = None  # a member of a finding flood's group (docs/architecture.md §22)
+    group_seq: int | None = None  # its number in the group (1: the first, whose message became the digest)
+    previous_state: State | None = None  # the state before the last transition (a group's counts move with it)
 
     @property
     def last_audit(self) -> AuditEntry | None:
@@ -235,6 +238,9 @@ class FindingRecord:
             public_access={str(k): str(v) for k, v in fix.items()}
             if isinstance(fix := data.get("public_access"), dict)
             else None,
+            group_id=text("group_id"),
+            group_seq=int(seq) if (seq := data.get("group_seq")) is not None else None,
+            previous_state=State(previous) if (previous := text("previous_state")) else None,
             audit=tuple(
                 AuditEntry(
                     at=str(e["at"]),
@@ -584,6 +590,8 @@ class FindingStore:
             expression.conditions.append(f"{state} IN ({options})")
             expression.set("state", target.value)
             expression.set("updated_at", now)
+            # The state it leaves (the right side reads the item before this write): a group's counts move with it.
+            expression.sets.append(f"{expression.name('previous_state')} = {state}")
             expression.apply(updates)
             if target is State.PENDING_APPROVAL:
                 # The sparse index: only a pending finding carries its partition key (copied from `team`).

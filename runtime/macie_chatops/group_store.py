@@ -1,0 +1,575 @@
+"""The groups of findings in the state table (docs/architecture.md §22), every change a conditional write.
+
+Items (none carries an index key, so no finding listing sees them; ``FindingStore.get`` of their keys is None):
+``groupkey#<sha256 of the group key>`` -> the group open for that key; ``group#<id>`` -> the group (counts, the
+digest message, pages posted, the dirty flag and version); ``group#<id>#page#<n>`` -> members
+``(n-1)*PAGE_SIZE+1 .. n*PAGE_SIZE``, one attribute ``m<seq>`` each.
+
+A join is one transaction, optimistic on the group's ``member_count``: the count goes up by one, the member is
+written into its page and ``group_id``/``group_seq`` onto the finding's record, all or nothing. So every member
+has exactly one seq, the seqs have no holes (``listed_count`` is ``member_count``), and a finding joins once
+whatever its deliveries do. Joins of one group that collide are retried (a burst is a handful of writers).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+from macie_chatops.config import Action
+from macie_chatops.errors import MacieChatOpsError
+from macie_chatops.groups import PAGE_SIZE, GroupKey, GroupMember, GroupPage, GroupView, key_prefix, page_number
+from macie_chatops.names import STATE_TABLE_KEY, STATE_TABLE_TTL_ATTRIBUTE
+from macie_chatops.ports import Clock, utcnow
+from macie_chatops.states import State
+from macie_chatops.store import RETENTION_DAYS
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+GROUP_PREFIX: Final = "group#"
+GROUP_KEY_PREFIX: Final = "groupkey#"
+GROUP_ITEM_TYPE: Final = "finding_group"
+GROUP_KEY_ITEM_TYPE: Final = "finding_group_key"
+GROUP_PAGE_ITEM_TYPE: Final = "finding_group_page"
+FIRST_KEYS: Final = 5  # object keys the digest names
+MAX_PREFIXES: Final = 20  # distinct prefixes counted by name; the others are counted together
+MAX_JOIN_ATTEMPTS: Final = 50
+# A group dirty for longer than this has lost its wake-up (the writer's message dead-lettered): the next mark
+# sends another.
+STALE_DIRTY: Final = timedelta(minutes=5)
+
+
+class GroupStoreError(MacieChatOpsError):
+    """A group could not be joined or read as it must be."""
+
+
+@dataclass(frozen=True)
+class NewMember:
+    finding_id: str
+    key: str
+    severity: str
+    state: State  # the state the finding enters with its intake
+
+
+@dataclass(frozen=True)
+class Joined:
+    group_id: str
+    seq: int
+
+    @property
+    def first(self) -> bool:
+        return self.seq == 1
+
+
+@dataclass(frozen=True)
+class GroupItem:
+    """The group item as the digest writer reads it."""
+
+    view: GroupView
+    dirty: bool
+    window_s: int
+    max_age_s: int
+    first_finding_id: str
+    digest_channel: str | None
+    digest_ts: str | None
+    pages_posted: int  # pages 1..pages_posted are posted in the digest's thread
+    close_wake_at: str | None
+
+    @property
+    def closes_at(self) -> datetime:
+        """When the group stops taking members: the window after the last join, capped by the max age."""
+        last = _parse(self.view.last_joined_at) + timedelta(seconds=self.window_s)
+        return min(last, _parse(self.view.opened_at) + timedelta(seconds=self.max_age_s))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def group_item_key(group_id: str) -> str:
+    return f"{GROUP_PREFIX}{group_id}"
+
+
+def page_item_key(group_id: str, number: int) -> str:
+    return f"{GROUP_PREFIX}{group_id}#page#{number}"
+
+
+def _member_attribute(seq: int) -> str:
+    return f"m{seq}"
+
+
+class GroupStore:
+    """The groups' DynamoDB adapter, on the state table's client and name."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, *, clock: Clock = utcnow) -> None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+        self._serializer = TypeSerializer()
+        self._deserializer = TypeDeserializer()
+
+    # -- joining -----------------------------------------------------------------------------------
+
+    def join(
+        self,
+        key: GroupKey,
+        member: NewMember,
+        *,
+        account_name: str,
+        window: timedelta,
+        max_age: timedelta,
+    ) -> Joined:
+        """Add ``member`` to the group open for ``key``, opening one (replacing a closed one) when none is; the
+        finding's record gets ``group_id`` and ``group_seq`` in the same transaction. A finding already in a
+        group is not joined again: its group and seq are returned."""
+        for _ in range(MAX_JOIN_ATTEMPTS):
+            now = self._clock()
+            pointer = self._get(GROUP_KEY_PREFIX + key.digest)
+            current = self._get(group_item_key(str(pointer["group_id"]))) if pointer else None
+            try:
+                if current is not None and _still_open(current, now, window, max_age):
+                    return self._extend(current, member, now)
+                return self._open(key, member, now, account_name, window, max_age, replacing=pointer)
+            except self._client.exceptions.TransactionCanceledException:
+                joined = self._joined_already(member.finding_id)
+                if joined is not None:
+                    return joined
+                time.sleep(secrets.randbelow(20) / 1000)  # another join won this round: read again
+        raise GroupStoreError(f"finding {member.finding_id} could not join its group in {MAX_JOIN_ATTEMPTS} attempts")
+
+    def _joined_already(self, finding_id: str) -> Joined | None:
+        record = self._get(finding_id)
+        if record is None:
+            raise GroupStoreError(f"finding {finding_id} has no record to join a group with")
+        if "group_id" in record:
+            return Joined(str(record["group_id"]), int(record["group_seq"]))
+        return None
+
+    def _open(
+        self,
+        key: GroupKey,
+        member: NewMember,
+        now: datetime,
+        account_name: str,
+        window: timedelta,
+        max_age: timedelta,
+        *,
+        replacing: Mapping[str, Any] | None,
+    ) -> Joined:
+        group_id = secrets.token_hex(16)
+        at = _iso(now)
+        expires = int((now + timedelta(days=RETENTION_DAYS)).timestamp())
+        prefix = key_prefix(member.key)
+        group = {
+            STATE_TABLE_KEY: group_item_key(group_id),
+            "item_type": GROUP_ITEM_TYPE,
+            "group_id": group_id,
+            "group_key": key.digest,
+            "channel": key.channel,
+            "account_id": key.account_id,
+            "account_name": account_name,
+            "bucket": key.bucket,
+            "finding_type": key.finding_type,
+            "action": key.action.value,
+            "opened_at": at,
+            "last_joined_at": at,
+            "window_s": int(window.total_seconds()),
+            "max_age_s": int(max_age.total_seconds()),
+            "member_count": 1,
+            "state_counts": {member.state.value: 1},
+            "severity_counts": {member.severity: 1},
+            "first_keys": [member.key],
+            "prefixes": {prefix: 1},
+            "other_prefixes": 0,
+            "first_finding_id": member.finding_id,
+            "pages_posted": 0,
+            "version": 1,
+            "dirty": False,
+            STATE_TABLE_TTL_ATTRIBUTE: expires,
+        }
+        pointer_names = {"#group": "group_id", "#type": "item_type", "#ttl": STATE_TABLE_TTL_ATTRIBUTE}
+        pointer_values: dict[str, Any] = {":group": group_id, ":type": GROUP_KEY_ITEM_TYPE, ":ttl": expires}
+        if replacing is None:  # no group was ever opened for the key
+            pointer_condition = "attribute_not_exists(#key)"
+            pointer_names["#key"] = STATE_TABLE_KEY
+        else:  # the closed group it pointed at, unless another join replaced it first
+            pointer_condition = "#group = :previous"
+            pointer_values[":previous"] = str(replacing["group_id"])
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": self._serialize(group),
+                        "ConditionExpression": "attribute_not_exists(#key)",
+                        "ExpressionAttributeNames": {"#key": STATE_TABLE_KEY},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": self._key(GROUP_KEY_PREFIX + key.digest),
+                        "UpdateExpression": "SET #group = :group, #type = :type, #ttl = :ttl",
+                        "ConditionExpression": pointer_condition,
+                        "ExpressionAttributeNames": pointer_names,
+                        "ExpressionAttributeValues": self._serialize(pointer_values),
+                    }
+                },
+                self._page_write(group_id, 1, member, expires),
+                self._record_write(member.finding_id, group_id, 1),
+            ]
+        )
+        return Joined(group_id, 1)
+
+    def _extend(self, group: Mapping[str, Any], member: NewMember, now: datetime) -> Joined:
+        group_id = str(group["group_id"])
+        count = int(group["member_count"])
+        seq = count + 1
+        names = {"#count": "member_count", "#last": "last_joined_at", "#states": "state_counts"}
+        names["#state"] = member.state.value
+        names |= {"#severities": "severity_counts", "#severity": member.severity}
+        values: dict[str, Any] = {":count": count, ":seq": seq, ":last": _iso(now), ":zero": 0, ":one": 1}
+        sets = [
+            "#count = :seq",
+            "#last = :last",
+            "#states.#state = if_not_exists(#states.#state, :zero) + :one",
+            "#severities.#severity = if_not_exists(#severities.#severity, :zero) + :one",
+        ]
+        prefix = key_prefix(member.key)
+        prefixes: Mapping[str, Any] = group.get("prefixes", {})
+        if prefix in prefixes or len(prefixes) < MAX_PREFIXES:
+            names |= {"#prefixes": "prefixes", "#prefix": prefix}
+            sets.append("#prefixes.#prefix = if_not_exists(#prefixes.#prefix, :zero) + :one")
+        else:
+            names["#others"] = "other_prefixes"
+            sets.append("#others = #others + :one")
+        if len(group.get("first_keys", ())) < FIRST_KEYS:
+            names["#keys"] = "first_keys"
+            values[":key"] = [member.key]
+            sets.append("#keys = list_append(#keys, :key)")
+        expires = int(group[STATE_TABLE_TTL_ATTRIBUTE])
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": self._key(group_item_key(group_id)),
+                        "UpdateExpression": "SET " + ", ".join(sets),
+                        "ConditionExpression": "#count = :count",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": self._serialize(values),
+                    }
+                },
+                self._page_write(group_id, page_number(seq), member, expires, seq=seq),
+                self._record_write(member.finding_id, group_id, seq),
+            ]
+        )
+        return Joined(group_id, seq)
+
+    def _page_write(
+        self, group_id: str, number: int, member: NewMember, expires: int, *, seq: int = 1
+    ) -> Any:  # a TransactWriteItem
+        entry = {
+            "finding_id": member.finding_id,
+            "key": member.key,
+            "severity": member.severity,
+            "state": member.state.value,
+        }
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self._key(page_item_key(group_id, number)),
+                "UpdateExpression": "SET #member = :member, #type = :type, #group = :group, #number = :number, "
+                "#ttl = :ttl",
+                "ConditionExpression": "attribute_not_exists(#member)",
+                "ExpressionAttributeNames": {
+                    "#member": _member_attribute(seq),
+                    "#type": "item_type",
+                    "#group": "group_id",
+                    "#number": "number",
+                    "#ttl": STATE_TABLE_TTL_ATTRIBUTE,
+                },
+                "ExpressionAttributeValues": self._serialize(
+                    {
+                        ":member": entry,
+                        ":type": GROUP_PAGE_ITEM_TYPE,
+                        ":group": group_id,
+                        ":number": number,
+                        ":ttl": expires,
+                    }
+                ),
+            }
+        }
+
+    def _record_write(self, finding_id: str, group_id: str, seq: int) -> Any:  # a TransactWriteItem
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self._key(finding_id),
+                "UpdateExpression": "SET #group = :group, #seq = :seq",
+                "ConditionExpression": "attribute_exists(#key) AND attribute_not_exists(#group)",
+                "ExpressionAttributeNames": {"#key": STATE_TABLE_KEY, "#group": "group_id", "#seq": "group_seq"},
+                "ExpressionAttributeValues": self._serialize({":group": group_id, ":seq": seq}),
+            }
+        }
+
+    # -- dirty marks: the digest is behind the group -------------------------------------------------
+
+    def mark_dirty(self, group_id: str, *, moved: tuple[State, State] | None = None) -> bool:
+        """The digest must be rendered again (a member joined; ``moved``: a member went from one state to
+        another, counted now). True when the caller must wake the writer: the group was clean, or has been dirty
+        for longer than :data:`STALE_DIRTY` (its wake-up was lost; of several callers one is told so)."""
+        now = self._clock()
+        names = {"#dirty": "dirty", "#at": "dirty_at", "#version": "version", "#key": STATE_TABLE_KEY}
+        values: dict[str, Any] = {":true": True, ":now": _iso(now), ":one": 1}
+        sets = ["#dirty = :true", "#at = if_not_exists(#at, :now)", "#version = #version + :one"]
+        if moved is not None and moved[0] is not moved[1]:
+            names |= {"#states": "state_counts", "#from": moved[0].value, "#to": moved[1].value}
+            values[":zero"] = 0
+            sets.append("#states.#from = if_not_exists(#states.#from, :zero) - :one")
+            sets.append("#states.#to = if_not_exists(#states.#to, :zero) + :one")
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(#key)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._serialize(values),
+                ReturnValues="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise GroupStoreError(f"group {group_id} does not exist") from exc
+        old = self._plain(response.get("Attributes", {}))
+        if not old.get("dirty"):
+            return True
+        since = old.get("dirty_at")
+        if since is None or _parse(str(since)) > now - STALE_DIRTY:
+            return False
+        return self._rearm(group_id, str(since), now)
+
+    def _rearm(self, group_id: str, since: str, now: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET #at = :now",
+                ConditionExpression="#at = :since",
+                ExpressionAttributeNames={"#at": "dirty_at"},
+                ExpressionAttributeValues=self._serialize({":now": _iso(now), ":since": since}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False  # another caller re-armed it (or the writer cleaned it)
+        return True
+
+    def clear_dirty(self, group_id: str, *, version: int) -> bool:
+        """The digest shows ``version``: clean, unless the group changed since (False: render again)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET #dirty = :false REMOVE #at",
+                ConditionExpression="#version = :version",
+                ExpressionAttributeNames={"#dirty": "dirty", "#at": "dirty_at", "#version": "version"},
+                ExpressionAttributeValues=self._serialize({":false": False, ":version": version}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # -- the digest and its pages ----------------------------------------------------------------------
+
+    def record_digest(self, group_id: str, *, channel: str, ts: str) -> None:
+        """The message that is the group's digest (the first member's); the first recorded is kept."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET #channel = :channel, #ts = :ts",
+                ConditionExpression="attribute_exists(#key) AND attribute_not_exists(#ts)",
+                ExpressionAttributeNames={"#key": STATE_TABLE_KEY, "#channel": "digest_channel", "#ts": "digest_ts"},
+                ExpressionAttributeValues=self._serialize({":channel": channel, ":ts": ts}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return
+
+    def record_page(self, group_id: str, number: int, *, ts: str) -> None:
+        """Page ``number`` is posted as reply ``ts``: its ts on the page, and the group's count of posted pages,
+        in one transaction (pages are posted in order, each once)."""
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": self._key(page_item_key(group_id, number)),
+                        "UpdateExpression": "SET #ts = :ts",
+                        "ConditionExpression": "attribute_not_exists(#ts)",
+                        "ExpressionAttributeNames": {"#ts": "ts"},
+                        "ExpressionAttributeValues": self._serialize({":ts": ts}),
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": self._key(group_item_key(group_id)),
+                        "UpdateExpression": "SET #posted = :number",
+                        "ConditionExpression": "#posted = :before",
+                        "ExpressionAttributeNames": {"#posted": "pages_posted"},
+                        "ExpressionAttributeValues": self._serialize({":number": number, ":before": number - 1}),
+                    }
+                },
+            ]
+        )
+
+    def schedule_close_wake(self, group_id: str, *, at: datetime) -> bool:
+        """Claim the wake-up at ``at`` (when the group closes, to post its last page); False when one at or after
+        ``at`` is already claimed."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET #wake = :at",
+                ConditionExpression="attribute_not_exists(#wake) OR #wake < :at",
+                ExpressionAttributeNames={"#wake": "close_wake_at"},
+                ExpressionAttributeValues=self._serialize({":at": _iso(at)}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    def item(self, group_id: str) -> GroupItem | None:
+        data = self._get(group_item_key(group_id))
+        return None if data is None else _group_item(data)
+
+    def view(self, group_id: str) -> GroupView | None:
+        item = self.item(group_id)
+        return None if item is None else item.view
+
+    def page(self, group_id: str, number: int) -> GroupPage | None:
+        data = self._get(page_item_key(group_id, number))
+        return None if data is None else _page(group_id, number, data)
+
+    def members(self, group_id: str, upto: int) -> list[GroupMember]:
+        """Members 1..``upto`` (fewer when the group has fewer), in seq order."""
+        if upto < 1:
+            return []
+        numbers = range(1, page_number(upto) + 1)
+        pages = self._pages(group_id, numbers)
+        return [member for page in pages for member in page.members if member.seq <= upto]
+
+    def _pages(self, group_id: str, numbers: range) -> Iterator[GroupPage]:
+        found: dict[int, GroupPage] = {}
+        wanted = list(numbers)
+        for start in range(0, len(wanted), 100):  # BatchGetItem takes 100 keys
+            keys: list[Any] = [self._key(page_item_key(group_id, n)) for n in wanted[start : start + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self._table, []):
+                    data = self._plain(raw)
+                    found[int(data["number"])] = _page(group_id, int(data["number"]), data)
+                request = dict(response.get("UnprocessedKeys") or {})
+        return (found[n] for n in wanted if n in found)
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self._table, Key=self._key(key), ConsistentRead=True)
+        item = response.get("Item")
+        return None if item is None else self._plain(item)
+
+    def _plain(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: _integers(self._deserializer.deserialize(value)) for name, value in item.items()}
+
+    def _key(self, key: str) -> dict[str, Any]:
+        return {STATE_TABLE_KEY: {"S": key}}
+
+    def _serialize(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: self._serializer.serialize(value) for name, value in values.items()}
+
+
+def _integers(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; every number of a group is an integer."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value
+
+
+def _still_open(group: Mapping[str, Any], now: datetime, window: timedelta, max_age: timedelta) -> bool:
+    """Still taking members: joined within ``window``, opened within ``max_age`` (the config's, as of now)."""
+    return now - _parse(str(group["last_joined_at"])) <= window and now - _parse(str(group["opened_at"])) <= max_age
+
+
+def _group_item(data: Mapping[str, Any]) -> GroupItem:
+    count = int(data["member_count"])
+    view = GroupView(
+        group_id=str(data["group_id"]),
+        channel=str(data["channel"]),
+        account_id=str(data["account_id"]),
+        account_name=str(data.get("account_name", "")),
+        bucket=str(data["bucket"]),
+        finding_type=str(data["finding_type"]),
+        action=Action(str(data["action"])),
+        opened_at=str(data["opened_at"]),
+        last_joined_at=str(data["last_joined_at"]),
+        member_count=count,
+        listed_count=count,  # a join writes its member in the same transaction: the seqs have no holes
+        state_counts={State(name): int(n) for name, n in data.get("state_counts", {}).items() if int(n) > 0},
+        severity_counts={str(name): int(n) for name, n in data.get("severity_counts", {}).items()},
+        first_keys=tuple(str(key) for key in data.get("first_keys", ())),
+        prefixes={
+            **{str(name): int(n) for name, n in data.get("prefixes", {}).items()},
+            **({"…": int(data["other_prefixes"])} if int(data.get("other_prefixes", 0)) else {}),
+        },
+        version=int(data["version"]),
+    )
+    return GroupItem(
+        view=view,
+        dirty=bool(data.get("dirty", False)),
+        window_s=int(data["window_s"]),
+        max_age_s=int(data["max_age_s"]),
+        first_finding_id=str(data["first_finding_id"]),
+        digest_channel=str(data["digest_channel"]) if "digest_channel" in data else None,
+        digest_ts=str(data["digest_ts"]) if "digest_ts" in data else None,
+        pages_posted=int(data.get("pages_posted", 0)),
+        close_wake_at=str(data["close_wake_at"]) if "close_wake_at" in data else None,
+    )
+
+
+def _page(group_id: str, number: int, data: Mapping[str, Any]) -> GroupPage:
+    members = []
+    for name, entry in data.items():
+        if name.startswith("m") and name[1:].isdigit() and isinstance(entry, dict):
+            members.append(
+                GroupMember(
+                    seq=int(name[1:]),
+                    finding_id=str(entry["finding_id"]),
+                    key=str(entry["key"]),
+                    severity=str(entry["severity"]),
+                    state=State(str(entry["state"])),
+                )
+            )
+    members.sort(key=lambda member: member.seq)
+    ts = data.get("ts")
+    return GroupPage(group_id=group_id, number=number, members=tuple(members), ts=None if ts is None else str(ts))
+
+
+__all__ = ["PAGE_SIZE", "GroupItem", "GroupStore", "GroupStoreError", "Joined", "NewMember"]

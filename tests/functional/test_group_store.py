@@ -1,0 +1,244 @@
+"""Finding groups in the state table, on moto's server: joins (concurrent ones too), windows, pages, dirty marks."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from macie_chatops.config import Action
+from macie_chatops.group_store import STALE_DIRTY, GroupStore, GroupStoreError, NewMember
+from macie_chatops.groups import PAGE_SIZE, GroupKey
+from macie_chatops.states import State
+from macie_chatops.store import FindingStore, create_state_table
+from tests.conftest import AwsSandbox
+
+TABLE = "test-groups"
+START = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+WINDOW = timedelta(seconds=60)
+MAX_AGE = timedelta(hours=1)
+KEY = GroupKey("C0SECURITY", "111111111111", "payroll-exports", "SensitiveData:S3Object/Financial", Action.REVIEW)
+
+
+class SettableClock:
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def dynamodb(aws: AwsSandbox) -> Any:
+    client = boto3.client("dynamodb", region_name=aws.region)
+    create_state_table(client, TABLE)
+    return client
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+def groups(dynamodb: Any, clock: SettableClock) -> GroupStore:
+    return GroupStore(dynamodb, TABLE, clock=clock)
+
+
+@pytest.fixture
+def findings(dynamodb: Any, clock: SettableClock) -> FindingStore:
+    return FindingStore(dynamodb, TABLE, clock=clock)
+
+
+def _finding(findings: FindingStore, n: int) -> NewMember:
+    finding_id = f"finding-{n:05d}"
+    findings.create_received(finding_id, event_id=f"e{n}", action=Action.REVIEW, reason="test", actor="test")
+    return NewMember(finding_id, f"exports/2026/{n:05d}.csv", "High" if n % 3 else "Medium", State.PENDING_APPROVAL)
+
+
+def _join(groups: GroupStore, member: NewMember, key: GroupKey = KEY) -> Any:
+    return groups.join(key, member, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
+
+
+def test_first_join_opens_a_group_and_marks_the_record(groups: GroupStore, findings: FindingStore) -> None:
+    # GIVEN no group for the key WHEN a finding joins
+    joined = _join(groups, _finding(findings, 1))
+    # THEN it is the first member of a new group, recorded on its finding record and in page 1
+    assert joined.first and joined.seq == 1
+    record = findings.get("finding-00001")
+    assert record is not None and (record.group_id, record.group_seq) == (joined.group_id, 1)
+    view = groups.view(joined.group_id)
+    assert view is not None
+    assert (view.member_count, view.listed_count, view.action, view.account_name) == (1, 1, Action.REVIEW, "payroll")
+    assert view.state_counts == {State.PENDING_APPROVAL: 1}
+    assert view.first_keys == ("exports/2026/00001.csv",) and view.prefixes == {"exports/": 1}
+    page = groups.page(joined.group_id, 1)
+    assert page is not None and [m.finding_id for m in page.members] == ["finding-00001"] and page.ts is None
+    # AND the group items stay out of the finding store's reads
+    assert findings.get(f"group#{joined.group_id}") is None
+
+
+def test_joins_within_the_window_extend_the_group(
+    groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a group WHEN findings keep arriving, each within the window of the last (longer than one window)
+    first = _join(groups, _finding(findings, 1))
+    seqs = []
+    for n in range(2, 8):
+        clock.now += timedelta(seconds=50)
+        seqs.append(_join(groups, _finding(findings, n)))
+    # THEN they all join it, numbered in order
+    assert {j.group_id for j in seqs} == {first.group_id}
+    assert [j.seq for j in seqs] == [2, 3, 4, 5, 6, 7]
+    view = groups.view(first.group_id)
+    assert view is not None and view.member_count == 7 and len(view.first_keys) == 5
+    assert sum(view.severity_counts.values()) == 7 and view.state_counts == {State.PENDING_APPROVAL: 7}
+
+
+def test_window_expiry_opens_a_new_group(groups: GroupStore, findings: FindingStore, clock: SettableClock) -> None:
+    # GIVEN a group whose last join is more than the window ago
+    first = _join(groups, _finding(findings, 1))
+    clock.now += WINDOW + timedelta(seconds=1)
+    # WHEN another finding of the same key arrives
+    second = _join(groups, _finding(findings, 2))
+    # THEN it opens a new group (seq 1 again); the old one keeps its member
+    assert second.group_id != first.group_id and second.first
+    old = groups.view(first.group_id)
+    assert old is not None and old.member_count == 1
+
+
+def test_max_age_caps_a_trickle(groups: GroupStore, findings: FindingStore, clock: SettableClock) -> None:
+    # GIVEN findings arriving every 50 s (always within the window) for more than the max age
+    first = _join(groups, _finding(findings, 0))
+    joined = []
+    for n in range(1, 80):
+        clock.now += timedelta(seconds=50)
+        joined.append(_join(groups, _finding(findings, n)))
+    # THEN a second group opens once the first is an hour old
+    opened = [j for j in joined if j.first]
+    assert len(opened) == 1 and opened[0].group_id != first.group_id
+    assert sum(1 for j in joined if j.group_id == first.group_id) == 72  # 72 x 50 s = 3,600 s
+
+
+def test_other_keys_make_other_groups(groups: GroupStore, findings: FindingStore) -> None:
+    # GIVEN one group WHEN a finding of another bucket, and one decided auto, arrive THEN each opens its own
+    a = _join(groups, _finding(findings, 1))
+    b = _join(
+        groups, _finding(findings, 2), GroupKey(KEY.channel, KEY.account_id, "other", KEY.finding_type, KEY.action)
+    )
+    c = _join(
+        groups, _finding(findings, 3), GroupKey(KEY.channel, KEY.account_id, KEY.bucket, KEY.finding_type, Action.AUTO)
+    )
+    assert len({a.group_id, b.group_id, c.group_id}) == 3 and a.first and b.first and c.first
+
+
+def test_a_finding_joins_once(groups: GroupStore, findings: FindingStore) -> None:
+    # GIVEN a finding that joined WHEN it joins again (a redelivery) THEN it keeps its seq, and nobody is added
+    member = _finding(findings, 1)
+    first = _join(groups, member)
+    _join(groups, _finding(findings, 2))
+    again = _join(groups, member)
+    assert again == first
+    view = groups.view(first.group_id)
+    assert view is not None and view.member_count == 2
+
+
+def test_a_finding_without_a_record_cannot_join(groups: GroupStore) -> None:
+    # GIVEN no record WHEN it joins THEN the join is refused, and nothing is left claiming a seq
+    with pytest.raises(GroupStoreError, match="no record"):
+        _join(groups, NewMember("finding-ghost", "k", "High", State.PENDING_APPROVAL))
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_joins_lose_nobody(groups: GroupStore, findings: FindingStore) -> None:
+    # GIVEN 60 findings of one key WHEN 6 threads join them at once
+    members = [_finding(findings, n) for n in range(60)]
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def work(chunk: list[NewMember]) -> None:
+        try:
+            for member in chunk:
+                results[member.finding_id] = _join(groups, member)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(members[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN one group; every finding has exactly one seq, 1..60, each listed once in the pages
+    assert not errors
+    assert len({j.group_id for j in results.values()}) == 1
+    group_id = next(iter(results.values())).group_id
+    assert sorted(j.seq for j in results.values()) == list(range(1, 61))
+    listed = groups.members(group_id, 60)
+    assert [m.seq for m in listed] == list(range(1, 61))
+    assert {m.finding_id: m.seq for m in listed} == {f: j.seq for f, j in results.items()}
+    for finding_id, joined in results.items():
+        record = findings.get(finding_id)
+        assert record is not None and record.group_seq == joined.seq
+
+
+def test_members_span_pages(groups: GroupStore, findings: FindingStore) -> None:
+    # GIVEN more members than one page holds
+    joined = [_join(groups, _finding(findings, n)) for n in range(PAGE_SIZE + 5)]
+    group_id = joined[0].group_id
+    # THEN page 1 is full, page 2 holds the rest, and members(upto) stops at upto
+    page1, page2 = groups.page(group_id, 1), groups.page(group_id, 2)
+    assert page1 is not None and page1.full and len(page1.members) == PAGE_SIZE
+    assert page2 is not None and [m.seq for m in page2.members] == [101, 102, 103, 104, 105]
+    assert [m.seq for m in groups.members(group_id, 102)] == list(range(1, 103))
+    assert groups.members(group_id, 0) == []
+
+
+def test_dirty_marks_wake_once_and_clear_only_at_their_version(
+    groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    group_id = _join(groups, _finding(findings, 1)).group_id
+    # GIVEN a clean group WHEN two changes mark it THEN only the first (clean -> dirty) must wake the writer
+    assert groups.mark_dirty(group_id) is True
+    assert groups.mark_dirty(group_id, moved=(State.PENDING_APPROVAL, State.APPROVED)) is False
+    item = groups.item(group_id)
+    assert item is not None and item.dirty and item.view.version == 3
+    assert item.view.state_counts == {State.APPROVED: 1}
+    # WHEN the writer rendered version 2 only THEN it may not clear the mark; at version 3 it may
+    assert groups.clear_dirty(group_id, version=2) is False
+    assert groups.clear_dirty(group_id, version=3) is True
+    assert groups.mark_dirty(group_id) is True
+    # AND a mark older than STALE_DIRTY (its wake-up lost) wakes the writer again, once
+    clock.now += STALE_DIRTY + timedelta(seconds=1)
+    assert groups.mark_dirty(group_id) is True
+    assert groups.mark_dirty(group_id) is False
+
+
+def test_marking_an_unknown_group_fails(groups: GroupStore) -> None:
+    with pytest.raises(GroupStoreError, match="does not exist"):
+        groups.mark_dirty("0" * 32)
+
+
+def test_pages_and_the_digest_are_recorded_once(groups: GroupStore, findings: FindingStore) -> None:
+    group_id = _join(groups, _finding(findings, 1)).group_id
+    # GIVEN a digest recorded WHEN another ts is recorded THEN the first is kept
+    groups.record_digest(group_id, channel="C0SECURITY", ts="1.1")
+    groups.record_digest(group_id, channel="C0SECURITY", ts="2.2")
+    # WHEN page 1 is posted THEN its ts and the posted count are recorded; posting it again is refused
+    groups.record_page(group_id, 1, ts="3.3")
+    with pytest.raises(groups._client.exceptions.TransactionCanceledException):
+        groups.record_page(group_id, 1, ts="4.4")
+    item, page = groups.item(group_id), groups.page(group_id, 1)
+    assert item is not None and (item.digest_ts, item.pages_posted) == ("1.1", 1)
+    assert page is not None and page.ts == "3.3"
+
+
+def test_close_wake_is_claimed_once_per_time(groups: GroupStore, findings: FindingStore) -> None:
+    group_id = _join(groups, _finding(findings, 1)).group_id
+    assert groups.schedule_close_wake(group_id, at=START + WINDOW) is True
+    assert groups.schedule_close_wake(group_id, at=START + WINDOW) is False
+    assert groups.schedule_close_wake(group_id, at=START + 2 * WINDOW) is True
+    item = groups.item(group_id)
+    assert item is not None and item.closes_at == START + WINDOW
