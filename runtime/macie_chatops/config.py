@@ -289,6 +289,11 @@ class SlackSettings(_Strict):
     max_reminders: StrictInt = Field(default=2, ge=0, le=10)
     escalate_after_hours: StrictInt = Field(default=72, ge=1, le=24 * 90)
     escalation_channel: ChannelId | None = None
+    # Finding floods (docs/architecture.md §22): findings of one channel, account, bucket, type and decision that
+    # arrive within group_window_seconds of the last one form a group shown by one digest message (0: no groups,
+    # every finding posted); a group takes members for group_max_age_seconds at most.
+    group_window_seconds: StrictInt = Field(default=60, ge=0, le=900)
+    group_max_age_seconds: StrictInt = Field(default=3600, ge=60, le=24 * 3600)
     # An AWS WAF web ACL in front of the Slack endpoint (docs/architecture.md §25, docs/deploy.md: its cost): it
     # drops requests without Slack's signature headers and rate-limits each source address before API Gateway's
     # throttle counts them.

@@ -16,6 +16,9 @@ INTAKE_QUEUE_NAME: Final = "macie-chatops-intake"
 INTAKE_DLQ_NAME: Final = "macie-chatops-intake-dlq"
 REMEDIATION_QUEUE_NAME: Final = "macie-chatops-remediation"
 REMEDIATION_DLQ_NAME: Final = "macie-chatops-remediation-dlq"
+# Finding floods (docs/architecture.md §22): {"group_id": ...} -> the digest writer.
+DIGEST_QUEUE_NAME: Final = "macie-chatops-digests"
+DIGEST_DLQ_NAME: Final = "macie-chatops-digests-dlq"
 STATE_TABLE_NAME: Final = "macie-chatops-findings"
 CENTRAL_KEY_ALIAS: Final = "alias/macie-chatops"  # the CMK of the central queues and the alarm topic
 CENTRAL_RULE_NAME: Final = "macie-chatops-intake"
@@ -58,6 +61,8 @@ ENV_SWEEP_MAX_REQUEUES: Final = "SWEEP_MAX_REQUEUES"
 # The reconciler (docs/architecture.md §13): the intake queue it hands recovered findings to and (only when the
 # Macie administrator is another account) the role it reads Macie through.
 ENV_INTAKE_QUEUE_URL: Final = "INTAKE_QUEUE_URL"
+# The digest queue (§22): set for every handler that changes a grouped finding; unset, nothing is grouped.
+ENV_DIGEST_QUEUE_URL: Final = "DIGEST_QUEUE_URL"
 ENV_MACIE_READER_ROLE_ARN: Final = "MACIE_READER_ROLE_ARN"
 
 # The bundled config document, generated from accounts.yaml at synth time.
@@ -99,6 +104,7 @@ REMEDIATOR_FUNCTION_NAME: Final = "macie-chatops-remediator"
 SWEEPER_FUNCTION_NAME: Final = "macie-chatops-sweeper"
 SWEEPER_SCHEDULE_RULE_NAME: Final = "macie-chatops-sweep"  # EventBridge schedule on the default bus
 REMINDERS_FUNCTION_NAME: Final = "macie-chatops-reminders"
+DIGEST_WRITER_FUNCTION_NAME: Final = "macie-chatops-digest-writer"
 REMIND_SCHEDULE_RULE_NAME: Final = "macie-chatops-remind"  # hourly: reminders of open reviews
 ESCALATION_SCHEDULE_RULE_NAME: Final = "macie-chatops-escalate"  # daily: the escalation summary
 STUCK_APPROVALS_METRIC: Final = "StuckApprovals"  # the sweeper publishes it (service = its function name); alarmed
