@@ -6,14 +6,17 @@ CloudTrail records the SourceIdentity (:func:`source_identity`) on every call th
 chaining too, and the session name (:func:`session_name`) carries the finding id. Credentials are cached per
 (account, region, source identity, session name) until :data:`REFRESH_MARGIN` before they expire; the margin
 is longer than a Lambda invocation (15 minutes), so credentials handed out outlive the invocation that uses
-them. Why one session per finding, ``auto`` jobs included: docs/architecture.md section 7. AccessDenied on
-AssumeRole raises :class:`AssumeRoleDeniedError` (permanent: reported, not retried); other STS errors
-propagate (botocore already retried throttling and 5xx).
+them. Why one session per finding, ``auto`` jobs included: docs/architecture.md section 7. A move or a restore
+passes its :class:`~macie_chatops.session_policy.JobScope`: the session then carries an inline session policy
+allowing that one object and the finding's quarantine keys (section 24). AccessDenied on AssumeRole raises
+:class:`AssumeRoleDeniedError` (permanent: reported, not retried); other STS errors propagate (botocore already
+retried throttling and 5xx).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.ports import Clock, utcnow
+from macie_chatops.session_policy import JobScope, Scope, SessionPolicy, session_policy
 
 if TYPE_CHECKING:
     import boto3
@@ -40,6 +44,10 @@ _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)
 MIN_LEN: Final = 2
 MAX_LEN: Final = 64
 ACCESS_DENIED_CODES: Final = frozenset({"AccessDenied", "AccessDeniedException"})
+# STS packs the session policy into a binary form whose limit it does not document: past it, this code.
+PACKED_POLICY_TOO_LARGE: Final = "PackedPolicyTooLarge"
+
+logger = logging.getLogger(__name__)
 
 
 class AssumeRoleDeniedError(MacieChatOpsError):
@@ -105,6 +113,7 @@ class MemberClients:
     s3: S3Client
     _session: boto3.Session = field(repr=False)
     _credentials: Mapping[str, str] = field(repr=False)
+    session_policy: SessionPolicy | None = None  # None: the role's own permissions (a policy finding's fix)
 
     @property
     def kms(self) -> KMSClient:
@@ -155,7 +164,7 @@ class MemberSessions:
         self._duration = duration_seconds
         self._partition = partition
         self._sts_clients: dict[str, STSClient] = {}
-        self._cache: dict[tuple[str, str, str, str], MemberClients] = {}
+        self._cache: dict[tuple[str, str, str, str, JobScope | None], MemberClients] = {}
         self._lock = threading.Lock()
         self.assume_role_calls = 0  # for tests and metrics: how often STS was actually called
 
@@ -178,17 +187,21 @@ class MemberSessions:
             self._sts_clients[region] = client
         return client
 
-    def clients(self, account_id: str, region: str, *, actor: str, finding_id: str) -> MemberClients:
-        """Clients for ``account_id``/``region`` whose calls CloudTrail attributes to ``actor`` and the finding."""
+    def clients(
+        self, account_id: str, region: str, *, actor: str, finding_id: str, scope: JobScope | None = None
+    ) -> MemberClients:
+        """Clients for ``account_id``/``region`` whose calls CloudTrail attributes to ``actor`` and the finding;
+        with ``scope``, limited by its session policy to that job's object and quarantine keys."""
         identity = source_identity(actor)
         name = session_name(finding_id)
-        key = (account_id, region, identity, name)
+        key = (account_id, region, identity, name, scope)
         now = self._clock()
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached.expires_at - self._refresh_margin > now:
                 return cached
-        fresh = self._assume(account_id, region, identity, name)
+        policy = None if scope is None else session_policy(scope, partition=self._partition)
+        fresh = self._assume(account_id, region, identity, name, policy)
         with self._lock:
             self._cache[key] = fresh
             # Drop expired entries so a long-lived container does not accumulate one per finding.
@@ -196,17 +209,20 @@ class MemberSessions:
                 del self._cache[stale]
         return fresh
 
-    def _assume(self, account_id: str, region: str, identity: str, name: str) -> MemberClients:
+    def _assume(
+        self, account_id: str, region: str, identity: str, name: str, policy: SessionPolicy | None
+    ) -> MemberClients:
         from botocore.exceptions import ClientError
 
         arn = role_arn(account_id, self._role_name, self._partition)
+        args: dict[str, Any] = {
+            "RoleArn": arn,
+            "RoleSessionName": name,
+            "SourceIdentity": identity,
+            "DurationSeconds": self._duration,
+        }
         try:
-            response = self.sts_client(region).assume_role(
-                RoleArn=arn,
-                RoleSessionName=name,
-                SourceIdentity=identity,
-                DurationSeconds=self._duration,
-            )
+            response, policy = self._assume_with(region, args, policy, session=name)
         except ClientError as exc:
             error: dict[str, Any] = dict(exc.response.get("Error", {}))
             if error.get("Code") in ACCESS_DENIED_CODES:
@@ -214,8 +230,6 @@ class MemberSessions:
                     account_id=account_id, role_arn=arn, message=str(error.get("Message") or "access denied")
                 ) from exc
             raise
-        finally:
-            self.assume_role_calls += 1
         credentials = response["Credentials"]
         expires = credentials["Expiration"]
         if expires.tzinfo is None:
@@ -235,7 +249,44 @@ class MemberSessions:
             source_identity=identity,
             session_name=name,
             expires_at=expires,
-            s3=session.client("s3", region_name=region, config=self._s3_config, **keys),  # type: ignore[call-overload]
+            s3=session.client("s3", region_name=region, config=self._s3_config, **keys),
             _session=session,
             _credentials=keys,
+            session_policy=policy,
         )
+
+    def _assume_with(
+        self, region: str, args: dict[str, Any], policy: SessionPolicy | None, *, session: str
+    ) -> tuple[Any, SessionPolicy | None]:
+        """AssumeRole with ``policy`` (logged when it is wider than the object); when STS finds its packed form too
+        large, once more with the same job scoped to the bucket. Returns STS's response and the policy used."""
+        from botocore.exceptions import ClientError
+
+        if policy is not None and policy.scope is not Scope.OBJECT:
+            logger.warning(
+                "session policy wider than the finding's object",
+                extra={"session_name": session, "scope": policy.scope.value, "resource": policy.resource,
+                       "reason": policy.reason},
+            )  # fmt: skip
+        try:
+            self.assume_role_calls += 1
+            with_policy = {**args, "Policy": policy.document} if policy is not None else args
+            response = self.sts_client(region).assume_role(**with_policy)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != PACKED_POLICY_TOO_LARGE or policy is None or policy.wider is None:
+                raise
+            wider = SessionPolicy(
+                policy.wider.document,
+                policy.wider.scope,
+                policy.wider.resource,
+                f"STS found the packed session policy too large ({policy.chars} characters): scoped to the bucket",
+            )
+            return self._assume_with(region, args, wider, session=session)
+        if policy is not None:
+            logger.info(
+                "session policy",
+                extra={"session_name": session, "scope": policy.scope.value, "policy_chars": policy.chars,
+                       "packed_policy_percent": response.get("PackedPolicySize")},
+            )  # fmt: skip
+        return response, policy

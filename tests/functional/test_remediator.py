@@ -467,7 +467,9 @@ def test_a_restore_that_cannot_assume_the_role_says_so_and_stays_quarantined(wor
     from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
 
     class DeniedSessions:
-        def clients(self, account_id: str, region: str, *, actor: str, finding_id: str) -> MemberClients:
+        def clients(
+            self, account_id: str, region: str, *, actor: str, finding_id: str, scope: object = None
+        ) -> MemberClients:
             raise AssumeRoleDeniedError(
                 account_id=account_id, role_arn=f"arn:aws:iam::{account_id}:role/gone", message="not authorized"
             )
