@@ -51,6 +51,7 @@ from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStore, StoreError
 
 if TYPE_CHECKING:
+    from macie_chatops.bulk import GroupReader
     from macie_chatops.dismissal import ModalOpener
     from macie_chatops.exemption_store import ExemptionStore
 
@@ -378,6 +379,8 @@ class Dependencies:
     modals: ModalOpener | None = None
     exemptions: ExemptionStore | None = None
     updater: SlackUpdater | None = None
+    # A finding flood's groups (§22): the digest's bulk buttons and a page's "act on one" read them.
+    groups: GroupReader | None = None
 
 
 @dataclass(frozen=True)
@@ -501,6 +504,7 @@ class _Context:
     click: Click
     finding_id: str
     deps: Dependencies
+    note: str = ""  # added to the audit detail of what the click does (a bulk click names its group, §22)
 
     def answer(self, status: int, body: Mapping[str, Any], outcome: str, reason: str, category: str = "") -> Answer:
         click = self.click
@@ -651,7 +655,7 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
         from macie_chatops.dismissal import open_form
 
         return open_form(context, record)
-    where = f"in {posted_in}, approver via {authorisation.via}"
+    where = f"in {posted_in}, approver via {authorisation.via}{context.note}"
     if click.action in APPROVAL_LISTS:
         return _count_then_request(context, rule, record, where)
     return _request(context, rule, where)
@@ -892,8 +896,13 @@ def asks_reason(deps: Dependencies) -> bool:
 
 def handle_interaction(body: bytes, deps: Dependencies) -> Answer:
     """A verified request: the dismissal form's submission, or a button click."""
+    from macie_chatops.bulk import handle_bulk_submission, handle_group_click, is_bulk_submission, is_group_click
     from macie_chatops.dismissal import handle_submission, is_view_submission
 
     if asks_reason(deps) and is_view_submission(body):
+        if is_bulk_submission(body):  # a digest's "Dismiss all" form (§22)
+            return handle_bulk_submission(body, deps)
         return handle_submission(body, deps)
+    if is_group_click(body):  # a digest's bulk button or a page's "act on one" (§22)
+        return handle_group_click(body, deps)
     return handle_click(body, deps)  # a submission to an endpoint without the form is refused there

@@ -47,9 +47,13 @@ def click_payload(
     enterprise_id: str | None = None,
     response_url: str | None = None,
     trigger_id: str | None = None,
+    selected_option: str | None = None,
+    is_ephemeral: bool = False,
 ) -> dict[str, Any]:
     """A ``block_actions`` payload for one button click (the fields Slack documents, trimmed to a message);
-    ``trigger_id``: one the Slack stand-in issued, when the click is to open a modal."""
+    ``trigger_id``: one the Slack stand-in issued, when the click is to open a modal; ``selected_option``: the
+    value chosen in a ``static_select`` (a thread page's "act on one", §22) instead of a button's ``value``;
+    ``is_ephemeral``: the clicked message was one only the clicker sees."""
     team: dict[str, Any] = {"id": team_id, "domain": "example"}
     if enterprise_id is not None:
         team["enterprise_id"] = enterprise_id
@@ -63,7 +67,12 @@ def click_payload(
         },
         "api_app_id": "A0MACIECHATOPS",
         "token": "deprecated-verification-token",
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": is_ephemeral,
+        },
         "trigger_id": trigger_id or "1234567890.1234567890.abcdef",
         "team": team,
         "enterprise": None,
@@ -71,16 +80,28 @@ def click_payload(
         "channel": {"id": channel_id, "name": "macie-findings"},
         "message": {"type": "message", "ts": message_ts, "text": "Macie finding", "blocks": []},
         "response_url": response_url or f"https://hooks.slack.com/actions/{team_id}/1/stand-in",
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "macie_chatops.actions",
-                "text": {"type": "plain_text", "text": "Remediate", "emoji": True},
-                "value": value,
-                "type": "button",
-                "action_ts": f"{message_ts}1",
-            }
-        ],
+        "actions": [_action(action_id, value, selected_option, f"{message_ts}1")],
+    }
+
+
+def _action(action_id: str, value: str, selected_option: str | None, action_ts: str) -> dict[str, Any]:
+    if selected_option is not None:
+        option = {"text": {"type": "plain_text", "text": selected_option[:75], "emoji": True}, "value": selected_option}
+        return {
+            "action_id": action_id,
+            "block_id": "macie_chatops.page.1",
+            "type": "static_select",
+            "selected_option": option,
+            "placeholder": {"type": "plain_text", "text": "Act on one finding…", "emoji": True},
+            "action_ts": action_ts,
+        }
+    return {
+        "action_id": action_id,
+        "block_id": "macie_chatops.actions",
+        "text": {"type": "plain_text", "text": "Remediate", "emoji": True},
+        "value": value,
+        "type": "button",
+        "action_ts": action_ts,
     }
 
 

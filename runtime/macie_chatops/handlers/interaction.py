@@ -84,6 +84,7 @@ def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecre
 def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
     def build() -> Dependencies:
         from macie_chatops.exemption_store import ExemptionStore
+        from macie_chatops.group_store import GroupStore
         from macie_chatops.interaction import ApproverDirectory, Dependencies, WebhookResponder
         from macie_chatops.jobs import SqsJobQueue
         from macie_chatops.slack_client import SlackClient, build_web_client
@@ -103,6 +104,7 @@ def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
             modals=slack,
             exemptions=ExemptionStore(_cache.client("dynamodb", settings, timeouts), settings.table),
             updater=slack,
+            groups=GroupStore(_cache.client("dynamodb", settings, timeouts), settings.table),
         )
 
     return _cache.get(("dependencies", settings, bot_token), build)

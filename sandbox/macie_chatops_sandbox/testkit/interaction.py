@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from macie_chatops import names
-from macie_chatops.config import Config
+from macie_chatops.config import Action, Config
+from macie_chatops.group_store import GroupStore, NewMember
+from macie_chatops.groups import GroupKey
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore
@@ -58,6 +61,7 @@ class World:
     summary: FindingSummary
     secret: str = SIGNING_SECRET
     messages: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # finding -> (channel, ts)
+    groups: GroupStore | None = None
 
     # -- setup ----------------------------------------------------------------------------------------
 
@@ -76,6 +80,95 @@ class World:
         record, ts = shared.seed_review(self.store, self.slack, summary, state=state, approver=approver)
         self.messages[finding_id] = (channel, ts)
         return record
+
+    def seed_group(
+        self, count: int, *, prefix: str = "flood", team: str = "payments", channel: str = PAYMENTS_CHANNEL
+    ) -> tuple[str, list[str]]:
+        """A review group of ``count`` findings as the intake leaves it (docs/architecture.md §22): the first with
+        its own message (now the group's digest), the others awaiting approval with no message of their own, each
+        joined in order (seq 1..count). Returns the group id and the finding ids in seq order."""
+        groups = self.group_store()
+        finding_ids: list[str] = []
+        group_id = ""
+        for seq in range(1, count + 1):
+            finding_id = f"{prefix}-{seq:05d}"
+            summary = dataclasses.replace(
+                self.summary, finding_id=finding_id, key=f"exports/{prefix}/{seq:05d}.csv", team=team, channel=channel
+            )
+            if seq == 1:
+                self.seed(finding_id, team=team, channel=channel)
+            else:
+                _seed_member(self.store, summary)
+            key = GroupKey(channel, summary.account_id, summary.bucket, summary.finding_type, Action.REVIEW)
+            joined = groups.join(
+                key,
+                NewMember(finding_id, summary.key, summary.severity, State.PENDING_APPROVAL),
+                account_name=summary.account_name,
+                window=timedelta(hours=1),
+                max_age=timedelta(hours=2),
+            )
+            group_id = joined.group_id
+            finding_ids.append(finding_id)
+        digest_channel, digest_ts = self.messages[finding_ids[0]]
+        groups.record_digest(group_id, channel=digest_channel, ts=digest_ts)
+        return group_id, finding_ids
+
+    def group_store(self) -> GroupStore:
+        if self.groups is None:
+            self.groups = GroupStore(self.dynamodb, names.STATE_TABLE_NAME)
+        return self.groups
+
+    def bulk_click(
+        self, action_id: str, binding: str, user_id: str, *, channel_id: str = PAYMENTS_CHANNEL, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A click on a digest's "Quarantine all N" / "Dismiss all N" whose value is ``binding`` (its encoding)."""
+        kwargs.setdefault("response_url", self.slack.response_url(channel_id, MESSAGE_TS))
+        if action_id == names.ACTION_BULK_DISMISS:
+            kwargs.setdefault("trigger_id", self.slack.trigger_id(user_id))
+        event = signed_click_event(
+            self.secret,
+            action_id=action_id,
+            finding_id=binding,
+            user_id=user_id,
+            team_id=kwargs.pop("team_id", TEAM_ID),
+            channel_id=channel_id,
+            **kwargs,
+        )
+        return self.invoke(event)
+
+    def bulk_dismiss(
+        self,
+        binding: str,
+        user_id: str,
+        *,
+        reason: str | None = DISMISS_REASON,
+        scope: str | None = None,
+        duration: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Click "Dismiss all N" and submit its form; the submission's answer, or the click's if no form opened."""
+        opened = len(self.slack.views(user_id))
+        clicked = self.bulk_click(names.ACTION_BULK_DISMISS, binding, user_id, **kwargs)
+        if clicked["statusCode"] != 200 or len(self.slack.views(user_id)) == opened:
+            return clicked
+        return self.invoke(self.submission_event(user_id, {"reason": reason, "scope": scope, "duration": duration}))
+
+    def act_on_one(
+        self, finding_id: str, user_id: str, *, channel_id: str = PAYMENTS_CHANNEL, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Choose ``finding_id`` in a thread page's "Act on one finding…" select."""
+        kwargs.setdefault("response_url", self.slack.response_url(channel_id, MESSAGE_TS))
+        event = signed_click_event(
+            self.secret,
+            action_id=names.ACTION_ACT_ON_ONE,
+            finding_id="",
+            user_id=user_id,
+            team_id=kwargs.pop("team_id", TEAM_ID),
+            channel_id=channel_id,
+            selected_option=finding_id,
+            **kwargs,
+        )
+        return self.invoke(event)
 
     # -- clicks ---------------------------------------------------------------------------------------
 
@@ -186,6 +279,28 @@ class World:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.records(), self.queued(), self.slack_writes(), self.replaced(), self.ephemerals())
+
+
+def _seed_member(store: FindingStore, summary: FindingSummary) -> FindingRecord:
+    """A grouped review finding that is not its group's first: awaiting approval, with no message of its own."""
+    store.create_received(
+        summary.finding_id,
+        event_id=f"event-{summary.finding_id}",
+        action=Action.REVIEW,
+        reason=shared.REVIEW_REASON,
+        actor="finding-handler",
+        account_id=summary.account_id,
+        team=summary.team,
+        channel=summary.channel,
+        summary=summary,
+    )
+    return store.transition(
+        summary.finding_id,
+        expected={State.RECEIVED},
+        target=State.PENDING_APPROVAL,
+        actor="finding-handler",
+        event="seed",
+    ).record
 
 
 def context() -> LambdaContext:
