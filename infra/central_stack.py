@@ -8,7 +8,7 @@ schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalat
 state table stream --> Security Hub updater (security_hub.enabled)                        securityhub.py
 schedule (hourly) --> reconciler (findings Macie holds that no event delivered) --> intake  reconciler.py
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
-KMS key, state table, Slack secret (empty until the operator fills it), delivery DLQ        foundation.py
+KMS keys, state table, Slack secret (empty until the operator fills it), delivery DLQ       foundation.py
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class CentralStack(Stack):
         # Remediation first: the other rooms queue its jobs.
         remediation = Remediation(self, config, foundation, assets)
         intake = Intake(self, config, foundation, assets, jobs=remediation)
-        interaction = Interaction(self, foundation, assets, jobs=remediation)
+        interaction = Interaction(self, foundation, assets, jobs=remediation, waf=config.slack.waf)
         sweeper = Sweeper(self, foundation, assets, jobs=remediation)
         reminders = Reminders(self, foundation, assets)
         alarms = monitoring.watch(

@@ -44,6 +44,9 @@ BUNDLED_CONFIG_PATH: Final = f"{LAMBDA_TASK_ROOT}/{names.BUNDLED_CONFIG_FILE}"
 
 # What the handlers import beyond the standard library and boto3 (which the Lambda runtime provides).
 RUNTIME_REQUIREMENTS: Final = ("aws-lambda-powertools", "pydantic", "slack-sdk")
+# Powertools' Tracer (X-Ray): installed without their dependencies, since aws-xray-sdk requires botocore, which
+# the Lambda runtime provides and which must not ship twice.
+TRACER_REQUIREMENTS: Final = ("aws-xray-sdk", "wrapt")
 # Distributions that must never end up in the layer (tests, the sandbox's AWS, YAML, a second boto3).
 FORBIDDEN_DISTRIBUTIONS: Final = ("moto", "pyyaml", "boto3", "botocore", "macie-chatops")
 
@@ -84,11 +87,11 @@ def locked_pins(lock: Path = REQUIREMENTS_LOCK) -> dict[str, str]:
 def dependencies_key(lock: Path = REQUIREMENTS_LOCK) -> str:
     """Identifies one dependency build: target platform + Python + requested packages + every pin."""
     pins = locked_pins(lock)
-    missing = [r for r in RUNTIME_REQUIREMENTS if _normalise(r) not in pins]
+    missing = [r for r in (*RUNTIME_REQUIREMENTS, *TRACER_REQUIREMENTS) if _normalise(r) not in pins]
     if missing:
         raise BundleError(f"{lock}: no pinned version for {', '.join(missing)} (run `make lock`)")
     digest = hashlib.sha256()
-    for part in (LAMBDA_PLATFORM, LAMBDA_PYTHON_VERSION, *RUNTIME_REQUIREMENTS):
+    for part in (LAMBDA_PLATFORM, LAMBDA_PYTHON_VERSION, *RUNTIME_REQUIREMENTS, "--no-deps", *TRACER_REQUIREMENTS):
         digest.update(part.encode() + b"\0")
     for name in sorted(pins):
         digest.update(f"{name}=={pins[name]}\n".encode())
@@ -107,7 +110,7 @@ def build_dependencies(build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIRE
     def install(staging: Path) -> None:
         pins = locked_pins(lock)
         site_dir = staging / "python"
-        command = [
+        common = [
             sys.executable,
             "-m",
             "pip",
@@ -127,16 +130,19 @@ def build_dependencies(build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIRE
             str(site_dir),
             "--constraint",
             str(lock),
-            *(f"{name}=={pins[_normalise(name)]}" for name in RUNTIME_REQUIREMENTS),
         ]
         # A user-level constraint file or target would change what gets installed; this build is pinned.
         env = {k: v for k, v in os.environ.items() if k not in {"PIP_CONSTRAINT", "PIP_TARGET", "PIP_PREFIX"}}
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
-        if result.returncode != 0:
-            raise BundleError(
-                "pip could not download the Lambda dependencies (PyPI must be reachable for the first build; "
-                f"later builds reuse {target.parent}):\n{result.stderr.strip()}"
-            )
+        for command in (
+            [*common, *(f"{name}=={pins[_normalise(name)]}" for name in RUNTIME_REQUIREMENTS)],
+            [*common, "--no-deps", *(f"{name}=={pins[_normalise(name)]}" for name in TRACER_REQUIREMENTS)],
+        ):
+            result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+            if result.returncode != 0:
+                raise BundleError(
+                    "pip could not download the Lambda dependencies (PyPI must be reachable for the first build; "
+                    f"later builds reuse {target.parent}):\n{result.stderr.strip()}"
+                )
         shutil.rmtree(site_dir / "bin", ignore_errors=True)
         for cache in site_dir.rglob("__pycache__"):
             shutil.rmtree(cache, ignore_errors=True)
@@ -144,7 +150,7 @@ def build_dependencies(build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIRE
         forbidden = sorted(shipped & {_normalise(d) for d in FORBIDDEN_DISTRIBUTIONS})
         if forbidden:
             raise BundleError(f"the Lambda dependencies pulled in {', '.join(forbidden)}; they must not ship")
-        missing = [r for r in RUNTIME_REQUIREMENTS if _normalise(r) not in shipped]
+        missing = [r for r in (*RUNTIME_REQUIREMENTS, *TRACER_REQUIREMENTS) if _normalise(r) not in shipped]
         if missing:
             raise BundleError(f"the Lambda dependencies lack {', '.join(missing)} after pip install")
 

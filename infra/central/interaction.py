@@ -12,10 +12,16 @@ from macie_chatops import names
 
 INTERACTION_TIMEOUT = Duration.seconds(10)  # Slack wants an answer within 3 s; the rest is queued
 INTERACTION_MEMORY_MB = 1024  # more memory = more CPU = a shorter cold start inside Slack's 3 s
+# Reserved: clicks always find concurrency (the account's pool is shared with every other function in it), and
+# junk that carries made-up Slack headers (refused on its HMAC in milliseconds) cannot take more than this
+# (architecture §25). Lambda keeps it out of the account's unreserved pool.
+INTERACTION_CONCURRENCY = 100
 
 
 class Interaction:
-    def __init__(self, stack: Stack, foundation: Foundation, assets: HandlerAssets, jobs: Remediation) -> None:
+    def __init__(
+        self, stack: Stack, foundation: Foundation, assets: HandlerAssets, jobs: Remediation, *, waf: bool = False
+    ) -> None:
         self.interaction_handler = assets.handler(
             stack,
             "InteractionHandler",
@@ -25,6 +31,7 @@ class Interaction:
             environment=jobs.job_environment(),
             timeout=INTERACTION_TIMEOUT,
             memory_size=INTERACTION_MEMORY_MB,
+            reserved_concurrent_executions=INTERACTION_CONCURRENCY,
         )
         foundation.grant_records_and_slack(self.interaction_handler)
         jobs.accept_jobs_from(self.interaction_handler)
@@ -35,4 +42,6 @@ class Interaction:
             path=names.SLACK_INTERACTIONS_PATH,
             handler=self.interaction_handler.function,
             log_retention=LOG_RETENTION,
+            log_encryption_key=foundation.logs_key,
+            waf=waf,
         )

@@ -50,6 +50,7 @@ class HandlerAssets:
         self.code = lambda_.Code.from_asset(
             str(bundle.code_dir), asset_hash=bundle.code_hash, asset_hash_type=AssetHashType.CUSTOM
         )
+        self.logs_key = foundation.logs_key
         self.environment: Mapping[str, str] = {
             names.ENV_STATE_TABLE: foundation.state.table.table_name,
             names.ENV_SLACK_SECRET_ARN: foundation.slack_secret.secret.secret_arn,
@@ -82,6 +83,7 @@ class HandlerAssets:
             timeout=timeout,
             memory_size=memory_size,
             log_retention=LOG_RETENTION,
+            log_encryption_key=self.logs_key,
             role_name=role_name,
             reserved_concurrent_executions=reserved_concurrent_executions,
         )

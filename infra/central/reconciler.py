@@ -66,6 +66,7 @@ class Reconciler:
                 resources=[foundation.state.table.table_arn],
             )
         )
+        foundation.state.grant_key(role, write=True)
         if config.administrator_is_security_account:
             _read_own_macie(role)
         else:

@@ -114,6 +114,15 @@ class SecurityHub:
         ]
         for statement in statements:
             role.add_to_principal_policy(statement)
+        foundation.state.grant_key(role, write=True)  # the audit's UpdateItem
+        # The stream's records are encrypted with the table key too; Lambda reads them with this role through
+        # DynamoDB Streams, whose kms:ViaService name we could not establish, so this decrypt is unconditioned
+        # (this key only).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DecryptTheStateStream", actions=["kms:Decrypt"], resources=[foundation.state_key.key_arn]
+            )
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

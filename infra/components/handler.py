@@ -1,4 +1,5 @@
-"""One Lambda handler of the pipeline: arm64, JSON logs, its own role and log group, Powertools settings.
+"""One Lambda handler of the pipeline: arm64, JSON logs, its own role and log group (encrypted with the stack's
+log key), X-Ray tracing (Powertools Tracer in the handler), Powertools settings.
 
 The role is created here rather than by ``lambda.Function`` so that it carries no AWS-managed policy: the
 function may write to its own log group and nothing else until the stack grants exactly what it needs.
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -40,6 +42,7 @@ class HandlerFunction(Construct):
         timeout: Duration,
         memory_size: int,
         log_retention: logs.RetentionDays,
+        log_encryption_key: kms.IKey,
         role_name: str | None = None,
         reserved_concurrent_executions: int | None = None,
     ) -> None:
@@ -56,6 +59,7 @@ class HandlerFunction(Construct):
             "Logs",
             log_group_name=f"/aws/lambda/{function_name}",
             retention=log_retention,
+            encryption_key=log_encryption_key,
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.role.add_to_principal_policy(
@@ -81,6 +85,8 @@ class HandlerFunction(Construct):
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrent_executions,
+            # Active: Lambda samples and starts the trace; the handler's Tracer adds its subsegments (AWS calls).
+            tracing=lambda_.Tracing.ACTIVE,
             environment={
                 "POWERTOOLS_SERVICE_NAME": names.PROJECT,
                 "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
@@ -88,6 +94,12 @@ class HandlerFunction(Construct):
                 names.ENV_CONFIG_PATH: BUNDLED_CONFIG_PATH,
                 **environment,
             },
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing (Tracing.ACTIVE) needs xray:PutTraceSegments and xray:PutTelemetryRecords, which have no "
+            "resource type (IAM allows only '*'); they write traces and read nothing.",
         )
         acknowledge(
             self.function,

@@ -8,8 +8,9 @@ once (docs/deploy.md). The Lambdas get the secret's ARN, never its value.
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -18,8 +19,9 @@ from stacksets.nag import acknowledge
 
 
 class SlackSecret(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, secret_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, secret_name: str, encryption_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
+        self.encryption_key = encryption_key
         self.secret = secretsmanager.Secret(
             self,
             "Secret",
@@ -28,6 +30,7 @@ class SlackSecret(Construct):
                 f'macie-chatops Slack app credentials: JSON {{"{names.SLACK_SECRET_BOT_TOKEN}": "xoxb-...", '
                 f'"{names.SLACK_SECRET_SIGNING_SECRET}": "..."}}; set by the operator after deployment'
             ),
+            encryption_key=encryption_key,
             removal_policy=RemovalPolicy.RETAIN,
         )
         # The L2 construct always asks CloudFormation to generate a random value; an empty secret is the
@@ -47,5 +50,14 @@ class SlackSecret(Construct):
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
                 resources=[self.secret.secret_arn],
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[self.encryption_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}
+                },
             )
         )

@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from macie_chatops.names import APPROVED_INDEX_NAME, PENDING_INDEX_NAME
@@ -21,6 +22,10 @@ READ_WRITE_ACTIONS = (
     "dynamodb:UpdateItem",
     "dynamodb:ConditionCheckItem",
 )
+# What DynamoDB asks KMS for on a reader's or writer's behalf with a customer-managed table key (the table key
+# it caches is encrypted under it); CDK's own table grants add the same, with wildcards.
+KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
+KEY_WRITE_ACTIONS = (*KEY_READ_ACTIONS, "kms:Encrypt", "kms:GenerateDataKey")
 
 
 def _attribute(definition: Mapping[str, Any], name: str) -> dynamodb.Attribute:
@@ -37,10 +42,12 @@ def _key(definition: Mapping[str, Any], schema: list[Mapping[str, str]], kind: s
 
 
 class StateTable(Construct):
-    """On-demand, point-in-time recovery, encrypted, TTL on final states, deletion-protected and retained."""
+    """On-demand, point-in-time recovery, encrypted with its own customer-managed key, TTL on final states,
+    deletion-protected and retained."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, table_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, table_name: str, encryption_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
+        self.encryption_key = encryption_key
         if TABLE_DEFINITION["BillingMode"] != "PAY_PER_REQUEST":
             raise ValueError("the store's TABLE_DEFINITION is expected to be on-demand")
         partition_key = _key(TABLE_DEFINITION, TABLE_DEFINITION["KeySchema"], "HASH")
@@ -55,7 +62,8 @@ class StateTable(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=encryption_key,
             time_to_live_attribute=TTL_SPECIFICATION["AttributeName"] if TTL_SPECIFICATION["Enabled"] else None,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
@@ -89,6 +97,7 @@ class StateTable(Construct):
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
         )
+        self.grant_key(grantee, write=True)
 
     def grant_remind(self, grantee: iam.IGrantable) -> None:
         """The reminders job's: query the pending index, update items (their reminder marks and audit) and read
@@ -101,6 +110,7 @@ class StateTable(Construct):
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
         )
+        self.grant_key(grantee, write=True)
 
     def grant_read_write(self, grantee: iam.IGrantable) -> None:
         """Item reads and conditional writes on the table and its named indexes (no scans, no deletes)."""
@@ -113,4 +123,17 @@ class StateTable(Construct):
         ]
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=list(READ_WRITE_ACTIONS), resources=[self.table.table_arn, *index_arns])
+        )
+        self.grant_key(grantee, write=True)
+
+    def grant_key(self, grantee: iam.IGrantable, *, write: bool) -> None:
+        """The table key, only through DynamoDB of this region (``write``: encrypt too; else decrypt only, e.g.
+        for reading the table's stream)."""
+        stack = Stack.of(self)
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(KEY_WRITE_ACTIONS if write else KEY_READ_ACTIONS),
+                resources=[self.encryption_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}},
+            )
         )

@@ -21,6 +21,11 @@ DIGEST_QUEUE_NAME: Final = "macie-chatops-digests"
 DIGEST_DLQ_NAME: Final = "macie-chatops-digests-dlq"
 STATE_TABLE_NAME: Final = "macie-chatops-findings"
 CENTRAL_KEY_ALIAS: Final = "alias/macie-chatops"  # the CMK of the central queues and the alarm topic
+STATE_KEY_ALIAS: Final = "alias/macie-chatops-state"  # the CMK of the state table (and its stream)
+SLACK_SECRET_KEY_ALIAS: Final = "alias/macie-chatops-slack"  # the CMK of the Slack secret
+LOGS_KEY_ALIAS: Final = "alias/macie-chatops-logs"  # the CMK of the central stack's log groups
+DASHBOARD_NAME: Final = "macie-chatops"
+SLACK_WEB_ACL_NAME: Final = "macie-chatops-slack"
 CENTRAL_RULE_NAME: Final = "macie-chatops-intake"
 REMEDIATOR_ROLE_NAME: Final = "macie-chatops-remediator"
 

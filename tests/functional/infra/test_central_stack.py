@@ -212,16 +212,21 @@ def test_remediator_may_only_assume_the_member_remediation_role_inside_the_org(e
     assert sts[0]["Condition"] == {"StringEquals": {"aws:ResourceOrgID": example.config.organization_id}}
 
 
+XRAY_WRITE_ACTIONS = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+
+
 def test_handlers_get_exactly_their_grants(example: Synthesized) -> None:
     template = example.central_json
     remediation_queue = _logical_id(template, "AWS::SQS::Queue", QueueName=names.REMEDIATION_QUEUE_NAME)
     for function_name in HANDLERS:
         granted = _role_policy_statements(template, function_name)
         actions = {a for s in granted for a in as_list(s["Action"])}
-        # No wildcard actions or resources anywhere outside the remediator's one org-scoped role pattern
+        # No wildcard actions or resources anywhere outside the remediator's one org-scoped role pattern, but
+        # X-Ray's two write actions (they have no resource type)
         assert not any(a.endswith("*") for a in actions), function_name
         for statement in granted:
-            assert statement["Resource"] != "*", (function_name, statement)
+            if statement["Resource"] == "*":
+                assert sorted(as_list(statement["Action"])) == XRAY_WRITE_ACTIONS, (function_name, statement)
         assert {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= actions
         # The sweeper only updates items it reads from its index (tested on its own below); the others create too
         assert ("dynamodb:PutItem" in actions) is (function_name != names.SWEEPER_FUNCTION_NAME)
@@ -418,7 +423,7 @@ def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(exa
     assert int(variables[names.ENV_SWEEP_STALE_AFTER_S]) > remediator_timeout
     assert int(variables[names.ENV_SWEEP_STALE_AFTER_S]) == 1800 and variables[names.ENV_SWEEP_MAX_REQUEUES] == "3"
     # AND its grants are: query the approved index only, read and update items, send jobs and count the waiting
-    # ones, read the Slack secret
+    # ones, read the Slack secret (with the keys of the table, the queue and the secret), write traces
     granted = _role_policy_statements(template, names.SWEEPER_FUNCTION_NAME)
     by_action = {a: s["Resource"] for s in granted for a in as_list(s["Action"])}
     assert set(by_action) == {
@@ -429,10 +434,13 @@ def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(exa
         "sqs:GetQueueAttributes",
         "kms:GenerateDataKey",
         "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:DescribeKey",
         "secretsmanager:GetSecretValue",
         "secretsmanager:DescribeSecret",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        *XRAY_WRITE_ACTIONS,
     }
     assert json.dumps(by_action["dynamodb:Query"]).endswith(f'/index/{names.APPROVED_INDEX_NAME}"]]}}')
     table = _logical_id(template, "AWS::DynamoDB::Table", TableName=names.STATE_TABLE_NAME)

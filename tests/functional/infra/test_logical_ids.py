@@ -24,6 +24,9 @@ STATEFUL_TYPES: Final = frozenset(
 CENTRAL: Final = {
     "StateTable962DE04C": "AWS::DynamoDB::Table",
     "Key961B73FD": "AWS::KMS::Key",
+    "StateKey1A488514": "AWS::KMS::Key",  # issue 17 item 5: the table's, the secret's and the logs' own keys
+    "SlackSecretKey85610288": "AWS::KMS::Key",
+    "LogsKeyA6AB43B2": "AWS::KMS::Key",
     "SlackSecret83D92A0C": "AWS::SecretsManager::Secret",
     "EventsBusArchive3AC72948": "AWS::Events::Archive",
     "IntakeQueue6FB53B87": "AWS::SQS::Queue",

@@ -65,7 +65,8 @@ def test_the_reconciler_runs_hourly_one_at_a_time_and_hands_findings_to_the_inta
 def test_the_reconciler_gets_exactly_its_grants(example: Synthesized) -> None:
     template = example.central_json
     by_action = _granted(template)
-    # THEN: Macie's two reads, a record / watermark read and the watermark's update, the intake queue's send
+    # THEN: Macie's two reads, a record / watermark read and the watermark's update (with the table key), the
+    # intake queue's send, its logs and traces
     assert set(by_action) == {
         *MACIE_READS,
         "dynamodb:GetItem",
@@ -73,8 +74,12 @@ def test_the_reconciler_gets_exactly_its_grants(example: Synthesized) -> None:
         "sqs:SendMessage",
         "kms:GenerateDataKey",
         "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:DescribeKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
     }
     table = _logical_id(template, "AWS::DynamoDB::Table", TableName=names.STATE_TABLE_NAME)
     assert by_action["dynamodb:GetItem"] == by_action["dynamodb:UpdateItem"] == {"Fn::GetAtt": [table, "Arn"]}

@@ -113,8 +113,10 @@ def test_the_updater_may_do_exactly_what_it_needs(enabled: Synthesized) -> None:
     assert set(statements["AuditTheFindings"]["Action"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert statements["DescribeGivenUpRecords"]["Action"] == "sqs:SendMessage"
     # AND nothing else: no Slack secret, no remediation queue, no member role, no puts or scans
-    allowed = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert allowed - {"logs:CreateLogStream", "logs:PutLogEvents"} == {
+    everything = _statements_of(template, _updater_role(template))
+    allowed = {a for s in everything for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    traces_and_logs = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+    assert allowed - traces_and_logs == {
         "securityhub:BatchUpdateFindings",
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",
@@ -125,7 +127,14 @@ def test_the_updater_may_do_exactly_what_it_needs(enabled: Synthesized) -> None:
         "sqs:SendMessage",
         "kms:GenerateDataKey",
         "kms:Decrypt",
+        "kms:Encrypt",  # the audit's writes, with the table key through DynamoDB
+        "kms:DescribeKey",
     }
+    # AND the stream's records are decrypted with the table key, and that key only
+    table_key = _resources(template, "AWS::KMS::Key")
+    assert statements["DecryptTheStateStream"]["Action"] == "kms:Decrypt"
+    assert statements["DecryptTheStateStream"]["Resource"]["Fn::GetAtt"][0] in table_key
+    assert statements["DecryptTheStateStream"]["Resource"]["Fn::GetAtt"][0].startswith("StateKey")
     # AND no other role of the stack may touch Security Hub
     others = [
         s
