@@ -41,6 +41,21 @@ class SlackRetryableError(SlackError):
         self.retry_after_s = retry_after_s
 
 
+# SlackRetryLaterError's error_code when our own pace (slack_pacing), not Slack, held the call back.
+PACED: Final = "paced"
+
+
+class SlackRetryLaterError(SlackRetryableError):
+    """Slack cannot take this call for ``retry_after_s`` seconds (a 429, or the channel's pace) and the wait does
+    not fit the invocation: re-queue the work with that delay (handlers/_root.py ``run_sqs_batch`` does)."""
+
+    def __init__(
+        self, message: str, *, retry_after_s: float, method: str | None = None, error_code: str | None = None
+    ) -> None:
+        super().__init__(message, method=method, error_code=error_code, retry_after_s=retry_after_s)
+        self.retry_after_s: float = retry_after_s
+
+
 class SlackMessageNotFoundError(SlackError):
     """chat.update found no such message (deleted in Slack, or a wrong channel/ts pair)."""
 

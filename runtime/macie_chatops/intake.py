@@ -19,7 +19,14 @@ from aws_lambda_powertools import Logger
 from macie_chatops import policy_intake
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
-from macie_chatops.errors import SlackConfigurationError, SlackError, SlackMessageNotFoundError, SlackRetryableError
+from macie_chatops.errors import (
+    PACED,
+    SlackConfigurationError,
+    SlackError,
+    SlackMessageNotFoundError,
+    SlackRetryableError,
+    SlackRetryLaterError,
+)
 from macie_chatops.exemptions import ExemptionSource, exempted, from_config, target_of
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
 from macie_chatops.job_request import SentNote, request_job
@@ -370,6 +377,15 @@ def _post(record: FindingRecord, action: Action, deps: IntakeDependencies) -> st
 
 
 def _slack_failed(record: FindingRecord, exc: SlackError, deps: IntakeDependencies) -> None:
+    if isinstance(exc, SlackRetryLaterError) and exc.error_code == PACED:
+        # Our own pace held the post back, nothing failed: the handler re-sends the record with the delay
+        # (docs/architecture.md §22, Pacing); in a flood an audit entry per deferral would only fill the record.
+        deps.metrics.count("SlackDeferred", method=exc.method or "unknown")
+        logger.info(
+            "Slack cannot take the post yet: the record is re-sent with a delay",
+            extra={"channel": record.channel, "retry_after_s": exc.retry_after_s, "error_code": exc.error_code},
+        )
+        return
     if isinstance(exc, SlackConfigurationError):
         kind = "configuration"
     elif isinstance(exc, SlackRetryableError):

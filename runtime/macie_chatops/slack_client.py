@@ -1,12 +1,17 @@
 """The Slack adapter: slack_sdk's WebClient, with Slack's failures sorted into what the pipeline acts on.
 
-- ``SlackRetryableError``: HTTP 429 that cannot be waited out inside the Lambda deadline (``retry_after_s``
-  set), HTTP 5xx, Slack's transient errors, network errors and timeouts: put the work back on the queue.
+- ``SlackRetryLaterError`` (a ``SlackRetryableError``): HTTP 429, or the channel's pace slot, that cannot be
+  waited out inside the Lambda deadline (``retry_after_s``): re-queue the work with that delay.
+- ``SlackRetryableError``: HTTP 5xx, Slack's transient errors, network errors and timeouts: put the work back on
+  the queue.
 - ``SlackConfigurationError``: channel_not_found, not_in_channel, invalid_auth, missing_scope, invalid_blocks,
   no_such_subteam, ...: the message names the channel or group and what the operator must do; retrying
   will not help.
 - ``SlackMessageNotFoundError``: chat.update of a message deleted in Slack, or a reply in its thread.
 - ``SlackError``: any other refusal, with ``method`` and ``error_code``.
+
+With a pacer (``slack_pacing.ChannelPacer``), posts and updates first take their slot of the channel's pace
+(shared by every concurrent writer through the state table), sleeping while the wait fits the deadline.
 
 A SlackClient installs its :class:`DeadlineRateLimitRetryHandler` on the WebClient it wraps, replacing any
 earlier one: build one per invocation around a cached WebClient (it is cheap), so the deadline is the current
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -32,8 +38,16 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse, WebClient
 
-from macie_chatops.errors import SlackConfigurationError, SlackError, SlackMessageNotFoundError, SlackRetryableError
+from macie_chatops.errors import (
+    PACED,
+    SlackConfigurationError,
+    SlackError,
+    SlackMessageNotFoundError,
+    SlackRetryableError,
+    SlackRetryLaterError,
+)
 from macie_chatops.slack_messages import SlackMessage
+from macie_chatops.slack_pacing import Pacer
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +57,8 @@ DEFAULT_SAFETY_MARGIN_S: Final = 5.0
 CONNECTION_RETRY_PAUSE_S: Final = 0.2
 # Without a deadline (CLI, sandbox), never wait longer than this for one 429.
 MAX_WAIT_WITHOUT_DEADLINE_S: Final = 30.0
+# Writers woken for the same slot should not all ask at the same instant.
+PACE_JITTER_S: Final = 0.05
 
 # Slack's answers that mean "try again later" (HTTP 200 with ok=false, or alongside a 5xx).
 RETRYABLE_ERRORS: Final = frozenset(
@@ -220,8 +236,11 @@ class SlackClient:
         safety_margin_s: float = DEFAULT_SAFETY_MARGIN_S,
         max_rate_limit_retries: int = 2,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         self._web = web_client
+        self._pacer = pacer
+        self._sleep = sleep
         self._rate_limit_handler = DeadlineRateLimitRetryHandler(
             remaining_time_s=remaining_time_s,
             safety_margin_s=safety_margin_s,
@@ -247,6 +266,7 @@ class SlackClient:
 
     def _post_message(self, channel: str, message: SlackMessage, *, thread_ts: str | None) -> str:
         blocks = message.block_dicts()  # a block that fails validation is a bug: raise it as is, before any call
+        self._take_slot(channel, "chat.postMessage")
         response = self._call(
             "chat.postMessage",
             lambda: self._web.chat_postMessage(
@@ -269,6 +289,7 @@ class SlackClient:
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         """Replace the message ``ts`` in ``channel`` (text and blocks) with ``message``."""
         blocks = message.block_dicts()
+        self._take_slot(channel, "chat.update")
         self._call(
             "chat.update",
             lambda: self._web.chat_update(channel=channel, ts=ts, text=message.text, blocks=blocks),
@@ -313,6 +334,26 @@ class SlackClient:
             url=url if isinstance(url, str) else None,
         )
 
+    def _take_slot(self, channel: str, method: str) -> None:
+        """Wait for ``method``'s slot in ``channel`` (no pacer: at once); raises SlackRetryLaterError when the
+        wait does not fit the deadline (or, without one, the longest wait allowed in all)."""
+        if self._pacer is None:
+            return
+        waited = 0.0
+        while (wait := self._pacer.reserve(channel, method)) > 0:
+            wait += random.uniform(0, PACE_JITTER_S)  # spreading the writers woken together, not a secret
+            if waited + wait > self._rate_limit_handler.max_wait_s or not self._rate_limit_handler.fits(wait):
+                raise SlackRetryLaterError(
+                    f"Slack {method} to channel {channel}: the channel's next slot is {wait:.1f}s away, beyond "
+                    "the deadline: retry later",
+                    method=method,
+                    error_code=PACED,
+                    retry_after_s=wait,
+                )
+            logger.debug("Slack pace: waiting %.2fs for the next %s slot in %s", wait, method, channel)
+            self._sleep(wait)
+            waited += wait
+
     # --- error translation --------------------------------------------------------------------------------
 
     def _call(
@@ -349,7 +390,7 @@ class SlackClient:
             code = f"http_{status}"
         if status == 429 or code == "ratelimited":
             retry_after = _header_seconds(response.headers)
-            return SlackRetryableError(
+            return SlackRetryLaterError(
                 f"Slack {method} is rate limited (Retry-After {retry_after:g}s) and the wait does not fit "
                 "before the deadline: retry later",
                 method=method,

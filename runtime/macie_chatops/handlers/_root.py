@@ -8,6 +8,7 @@ utilities with the first batch.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from macie_chatops import names
-from macie_chatops.errors import SLACK_TOKEN_ERRORS, SlackConfigurationError
+from macie_chatops.errors import SLACK_TOKEN_ERRORS, SlackConfigurationError, SlackRetryLaterError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
     from macie_chatops.store import FindingStore
 
 T = TypeVar("T")
+
+# A record Slack could not take yet is re-sent with this attribute counting its deferrals; past the cap it
+# returns to its queue like any failure (its receive count, then the DLQ): Slack refusing for hours is an incident.
+DEFERRALS_ATTRIBUTE = "slack_deferrals"
+MAX_DEFERRALS = 200
+MAX_SQS_DELAY_S = 900
 
 
 class HandlerMetrics:
@@ -216,6 +223,39 @@ def remaining_time(context: LambdaContext) -> Callable[[], float]:
     return remaining_time_s
 
 
+def redeliver_later(sqs: Any, record: SQSRecord, delay_s: float) -> int | None:
+    """Send ``record``'s body again to its own queue, visible after ``delay_s`` (at most SQS's 900 s), one
+    deferral counted in its attributes; the delay used, or None when the record was deferred too often already.
+
+    A re-sent copy starts with a receive count of 0, so waiting for Slack never uses up the receives that send a
+    record to the DLQ. The queue URL is built from the record's ARN on the client's endpoint (no GetQueueUrl)."""
+    attribute = record.message_attributes.get(DEFERRALS_ATTRIBUTE)
+    deferrals = int(attribute.get("stringValue") or 0) if attribute else 0
+    if deferrals >= MAX_DEFERRALS:
+        return None
+    _, _, _, _, account, name = record.event_source_arn.split(":", 5)
+    delay = min(MAX_SQS_DELAY_S, max(1, math.ceil(delay_s)))
+    sqs.send_message(
+        QueueUrl=f"{sqs.meta.endpoint_url}/{account}/{name}",
+        MessageBody=record.body,
+        DelaySeconds=delay,
+        MessageAttributes={DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}},
+    )
+    return delay
+
+
+def _defer(sqs: Any | None, record: SQSRecord, exc: SlackRetryLaterError, logger: Logger) -> int | None:
+    """:func:`redeliver_later`, or None when there is no client, the record was deferred too often, or the send
+    failed (then the record returns to its queue like any failure: a copy is never lost, at worst it waits)."""
+    if sqs is None:
+        return None
+    try:
+        return redeliver_later(sqs, record, exc.retry_after_s)
+    except Exception:
+        logger.exception("could not re-send the record with a delay: it returns to its queue instead")
+        return None
+
+
 def run_sqs_batch(
     event: dict[str, Any],
     context: LambdaContext,
@@ -223,16 +263,30 @@ def run_sqs_batch(
     handle: Callable[[SQSRecord], str],
     failed: Callable[[SQSRecord, Exception, dict[str, Any]], None],
     logger: Logger,
+    sqs: Any | None = None,
 ) -> dict[str, Any]:
     """``handle`` each record of an SQS batch; only the records it raised for return to the queue
     (``{"batchItemFailures": [...]}``, even when every record failed). ``failed`` logs and counts each of those
     first, given the fields to log (message id, receive count, error type). The logger's per-record keys are
-    cleared after every record."""
+    cleared after every record.
+
+    With ``sqs``, a record that raised :class:`SlackRetryLaterError` (Slack cannot take it for N s) is re-sent
+    to its queue with that delay (:func:`redeliver_later`) and acknowledged: deferred, not failed."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     def record_handler(record: SQSRecord) -> str:
         try:
-            return handle(record)
+            try:
+                return handle(record)
+            except SlackRetryLaterError as exc:
+                delay = _defer(sqs, record, exc, logger)
+                if delay is None:
+                    raise
+                logger.info(
+                    "Slack cannot take this yet: the record is re-sent with a delay",
+                    extra={"message_id": record.message_id, "delay_s": delay, "slack_method": exc.method},
+                )
+                return "deferred"
         except Exception as exc:
             fields = {
                 "message_id": record.message_id,

@@ -57,6 +57,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
     from macie_chatops.intake import IntakeDependencies
     from macie_chatops.jobs import SqsJobQueue
     from macie_chatops.slack_client import SlackClient
+    from macie_chatops.slack_pacing import ChannelPacer
 
     return IntakeDependencies(
         config=_cache.config(settings),
@@ -64,6 +65,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
         slack=SlackClient(
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
+            pacer=ChannelPacer(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
         ),
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,
@@ -94,4 +96,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         else:
             logger.exception("record failed: returned to the queue", extra=fields)
 
-    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger)
+    # A record Slack cannot take yet (429, the channel's pace) is re-sent with that delay, not failed.
+    sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
+    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger, sqs=sqs)

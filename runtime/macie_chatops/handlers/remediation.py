@@ -70,6 +70,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
     """The remediation dependencies for one invocation (everything but the SlackClient is cached)."""
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.slack_client import SlackClient
+    from macie_chatops.slack_pacing import ChannelPacer
 
     config = _cache.config(settings)
     return RemediationDependencies(
@@ -79,6 +80,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
         slack=SlackClient(
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
+            pacer=ChannelPacer(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
         ),
         metrics=metrics,
     )
@@ -106,4 +108,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         else:
             logger.exception("job failed: returned to the queue", extra=fields)
 
-    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger)
+    # A record Slack cannot take yet (429, the channel's pace) is re-sent with that delay, not failed.
+    sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
+    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger, sqs=sqs)
