@@ -31,6 +31,7 @@ SOURCE_OBJECT_ACTIONS = (
     "s3:DeleteObjectVersion",
     "s3:PutObject",
     "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",  # a restore's multipart copy is tagged by version id
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
 )
@@ -49,6 +50,7 @@ BUCKET_PUBLIC_ACCESS_ACTIONS = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPu
 QUARANTINE_OBJECT_ACTIONS = (
     "s3:PutObject",
     "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",  # the copy's `verified` tag is put by version id (S3 requires this action then)
     "s3:GetObject",
     "s3:GetObjectVersion",
     "s3:GetObjectAttributes",
