@@ -20,6 +20,7 @@ import boto3  # noqa: F401 (loaded with the module: every request reads the sign
 from aws_lambda_powertools import Logger
 
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops.handlers._tracing import traced
 from macie_chatops.slack_request import Refusal, extract, verify
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ def _log_answer(answer: Answer, request_id: str) -> None:
         logger.warning("click refused", extra=fields)
 
 
+@traced(SERVICE)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = _request_id(event, context)
     raw = extract(event)

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -92,6 +93,7 @@ def dependencies(settings: Settings, env: dict[str, str] | os._Environ[str]) -> 
     )
 
 
+@traced(SERVICE)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from macie_chatops.reconciler import ReconcileError, reconcile

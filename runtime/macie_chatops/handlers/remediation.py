@@ -23,6 +23,7 @@ from macie_chatops.handlers._root import (
     remaining_time,
     run_sqs_batch,
 )
+from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -86,6 +87,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
     )
 
 
+@traced(SERVICE)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = read_settings()

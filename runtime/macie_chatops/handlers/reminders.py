@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings, remaining_time
+from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,6 +122,7 @@ def _publish(report: ReminderReport) -> dict[str, int]:
     return counts
 
 
+@traced(SERVICE)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from macie_chatops.reminders import RemindersError, run

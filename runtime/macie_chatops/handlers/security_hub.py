@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -50,6 +51,7 @@ def dependencies(settings: Settings) -> SyncDependencies:
     return SyncDependencies(store=_cache.store(settings, AWS_TIMEOUTS), security_hub=client, metrics=metrics)
 
 
+@traced(SERVICE)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings, remaining_time
+from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,6 +90,7 @@ def _publish(report: SweepReport) -> dict[str, int]:
     return counts
 
 
+@traced(SERVICE)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from macie_chatops.sweeper import SweepError, sweep
