@@ -27,7 +27,11 @@ def visibility_timeout(function_timeout: Duration) -> Duration:
 
 
 def consume(handler: HandlerFunction, queue: QueueWithDeadLetter, *, batch_size: int, max_concurrency: int) -> None:
-    """``handler`` receives the queue's messages and reports which of a batch failed (only those are retried)."""
+    """``handler`` receives the queue's messages and reports which of a batch failed (only those are retried).
+
+    It may also send to its own queue: a record Slack cannot take yet is re-sent with a delay (the runtime's
+    ``run_sqs_batch``, docs/architecture.md §22 Pacing) rather than failed."""
+    queue.grant_send(handler.function)
     handler.function.add_event_source(
         event_sources.SqsEventSource(
             queue.queue, batch_size=batch_size, report_batch_item_failures=True, max_concurrency=max_concurrency
