@@ -182,8 +182,10 @@ def format_time(moment: datetime) -> str:
 class Provenance:
     """What the quarantine copy's tags say about where it came from (at most 10 tags, S3's limit).
 
-    ``verified`` (the checksum the copy verified with) is written only once it verified: the commit point,
-    the source is deleted only after it."""
+    ``verified``: the checksum the copy verified with, written after the verification; or, on a single-part
+    copy of a source with a checksum, the checksum it must verify as, written with the copy. Never trusted
+    alone (every reader checks the copy against it); the source is deleted only after a verification made in
+    the same attempt."""
 
     finding_id: str
     source_bucket: str

@@ -550,3 +550,72 @@ def test_large_copies_verify_in_parallel_ranges(world: MoveWorld) -> None:
     assert outcome.verification is not None and outcome.verification.startswith("stream-copy CRC32:")
     assert len(ranges) == 4 and all(r.startswith("bytes=") for r in ranges)
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
+
+
+def _counting_s3(world: MoveWorld) -> tuple[Any, list[str]]:
+    """A member-role S3 client for the mover, and the list it notes every operation it calls in (in order)."""
+    clients = world.sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=FINDING_ID)
+    calls: list[str] = []
+
+    def note(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    clients.s3.meta.events.register("before-call.s3", note, unique_id="count-calls")
+    return clients.s3, calls
+
+
+def test_a_single_part_move_makes_six_s3_calls(world: MoveWorld) -> None:
+    # GIVEN a versioned object with a checksum S3 reports (below the multipart threshold)
+    from macie_chatops.move import ObjectMover
+
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(2048)
+    version, etag = world.put(MEMBER_A, SOURCE, "exports/cards.csv", body)
+    request = world.request(MEMBER_A, SOURCE, "exports/cards.csv", version_id=version, etag=etag, size=len(body))
+    s3, calls = _counting_s3(world)
+
+    # WHEN it is quarantined
+    outcome = ObjectMover(s3, multipart_threshold_bytes=64 * MB).quarantine(request)
+
+    # THEN it is quarantined and verified, with no HEAD after the copy and no tagging call: CopyObject's response
+    # carries the copy's checksum, and the copy is tagged with the checksum it must have in the copy request
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert outcome.verification is not None and outcome.verification.startswith("s3 CRC32:")
+    assert calls == [
+        "HeadObject",  # the source version
+        "HeadObject",  # the quarantine key (absent: nothing to resume)
+        "GetObjectTagging",  # the source's own tags, for a restore
+        "CopyObject",
+        "DeleteObject",
+        "ListObjectVersions",  # what the key holds now (the message says it)
+    ]
+    tags = world.tags(MEMBER_A, QUARANTINE_A, outcome.quarantine_key)
+    assert tags[TAG_VERIFIED] == outcome.verification.removeprefix("s3 ")
+    assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
+
+
+def test_a_copy_s3_reports_with_another_checksum_is_discarded_and_the_source_kept(world: MoveWorld) -> None:
+    # GIVEN an object, and S3 answering the copy with a checksum that is not the source's (a corrupt copy)
+    from macie_chatops.move import ObjectMover
+
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(1024)
+    version, etag = world.put(MEMBER_A, SOURCE, "exports/cards.csv", body)
+    request = world.request(MEMBER_A, SOURCE, "exports/cards.csv", version_id=version, etag=etag, size=len(body))
+    s3, _ = _counting_s3(world)
+
+    def wrong_checksum(parsed: dict[str, Any], **_: Any) -> None:
+        result = parsed.get("CopyObjectResult", {})
+        for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
+            result[name] = "AAAAAA=="
+
+    s3.meta.events.register("after-call.s3.CopyObject", wrong_checksum, unique_id="wrong-checksum")
+
+    # WHEN it is quarantined
+    outcome = ObjectMover(s3, multipart_threshold_bytes=64 * MB).quarantine(request)
+
+    # THEN FAILED and retryable, the copy (tagged with the checksum it should have had) discarded, the source kept
+    assert (outcome.status, outcome.retryable) == (MoveStatus.FAILED, True), outcome
+    assert "did not verify" in outcome.detail
+    assert world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key) == []
+    assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", version) == body

@@ -266,7 +266,8 @@ def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorW
 
 
 def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: RemediatorWorld) -> None:
-    # GIVEN an approved finding, and S3 reporting a wrong size for the quarantine copy (a corrupt copy)
+    # GIVEN an approved finding, and S3 reporting a wrong checksum for the quarantine copy it wrote (a corrupt
+    # copy: the single-part copy is verified from CopyObject's own response, with no HEAD after it)
     from macie_chatops.sessions import MemberSessions
     from macie_chatops_sandbox.testkit.world import shared_session
 
@@ -275,16 +276,13 @@ def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: Rem
     clients = sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id)
     corrupt = [True]
 
-    def note_bucket(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["quarantine_head"] = params.get("Bucket") == QUARANTINE
+    def wrong_checksum(parsed: dict[str, Any], **_: Any) -> None:
+        result = parsed.get("CopyObjectResult", {})
+        for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
+            if corrupt[0]:
+                result[name] = "AAAAAA=="
 
-    def wrong_size(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        if corrupt[0] and context.get("quarantine_head") and "ContentLength" in parsed:
-            parsed["ContentLength"] += 1
-
-    events = clients.s3.meta.events
-    events.register("before-parameter-build.s3.HeadObject", note_bucket, unique_id="note-bucket")
-    events.register("after-call.s3.HeadObject", wrong_size, unique_id="wrong-size")
+    clients.s3.meta.events.register("after-call.s3.CopyObject", wrong_checksum, unique_id="wrong-checksum")
     deps = world.deps(sessions=sessions)
     # WHEN the job runs
     with pytest.raises(RemediationError, match="did not verify"):

@@ -5,10 +5,10 @@ attempt got, and :func:`~macie_chatops.quarantine_plan.next_step` says what is l
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from macie_chatops.move.outcomes import MoveOutcome, MoveRequest
 from macie_chatops.move.s3_objects import (
@@ -89,6 +89,13 @@ class _KeptCopy:
             original_tags=self.original_tags,
             facts=facts,
         )
+
+
+def _copied_view(copied: Mapping[str, Any], source: ObjectView, metadata: Mapping[str, str]) -> ObjectView:
+    """The copy as a single CopyObject's response describes it (no HEAD after the copy): its version id, ETag and
+    the checksum S3 computed over the bytes it wrote; its size is the source version's, since CopyObject copies
+    that exact version whole (by version id, or If-Match on its ETag) or fails."""
+    return replace(ObjectView.from_head(copied), size=source.size, metadata=dict(metadata), content=source.content)
 
 
 class Quarantine:
@@ -203,7 +210,8 @@ class Quarantine:
         copy_view, copy_tags, verified = checked
         assert verified.checksum is not None
         tags = copy_tags or self._provenance(request, source)
-        self._objects.put_tags(target.version(copy_view.version_id), tags.with_verified(verified.checksum))
+        if tags.verified != verified.checksum:  # a single-part copy was tagged with it in the copy request
+            self._objects.put_tags(target.version(copy_view.version_id), tags.with_verified(verified.checksum))
         self._checkpoint(MoveStep.VERIFIED)
         kept = _KeptCopy(target, copy_view.version_id, f"{verified.method} {verified.checksum}", resumed, original_tags)
         return self._delete_source(request, source, source_at, kept)
@@ -411,6 +419,11 @@ class Quarantine:
 
         multipart = source.size >= self._multipart_threshold
         tags = self._provenance(request, source)
+        if not multipart and source.checksum is not None:
+            # The checksum the copy must verify as is the source's, known before copying: written with the copy
+            # instead of in a tagging call after. Never trusted on its own: every reader checks the copy against
+            # it, and the source is deleted only after a verification made in the same attempt.
+            tags = tags.with_verified(source.checksum)
         metadata, _ = quarantine_metadata(source.metadata, request.key)
         extra = copy_extra_args(
             source,
@@ -425,6 +438,9 @@ class Quarantine:
             extra["TaggingDirective"] = "REPLACE"
             extra["Tagging"] = ""
         try:
+            if not multipart:
+                copied = self._objects.copy(source_at, target, extra)
+                return _copied_view(copied, source, metadata), tags
             self._objects.managed_copy(source_at, target, extra, source)
         except ClientError as exc:
             return self._copy_refused(request, source, exc)
@@ -437,6 +453,7 @@ class Quarantine:
                     self._facts(request, source, CopyCheck.NONE, unlisted=SourceFate.UNKNOWN),
                 )
             raise
+        # s3transfer does not return the multipart copy's response: read the copy back.
         view = self._objects.head(target)
         if view is None:
             raise RuntimeError(f"the copy to s3://{target.bucket}/{target.key} completed but cannot be read back")

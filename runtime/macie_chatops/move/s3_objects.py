@@ -135,6 +135,12 @@ class S3Objects:
             body.close()
         return hasher
 
+    def copy(self, source: Located, target: Located, extra: Mapping[str, Any]) -> Mapping[str, Any]:
+        """One CopyObject (an object below the multipart threshold), answering S3's response: the new version's
+        id, ETag and the checksum S3 computed over the bytes it wrote (``CopyObjectResult``)."""
+        response = self._s3.copy_object(CopySource=source.args(), **target.args(), **extra)  # type: ignore[arg-type]
+        return {**response.get("CopyObjectResult", {}), "VersionId": response.get("VersionId")}
+
     def managed_copy(self, source: Located, target: Located, extra: Mapping[str, Any], known: ObjectView) -> None:
         """boto3's managed copy (the s3transfer TransferManager behind ``client.copy``): CopyObject below the
         threshold, a multipart copy (UploadPartCopy, each part with ``CopySourceIfMatch``) above it.
