@@ -59,6 +59,8 @@ ENV_CONFIG_PATH: Final = "MACIE_CHATOPS_CONFIG_JSON"
 ENV_CONFIG_FILE: Final = "MACIE_CHATOPS_CONFIG"
 ENV_SLACK_API_URL: Final = "SLACK_API_URL"  # only the sandbox sets it (Slack stand-in base URL)
 ENV_AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"  # only the sandbox sets it (moto server)
+# "off": Slack writes are not paced (slack_pacing); only the sandbox sets it, when its stand-in has no posting limit.
+ENV_SLACK_PACING: Final = "SLACK_PACING"
 # The sweeper's policy (optional; defaults in macie_chatops.sweeper): how long an approval may wait for its
 # outcome before its job is re-queued, and how many times the sweeper re-queues it before reporting it stuck.
 ENV_SWEEP_STALE_AFTER_S: Final = "SWEEP_STALE_AFTER_SECONDS"

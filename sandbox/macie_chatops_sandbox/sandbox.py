@@ -258,6 +258,8 @@ class Sandbox:
                 names.ENV_SLACK_SECRET_ARN: self._provisioned.secret_arn,
                 names.ENV_CONFIG_PATH: str(config_file),
                 names.ENV_SLACK_API_URL: self._slack.base_url,
+                # Without Slack's posting limit there is nothing to pace: the handlers post at once.
+                names.ENV_SLACK_PACING: "off" if self.settings.slack_post_limit is None else None,
                 "POWERTOOLS_SERVICE_NAME": names.PROJECT,
                 "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
                 "POWERTOOLS_TRACE_DISABLED": "true",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
     from macie_chatops.config import Config
+    from macie_chatops.slack_pacing import ChannelPacer
     from macie_chatops.store import FindingStore
 
 T = TypeVar("T")
@@ -221,6 +222,16 @@ def remaining_time(context: LambdaContext) -> Callable[[], float]:
         return float(context.get_remaining_time_in_millis()) / 1000.0
 
     return remaining_time_s
+
+
+def slack_pacer(cache: ContainerCache, settings: Settings, timeouts: AwsTimeouts) -> ChannelPacer | None:
+    """The channel pacer over the state table (docs/architecture.md §22, Pacing); None when the environment
+    turns pacing off (the sandbox, when its Slack stand-in has no posting limit)."""
+    if os.environ.get(names.ENV_SLACK_PACING, "").strip().lower() == "off":
+        return None
+    from macie_chatops.slack_pacing import ChannelPacer
+
+    return ChannelPacer(cache.client("dynamodb", settings, timeouts), settings.table)
 
 
 def redeliver_later(sqs: Any, record: SQSRecord, delay_s: float) -> int | None:

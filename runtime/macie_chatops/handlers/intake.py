@@ -22,6 +22,7 @@ from macie_chatops.handlers._root import (
     Settings,
     remaining_time,
     run_sqs_batch,
+    slack_pacer,
 )
 from macie_chatops.handlers._tracing import traced
 
@@ -58,7 +59,6 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
     from macie_chatops.intake import IntakeDependencies
     from macie_chatops.jobs import SqsJobQueue
     from macie_chatops.slack_client import SlackClient
-    from macie_chatops.slack_pacing import ChannelPacer
 
     return IntakeDependencies(
         config=_cache.config(settings),
@@ -66,7 +66,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
         slack=SlackClient(
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
-            pacer=ChannelPacer(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
+            pacer=slack_pacer(_cache, settings, AWS_TIMEOUTS),
         ),
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,

@@ -22,6 +22,7 @@ from macie_chatops.handlers._root import (
     Settings,
     remaining_time,
     run_sqs_batch,
+    slack_pacer,
 )
 from macie_chatops.handlers._tracing import traced
 
@@ -71,7 +72,6 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
     """The remediation dependencies for one invocation (everything but the SlackClient is cached)."""
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.slack_client import SlackClient
-    from macie_chatops.slack_pacing import ChannelPacer
 
     config = _cache.config(settings)
     return RemediationDependencies(
@@ -81,7 +81,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
         slack=SlackClient(
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
-            pacer=ChannelPacer(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
+            pacer=slack_pacer(_cache, settings, AWS_TIMEOUTS),
         ),
         metrics=metrics,
     )
