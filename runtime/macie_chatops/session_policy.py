@@ -145,11 +145,11 @@ def session_policy(job: JobScope, *, partition: str = "aws") -> SessionPolicy:
     bucket_wide = _render(job, partition, key_scope=Scope.BUCKET, prefix="")
     if bucket_wide.chars > MAX_POLICY_CHARS:  # bucket names and finding ids are short: never, unless they are not
         raise ValueError(f"even the bucket-wide session policy is {bucket_wide.chars} characters")
-    if _cut(job.key) is None:
+    special = _cut(job.key)
+    if special is None:
         exact = _render(job, partition, key_scope=Scope.OBJECT, prefix=job.key)
         if exact.chars <= MAX_POLICY_CHARS:
             return SessionPolicy(exact.document, exact.scope, exact.resource, "", wider=bucket_wide)
-    special = _cut(job.key)
     named = job.key if special is None else job.key[:special]
     longest = _longest_fitting_prefix(job, partition, named)
     if special is not None:
