@@ -13,13 +13,14 @@ whatever its deliveries do. Joins of one group that collide are retried (a burst
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from macie_chatops.config import Action
 from macie_chatops.errors import MacieChatOpsError
@@ -27,10 +28,11 @@ from macie_chatops.groups import PAGE_SIZE, GroupKey, GroupMember, GroupPage, Gr
 from macie_chatops.names import STATE_TABLE_KEY, STATE_TABLE_TTL_ATTRIBUTE
 from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import State
-from macie_chatops.store import RETENTION_DAYS
+from macie_chatops.store import RETENTION_DAYS, FindingRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 GROUP_PREFIX: Final = "group#"
 GROUP_KEY_PREFIX: Final = "groupkey#"
@@ -43,6 +45,9 @@ MAX_JOIN_ATTEMPTS: Final = 50
 # A group dirty for longer than this has lost its wake-up (the writer's message dead-lettered): the next mark
 # sends another.
 STALE_DIRTY: Final = timedelta(minutes=5)
+# The writer wakes this long after the first change it must show: the changes of a burst meanwhile are one update.
+DIGEST_PACE_S: Final = 3
+MAX_SQS_DELAY_S: Final = 900
 
 
 class GroupStoreError(MacieChatOpsError):
@@ -572,4 +577,51 @@ def _page(group_id: str, number: int, data: Mapping[str, Any]) -> GroupPage:
     return GroupPage(group_id=group_id, number=number, members=tuple(members), ts=None if ts is None else str(ts))
 
 
-__all__ = ["PAGE_SIZE", "GroupItem", "GroupStore", "GroupStoreError", "Joined", "NewMember"]
+class DigestQueue(Protocol):
+    """Wake the digest writer for a group after ``delay_s`` seconds."""
+
+    def wake(self, group_id: str, *, delay_s: int) -> None: ...
+
+
+class SqsDigestQueue:
+    """The digest queue: one message ``{"group_id": ...}``, delayed (SQS takes 0..900 s)."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def wake(self, group_id: str, *, delay_s: int) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=json.dumps({"group_id": group_id}),
+            DelaySeconds=max(0, min(MAX_SQS_DELAY_S, delay_s)),
+        )
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """What a handler needs to keep groups' digests current: the groups and the writer's queue."""
+
+    store: GroupStore
+    digests: DigestQueue
+    pace_s: int = DIGEST_PACE_S
+
+    def touched(self, group_id: str, *, moved: tuple[State, State] | None = None) -> None:
+        """The group changed (a join, or a member ``moved`` between states): dirty, the writer woken if due."""
+        if self.store.mark_dirty(group_id, moved=moved):
+            self.digests.wake(group_id, delay_s=self.pace_s)
+
+    def state_changed(self, record: FindingRecord) -> None:
+        """``FindingStore``'s hook after a transition: a grouped member's move shows in its group's counts. The
+        join counted a member in the state its intake decided, so the move out of RECEIVED is not counted again;
+        a group of one is its first member's own message (nothing to render)."""
+        if record.group_id is None or record.previous_state is None or record.previous_state is record.state:
+            return
+        if record.previous_state is State.RECEIVED:
+            if record.group_seq != 1:
+                self.touched(record.group_id)
+            return
+        self.touched(record.group_id, moved=(record.previous_state, record.state))
+
+
+__all__ = ["PAGE_SIZE", "GroupItem", "GroupStore", "GroupStoreError", "Grouping", "Joined", "NewMember"]

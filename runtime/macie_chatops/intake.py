@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -29,6 +29,8 @@ from macie_chatops.errors import (
 )
 from macie_chatops.exemptions import ExemptionSource, exempted, from_config, target_of
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
+from macie_chatops.group_store import Grouping, Joined, NewMember
+from macie_chatops.groups import GroupKey
 from macie_chatops.job_request import SentNote, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, Counter, JobQueue, SlackPoster, utcnow
@@ -73,6 +75,7 @@ class IntakeDependencies:
     metrics: Counter
     clock: Clock = utcnow
     exemptions: ExemptionSource | None = None  # those recorded from Slack; accounts.yaml's come with the config
+    groups: Grouping | None = None  # finding floods (§22): None, or slack.group_window_seconds 0, groups nothing
 
 
 class IntakeResult(StrEnum):
@@ -233,8 +236,9 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
         action = record.action or Action.REJECT
         updates: RecordUpdates = {}
         posted = None
+        joined = _join_group(record, action, deps) if action in _BUILDERS else None
         if action in _BUILDERS:
-            if record.slack_ts is None:
+            if record.slack_ts is None and (joined is None or joined.first):  # a later member has no message
                 posted = PostedMessage(record.channel, _post(record, action, deps), ACTOR)
                 if record.policy is not None:
                     updates["policy_shown_count"] = record.policy.count
@@ -253,6 +257,10 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
             # auto: the job is still to be queued, and the lease must cover that too
             release_intake_of=None if action is Action.AUTO else attempt,
         )
+        if joined is not None and joined.first and deps.groups is not None and result.record.slack_ts:
+            # The first member's message is the group's digest once a second member joins.
+            channel = result.record.slack_channel or record.channel
+            deps.groups.store.record_digest(joined.group_id, channel=channel, ts=result.record.slack_ts)
         if posted is not None and result.record.slack_ts != posted.ts:
             logger.error(
                 "a different Slack message was already recorded for this finding; keeping the first",
@@ -270,6 +278,28 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
     if policy_intake.update_due(record):
         record = policy_intake.show_count(record, deps, attempt)
     return record
+
+
+def _join_group(record: FindingRecord, action: Action, deps: IntakeDependencies) -> Joined | None:
+    """The finding's group (docs/architecture.md §22), joined now unless it already is; None when it is not grouped:
+    grouping off, or a policy finding (one per bucket: no flood to group)."""
+    window = deps.config.slack.group_window_seconds
+    summary = record.summary
+    if deps.groups is None or window == 0 or record.policy is not None or summary is None or not record.channel:
+        return None
+    if record.group_id is not None and record.group_seq is not None:  # joined by an earlier attempt
+        return Joined(record.group_id, record.group_seq)
+    key = GroupKey(record.channel, summary.account_id, summary.bucket, summary.finding_type, action)
+    joined = deps.groups.store.join(
+        key,
+        NewMember(record.finding_id, summary.key, summary.severity, _TARGETS[action]),
+        account_name=summary.account_name,
+        window=timedelta(seconds=window),
+        max_age=timedelta(seconds=deps.config.slack.group_max_age_seconds),
+    )
+    logger.thread_safe_append_keys(group_id=joined.group_id, group_seq=joined.seq)
+    deps.metrics.count("GroupedFindings", action=action.value, first="yes" if joined.first else "no")
+    return joined
 
 
 def _auto_job_due(record: FindingRecord) -> bool:

@@ -401,12 +401,16 @@ class FindingStore:
         table_name: str,
         *,
         clock: Clock = utcnow,
+        on_state_change: Callable[[FindingRecord], None] | None = None,
     ) -> None:
+        """``on_state_change``: called with the record after each applied transition (a group's counts,
+        docs/architecture.md §22); what it raises propagates."""
         from boto3.dynamodb.types import TypeSerializer
 
         self._client = client
         self._table = table_name
         self._clock = clock
+        self._on_state_change = on_state_change
         self._serializer = TypeSerializer()
 
     # -- reads -------------------------------------------------------------------------------------
@@ -617,7 +621,10 @@ class FindingStore:
                 _release_part(expression, release_intake_of)
             return expression
 
-        return self._combined(finding_id, build, slack_message=slack_message, release_intake_of=release_intake_of)
+        result = self._combined(finding_id, build, slack_message=slack_message, release_intake_of=release_intake_of)
+        if result.applied and self._on_state_change is not None:
+            self._on_state_change(result.record)
+        return result
 
     def record_occurrence(self, finding_id: str, *, count: int, updated_at: str, actor: str) -> WriteResult:
         """A policy finding reported again (same id, ``count`` higher than recorded): the new count and time, with

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from slack_sdk.web import WebClient
 
     from macie_chatops.config import Config
+    from macie_chatops.group_store import Grouping
     from macie_chatops.slack_pacing import ChannelPacer
     from macie_chatops.store import FindingStore
 
@@ -77,6 +78,7 @@ class Settings:
     slack_api_url: str | None
     aws_endpoint_url: str | None
     region: str | None
+    digest_queue_url: str = ""  # the digest queue (§22); "" groups nothing
 
     @classmethod
     def from_env(cls, *, queue: bool) -> Settings:
@@ -96,6 +98,7 @@ class Settings:
             slack_api_url=env.get(names.ENV_SLACK_API_URL) or None,
             aws_endpoint_url=env.get(names.ENV_AWS_ENDPOINT_URL) or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            digest_queue_url=env.get(names.ENV_DIGEST_QUEUE_URL, ""),
         )
 
 
@@ -184,12 +187,31 @@ class ContainerCache:
     def store(self, settings: Settings, timeouts: AwsTimeouts) -> FindingStore:
         dynamodb = self.client("dynamodb", settings, timeouts)
 
+        grouping = self.grouping(settings, timeouts)
+
         def build() -> FindingStore:
             from macie_chatops.store import FindingStore
 
-            return FindingStore(dynamodb, settings.table)
+            # Every transition of a grouped finding moves its group's counts (docs/architecture.md §22).
+            hook = None if grouping is None else grouping.state_changed
+            return FindingStore(dynamodb, settings.table, on_state_change=hook)
 
-        return self.get(("store", settings.table, self._client_key("dynamodb", settings, timeouts)), build)
+        key = ("store", settings.table, settings.digest_queue_url, self._client_key("dynamodb", settings, timeouts))
+        return self.get(key, build)
+
+    def grouping(self, settings: Settings, timeouts: AwsTimeouts) -> Grouping | None:
+        """The groups and the digest queue (docs/architecture.md §22); None without a digest queue."""
+        if not settings.digest_queue_url:
+            return None
+        dynamodb, sqs = self.client("dynamodb", settings, timeouts), self.client("sqs", settings, timeouts)
+
+        def build() -> Grouping:
+            from macie_chatops.group_store import Grouping, GroupStore, SqsDigestQueue
+
+            return Grouping(GroupStore(dynamodb, settings.table), SqsDigestQueue(sqs, settings.digest_queue_url))
+
+        key = ("grouping", settings.table, settings.digest_queue_url, self._client_key("sqs", settings, timeouts))
+        return self.get(key, build)
 
     @staticmethod
     def _slack_key(settings: Settings) -> tuple[Any, ...]:

@@ -71,6 +71,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,
         exemptions=ExemptionStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
+        groups=_cache.grouping(settings, AWS_TIMEOUTS),
     )
 
 

@@ -1,0 +1,143 @@
+"""The digest writer (docs/architecture.md §22): one digest queue message -> a group's Slack messages brought up to
+date from the table.
+
+Everything it knows is in the state table, so any number of wake-ups of one group coalesce: a run posts the full
+pages not yet posted (each recorded before the next), the last partial page once the group has closed, and the
+digest (``chat.update`` of the first member's message) when the group is dirty; it clears the dirty mark only if
+no change came in meanwhile (the version it rendered), else it wakes itself again. Slack's pace is the
+SlackClient's (its pacer); what it cannot take now raises ``SlackRetryLaterError`` and the message is re-sent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Final
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from macie_chatops.digest_messages import render_digest, render_page
+from macie_chatops.errors import SlackMessageNotFoundError
+from macie_chatops.group_store import DigestQueue, GroupItem, GroupStore
+from macie_chatops.groups import PAGE_SIZE, page_number
+from macie_chatops.ports import Clock, Counter, SlackPoster, utcnow
+from macie_chatops.store import FindingStore
+
+logger = Logger(service="macie-chatops-digest-writer", child=True)
+
+CLOSE_MARGIN_S: Final = 1  # wake this long after the group closes, so the clocks agree it has
+
+
+class DigestRequest(BaseModel):
+    """The digest queue's message body (written by ``SqsDigestQueue``; anything else is refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    group_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+@dataclass(frozen=True)
+class WriterDependencies:
+    groups: GroupStore
+    findings: FindingStore
+    slack: SlackPoster
+    digests: DigestQueue
+    metrics: Counter
+    clock: Clock = utcnow
+    pace_s: int = 3
+
+
+class DigestOutcome(StrEnum):
+    GONE = "gone"  # no such group (expired, or never written)
+    CURRENT = "current"  # nothing to show that is not shown
+    SINGLE = "single"  # one member: its own message is the group's, nothing to render
+    AWAITING_MESSAGE = "awaiting_message"  # the first member is not posted yet: woken again
+    WRITTEN = "written"  # pages and/or the digest written, the mark cleared
+    CHANGED = "changed"  # written, but the group changed meanwhile: woken again
+    MESSAGE_DELETED = "message_deleted"  # the digest message was deleted in Slack: nothing to write to
+
+
+def write_digest(body: str, deps: WriterDependencies) -> DigestOutcome:
+    """Bring one group's messages up to date; raises (the message returns) when a step fails."""
+    group_id = DigestRequest.model_validate_json(body).group_id
+    logger.thread_safe_append_keys(group_id=group_id)
+    item = deps.groups.item(group_id)
+    if item is None:
+        logger.warning("digest wake-up for a group that does not exist")
+        return DigestOutcome.GONE
+    now = deps.clock()
+    closed = now >= item.closes_at
+    pages_due = _pages_due(item.view.member_count, closed=closed)
+    if not item.dirty and item.pages_posted >= pages_due:
+        return DigestOutcome.CURRENT
+    if item.view.member_count <= 1:
+        deps.groups.clear_dirty(group_id, version=item.view.version)
+        return DigestOutcome.SINGLE
+    where = _digest_message(item, deps)
+    if where is None:
+        logger.info("the first member's message is not posted yet: waking again")
+        deps.digests.wake(group_id, delay_s=deps.pace_s)
+        return DigestOutcome.AWAITING_MESSAGE
+    try:
+        return _write(item, where, pages_due, closed, now, deps)
+    except SlackMessageNotFoundError as exc:
+        # Deleted in Slack: no digest to update nor thread to list in, and retrying will not bring it back.
+        logger.error(
+            "the group's digest message is gone (deleted in Slack): its members stay in the table",
+            extra={"channel": where[0], "ts": where[1], "error_code": exc.error_code},
+        )
+        deps.metrics.count("DigestFailures", kind="message_deleted")
+        deps.groups.clear_dirty(group_id, version=item.view.version)
+        return DigestOutcome.MESSAGE_DELETED
+
+
+def _pages_due(member_count: int, *, closed: bool) -> int:
+    """Pages to post: every full one; the last, partial one too once the group takes no more members."""
+    if member_count == 0:
+        return 0
+    return page_number(member_count) if closed else member_count // PAGE_SIZE
+
+
+def _digest_message(item: GroupItem, deps: WriterDependencies) -> tuple[str, str] | None:
+    """(channel, ts) of the digest: recorded on the group, else the first member's message (recorded now)."""
+    if item.digest_channel and item.digest_ts:
+        return item.digest_channel, item.digest_ts
+    first = deps.findings.get(item.first_finding_id)
+    if first is None or not first.slack_channel or not first.slack_ts:
+        return None
+    deps.groups.record_digest(item.view.group_id, channel=first.slack_channel, ts=first.slack_ts)
+    return first.slack_channel, first.slack_ts
+
+
+def _write(
+    item: GroupItem, where: tuple[str, str], pages_due: int, closed: bool, now: datetime, deps: WriterDependencies
+) -> DigestOutcome:
+    channel, ts = where
+    view, group_id = item.view, item.view.group_id
+    for number in range(item.pages_posted + 1, pages_due + 1):
+        page = deps.groups.page(group_id, number)
+        if page is None:  # a page below member_count always exists (joins are transactions)
+            raise RuntimeError(f"group {group_id}: page {number} of {view.member_count} members is missing")
+        reply_ts = deps.slack.reply(channel, ts, render_page(view, page))
+        deps.groups.record_page(group_id, number, ts=reply_ts)
+        deps.metrics.count("DigestPages")
+    outcome = DigestOutcome.WRITTEN
+    if item.dirty:
+        deps.slack.update(channel, ts, render_digest(view, now=now))
+        deps.metrics.count("DigestUpdates")
+        if not deps.groups.clear_dirty(group_id, version=view.version):
+            deps.digests.wake(group_id, delay_s=deps.pace_s)
+            outcome = DigestOutcome.CHANGED
+    if not closed and view.member_count % PAGE_SIZE and deps.groups.schedule_close_wake(group_id, at=item.closes_at):
+        # The last page is posted when the group closes: wake then (a later join moves the close, and the
+        # wake-up at the old time finds the group open and claims the new one).
+        delay = math.ceil((item.closes_at - now).total_seconds()) + CLOSE_MARGIN_S
+        deps.digests.wake(group_id, delay_s=delay)
+    logger.info(
+        "digest written",
+        extra={"members": view.member_count, "version": view.version, "pages_due": pages_due, "outcome": outcome},
+    )
+    return outcome

@@ -1,0 +1,302 @@
+"""Finding floods (docs/architecture.md §22) through the real finding handler and the real digest writer, on moto's
+server and the Slack stand-in: grouping off is today's behaviour; on, one message per burst, pages in its thread."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from macie_chatops import names
+from macie_chatops.config import Config, load_config
+from macie_chatops.digest_writer import DigestOutcome, WriterDependencies, write_digest
+from macie_chatops.group_store import DIGEST_PACE_S, GroupStore
+from macie_chatops.groups import PAGE_SIZE
+from macie_chatops.handlers import digests as digest_handler
+from macie_chatops.handlers import intake as intake_handler
+from macie_chatops.states import State
+from macie_chatops.store import FindingRecord, FindingStore
+from macie_chatops_sandbox.slack_standin import SlackStandIn
+from macie_chatops_sandbox.testkit.world import (
+    LambdaContext,
+    SqsDelivery,
+    aws_client,
+    create_remediation_queue,
+    invoke_batch,
+    provision_handler,
+)
+from tests.conftest import EVENTS_DIR, ROOT, AwsSandbox
+
+TABLE = "flood-test-findings"
+PAYMENTS = "C0PAYMENTS"
+
+
+class Delivery(SqsDelivery):
+    queue_name = names.INTAKE_QUEUE_NAME
+    sender_id = "AIDAEVENTBRIDGE"
+
+
+def review_event(n: int, *, bucket: str | None = None) -> Delivery:
+    """personal-review.json (payments, review) about object number ``n``: its own finding id, key and version."""
+    event = copy.deepcopy(json.loads((EVENTS_DIR / "personal-review.json").read_text(encoding="utf-8")))
+    detail = event["detail"]
+    detail["id"] = f"{n:032x}"
+    s3 = detail["resourcesAffected"]["s3Object"]
+    s3["key"] = f"exports/{n:05d}.csv"
+    s3["versionId"] = f"v{n:05d}"
+    if bucket is not None:
+        detail["resourcesAffected"]["s3Bucket"]["name"] = bucket
+        s3["bucketArn"] = f"arn:aws:s3:::{bucket}"
+    s3["path"] = f"{detail['resourcesAffected']['s3Bucket']['name']}/{s3['key']}"
+    return Delivery(json.dumps(event))
+
+
+@dataclass
+class World:
+    store: FindingStore
+    groups: GroupStore
+    sqs: Any
+    digest_queue_url: str
+    slack: SlackStandIn
+
+    def intake(self, *deliveries: Delivery) -> list[str]:
+        context = LambdaContext(names.FINDING_FUNCTION_NAME, memory_limit_in_mb=256, timeout_s=60.0)
+        return invoke_batch(intake_handler.lambda_handler, deliveries, context)
+
+    def wake_ups(self) -> list[str]:
+        """The digest queue's messages due within the writer's pace, taken off the queue (delayed wake-ups for a
+        group's close, a minute away, stay: ``delayed`` counts them)."""
+        bodies: list[str] = []
+        deadline = time.monotonic() + DIGEST_PACE_S + 2
+        while time.monotonic() < deadline and self._depth(_DEPTH) > 0:
+            received = self.sqs.receive_message(
+                QueueUrl=self.digest_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            for message in received.get("Messages", []):
+                bodies.append(message["Body"])
+                self.sqs.delete_message(QueueUrl=self.digest_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def delayed(self) -> int:
+        return self._depth(("ApproximateNumberOfMessagesDelayed",))
+
+    def _depth(self, names: tuple[str, ...]) -> int:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.digest_queue_url, AttributeNames=["All"])
+        return sum(int(attributes["Attributes"][name]) for name in names)
+
+    def writer(self, *, clock_offset: timedelta = timedelta(0)) -> WriterDependencies:
+        real = digest_handler.dependencies(digest_handler.read_settings(), lambda: 60.0)
+        return replace(real, clock=lambda: datetime.now(UTC) + clock_offset)
+
+    def record(self, finding_id: str) -> FindingRecord:
+        record = self.store.get(finding_id)
+        assert record is not None
+        return record
+
+
+_DEPTH = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
+
+
+def _world(
+    aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Config
+) -> World:
+    queue_url = create_remediation_queue(aws.region)
+    resources = provision_handler(
+        config=config,
+        config_dir=tmp_path,
+        table=TABLE,
+        slack=slack,
+        setenv=monkeypatch.setenv,
+        queue_url=queue_url,
+        region=aws.region,
+    )
+    sqs = aws_client("sqs", aws.region)
+    digest_queue_url = sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"]
+    monkeypatch.setenv(names.ENV_DIGEST_QUEUE_URL, digest_queue_url)
+    intake_handler.clear_caches()
+    digest_handler.clear_caches()
+    return World(resources.store, GroupStore(aws_client("dynamodb", aws.region), TABLE), sqs, digest_queue_url, slack)
+
+
+def _config(window_s: int) -> Config:
+    config = load_config(ROOT / "accounts.yaml")
+    return config.model_copy(update={"slack": config.slack.model_copy(update={"group_window_seconds": window_s})})
+
+
+@pytest.fixture
+def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    yield _world(aws, slack, tmp_path, monkeypatch, _config(60))
+    intake_handler.clear_caches()
+    digest_handler.clear_caches()
+
+
+@pytest.fixture
+def world_without_groups(
+    aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    yield _world(aws, slack, tmp_path, monkeypatch, _config(0))
+    intake_handler.clear_caches()
+
+
+def test_grouping_off_posts_every_finding_as_today(world_without_groups: World) -> None:
+    # GIVEN slack.group_window_seconds 0 WHEN 5 findings of one bucket arrive
+    world = world_without_groups
+    assert world.intake(*[review_event(n) for n in range(5)]) == []
+    # THEN 5 messages, 5 records with no group, and the writer is never woken
+    assert len(world.slack.messages(PAYMENTS)) == 5
+    for n in range(5):
+        record = world.record(f"{n:032x}")
+        assert record.state is State.PENDING_APPROVAL and record.group_id is None and record.slack_ts
+    assert world.wake_ups() == []
+
+
+def test_a_burst_is_one_message_and_one_wake_up(world: World) -> None:
+    # GIVEN grouping on WHEN 12 findings of one bucket arrive in a burst
+    assert world.intake(*[review_event(n) for n in range(12)]) == []
+    # THEN the first is posted as today; the 11 others join its group without a message of their own
+    (message,) = world.slack.messages(PAYMENTS)
+    first = world.record(f"{0:032x}")
+    assert (first.slack_ts, first.group_seq) == (message.ts, 1)
+    group_id = first.group_id
+    assert group_id is not None
+    for n in range(1, 12):
+        record = world.record(f"{n:032x}")
+        assert (record.state, record.group_id, record.group_seq, record.slack_ts) == (
+            State.PENDING_APPROVAL,
+            group_id,
+            n + 1,
+            None,
+        )
+    # AND the digest queue got one message (the clean -> dirty transition), not one per finding
+    assert world.wake_ups() == [json.dumps({"group_id": group_id})]
+    item = world.groups.item(group_id)
+    assert item is not None and item.dirty and item.digest_ts == message.ts
+    assert item.view.state_counts == {State.PENDING_APPROVAL: 12}
+
+
+def test_the_writer_updates_the_digest_once_and_lists_pages_when_the_group_closes(world: World) -> None:
+    # GIVEN a burst of 105 findings (a full page and 5 more)
+    assert world.intake(*[review_event(n) for n in range(105)]) == []
+    (wake_up,) = world.wake_ups()
+    (message,) = world.slack.messages(PAYMENTS)
+    # WHEN the writer runs THEN the first message becomes the digest, page 1 is in its thread, the mark is cleared
+    assert write_digest(wake_up, world.writer()) is DigestOutcome.WRITTEN
+    (digest,) = world.slack.messages(PAYMENTS)
+    assert digest.ts == message.ts and len(digest.updates) == 1
+    assert "105" in digest.revisions[-1].text
+    (page1,) = world.slack.replies(PAYMENTS, message.ts)
+    assert f"{0:032x}" in json.dumps(page1.revisions[-1].blocks)
+    item = world.groups.item(first_group(world))
+    assert item is not None and not item.dirty and item.pages_posted == 1
+    # AND it woke itself for when the group closes (the last, partial page), a minute away
+    assert world.delayed() == 1 and item.close_wake_at is not None
+    close_wake = json.dumps({"group_id": first_group(world)})
+    # WHEN that wake-up comes before the close THEN nothing is written
+    assert write_digest(close_wake, world.writer()) is DigestOutcome.CURRENT
+    # WHEN it comes after THEN page 2 (5 members) is posted, once; the digest is not touched again
+    closed = world.writer(clock_offset=timedelta(seconds=61))
+    assert write_digest(close_wake, closed) is DigestOutcome.WRITTEN
+    assert write_digest(close_wake, closed) is DigestOutcome.CURRENT
+    replies = world.slack.replies(PAYMENTS, message.ts)
+    assert len(replies) == 2 and len(world.slack.messages(PAYMENTS)[0].updates) == 1
+    listed = {m.finding_id for n in (1, 2) for m in world.groups.page(first_group(world), n).members}  # type: ignore[union-attr]
+    assert len(listed) == 105
+
+
+def test_changes_during_a_write_wake_the_writer_again(world: World) -> None:
+    # GIVEN a group of 3, and a writer that reads it, WHEN a member is dismissed before it clears the mark
+    assert world.intake(*[review_event(n) for n in range(3)]) == []
+    (wake_up,) = world.wake_ups()
+    group_id = first_group(world)
+    writer = world.writer()
+    findings = hooked_store(world)  # as every handler's: a transition moves its group's counts
+
+    class ChangesMidWrite(GroupStore):
+        def clear_dirty(self, group_id: str, *, version: int) -> bool:
+            findings.transition(
+                f"{2:032x}", expected={State.PENDING_APPROVAL}, target=State.DISMISSED, actor="U0BOB", event="dismissed"
+            )
+            return super().clear_dirty(group_id, version=version)
+
+    racing = replace(writer, groups=ChangesMidWrite(aws_client("dynamodb"), TABLE))
+    # THEN the write is not marked clean; the writer is woken again and the next run shows the dismissal
+    assert write_digest(wake_up, racing) is DigestOutcome.CHANGED
+    (again,) = world.wake_ups()
+    assert write_digest(again, writer) is DigestOutcome.WRITTEN
+    item = world.groups.item(group_id)
+    assert item is not None and not item.dirty
+    assert item.view.state_counts == {State.PENDING_APPROVAL: 2, State.DISMISSED: 1}
+    assert "2 awaiting approval" in world.slack.messages(PAYMENTS)[0].revisions[-1].text
+
+
+def test_a_group_of_one_is_left_as_its_own_message(world: World) -> None:
+    # GIVEN one finding WHEN it is posted THEN no wake-up; a stray one writes nothing
+    assert world.intake(review_event(1)) == []
+    assert world.wake_ups() == []
+    group_id = first_group(world, f"{1:032x}")
+    assert write_digest(json.dumps({"group_id": group_id}), world.writer()) is DigestOutcome.CURRENT
+    (message,) = world.slack.messages(PAYMENTS)
+    assert message.updates == ()
+
+
+def test_other_buckets_are_other_groups(world: World) -> None:
+    # GIVEN findings of two buckets in one burst THEN two messages, two groups, two wake-ups
+    assert (
+        world.intake(
+            *[review_event(n, bucket="payments-prod-exports" if n % 2 else "payments-archive") for n in range(6)]
+        )
+        == []
+    )
+    assert len(world.slack.messages(PAYMENTS)) == 2
+    assert len(world.wake_ups()) == 2
+
+
+def test_a_wake_up_for_an_unknown_group_or_a_bad_body(world: World) -> None:
+    assert write_digest(json.dumps({"group_id": "0" * 32}), world.writer()) is DigestOutcome.GONE
+    with pytest.raises(ValueError, match="group_id"):
+        write_digest(json.dumps({"group_id": "../../etc"}), world.writer())
+
+
+def test_the_writer_handler_consumes_the_queue(world: World) -> None:
+    # GIVEN a burst WHEN the real digest writer handler gets the wake-up THEN the digest is written
+    assert world.intake(*[review_event(n) for n in range(4)]) == []
+    (wake_up,) = world.wake_ups()
+
+    class DigestDelivery(SqsDelivery):
+        queue_name = names.DIGEST_QUEUE_NAME
+        sender_id = "AIDAFINDINGHANDLER"
+
+    context = LambdaContext(names.DIGEST_WRITER_FUNCTION_NAME, memory_limit_in_mb=256, timeout_s=60.0)
+    assert invoke_batch(digest_handler.lambda_handler, [DigestDelivery(wake_up)], context) == []
+    (digest,) = world.slack.messages(PAYMENTS)
+    assert len(digest.updates) == 1 and "4" in digest.revisions[-1].text
+
+
+def first_group(world: World, finding_id: str = f"{0:032x}") -> str:
+    group_id = world.record(finding_id).group_id
+    assert group_id is not None
+    return group_id
+
+
+def hooked_store(world: World) -> FindingStore:
+    grouping = digest_handler._cache.grouping(digest_handler.read_settings(), digest_handler.AWS_TIMEOUTS)
+    assert grouping is not None
+    return FindingStore(aws_client("dynamodb"), TABLE, on_state_change=grouping.state_changed)
+
+
+@pytest.mark.parametrize("size", [PAGE_SIZE])
+def test_a_full_page_is_posted_while_the_group_is_open(world: World, size: int) -> None:
+    # GIVEN exactly one page of members WHEN the writer runs before the group closes THEN the page is posted
+    assert world.intake(*[review_event(n) for n in range(size)]) == []
+    (wake_up,) = world.wake_ups()
+    assert write_digest(wake_up, world.writer()) is DigestOutcome.WRITTEN
+    (message,) = world.slack.messages(PAYMENTS)
+    assert len(world.slack.replies(PAYMENTS, message.ts)) == 1
+    assert world.delayed() == 0  # nothing left for the close: no partial page
