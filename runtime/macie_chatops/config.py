@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,7 @@ from pydantic import (
 from macie_chatops.names import DEFAULT_REMEDIATION_ROLE_NAME, ENV_CONFIG_FILE
 
 DEFAULT_CONFIG_FILE: Final = "accounts.yaml"
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class Severity(StrEnum):
@@ -109,7 +110,9 @@ def _check_region(value: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validation schemas are built on first validation, not at import, so the Lambdas (which
+    # load the bundled config with `trusted_config`, never validating it) do not pay for them (docs/architecture.md §6).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 SeverityActions = dict[Severity, ConfiguredAction]
@@ -178,7 +181,8 @@ class Policy(_PolicyNames):
             return self
         actions = dict(self.actions)
         actions.update(override.actions or {})
-        return Policy(
+        # Both levels are validated already, so the merge is too: built without validating (no schema needed).
+        return Policy.model_construct(
             min_severity=override.min_severity or self.min_severity,
             include_samples=self.include_samples if override.include_samples is None else override.include_samples,
             actions=actions,
@@ -889,7 +893,12 @@ def json_schema() -> dict[str, Any]:
 
 
 def load_bundled_config() -> Config:
-    """The Lambdas' config: $MACIE_CHATOPS_CONFIG_JSON, else config.json bundled beside the package."""
+    """The Lambdas' config: $MACIE_CHATOPS_CONFIG_JSON, else config.json bundled beside the package.
+
+    Built with :func:`trusted_config`, not validated again: the document is our own synthesized artifact, written
+    by ``Config.to_json`` from a config validated at synth time (or by the sandbox from one it validated)."""
+    import json
+
     from macie_chatops.names import BUNDLED_CONFIG_FILE, ENV_CONFIG_PATH
 
     path = Path(os.environ.get(ENV_CONFIG_PATH) or Path(__file__).resolve().parent / BUNDLED_CONFIG_FILE)
@@ -897,4 +906,63 @@ def load_bundled_config() -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
-    return config_from_json(text, str(path))
+    try:
+        return trusted_config(json.loads(text))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # Not the document Config.to_json writes: say where, and what broke.
+        raise ConfigError([ConfigIssue(str(path), None, "(document)", f"not a bundled config: {exc!r}")]) from None
+
+
+def trusted_config(data: Mapping[str, Any]) -> Config:
+    """The Config ``Config.to_json`` wrote, built without validation (equal to ``config_from_json`` of it).
+
+    Validation happened when the document was written; building the models' validation schemas for the same
+    document again would cost a Lambda's cold start most of a ``import boto3`` (docs/architecture.md §6). Only
+    for that artifact: anything else comes through ``parse_config`` or ``config_from_json``."""
+    return _construct(Config, data)
+
+
+def _construct(model: type[_M], data: Mapping[str, Any]) -> _M:
+    fields = model.model_fields
+    values = {name: _built(fields[name].annotation, value) for name, value in data.items()}
+    return model.model_construct(**values)
+
+
+def _built(annotation: Any, value: Any) -> Any:
+    """``value`` (JSON) as the field's type holds it: models, tuples, enum members (keys too) and dates."""
+    import types
+    import typing
+
+    if value is None:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _built(typing.get_args(annotation)[0], value)
+    if origin in (typing.Union, types.UnionType):
+        # X | None, or a number-or-map spec (ApprovalsSpec, ActionSpec): the JSON's shape says which member.
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        shaped = [a for a in members if _holds_mapping(a) == isinstance(value, Mapping)]
+        return _built((shaped or members)[0], value)
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        return tuple(_built(item, v) for v in value)
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        return {_built(key_type, k): _built(value_type, v) for k, v in value.items()}
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return _construct(annotation, value)
+        if issubclass(annotation, StrEnum):
+            return annotation(value)
+        if annotation is date:
+            return date.fromisoformat(value)
+    return value
+
+
+def _holds_mapping(annotation: Any) -> bool:
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _holds_mapping(typing.get_args(annotation)[0])
+    return origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel))
