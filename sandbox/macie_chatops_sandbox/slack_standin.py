@@ -50,7 +50,7 @@ Public API::
         the post); ``thread_ts`` is the parent's ts for a thread reply
     Revision(method, text, blocks)            method: chat.postMessage | chat.update | response_url
     EphemeralReply(channel, ts, text, blocks)
-    RecordedCall(method, channel, ts, status, error)
+    RecordedCall(method, channel, ts, status, error, at, thread_ts)   at: the stand-in's clock; thread_ts: a reply's
 
 Part of the sandbox package: it is not shipped in the Lambda asset and nothing in ``macie_chatops`` imports it.
 """
@@ -192,6 +192,8 @@ class RecordedCall:
     ts: str | None
     status: int
     error: str | None  # the Slack error code, or None when ok
+    at: float = 0.0  # when it was answered, on the stand-in's clock
+    thread_ts: str | None = None  # chat.postMessage: the thread it replied in
 
 
 @dataclass
@@ -543,8 +545,17 @@ class SlackStandIn:
             ts = params.get("ts")
             if isinstance(response.body, dict) and isinstance(response.body.get("ts"), str):
                 ts = response.body["ts"]
+            thread_ts = params.get("thread_ts") if isinstance(params.get("thread_ts"), str) else None
             self._history.append(
-                RecordedCall(method, channel, ts if isinstance(ts, str) else None, int(response.status), error)
+                RecordedCall(
+                    method,
+                    channel,
+                    ts if isinstance(ts, str) else None,
+                    int(response.status),
+                    error,
+                    at=self._clock(),
+                    thread_ts=thread_ts,
+                )
             )
         self._send(request, response)
 
@@ -563,6 +574,7 @@ class SlackStandIn:
                     target.ts if target else None,
                     int(response.status),
                     None if response.status == HTTPStatus.OK else str(response.body),
+                    at=self._clock(),
                 )
             )
         self._send(request, response)

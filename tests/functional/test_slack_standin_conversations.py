@@ -148,3 +148,17 @@ def test_the_posting_limit_is_counted_among_the_429s(standin: SlackStandIn, clie
     # THEN it is refused and counted
     assert standin.rate_limited == 1
     assert len(standin.messages("C0PAYMENTS")) == 4
+
+
+def test_every_call_is_recorded_with_its_time_and_thread(
+    standin: SlackStandIn, client: WebClient, clock: ManualClock
+) -> None:
+    # GIVEN a post, then a reply in its thread 2 seconds later (on the stand-in's clock)
+    parent = _post(client, clock, "digest")
+    posted_at = clock()
+    clock.advance(2.0)
+    client.chat_postMessage(channel="C0PAYMENTS", text="page 1", thread_ts=parent)
+    # THEN the history says when each was answered, and which thread the reply went to
+    post, reply = standin.history
+    assert (post.at, post.thread_ts) == (posted_at, None)
+    assert (reply.at, reply.thread_ts) == (posted_at + 2.0, parent)
