@@ -24,6 +24,7 @@ from macie_chatops.finding import Finding, Rejection, parse_event
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from macie_chatops.approvals import ApprovalSigner
     from macie_chatops.job_request import JobRequest
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.states import State
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+_APPROVAL_KEY_ALIAS: Final = "alias/macie-chatops-approvals"  # names.APPROVAL_KEY_ALIAS (names loads lazily here)
 
 
 def _load(args: argparse.Namespace) -> Config | None:
@@ -271,12 +273,27 @@ class _Requeue:
     target: State
     nothing_to: str  # "nothing to restore": why the command did nothing
     requested_by: Callable[[FindingRecord, str], str]  # (record, operator) -> the job's requested_by
+    signs: bool  # the operator approves anew (a signed approval, §23); else the record's approval is kept
+
+
+def _approval_signer(args: argparse.Namespace) -> ApprovalSigner:
+    """The operator's signer of approvals (§23): ``--approval-key``, else $APPROVAL_KEY_ID, else the key's alias."""
+    import os
+
+    import boto3
+
+    from macie_chatops import names
+    from macie_chatops.approvals import ApprovalSigner
+
+    key_id = args.approval_key or os.environ.get(names.ENV_APPROVAL_KEY_ID) or names.APPROVAL_KEY_ALIAS
+    return ApprovalSigner(boto3.client("kms", region_name=args.region), key_id)
 
 
 def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from macie_chatops.approvals import action_for, approval_for, iso
     from macie_chatops.job_request import Requested, StateChange, request_job
     from macie_chatops.jobs import RemediationJob, SqsJobQueue
     from macie_chatops.ports import utcnow
@@ -289,14 +306,6 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
     actor = _operator()
     store = _finding_store(args, table)
     finding_id = args.finding_id
-    change = StateChange(
-        expected=spec.source,
-        target=spec.target,
-        actor=actor,
-        event=f"cli:{command}",
-        undo_event=f"{command}_not_queued",
-        undo_detail=lambda exc: f"{type(exc).__name__}: {exc}",
-    )
     try:
         record = store.get(finding_id)
         if record is None:
@@ -308,10 +317,24 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
                 file=sys.stderr,
             )
             return EXIT_BAD_INPUT
+        now = utcnow()
+        action = action_for(record, spec.kind)
+        approval = approval_for(record, action=action, approver=actor, at=iso(now)) if spec.signs and action else None
+        change = StateChange(
+            expected=spec.source,
+            target=spec.target,
+            actor=actor,
+            event=f"cli:{command}",
+            undo_event=f"{command}_not_queued",
+            undo_detail=lambda exc: f"{type(exc).__name__}: {exc}",
+            approval=approval,
+            keeps_approval=not spec.signs,
+        )
         requested_by = spec.requested_by(record, actor)
-        job = RemediationJob(kind=spec.kind, finding_id=finding_id, requested_by=requested_by, requested_at=utcnow())
+        job = RemediationJob(kind=spec.kind, finding_id=finding_id, requested_by=requested_by, requested_at=now)
         queue = SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url)
-        requested = request_job(store, queue, job, change=change)
+        signer = _approval_signer(args) if approval is not None else None
+        requested = request_job(store, queue, job, change=change, signer=signer)
     except (BotoCoreError, ClientError) as exc:
         print(f"{command}: the state table {table} could not be used: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -364,6 +387,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         target=State.RESTORE_REQUESTED,
         nothing_to="nothing to restore",
         requested_by=lambda record, operator: operator,
+        signs=True,  # a restore is the operator's own approval
     )
     return _requeue(args, restore)
 
@@ -373,6 +397,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
     Same table, queue and undo as ``restore``. The job names the original approver (the record's), so the
     move's SourceIdentity stays the person (or policy) who approved it; the audit trail names the operator.
+    The record's signed approval is kept (the remediator verifies it again); ``--reapprove`` signs a new one by
+    the operator instead: for a finding approved before approvals were signed, or FAILED "approval not verified"
+    once the operator has established the approval was genuine (docs/architecture.md §23).
     """
     from macie_chatops.jobs import AUTO_APPROVER
     from macie_chatops.states import State
@@ -383,6 +410,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         target=State.APPROVED,
         nothing_to="nothing to retry",
         requested_by=lambda record, operator: record.approver or AUTO_APPROVER,
+        signs=bool(args.reapprove),
     )
     return _requeue(args, retry)
 
@@ -501,6 +529,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     Table and queue as ``retry`` finds them; the stuck findings' Slack messages are updated when the Slack
     secret is named (``--slack-secret``, else $SLACK_SECRET_ARN), and left as they are otherwise."""
+    import dataclasses
     import os
 
     import boto3
@@ -529,7 +558,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     if args.requeue:
         try:
-            record = requeue(args.requeue, actor=_operator(), deps=deps)
+            signer = _approval_signer(args) if args.reapprove else None
+            deps = dataclasses.replace(deps, signer=signer)
+            record = requeue(args.requeue, actor=_operator(), deps=deps, reapprove=bool(args.reapprove))
         except (BotoCoreError, ClientError, MacieChatOpsError, KeyError) as exc:
             print(f"sweep --requeue: {args.requeue}: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -675,11 +706,30 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
         p.add_argument("finding_id", metavar="FINDING_ID")
         with_table(p)
         p.add_argument("--queue-url", help="remediation queue URL (default: $REMEDIATION_QUEUE_URL)")
+        return with_approval_key(p)
+
+    def with_approval_key(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--approval-key", help=f"the approval key (default: $APPROVAL_KEY_ID, then {_APPROVAL_KEY_ALIAS})"
+        )
+        return p
+
+    def with_reapprove(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--reapprove",
+            action="store_true",
+            help="sign a new approval as the operator (an approval from before signing, or one that did not verify: "
+            "establish first that it was genuine)",
+        )
         return p
 
     with_queue(sub.add_parser("restore", help="operators: put a quarantined object back (queues the restore job)"))
-    with_queue(
-        sub.add_parser("retry", help="operators: re-queue the quarantine of a FAILED finding once the cause is fixed")
+    with_reapprove(
+        with_queue(
+            sub.add_parser(
+                "retry", help="operators: re-queue the quarantine of a FAILED finding once the cause is fixed"
+            )
+        )
     )
     p = with_table(sub.add_parser("pending", help="findings awaiting approval, oldest first (JSON lines)"))
     p.add_argument("--team", help="only this team's findings (a team name from accounts.yaml)")
@@ -695,6 +745,7 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     action = p.add_mutually_exclusive_group()
     action.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     action.add_argument("--requeue", metavar="FINDING_ID", help="re-queue this APPROVED finding's job now")
+    with_reapprove(with_approval_key(p))
     p = add_config_option(with_table(sub.add_parser("exemptions", help="list or revoke exemptions (JSON lines)")))
     _configure_exemptions(p)
     return parser

@@ -17,6 +17,7 @@ from typing import Final
 from aws_lambda_powertools import Logger
 
 from macie_chatops import policy_intake
+from macie_chatops.approvals import ApprovalSigner, auto_stamp
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import Decision, decide
 from macie_chatops.errors import (
@@ -76,6 +77,7 @@ class IntakeDependencies:
     clock: Clock = utcnow
     exemptions: ExemptionSource | None = None  # those recorded from Slack; accounts.yaml's come with the config
     groups: Grouping | None = None  # finding floods (§22): None, or slack.group_window_seconds 0, groups nothing
+    signer: ApprovalSigner | None = None  # signs the auto approvals (§23); an auto finding cannot complete without
 
 
 class IntakeResult(StrEnum):
@@ -245,6 +247,7 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
             updates["error"] = None  # a Slack error from an earlier attempt is resolved now
         if action is Action.AUTO:
             updates["approver"] = AUTO_APPROVER
+            updates["approval"] = auto_stamp(deps.signer, record, deps.clock())  # signed: §23
         result = deps.store.transition(
             record.finding_id,
             expected={State.RECEIVED},

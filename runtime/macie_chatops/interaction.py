@@ -51,6 +51,7 @@ from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStore, StoreError
 
 if TYPE_CHECKING:
+    from macie_chatops.approvals import ApprovalSigner
     from macie_chatops.bulk import GroupReader
     from macie_chatops.dismissal import ModalOpener
     from macie_chatops.exemption_store import ExemptionStore
@@ -379,6 +380,9 @@ class Dependencies:
     modals: ModalOpener | None = None
     exemptions: ExemptionStore | None = None
     updater: SlackUpdater | None = None
+    # Signs every approval a click makes (Remediate, Restore, Block public access, Undo: §23); without it such a
+    # click fails before anything is written.
+    signer: ApprovalSigner | None = None
     # A finding flood's groups (§22): the digest's bulk buttons and a page's "act on one" read them.
     groups: GroupReader | None = None
 
@@ -658,7 +662,7 @@ def _apply(context: _Context, record: FindingRecord) -> Answer:
     where = f"in {posted_in}, approver via {authorisation.via}{context.note}"
     if click.action in APPROVAL_LISTS:
         return _count_then_request(context, rule, record, where)
-    return _request(context, rule, where)
+    return _request(context, rule, where, record=record)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -777,7 +781,7 @@ def _count_then_request(context: _Context, rule: _Rule, record: FindingRecord, d
         return context.answer(200, _partial_message(count), "accepted", count.words, "approval_counted")
     if count.required > 1:
         detail = f"{count.words}, {detail}"
-    return _request(context, rule, detail)
+    return _request(context, rule, detail, record=count.record)
 
 
 def _partial_message(count: ApprovalCount) -> dict[str, Any]:
@@ -802,9 +806,17 @@ def _partial_message(count: ApprovalCount) -> dict[str, Any]:
     return ephemeral(f"{len(count.approvers)} of {count.required} {noun}s by {mentions}; waiting for the next.")
 
 
-def _request(context: _Context, rule: _Rule, detail: str) -> Answer:
-    """Make the click's transition and queue its job (undone when the queue refuses it); answer the clicker."""
+def _request(context: _Context, rule: _Rule, detail: str, *, record: FindingRecord) -> Answer:
+    """Make the click's transition and queue its job (undone when the queue refuses it); answer the clicker.
+    A click that approves a job signs its approval of ``record``'s finding and target (§23)."""
+    from macie_chatops.approvals import action_for, approval_for, iso
+
     click, deps = context.click, context.deps
+    now = deps.clock()
+    approval = None
+    action = action_for(record, rule.job) if rule.job is not None else None
+    if action is not None:
+        approval = approval_for(record, action=action, approver=click.user_id, at=iso(now))
     # A token unique to this click, kept in the audit entry: if the SDK retried a write whose first attempt
     # was applied (response lost), the retry fails its condition, and the token says the win was ours.
     token = f"click {uuid.uuid4().hex[:16]}"
@@ -820,8 +832,8 @@ def _request(context: _Context, rule: _Rule, detail: str) -> Answer:
         undo_event=f"{_event(click)}:undone",
         undo_detail=lambda exc: f"remediation job not queued ({describe(exc)}); back to {rule.expected.value}",
         token=token,
+        approval=approval,
     )
-    now = deps.clock()
     try:
         if rule.job is None:  # a dismissal: the transition is all there is to it
             changed = apply_change(deps.store, context.finding_id, change)
@@ -829,7 +841,7 @@ def _request(context: _Context, rule: _Rule, detail: str) -> Answer:
                 return _lost_the_race(context, changed.record)
             return _accepted(context, rule, changed.record, now)
         job = RemediationJob(kind=rule.job, finding_id=context.finding_id, requested_by=click.user_id, requested_at=now)
-        requested = request_job(deps.store, deps.queue, job, change=change, attempts=SEND_ATTEMPTS)
+        requested = request_job(deps.store, deps.queue, job, change=change, attempts=SEND_ATTEMPTS, signer=deps.signer)
     except FindingNotFoundError:
         return context.refuse(
             "finding record vanished", "This finding no longer exists.", category="unknown_finding", audit=False

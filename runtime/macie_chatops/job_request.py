@@ -5,6 +5,10 @@ CLI, the sweeper, the intake's auto job) puts one on the remediation queue.
 The order is the point: a finding never waits in a state that promises a job (APPROVED, RESTORE_REQUESTED)
 while no job is coming, unless the undo itself fails, which is reported and leaves an APPROVED finding to
 the sweeper (docs/architecture.md §8). A note is written only after the send, so a noted job was really sent.
+
+Every change into an approving state (APPROVED, RESTORE_REQUESTED, UNDO_REQUESTED) carries its approval, signed
+here and stored in the transition's own write (docs/architecture.md §23): a change without one, or without a
+signer, raises before anything is written. The undo removes it with the approver.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from macie_chatops.approvals import Approval, ApprovalSigner
     from macie_chatops.jobs import RemediationJob
     from macie_chatops.ports import JobQueue
     from macie_chatops.states import State
@@ -41,6 +46,14 @@ class StateChange:
     updates: RecordUpdates | None = None
     undo_updates: RecordUpdates | None = None
     token: str | None = None
+    approval: Approval | None = None  # what the change approves (approvals.approval_for): signed on the way in
+    # A retry (FAILED -> APPROVED) re-enters the approval the record carries: nothing is signed, and the
+    # remediator verifies that approval as it would have the first time.
+    keeps_approval: bool = False
+
+
+class UnsignedApprovalError(ValueError):
+    """A change into an approving state without its approval or a signer: a programming error, nothing written."""
 
 
 @dataclass(frozen=True)
@@ -93,19 +106,22 @@ def request_job(
     change: StateChange | None = None,
     note: SentNote | None = None,
     attempts: int = 1,
+    signer: ApprovalSigner | None = None,
 ) -> JobRequest:
-    """Change the finding's state (``change``), send ``job`` (up to ``attempts`` tries), then note it (``note``).
+    """Change the finding's state (``change``, its approval signed by ``signer``), send ``job`` (up to
+    ``attempts`` tries), then note it (``note``).
 
     A refused send undoes the change. Without a change there is nothing to undo: the queue's last error is
     raised, for the caller's own retry (the intake's redelivery, the sweep's error report). Raises what the
-    change's write raises (``FindingNotFoundError``, DynamoDB errors): nothing was sent then."""
+    change's write raises (``FindingNotFoundError``, DynamoDB errors) and what signing raises: nothing was sent
+    then."""
     if change is None and note is None:
         raise ValueError("a job request changes the finding's state or notes the job on it")
     if attempts < 1:
         raise ValueError(f"attempts must be 1 or more, got {attempts}")
     changed: WriteResult | None = None
     if change is not None:
-        changed = apply_change(store, job.finding_id, change)
+        changed = apply_change(store, job.finding_id, change, signer=signer)
         if not changed.applied:
             return JobRequest(Requested.NOT_IN_EXPECTED_STATE, changed.record)
     try:
@@ -130,15 +146,18 @@ def request_job(
     return JobRequest(Requested.QUEUED, written.record, message_id, noted=written.applied)
 
 
-def apply_change(store: FindingStore, finding_id: str, change: StateChange) -> WriteResult:
-    """The change's conditional transition; ``applied`` also when an earlier try of it (same token) was."""
+def apply_change(
+    store: FindingStore, finding_id: str, change: StateChange, *, signer: ApprovalSigner | None = None
+) -> WriteResult:
+    """The change's conditional transition, with its approval signed (an approving change: raises
+    :class:`UnsignedApprovalError` without one); ``applied`` also when an earlier try of it (same token) was."""
     result = store.transition(
         finding_id,
         expected={change.expected},
         target=change.target,
         actor=change.actor,
         event=change.event,
-        updates=change.updates,
+        updates=_with_approval(finding_id, change, signer),
         detail=change.detail,
     )
     if result.applied or change.token is None:
@@ -146,6 +165,22 @@ def apply_change(store: FindingStore, finding_id: str, change: StateChange) -> W
     entry = result.record.entry_into_state
     ours = result.record.state is change.target and entry is not None and entry.detail.endswith(change.token)
     return replace(result, applied=True) if ours else result
+
+
+def _with_approval(finding_id: str, change: StateChange, signer: ApprovalSigner | None) -> RecordUpdates | None:
+    """The change's updates, with its signed approval when it approves (the MAC is written in the same write)."""
+    from macie_chatops.approvals import APPROVING_STATES
+
+    if change.approval is None and (change.keeps_approval or change.target not in APPROVING_STATES):
+        return change.updates
+    if change.approval is None or signer is None:
+        raise UnsignedApprovalError(
+            f"the change of {finding_id} to {change.target.value} approves: it needs its approval and a signer"
+        )
+    if change.approval.finding_id != finding_id:
+        raise UnsignedApprovalError(f"the approval of {change.approval.finding_id} cannot approve {finding_id}")
+    updates: RecordUpdates = {**(change.updates or {}), "approval": signer.sign(change.approval)}
+    return updates
 
 
 def _send(queue: JobQueue, job: RemediationJob, attempts: int) -> str:
@@ -177,7 +212,10 @@ def _undo(
             target=change.expected,
             actor=change.actor,
             event=change.undo_event,
-            updates=change.undo_updates,
+            # The approval goes with the change it signed: never left behind on a finding it no longer approves.
+            updates=change.undo_updates
+            if change.approval is None
+            else {**(change.undo_updates or {}), "approval": None},
             detail=change.undo_detail(error),
         )
     except Exception as exc:

@@ -71,6 +71,11 @@ ENV_INTAKE_QUEUE_URL: Final = "INTAKE_QUEUE_URL"
 # The digest queue (§22): set for every handler that changes a grouped finding; unset, nothing is grouped.
 ENV_DIGEST_QUEUE_URL: Final = "DIGEST_QUEUE_URL"
 ENV_MACIE_READER_ROLE_ARN: Final = "MACIE_READER_ROLE_ARN"
+# The KMS HMAC key that signs approvals (docs/architecture.md §23): its ARN, for the handlers that sign (the
+# interaction endpoint, the finding handler's auto approvals) and verify (the remediator, the sweeper).
+ENV_APPROVAL_KEY_ID: Final = "APPROVAL_KEY_ID"
+APPROVAL_KEY_ALIAS: Final = "alias/macie-chatops-approvals"  # the operator CLI finds the key by it
+UNVERIFIED_APPROVALS_METRIC: Final = "UnverifiedApprovals"  # counted by the remediator and the sweeper (alarmed)
 
 # The bundled config document, generated from accounts.yaml at synth time.
 BUNDLED_CONFIG_FILE: Final = "config.json"

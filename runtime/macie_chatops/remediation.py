@@ -51,6 +51,7 @@ from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, RecordUpdates
 
 if TYPE_CHECKING:
+    from macie_chatops.approvals import ApprovalVerifier
     from macie_chatops.config import Config
     from macie_chatops.slack_messages import SlackMessage
 
@@ -75,6 +76,7 @@ class RemediationDependencies:
     sessions: Sessions
     slack: SlackUpdater
     metrics: Counter
+    verifier: ApprovalVerifier  # every job's approval is verified before anything is touched (§23)
     checkpoint: Callable[[MoveStep], None] | None = None  # tests: crash between the mover's steps
     clock: Clock = field(default=utcnow)
 
@@ -97,6 +99,7 @@ class JobResult(StrEnum):
     PUBLIC_ACCESS_BLOCKED = "public_access_blocked"  # a policy finding's fix (public_access.py)
     UNDONE = "undone"  # its Undo: the configuration before the fix is back
     UNDO_REFUSED = "undo_refused"  # the bucket changed since the fix, or the Undo could not run: still blocked
+    UNVERIFIED = "unverified"  # the record's approval did not verify (§23): refused, nothing touched
     ALREADY_DONE = "already_done"  # outcome recorded earlier; only the Slack message was (re)updated
     STALE = "stale"  # the record is not in a state this job may act on
     UNKNOWN = "unknown"  # no record, or an unreadable job
@@ -141,6 +144,9 @@ def handle_job(body: str, deps: RemediationDependencies) -> JobResult:
 def _run(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
     """The job's step for this record: the record says whether the approved fix is a move or a policy finding's
     public access block (so the sweeper's and `retry`'s quarantine jobs carry out either)."""
+    refused = _refuse_unverified(job, record, deps)
+    if refused is not None:
+        return refused
     if record.policy is not None:
         from macie_chatops import public_access
 
@@ -154,6 +160,30 @@ def _run(job: RemediationJob, record: FindingRecord, deps: RemediationDependenci
         return _restore(job, record, deps)
     logger.warning("job kind does not apply to this finding: acknowledged", extra={"state": record.state})
     return JobResult.STALE
+
+
+def _refuse_unverified(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult | None:
+    """The verification step (§23): a job about to act on its record needs the record's approval of that action
+    to verify, before any member role is assumed; refused (recorded, counted, shown) otherwise. None: go on."""
+    from macie_chatops.approvals import ACTING_STATES, action_for, refuse
+
+    action = action_for(record, job.kind)
+    if action is None or record.state not in ACTING_STATES[action]:
+        return None  # the job does nothing to this record (done already: Slack only; stale): nothing to verify
+    verification = deps.verifier.verify(record, action)
+    if verification.verified:
+        logger.info("approval verified", extra={"action": action, "approver": verification.approver})
+        return None
+    logger.error(
+        "approval not verified: job refused, nothing touched",
+        extra={"action": action, "state": record.state.value, "reason": verification.reason},
+    )
+    deps.metrics.count(names.UNVERIFIED_APPROVALS_METRIC, action=action)
+    result = refuse(deps.store, record, verification, actor=ACTOR)
+    if not result.applied:
+        logger.warning("the record moved on before the refusal was recorded", extra={"state": result.record.state})
+    update_slack(result.record, deps)
+    return JobResult.UNVERIFIED
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -527,6 +557,11 @@ def _move_facts(quarantine: Mapping[str, str]) -> MoveFacts | None:
 
 def _fix(failure: Failure, account_id: str) -> str | None:
     """What an operator must do before ``macie-chatops retry`` can succeed (None: what the error says)."""
+    if failure is Failure.UNVERIFIED:
+        return (
+            "find out who wrote this approval (the finding's audit trail, the state table's CloudTrail data events); "
+            "only if it is genuine, re-approve it: macie-chatops retry --reapprove (docs/architecture.md §23)"
+        )
     if failure is Failure.ROLE_DENIED:
         return (
             f"deploy the {names.MEMBER_ROLES_STACKSET_NAME} StackSet to account {account_id} (its remediation role "

@@ -81,6 +81,7 @@ class Failure(StrEnum):
     RETRYING = "failed_retrying"  # the job went back to the queue (a transient error): SQS redelivers it
     ROLE_DENIED = "assume_role_denied"  # the member remediation role could not be assumed: deploy it, then retry
     PERMANENT = "failed"  # acknowledged: fix what the error names, then `macie-chatops retry`
+    UNVERIFIED = "approval_not_verified"  # the approval's MAC did not verify (§23): nothing touched; re-approve
 
     @classmethod
     def of(cls, outcome: str | None) -> Failure:

@@ -113,6 +113,7 @@ class RecordUpdates(TypedDict, total=False):
     duplicate_reply_ts: str  # DUPLICATE: the ts of that reply, once posted (never a second one)
     policy_shown_count: int  # a policy finding: the occurrence count its Slack message shows (§18)
     public_access: dict[str, str]  # a policy finding's fix: the bucket's configuration before it, and after (§18)
+    approval: dict[str, str] | None  # the signed approval the finding's state rests on (approvals.py, §23)
 
 
 _UPDATABLE: Final = frozenset(RecordUpdates.__annotations__)
@@ -171,6 +172,7 @@ class FindingRecord:
     group_id: str | None = None  # a member of a finding flood's group (docs/architecture.md §22)
     group_seq: int | None = None  # its number in the group (1: the first, whose message became the digest)
     previous_state: State | None = None  # the state before the last transition (a group's counts move with it)
+    approval: Mapping[str, str] | None = None  # the signed approval (action, approver, at, mac...: §23)
 
     @property
     def last_audit(self) -> AuditEntry | None:
@@ -241,6 +243,9 @@ class FindingRecord:
             group_id=text("group_id"),
             group_seq=int(seq) if (seq := data.get("group_seq")) is not None else None,
             previous_state=State(previous) if (previous := text("previous_state")) else None,
+            approval={str(k): str(v) for k, v in stamp.items()}
+            if isinstance(stamp := data.get("approval"), dict)
+            else None,
             audit=tuple(
                 AuditEntry(
                     at=str(e["at"]),

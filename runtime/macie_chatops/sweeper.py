@@ -25,6 +25,7 @@ from macie_chatops.ports import Clock, JobQueue, SlackUpdater, utcnow
 from macie_chatops.states import State
 
 if TYPE_CHECKING:
+    from macie_chatops.approvals import ApprovalSigner, ApprovalVerifier
     from macie_chatops.store import AuditEntry, FindingRecord, FindingStore, RecordUpdates
 
 # The sweeper handler's logger (same service: Powertools shares one configured logger per service).
@@ -34,6 +35,7 @@ ACTOR: Final = "sweeper"
 EVENT_REQUEUED: Final = "requeued_by_sweeper"
 EVENT_GAVE_UP: Final = "sweeper_gave_up"
 EVENT_OPERATOR_REQUEUED: Final = "requeued_by_operator"
+EVENT_OPERATOR_REAPPROVED: Final = "reapproved_by_operator"
 
 # Longer than one remediator attempt can run (its Lambda timeout is 15 minutes; the stack sets this from it):
 # an approval older than this with no outcome has no attempt running for it any more.
@@ -87,6 +89,7 @@ class Verdict(StrEnum):
     GIVE_UP = "give_up"  # stale after the last allowed re-queue: stop, record it, tell Slack and operators
     STILL_STUCK = "still_stuck"  # given up on an earlier sweep and still approved: report it again
     DEFERRED = "deferred"  # would be re-queued or given up on, but jobs wait in the remediation queue
+    UNVERIFIED = "unverified"  # due a re-queue, but its approval did not verify (§23): FAILED, nothing sent
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,10 @@ class SweepDependencies:
     slack: SlackUpdater | None  # None: do not touch Slack (the CLI without the Slack secret)
     policy: SweepPolicy = field(default_factory=SweepPolicy)
     clock: Clock = field(default=utcnow)
+    # The scheduled sweeper verifies an approval before re-queueing it (§23); the operator's `sweep` (no
+    # kms:VerifyMac) re-queues without, and the remediator still verifies. ``signer``: `sweep --requeue --reapprove`.
+    verifier: ApprovalVerifier | None = None
+    signer: ApprovalSigner | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +279,9 @@ def _job(record: FindingRecord, now: datetime) -> RemediationJob:
 def _requeue(
     record: FindingRecord, step: SweepStep, outcome: SweepOutcome, now: datetime, deps: SweepDependencies
 ) -> SweepOutcome:
+    refused = _refuse_unverified(record, outcome, deps)
+    if refused is not None:
+        return refused
     number = step.requeues + 1
     requested = _send_counted(
         record,
@@ -292,6 +302,26 @@ def _requeue(
         extra={"requeue": number, "max_requeues": deps.policy.max_requeues, "approved_at": step.waiting_since},
     )
     return replace(outcome, done=f"queued message {requested.message_id}")
+
+
+def _refuse_unverified(record: FindingRecord, outcome: SweepOutcome, deps: SweepDependencies) -> SweepOutcome | None:
+    """An approval due a re-queue whose MAC does not verify is not re-queued: it is recorded FAILED (approval not
+    verified), so it leaves the approved index, and reported (``UnverifiedApprovals``). None: re-queue it."""
+    from macie_chatops.approvals import action_for, refuse
+
+    action = action_for(record, "quarantine")
+    if deps.verifier is None or action is None:
+        return None
+    verification = deps.verifier.verify(record, action)
+    if verification.verified:
+        return None
+    logger.error(
+        "approval not verified: not re-queued, recorded as failed",
+        extra={"reason": verification.reason, "approver": record.approver},
+    )
+    result = refuse(deps.store, record, verification, actor=ACTOR)
+    state = result.record.state.value
+    return replace(outcome, verdict=Verdict.UNVERIFIED, reason=verification.reason, done=f"not re-queued; {state}")
 
 
 def _send_counted(
@@ -366,10 +396,11 @@ def _show_stuck(record: FindingRecord, step: SweepStep, deps: SweepDependencies)
     return True
 
 
-def requeue(finding_id: str, *, actor: str, deps: SweepDependencies) -> FindingRecord:
+def requeue(finding_id: str, *, actor: str, deps: SweepDependencies, reapprove: bool = False) -> FindingRecord:
     """An operator re-queues one APPROVED finding's job (``macie-chatops sweep --requeue``): sent, then audited
-    as ``requeued_by_operator``, which starts a fresh count of automatic re-queues. Raises
-    :class:`SweepStepError` when the finding is not APPROVED (nothing is sent)."""
+    as ``requeued_by_operator``, which starts a fresh count of automatic re-queues. The job carries the approval
+    the record holds; ``reapprove``: the operator signs a new one first (``deps.signer``; §23), written before
+    the send. Raises :class:`SweepStepError` when the finding is not APPROVED (nothing is sent)."""
     from macie_chatops.store import FindingNotFoundError
 
     record = deps.store.get(finding_id)
@@ -377,6 +408,8 @@ def requeue(finding_id: str, *, actor: str, deps: SweepDependencies) -> FindingR
         raise FindingNotFoundError(finding_id)
     if record.state is not State.APPROVED:
         raise SweepStepError(f"finding {finding_id} is {record.state.value}, not APPROVED: nothing to re-queue")
+    if reapprove:
+        record = _reapprove(record, actor=actor, deps=deps)
     requested = _send_counted(
         record,
         deps.clock(),
@@ -387,3 +420,25 @@ def requeue(finding_id: str, *, actor: str, deps: SweepDependencies) -> FindingR
         updates={"error": None},
     )
     return requested.record
+
+
+def _reapprove(record: FindingRecord, *, actor: str, deps: SweepDependencies) -> FindingRecord:
+    """The operator's own signed approval of the record's fix, stored while it is still APPROVED."""
+    from macie_chatops.approvals import action_for
+
+    action = action_for(record, "quarantine")
+    if deps.signer is None or action is None:
+        raise SweepStepError(f"finding {record.finding_id} cannot be re-approved here (no signer, or nothing to fix)")
+    stamp = deps.signer.stamp(record, action=action, approver=actor, at=deps.clock())
+    written = deps.store.append_audit(
+        record.finding_id,
+        actor=actor,
+        event=EVENT_OPERATOR_REAPPROVED,
+        outcome="reapproved",
+        detail=f"{action} approved again by {actor}",
+        updates={"approval": stamp},
+        expected={State.APPROVED},
+    )
+    if not written.applied:
+        raise SweepStepError(f"finding {record.finding_id} is {written.record.state.value}: not re-approved")
+    return written.record

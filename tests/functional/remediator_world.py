@@ -28,6 +28,8 @@ from macie_chatops_sandbox.slack_standin import RecordedMessage, SlackStandIn
 from macie_chatops_sandbox.testkit.world import (
     LambdaContext,
     SqsDelivery,
+    approval_signer,
+    approval_verifier,
     invoke_batch,
     provision_handler,
     review_summary,
@@ -115,9 +117,17 @@ class RemediatorWorld:
         return Seeded(finding_id, key, version, body, ts, summary)
 
     def request_restore(self, finding_id: str, by: str = "U0ALICE") -> None:
-        """What the interaction endpoint does on a Restore click (before it queues the job)."""
+        """What the interaction endpoint does on a Restore click (before it queues the job), approval signed."""
+        signer = approval_signer()
+        assert signer is not None
+        stamp = signer.stamp(self.record(finding_id), action="restore", approver=by, at=datetime.now(UTC))
         result = self.store.transition(
-            finding_id, expected={State.QUARANTINED}, target=State.RESTORE_REQUESTED, actor=by, event="click:restore"
+            finding_id,
+            expected={State.QUARANTINED},
+            target=State.RESTORE_REQUESTED,
+            actor=by,
+            event="click:restore",
+            updates={"approval": stamp},
         )
         assert result.applied, result.record.state
 
@@ -134,8 +144,10 @@ class RemediatorWorld:
         checkpoint: Callable[[MoveStep], None] | None = None,
         sessions: Any = None,
         store: FindingStore | None = None,
+        kms_session: Any = None,
     ) -> RemediationDependencies:
-        """The core's dependencies built by hand (for crash points and injected failures)."""
+        """The core's dependencies built by hand (for crash points and injected failures); ``kms_session``: the
+        credentials the approvals are verified with (under moto's IAM enforcement)."""
         from macie_chatops.sessions import MemberSessions
 
         return RemediationDependencies(
@@ -144,6 +156,7 @@ class RemediatorWorld:
             sessions=sessions or MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session()),
             slack=slack_client(self.slack),
             metrics=Counter(),
+            verifier=approval_verifier(session=kms_session),
             checkpoint=checkpoint,
         )
 

@@ -12,7 +12,7 @@ from macie_chatops import names
 from macie_chatops.handlers import sweeper as sweeper_handler
 from macie_chatops.states import State
 from macie_chatops.store import FindingStore
-from macie_chatops_sandbox.testkit.world import LambdaContext, aws_client
+from macie_chatops_sandbox.testkit.world import LambdaContext, approval_signer, aws_client
 from tests.conftest import EVENTS_DIR
 from tests.functional.remediator_world import TABLE, Delivery, RemediatorWorld, Seeded
 
@@ -28,13 +28,17 @@ def store_at(moment: Callable[[], datetime]) -> FindingStore:
 def approved_since(world: RemediatorWorld, finding_id: str, waited: timedelta, **seed: Any) -> Seeded:
     """A finding (object, record, Slack message) approved by U0ALICE ``waited`` ago, with no outcome since."""
     seeded = world.seed(finding_id, state=State.PENDING_APPROVAL, **seed)
-    result = store_at(lambda: datetime.now(UTC) - waited).transition(
+    signer = approval_signer()
+    assert signer is not None
+    at = datetime.now(UTC) - waited
+    stamp = signer.stamp(world.record(finding_id), action="quarantine", approver="U0ALICE", at=at)
+    result = store_at(lambda: at).transition(
         finding_id,
         expected={State.PENDING_APPROVAL},
         target=State.APPROVED,
         actor="U0ALICE",
         event="click:remediate",
-        updates={"approver": "U0ALICE"},
+        updates={"approver": "U0ALICE", "approval": stamp},
     )
     assert result.applied
     return seeded

@@ -452,6 +452,7 @@ def core_deps(world: World, store: FindingStore) -> IntakeDependencies:
         slack=real.slack,
         queue=real.queue,
         metrics=real.metrics,
+        signer=real.signer,
     )
 
 

@@ -27,7 +27,7 @@ from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingStore, WriteResult
 from macie_chatops_sandbox.slack_clicks import api_gateway_event, click_payload, form_body, sign
 from macie_chatops_sandbox.slack_standin import SlackStandIn
-from macie_chatops_sandbox.testkit.world import emf_metrics
+from macie_chatops_sandbox.testkit.world import approval_signer, emf_metrics
 from tests.conftest import AwsSandbox
 from tests.functional.interaction_world import (
     ANALYTICS_CHANNEL,
@@ -639,6 +639,7 @@ def _dependencies(world: World, **overrides: Any) -> Dependencies:
         "store": world.store,
         "queue": SqsJobQueue(world.sqs, world.queue_url),
         "directory": ApproverDirectory(slack.usergroup_members),
+        "signer": approval_signer(),
     }
     values.update(overrides)
     return Dependencies(**values)

@@ -476,6 +476,7 @@ def test_every_outcome_says_exactly_what_s3_holds(world: RemediatorWorld, case: 
         deps = world.deps(
             sessions=MemberSessions(role_name="macie-chatops-remediation", base_session=session),
             store=FindingStore(session.client("dynamodb"), TABLE),
+            kms_session=session,
         )
         with iam_enforced(world.moves.aws):
             handle_job(job("quarantine", seeded.finding_id).body, deps)

@@ -37,6 +37,7 @@ from macie_chatops_sandbox.testkit.world import (
     SIGNING_SECRET,
     LambdaContext,
     SqsDelivery,
+    approval_verifier,
     aws_client,
     create_remediation_queue,
     drain_jobs,
@@ -434,6 +435,7 @@ def _enforced_deps(
         sessions=MemberSessions(role_name=ROLE_NAME, base_session=session),
         slack=slack_client(world.slack),
         metrics=Counter(),
+        verifier=approval_verifier(session=session),
     )
 
 
@@ -472,7 +474,10 @@ def test_a_role_that_cannot_be_assumed_fails_naming_it(world: World) -> None:
     world.click(names.ACTION_BLOCK_PUBLIC_ACCESS, finding_id)
     (job,) = drain_jobs(world.sqs, world.queue_url)
     # GIVEN a remediator that may use its table but not assume member roles
-    no_sts = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+    no_sts = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["dynamodb:*", "kms:VerifyMac"], "Resource": "*"}],
+    }
     deps = _enforced_deps(world, None, no_sts)
     with iam_enforced(world.moves.aws):
         result = handle_job(job.to_message(), deps)
@@ -556,7 +561,7 @@ def test_a_crash_after_the_block_resumes_with_the_configuration_recorded_before_
     def deps(store: FindingStore) -> RemediationDependencies:
         return RemediationDependencies(
             config=world.config, store=store, sessions=world.moves.sessions, slack=slack_client(world.slack),
-            metrics=Counter(),
+            metrics=Counter(), verifier=approval_verifier(),
         )  # fmt: skip
 
     # GIVEN the job died after putting the block, before recording it (the bucket already reads all four on)

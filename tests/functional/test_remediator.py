@@ -247,6 +247,7 @@ def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorW
     deps = world.deps(
         sessions=MemberSessions(role_name="macie-chatops-remediation", base_session=session),
         store=FindingStore(session.client("dynamodb"), TABLE),
+        kms_session=session,
     )
     # WHEN its job runs under IAM enforcement
     with iam_enforced(world.moves.aws):

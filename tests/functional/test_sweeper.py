@@ -88,6 +88,7 @@ def test_a_stale_approval_gets_its_job_requeued_and_the_job_quarantines_the_obje
         "ApprovalsDeferred": 0,
         "StuckApprovals": 0,
         "SweepErrors": 0,
+        "UnverifiedApprovals": 0,
     }
     assert sweeper_metrics(capsys.readouterr().out) == answer
     # WHEN the remediator takes the re-queued job
@@ -163,6 +164,7 @@ def test_after_the_last_requeue_the_sweeper_stops_and_is_loud(
         "ApprovalsDeferred": 0,
         "StuckApprovals": 1,
         "SweepErrors": 0,
+        "UnverifiedApprovals": 0,
     }
     out = capsys.readouterr().out
     assert sweeper_metrics(out)["StuckApprovals"] == 1
@@ -296,6 +298,7 @@ def test_while_jobs_wait_in_the_queue_stale_approvals_are_deferred_not_multiplie
         "ApprovalsDeferred": 1,
         "StuckApprovals": 0,
         "SweepErrors": 0,
+        "UnverifiedApprovals": 0,
     }
     assert world.record("f-behind") == before
     assert any("jobs wait in the remediation queue" in r.getMessage() for r in caplog.records)
@@ -317,6 +320,7 @@ def test_an_empty_sweep_still_publishes_its_metrics_at_zero(
         "ApprovalsDeferred": 0,
         "StuckApprovals": 0,
         "SweepErrors": 0,
+        "UnverifiedApprovals": 0,
     }
     metrics = [m for m in emf_metrics(capsys.readouterr().out) if m["name"] == "StuckApprovals"]
     assert metrics == [

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from slack_sdk.web import WebClient
 
+    from macie_chatops.approvals import ApprovalSigner, ApprovalVerifier
     from macie_chatops.config import Config
     from macie_chatops.group_store import Grouping
     from macie_chatops.slack_pacing import ChannelPacer
@@ -231,10 +232,50 @@ class ContainerCache:
 
         return self.get(self._slack_key(settings), build)
 
+    def approval_key_id(self) -> str:
+        """The approval key's id from the environment (a handler that signs or verifies cannot run without it)."""
+        key_id = os.environ.get(names.ENV_APPROVAL_KEY_ID, "")
+        if not key_id:
+            raise RuntimeError(f"environment variable not set: {names.ENV_APPROVAL_KEY_ID}")
+        return key_id
+
+    def approval_signer(self, settings: Settings, timeouts: AwsTimeouts) -> ApprovalSigner:
+        """Signs approvals with the approval key (docs/architecture.md §23)."""
+        from macie_chatops.approvals import ApprovalSigner
+
+        key_id = self.approval_key_id()
+        kms = _LazyClient(lambda: self.client("kms", settings, timeouts))  # built at the first approval only
+        return self.get(
+            ("approval_signer", key_id, self._client_key("kms", settings, timeouts)),
+            lambda: ApprovalSigner(kms, key_id),
+        )
+
+    def approval_verifier(self, settings: Settings, timeouts: AwsTimeouts) -> ApprovalVerifier:
+        """Verifies approvals with the approval key (docs/architecture.md §23)."""
+        from macie_chatops.approvals import ApprovalVerifier
+
+        key_id = self.approval_key_id()
+        kms = _LazyClient(lambda: self.client("kms", settings, timeouts))
+        return self.get(
+            ("approval_verifier", key_id, self._client_key("kms", settings, timeouts)),
+            lambda: ApprovalVerifier(kms, key_id),
+        )
+
     def forget_bad_token(self, settings: Settings, exc: Exception) -> None:
         """After Slack rejected the bot token (rotated, revoked), the next invocation re-reads the secret."""
         if isinstance(exc, SlackConfigurationError) and exc.error_code in SLACK_TOKEN_ERRORS:
             self.forget(self._slack_key(settings))
+
+
+class _LazyClient:
+    """A boto3 client built on its first call (the finding handler signs only auto approvals: a review finding
+    never pays for the KMS client)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)  # the cache returns the same client after the first build
 
 
 def remaining_time(context: LambdaContext) -> Callable[[], float]:

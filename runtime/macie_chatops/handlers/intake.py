@@ -72,6 +72,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
         metrics=metrics,
         exemptions=ExemptionStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
         groups=_cache.grouping(settings, AWS_TIMEOUTS),
+        signer=_cache.approval_signer(settings, AWS_TIMEOUTS),
     )
 
 

@@ -106,6 +106,7 @@ def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
             exemptions=ExemptionStore(_cache.client("dynamodb", settings, timeouts), settings.table),
             updater=slack,
             groups=GroupStore(_cache.client("dynamodb", settings, timeouts), settings.table),
+            signer=_cache.approval_signer(settings, timeouts),
         )
 
     return _cache.get(("dependencies", settings, bot_token), build)

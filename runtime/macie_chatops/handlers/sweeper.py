@@ -73,6 +73,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> S
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         slack=_LazySlack(settings, remaining_time_s),
         policy=SweepPolicy.from_env(os.environ),
+        verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
     )
 
 
@@ -85,6 +86,7 @@ def _publish(report: SweepReport) -> dict[str, int]:
         "ApprovalsDeferred": report.count(Verdict.DEFERRED),
         names.STUCK_APPROVALS_METRIC: report.stuck,
         "SweepErrors": len(report.errors),
+        names.UNVERIFIED_APPROVALS_METRIC: report.count(Verdict.UNVERIFIED),
     }
     metrics.publish(counts)
     return counts

@@ -15,12 +15,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 
 from macie_chatops import names
+from macie_chatops.approvals import ApprovalSigner, ApprovalVerifier, action_for
 from macie_chatops.config import Action, Config
 from macie_chatops.decision import decide
 from macie_chatops.finding import Finding, parse_event
@@ -28,7 +30,7 @@ from macie_chatops.jobs import RemediationJob
 from macie_chatops.slack_client import SlackClient, build_web_client
 from macie_chatops.slack_messages import build_review_message
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, create_state_table
+from macie_chatops.store import FindingRecord, FindingStore, RecordUpdates, create_state_table
 from macie_chatops.summary import FindingSummary
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 
@@ -102,6 +104,28 @@ class HandlerResources:
     store: FindingStore
     secret_arn: str
     config_file: Path
+    approval_key_id: str = ""
+
+
+def create_approval_key(region: str = REGION) -> str:
+    """The HMAC key approvals are signed with (docs/architecture.md §23): its ARN."""
+    metadata = aws_client("kms", region).create_key(
+        KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="macie-chatops approvals"
+    )["KeyMetadata"]
+    return str(metadata["Arn"])
+
+
+def approval_signer(region: str = REGION) -> ApprovalSigner | None:
+    """A signer with the approval key the environment names (``provision_handler`` sets it), else None."""
+    key_id = os.environ.get(names.ENV_APPROVAL_KEY_ID)
+    return ApprovalSigner(aws_client("kms", region), key_id) if key_id else None
+
+
+def approval_verifier(region: str = REGION, *, session: Any = None) -> ApprovalVerifier:
+    """A verifier with the approval key the environment names (``provision_handler`` sets it), through
+    ``session``'s credentials when given (a principal of moto's IAM enforcement)."""
+    kms = aws_client("kms", region) if session is None else session.client("kms", region_name=region)
+    return ApprovalVerifier(kms, os.environ[names.ENV_APPROVAL_KEY_ID])
 
 
 def create_remediation_queue(region: str = REGION) -> str:
@@ -132,17 +156,19 @@ def provision_handler(
             {names.SLACK_SECRET_BOT_TOKEN: EXAMPLE_BOT_TOKEN, names.SLACK_SECRET_SIGNING_SECRET: SIGNING_SECRET}
         ),
     )["ARN"]
+    approval_key_id = create_approval_key(region)
     environment = {
         names.ENV_STATE_TABLE: table,
         names.ENV_SLACK_SECRET_ARN: secret_arn,
         names.ENV_CONFIG_PATH: str(config_file),
         names.ENV_SLACK_API_URL: slack.base_url,
+        names.ENV_APPROVAL_KEY_ID: approval_key_id,
     }
     if queue_url is not None:
         environment[names.ENV_REMEDIATION_QUEUE_URL] = queue_url
     for key, value in environment.items():
         setenv(key, value)
-    return HandlerResources(FindingStore(dynamodb, table), secret_arn, config_file)
+    return HandlerResources(FindingStore(dynamodb, table), secret_arn, config_file, approval_key_id)
 
 
 def drain_jobs(sqs: Any, queue_url: str) -> list[RemediationJob]:
@@ -245,10 +271,13 @@ def seed_review(
     *,
     state: State,
     approver: str = "U0ALICE",
+    signer: ApprovalSigner | None = None,
 ) -> tuple[FindingRecord, str]:
     """``summary``'s finding as the finding handler leaves a review finding (received, its review message
     posted to ``summary.channel``), then moved along the legal path to ``state``; ``approver`` takes the
-    steps people take. Returns the record and the message's ts."""
+    steps people take, each approval signed as the interaction endpoint signs it (``signer``, else the key the
+    environment names; unsigned when there is none). Returns the record and the message's ts."""
+    signer = signer or approval_signer()
     finding_id = summary.finding_id
     ts = slack_client(slack).post(summary.channel, build_review_message(summary, reason=REVIEW_REASON))
     store.create_received(
@@ -271,13 +300,25 @@ def seed_review(
             target=step,
             actor=approver if step in _CLICKED else "seed",
             event="seed",
-            updates={"approver": approver} if step is State.APPROVED else None,
+            updates=_seed_updates(record, step, approver, signer),
         )
         if step is State.PENDING_APPROVAL:
             store.set_slack_message(finding_id, channel=summary.channel, ts=ts, actor="finding-handler")
     record = store.get(finding_id)
     assert record is not None and record.state is state, (finding_id, record)
     return record, ts
+
+
+def _seed_updates(record: FindingRecord, step: State, approver: str, signer: ApprovalSigner | None) -> RecordUpdates:
+    """What the step's real writer stores with it: the approver of an approval, and its signed approval."""
+    updates: RecordUpdates = {"approver": approver} if step is State.APPROVED else {}
+    kind = {State.APPROVED: "quarantine", State.RESTORE_REQUESTED: "restore"}.get(step)
+    if step is State.UNDO_REQUESTED:
+        kind = "undo_block_public_access"
+    action = action_for(record, kind) if kind else None
+    if signer is not None and action is not None:
+        updates["approval"] = signer.stamp(record, action=action, approver=approver, at=datetime.now(UTC))
+    return updates
 
 
 # -- observing -----------------------------------------------------------------------------------------------
