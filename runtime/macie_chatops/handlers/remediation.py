@@ -82,7 +82,6 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
             pacer=slack_pacer(_cache, settings, AWS_TIMEOUTS),
-            metrics=metrics,
         ),
         metrics=metrics,
         verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
