@@ -26,6 +26,10 @@ SLACK_SECRET_KEY_ALIAS: Final = "alias/macie-chatops-slack"  # the CMK of the Sl
 LOGS_KEY_ALIAS: Final = "alias/macie-chatops-logs"  # the CMK of the central stack's log groups
 DASHBOARD_NAME: Final = "macie-chatops"
 SLACK_WEB_ACL_NAME: Final = "macie-chatops-slack"
+# Metrics the dashboard reads (service dimension: the handler's): every HTTP 429 from Slack, by method; the
+# remediator's seconds per job, by result ("quarantined": a move's latency).
+SLACK_RATE_LIMITED_METRIC: Final = "SlackRateLimited"
+JOB_SECONDS_METRIC: Final = "JobSeconds"
 CENTRAL_RULE_NAME: Final = "macie-chatops-intake"
 REMEDIATOR_ROLE_NAME: Final = "macie-chatops-remediator"
 

@@ -46,6 +46,8 @@ from macie_chatops.errors import (
     SlackRetryableError,
     SlackRetryLaterError,
 )
+from macie_chatops.names import SLACK_RATE_LIMITED_METRIC
+from macie_chatops.ports import Counter
 from macie_chatops.slack_messages import SlackMessage
 from macie_chatops.slack_pacing import Pacer
 
@@ -129,12 +131,28 @@ class DeadlineRateLimitRetryHandler(RateLimitErrorRetryHandler):
         max_retry_count: int = 2,
         max_wait_s: float = MAX_WAIT_WITHOUT_DEADLINE_S,
         sleep: Callable[[float], None] = time.sleep,
+        on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(max_retry_count=max_retry_count)
         self.remaining_time_s = remaining_time_s
         self.safety_margin_s = safety_margin_s
         self.max_wait_s = max_wait_s
         self.sleep = sleep
+        self.on_rate_limited = on_rate_limited
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        # Every 429 passes here once, retried or not (the base class stops at max_retry_count): tell the caller
+        # which method Slack limited (the last part of the API URL, e.g. chat.postMessage).
+        if response is not None and response.status_code == 429 and self.on_rate_limited is not None:
+            self.on_rate_limited(request.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "unknown")
+        return super().can_retry(state=state, request=request, response=response, error=error)
 
     def fits(self, wait_s: float) -> bool:
         if wait_s > self.max_wait_s:
@@ -237,15 +255,22 @@ class SlackClient:
         max_rate_limit_retries: int = 2,
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
+        metrics: Counter | None = None,
     ) -> None:
         self._web = web_client
         self._pacer = pacer
         self._sleep = sleep
+
+        def rate_limited(method: str) -> None:
+            if metrics is not None:  # every 429 Slack answers, waited out or not (the dashboard's "Slack 429s")
+                metrics.count(SLACK_RATE_LIMITED_METRIC, method=method)
+
         self._rate_limit_handler = DeadlineRateLimitRetryHandler(
             remaining_time_s=remaining_time_s,
             safety_margin_s=safety_margin_s,
             max_retry_count=max_rate_limit_retries,
             sleep=sleep,
+            on_rate_limited=rate_limited,
         )
         # Replace any rate-limit handler (including a previous SlackClient's) with this deadline's one.
         kept = [h for h in web_client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)]

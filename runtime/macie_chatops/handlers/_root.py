@@ -67,6 +67,16 @@ class HandlerMetrics:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         metrics.flush_metrics()
 
+    def seconds(self, name: str, value: float, **dimensions: str) -> None:
+        """One duration (unit Seconds) of ``name``: the dashboard graphs its percentiles."""
+        if is_metrics_disabled():
+            return
+        metrics = EphemeralMetrics(namespace=names.METRICS_NAMESPACE, service=self.service)
+        for dimension, label in dimensions.items():
+            metrics.add_dimension(name=dimension, value=label or "none")
+        metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
+        metrics.flush_metrics()
+
 
 @dataclass(frozen=True)
 class Settings:

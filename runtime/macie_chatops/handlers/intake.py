@@ -67,6 +67,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
             pacer=slack_pacer(_cache, settings, AWS_TIMEOUTS),
+            metrics=metrics,
         ),
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,

@@ -95,6 +95,7 @@ def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
         slack = SlackClient(
             build_web_client(bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT_S),
             max_rate_limit_retries=0,
+            metrics=metrics,
         )
         return Dependencies(
             config=_cache.config(settings),

@@ -9,11 +9,13 @@ central stack sets both).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
 
+from macie_chatops import names
 from macie_chatops.errors import MacieChatOpsError, SlackError
 from macie_chatops.handlers._root import (
     AwsTimeouts,
@@ -82,6 +84,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
             _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S),
             remaining_time_s=remaining_time_s,
             pacer=slack_pacer(_cache, settings, AWS_TIMEOUTS),
+            metrics=metrics,
         ),
         metrics=metrics,
         verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
@@ -100,7 +103,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if remaining_time_s() < MIN_SECONDS_FOR_A_JOB:
             metrics.count("JobsDeferred")
             raise JobDeferredError(f"{remaining_time_s():.0f}s left: the job returns to the queue untouched")
-        return handle_job(record.body, deps).value
+        started = time.monotonic()
+        result = handle_job(record.body, deps).value
+        # A move's latency (result "quarantined"), a restore's, a public access block's... (the dashboard)
+        metrics.seconds(names.JOB_SECONDS_METRIC, time.monotonic() - started, result=result)
+        return result
 
     def failed(record: SQSRecord, exc: Exception, fields: dict[str, Any]) -> None:
         metrics.count("JobsFailed", error_type=type(exc).__name__)

@@ -105,7 +105,7 @@ def dependencies(settings: Settings, clock: Clock, remaining_time_s: Callable[[]
     web_client = _cache.web_client(settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S)
     return ReminderDependencies(
         store=FindingStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table, clock=clock),
-        slack=SlackWithWorkspace(SlackClient(web_client, remaining_time_s=remaining_time_s)),
+        slack=SlackWithWorkspace(SlackClient(web_client, remaining_time_s=remaining_time_s, metrics=metrics)),
         config=_cache.config(settings),
         clock=clock,
     )

@@ -57,7 +57,8 @@ class _LazySlack:
 
         web_client = _cache.web_client(self._settings, AWS_TIMEOUTS, slack_timeout_s=SLACK_TIMEOUT_S)
         try:
-            SlackClient(web_client, remaining_time_s=self._remaining_time_s).update(channel, ts, message)
+            slack = SlackClient(web_client, remaining_time_s=self._remaining_time_s, metrics=metrics)
+            slack.update(channel, ts, message)
         except Exception as exc:
             _cache.forget_bad_token(self._settings, exc)
             raise
