@@ -1,4 +1,4 @@
-"""What the handlers' roots share: the container cache and the metrics (handlers/_root.py)."""
+"""What the handlers' roots share: the container cache, the metrics and the partial batch loop (handlers/_root.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from macie_chatops import names
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops.handlers._root import (
+    AwsTimeouts,
+    ContainerCache,
+    HandlerMetrics,
+    Settings,
+    SqsRecord,
+    partial_batch_response,
+)
 
 
 class Builds:
@@ -118,3 +125,58 @@ def test_disabled_metrics_print_nothing(monkeypatch: pytest.MonkeyPatch, capsys:
     metrics.count("Findings", action="review")
     metrics.publish({"SweepErrors": 1})
     assert capsys.readouterr().out == ""
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{n}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "2"},
+                "messageAttributes": {"slack_deferrals": {"stringValue": "1", "dataType": "Number"}},
+                "eventSourceARN": "arn:aws:sqs:us-east-1:210987654321:intake",
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_only_the_records_that_raised_are_batch_item_failures() -> None:
+    # GIVEN three records, the second of which its handler raises for
+    seen: list[str] = []
+
+    def handle(record: SqsRecord) -> str:
+        seen.append(record.body)
+        if record.body == "bad":
+            raise RuntimeError("boom")
+        return "done"
+
+    # WHEN the batch runs
+    answer = partial_batch_response(
+        sqs_event("a", "bad", "c"), SqsRecord, handle, item_identifier=lambda r: r.message_id
+    )
+    # THEN every record was handled, in order, and only the second returns to the queue
+    assert seen == ["a", "bad", "c"]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+
+
+def test_a_batch_where_every_record_failed_answers_all_of_them_without_raising() -> None:
+    def handle(record: SqsRecord) -> str:
+        raise ValueError(record.body)
+
+    answer = partial_batch_response(sqs_event("a", "b"), SqsRecord, handle, item_identifier=lambda r: r.message_id)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}, {"itemIdentifier": "m-1"}]}
+
+
+@pytest.mark.parametrize("event", [{}, {"Records": "x"}, []])
+def test_an_event_without_a_records_list_is_refused(event: Any) -> None:
+    with pytest.raises(ValueError, match="no Records list"):
+        partial_batch_response(event, SqsRecord, lambda r: "done", item_identifier=lambda r: r.message_id)
+
+
+def test_an_sqs_record_reads_what_the_handlers_use() -> None:
+    record = SqsRecord(sqs_event("{}")["Records"][0])
+    assert (record.body, record.message_id, record.receive_count) == ("{}", "m-0", "2")
+    assert record.message_attributes["slack_deferrals"]["stringValue"] == "1"
+    assert record.event_source_arn == "arn:aws:sqs:us-east-1:210987654321:intake"

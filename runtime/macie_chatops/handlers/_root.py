@@ -1,9 +1,9 @@
-"""What the four composition roots share: the environment they read, their metrics, the one cache a container
-keeps between invocations, and (for the two queue consumers) the SQS batch loop.
+"""What the composition roots share: the environment they read, their metrics, the one cache a container keeps
+between invocations, and (for the queue and stream consumers) the partial batch loop.
 
 Cold start: this module imports the standard library and Powertools' metrics (already loaded by its Logger)
-only; boto3, the config, the store and slack_sdk load when the cache first builds them, Powertools' batch
-utilities with the first batch.
+only; boto3, the config, the store and slack_sdk load when the cache first builds them. The batch loop is ours,
+not Powertools' (whose batch utilities and data classes would load with the first batch).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from macie_chatops.errors import SLACK_TOKEN_ERRORS, SlackConfigurationError, Sl
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from slack_sdk.web import WebClient
 
@@ -307,7 +306,7 @@ def slack_pacer(cache: ContainerCache, settings: Settings, timeouts: AwsTimeouts
     return ChannelPacer(cache.client("dynamodb", settings, timeouts), settings.table)
 
 
-def redeliver_later(sqs: Any, record: SQSRecord, delay_s: float) -> int | None:
+def redeliver_later(sqs: Any, record: SqsRecord, delay_s: float) -> int | None:
     """Send ``record``'s body again to its own queue, visible after ``delay_s`` (at most SQS's 900 s), one
     deferral counted in its attributes; the delay used, or None when the record was deferred too often already.
 
@@ -328,7 +327,7 @@ def redeliver_later(sqs: Any, record: SQSRecord, delay_s: float) -> int | None:
     return delay
 
 
-def _defer(sqs: Any | None, record: SQSRecord, exc: SlackRetryLaterError, logger: Logger) -> int | None:
+def _defer(sqs: Any | None, record: SqsRecord, exc: SlackRetryLaterError, logger: Logger) -> int | None:
     """:func:`redeliver_later`, or None when there is no client, the record was deferred too often, or the send
     failed (then the record returns to its queue like any failure: a copy is never lost, at worst it waits)."""
     if sqs is None:
@@ -344,8 +343,8 @@ def run_sqs_batch(
     event: dict[str, Any],
     context: LambdaContext,
     *,
-    handle: Callable[[SQSRecord], str],
-    failed: Callable[[SQSRecord, Exception, dict[str, Any]], None],
+    handle: Callable[[SqsRecord], str],
+    failed: Callable[[SqsRecord, Exception, dict[str, Any]], None],
     logger: Logger,
     sqs: Any | None = None,
 ) -> dict[str, Any]:
@@ -356,9 +355,8 @@ def run_sqs_batch(
 
     With ``sqs``, a record that raised :class:`SlackRetryLaterError` (Slack cannot take it for N s) is re-sent
     to its queue with that delay (:func:`redeliver_later`) and acknowledged: deferred, not failed."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-    def record_handler(record: SQSRecord) -> str:
+    def record_handler(record: SqsRecord) -> str:
         try:
             try:
                 return handle(record)
@@ -374,7 +372,7 @@ def run_sqs_batch(
         except Exception as exc:
             fields = {
                 "message_id": record.message_id,
-                "receive_count": record.attributes.approximate_receive_count,
+                "receive_count": record.receive_count,
                 "error_type": type(exc).__name__,
             }
             failed(record, exc, fields)
@@ -382,6 +380,59 @@ def run_sqs_batch(
         finally:
             logger.thread_safe_clear_keys()
 
-    # One processor per invocation: its state is per batch (and tests invoke from several threads).
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event, record_handler, processor, context))
+    return partial_batch_response(event, SqsRecord, record_handler, item_identifier=lambda r: r.message_id)
+
+
+class SqsRecord:
+    """One record of an SQS event, read as the handlers need it (the names of Powertools' ``SqsRecord``, whose
+    data classes and batch utilities cost a cold start about a fifth of ``import boto3``: docs/architecture.md §6)."""
+
+    def __init__(self, raw_event: Mapping[str, Any]) -> None:
+        self.raw_event = raw_event
+
+    @property
+    def body(self) -> str:
+        return str(self.raw_event["body"])
+
+    @property
+    def message_id(self) -> str:
+        return str(self.raw_event.get("messageId", ""))
+
+    @property
+    def receive_count(self) -> str:
+        return str(self.raw_event.get("attributes", {}).get("ApproximateReceiveCount", ""))
+
+    @property
+    def message_attributes(self) -> Mapping[str, Mapping[str, Any]]:
+        return dict(self.raw_event.get("messageAttributes") or {})
+
+    @property
+    def event_source_arn(self) -> str:
+        return str(self.raw_event["eventSourceARN"])
+
+
+R = TypeVar("R")
+
+
+def partial_batch_response(
+    event: Mapping[str, Any],
+    wrap: Callable[[Mapping[str, Any]], R],
+    handle: Callable[[R], object],
+    *,
+    item_identifier: Callable[[R], str],
+) -> dict[str, Any]:
+    """Lambda's partial batch response for an SQS or DynamoDB stream event: ``handle`` each record in order;
+    those it raised for are ``batchItemFailures`` (by ``item_identifier``: the message id, the stream sequence
+    number), even when every record failed. What Powertools' ``process_partial_response`` answers, without
+    loading it."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        raise ValueError("not a batch event: it has no Records list")
+    failures: list[dict[str, str]] = []
+    for raw in records:
+        record = wrap(raw)
+        try:
+            handle(record)
+        except Exception:  # handle has logged and counted it; the record returns to its queue or stream
+            failures.append({"itemIdentifier": item_identifier(record)})
+    return {"batchItemFailures": failures}

@@ -25,10 +25,10 @@ from macie_chatops.handlers._root import (
 from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.digest_writer import WriterDependencies
+    from macie_chatops.handlers._root import SqsRecord
 
 SERVICE: Final = "macie-chatops-digest-writer"
 AWS_TIMEOUTS: Final = AwsTimeouts(connect_s=3, read_s=10)
@@ -80,10 +80,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     deps = dependencies(settings, remaining_time(context))
     from macie_chatops.digest_writer import write_digest
 
-    def handle(record: SQSRecord) -> str:
+    def handle(record: SqsRecord) -> str:
         return write_digest(record.body, deps).value
 
-    def failed(record: SQSRecord, exc: Exception, fields: dict[str, Any]) -> None:
+    def failed(record: SqsRecord, exc: Exception, fields: dict[str, Any]) -> None:
         metrics.count("RecordsFailed", error_type=type(exc).__name__)
         if isinstance(exc, SlackError):
             logger.warning("digest returned to the queue after a Slack failure", extra={**fields, "error": str(exc)})

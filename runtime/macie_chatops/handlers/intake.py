@@ -27,9 +27,9 @@ from macie_chatops.handlers._root import (
 from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from macie_chatops.handlers._root import SqsRecord
     from macie_chatops.intake import IntakeDependencies
 
 SERVICE: Final = "macie-chatops-finding"
@@ -87,12 +87,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request_id = (context.aws_request_id or "local")[:64]
     from macie_chatops.intake import handle_record
 
-    def handle(record: SQSRecord) -> str:
+    def handle(record: SqsRecord) -> str:
         # Unique per delivery attempt: the same SQS message redelivered (or delivered twice) gets another.
         attempt = f"{request_id}/{record.message_id}/{secrets.token_hex(4)}"
         return handle_record(record.body, deps, attempt=attempt, deadline=deadline).result.value
 
-    def failed(record: SQSRecord, exc: Exception, fields: dict[str, Any]) -> None:
+    def failed(record: SqsRecord, exc: Exception, fields: dict[str, Any]) -> None:
         metrics.count("RecordsFailed", error_type=type(exc).__name__)
         if isinstance(exc, SlackError):
             # Already logged in detail by the intake (with what to fix); the record keeps the error too.

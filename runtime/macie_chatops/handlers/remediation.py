@@ -29,10 +29,10 @@ from macie_chatops.handlers._root import (
 from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.config import Config
+    from macie_chatops.handlers._root import SqsRecord
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.sessions import MemberSessions
 
@@ -99,7 +99,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     deps = dependencies(settings, remaining_time_s)
     from macie_chatops.remediation import handle_job
 
-    def handle(record: SQSRecord) -> str:
+    def handle(record: SqsRecord) -> str:
         if remaining_time_s() < MIN_SECONDS_FOR_A_JOB:
             metrics.count("JobsDeferred")
             raise JobDeferredError(f"{remaining_time_s():.0f}s left: the job returns to the queue untouched")
@@ -109,7 +109,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.seconds(names.JOB_SECONDS_METRIC, time.monotonic() - started, result=result)
         return result
 
-    def failed(record: SQSRecord, exc: Exception, fields: dict[str, Any]) -> None:
+    def failed(record: SqsRecord, exc: Exception, fields: dict[str, Any]) -> None:
         metrics.count("JobsFailed", error_type=type(exc).__name__)
         if isinstance(exc, SlackError | MacieChatOpsError):
             # Already logged with its detail (and recorded on the finding where there is one).

@@ -8,17 +8,17 @@ dead-letter queue). Records of writes that kept the state (the updater's own aud
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
 
 from macie_chatops.errors import MacieChatOpsError
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings, partial_batch_response
 from macie_chatops.handlers._tracing import traced
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.security_hub import SecurityHubApi, SyncDependencies
@@ -54,19 +54,17 @@ def dependencies(settings: Settings) -> SyncDependencies:
 @traced(SERVICE)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
     from macie_chatops.security_hub import change_of, sync
 
     deps = dependencies(read_settings())
 
-    def record_handler(record: DynamoDBRecord) -> str:
+    def record_handler(record: Mapping[str, Any]) -> str:
         try:
-            change = change_of(record.raw_event)
+            change = change_of(record)
             return "skipped" if change is None else sync(change, deps).value
         except Exception as exc:
             metrics.count("RecordsFailed", error_type=type(exc).__name__)
-            fields = {"event_id": record.event_id, "error_type": type(exc).__name__}
+            fields = {"event_id": record.get("eventID"), "error_type": type(exc).__name__}
             if isinstance(exc, MacieChatOpsError):  # already logged and audited on the finding
                 logger.warning("stream record failed: retried", extra={**fields, "error": str(exc)[:500]})
             else:
@@ -75,5 +73,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         finally:
             logger.thread_safe_clear_keys()
 
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event, record_handler, processor, context))
+    # The stream resumes from the lowest failed sequence number (the event source mapping's ReportBatchItemFailures).
+    return partial_batch_response(event, _stream_record, record_handler, item_identifier=_sequence_number)
+
+
+def _stream_record(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    return raw
+
+
+def _sequence_number(record: Mapping[str, Any]) -> str:
+    return str(record.get("dynamodb", {}).get("SequenceNumber", ""))
