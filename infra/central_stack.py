@@ -8,6 +8,7 @@ schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalat
 state table stream --> Security Hub updater (security_hub.enabled)                        securityhub.py
 schedule (hourly) --> reconciler (findings Macie holds that no event delivered) --> intake  reconciler.py
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
+the operations dashboard (what the alarms watch, the handlers' metrics)                     dashboard.py
 KMS keys, state table, Slack secret (empty until the operator fills it), delivery DLQ       foundation.py
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.central import monitoring
+from infra.central import dashboard, monitoring
 from infra.central.foundation import Foundation
 from infra.central.intake import Intake
 from infra.central.interaction import Interaction
@@ -60,6 +61,7 @@ class CentralStack(Stack):
 
         reconciler = Reconciler(self, config, foundation, assets, intake)
         reconciler.watch(alarms)
+        dashboard.build(self, alarms=alarms, api=interaction.api.api)  # last: it graphs what the alarms watch
 
         self.bus = intake.bus.bus
         self.administrator_forward_rule = (

@@ -27,6 +27,9 @@ class OperationalAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, topic_name: str, encryption_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Topic", topic_name=topic_name, master_key=encryption_key, enforce_ssl=True)
+        # What is watched, for the dashboard (infra/central/dashboard.py): (alarm name, queue).
+        self.dead_letter_queues: list[tuple[str, sqs.IQueue]] = []
+        self.work_queues: list[tuple[str, sqs.IQueue]] = []
         # CloudWatch publishes alarm notifications to the encrypted topic with its service principal.
         encryption_key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -75,6 +78,7 @@ class OperationalAlarms(Construct):
         self.alarms.append(alarm)
 
     def on_dead_letters(self, construct_id: str, *, queue: sqs.Queue, alarm_name: str, description: str) -> None:
+        self.dead_letter_queues.append((alarm_name.removesuffix("-not-empty"), queue))
         self._alarm(
             construct_id,
             alarm_name=alarm_name,
@@ -107,6 +111,7 @@ class OperationalAlarms(Construct):
         """In ALARM when the queue's oldest message is older than ``max_age``: longer than every retry it is
         allowed could take, so nothing is receiving it (throttled, disabled event source mapping, a poison
         consumer)."""
+        self.work_queues.append((alarm_name.removesuffix("-oldest-message"), queue))
         self._alarm(
             construct_id,
             alarm_name=alarm_name,
