@@ -5,6 +5,7 @@ Slack click --> API Gateway POST /slack/interactions --> interaction handler    
 finding / interaction handler, sweeper --> remediation queue --> remediator --> member role  remediation.py
 schedule (rate 15 minutes) --> sweeper (approved findings whose job was lost)               sweeper.py
 schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalation summary) reminders.py
+grouped finding joined or moved --> digest queue --> digest writer (a group's Slack digest)  digests.py
 state table stream --> Security Hub updater (security_hub.enabled)                        securityhub.py
 schedule (hourly) --> reconciler (findings Macie holds that no event delivered) --> intake  reconciler.py
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
@@ -20,6 +21,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.central import dashboard, monitoring
+from infra.central.digests import Digests
 from infra.central.foundation import Foundation
 from infra.central.intake import Intake
 from infra.central.interaction import Interaction
@@ -46,6 +48,11 @@ class CentralStack(Stack):
         interaction = Interaction(self, foundation, assets, jobs=remediation, waf=config.slack.waf)
         sweeper = Sweeper(self, foundation, assets, jobs=remediation)
         reminders = Reminders(self, foundation, assets)
+        digests = Digests(self, foundation, assets)
+        # The handlers that join findings to groups or move their members wake the digest writer (§22).
+        digests.woken_by(
+            intake.finding_handler, interaction.interaction_handler, remediation.remediator, sweeper.sweeper
+        )
         alarms = monitoring.watch(
             self,
             foundation,
@@ -61,6 +68,7 @@ class CentralStack(Stack):
 
         reconciler = Reconciler(self, config, foundation, assets, intake)
         reconciler.watch(alarms)
+        digests.watch(alarms)
         dashboard.build(self, alarms=alarms, api=interaction.api.api)  # last: it graphs what the alarms watch
 
         self.bus = intake.bus.bus

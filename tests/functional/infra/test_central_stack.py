@@ -198,7 +198,7 @@ def test_remediator_is_sized_for_a_long_multipart_copy(example: Synthesized) -> 
 
 def test_sqs_consumers_report_partial_batch_failures(example: Synthesized) -> None:
     mappings = resources_of_type(example.central_json, "AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 2
+    assert len(mappings) == 3  # the intake, the remediation and the digest queues (test_digests_stack.py)
     for mapping in mappings.values():
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
@@ -232,17 +232,22 @@ def test_handlers_get_exactly_their_grants(example: Synthesized) -> None:
         assert ("dynamodb:PutItem" in actions) is (function_name != names.SWEEPER_FUNCTION_NAME)
         assert "dynamodb:Scan" not in actions and "dynamodb:DeleteItem" not in actions
         assert {"secretsmanager:GetSecretValue"} <= actions
-        sends = [s["Resource"] for s in granted if "sqs:SendMessage" in as_list(s["Action"])]
+        sends = sorted(
+            str(resource)
+            for s in granted
+            if "sqs:SendMessage" in as_list(s["Action"])
+            for resource in as_list(s["Resource"])
+        )
         # A queue consumer also sends to its own queue: a record Slack cannot take yet is re-sent with a delay.
-        if function_name == names.REMEDIATOR_FUNCTION_NAME:
-            assert sends == [{"Fn::GetAtt": [remediation_queue, "Arn"]}]
-        elif function_name == names.FINDING_FUNCTION_NAME:
+        # Every one of them may wake the digest writer (it moves grouped findings: test_digests_stack.py).
+        digest_queue = _logical_id(template, "AWS::SQS::Queue", QueueName=names.DIGEST_QUEUE_NAME)
+        if function_name == names.FINDING_FUNCTION_NAME:
             intake_queue = _logical_id(template, "AWS::SQS::Queue", QueueName=names.INTAKE_QUEUE_NAME)
-            assert sorted(map(str, sends)) == sorted(
-                str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (intake_queue, remediation_queue)
+            assert sends == sorted(
+                str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (intake_queue, remediation_queue, digest_queue)
             )
         else:
-            assert sends == [{"Fn::GetAtt": [remediation_queue, "Arn"]}]
+            assert sends == sorted(str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (remediation_queue, digest_queue))
         if function_name != names.REMEDIATOR_FUNCTION_NAME:
             assert not any(a.startswith("sts:") for a in actions), function_name
 
@@ -298,7 +303,12 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
     }
     assert watched_queues == {
         _logical_id(template, "AWS::SQS::Queue", QueueName=name)
-        for name in (names.INTAKE_DLQ_NAME, names.REMEDIATION_DLQ_NAME, names.CENTRAL_DELIVERY_DLQ_NAME)
+        for name in (
+            names.INTAKE_DLQ_NAME,
+            names.REMEDIATION_DLQ_NAME,
+            names.CENTRAL_DELIVERY_DLQ_NAME,
+            names.DIGEST_DLQ_NAME,
+        )
     }
     errors_on = {
         d["Value"]["Ref"]
@@ -307,7 +317,12 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
         for d in a["Properties"]["Dimensions"]
     }
     # the reminders job: test_reminders_stack.py; the reconciler: test_reconciler_stack.py
-    alarmed = (*HANDLERS, names.REMINDERS_FUNCTION_NAME, names.RECONCILER_FUNCTION_NAME)
+    alarmed = (
+        *HANDLERS,
+        names.REMINDERS_FUNCTION_NAME,
+        names.RECONCILER_FUNCTION_NAME,
+        names.DIGEST_WRITER_FUNCTION_NAME,  # test_digests_stack.py
+    )
     assert errors_on == {_logical_id(template, "AWS::Lambda::Function", FunctionName=n) for n in alarmed}
     # AND member accounts' DLQ alarms, forwarded to the bus, are relayed to the same topic
     example.central.has_resource_properties(
@@ -360,7 +375,8 @@ def test_the_intake_and_remediation_queues_alarm_on_their_oldest_message(example
     }
     intake = _logical_id(template, "AWS::SQS::Queue", QueueName=names.INTAKE_QUEUE_NAME)
     remediation = _logical_id(template, "AWS::SQS::Queue", QueueName=names.REMEDIATION_QUEUE_NAME)
-    assert set(ages) == {intake, remediation}
+    digests = _logical_id(template, "AWS::SQS::Queue", QueueName=names.DIGEST_QUEUE_NAME)
+    assert set(ages) == {intake, remediation, digests}
     for queue, alarm in ages.items():
         # older than every retry could take: the visibility timeout times the receives before the DLQ
         visibility = template["Resources"][queue]["Properties"]["VisibilityTimeout"]
@@ -452,7 +468,11 @@ def test_the_sweeper_runs_on_a_schedule_with_exactly_its_grants_and_an_alarm(exa
     assert json.dumps(by_action["dynamodb:Query"]).endswith(f'/index/{names.APPROVED_INDEX_NAME}"]]}}')
     table = _logical_id(template, "AWS::DynamoDB::Table", TableName=names.STATE_TABLE_NAME)
     assert by_action["dynamodb:UpdateItem"] == {"Fn::GetAtt": [table, "Arn"]}
-    assert by_action["sqs:GetQueueAttributes"] == by_action["sqs:SendMessage"]
+    remediation_queue = _logical_id(template, "AWS::SQS::Queue", QueueName=names.REMEDIATION_QUEUE_NAME)
+    digest_queue = _logical_id(template, "AWS::SQS::Queue", QueueName=names.DIGEST_QUEUE_NAME)
+    assert by_action["sqs:GetQueueAttributes"] == {"Fn::GetAtt": [remediation_queue, "Arn"]}
+    sends = [r for s in granted if "sqs:SendMessage" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+    assert sorted(map(str, sends)) == sorted(str({"Fn::GetAtt": [q, "Arn"]}) for q in (remediation_queue, digest_queue))
     # AND StuckApprovals (its metric) alarms to the topic while any approval is stuck, through silent sweeps too
     topic = _logical_id(template, "AWS::SNS::Topic", TopicName=names.ALARM_TOPIC_NAME)
     example.central.has_resource_properties(

@@ -35,12 +35,15 @@ CENTRAL: Final = {
     "RemediationDeadLetterQueueC293EC72": "AWS::SQS::Queue",
     "DeliveryDeadLetterQueue0C72DD8D": "AWS::SQS::Queue",
     "AdministratorForwardDeadLetterQueueB27405D6": "AWS::SQS::Queue",
+    "DigestsQueue5D300572": "AWS::SQS::Queue",  # issue 14: the digest queue
+    "DigestsDeadLetterQueue88D07A0F": "AWS::SQS::Queue",
     "FindingHandlerLogs9DF11BD0": "AWS::Logs::LogGroup",
     "InteractionHandlerLogsB1882E18": "AWS::Logs::LogGroup",
     "RemediatorLogsC7F39A77": "AWS::Logs::LogGroup",
     "SweeperLogs964BB71D": "AWS::Logs::LogGroup",
     "RemindersLogs8D04B544": "AWS::Logs::LogGroup",  # issue 16: the reminders job
     "ReconcilerLogs9E8D7B0E": "AWS::Logs::LogGroup",  # issue 16: the reconciler
+    "DigestWriterLogsE89A9DF8": "AWS::Logs::LogGroup",  # issue 14: the digest writer
     "SlackInteractionsAccessLogs9AE45FA2": "AWS::Logs::LogGroup",
 }
 STACKSETS: Final = {
