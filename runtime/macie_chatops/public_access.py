@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.errors import SlackError
+from macie_chatops.session_policy import for_public_access
 from macie_chatops.sessions import ACCESS_DENIED_CODES, AssumeRoleDeniedError
 from macie_chatops.states import Failure, State
 
@@ -141,7 +142,10 @@ def block(job: RemediationJob, record: FindingRecord, deps: RemediationDependenc
         return _failed(record, deps, f"{policy.finding_type} has no fix: blocking public access does not close it")
     approver = record.approver or job.requested_by
     try:
-        clients = deps.sessions.clients(policy.account_id, policy.region, actor=approver, finding_id=record.finding_id)
+        clients = deps.sessions.clients(
+            policy.account_id, policy.region, actor=approver, finding_id=record.finding_id,
+            scope=for_public_access(policy.bucket, record.finding_id),  # this bucket's public access block only
+        )  # fmt: skip
     except AssumeRoleDeniedError as exc:
         return _failed(record, deps, str(exc), failure=Failure.ROLE_DENIED)
     bucket = BucketPublicAccess(clients.s3, policy.bucket, policy.account_id)
@@ -251,7 +255,10 @@ def undo(job: RemediationJob, record: FindingRecord, deps: RemediationDependenci
     requester = _undo_requested_by(record) or job.requested_by
     try:
         previous = decode((record.public_access or {})["previous"])
-        clients = deps.sessions.clients(policy.account_id, policy.region, actor=requester, finding_id=record.finding_id)
+        clients = deps.sessions.clients(
+            policy.account_id, policy.region, actor=requester, finding_id=record.finding_id,
+            scope=for_public_access(policy.bucket, record.finding_id),  # this bucket's public access block only
+        )  # fmt: skip
         bucket = BucketPublicAccess(clients.s3, policy.bucket, policy.account_id)
         _put_back(bucket, previous)
     except (KeyError, ValueError, AssumeRoleDeniedError, _Refused) as exc:

@@ -45,7 +45,7 @@ from macie_chatops.quarantine_plan import (
     TagPairs,
     decode_original_tags,
 )
-from macie_chatops.session_policy import JobScope, for_move, for_restore
+from macie_chatops.session_policy import SessionScope, for_move, for_restore
 from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
 from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, RecordUpdates
@@ -65,7 +65,7 @@ MB: Final = 1024 * 1024
 
 class Sessions(Protocol):
     def clients(
-        self, account_id: str, region: str, *, actor: str, finding_id: str, scope: JobScope | None = None
+        self, account_id: str, region: str, *, actor: str, finding_id: str, scope: SessionScope | None = None
     ) -> MemberClients: ...
 
 
@@ -178,7 +178,7 @@ def _refuse_unverified(job: RemediationJob, record: FindingRecord, deps: Remedia
         "approval not verified: job refused, nothing touched",
         extra={"action": action, "state": record.state.value, "reason": verification.reason},
     )
-    deps.metrics.count(names.UNVERIFIED_APPROVALS_METRIC, action=action)
+    deps.metrics.count(names.UNVERIFIED_APPROVALS_METRIC)  # the service dimension only: the alarm reads that
     result = refuse(deps.store, record, verification, actor=ACTOR)
     if not result.applied:
         logger.warning("the record moved on before the refusal was recorded", extra={"state": result.record.state})

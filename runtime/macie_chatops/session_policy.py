@@ -1,6 +1,7 @@
 """Inline session policies: a member-role session that can touch one finding's object and nothing else.
 
-Passed as ``Policy`` on the AssumeRole of every move and restore (``sessions.MemberSessions``). A session's
+Passed as ``Policy`` on the AssumeRole of every move and restore, and of a policy finding's fix and its Undo (its
+bucket's public access block only), by ``sessions.MemberSessions``. A session's
 permissions are the intersection of the role's policies and this document, so the role stays the ceiling.
 The actions are the ones the mover's S3 calls need (``move/s3_objects.py``), named as S3 authorises them.
 Why each fallback is safe, and how the size is measured: docs/architecture.md section 24.
@@ -72,6 +73,9 @@ RESTORE_QUARANTINE_ACTIONS: Final = (
 # Source objects may use any key of their bucket; S3 does the KMS work of a copy (decrypt the source, a data key
 # for the destination) on the session's behalf, so KMS only through S3 in the finding's region.
 KMS_ACTIONS: Final = ("kms:Decrypt", "kms:GenerateDataKey")
+# A policy finding's fix and its Undo: the bucket's own public access block, read and put back (S3 authorises
+# DeletePublicAccessBlock as s3:PutBucketPublicAccessBlock).
+PUBLIC_ACCESS_ACTIONS: Final = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")
 
 JobKind = Literal["quarantine", "restore"]
 
@@ -82,6 +86,7 @@ class Scope(StrEnum):
     OBJECT = "object"  # exactly the finding's key
     PREFIX = "prefix"  # the key's longest prefix that can be named (see :func:`session_policy`)
     BUCKET = "bucket"  # every key of the bucket (the role's own policy is then the only limit)
+    PUBLIC_ACCESS_BLOCK = "public-access-block"  # no object: one bucket's public access block
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,21 @@ class JobScope:
     key: str
     quarantine_bucket: str
     quarantine_key: str  # the quarantine copy's key (a move: the finding's namespace, ``<finding id>/``)
+
+
+@dataclass(frozen=True)
+class BucketScope:
+    """What a policy finding's fix (or its Undo) touches: one bucket's public access block."""
+
+    finding_id: str
+    bucket: str
+
+
+SessionScope = JobScope | BucketScope
+
+
+def for_public_access(bucket: str, finding_id: str) -> BucketScope:
+    return BucketScope(finding_id, bucket)
 
 
 def for_move(request: MoveRequest) -> JobScope:
@@ -134,14 +154,17 @@ class SessionPolicy:
         return len(self.document)
 
 
-def session_policy(job: JobScope, *, partition: str = "aws") -> SessionPolicy:
+def session_policy(job: SessionScope, *, partition: str = "aws") -> SessionPolicy:
     """The narrowest policy for ``job`` that can be written and fits :data:`MAX_POLICY_CHARS`.
 
     The finding's key is named exactly (``arn:aws:s3:::bucket/key``) unless it holds a character of
     :data:`SPECIAL_CHARACTERS` or the document would be too long; then the key's longest prefix before the first
     such character that fits (``bucket/prefix*``), and when there is none, the bucket (``bucket/*``).
     Quarantine keys are ``<finding id>/...``: the session gets that prefix (the bucket, if the finding id itself
-    holds a special character or a restore's recorded key lies outside it)."""
+    holds a special character or a restore's recorded key lies outside it). A :class:`BucketScope`: the bucket's
+    public access block, and nothing else."""
+    if isinstance(job, BucketScope):
+        return _public_access_policy(job, partition)
     bucket_wide = _render(job, partition, key_scope=Scope.BUCKET, prefix="")
     if bucket_wide.chars > MAX_POLICY_CHARS:  # bucket names and finding ids are short: never, unless they are not
         raise ValueError(f"even the bucket-wide session policy is {bucket_wide.chars} characters")
@@ -211,6 +234,13 @@ def _render(job: JobScope, partition: str, *, key_scope: Scope, prefix: str) -> 
     statements.append(kms)
     document = json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
     return SessionPolicy(document, key_scope, resource, "")
+
+
+def _public_access_policy(job: BucketScope, partition: str) -> SessionPolicy:
+    resource = f"arn:{partition}:s3:::{job.bucket}"
+    statement = _allow("FindingBucketPublicAccessBlock", PUBLIC_ACCESS_ACTIONS, resource)
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+    return SessionPolicy(document, Scope.PUBLIC_ACCESS_BLOCK, resource, "")
 
 
 def _allow(sid: str, actions: tuple[str, ...], resource: str | list[str]) -> dict[str, Any]:

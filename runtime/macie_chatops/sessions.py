@@ -7,8 +7,9 @@ chaining too, and the session name (:func:`session_name`) carries the finding id
 (account, region, source identity, session name) until :data:`REFRESH_MARGIN` before they expire; the margin
 is longer than a Lambda invocation (15 minutes), so credentials handed out outlive the invocation that uses
 them. Why one session per finding, ``auto`` jobs included: docs/architecture.md section 7. A move or a restore
-passes its :class:`~macie_chatops.session_policy.JobScope`: the session then carries an inline session policy
-allowing that one object and the finding's quarantine keys (section 24). AccessDenied on AssumeRole raises
+passes its :class:`~macie_chatops.session_policy.JobScope` (a policy finding's fix its ``BucketScope``): the
+session then carries an inline session policy allowing that one object and the finding's quarantine keys (that
+bucket's public access block), section 24. AccessDenied on AssumeRole raises
 :class:`AssumeRoleDeniedError` (permanent: reported, not retried); other STS errors propagate (botocore already
 retried throttling and 5xx).
 """
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.ports import Clock, utcnow
-from macie_chatops.session_policy import JobScope, Scope, SessionPolicy, session_policy
+from macie_chatops.session_policy import SessionPolicy, SessionScope, session_policy
 
 if TYPE_CHECKING:
     import boto3
@@ -164,7 +165,7 @@ class MemberSessions:
         self._duration = duration_seconds
         self._partition = partition
         self._sts_clients: dict[str, STSClient] = {}
-        self._cache: dict[tuple[str, str, str, str, JobScope | None], MemberClients] = {}
+        self._cache: dict[tuple[str, str, str, str, SessionScope | None], MemberClients] = {}
         self._lock = threading.Lock()
         self.assume_role_calls = 0  # for tests and metrics: how often STS was actually called
 
@@ -188,7 +189,7 @@ class MemberSessions:
         return client
 
     def clients(
-        self, account_id: str, region: str, *, actor: str, finding_id: str, scope: JobScope | None = None
+        self, account_id: str, region: str, *, actor: str, finding_id: str, scope: SessionScope | None = None
     ) -> MemberClients:
         """Clients for ``account_id``/``region`` whose calls CloudTrail attributes to ``actor`` and the finding;
         with ``scope``, limited by its session policy to that job's object and quarantine keys."""
@@ -262,7 +263,7 @@ class MemberSessions:
         large, once more with the same job scoped to the bucket. Returns STS's response and the policy used."""
         from botocore.exceptions import ClientError
 
-        if policy is not None and policy.scope is not Scope.OBJECT:
+        if policy is not None and policy.reason:
             logger.warning(
                 "session policy wider than the finding's object",
                 extra={"session_name": session, "scope": policy.scope.value, "resource": policy.resource,

@@ -11,7 +11,8 @@ session with a policy, evaluates that policy here for what the request really ne
   moto's operation name: a HEAD or GET with a version id needs ``s3:GetObjectVersion``, tags by version
   ``s3:GetObjectVersionTagging``, a delete by version ``s3:DeleteObjectVersion``, a copy also needs to read its
   source (``x-amz-copy-source``; moto checks only the destination), a write with tags ``s3:PutObjectTagging``,
-  a multipart upload ``s3:PutObject``, and ListObjectVersions ``s3:ListBucketVersions`` with ``s3:prefix``;
+  a multipart upload ``s3:PutObject``, ListObjectVersions ``s3:ListBucketVersions`` with ``s3:prefix``, and a
+  bucket's public access block ``s3:Get/PutBucketPublicAccessBlock``;
 - other services: moto's action on moto's resource (``*`` for most); no request carries ``kms:ViaService``, as
   no direct KMS call does on AWS.
 The evaluation covers what session policies of this project use: Allow/Deny, Action/NotAction and
@@ -211,6 +212,8 @@ def _write_needs(resource: str, headers: Mapping[str, str], *, copy_source_base:
 
 def _bucket_needs(method: str, resource: str, query: Mapping[str, Sequence[str]], moto_action: str) -> list[Need]:
     context = {"s3:prefix": query["prefix"][0]} if query.get("prefix") else {}
+    if "publicAccessBlock" in query:  # a delete is authorised as a put
+        return [Need("s3:GetBucketPublicAccessBlock" if method == "GET" else "s3:PutBucketPublicAccessBlock", resource)]
     if method == "GET" and "versions" in query:
         return [Need("s3:ListBucketVersions", resource, context)]
     if method == "GET" and "uploads" in query:

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from macie_chatops.move import MoveRequest
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep
 from macie_chatops.remediation import JobResult, RemediationError, handle_job
+from macie_chatops.session_policy import JobScope, for_move
 from macie_chatops.states import State
 from macie_chatops_sandbox.testkit.world import emf_metrics, seed_review
 from tests.conftest import AwsSandbox
@@ -154,6 +156,13 @@ def test_crash_at_any_step_then_redelivery_records_the_truth(world: RemediatorWo
     assert len(world.message(seeded).updates) == 1
 
 
+def _move_scope(world: RemediatorWorld, finding_id: str) -> JobScope:
+    """The scope the remediator's session for this finding's move carries (the session cache is keyed by it)."""
+    summary = world.record(finding_id).summary
+    assert summary is not None
+    return for_move(MoveRequest.of(summary, approver=""))
+
+
 def test_a_transient_aws_failure_is_recorded_failed_and_retried(world: RemediatorWorld) -> None:
     # GIVEN an approved finding and S3 unreachable for copies (every one of botocore's retries fails)
     from botocore.exceptions import EndpointConnectionError
@@ -163,7 +172,9 @@ def test_a_transient_aws_failure_is_recorded_failed_and_retried(world: Remediato
 
     seeded = world.seed("f-transient")
     sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())
-    clients = sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id)
+    clients = sessions.clients(
+        MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id, scope=_move_scope(world, seeded.finding_id)
+    )
     down = [True]
 
     def drop_connection(**_: Any) -> None:
@@ -274,7 +285,9 @@ def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: Rem
 
     seeded = world.seed("f-unverified")
     sessions = MemberSessions(role_name="macie-chatops-remediation", base_session=shared_session())
-    clients = sessions.clients(MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id)
+    clients = sessions.clients(
+        MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id, scope=_move_scope(world, seeded.finding_id)
+    )
     corrupt = [True]
 
     def wrong_checksum(parsed: dict[str, Any], **_: Any) -> None:

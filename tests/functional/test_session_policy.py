@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from macie_chatops.move import MoveRequest, ObjectMover, RestoreRequest
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStatus, RestoreStatus
-from macie_chatops.session_policy import Scope, for_move, for_restore
+from macie_chatops.public_access import ALL_BLOCKED, BucketPublicAccess
+from macie_chatops.session_policy import Scope, for_move, for_public_access, for_restore
 from macie_chatops.sessions import MemberClients, MemberSessions
 from tests.conftest import AwsSandbox
 from tests.functional.enforced_world import (
@@ -229,3 +230,34 @@ def test_sts_finding_the_packed_policy_too_large_retries_once_bucket_wide(world:
     assert clients.session_policy is not None and clients.session_policy.scope is Scope.BUCKET
     assert clients.session_policy.document == sent[1]
     assert "packed session policy too large" in clients.session_policy.reason
+
+
+def test_a_policy_fixs_session_puts_its_buckets_public_access_block_and_can_touch_nothing_else(
+    world: MoveWorld, sessions: MemberSessions
+) -> None:
+    # GIVEN a bucket a policy finding names, with an object, and another bucket
+    world.put(MEMBER_A, SOURCE, "exports/customers.csv", b"rows")
+    world.bucket(MEMBER_A, "analytics-data")
+    # WHEN its fix runs under enforcement, with the fix's session
+    with enforced(world.aws):
+        clients = sessions.clients(
+            MEMBER_A, REGION, actor="U0ALICE", finding_id=FINDING_ID, scope=for_public_access(SOURCE, FINDING_ID)
+        )
+        bucket = BucketPublicAccess(clients.s3, SOURCE, MEMBER_A)
+        before = bucket.read()
+        bucket.write(ALL_BLOCKED)
+        # THEN the block is put, and read back
+        assert before is None and bucket.read() == ALL_BLOCKED
+        assert clients.session_policy is not None and clients.session_policy.scope is Scope.PUBLIC_ACCESS_BLOCK
+        # AND the same session may not read the bucket's objects, nor touch another bucket's block
+        s3 = clients.s3
+        assert denied(lambda: s3.get_object(Bucket=SOURCE, Key="exports/customers.csv"))
+        assert denied(lambda: s3.get_public_access_block(Bucket="analytics-data"))
+        assert denied(
+            lambda: s3.put_public_access_block(
+                Bucket="analytics-data", PublicAccessBlockConfiguration={"BlockPublicAcls": False}
+            )
+        )
+        # AND its Undo (a delete of the block) is allowed on its own bucket
+        bucket.write(None)
+    assert BucketPublicAccess(world.s3(MEMBER_A), SOURCE, MEMBER_A).read() is None

@@ -132,6 +132,9 @@ def test_what_a_bucket_request_needs() -> None:
     assert listing == Need("s3:ListBucket", bucket)
     [head] = s3_needs("HEAD", bucket, {}, {}, moto_action="x")
     assert head == Need("s3:ListBucket", bucket)
+    for method, action in (("GET", "Get"), ("PUT", "Put"), ("DELETE", "Put")):
+        [block] = s3_needs(method, bucket, {"publicAccessBlock": [""]}, {}, moto_action="s3:GetPublicAccessBlock")
+        assert block == Need(f"s3:{action}BucketPublicAccessBlock", bucket)
     # any other bucket request keeps moto's name for it
     [other] = s3_needs("GET", bucket, {"versioning": [""]}, {}, moto_action="s3:GetBucketVersioning")
     assert other == Need("s3:GetBucketVersioning", bucket)

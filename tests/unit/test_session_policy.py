@@ -16,11 +16,13 @@ from macie_chatops.session_policy import (
     MAX_POLICY_CHARS,
     MOVE_QUARANTINE_ACTIONS,
     MOVE_SOURCE_ACTIONS,
+    PUBLIC_ACCESS_ACTIONS,
     RESTORE_DESTINATION_ACTIONS,
     RESTORE_QUARANTINE_ACTIONS,
     JobScope,
     Scope,
     for_move,
+    for_public_access,
     for_restore,
     session_policy,
 )
@@ -218,3 +220,19 @@ def test_the_partition_is_the_sessions() -> None:
     policy = session_policy(MOVE, partition="aws-cn")
     assert policy.resource.startswith("arn:aws-cn:s3:::")
     assert "arn:aws:" not in policy.document
+
+
+def test_a_policy_fix_may_touch_its_buckets_public_access_block_and_nothing_else() -> None:
+    # GIVEN a policy finding's fix (or its Undo) on one bucket
+    # WHEN its session policy is built
+    policy = session_policy(for_public_access("payments-data", FINDING))
+    # THEN it reads and puts that bucket's public access block, no object, no other bucket, nothing account-wide
+    assert (policy.scope, policy.reason, policy.wider) == (Scope.PUBLIC_ACCESS_BLOCK, "", None)
+    assert statements(policy.document) == {
+        "FindingBucketPublicAccessBlock": {
+            "Effect": "Allow",
+            "Action": list(PUBLIC_ACCESS_ACTIONS),
+            "Resource": "arn:aws:s3:::payments-data",
+        }
+    }
+    assert PUBLIC_ACCESS_ACTIONS == ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")
