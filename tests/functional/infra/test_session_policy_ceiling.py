@@ -10,6 +10,7 @@ from macie_chatops.session_policy import (
     KMS_ACTIONS,
     MOVE_QUARANTINE_ACTIONS,
     MOVE_SOURCE_ACTIONS,
+    PUBLIC_ACCESS_ACTIONS,
     RESTORE_DESTINATION_ACTIONS,
     RESTORE_QUARANTINE_ACTIONS,
 )
@@ -44,3 +45,7 @@ def test_the_role_grants_the_listings_and_kms_through_s3(example: Synthesized) -
     assert {"s3:ListBucket", "s3:ListBucketVersions"} <= _granted(example, "FlaggedObjectBuckets")
     assert "s3:ListBucket" in _granted(example, "QuarantineBuckets")
     assert set(KMS_ACTIONS) <= _granted(example, "KmsThroughS3Only")
+
+
+def test_the_role_grants_what_a_policy_fixs_session_may_do(example: Synthesized) -> None:
+    assert set(PUBLIC_ACCESS_ACTIONS) == _granted(example, "PublicAccessBlockOfFlaggedBuckets")
