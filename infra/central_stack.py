@@ -11,6 +11,7 @@ schedule (hourly) --> reconciler (findings Macie holds that no event delivered) 
 alarms --> SNS topic; member alarms relayed from the central bus                            monitoring.py
 the operations dashboard (what the alarms watch, the handlers' metrics)                     dashboard.py
 KMS keys, state table, Slack secret (empty until the operator fills it), delivery DLQ       foundation.py
+approval key (HMAC): the approving handlers sign, the remediator and sweeper verify       approvals.py
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.central import dashboard, monitoring
+from infra.central.approvals import ApprovalKey
 from infra.central.digests import Digests
 from infra.central.foundation import Foundation
 from infra.central.intake import Intake
@@ -47,6 +49,12 @@ class CentralStack(Stack):
         intake = Intake(self, config, foundation, assets, jobs=remediation)
         interaction = Interaction(self, foundation, assets, jobs=remediation, waf=config.slack.waf)
         sweeper = Sweeper(self, foundation, assets, jobs=remediation)
+        # Every approval is signed by the handlers that approve and verified by those that act on it (§23).
+        approvals = ApprovalKey(
+            self,
+            signers=[intake.finding_handler, interaction.interaction_handler],
+            verifiers=[remediation.remediator, sweeper.sweeper],
+        )
         reminders = Reminders(self, foundation, assets)
         digests = Digests(self, foundation, assets)
         # The handlers that join findings to groups or move their members wake the digest writer (§22).
@@ -68,6 +76,7 @@ class CentralStack(Stack):
 
         reconciler = Reconciler(self, config, foundation, assets, intake)
         reconciler.watch(alarms)
+        approvals.watch(alarms)
         digests.watch(alarms)
         dashboard.build(self, alarms=alarms, api=interaction.api.api)  # last: it graphs what the alarms watch
 

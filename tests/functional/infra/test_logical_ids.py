@@ -27,6 +27,7 @@ CENTRAL: Final = {
     "StateKey1A488514": "AWS::KMS::Key",  # issue 17 item 5: the table's, the secret's and the logs' own keys
     "SlackSecretKey85610288": "AWS::KMS::Key",
     "LogsKeyA6AB43B2": "AWS::KMS::Key",
+    "ApprovalKey5E5C8775": "AWS::KMS::Key",  # issue 17 item 3: the HMAC key approvals are signed with
     "SlackSecret83D92A0C": "AWS::SecretsManager::Secret",
     "EventsBusArchive3AC72948": "AWS::Events::Archive",
     "IntakeQueue6FB53B87": "AWS::SQS::Queue",
