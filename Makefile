@@ -11,13 +11,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export SKIP_SLACK_SDK_WARNING := 1
 
-.PHONY: demo test lint typecheck unit functional e2e infra-test bench synth schema lock clean help
+.PHONY: demo test lint typecheck unit functional e2e infra-test bench synth checkov schema lock clean help
 
 help:
 	@echo "make demo   - the whole pipeline in the local sandbox (no AWS account, no Slack workspace)"
 	@echo "make test   - lint, type-check and the full test suite"
 	@echo "make bench  - the benchmarks (ratios printed side by side)"
 	@echo "make synth  - cdk synth the central stack and the member StackSets"
+	@echo "make checkov - checkov over the synthesized templates (its own venv; not part of make test)"
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,24 @@ bench: $(VENV)/.dev
 synth: $(VENV)/.dev node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" npx cdk synth -q
 
+# checkov, not part of `make test`: in a virtual environment of its own (it pins boto3 and packaging older than
+# the project's). It fails on any finding not in checkov.baseline; docs/checkov.md says why each one there does
+# not apply. After a reviewed change: `make checkov CHECKOV_ARGS=--create-baseline` writes
+# cdk.out/.checkov.baseline; move it over checkov.baseline and say why in docs/checkov.md.
+CHECKOV_VENV := .checkov-venv
+CHECKOV_VERSION := 3.3.30
+CHECKOV_ARGS ?= --baseline checkov.baseline
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip --disable-pip-version-check -q install 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+checkov: synth $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet \
+	  $$(for t in cdk.out/*.template.json cdk.out/member-templates/*.json; do printf ' -f %s' "$$t"; done) \
+	  $(CHECKOV_ARGS)
+
 schema: $(VENV)/.sandbox
 	$(BIN)/macie-chatops schema > accounts.schema.json
 
@@ -72,4 +91,4 @@ lock:
 	rm -rf .lockvenv
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache build *.egg-info
