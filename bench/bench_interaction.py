@@ -153,7 +153,7 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    from bench.bench_import_handlers import measure
+    from bench.bench_import_handlers import measure_statements
     from macie_chatops.config import load_config
     from macie_chatops_sandbox.testkit.interaction import build_world, standin
     from macie_chatops_sandbox.testkit.world import review_summary
@@ -177,7 +177,7 @@ def main() -> int:
             with contextlib.redirect_stdout(io.StringIO()):
                 samples = warm(world, clicks)
             cold = cold_clicks(world, max(3, runs // 2))
-            imports = measure(IMPORTS, runs)
+            imports = measure_statements(IMPORTS, runs)
     finally:
         server.stop()
 
