@@ -12,10 +12,10 @@ What each command calls (read from cli.py, exemptions_cli.py, store.py, exemptio
 - ``exemptions list``: BatchGetItem on the table; ``exemptions revoke``: UpdateItem (GetItem when it is
   refused, to say why).
 
-The state table and the Slack secret are encrypted with AWS managed keys (``aws/dynamodb``,
-``aws/secretsmanager``), whose key policies let the account's principals use them through the service: no KMS
-statement for them. ``validate``, ``decide``, ``schema``, ``slack-manifest``, ``scp`` and this command touch
-no AWS API.
+The state table and the Slack secret are encrypted with customer-managed keys of their own (architecture §25):
+the table's key through DynamoDB (Decrypt to read, Encrypt and GenerateDataKey to write, as the stack grants the
+handlers), the secret's key through Secrets Manager (Decrypt), each found by its alias. ``validate``, ``decide``,
+``schema``, ``slack-manifest``, ``scp`` and this command touch no AWS API.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from macie_chatops.config import Config
 TABLE_ACTIONS: Final = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
 QUEUE_ACTIONS: Final = ("sqs:GetQueueAttributes", "sqs:SendMessage")
 QUEUE_KEY_ACTIONS: Final = ("kms:Decrypt", "kms:GenerateDataKey")
+TABLE_KEY_ACTIONS: Final = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+SECRET_KEY_ACTIONS: Final = ("kms:Decrypt",)
 
 
 def operator_policy(
@@ -82,6 +84,9 @@ def operator_policy(
                     "StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"},
                 },
             },
+            _key_through(
+                "UseTheStateTableKey", TABLE_KEY_ACTIONS, names.STATE_KEY_ALIAS, "dynamodb", partition, region, account
+            ),
             {
                 "Sid": "ReadSlackTokenForLinksAndMessageUpdates",
                 "Effect": "Allow",
@@ -89,7 +94,32 @@ def operator_policy(
                 # Secrets Manager appends a hyphen and six random characters to the secret's name in its ARN.
                 "Resource": f"{secret}-??????",
             },
+            _key_through(
+                "DecryptTheSlackSecret",
+                SECRET_KEY_ACTIONS,
+                names.SLACK_SECRET_KEY_ALIAS,
+                "secretsmanager",
+                partition,
+                region,
+                account,
+            ),
         ],
+    }
+
+
+def _key_through(
+    sid: str, actions: tuple[str, ...], alias: str, service: str, partition: str, region: str, account: str
+) -> dict[str, Any]:
+    """A key found by its alias (its id is not known before deploy), used only through ``service``."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
+        "Condition": {
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias},
+            "StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"},
+        },
     }
 
 

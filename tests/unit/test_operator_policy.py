@@ -66,10 +66,30 @@ def test_the_policy_has_exactly_these_statements() -> None:
                 },
             },
             {
+                "Sid": "UseTheStateTableKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": f"arn:aws:kms:{region}:{account}:key/*",
+                "Condition": {
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/macie-chatops-state"},
+                    "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"},
+                },
+            },
+            {
                 "Sid": "ReadSlackTokenForLinksAndMessageUpdates",
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": f"arn:aws:secretsmanager:{region}:{account}:secret:{config.slack.secret_name}-??????",
+            },
+            {
+                "Sid": "DecryptTheSlackSecret",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": f"arn:aws:kms:{region}:{account}:key/*",
+                "Condition": {
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/macie-chatops-slack"},
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
+                },
             },
         ],
     }
@@ -181,8 +201,14 @@ def test_nothing_is_allowed_that_no_command_calls() -> None:
         for entry in entries
         for service, operation in _calls(entry, _owner(entry))
     }
-    # KMS: SQS encrypts a job sent to the queue (encrypted with the central key) with the sender's permissions
-    assert _allowed(operator_policy(_example())) - called == {"kms:Decrypt", "kms:GenerateDataKey"}
+    # KMS: SQS encrypts a job sent to the queue (encrypted with the central key) with the sender's permissions,
+    # DynamoDB and Secrets Manager use the table's and the secret's keys with the caller's
+    assert _allowed(operator_policy(_example())) - called == {
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+    }
 
 
 def test_the_commands_reach_only_these_store_and_queue_methods() -> None:
