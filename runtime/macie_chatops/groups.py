@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from macie_chatops.config import Action
 from macie_chatops.states import State
@@ -92,3 +92,9 @@ def key_prefix(key: str) -> str:
     """The prefix summarised in the digest: the object key's first folder, or ``/`` for a key at the root."""
     head, sep, _ = key.partition("/")
     return f"{head}/" if sep else "/"
+
+
+class GroupViews(Protocol):
+    """Read a group as its digest shows it (``group_store.GroupStore``)."""
+
+    def view(self, group_id: str) -> GroupView | None: ...

@@ -34,6 +34,7 @@ from macie_chatops.errors import (
     SlackError,
     SlackRetryableError,
 )
+from macie_chatops.groups import GroupViews
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.move import MoveOutcome, MoveRequest, ObjectMover, RestoreOutcome, RestoreRequest
 from macie_chatops.ports import Clock, Counter, SlackUpdater, utcnow
@@ -79,6 +80,7 @@ class RemediationDependencies:
     verifier: ApprovalVerifier  # every job's approval is verified before anything is touched (§23)
     checkpoint: Callable[[MoveStep], None] | None = None  # tests: crash between the mover's steps
     clock: Clock = field(default=utcnow)
+    groups: GroupViews | None = None  # a grouped finding's message may be its group's digest (§22)
 
     def mover(self, clients: MemberClients) -> ObjectMover:
         return ObjectMover(
@@ -598,6 +600,9 @@ def update_slack(record: FindingRecord, deps: RemediationDependencies) -> bool:
     if not record.slack_channel or not record.slack_ts:
         logger.info("no Slack message recorded for this finding: nothing to update")
         return False
+    if _shown_by_a_digest(record, deps):
+        logger.info("the finding's message is its group's digest: the digest writer shows the outcome (§22)")
+        return False
     message = message_for(record)
     if message is None:
         return False
@@ -622,6 +627,15 @@ def update_slack(record: FindingRecord, deps: RemediationDependencies) -> bool:
         return False
     deps.metrics.count("SlackUpdates", state=record.state.value)
     return True
+
+
+def _shown_by_a_digest(record: FindingRecord, deps: RemediationDependencies) -> bool:
+    """The first member of a group of several: its message became the group's digest, which one finding's outcome
+    must not replace (the transition already moved the group's counts)."""
+    if record.group_id is None or deps.groups is None:
+        return False
+    view = deps.groups.view(record.group_id)
+    return view is not None and view.member_count > 1
 
 
 def _audit_quietly(record: FindingRecord, deps: RemediationDependencies, **entry: Any) -> None:

@@ -216,6 +216,21 @@ class RemindersError(MacieChatOpsError):
         super().__init__(f"{len(report.errors)} reminder/escalation step(s) failed: {listed}")
 
 
+def one_per_group(records: Sequence[FindingRecord]) -> list[FindingRecord]:
+    """A group of findings (docs/architecture.md §22) is listed once, by its oldest member here: a flood of 10,000
+    is one line, not 334 summary messages. The others are not marked, so the group stays listed while any waits.
+    (Reminders are once per group already: only a message is reminded, and a group has one, its first member's.)"""
+    seen: set[str] = set()
+    kept = []
+    for record in records:
+        if record.group_id is not None:
+            if record.group_id in seen:
+                continue
+            seen.add(record.group_id)
+        kept.append(record)
+    return kept
+
+
 def _pending(deps: ReminderDependencies, older_than: timedelta, now: datetime) -> list[FindingRecord]:
     records: list[FindingRecord] = []
     for team in sorted(deps.config.teams):
@@ -243,6 +258,7 @@ def run(deps: ReminderDependencies, *, escalate: bool) -> ReminderReport:
     summaries: list[str] = []
     if escalate and policy.escalation_channel is not None:
         due = [r for r in _pending(deps, policy.escalate_after, now) if escalation_due(r, now=now, policy=policy)]
+        due = one_per_group(due)
         for start in range(0, len(due), SUMMARY_LINES):
             ts = _escalate(due[start : start + SUMMARY_LINES], policy.escalation_channel, now, deps, escalated, errors)
             if ts is not None:

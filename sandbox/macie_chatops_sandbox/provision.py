@@ -1,7 +1,7 @@
 """Provision the sandbox's AWS side the way the CDK stacks do, with the same names (macie_chatops.names).
 
 Security account, home region: the central bus (org-scoped PutEvents permission), the central rule with the
-one event pattern -> the intake queue, the intake and remediation queues with their DLQs (redrive), the
+one event pattern -> the intake queue, the intake, remediation and digest queues with their DLQs (redrive), the
 state table (the store's TABLE_DEFINITION and TTL), the Slack secret and the remediator role.
 Every member account x configured region: the forwarding rule on the default bus -> the central bus, a KMS
 key and the quarantine bucket (versioned, KMS default encryption, public access blocked, expiry after the
@@ -79,6 +79,8 @@ class Provisioned:
     members: dict[tuple[str, str], MemberRegion] = field(default_factory=dict)
     # (account, region) -> the rule forwarding that default bus to the central bus: members and the administrator.
     forwarders: dict[tuple[str, str], str] = field(default_factory=dict)
+    digests: Queue | None = None  # the digest queue (docs/architecture.md §22) and its DLQ
+    digests_dlq: Queue | None = None
 
     def member(self, account_id: str, region: str) -> MemberRegion | None:
         return self.members.get((account_id, region))
@@ -89,7 +91,8 @@ class Provisioned:
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        return (self.intake, self.intake_dlq, self.remediation, self.remediation_dlq)
+        digests = (self.digests, self.digests_dlq) if self.digests and self.digests_dlq else ()
+        return (self.intake, self.intake_dlq, self.remediation, self.remediation_dlq, *digests)
 
 
 def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> Queue:
@@ -131,6 +134,7 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
     remediation, remediation_dlq = _queue_with_dlq(
         sqs, names.REMEDIATION_QUEUE_NAME, names.REMEDIATION_DLQ_NAME, settings
     )
+    digests, digests_dlq = _queue_with_dlq(sqs, names.DIGEST_QUEUE_NAME, names.DIGEST_DLQ_NAME, settings)
 
     bus_arn: str = events.create_event_bus(Name=names.CENTRAL_BUS_NAME)["EventBusArn"]
     events.put_permission(
@@ -219,6 +223,8 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
         table_name=names.STATE_TABLE_NAME,
         secret_arn=secret_arn,
         remediator_role_arn=remediator_role_arn,
+        digests=digests,
+        digests_dlq=digests_dlq,
     )
 
 

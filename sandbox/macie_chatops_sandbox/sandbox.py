@@ -73,6 +73,8 @@ class SandboxSettings:
     remediator_batch_size: int = 1  # the remediator's: one move per invocation, as the central stack sets it
     finding_concurrency: int = 2  # pollers per queue (Lambda starts several for a busy queue)
     remediator_concurrency: int = 2
+    digest_concurrency: int = 1  # the digest writer's pollers (its Slack writes take the channel's pace anyway)
+    digest_timeout_s: float = 60.0
     wait_time_s: int = 1  # long-poll wait; also bounds how long stop() waits for a poller
     finding_timeout_s: float = 60.0
     interaction_timeout_s: float = 10.0
@@ -114,7 +116,16 @@ class ClickResponse:
 
 def _clear_handler_caches() -> None:
     """Drop the handlers' per-container caches (clients bound to this sandbox's endpoints)."""
-    for module in ("security_hub", "intake", "interaction", "remediation", "sweeper", "reminders", "reconciler"):
+    for module in (
+        "security_hub",
+        "intake",
+        "interaction",
+        "remediation",
+        "sweeper",
+        "reminders",
+        "reconciler",
+        "digests",
+    ):
         handler = sys.modules.get(f"macie_chatops.handlers.{module}")
         clear = getattr(handler, "clear_caches", None)
         if callable(clear):
@@ -255,6 +266,7 @@ class Sandbox:
                 names.ENV_STATE_TABLE: self._provisioned.table_name,
                 names.ENV_REMEDIATION_QUEUE_URL: self._provisioned.remediation.url,
                 names.ENV_INTAKE_QUEUE_URL: self._provisioned.intake.url,  # the reconciler's
+                names.ENV_DIGEST_QUEUE_URL: self._provisioned.digests.url if self._provisioned.digests else None,
                 names.ENV_SLACK_SECRET_ARN: self._provisioned.secret_arn,
                 names.ENV_CONFIG_PATH: str(config_file),
                 names.ENV_SLACK_API_URL: self._slack.base_url,
@@ -274,7 +286,7 @@ class Sandbox:
         # session left over from before the sandbox would not see its endpoint and credentials.
         _forget_boto3_default_session()
 
-        from macie_chatops.handlers import intake, interaction, remediation
+        from macie_chatops.handlers import digests, intake, interaction, remediation
 
         def function(name: str, handler: Any, timeout_s: float) -> Function:
             return Function(name, handler, timeout_s, home, security)
@@ -303,6 +315,19 @@ class Sandbox:
                 wait_time_s=s.wait_time_s,
             ),
         ]
+        if self._provisioned.digests is not None:  # the digest writer (docs/architecture.md §22)
+            self._pollers.append(
+                SqsPoller(
+                    function=function(names.DIGEST_WRITER_FUNCTION_NAME, digests.lambda_handler, s.digest_timeout_s),
+                    sqs=sqs,
+                    queue_url=self._provisioned.digests.url,
+                    queue_arn=self._provisioned.digests.arn,
+                    visibility_timeout_s=s.queues.visibility_timeout_s,
+                    batch_size=s.batch_size,
+                    concurrency=s.digest_concurrency,
+                    wait_time_s=s.wait_time_s,
+                )
+            )
         self._endpoint = InteractionEndpoint(
             function(names.INTERACTION_FUNCTION_NAME, interaction.lambda_handler, s.interaction_timeout_s),
             base64_bodies=s.base64_bodies,
@@ -703,7 +728,9 @@ class Sandbox:
     def _queue_depth(self) -> int:
         sqs = self.client("sqs")
         total = 0
-        for queue in (self.provisioned.intake, self.provisioned.remediation):
+        # The digest queue too: a group's wake-ups are work to do (its last page is posted when it closes).
+        digests = (self.provisioned.digests,) if self.provisioned.digests else ()
+        for queue in (self.provisioned.intake, self.provisioned.remediation, *digests):
             attributes = sqs.get_queue_attributes(
                 QueueUrl=queue.url,
                 AttributeNames=[
@@ -758,7 +785,8 @@ class Sandbox:
         """Messages that ended in a DLQ (peeked: they are made visible again at once)."""
         sqs = self.client("sqs")
         out: dict[str, list[str]] = {}
-        for queue in (self.provisioned.intake_dlq, self.provisioned.remediation_dlq):
+        digests = (self.provisioned.digests_dlq,) if self.provisioned.digests_dlq else ()
+        for queue in (self.provisioned.intake_dlq, self.provisioned.remediation_dlq, *digests):
             received = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=0)
             out[queue.name] = [m["Body"] for m in received.get("Messages", [])]
         return out

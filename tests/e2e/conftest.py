@@ -19,7 +19,10 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return load_config(ROOT / "accounts.yaml")
+    # Grouping off (slack.group_window_seconds 0): these modules follow findings one message each, as they were
+    # before groups; test_floods.py turns grouping on (docs/architecture.md §22).
+    config = load_config(ROOT / "accounts.yaml")
+    return config.model_copy(update={"slack": config.slack.model_copy(update={"group_window_seconds": 0})})
 
 
 @pytest.fixture(scope="module")

@@ -300,3 +300,29 @@ def test_a_full_page_is_posted_while_the_group_is_open(world: World, size: int) 
     (message,) = world.slack.messages(PAYMENTS)
     assert len(world.slack.replies(PAYMENTS, message.ts)) == 1
     assert world.delayed() == 0  # nothing left for the close: no partial page
+
+
+def test_the_remediator_leaves_a_digest_to_the_writer(world: World) -> None:
+    from macie_chatops.handlers import remediation as remediator_handler
+    from macie_chatops.remediation import update_slack
+
+    # GIVEN a group of 2 (its first member's message is the digest) and a group of 1 (another bucket)
+    assert world.intake(review_event(1), review_event(2), review_event(3, bucket="payments-archive")) == []
+    remediator_handler.clear_caches()
+    deps = remediator_handler.dependencies(remediator_handler.read_settings(), lambda: 60.0)
+    assert deps.groups is not None
+    digest_first, alone = world.record(f"{1:032x}"), world.record(f"{3:032x}")
+    blocked = []
+    for record in (digest_first, alone):
+        for expected, target in ((State.PENDING_APPROVAL, State.APPROVED), (State.APPROVED, State.BLOCKED)):
+            result = world.store.transition(
+                record.finding_id, expected={expected}, target=target, actor="remediator", event="t"
+            )
+        blocked.append(result.record)
+    # WHEN the outcome path updates their messages
+    # THEN the digest is not replaced by one finding's outcome; the finding alone in its group gets it as before
+    assert update_slack(blocked[0], deps) is False
+    assert update_slack(blocked[1], deps) is True
+    by_ts = {m.ts: m for m in world.slack.messages(PAYMENTS)}
+    assert by_ts[str(digest_first.slack_ts)].updates == () and len(by_ts[str(alone.slack_ts)].updates) == 1
+    remediator_handler.clear_caches()

@@ -88,6 +88,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
         ),
         metrics=metrics,
         verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
+        groups=None if (grouping := _cache.grouping(settings, AWS_TIMEOUTS)) is None else grouping.store,
     )
 
 
