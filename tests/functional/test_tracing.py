@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_MODULES = (
+    "digests",
     "intake",
     "interaction",
     "reconciler",

@@ -15,7 +15,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 # AWS calls only: the Slack Web API and response_url posts go through urllib, which X-Ray does not patch.
 PATCHED_MODULES: Final = ("botocore",)
@@ -52,7 +52,7 @@ def traced(service: str) -> Callable[[Handler], Handler]:
         def run(event: Any, context: Any) -> Any:
             return (chosen[0] if chosen else choose())(event, context)
 
-        return run  # type: ignore[return-value]
+        return cast(Handler, run)
 
     return decorate
 
