@@ -183,13 +183,15 @@ class StateChange:
 
 def change_of(stream_record: Mapping[str, Any]) -> StateChange | None:
     """The state change a DynamoDB stream record shows; None when it shows none (a write that kept the state,
-    a deletion, an object-version claim)."""
+    a deletion, an object-version claim, any other item that is not a finding)."""
     images = stream_record.get("dynamodb") or {}
     new, old = images.get("NewImage"), images.get("OldImage")
     if not new:
         return None
     key = new.get(STATE_TABLE_KEY, {}).get("S", "")
     if key.startswith(OBJECT_CLAIM_PREFIX) or new.get("item_type", {}).get("S") == CLAIM_ITEM_TYPE:
+        return None
+    if "#" in key:  # not a finding (finding ids never hold '#'): a Slack pace, a group, an account's exemptions...
         return None
     record = FindingRecord.from_item(new)
     previous = State(old["state"]["S"]) if old and "state" in old else None

@@ -166,8 +166,10 @@ def test_a_new_record_is_a_change_from_nothing() -> None:
         {"dynamodb": {"OldImage": _image("QUARANTINED"), "NewImage": _image("QUARANTINED")}},  # an audit entry
         {"dynamodb": {"OldImage": _image("QUARANTINED")}},  # a deletion (TTL)
         {"dynamodb": {"NewImage": {"finding_id": {"S": "object#abc"}, "item_type": {"S": "object_claim"}}}},
+        {"dynamodb": {"NewImage": {"finding_id": {"S": "pace#C0PAYMENTS"}, "item_type": {"S": "slack_pace"}}}},
+        {"dynamodb": {"NewImage": {"finding_id": {"S": "group#0123abcd"}, "item_type": {"S": "finding_group"}}}},
     ],
-    ids=["same-state", "removed", "object-claim"],
+    ids=["same-state", "removed", "object-claim", "slack-pace", "finding-group"],
 )
 def test_writes_that_change_no_state_are_not_changes(stream_record: dict[str, Any]) -> None:
     assert change_of(stream_record) is None
