@@ -64,9 +64,7 @@ def test_every_searched_metric_is_published_by_a_handler_with_those_dimensions(e
         # AND a handler publishes exactly that metric with exactly those dimensions (service is HandlerMetrics')
         assert (searched.metric, frozenset(searched.dimensions)) in published, searched
     # AND the search expressions name the namespace, every dimension and the metric
-    assert (
-        "SEARCH('{MacieChatOps,action,finding_type,service} MetricName=\"Findings\"', 'Sum', 300)" in expressions
-    )
+    assert "SEARCH('{MacieChatOps,action,finding_type,service} MetricName=\"Findings\"', 'Sum', 300)" in expressions
 
 
 def test_move_latency_is_the_remediators_published_seconds_of_quarantine_moves(example: Synthesized) -> None:
