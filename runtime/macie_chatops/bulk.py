@@ -149,6 +149,15 @@ class GroupClick:
         return self.answer(200, ephemeral(text), "refused", reason, category)
 
 
+def shows_digest(deps: Dependencies, record: FindingRecord) -> bool:
+    """Is ``record``'s message its group's digest now (a group's first member, once a second joined)? Then a
+    single finding's rendering must not replace it: the digest writer shows the member's new state."""
+    if record.group_id is None or record.group_seq != 1 or deps.groups is None:
+        return False
+    view = deps.groups.view(record.group_id)
+    return view is not None and view.member_count > 1
+
+
 def _same_workspace(click: GroupClick, deps: Dependencies) -> bool:
     """``interaction.same_workspace``: the one rule for every click."""
     return same_workspace(click.as_click(ClickAction.REMEDIATE, ""), deps.config.slack.team_id)

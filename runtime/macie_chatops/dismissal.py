@@ -79,6 +79,7 @@ TRIGGER_ERRORS: Final = frozenset({"expired_trigger_id", "invalid_trigger_id", "
 # Newlines are welcome in a reason; other controls, line/paragraph separators and direction overrides are not.
 _UNSHOWABLE_IN_REASON: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _TS_RE: Final = re.compile(r"[0-9]{1,12}\.[0-9]{1,8}")
+_OWN_TS_RE: Final = re.compile(rf"^(?:{_TS_RE.pattern})?$")
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SCOPE_WORDS: Final = {
     Scope.FINDING: "This finding (this version of the object)",
@@ -255,7 +256,8 @@ class FormMetadata(_Slack):
 
     finding_id: Annotated[str, StringConstraints(pattern=FINDING_ID_RE.pattern)]
     channel: Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,40}$")]
-    ts: Annotated[str, StringConstraints(pattern=_TS_RE.pattern)]
+    # Empty for a finding of a group that has no message of its own (its group's digest lists it, §22).
+    ts: Annotated[str, StringConstraints(pattern=_OWN_TS_RE.pattern)]
 
 
 @dataclass(frozen=True)
@@ -429,7 +431,7 @@ def _submit(context: _Context, metadata: FormMetadata, values: Mapping[str, Mapp
             category="unknown_finding",
             audit=False,
         )
-    if (record.slack_channel, record.slack_ts) != (metadata.channel, metadata.ts):
+    if (record.slack_channel or record.channel, record.slack_ts or "") != (metadata.channel, metadata.ts):
         return context.refuse(
             "form not bound to the finding's message",
             "This form does not belong to this finding's message; nothing was changed.",
@@ -596,8 +598,12 @@ def _update_message(
 
 def _update(context: _Context, record: FindingRecord, message: SlackMessage) -> None:
     """chat.update of the finding's message; a Slack failure is logged and audited (what was decided stands)."""
+    from macie_chatops.bulk import shows_digest
+
     updater = context.deps.updater
     if updater is None or not record.slack_channel or not record.slack_ts:
+        return
+    if shows_digest(context.deps, record):  # the digest writer shows the group's counts instead (§22)
         return
     try:
         updater.update(record.slack_channel, record.slack_ts, message)

@@ -329,3 +329,28 @@ def test_act_on_one_refuses_a_finding_outside_any_group_or_another_channel(world
     _, members = world.seed_group(2)
     assert "does not know" in body_of(world.act_on_one("6a1b2c3d4e5f60718293a4b5c6d70999", ALICE))["text"]
     assert "channel" in body_of(world.act_on_one(members[0], ALICE, channel_id=ANALYTICS_CHANNEL))["text"]
+
+
+def test_a_member_without_a_message_of_its_own_is_dismissed_through_its_own_form(world: World) -> None:
+    # GIVEN a group of 3; finding 2 has no message of its own (its group's digest lists it)
+    _, members = world.seed_group(3)
+    assert record_of(world, members[1]).slack_ts is None
+    # WHEN Bob chooses it in a page, clicks its Dismiss and submits the form
+    body_of(world.act_on_one(members[1], BOB))
+    answer = body_of(world.dismiss(members[1], BOB, reason="A copy of public test data", is_ephemeral=True))
+    # THEN it alone is dismissed with its reason, and no message was updated for it (it has none)
+    assert answer == {"response_action": "clear"}
+    assert states(world, members) == [State.PENDING_APPROVAL, State.DISMISSED, State.PENDING_APPROVAL]
+    assert world.slack.request_count("chat.update") == 0
+
+
+def test_dismissing_the_first_member_never_overwrites_the_digest_with_its_own_message(world: World) -> None:
+    # GIVEN a group of 2: finding 1's message is now the group's digest
+    _, members = world.seed_group(2)
+    channel, ts = world.messages[members[0]]
+    before = world.slack.message(channel, ts).blocks
+    # WHEN finding 1 is dismissed through its form (chosen in a page)
+    world.dismiss(members[0], BOB, is_ephemeral=True)
+    # THEN it is dismissed, and the digest's message is left to the digest writer
+    assert record_of(world, members[0]).state is State.DISMISSED
+    assert world.slack.message(channel, ts).blocks == before
