@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from macie_chatops.digest_messages import render_digest, render_page
 from macie_chatops.errors import SlackMessageNotFoundError
-from macie_chatops.group_store import DigestQueue, GroupItem, GroupStore
+from macie_chatops.group_store import DigestQueue, GroupItem, GroupStore, digest_interval
 from macie_chatops.groups import PAGE_SIZE, page_number
 from macie_chatops.ports import Clock, Counter, SlackPoster, utcnow
 from macie_chatops.store import FindingStore
@@ -128,8 +128,9 @@ def _write(
     if item.dirty:
         deps.slack.update(channel, ts, render_digest(view, now=now))
         deps.metrics.count("DigestUpdates")
+        updates = deps.groups.note_update(group_id)
         if not deps.groups.clear_dirty(group_id, version=view.version):
-            deps.digests.wake(group_id, delay_s=deps.pace_s)
+            deps.digests.wake(group_id, delay_s=digest_interval(updates))
             outcome = DigestOutcome.CHANGED
     if not closed and view.member_count % PAGE_SIZE and deps.groups.schedule_close_wake(group_id, at=item.closes_at):
         # The last page is posted when the group closes: wake then (a later join moves the close, and the

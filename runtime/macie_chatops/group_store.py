@@ -14,6 +14,7 @@ whatever its deliveries do. Joins of one group that collide are retried (a burst
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -47,6 +48,16 @@ MAX_JOIN_ATTEMPTS: Final = 50
 STALE_DIRTY: Final = timedelta(minutes=5)
 # The writer wakes this long after the first change it must show: the changes of a burst meanwhile are one update.
 DIGEST_PACE_S: Final = 3
+# A group's digest updates come further apart the more it has had (3, 6, 12, ... s, then every 2 minutes): a flood
+# that lasts minutes costs a dozen updates per group, not one every few seconds (issue 14: 200 writes per 10,000).
+MAX_DIGEST_INTERVAL_S: Final = 120
+
+
+def digest_interval(updates: int) -> int:
+    """Seconds to wait after a group's ``updates``-th digest update before the next one."""
+    return min(MAX_DIGEST_INTERVAL_S, DIGEST_PACE_S * 2 ** min(updates, 16))
+
+
 MAX_SQS_DELAY_S: Final = 900
 
 
@@ -332,10 +343,11 @@ class GroupStore:
 
     # -- dirty marks: the digest is behind the group -------------------------------------------------
 
-    def mark_dirty(self, group_id: str, *, moved: tuple[State, State] | None = None) -> bool:
+    def mark_dirty(self, group_id: str, *, moved: tuple[State, State] | None = None) -> int | None:
         """The digest must be rendered again (a member joined; ``moved``: a member went from one state to
-        another, counted now). True when the caller must wake the writer: the group was clean, or has been dirty
-        for longer than :data:`STALE_DIRTY` (its wake-up was lost; of several callers one is told so)."""
+        another, counted now). The delay (s) after which the caller must wake the writer, or None: no wake-up is
+        due (one is on its way). One is due when the group was clean, or has been dirty for longer than
+        :data:`STALE_DIRTY` (its wake-up was lost; of several callers one is told so)."""
         now = self._clock()
         names = {"#dirty": "dirty", "#at": "dirty_at", "#version": "version", "#key": STATE_TABLE_KEY}
         values: dict[str, Any] = {":true": True, ":now": _iso(now), ":one": 1}
@@ -359,11 +371,11 @@ class GroupStore:
             raise GroupStoreError(f"group {group_id} does not exist") from exc
         old = self._plain(response.get("Attributes", {}))
         if not old.get("dirty"):
-            return True
+            return _next_update_delay(old, now)
         since = old.get("dirty_at")
         if since is None or _parse(str(since)) > now - STALE_DIRTY:
-            return False
-        return self._rearm(group_id, str(since), now)
+            return None
+        return DIGEST_PACE_S if self._rearm(group_id, str(since), now) else None
 
     def _rearm(self, group_id: str, since: str, now: datetime) -> bool:
         try:
@@ -393,6 +405,18 @@ class GroupStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def note_update(self, group_id: str) -> int:
+        """The digest was just updated: when, and how many updates so far (returned), which space the next."""
+        response = self._client.update_item(
+            TableName=self._table,
+            Key=self._key(group_item_key(group_id)),
+            UpdateExpression="SET #at = :now ADD #updates :one",
+            ExpressionAttributeNames={"#at": "digest_updated_at", "#updates": "digest_updates"},
+            ExpressionAttributeValues=self._serialize({":now": _iso(self._clock()), ":one": 1}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(self._plain(response["Attributes"])["digest_updates"])
 
     # -- the digest and its pages ----------------------------------------------------------------------
 
@@ -511,6 +535,16 @@ def _integers(value: Any) -> Any:
     return value
 
 
+def _next_update_delay(group: Mapping[str, Any], now: datetime) -> int:
+    """When the writer may update the digest next: the pace after a change, and no sooner than the interval its
+    updates so far have earned (:func:`digest_interval`)."""
+    updated_at = group.get("digest_updated_at")
+    if updated_at is None:
+        return DIGEST_PACE_S
+    due = _parse(str(updated_at)) + timedelta(seconds=digest_interval(int(group.get("digest_updates", 0))))
+    return max(DIGEST_PACE_S, math.ceil((due - now).total_seconds()))
+
+
 def _still_open(group: Mapping[str, Any], now: datetime, window: timedelta, max_age: timedelta) -> bool:
     """Still taking members: joined within ``window``, opened within ``max_age`` (the config's, as of now)."""
     return now - _parse(str(group["last_joined_at"])) <= window and now - _parse(str(group["opened_at"])) <= max_age
@@ -601,8 +635,9 @@ class Grouping:
 
     def touched(self, group_id: str, *, moved: tuple[State, State] | None = None) -> None:
         """The group changed (a join, or a member ``moved`` between states): dirty, the writer woken if due."""
-        if self.store.mark_dirty(group_id, moved=moved):
-            self.digests.wake(group_id, delay_s=self.pace_s)
+        delay = self.store.mark_dirty(group_id, moved=moved)
+        if delay is not None:
+            self.digests.wake(group_id, delay_s=delay)
 
     def state_changed(self, record: FindingRecord) -> None:
         """``FindingStore``'s hook after a transition: a grouped member's move shows in its group's counts. The

@@ -19,9 +19,12 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    # Grouping off (slack.group_window_seconds 0): these modules follow findings one message each, as they were
-    # before groups; test_floods.py turns grouping on (docs/architecture.md §22).
-    config = load_config(ROOT / "accounts.yaml")
+    return without_grouping(load_config(ROOT / "accounts.yaml"))
+
+
+def without_grouping(config: Config) -> Config:
+    """``config`` with slack.group_window_seconds 0: the modules written before groups follow findings one message
+    each; test_floods.py (its own sandbox fixture) turns grouping on (docs/architecture.md §22)."""
     return config.model_copy(update={"slack": config.slack.model_copy(update={"group_window_seconds": 0})})
 
 
@@ -38,5 +41,5 @@ def sandbox_settings() -> SandboxSettings:
 
 @pytest.fixture(scope="module")
 def sandbox(config: Config, sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
-    with Sandbox(config, sandbox_settings) as running:
+    with Sandbox(without_grouping(config), sandbox_settings) as running:
         yield running

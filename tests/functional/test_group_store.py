@@ -10,7 +10,15 @@ import boto3
 import pytest
 
 from macie_chatops.config import Action
-from macie_chatops.group_store import STALE_DIRTY, GroupStore, GroupStoreError, NewMember
+from macie_chatops.group_store import (
+    DIGEST_PACE_S,
+    MAX_DIGEST_INTERVAL_S,
+    STALE_DIRTY,
+    GroupStore,
+    GroupStoreError,
+    NewMember,
+    digest_interval,
+)
 from macie_chatops.groups import PAGE_SIZE, GroupKey
 from macie_chatops.states import State
 from macie_chatops.store import FindingStore, create_state_table
@@ -201,19 +209,32 @@ def test_dirty_marks_wake_once_and_clear_only_at_their_version(
 ) -> None:
     group_id = _join(groups, _finding(findings, 1)).group_id
     # GIVEN a clean group WHEN two changes mark it THEN only the first (clean -> dirty) must wake the writer
-    assert groups.mark_dirty(group_id) is True
-    assert groups.mark_dirty(group_id, moved=(State.PENDING_APPROVAL, State.APPROVED)) is False
+    assert groups.mark_dirty(group_id) == DIGEST_PACE_S
+    assert groups.mark_dirty(group_id, moved=(State.PENDING_APPROVAL, State.APPROVED)) is None
     item = groups.item(group_id)
     assert item is not None and item.dirty and item.view.version == 3
     assert item.view.state_counts == {State.APPROVED: 1}
     # WHEN the writer rendered version 2 only THEN it may not clear the mark; at version 3 it may
     assert groups.clear_dirty(group_id, version=2) is False
     assert groups.clear_dirty(group_id, version=3) is True
-    assert groups.mark_dirty(group_id) is True
+    assert groups.mark_dirty(group_id) == DIGEST_PACE_S
     # AND a mark older than STALE_DIRTY (its wake-up lost) wakes the writer again, once
     clock.now += STALE_DIRTY + timedelta(seconds=1)
-    assert groups.mark_dirty(group_id) is True
-    assert groups.mark_dirty(group_id) is False
+    assert groups.mark_dirty(group_id) == DIGEST_PACE_S
+    assert groups.mark_dirty(group_id) is None
+
+
+def test_digest_updates_come_further_apart(groups: GroupStore, findings: FindingStore, clock: SettableClock) -> None:
+    # GIVEN a group whose digest was updated 4 times, the last just now
+    group_id = _join(groups, _finding(findings, 1)).group_id
+    assert [groups.note_update(group_id) for _ in range(4)] == [1, 2, 3, 4]
+    # WHEN it changes THEN the writer is woken only when the interval 4 updates earned is over (3 x 2^4 s)
+    assert groups.mark_dirty(group_id) == digest_interval(4) == 48
+    groups.clear_dirty(group_id, version=groups.item(group_id).view.version)  # type: ignore[union-attr]
+    clock.now += timedelta(seconds=40)
+    assert groups.mark_dirty(group_id) == 8
+    # AND however many updates, at most MAX_DIGEST_INTERVAL_S apart
+    assert digest_interval(0) == DIGEST_PACE_S and digest_interval(50) == MAX_DIGEST_INTERVAL_S
 
 
 def test_marking_an_unknown_group_fails(groups: GroupStore) -> None:
