@@ -144,6 +144,7 @@ class PayloadContainer(_Slack):
     type: Short
     channel_id: SlackId | None = None
     message_ts: Short | None = None
+    is_ephemeral: bool | None = None
 
 
 class PayloadAction(_Slack):
@@ -185,6 +186,7 @@ class Click:
     channel_ids: frozenset[str]  # channel.id and container.channel_id (both, when both are present)
     response_url: str | None = None  # where Slack takes the answer for block_actions (it ignores the body)
     trigger_id: str | None = field(default=None, repr=False, compare=False)  # lets it open a modal (dismissal.py)
+    from_ephemeral: bool = field(default=False, compare=False)  # clicked in a message only the clicker sees
 
     @property
     def finding_id(self) -> str | None:
@@ -238,6 +240,7 @@ def parse_click(body: bytes) -> Click | Answer:
         channel_ids=frozenset(channels),
         response_url=payload.response_url,
         trigger_id=payload.trigger_id,
+        from_ephemeral=bool(payload.container is not None and payload.container.is_ephemeral),
     )
 
 
@@ -561,7 +564,24 @@ def handle_click(body: bytes, deps: Dependencies) -> Answer:
         )
         _deliver(failed, deps)
         raise
+    answer = _not_over_a_digest(answer, parsed, deps)
     return _deliver(dataclasses.replace(answer, response_url=parsed.response_url), deps)
+
+
+def _not_over_a_digest(answer: Answer, click: Click, deps: Dependencies) -> Answer:
+    """The answer replaces the clicked message, unless that message has become its group's digest (§22; a click
+    on the first finding's own buttons before the digest replaced them): then only the clicker is told, and the
+    digest writer shows the finding's new state."""
+    if click.from_ephemeral or deps.groups is None or answer.finding_id is None:
+        return answer
+    if not answer.body.get("replace_original"):
+        return answer
+    from macie_chatops.bulk import shows_digest
+
+    record = deps.store.get(answer.finding_id)
+    if record is None or not shows_digest(deps, record):
+        return answer
+    return dataclasses.replace(answer, body=ephemeral(str(answer.body.get("text") or "Done.")))
 
 
 def _deliver(answer: Answer, deps: Dependencies) -> Answer:

@@ -354,3 +354,23 @@ def test_dismissing_the_first_member_never_overwrites_the_digest_with_its_own_me
     # THEN it is dismissed, and the digest's message is left to the digest writer
     assert record_of(world, members[0]).state is State.DISMISSED
     assert world.slack.message(channel, ts).blocks == before
+
+
+def test_a_click_on_the_first_findings_own_buttons_never_replaces_the_digest(world: World) -> None:
+    # GIVEN a group of 2: finding 1's message (with its own buttons, clicked before the digest replaced them) is
+    # the group's digest now
+    _, members = world.seed_group(2)
+    channel, ts = world.messages[members[0]]
+    before = world.slack.message(channel, ts).blocks
+    # WHEN its Remediate is clicked from that message
+    answer = body_of(world.click(names.ACTION_REMEDIATE, members[0], BOB))
+    # THEN the finding is approved, the clicker alone is told, and the digest is left to the digest writer
+    assert record_of(world, members[0]).state is State.APPROVED and len(world.jobs()) == 1
+    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
+    assert world.slack.message(channel, ts).blocks == before
+
+
+def test_a_group_of_one_is_its_findings_own_message_and_a_click_replaces_it(world: World) -> None:
+    _, members = world.seed_group(1)
+    answer = body_of(world.click(names.ACTION_REMEDIATE, members[0], BOB))
+    assert answer["replace_original"] is True and record_of(world, members[0]).state is State.APPROVED
