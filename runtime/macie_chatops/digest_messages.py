@@ -292,9 +292,13 @@ def render_digest(view: GroupView, *, now: datetime) -> SlackMessage:
     ]
     if offers_bulk(view):
         blocks.append(bulk_buttons(view))
-    fallback = fit(
-        f"{_title(view)}: {view.finding_type} in s3://{view.bucket}/ ({view.account_name or view.account_id})", 600
+    counted = ", ".join(
+        f"{_count(view.state_counts, state):,} {words}"
+        for state, words in STATE_WORDS.items()
+        if _count(view.state_counts, state)
     )
+    where = f"{view.finding_type} in s3://{view.bucket}/ ({view.account_name or view.account_id})"
+    fallback = fit(f"{_title(view)}: {where}" + (f": {counted}" if counted else ""), 600)
     return SlackMessage(text=fallback, blocks=tuple(blocks))
 
 

@@ -192,6 +192,7 @@ def test_an_auto_digest_shows_the_running_tally() -> None:
     assert "*Tally:* quarantined 44 · blocked 3 · failed 1 · being quarantined 2" in text
     assert "Automatic quarantine of 50 findings" in body["blocks"][0]["text"]["text"]
     assert "• Blocked: 3" in text
+    assert body["text"].endswith(": 2 being quarantined, 44 quarantined, 3 blocked, 1 failed")  # notifications
 
 
 def test_a_count_dipping_below_zero_shows_as_zero() -> None:
