@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.errors import MacieChatOpsError
+from macie_chatops.groups import GroupViews
 from macie_chatops.job_request import JobRequest, SentNote, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, JobQueue, SlackUpdater, utcnow
@@ -167,6 +168,7 @@ class SweepDependencies:
     # kms:VerifyMac) re-queues without, and the remediator still verifies. ``signer``: `sweep --requeue --reapprove`.
     verifier: ApprovalVerifier | None = None
     signer: ApprovalSigner | None = None
+    groups: GroupViews | None = None  # a grouped finding's message may be its group's digest (§22)
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,10 @@ def _show_stuck(record: FindingRecord, step: SweepStep, deps: SweepDependencies)
             return True
     if deps.slack is None or record.summary is None or not record.slack_channel or not record.slack_ts:
         return False
+    if record.group_id is not None and deps.groups is not None:
+        view = deps.groups.view(record.group_id)
+        if view is not None and view.member_count > 1:  # the message is the group's digest: one finding's word
+            return False  # must not replace it (the error log and StuckApprovals say it)
     from macie_chatops.slack_messages import build_stuck_message
 
     message = build_stuck_message(

@@ -75,6 +75,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> S
         slack=_LazySlack(settings, remaining_time_s),
         policy=SweepPolicy.from_env(os.environ),
         verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
+        groups=None if (grouping := _cache.grouping(settings, AWS_TIMEOUTS)) is None else grouping.store,
     )
 
 
