@@ -2,7 +2,8 @@
 
 Security account, home region: the central bus (org-scoped PutEvents permission), the central rule with the
 one event pattern -> the intake queue, the intake, remediation and digest queues with their DLQs (redrive), the
-state table (the store's TABLE_DEFINITION and TTL), the Slack secret and the remediator role.
+state table (the store's TABLE_DEFINITION and TTL), the Slack secret, the approval key (HMAC, with its alias; no
+key policy: moto does not evaluate one) and the remediator role.
 Every member account x configured region: the forwarding rule on the default bus -> the central bus, a KMS
 key and the quarantine bucket (versioned, KMS default encryption, public access blocked, expiry after the
 retention period); per member account the forwarder role and the remediation role. The Macie administrator
@@ -81,6 +82,7 @@ class Provisioned:
     forwarders: dict[tuple[str, str], str] = field(default_factory=dict)
     digests: Queue | None = None  # the digest queue (docs/architecture.md §22) and its DLQ
     digests_dlq: Queue | None = None
+    approval_key_arn: str = ""  # the HMAC key approvals are signed with (docs/architecture.md §23)
 
     def member(self, account_id: str, region: str) -> MemberRegion | None:
         return self.members.get((account_id, region))
@@ -211,6 +213,11 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
             ],
         },
     )
+    kms = accounts.client("kms", security, region)
+    approval_key_arn: str = kms.create_key(
+        KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="macie-chatops: signs every approval"
+    )["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=names.APPROVAL_KEY_ALIAS, TargetKeyId=approval_key_arn)
     return Provisioned(
         security_account=security,
         home_region=region,
@@ -225,6 +232,7 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
         remediator_role_arn=remediator_role_arn,
         digests=digests,
         digests_dlq=digests_dlq,
+        approval_key_arn=approval_key_arn,
     )
 
 

@@ -268,6 +268,7 @@ class Sandbox:
                 names.ENV_INTAKE_QUEUE_URL: self._provisioned.intake.url,  # the reconciler's
                 names.ENV_DIGEST_QUEUE_URL: self._provisioned.digests.url if self._provisioned.digests else None,
                 names.ENV_SLACK_SECRET_ARN: self._provisioned.secret_arn,
+                names.ENV_APPROVAL_KEY_ID: self._provisioned.approval_key_arn,
                 names.ENV_CONFIG_PATH: str(config_file),
                 names.ENV_SLACK_API_URL: self._slack.base_url,
                 # Without Slack's posting limit there is nothing to pace: the handlers post at once.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from macie_chatops.approvals import ApprovalSigner
 from macie_chatops.states import State
 from macie_chatops.store import FindingStore
 from macie_chatops_sandbox.sandbox import Sandbox
@@ -19,13 +20,16 @@ def test_a_lost_approval_is_requeued_by_the_sweeper_and_quarantined(sandbox: San
     an_hour_ago = FindingStore(
         sandbox.client("dynamodb"), sandbox.provisioned.table_name, clock=lambda: datetime.now(UTC) - timedelta(hours=1)
     )
+    signer = ApprovalSigner(sandbox.client("kms"), sandbox.provisioned.approval_key_arn)  # as the click signs it
+    pending = finding.record(sandbox)
+    stamp = signer.stamp(pending, action="quarantine", approver=approver, at=datetime.now(UTC) - timedelta(hours=1))
     lost = an_hour_ago.transition(
         finding.finding_id,
         expected={State.PENDING_APPROVAL},
         target=State.APPROVED,
         actor=approver,
         event="click:remediate",
-        updates={"approver": approver},
+        updates={"approver": approver, "approval": stamp},
     )
     assert lost.applied
     sandbox.wait_until_idle(30)
