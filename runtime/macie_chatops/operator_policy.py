@@ -9,6 +9,8 @@ What each command calls (read from cli.py, exemptions_cli.py, store.py, exemptio
 - ``sweep``: Query of the approved index, GetItem and UpdateItem; GetQueueAttributes (the backlog) and
   SendMessage on the queue; GetSecretValue when it updates the stuck findings' Slack messages
   (``--requeue``: GetItem, UpdateItem, SendMessage);
+- ``restore``, ``retry --reapprove``, ``sweep --requeue --reapprove``: GenerateMac on the approval key (the
+  operator's signed approval, architecture §23), found by its alias;
 - ``exemptions list``: BatchGetItem on the table; ``exemptions revoke``: UpdateItem (GetItem when it is
   refused, to say why).
 
@@ -103,6 +105,17 @@ def operator_policy(
                 region,
                 account,
             ),
+            {
+                # restore, retry --reapprove, sweep --requeue --reapprove: the operator's own signed approval (§23)
+                "Sid": "SignOperatorApprovals",
+                "Effect": "Allow",
+                "Action": "kms:GenerateMac",
+                "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
+                "Condition": {
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": names.APPROVAL_KEY_ALIAS},
+                    "StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"},
+                },
+            },
         ],
     }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from macie_chatops import exemption_store, jobs, names, slack_secrets, store, sweeper
+from macie_chatops import approvals, exemption_store, jobs, names, slack_secrets, store, sweeper
 from macie_chatops.cli import COMMANDS, main
 from macie_chatops.config import Config, load_config
 from macie_chatops.operator_policy import operator_policy, operator_policy_json
@@ -91,6 +91,16 @@ def test_the_policy_has_exactly_these_statements() -> None:
                     "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
                 },
             },
+            {
+                "Sid": "SignOperatorApprovals",
+                "Effect": "Allow",
+                "Action": "kms:GenerateMac",
+                "Resource": f"arn:aws:kms:{region}:{account}:key/*",
+                "Condition": {
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/macie-chatops-approvals"},
+                    "StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"},
+                },
+            },
         ],
     }
 
@@ -120,12 +130,14 @@ COMMAND_ENTRY_POINTS: dict[str, list[Callable[..., Any]]] = {
         store.FindingStore.transition,
         store.FindingStore.append_audit,
         jobs.SqsJobQueue.send,
+        approvals.ApprovalSigner.stamp,
     ],
     "retry": [
         store.FindingStore.get,
         store.FindingStore.transition,
         store.FindingStore.append_audit,
         jobs.SqsJobQueue.send,
+        approvals.ApprovalSigner.stamp,  # --reapprove
     ],
     "sweep": [
         store.FindingStore.approved_before,
@@ -135,10 +147,11 @@ COMMAND_ENTRY_POINTS: dict[str, list[Callable[..., Any]]] = {
         jobs.SqsJobQueue.send,
         jobs.SqsJobQueue.waiting,
         slack_secrets.load_slack_secrets,
+        approvals.ApprovalSigner.stamp,  # --requeue --reapprove
     ],
     "exemptions": [exemption_store.ExemptionStore.for_accounts, exemption_store.ExemptionStore.revoke],
 }
-SERVICE_OF_CLIENT = {"_client": "dynamodb", "sqs": "sqs", "secretsmanager_client": "secretsmanager"}
+SERVICE_OF_CLIENT = {"_client": "dynamodb", "sqs": "sqs", "secretsmanager_client": "secretsmanager", "_kms": "kms"}
 
 
 def _calls(function: Callable[..., Any], owner: type | None) -> set[tuple[str, str]]:
@@ -168,7 +181,7 @@ def _calls(function: Callable[..., Any], owner: type | None) -> set[tuple[str, s
 
 
 def _owner(entry: Callable[..., Any]) -> type | None:
-    classes = (store.FindingStore, exemption_store.ExemptionStore, jobs.SqsJobQueue)
+    classes = (store.FindingStore, exemption_store.ExemptionStore, jobs.SqsJobQueue, approvals.ApprovalSigner)
     return next((c for c in classes if entry.__qualname__.startswith(c.__name__ + ".")), None)
 
 
