@@ -11,17 +11,21 @@ Both run in one sandbox, against one moto server, in the same run:
   update);
 - the pipeline's calls, bare: the AWS and Slack calls this architecture makes per finding at the least,
   made directly, one after another, with no handler code: PutEvents (ten at a time; moto forwards them to
-  the central bus and the intake queue), receive and delete them from the intake queue, PutItem, Slack
-  chat.postMessage, SendMessage (the job), then for the job: ReceiveMessage, GetItem, AssumeRole, the four
-  S3 operations above, UpdateItem, Slack chat.update, DeleteMessage. It runs last, with the sandbox's
-  pollers stopped. Its ratio to bare S3 is the floor of the pipeline's ratio in this sandbox (every call
-  here costs about as much as an S3 call: moto serves them all in this process); the pipeline's ratio to
-  it is what the handlers add on top of the calls they must make.
+  the central bus and the intake queue), receive and delete them from the intake queue, PutItem, the object
+  version's claim (a conditional UpdateItem of its own item: one version, one remediation, architecture §5;
+  no other write can carry it, as it is another item), Slack chat.postMessage, SendMessage (the job), then
+  for the job: ReceiveMessage, GetItem, AssumeRole, the four S3 operations above, UpdateItem, Slack
+  chat.update, DeleteMessage. It runs last, with the sandbox's pollers stopped. Its ratio to bare S3 is the
+  floor of the pipeline's ratio in this sandbox (every call here costs about as much as an S3 call: moto
+  serves them all in this process); the pipeline's ratio to it is what the handlers add on top of the calls
+  they must make.
 
 Printed side by side: seconds in total, milliseconds per finding, findings per second, this process's CPU
-milliseconds per finding (steadier than the wall clock on a shared machine), and the ratio of the
-pipeline's time per finding to the bare S3 time per finding (target: at most 2.0x against the one-worker
-baseline); then the AWS calls per finding, the pipeline's apart from the bench's own while it waits.
+milliseconds per finding (steadier than the wall clock on a shared machine), the ratio of the pipeline's
+time per finding to the bare S3 time per finding, and to its own calls made bare (target, issue 18: at most
+1.6x); then the AWS calls per finding (target: at most 13), the pipeline's apart from the bench's own while
+it waits. (Issue 18 withdrew the 2.0x-of-bare-S3 target: this emulator serves every call at about an S3
+call's cost, so the floor alone is about 3x.)
 Slack's rate limits are off here: with them, one channel takes one message per second and the workspace
 about 50 updates a minute, which would measure Slack, not the pipeline. The queues' visibility timeout is
 the stacks' (6x the function timeout), and the remediator takes one job per invocation, as deployed.
@@ -57,7 +61,8 @@ from macie_chatops_sandbox.provision import QueueSettings
 from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.6  # the pipeline / its own calls made bare
+TARGET_CALLS = 13.0  # AWS calls per auto finding
 ACCOUNT = "345678901234"  # payments-prod: Credentials -> auto
 REGION = "us-east-1"
 CREDENTIALS = "SensitiveData:S3Object/Credentials"
@@ -82,13 +87,15 @@ HARNESS = "harness"  # the bench's own calls while it waits for the pipeline (it
 
 
 class CallCounter:
-    """AWS API calls made in this process (every client: handlers, pollers, bench), by service.operation.
+    """AWS API calls made in this process (every client: handlers, pollers, bench), by service.operation, and
+    by the sandbox function whose poller thread made them (``by_function``, "other" for other threads).
 
     Calls from the bench's main thread other than the input (PutEvents) are the harness waiting for the
     pipeline; they are counted under their own heading, apart from the pipeline's."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.by_function: Counter[str] = Counter()
         self.counting = False
         self._lock = threading.Lock()
         original = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009 (private, untyped)
@@ -98,10 +105,14 @@ class CallCounter:
         def counted(client: Any, operation: str, params: Any) -> Any:
             if counter.counting:
                 name = f"{client.meta.service_model.service_name}.{operation}"
-                if threading.current_thread() is main and operation != "PutEvents":
+                thread = threading.current_thread()
+                if thread is main and operation != "PutEvents":
                     name = f"{HARNESS}: {name}"
+                function = thread.name.split("-poller-")[0] if "-poller-" in thread.name else "other"
                 with counter._lock:
                     counter.calls[name] += 1
+                    if not name.startswith(HARNESS):
+                        counter.by_function[f"{function}: {name}"] += 1
             return original(client, operation, params)
 
         setattr(botocore.client.BaseClient, "_make_api_call", counted)  # noqa: B010
@@ -109,6 +120,7 @@ class CallCounter:
     @contextlib.contextmanager
     def count(self) -> Iterator[Counter[str]]:
         self.calls = Counter()
+        self.by_function = Counter()
         self.counting = True
         try:
             yield self.calls
@@ -196,13 +208,14 @@ def pipeline(sandbox: Sandbox, objects: list[StoredObject], calls: CallCounter |
             result = member_bus.put_events(Entries=entries)
             if result.get("FailedEntryCount"):
                 raise RuntimeError(f"put_events failed: {result}")
-        # Watch the remediator's in-process counter first, then confirm over SQS that everything is done:
-        # polling the queues' attributes all along would take CPU from the pipeline it measures (the
-        # handlers, the pollers and moto share one interpreter).
+        # Watch the remediator's in-process counter (polling the queues' attributes all along would take CPU
+        # from the pipeline it measures: the handlers, the pollers and moto share one interpreter).
         deadline = time.monotonic() + 600
         while remediator_acks(sandbox) < acks_before + len(events) and time.monotonic() < deadline:
             time.sleep(0.02)
-        sandbox.wait_until_idle(timeout_s=max(1.0, deadline - time.monotonic()), poll_s=0.05)
+    # Then confirm over SQS that everything is done, untimed: the digest queue's delayed messages (§22) would
+    # otherwise count as the pipeline's time, though no object waits for them.
+    sandbox.wait_until_idle(timeout_s=max(1.0, deadline - time.monotonic()), poll_s=0.05)
     states = [sandbox.record(e["detail"]["id"]) for e in events]
     wrong = [r.state.value if r else "missing" for r in states if r is None or r.state is not State.QUARANTINED]
     if wrong:
@@ -268,6 +281,14 @@ def bare_pipeline_calls(sandbox: Sandbox, objects: list[StoredObject]) -> Timing
                     "audit": {"L": [{"M": {"event": {"S": "received"}, "actor": {"S": "auto"}}}]},
                 }
                 dynamodb.put_item(TableName=table, Item=item)
+                dynamodb.update_item(
+                    TableName=table,
+                    Key={names.STATE_TABLE_KEY: {"S": f"object#{finding_id}"}},
+                    UpdateExpression="SET #by = :me",
+                    ConditionExpression="attribute_not_exists(#key) OR #by = :me",
+                    ExpressionAttributeNames={"#key": names.STATE_TABLE_KEY, "#by": "claimed_by"},
+                    ExpressionAttributeValues={":me": {"S": finding_id}},
+                )
                 ts = slack.chat_postMessage(channel=channel, text=f"Quarantining {s3_object['key']}")["ts"]
                 sqs.send_message(QueueUrl=provisioned.remediation.url, MessageBody=json.dumps({"id": finding_id}))
 
@@ -344,7 +365,7 @@ def main() -> int:
             bare_one = bare_s3(sandbox, bare_objects, 1)
         bare_many = bare_s3(sandbox, bare_parallel_objects, workers)
         piped = pipeline(sandbox, pipeline_objects, counter)
-        pipeline_calls = counter.calls
+        pipeline_calls, by_function = counter.calls, counter.by_function
         stop_pollers(sandbox)
         with counter.count() as floor_calls:
             floor = bare_pipeline_calls(sandbox, floor_objects)
@@ -361,25 +382,36 @@ def main() -> int:
             f"{label:52} {timing.wall:8.2f} {1000 * timing.wall / count:11.1f} {count / timing.wall:11.1f} "
             f"{1000 * timing.cpu / count:15.1f}"
         )
-    ratio = piped.wall / bare_one.wall
-    verdict = "within" if ratio <= TARGET_RATIO else "ABOVE"
-    print(f"ratio pipeline / bare S3 (1 worker): {ratio:.2f}x ({verdict} the {TARGET_RATIO:.1f}x target)")
+    print(f"ratio pipeline / bare S3 (1 worker): {piped.wall / bare_one.wall:.2f}x")
     print(f"ratio pipeline / bare S3 ({workers} workers): {piped.wall / bare_many.wall:.2f}x")
     print(f"ratio of CPU time per finding, pipeline / bare S3 (1 worker): {piped.cpu / bare_one.cpu:.2f}x")
     print(
         f"floor: the pipeline's calls, bare / bare S3 (1 worker): {floor.wall / bare_one.wall:.2f}x "
         f"(no code can take the pipeline below this here)"
     )
-    print(f"the handlers' share: pipeline / its calls, bare: {piped.wall / floor.wall:.2f}x")
+    share = piped.wall / floor.wall
+    verdict = "within" if share <= TARGET_RATIO else "ABOVE"
+    print(f"the handlers' share: pipeline / its calls, bare: {share:.2f}x ({verdict} the {TARGET_RATIO}x target)")
+    print(f"  in CPU time: {piped.cpu / floor.cpu:.2f}x")
     print()
     print("AWS API calls per finding (all in one process with moto: each costs CPU under one GIL)")
     print(f"  bare S3:  {sum(bare_calls.values()) / count:5.1f}")
     own = Counter({name: n for name, n in pipeline_calls.items() if not name.startswith(HARNESS)})
     harness = Counter({name: n for name, n in pipeline_calls.items() if name.startswith(HARNESS)})
     print(f"  the pipeline's calls, bare: {sum(floor_calls.values()) / count:5.1f}  (+ 2 Slack Web API calls)")
-    print(f"  pipeline: {sum(own.values()) / count:5.1f}  (+ 2 Slack Web API calls: post, update)")
+    per_finding = sum(own.values()) / count
+    verdict = "within" if per_finding <= TARGET_CALLS else "ABOVE"
+    print(
+        f"  pipeline: {per_finding:5.1f}  (+ 2 Slack Web API calls: post, update; {verdict} the target of "
+        f"{TARGET_CALLS:g})"
+    )
     for name, calls in own.most_common():
         print(f"    {name:52} {calls / count:5.2f}")
+    print("  the pipeline's calls by the function that made them (a poller's empty receives included)")
+    for function in sorted({name.split(": ", 1)[0] for name in by_function}):
+        made = Counter({op.split(": ", 1)[1]: n for op, n in by_function.items() if op.startswith(f"{function}: ")})
+        detail = ", ".join(f"{op} {n / count:.2f}" for op, n in made.most_common())
+        print(f"    {function:36} {made.total() / count:5.2f}  ({detail})")
     print(f"  bench harness, waiting for the pipeline: {sum(harness.values()) / count:5.2f}")
     for name, calls in harness.most_common():
         print(f"    {name:52} {calls / count:5.2f}")
