@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final
 
@@ -29,6 +29,8 @@ from macie_chatops.store import FindingStore
 logger = Logger(service="macie-chatops-digest-writer", child=True)
 
 CLOSE_MARGIN_S: Final = 1  # wake this long after the group closes, so the clocks agree it has
+# How long a digest waits for its first member's message (the intake posts it) before it posts one of its own.
+FIRST_MESSAGE_GRACE: Final = timedelta(minutes=5)
 
 
 class DigestRequest(BaseModel):
@@ -78,9 +80,12 @@ def write_digest(body: str, deps: WriterDependencies) -> DigestOutcome:
         return DigestOutcome.SINGLE
     where = _digest_message(item, deps)
     if where is None:
-        logger.info("the first member's message is not posted yet: waking again")
-        deps.digests.wake(group_id, delay_s=deps.pace_s)
-        return DigestOutcome.AWAITING_MESSAGE
+        waited = now - datetime.fromisoformat(item.view.opened_at.replace("Z", "+00:00"))
+        if waited < FIRST_MESSAGE_GRACE:
+            logger.info("the first member's message is not posted yet: waking again")
+            deps.digests.wake(group_id, delay_s=deps.pace_s if waited < timedelta(minutes=1) else 30)
+            return DigestOutcome.AWAITING_MESSAGE
+        where = _post_own_message(item, now, deps)
     try:
         return _write(item, where, pages_due, closed, now, deps)
     except SlackMessageNotFoundError as exc:
@@ -110,6 +115,24 @@ def _digest_message(item: GroupItem, deps: WriterDependencies) -> tuple[str, str
         return None
     deps.groups.record_digest(item.view.group_id, channel=first.slack_channel, ts=first.slack_ts)
     return first.slack_channel, first.slack_ts
+
+
+def _post_own_message(item: GroupItem, now: datetime, deps: WriterDependencies) -> tuple[str, str]:
+    """The first member was never posted (its intake failed for good, e.g. it is in the intake DLQ): the digest
+    gets a message of its own rather than the group none. A redriven intake may still post the first member's
+    message later: two messages, nothing hidden."""
+    view = item.view
+    logger.error(
+        "the group's first member was never posted: the digest is posted as a message of its own",
+        extra={"first_finding_id": item.first_finding_id, "opened_at": view.opened_at},
+    )
+    deps.metrics.count("DigestFailures", kind="first_never_posted")
+    ts = deps.slack.post(view.channel, render_digest(view, now=now))
+    deps.groups.record_digest(view.group_id, channel=view.channel, ts=ts)
+    recorded = deps.groups.item(view.group_id)
+    if recorded is None or recorded.digest_ts is None or recorded.digest_channel is None:
+        raise RuntimeError(f"group {view.group_id}: its digest message was posted and then not recorded")
+    return recorded.digest_channel, recorded.digest_ts  # another writer's, if it recorded one first
 
 
 def _write(

@@ -326,3 +326,29 @@ def test_the_remediator_leaves_a_digest_to_the_writer(world: World) -> None:
     by_ts = {m.ts: m for m in world.slack.messages(PAYMENTS)}
     assert by_ts[str(digest_first.slack_ts)].updates == () and len(by_ts[str(alone.slack_ts)].updates) == 1
     remediator_handler.clear_caches()
+
+
+def test_a_group_whose_first_member_is_never_posted_gets_a_message_of_its_own(world: World) -> None:
+    from macie_chatops.config import Action
+    from macie_chatops.group_store import NewMember
+    from macie_chatops.groups import GroupKey
+
+    # GIVEN a group of two whose first member's intake never got as far as posting (no message anywhere)
+    key = GroupKey(PAYMENTS, "345678901234", "payments-prod-exports", "SensitiveData:S3Object/Personal", Action.REVIEW)
+    for n in (1, 2):
+        world.store.create_received(f"{n:032x}", event_id=f"e{n}", action=Action.REVIEW, reason="t", actor="t")
+        member = NewMember(f"{n:032x}", f"exports/{n}.csv", "High", State.PENDING_APPROVAL)
+        joined = world.groups.join(
+            key, member, account_name="payments-prod", window=timedelta(seconds=60), max_age=timedelta(hours=1)
+        )
+    world.groups.mark_dirty(joined.group_id)
+    body = json.dumps({"group_id": joined.group_id})
+    # WHEN the writer runs within the grace THEN it waits for that message
+    assert write_digest(body, world.writer()) is DigestOutcome.AWAITING_MESSAGE
+    assert world.slack.messages(PAYMENTS) == []
+    # WHEN it runs after the grace THEN the digest is posted as a message of its own, recorded, and kept current
+    assert write_digest(body, world.writer(clock_offset=timedelta(minutes=6))) is DigestOutcome.WRITTEN
+    (message,) = world.slack.messages(PAYMENTS)
+    item = world.groups.item(joined.group_id)
+    assert item is not None and item.digest_ts == message.ts and not item.dirty
+    assert "2 findings" in message.revisions[-1].text
