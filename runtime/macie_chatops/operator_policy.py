@@ -105,18 +105,22 @@ def operator_policy(
                 region,
                 account,
             ),
-            {
-                # restore, retry --reapprove, sweep --requeue --reapprove: the operator's own signed approval (§23)
-                "Sid": "SignOperatorApprovals",
-                "Effect": "Allow",
-                "Action": "kms:GenerateMac",
-                "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
-                "Condition": {
-                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": names.APPROVAL_KEY_ALIAS},
-                    "StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"},
-                },
-            },
+            _sign_approvals(partition, region, account),
         ],
+    }
+
+
+def _sign_approvals(partition: str, region: str, account: str) -> dict[str, Any]:
+    """restore, retry --reapprove, sweep --requeue --reapprove: the operator's own signed approval (§23)."""
+    return {
+        "Sid": "SignOperatorApprovals",
+        "Effect": "Allow",
+        "Action": "kms:GenerateMac",
+        "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
+        "Condition": {
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": names.APPROVAL_KEY_ALIAS},
+            "StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"},
+        },
     }
 
 
