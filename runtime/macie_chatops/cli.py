@@ -336,7 +336,7 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
         signer = _approval_signer(args) if approval is not None else None
         requested = request_job(store, queue, job, change=change, signer=signer)
     except (BotoCoreError, ClientError) as exc:
-        print(f"{command}: the state table {table} could not be used: {exc}", file=sys.stderr)
+        print(f"{command}: the state table {table} or the approval key could not be used: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if requested.status is not Requested.QUEUED:
         return _not_requeued(command, table, spec, requested)
