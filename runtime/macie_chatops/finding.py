@@ -138,7 +138,10 @@ SEVERITY_BY_SCORE = {1: "Low", 2: "Medium", 3: "High"}
 
 
 class _Tolerant(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # defer_build: the validation schemas are built on the first parse, so the handlers that never parse an event
+    # (every one but the finding handler, which import these models through the store) do not pay for them at a
+    # cold start (docs/architecture.md §6).
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class FindingSeverity(_Tolerant):
