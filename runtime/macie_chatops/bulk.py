@@ -447,7 +447,7 @@ def act_on_one(click: GroupClick, deps: Dependencies) -> Answer:
 class BulkFormMetadata(_Slack):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    group: Annotated[str, StringConstraints(pattern=GROUP_ID_RE.pattern)]
+    group: Annotated[str, StringConstraints(pattern=rf"^{GROUP_ID_RE.pattern}$")]  # pydantic searches: anchor it
     upto: int = Field(ge=1, le=10**9)
     version: int = Field(ge=0, le=10**12)
     channel: Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,40}$")]

@@ -254,7 +254,7 @@ class ViewSubmissionPayload(_Slack):
 class FormMetadata(_Slack):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    finding_id: Annotated[str, StringConstraints(pattern=FINDING_ID_RE.pattern)]
+    finding_id: Annotated[str, StringConstraints(pattern=rf"^{FINDING_ID_RE.pattern}$")]  # pydantic searches
     channel: Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,40}$")]
     # Empty for a finding of a group that has no message of its own (its group's digest lists it, §22).
     ts: Annotated[str, StringConstraints(pattern=_OWN_TS_RE.pattern)]

@@ -374,3 +374,44 @@ def test_a_group_of_one_is_its_findings_own_message_and_a_click_replaces_it(worl
     _, members = world.seed_group(1)
     answer = body_of(world.click(names.ACTION_REMEDIATE, members[0], BOB))
     assert answer["replace_original"] is True and record_of(world, members[0]).state is State.APPROVED
+
+
+# --------------------------------------------------------------------------------------------------------
+# Failures
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_a_queue_that_refuses_the_jobs_leaves_every_member_pending_and_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a group of 3, and a remediation queue that does not exist (every send fails)
+    group_id, members = world.seed_group(3)
+    monkeypatch.setenv(names.ENV_REMEDIATION_QUEUE_URL, world.queue_url + "-gone")
+    # WHEN "Quarantine all 3" is clicked
+    answer = body_of(world.bulk_click(QUARANTINE_ALL, binding(world, group_id), ALICE))
+    # THEN each approval is undone (pending, no approver) and the clicker is told to click again
+    assert "3 failed: nothing changed for them; click again" in answer["text"]
+    assert states(world, members) == [State.PENDING_APPROVAL] * 3
+    assert all(record_of(world, finding_id).approver is None for finding_id in members)
+    # WHEN the queue is back and the button is clicked again THEN all three are queued
+    monkeypatch.setenv(names.ENV_REMEDIATION_QUEUE_URL, world.queue_url)
+    again = body_of(world.bulk_click(QUARANTINE_ALL, binding(world, group_id), ALICE))
+    assert "*3 of the 3 listed findings queued" in again["text"] and len(world.jobs()) == 3
+
+
+def test_approver_groups_slack_cannot_read_refuse_the_bulk_click(world: World, slack: SlackStandIn) -> None:
+    # GIVEN Bob, an approver only through the S0SECOPS group, and Slack failing the group lookup
+    group_id, members = world.seed_group(2)
+    slack.fail_next("usergroups.users.list", status=500)
+    # WHEN Bob clicks "Quarantine all 2" THEN nothing changes and he is asked to try again
+    answer = body_of(world.bulk_click(QUARANTINE_ALL, binding(world, group_id), BOB))
+    assert "Could not check the approver groups" in answer["text"]
+    assert states(world, members) == [State.PENDING_APPROVAL] * 2 and world.jobs() == []
+
+
+def test_a_bulk_dismissal_form_that_cannot_open_in_time_changes_nothing(world: World) -> None:
+    group_id, members = world.seed_group(2)
+    stale = world.slack.trigger_id(ALICE, issued_seconds_ago=3.5)  # Slack takes a trigger id for 3 s
+    answer = body_of(world.bulk_click(DISMISS_ALL, binding(world, group_id), ALICE, trigger_id=stale))
+    assert "could not be opened in time" in answer["text"] and world.slack.views(ALICE) == []
+    assert states(world, members) == [State.PENDING_APPROVAL] * 2
