@@ -233,17 +233,19 @@ def _context(view: GroupView, now: datetime) -> ContextBlock:
 
 
 def bulk_buttons(view: GroupView) -> ActionsBlock:
-    """ "Quarantine all N" and "Dismiss all N", each with Slack's confirm dialog, bound to the listed members."""
+    """ "Quarantine all N" and "Dismiss all N", each with Slack's confirm dialog, bound to the listed members. N is
+    how many of them still await approval (the members are listed without holes, so the group's count is theirs)."""
     upto = view.listed_count
+    waiting = min(upto, _count(view.state_counts, State.PENDING_APPROVAL))
     value = BulkBinding(view.group_id, upto, view.version).encode()
     account = code_span(view.account_id, 20)
     quarantine = ButtonElement(
-        text=PlainTextObject(text=f"Quarantine all {upto:,}"),
+        text=PlainTextObject(text=f"Quarantine all {waiting:,}"),
         action_id=names.ACTION_BULK_REMEDIATE,
         value=value,
         style="danger",
         confirm=ConfirmObject(
-            title=PlainTextObject(text=f"Quarantine {_plural(upto, 'finding')}?"),
+            title=PlainTextObject(text=f"Quarantine {_plural(waiting, 'finding')}?"),
             text=md(
                 f"Move the objects of findings 1–{upto:,} listed in the thread (those still awaiting approval) into "
                 f"the quarantine bucket of account {account}? Each gets its own job and outcome; findings that "
@@ -255,11 +257,11 @@ def bulk_buttons(view: GroupView) -> ActionsBlock:
         ),
     )
     dismiss = ButtonElement(
-        text=PlainTextObject(text=f"Dismiss all {upto:,}"),
+        text=PlainTextObject(text=f"Dismiss all {waiting:,}"),
         action_id=names.ACTION_BULK_DISMISS,
         value=value,
         confirm=ConfirmObject(
-            title=PlainTextObject(text=f"Dismiss {_plural(upto, 'finding')}?"),
+            title=PlainTextObject(text=f"Dismiss {_plural(waiting, 'finding')}?"),
             text=md(
                 f"You will be asked why, once: the reason applies to each of findings 1–{upto:,} listed in the "
                 "thread that is still awaiting approval. Findings that arrived later are not included."

@@ -153,6 +153,18 @@ def test_the_bulk_buttons_bind_listed_count_not_member_count() -> None:
     assert actions["block_id"].endswith(".100.12")  # a new block id for each rendering
 
 
+def test_the_buttons_count_the_listed_findings_still_awaiting_approval() -> None:
+    # GIVEN 50 listed findings of which 20 were dismissed and 3 approved one by one
+    group = view(50, states={State.PENDING_APPROVAL: 27, State.DISMISSED: 20, State.APPROVED: 3})
+    actions = bulk_block(render_digest(group, now=NOW).to_dict())
+    assert actions is not None
+    quarantine, dismiss = actions["elements"]
+    # THEN they say 27, and stay bound to members 1..50 (those decided meanwhile are reported, not acted on)
+    assert quarantine["text"]["text"] == "Quarantine all 27" and dismiss["text"]["text"] == "Dismiss all 27"
+    assert quarantine["confirm"]["title"]["text"] == "Quarantine 27 findings?"
+    assert BulkBinding.decode(quarantine["value"]) == BulkBinding(GROUP_ID, 50, 7)
+
+
 def test_both_bulk_buttons_ask_for_confirmation_within_the_dialog_limits() -> None:
     body = render_digest(view(10_000), now=NOW).to_dict()
     actions = bulk_block(body)
