@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 GROUP_ACTIONS: Final = frozenset({names.ACTION_BULK_REMEDIATE, names.ACTION_BULK_DISMISS, names.ACTION_ACT_ON_ONE})
 BULK_FORM_CALLBACK: Final = "macie_chatops.bulk_dismiss_form"
 BULK_BUDGET_S: Final = 2.0  # of Slack's 3 s: the rest is the request's own reads and the answer
-BULK_WORKERS: Final = 16
+BULK_WORKERS: Final = 10  # botocore keeps 10 connections per client: more threads would open and drop extra ones
 # The scopes a bulk dismissal offers: the findings themselves (their reason on each record, no exemption: one per
 # finding would exceed an account's 100), or the bucket for this finding type (one exemption).
 BULK_SCOPES: Final = {
