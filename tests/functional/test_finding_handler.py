@@ -4,6 +4,7 @@ tests/events/*.json, against moto (state table, remediation queue, Slack secret)
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -29,6 +30,7 @@ from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 from macie_chatops_sandbox.testkit.world import (
     LambdaContext,
     SqsDelivery,
+    approval_verifier,
     aws_client,
     create_remediation_queue,
     drain_jobs,
@@ -832,3 +834,33 @@ def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: Worl
     assert len(world.posts()) == 1
     (claim,) = world.claims()
     assert claim.finding_id == record.finding_id
+
+
+# -- the auto approval is signed (docs/architecture.md §23) ---------------------------------------------------------
+
+
+def test_an_auto_approval_is_signed_in_the_write_that_approves_it(world: World) -> None:
+    # GIVEN an auto finding  WHEN the finding handler takes it
+    outcome = handle_record(
+        delivery(AUTO).body,
+        core_deps(world, world.store),
+        attempt="a",
+        deadline=datetime.now(UTC) + timedelta(minutes=1),
+    )
+    assert outcome.result is IntakeResult.DONE
+    # THEN the APPROVED record carries the auto approval of its quarantine, and it verifies
+    record = world.record(finding_id_of(AUTO))
+    assert record.state is State.APPROVED and record.approval is not None
+    assert (record.approval["action"], record.approval["approver"]) == ("quarantine", "auto")
+    assert approval_verifier().verify(record, "quarantine").verified
+
+
+def test_without_a_signer_an_auto_finding_is_not_approved(world: World) -> None:
+    # GIVEN a finding handler with no signer (a deployment without the approval key)
+    unsigned = dataclasses.replace(core_deps(world, world.store), signer=None)
+    # WHEN it takes an auto finding  THEN it raises (the queue retries it), before approving or queueing anything
+    with pytest.raises(ValueError, match="cannot be signed"):
+        handle_record(delivery(AUTO).body, unsigned, attempt="a", deadline=datetime.now(UTC) + timedelta(minutes=1))
+    record = world.record(finding_id_of(AUTO))
+    assert record.state is State.RECEIVED and record.approval is None
+    assert world.jobs() == []
