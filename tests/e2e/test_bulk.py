@@ -212,3 +212,52 @@ def test_a_finding_that_joined_after_the_digest_was_rendered_is_not_part_of_the_
     assert record is not None and record.state is State.PENDING_APPROVAL and record.group_seq == 5
     ephemerals = [message.text for message in sandbox.slack.ephemeral(PAYMENTS_CHANNEL)]
     assert any("1 more since the digest was rendered" in text for text in ephemerals), ephemerals
+
+
+def test_each_listed_finding_keeps_its_own_buttons_in_the_thread(sandbox: Sandbox) -> None:
+    from macie_chatops_sandbox.slack_clicks import signed_click_body
+
+    # GIVEN a group of 3, listed in a page in its digest's thread once the group closed
+    finding_ids = flood(sandbox, f"bulk-{uuid.uuid4().hex[:8]}", 3)
+    _, digest_ts, _ = digest_listing(sandbox, finding_ids)
+
+    def page_select() -> dict[str, Any] | None:
+        for reply in sandbox.slack.replies(PAYMENTS_CHANNEL, digest_ts):
+            for block in reply.revisions[-1].blocks:
+                for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                    if element.get("action_id") == names.ACTION_ACT_ON_ONE:
+                        return dict(element)
+        return None
+
+    select = sandbox.wait_for(page_select, WAIT_S + WINDOW_S, "the page's 'Act on one finding' select")
+    assert [option["value"] for option in select["options"]] == finding_ids
+    # WHEN an approver chooses finding 2 there (a signed static_select click)
+    approver = sandbox.approver_for("payments")
+    body, headers = signed_click_body(
+        sandbox.secret.signing_secret,
+        action_id=names.ACTION_ACT_ON_ONE,
+        finding_id="",
+        user_id=approver,
+        team_id=sandbox.config.slack.team_id,
+        channel_id=PAYMENTS_CHANNEL,
+        message_ts=digest_ts,
+        response_url=sandbox.slack.response_url(PAYMENTS_CHANNEL, digest_ts),
+        selected_option=finding_ids[1],
+    )
+    assert sandbox.post(body, headers).status == 200
+    # THEN they alone see finding 2's own Remediate and Dismiss
+    shown = sandbox.slack.ephemeral(PAYMENTS_CHANNEL)[-1]
+    buttons = [e for b in shown.blocks if b.get("type") == "actions" for e in b["elements"]]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        (names.ACTION_REMEDIATE, finding_ids[1]),
+        (names.ACTION_DISMISS, finding_ids[1]),
+    ]
+    # WHEN they click its Remediate THEN finding 2 alone is quarantined
+    assert (
+        sandbox.click(
+            finding_ids[1], names.ACTION_REMEDIATE, user_id=approver, channel_id=PAYMENTS_CHANNEL, message_ts=digest_ts
+        ).status
+        == 200
+    )
+    sandbox.wait_for_state(finding_ids[1], State.QUARANTINED, timeout_s=WAIT_S)
+    assert [sandbox.record(f).state for f in (finding_ids[0], finding_ids[2])] == [State.PENDING_APPROVAL] * 2  # type: ignore[union-attr]
