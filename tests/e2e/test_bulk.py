@@ -16,6 +16,7 @@ from macie_chatops.config import Config, load_config
 from macie_chatops.digest_messages import BulkBinding
 from macie_chatops.group_store import GroupStore
 from macie_chatops.states import State
+from macie_chatops.store import FindingRecord
 from macie_chatops_sandbox.findings import macie_finding_event, sample_body
 from macie_chatops_sandbox.sandbox import ClickResponse, Sandbox, SandboxSettings
 from tests.conftest import ROOT
@@ -111,6 +112,12 @@ def quarantine_all(sandbox: Sandbox, binding: BulkBinding, digest_ts: str, user:
     raise AssertionError(f"the bulk click never reached every member: {answer.text}")
 
 
+def record_of(sandbox: Sandbox, finding_id: str) -> FindingRecord:
+    record = sandbox.record(finding_id)
+    assert record is not None, finding_id
+    return record
+
+
 def settled(sandbox: Sandbox, finding_ids: list[str]) -> dict[str, State]:
     def probe() -> dict[str, State] | None:
         states = {}
@@ -138,7 +145,7 @@ def test_quarantine_all_of_50_with_3_objects_locked_shows_47_quarantined_and_3_b
     states = settled(sandbox, finding_ids)
     assert [finding_ids[index] for index in sorted(locked)] == [f for f, s in states.items() if s is State.BLOCKED]
     assert sum(1 for state in states.values() if state is State.QUARANTINED) == 47
-    assert {sandbox.record(finding_id).approver for finding_id in finding_ids} == {approver}  # type: ignore[union-attr]
+    assert {record_of(sandbox, finding_id).approver for finding_id in finding_ids} == {approver}
 
     # AND the digest shows it, updated in place
     def digest_shows() -> bool | None:
@@ -260,4 +267,4 @@ def test_each_listed_finding_keeps_its_own_buttons_in_the_thread(sandbox: Sandbo
         == 200
     )
     sandbox.wait_for_state(finding_ids[1], State.QUARANTINED, timeout_s=WAIT_S)
-    assert [sandbox.record(f).state for f in (finding_ids[0], finding_ids[2])] == [State.PENDING_APPROVAL] * 2  # type: ignore[union-attr]
+    assert [record_of(sandbox, f).state for f in (finding_ids[0], finding_ids[2])] == [State.PENDING_APPROVAL] * 2
