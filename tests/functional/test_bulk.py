@@ -415,3 +415,39 @@ def test_a_bulk_dismissal_form_that_cannot_open_in_time_changes_nothing(world: W
     answer = body_of(world.bulk_click(DISMISS_ALL, binding(world, group_id), ALICE, trigger_id=stale))
     assert "could not be opened in time" in answer["text"] and world.slack.views(ALICE) == []
     assert states(world, members) == [State.PENDING_APPROVAL] * 2
+
+
+def test_dismiss_all_of_two_person_findings_needs_two_approvers_forms(world: World) -> None:
+    # GIVEN a group whose findings need two approvers each
+    world.summary = dataclasses.replace(world.summary, approvals_required=2)
+    group_id, members = world.seed_group(3)
+    value = binding(world, group_id)
+    # WHEN Alice submits "Dismiss all 3" THEN each has her dismissal counted, none is dismissed yet
+    first = body_of(world.bulk_dismiss(value, ALICE))
+    assert "3 need another approver" in first["view"]["blocks"][0]["text"]["text"]
+    assert all(record_of(world, finding_id).dismissals == (ALICE,) for finding_id in members)
+    assert states(world, members) == [State.PENDING_APPROVAL] * 3
+    # WHEN Bob submits it too THEN all three are dismissed, each audit line naming both
+    body_of(world.bulk_dismiss(value, BOB))
+    assert states(world, members) == [State.DISMISSED] * 3
+    entry = record_of(world, members[0]).entry_into_state
+    assert entry is not None and entry.actor == BOB and "dismissal 2 of 2 (U0ALICE, U0BOB)" in entry.detail
+
+
+def test_a_bucket_exemption_the_account_has_no_room_for_leaves_the_dismissals_and_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from macie_chatops import exemption_store
+
+    # GIVEN an account that may hold no more active exemptions
+    monkeypatch.setattr(exemption_store, "MAX_ACTIVE_PER_ACCOUNT", 0)
+    group_id, members = world.seed_group(2)
+    # WHEN "Dismiss all 2" is submitted for the whole bucket
+    answer = body_of(world.bulk_dismiss(binding(world, group_id), ALICE, scope="bucket"))
+    # THEN both are dismissed with the reason, and the modal says no exemption was recorded and why
+    assert states(world, members) == [State.DISMISSED] * 2
+    assert "No exemption was recorded" in answer["view"]["blocks"][0]["text"]["text"]
+    assert (
+        ExemptionStore(world.dynamodb, names.STATE_TABLE_NAME).for_account(record_of(world, members[0]).account_id)
+        == ()
+    )
