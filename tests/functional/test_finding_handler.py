@@ -864,3 +864,26 @@ def test_without_a_signer_an_auto_finding_is_not_approved(world: World) -> None:
     record = world.record(finding_id_of(AUTO))
     assert record.state is State.RECEIVED and record.approval is None
     assert world.jobs() == []
+
+
+def test_a_batch_reads_an_accounts_recorded_exemptions_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a batch of three findings of one account (review, notify, auto), and the exemptions store's reads noted
+    from macie_chatops.exemption_store import ExemptionStore
+
+    reads: list[str] = []
+    read = ExemptionStore.for_account
+
+    def noted(store: ExemptionStore, account_id: str) -> Any:
+        reads.append(account_id)
+        return read(store, account_id)
+
+    monkeypatch.setattr(ExemptionStore, "for_account", noted)
+    # WHEN the batch is handled
+    assert world.invoke(delivery(REVIEW), delivery(NOTIFY), delivery(AUTO)) == []
+    # THEN each finding is decided as usual, and the account's exemptions were read once for the batch
+    states = [world.record(finding_id_of(name)).state for name in (REVIEW, NOTIFY, AUTO)]
+    assert states == [State.PENDING_APPROVAL, State.NOTIFIED, State.APPROVED]
+    assert reads == ["345678901234"]
+    # AND the next invocation reads them again (an exemption recorded since applies to its findings)
+    assert world.invoke(delivery(REVIEW_AGAIN)) == []
+    assert reads == ["345678901234", "345678901234"]

@@ -29,6 +29,7 @@ from macie_chatops.handlers._tracing import traced
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from macie_chatops.exemptions import Exemption, ExemptionSource
     from macie_chatops.handlers._root import SqsRecord
     from macie_chatops.intake import IntakeDependencies
 
@@ -53,6 +54,21 @@ def clear_caches() -> None:
     _cache.clear()
 
 
+class ExemptionsOfTheBatch:
+    """The exemptions recorded from Slack, read once per account per invocation: the records of one batch are
+    handled within seconds of each other, so a flood of one account's findings reads that account's exemptions
+    once, not once per finding (docs/architecture.md §9), as if read when the batch started."""
+
+    def __init__(self, source: ExemptionSource) -> None:
+        self._source = source
+        self._read: dict[str, tuple[Exemption, ...]] = {}
+
+    def for_account(self, account_id: str) -> tuple[Exemption, ...]:
+        if account_id not in self._read:
+            self._read[account_id] = self._source.for_account(account_id)
+        return self._read[account_id]
+
+
 def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> IntakeDependencies:
     """The intake's dependencies for one invocation (everything but the SlackClient is cached)."""
     from macie_chatops.exemption_store import ExemptionStore
@@ -71,7 +87,9 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> I
         ),
         queue=SqsJobQueue(_cache.client("sqs", settings, AWS_TIMEOUTS), settings.queue_url),
         metrics=metrics,
-        exemptions=ExemptionStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
+        exemptions=ExemptionsOfTheBatch(
+            ExemptionStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table)
+        ),
         groups=_cache.grouping(settings, AWS_TIMEOUTS),
         signer=_cache.approval_signer(settings, AWS_TIMEOUTS),
     )
