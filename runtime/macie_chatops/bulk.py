@@ -16,8 +16,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -31,7 +31,7 @@ from macie_chatops.config import Team
 from macie_chatops.digest_messages import GROUP_ID_RE, BulkBinding
 from macie_chatops.dismissal import Submission
 from macie_chatops.exemptions import Scope
-from macie_chatops.groups import GroupMember, GroupView
+from macie_chatops.groups import GroupMember, GroupPage, GroupView, page_number
 from macie_chatops.interaction import (
     FINDING_ID_RE,
     MAX_FORM_FIELDS,
@@ -76,11 +76,11 @@ BULK_SCOPES: Final = {
 
 
 class GroupReader(Protocol):
-    """``group_store.GroupStore``: a group as its digest shows it, and its members 1..upto."""
+    """``group_store.GroupStore``: a group as its digest shows it, and its thread pages of members."""
 
     def view(self, group_id: str) -> GroupView | None: ...
 
-    def members(self, group_id: str, upto: int) -> list[GroupMember]: ...
+    def page(self, group_id: str, number: int) -> GroupPage | None: ...
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -277,6 +277,7 @@ def _authorise_group(
 
 
 def _bulk_click(click: GroupClick, deps: Dependencies) -> Answer:
+    deadline = time.monotonic() + BULK_BUDGET_S  # the reads before the members count too
     binding = BulkBinding.decode(click.value)
     if binding is None:
         return click.refuse(
@@ -289,7 +290,7 @@ def _bulk_click(click: GroupClick, deps: Dependencies) -> Answer:
         return authorised
     if click.action_id == names.ACTION_BULK_DISMISS:
         return _open_bulk_form(click, deps, binding, authorised)
-    return _bulk_remediate(click, deps, binding, authorised)
+    return _bulk_remediate(click, deps, binding, authorised, deadline)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -320,11 +321,37 @@ def _in_group(record: FindingRecord | None, binding: BulkBinding, member: GroupM
     return record is not None and record.group_id == binding.group_id and record.group_seq == member.seq
 
 
+def listed(groups: GroupReader, binding: BulkBinding) -> Iterator[list[GroupMember]]:
+    """The members ``binding.start``..``binding.upto``, a page at a time (read only when asked for)."""
+    for number in range(page_number(binding.start), page_number(binding.upto) + 1):
+        page = groups.page(binding.group_id, number)
+        if page is not None:
+            yield [member for member in page.members if binding.start <= member.seq <= binding.upto]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a bulk decision did to each member it reached; ``resume_at``: the first member it did not reach."""
+
+    done: Mapping[Done, Sequence[GroupMember]]
+    not_reached: int
+    resume_at: int | None
+
+    def counts(self) -> dict[Done, int]:
+        counted = {done: len(members) for done, members in self.done.items() if members}
+        if self.not_reached:
+            counted[Done.NOT_REACHED] = self.not_reached
+        return counted
+
+    def tally(self) -> str:
+        return ", ".join(f"{done.value} {count}" for done, count in self.counts().items()) or "nothing"
+
+
 def _each(
-    members: Sequence[GroupMember], act: Callable[[GroupMember], Done], budget_s: float = BULK_BUDGET_S
-) -> dict[Done, list[GroupMember]]:
-    """``act`` on each member, a few at a time, none started after the budget; what became of each."""
-    deadline = time.monotonic() + budget_s
+    pages: Iterable[Sequence[GroupMember]], act: Callable[[GroupMember], Done], *, deadline: float, upto: int
+) -> Progress:
+    """``act`` on each member, :data:`BULK_WORKERS` at a time, the next page read while the last is worked on; no
+    member is started, and no page read, after ``deadline`` (``time.monotonic``)."""
 
     def one(member: GroupMember) -> Done:
         if time.monotonic() > deadline:
@@ -335,17 +362,27 @@ def _each(
             logger.exception("bulk decision failed for finding %s", member.finding_id)
             return Done.FAILED
 
-    results: dict[Done, list[GroupMember]] = {done: [] for done in Done}
+    submitted: list[tuple[GroupMember, Future[Done]]] = []
     with ThreadPoolExecutor(max_workers=BULK_WORKERS, thread_name_prefix="bulk") as pool:
-        for member, done in zip(members, pool.map(one, members), strict=True):
-            results[done].append(member)
-    return results
+        for page in pages:
+            submitted += [(member, pool.submit(one, member)) for member in page]
+            if time.monotonic() > deadline:
+                break
+    done: dict[Done, list[GroupMember]] = {outcome: [] for outcome in Done}
+    for member, future in submitted:
+        done[future.result()].append(member)
+    unread = upto - submitted[-1][0].seq if submitted else 0
+    skipped = done.pop(Done.NOT_REACHED)
+    resume_at = skipped[0].seq if skipped else (submitted[-1][0].seq + 1 if unread > 0 else None)
+    return Progress(done, len(skipped) + unread, resume_at)
 
 
-def _bulk_remediate(click: GroupClick, deps: Dependencies, binding: BulkBinding, authorised: Authorised) -> Answer:
-    """Each listed member as its own Remediate click (``interaction._apply``): one job, one audit entry each."""
+def _bulk_remediate(
+    click: GroupClick, deps: Dependencies, binding: BulkBinding, authorised: Authorised, deadline: float
+) -> Answer:
+    """Each listed member still awaiting approval as its own Remediate click (``interaction._apply``): one job, one
+    audit entry each. A member decided already is counted, not clicked (no refusal written on its record)."""
     assert deps.groups is not None  # checked by _authorise_group
-    members = [m for m in deps.groups.members(binding.group_id, binding.upto) if m.seq <= binding.upto]
     note = f", bulk: {describe(binding)}"
 
     def act(member: GroupMember) -> Done:
@@ -353,30 +390,47 @@ def _bulk_remediate(click: GroupClick, deps: Dependencies, binding: BulkBinding,
         if record is None or not _in_group(record, binding, member):
             logger.warning("bulk: %s is not member %d of group %s", member.finding_id, member.seq, binding.group_id)
             return Done.REFUSED
+        if record.state is not State.PENDING_APPROVAL:
+            return Done.HANDLED
         context = _Context(click.as_click(ClickAction.REMEDIATE, member.finding_id), member.finding_id, deps, note)
         answer = _apply(context, record)
         if answer.outcome == "failed":
             return Done.FAILED
         return _BY_CATEGORY.get(answer.category, Done.REFUSED)
 
-    results = _each(members, act)
+    progress = _each(listed(deps.groups, binding), act, deadline=deadline, upto=binding.upto)
     since = max(0, authorised.view.member_count - binding.upto)
-    text = report(results, verb="quarantine", listed=binding.upto, since=since)
-    tally = ", ".join(f"{done.value} {len(found)}" for done, found in results.items() if found)
-    logger.info("bulk remediate of %s by %s: %s", describe(binding), click.user_id, tally or "nothing")
-    return click.answer(200, ephemeral(text), "accepted", f"bulk remediate {describe(binding)}: {tally}")
+    text = report(progress.counts(), verb="quarantine", listed=binding.upto, since=since)
+    body = ephemeral(text)
+    if progress.resume_at is not None:
+        rest = dataclasses.replace(binding, start=progress.resume_at)
+        body["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}, _go_on(rest)]
+    logger.info("bulk remediate of %s by %s: %s", describe(binding), click.user_id, progress.tally())
+    return click.answer(200, body, "accepted", f"bulk remediate {describe(binding)}: {progress.tally()}")
+
+
+def _go_on(rest: BulkBinding) -> dict[str, Any]:
+    """The button that continues a bulk quarantine where the time ran out (the same binding, from ``start``)."""
+    button = {
+        "type": "button",
+        "action_id": names.ACTION_BULK_REMEDIATE,
+        "text": {"type": "plain_text", "text": f"Continue from finding {rest.start:,}"[:75]},
+        "value": rest.encode(),
+        "style": "danger",
+    }
+    return {"type": "actions", "block_id": f"macie_chatops.bulk.continue.{rest.start}", "elements": [button]}
 
 
 def describe(binding: BulkBinding) -> str:
     """Which group and which members a bulk click was bound to, for audit lines and logs."""
-    return f"group {binding.group_id} findings 1-{binding.upto} (version {binding.version})"
+    return f"group {binding.group_id} findings {binding.start}-{binding.upto} (version {binding.version})"
 
 
-def report(results: Mapping[Done, Sequence[GroupMember]], *, verb: str, listed: int, since: int) -> str:
+def report(counts: Mapping[Done, int], *, verb: str, listed: int, since: int) -> str:
     """The clicker's answer: what this click did to the listed findings, and what it left to do."""
 
     def count(done: Done) -> int:
-        return len(results.get(done, ()))
+        return counts.get(done, 0)
 
     past = "queued for quarantine" if verb == "quarantine" else "dismissed"
     lines = [f"*{count(Done.APPROVED):,} of the {listed:,} listed findings {past}* by you."]
@@ -396,7 +450,8 @@ def report(results: Mapping[Done, Sequence[GroupMember]], *, verb: str, listed: 
     if count(Done.FAILED):
         lines.append(f"{count(Done.FAILED):,} failed: nothing changed for them; click again to retry them.")
     if count(Done.NOT_REACHED):
-        lines.append(f"{count(Done.NOT_REACHED):,} not reached in time: click again to continue with them.")
+        again = "continue with the button below" if verb == "quarantine" else f"{verb} all again"
+        lines.append(f"{count(Done.NOT_REACHED):,} not reached in time (Slack waits 3 s): {again}.")
     if since:
         lines.append(f"{since:,} more since the digest was rendered: they are not included and need their own click.")
     return "\n".join(lines)
@@ -619,6 +674,7 @@ def _submit_bulk(
 ) -> Answer:
     from macie_chatops.dismissal import modal_errors
 
+    deadline = time.monotonic() + BULK_BUDGET_S
     now = deps.clock()
     read = _read_bulk_values(values, now)
     if not isinstance(read, Submission):
@@ -626,7 +682,6 @@ def _submit_bulk(
             200, modal_errors(read), "refused", f"form invalid: {', '.join(sorted(read))}", "form_invalid"
         )
     assert deps.groups is not None  # checked by _authorise_group
-    members = [m for m in deps.groups.members(binding.group_id, binding.upto) if m.seq <= binding.upto]
     dismissed: list[FindingRecord] = []
     detail = f"bulk form, {describe(binding)}, in {authorised.view.channel}, approver via {authorised.via}"
 
@@ -641,17 +696,16 @@ def _submit_bulk(
             dismissed.append(final)
         return done
 
-    results = _each(members, act)
+    progress = _each(listed(deps.groups, binding), act, deadline=deadline, upto=binding.upto)
     exemption = (
         _bucket_exemption(click, deps, dismissed, read, now) if read.scope is Scope.BUCKET and dismissed else None
     )
     since = max(0, authorised.view.member_count - binding.upto)
-    text = report(results, verb="dismiss", listed=binding.upto, since=since)
+    text = report(progress.counts(), verb="dismiss", listed=binding.upto, since=since)
     if exemption:
         text += f"\n{escape_mrkdwn(exemption)}"
-    tally = ", ".join(f"{done.value} {len(found)}" for done, found in results.items() if found)
-    logger.info("bulk dismiss of %s by %s: %s", describe(binding), click.user_id, tally or "nothing")
-    return click.answer(200, _result_view(text), "accepted", f"bulk dismiss {describe(binding)}: {tally}")
+    logger.info("bulk dismiss of %s by %s: %s", describe(binding), click.user_id, progress.tally())
+    return click.answer(200, _result_view(text), "accepted", f"bulk dismiss {describe(binding)}: {progress.tally()}")
 
 
 def _dismiss_one(

@@ -85,14 +85,19 @@ _CONTROLS: Final = str.maketrans({code: chr(0x2400 + code) for code in range(0x2
 @dataclass(frozen=True)
 class BulkBinding:
     """What a bulk button is bound to: the group, the members 1..``upto`` listed when the digest was rendered,
-    and the group's version then (for the log and the audit: ``upto`` alone decides who is acted on)."""
+    and the group's version then (for the log and the audit: ``upto`` alone decides who is acted on). ``start``:
+    the first member to act on, past 1 only on the "Continue" button of a click that ran out of time."""
 
     group_id: str
     upto: int
     version: int
+    start: int = 1
 
     def encode(self) -> str:
-        return json.dumps({"group": self.group_id, "upto": self.upto, "version": self.version}, separators=(",", ":"))
+        fields: dict[str, str | int] = {"group": self.group_id, "upto": self.upto, "version": self.version}
+        if self.start > 1:
+            fields["from"] = self.start
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def decode(cls, value: str) -> BulkBinding | None:
@@ -101,14 +106,18 @@ class BulkBinding:
             raw = json.loads(value)
         except (ValueError, RecursionError):
             return None
-        if not isinstance(raw, dict) or set(raw) != {"group", "upto", "version"}:
+        if not isinstance(raw, dict) or set(raw) - {"from"} != {"group", "upto", "version"}:
             return None
-        group, upto, version = raw["group"], raw["upto"], raw["version"]
+        group, upto, version, start = raw["group"], raw["upto"], raw["version"], raw.get("from", 1)
         if not isinstance(group, str) or not GROUP_ID_RE.fullmatch(group):
             return None
-        if type(upto) is not int or type(version) is not int or not 1 <= upto <= 10**9 or not 0 <= version <= 10**12:
+        if any(type(number) is not int for number in (upto, version, start)):
             return None
-        return cls(group, upto, version)
+        if not 1 <= upto <= 10**9 or not 0 <= version <= 10**12 or not 1 <= start <= upto:
+            return None
+        if "from" in raw and start == 1:
+            return None  # encode never writes it
+        return cls(group, upto, version, start)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -451,3 +451,33 @@ def test_a_bucket_exemption_the_account_has_no_room_for_leaves_the_dismissals_an
         ExemptionStore(world.dynamodb, names.STATE_TABLE_NAME).for_account(record_of(world, members[0]).account_id)
         == ()
     )
+
+
+def test_a_click_out_of_time_offers_to_continue_and_the_continuation_acts_from_there(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from macie_chatops import bulk
+
+    # GIVEN a group of 5, and a click that runs out of time before any member (a budget of 0)
+    group_id, members = world.seed_group(5)
+    budget = bulk.BULK_BUDGET_S
+    monkeypatch.setattr(bulk, "BULK_BUDGET_S", 0.0)
+    answer = body_of(world.bulk_click(QUARANTINE_ALL, binding(world, group_id), ALICE))
+    # THEN nothing is decided, and the answer offers to continue from finding 1
+    assert states(world, members) == [State.PENDING_APPROVAL] * 5
+    assert "5 not reached in time" in answer["text"]
+    (button,) = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert button["action_id"] == QUARANTINE_ALL and BulkBinding.decode(button["value"]) == BulkBinding.decode(
+        binding(world, group_id)
+    )
+    # WHEN (time enough again) a continuation from finding 3 is clicked in that ephemeral message
+    monkeypatch.setattr(bulk, "BULK_BUDGET_S", budget)
+    view = world.group_store().view(group_id)
+    assert view is not None
+    rest = BulkBinding(group_id, 5, view.version, start=3).encode()
+    again = body_of(world.bulk_click(QUARANTINE_ALL, rest, ALICE, is_ephemeral=True))
+    # THEN findings 3 to 5 are queued, 1 and 2 are left for another click
+    assert states(world, members) == [State.PENDING_APPROVAL] * 2 + [State.APPROVED] * 3
+    assert "*3 of the 5 listed findings queued" in again["text"] and "blocks" not in again
+    entry = record_of(world, members[2]).entry_into_state
+    assert entry is not None and f"group {group_id} findings 3-5" in entry.detail

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -128,15 +130,35 @@ def test_the_bulk_forms_metadata_is_read_strictly(metadata: dict[str, Any]) -> N
 # --- the budget -----------------------------------------------------------------------------------------
 
 
-def test_no_member_is_started_after_the_budget() -> None:
+def pages(count: int, size: int = 3) -> Iterator[list[GroupMember]]:
+    for first in range(1, count + 1, size):
+        yield [member(seq) for seq in range(first, min(count, first + size - 1) + 1)]
+
+
+def test_no_member_is_started_and_no_page_read_after_the_deadline() -> None:
+    # GIVEN 9 members in pages of 3, and a deadline already past
     started: list[int] = []
+    read: list[int] = []
+
+    def reading() -> Iterator[list[GroupMember]]:
+        for page in pages(9):
+            read.append(page[0].seq)
+            yield page
 
     def act(item: GroupMember) -> Done:
         started.append(item.seq)
         return Done.APPROVED
 
-    results = _each([member(seq) for seq in range(1, 6)], act, 0.0)
-    assert started == [] and [m.seq for m in results[Done.NOT_REACHED]] == [1, 2, 3, 4, 5]
+    progress = _each(reading(), act, deadline=time.monotonic() - 1, upto=9)
+    # THEN only the first page was read, nobody was acted on, and the decision resumes at member 1
+    assert read == [1] and started == []
+    assert (progress.not_reached, progress.resume_at) == (9, 1)
+    assert progress.counts() == {Done.NOT_REACHED: 9}
+
+
+def test_members_are_all_reached_within_the_deadline() -> None:
+    progress = _each(pages(7), lambda item: Done.APPROVED, deadline=time.monotonic() + 60, upto=7)
+    assert progress.counts() == {Done.APPROVED: 7} and progress.resume_at is None
 
 
 def test_a_member_that_raises_is_reported_failed_and_the_others_go_on() -> None:
@@ -150,25 +172,25 @@ def test_a_member_that_raises_is_reported_failed_and_the_others_go_on() -> None:
             done.append(item.seq)
         return Done.APPROVED
 
-    results = _each([member(seq) for seq in range(1, 5)], act)
-    assert [m.seq for m in results[Done.FAILED]] == [2]
-    assert sorted(done) == [1, 3, 4] and [m.seq for m in results[Done.APPROVED]] == [1, 3, 4]
+    progress = _each(pages(4), act, deadline=time.monotonic() + 60, upto=4)
+    assert [m.seq for m in progress.done[Done.FAILED]] == [2]
+    assert sorted(done) == [1, 3, 4] and [m.seq for m in progress.done[Done.APPROVED]] == [1, 3, 4]
 
 
 # --- the answer -----------------------------------------------------------------------------------------
 
 
 def test_the_answer_says_what_was_done_and_what_is_left() -> None:
-    results = {
-        Done.APPROVED: [member(1), member(2)],
-        Done.COUNTED: [member(3)],
-        Done.ALREADY_COUNTED: [member(4)],
-        Done.HANDLED: [member(5), member(6)],
-        Done.REFUSED: [member(7)],
-        Done.FAILED: [member(8)],
-        Done.NOT_REACHED: [member(9)],
+    counts = {
+        Done.APPROVED: 2,
+        Done.COUNTED: 1,
+        Done.ALREADY_COUNTED: 1,
+        Done.HANDLED: 2,
+        Done.REFUSED: 1,
+        Done.FAILED: 1,
+        Done.NOT_REACHED: 1,
     }
-    text = report(results, verb="quarantine", listed=9, since=4)
+    text = report(counts, verb="quarantine", listed=9, since=4)
     assert text.splitlines() == [
         "*2 of the 9 listed findings queued for quarantine* by you.",
         "Each has its own job; the digest shows the outcomes as they come.",
@@ -177,13 +199,13 @@ def test_the_answer_says_what_was_done_and_what_is_left() -> None:
         "2 already handled (no longer awaiting approval): left as they are.",
         "1 could not be decided from this message: act on them one by one.",
         "1 failed: nothing changed for them; click again to retry them.",
-        "1 not reached in time: click again to continue with them.",
+        "1 not reached in time (Slack waits 3 s): continue with the button below.",
         "4 more since the digest was rendered: they are not included and need their own click.",
     ]
 
 
 def test_a_dismissal_answer_with_nothing_else_to_say_is_one_line() -> None:
-    assert report({Done.APPROVED: [member(1)]}, verb="dismiss", listed=1, since=0) == (
+    assert report({Done.APPROVED: 1}, verb="dismiss", listed=1, since=0) == (
         "*1 of the 1 listed findings dismissed* by you."
     )
 

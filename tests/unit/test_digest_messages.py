@@ -243,11 +243,13 @@ def test_long_and_hostile_keys_stay_inert_and_within_limits() -> None:
 # --- the binding ------------------------------------------------------------------------------------------
 
 
-def test_a_binding_round_trips_and_stays_short() -> None:
-    binding = BulkBinding(GROUP_ID, 10_000, 123_456)
+@pytest.mark.parametrize("start", [1, 2, 10_000])
+def test_a_binding_round_trips_and_stays_short(start: int) -> None:
+    binding = BulkBinding(GROUP_ID, 10_000, 123_456, start=start)
     encoded = binding.encode()
     assert BulkBinding.decode(encoded) == binding
     assert len(encoded) < 2000  # a button value's limit
+    assert ('"from"' in encoded) is (start > 1)  # the digest's own buttons start at 1
 
 
 @pytest.mark.parametrize(
@@ -259,6 +261,10 @@ def test_a_binding_round_trips_and_stays_short() -> None:
         "{}",
         json.dumps({"group": GROUP_ID, "upto": 3}),
         json.dumps({"group": GROUP_ID, "upto": 3, "version": 1, "extra": 1}),
+        json.dumps({"group": GROUP_ID, "upto": 3, "version": 1, "from": 4}),
+        json.dumps({"group": GROUP_ID, "upto": 3, "version": 1, "from": 0}),
+        json.dumps({"group": GROUP_ID, "upto": 3, "version": 1, "from": 1}),
+        json.dumps({"group": GROUP_ID, "upto": 3, "version": 1, "from": "2"}),
         json.dumps({"group": GROUP_ID, "upto": True, "version": 1}),
         json.dumps({"group": GROUP_ID, "upto": 0, "version": 1}),
         json.dumps({"group": GROUP_ID, "upto": 3, "version": -1}),
