@@ -38,6 +38,13 @@ _SQS_CALLS: Final = (
 _state_lock = threading.Lock()
 _installs = 0
 _originals: list[tuple[type, str, Any]] = []
+_dynamodb_lock: threading.RLock | None = None
+
+
+def dynamodb_write_lock() -> threading.RLock | None:
+    """The lock moto's DynamoDB writes take while installed (None when not installed): moto_fast's transaction
+    path takes it around its item copies, so they see and restore what no other write is changing."""
+    return _dynamodb_lock
 
 
 def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
@@ -80,7 +87,8 @@ def install() -> None:
         from moto.dynamodb.responses import DynamoHandler
         from moto.sqs.models import Queue, SQSBackend
 
-        dynamodb_lock = threading.RLock()
+        global _dynamodb_lock
+        dynamodb_lock = _dynamodb_lock = threading.RLock()
         for name in _DYNAMODB_WRITES:
             if name in DynamoDBBackend.__dict__:
                 _patch(DynamoDBBackend, name, _locked(DynamoDBBackend.__dict__[name], dynamodb_lock))
@@ -105,3 +113,5 @@ def uninstall() -> None:
         while _originals:
             cls, name, original = _originals.pop()
             setattr(cls, name, original)
+        global _dynamodb_lock
+        _dynamodb_lock = None

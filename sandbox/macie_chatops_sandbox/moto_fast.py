@@ -41,6 +41,16 @@ A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows costs r
   event (~10 ms per finding in the pipeline). :func:`_parse_jsonpath` remembers each parsed expression by
   its text (a parsed ``JSONPath`` is never changed by ``find``; same expression, same matches).
 
+- **DynamoDB TransactWriteItems.** Before a transaction, ``DynamoDBBackend.transact_write_items`` deep-copies
+  every table it names, all items, to roll back on a failure: O(table) per transaction, where DynamoDB locks
+  the few items named (a flood's group joins, one transaction each, went quadratic: 300 findings, 80 s).
+  :func:`_transact_write_items` runs moto's own code with that table copy skipped (the copy module moto's
+  models use hands a table back uncopied, on this thread, for this call only) after keeping a copy of each
+  named item and the length of each table's stream; when moto rolls back (it raises, having assigned the
+  "copies", here the tables themselves, back), those items are put back as they were and the stream records
+  the failed transaction appended are dropped, which is what the table copy restored. A request whose items
+  it cannot resolve to a table and key is left to moto's code unchanged.
+
 ``install()`` / ``uninstall()`` are reference counted and restore exactly what was there, like
 ``moto_atomic`` (with which it composes: they patch different attributes).
 """
@@ -48,6 +58,7 @@ A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows costs r
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable, MutableMapping
@@ -87,6 +98,11 @@ _counts: Counter[str] = Counter()
 def serialized_counts() -> dict[str, int]:
     """``{"fast": n, "moto": m}``: DynamoDB results serialized by the fast path and by moto's serializer."""
     return {"fast": _counts["fast"], "moto": _counts["moto"]}
+
+
+def transactions_without_table_copy() -> int:
+    """TransactWriteItems calls that kept copies of their items instead of their whole tables."""
+    return _counts["item_copy_transactions"]
 
 
 def filtered_listings() -> int:
@@ -392,6 +408,102 @@ def _parse_jsonpath(original: Callable[..., Any]) -> Callable[..., Any]:
     return parse
 
 
+_skip_table_copy = threading.local()
+
+
+class _CopyUnlessTable:
+    """The ``copy`` module for moto's DynamoDB models: ``deepcopy`` of a table is the table itself while this
+    thread runs :func:`_transact_write_items`; everything else is the real module's."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if getattr(_skip_table_copy, "on", False) and isinstance(value, Table):
+            return value
+        return self._real.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@dataclass
+class _SavedItem:
+    table: Any
+    hash_key: Any
+    range_key: Any
+    item: Any  # a copy of the item before the transaction, or None when there was none
+
+
+def _saved_items(backend: Any, transact_items: Any) -> tuple[list[_SavedItem], dict[int, tuple[Any, int]]] | None:
+    """A copy of every item the transaction names, and each table's stream length; None when one cannot be
+    resolved (moto's own code then decides, on its own copies)."""
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved: list[_SavedItem] = []
+    streams: dict[int, tuple[Any, int]] = {}
+    try:
+        for entry in transact_items:
+            ((op_type, op),) = entry.items()
+            table = backend.tables[op["TableName"]]
+            source = op["Item"] if op_type == "Put" else op["Key"]
+            hash_key = DynamoType(source[table.hash_key_attr])
+            range_key = DynamoType(source[table.range_key_attr]) if table.range_key_attr else None
+            current = table.get_item(hash_key, range_key)
+            saved.append(_SavedItem(table, hash_key, range_key, copy.deepcopy(current)))
+            shard = table.stream_shard
+            if shard is not None and id(table) not in streams:
+                streams[id(table)] = (shard, len(shard.items))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return saved, streams
+
+
+def _put_back(saved: list[_SavedItem], streams: dict[int, tuple[Any, int]]) -> None:
+    for entry in reversed(saved):  # the first copy of an item named twice is the one from before
+        store = entry.table.items
+        if entry.range_key is not None:
+            store = store.setdefault(entry.hash_key, {})
+        key = entry.range_key if entry.range_key is not None else entry.hash_key
+        if entry.item is None:
+            store.pop(key, None)
+        else:
+            store[key] = entry.item
+    for shard, length in streams.values():
+        del shard.items[length:]
+
+
+def _transact_write_items(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``DynamoHandler.transact_write_items`` (the request handler, which validates the request and calls the
+    backend): the copies, moto's code and the putting back all under moto_atomic's write lock when it is
+    installed, so no other write comes between them."""
+
+    def transact_write_items(self: Any) -> Any:
+        from macie_chatops_sandbox import moto_atomic
+
+        lock = moto_atomic.dynamodb_write_lock()
+        with lock if lock is not None else contextlib.nullcontext():
+            items = self.body.get("TransactItems") if isinstance(self.body, dict) else None
+            saved = _saved_items(self.dynamodb_backend, items) if isinstance(items, list) else None
+            if saved is None:
+                return original(self)
+            _counts["item_copy_transactions"] += 1
+            _skip_table_copy.on = True
+            try:
+                return original(self)
+            except BaseException:
+                _put_back(*saved)
+                raise
+            finally:
+                _skip_table_copy.on = False
+
+    return transact_write_items
+
+
 def install() -> None:
     global _installs
     with _state_lock:
@@ -419,6 +531,8 @@ def install() -> None:
         _undo.append(restore_serializer)
 
         import jsonpath_ng.ext
+        from moto.dynamodb import models as dynamodb_models
+        from moto.dynamodb.responses import DynamoHandler
         from moto.s3.models import S3Backend
         from moto.s3.utils import _VersionedKeyStore
 
@@ -429,6 +543,8 @@ def install() -> None:
             (S3Backend, "list_object_versions", _list_object_versions(S3Backend.list_object_versions)),
             # moto.events.utils imports it from the module on every call, so the module attribute is the one.
             (jsonpath_ng.ext, "parse", _parse_jsonpath(jsonpath_ng.ext.parse)),
+            (dynamodb_models, "copy", _CopyUnlessTable(dynamodb_models.copy)),
+            (DynamoHandler, "transact_write_items", _transact_write_items(DynamoHandler.transact_write_items)),
         ):
             _replace(target, name, replacement)
 
