@@ -35,6 +35,7 @@ INVALID_MAC: Final = "KMSInvalidMacException"  # what KMS answers VerifyMac for 
 # The states an approval puts a finding in: a transition into one of them is only written with a signed approval.
 APPROVING_STATES: Final = frozenset({State.APPROVED, State.RESTORE_REQUESTED, State.UNDO_REQUESTED})
 NOT_VERIFIED: Final = "approval not verified"
+OPERATOR_PREFIX: Final = "cli:"  # the operator CLI's actors (cli._operator): an operator's re-approval of a move
 
 
 class ApprovalError(ValueError):
@@ -182,6 +183,9 @@ class ApprovalVerifier:
         signed_action, approver, at, mac = found
         if signed_action != action:
             return Verification(False, f"the approval is for {signed_action}, not {action}")
+        named = _attributed_to(record, action)
+        if named != approver and not (action in _MOVES and approver.startswith(OPERATOR_PREFIX)):
+            return Verification(False, f"the approval is {approver}'s, but the record names {named or 'nobody'}")
         try:
             message = approval_for(record, action=action, approver=approver, at=at).message()
         except ApprovalError as exc:
@@ -197,6 +201,20 @@ class ApprovalVerifier:
         if response.get("MacValid") is not True:
             return Verification(False, "KMS did not confirm the MAC")
         return Verification(True, "", approver)
+
+
+_MOVES: Final = frozenset({"quarantine", "block_public_access"})
+
+
+def _attributed_to(record: FindingRecord, action: ApprovalAction) -> str | None:
+    """Who the remediator names as the SourceIdentity of ``action`` (§19): the record's approver for a move or a
+    block; the actor of the entry into RESTORE_REQUESTED or UNDO_REQUESTED for a restore or an Undo. It must be the
+    approval's approver, so a table writer cannot relabel whom a move is attributed to; an operator's re-approval
+    (``retry --reapprove``) of a move keeps the original approver on the record (the MAC names the operator)."""
+    if action in _MOVES:
+        return record.approver
+    entry = record.entry_into_state
+    return entry.actor if entry is not None else None
 
 
 def _read_stamp(stamp: Mapping[str, str]) -> tuple[str, str, str, bytes] | str:

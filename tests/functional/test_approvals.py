@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from macie_chatops.remediation import JobResult, handle_job
 from macie_chatops.states import Failure, State
 from macie_chatops.store import FindingRecord
 from macie_chatops_sandbox.testkit.world import (
+    approval_signer,
     approval_verifier,
     aws_client,
     create_approval_key,
@@ -96,7 +98,7 @@ def test_an_approval_of_an_edited_object_version_does_not_verify(world: Remediat
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"approver": "U0MALLORY"}, "does not match"),
+        ({"approver": "U0MALLORY"}, "the approval is U0MALLORY's, but the record names U0ALICE"),
         ({"at": "2026-12-05T10:00:00.000000Z"}, "does not match"),
         ({"mac": base64.b64encode(b"\x01" * 32).decode()}, "does not match"),
         ({"action": "restore"}, "the approval is for restore, not quarantine"),
@@ -109,6 +111,39 @@ def test_a_tampered_approval_does_not_verify(world: RemediatorWorld, changes: di
     record = world.record(world.seed("f-tampered").finding_id)
     verification = approval_verifier().verify(_with_stamp(record, **changes), "quarantine")
     assert not verification.verified and reason in verification.reason
+
+
+def test_an_approval_does_not_verify_for_a_record_that_names_another_approver(world: RemediatorWorld) -> None:
+    # GIVEN a real approval by U0ALICE, and the record's approver (the move's SourceIdentity) rewritten afterwards
+    record = world.record(world.seed("f-relabelled").finding_id)
+    relabelled = dataclasses.replace(record, approver="U0MALLORY")
+    # THEN it does not verify: nobody can make a move look approved by someone else
+    verification = approval_verifier().verify(relabelled, "quarantine")
+    assert not verification.verified
+    assert verification.reason == "the approval is U0ALICE's, but the record names U0MALLORY"
+
+
+def test_a_restore_verifies_only_for_the_requester_the_record_names(world: RemediatorWorld) -> None:
+    # GIVEN a restore requested (and signed) by U0BOB
+    seeded = world.seed("f-restore-by", state=State.RESTORE_REQUESTED, approver="U0BOB")
+    record = world.record(seeded.finding_id)
+    assert approval_verifier().verify(record, "restore").verified
+    # WHEN the entry into RESTORE_REQUESTED names someone else  THEN it does not verify
+    entry = record.audit[-1]
+    assert entry.outcome == State.RESTORE_REQUESTED.value
+    forged = dataclasses.replace(record, audit=(*record.audit, dataclasses.replace(entry, actor="U0MALLORY")))
+    assert not approval_verifier().verify(forged, "restore").verified
+
+
+def test_an_operators_reapproval_of_a_move_keeps_the_original_approver_on_the_record(world: RemediatorWorld) -> None:
+    # GIVEN a finding approved by U0ALICE, re-approved by an operator (the record's approver stays U0ALICE)
+    record = world.record(world.seed("f-reapproved").finding_id)
+    signer = approval_signer()
+    assert signer is not None
+    stamp = signer.stamp(record, action="quarantine", approver="cli:oncall", at=datetime.now(UTC))
+    # THEN it verifies, naming the operator
+    verification = approval_verifier().verify(dataclasses.replace(record, approval=stamp), "quarantine")
+    assert (verification.verified, verification.approver) == (True, "cli:oncall")
 
 
 def test_no_approval_and_another_keys_approval_do_not_verify(world: RemediatorWorld) -> None:
