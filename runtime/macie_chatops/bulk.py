@@ -66,6 +66,10 @@ logger = logging.getLogger(__name__)
 GROUP_ACTIONS: Final = frozenset({names.ACTION_BULK_REMEDIATE, names.ACTION_BULK_DISMISS, names.ACTION_ACT_ON_ONE})
 BULK_FORM_CALLBACK: Final = "macie_chatops.bulk_dismiss_form"
 BULK_BUDGET_S: Final = 2.0  # of Slack's 3 s: the rest is the request's own reads and the answer
+# A click hands a range larger than this straight to a continuation (bulk_continuation): no click reaches a page of
+# members within its budget (~50 on the loaded sandbox), so it answers at once instead of after 2 s of partial work.
+BULK_INLINE_MAX: Final = 100
+CONTINUATION_RESERVE_S: Final = 0.4  # of the click's budget: sign (GenerateMac) and send the continuation
 BULK_WORKERS: Final = 10  # botocore keeps 10 connections per client: more threads would open and drop extra ones
 # The scopes a bulk dismissal offers: the findings themselves (their reason on each record, no exemption: one per
 # finding would exceed an account's 100), or the bucket for this finding type (one exemption).
@@ -377,13 +381,13 @@ def _each(
     return Progress(done, len(skipped) + unread, resume_at)
 
 
-def _bulk_remediate(
-    click: GroupClick, deps: Dependencies, binding: BulkBinding, authorised: Authorised, deadline: float
-) -> Answer:
-    """Each listed member still awaiting approval as its own Remediate click (``interaction._apply``): one job, one
-    audit entry each. A member decided already is counted, not clicked (no refusal written on its record)."""
-    assert deps.groups is not None  # checked by _authorise_group
-    note = f", bulk: {describe(binding)}"
+def remediate_member(
+    click: GroupClick, deps: Dependencies, binding: BulkBinding, *, continued: bool = False
+) -> Callable[[GroupMember], Done]:
+    """Decide one listed member as its own Remediate click would (``interaction._apply``): one job, one audit
+    entry naming the clicker and the binding. A member decided already is counted, not clicked (no refusal written
+    on its record). The click and its continuations (``bulk_continuation``) decide members only through this."""
+    note = f", bulk: {describe(binding)}{', continued' if continued else ''}"
 
     def act(member: GroupMember) -> Done:
         record = deps.store.get(member.finding_id)
@@ -398,15 +402,62 @@ def _bulk_remediate(
             return Done.FAILED
         return _BY_CATEGORY.get(answer.category, Done.REFUSED)
 
-    progress = _each(listed(deps.groups, binding), act, deadline=deadline, upto=binding.upto)
+    return act
+
+
+def _bulk_remediate(
+    click: GroupClick, deps: Dependencies, binding: BulkBinding, authorised: Authorised, deadline: float
+) -> Answer:
+    """Each listed member still awaiting approval as its own Remediate click. A range larger than one click can
+    reach (:data:`BULK_INLINE_MAX`) goes straight to a continuation; a smaller one is decided here, and what the
+    budget did not reach continues on the queue (or, without one, behind a "Continue from finding K" button)."""
+    assert deps.groups is not None  # checked by _authorise_group
     since = max(0, authorised.view.member_count - binding.upto)
-    text = report(progress.counts(), verb="quarantine", listed=binding.upto, since=since)
+    if deps.continuations is not None and binding.upto - binding.start + 1 > BULK_INLINE_MAX:
+        started = _continue_later(click, deps, binding)
+        if started:
+            logger.info("bulk remediate of %s by %s: continued on the queue", describe(binding), click.user_id)
+            text = _continuing(binding, since=since)
+            return click.answer(200, ephemeral(text), "accepted", f"bulk remediate {describe(binding)}: continued")
+    if deps.continuations is not None:
+        deadline -= CONTINUATION_RESERVE_S  # the continuation is signed and sent within the click's time
+    progress = _each(
+        listed(deps.groups, binding), remediate_member(click, deps, binding), deadline=deadline, upto=binding.upto
+    )
+    rest = dataclasses.replace(binding, start=progress.resume_at) if progress.resume_at is not None else None
+    continued = rest is not None and _continue_later(click, deps, rest)
+    text = report(progress.counts(), verb="quarantine", listed=binding.upto, since=since, continued=continued)
     body = ephemeral(text)
-    if progress.resume_at is not None:
-        rest = dataclasses.replace(binding, start=progress.resume_at)
+    if rest is not None and not continued:
         body["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}, _go_on(rest)]
     logger.info("bulk remediate of %s by %s: %s", describe(binding), click.user_id, progress.tally())
     return click.answer(200, body, "accepted", f"bulk remediate {describe(binding)}: {progress.tally()}")
+
+
+def _continue_later(click: GroupClick, deps: Dependencies, rest: BulkBinding) -> bool:
+    """Hand the members ``rest.start``..``rest.upto`` to a signed continuation; False when it could not be sent
+    (the clicker is then offered the "Continue" button: nothing is lost)."""
+    from macie_chatops.bulk_continuation import continuation_of
+
+    if deps.continuations is None:
+        return False
+    try:
+        deps.continuations.enqueue(continuation_of(click, rest, deps.clock()))
+    except Exception:  # the click's answer offers the button instead; the log has the cause
+        logger.exception("bulk: the continuation of %s could not be queued", describe(rest))
+        return False
+    return True
+
+
+def _continuing(binding: BulkBinding, *, since: int) -> str:
+    """The answer to a click whose members are all decided by continuations."""
+    lines = [
+        f"*Approving the listed findings {binding.start:,}–{binding.upto:,} still awaiting approval*, as you: "
+        "each gets its own job and audit entry. The digest shows them as they are queued."
+    ]
+    if since:
+        lines.append(f"{since:,} more since the digest was rendered: they are not included and need their own click.")
+    return "\n".join(lines)
 
 
 def _go_on(rest: BulkBinding) -> dict[str, Any]:
@@ -426,7 +477,7 @@ def describe(binding: BulkBinding) -> str:
     return f"group {binding.group_id} findings {binding.start}-{binding.upto} (version {binding.version})"
 
 
-def report(counts: Mapping[Done, int], *, verb: str, listed: int, since: int) -> str:
+def report(counts: Mapping[Done, int], *, verb: str, listed: int, since: int, continued: bool = False) -> str:
     """The clicker's answer: what this click did to the listed findings, and what it left to do."""
 
     def count(done: Done) -> int:
@@ -449,7 +500,12 @@ def report(counts: Mapping[Done, int], *, verb: str, listed: int, since: int) ->
         lines.append(f"{count(Done.REFUSED):,} could not be decided from this message: act on them one by one.")
     if count(Done.FAILED):
         lines.append(f"{count(Done.FAILED):,} failed: nothing changed for them; click again to retry them.")
-    if count(Done.NOT_REACHED):
+    if count(Done.NOT_REACHED) and continued:
+        lines.append(
+            f"{count(Done.NOT_REACHED):,} more are being approved in the background, as you: the digest shows them "
+            "as they are queued."
+        )
+    elif count(Done.NOT_REACHED):
         again = "continue with the button below" if verb == "quarantine" else f"{verb} all again"
         lines.append(f"{count(Done.NOT_REACHED):,} not reached in time (Slack waits 3 s): {again}.")
     if since:

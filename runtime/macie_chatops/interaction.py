@@ -53,6 +53,7 @@ from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStor
 if TYPE_CHECKING:
     from macie_chatops.approvals import ApprovalSigner
     from macie_chatops.bulk import GroupReader
+    from macie_chatops.bulk_continuation import Continuations
     from macie_chatops.dismissal import ModalOpener
     from macie_chatops.exemption_store import ExemptionStore
 
@@ -388,6 +389,8 @@ class Dependencies:
     signer: ApprovalSigner | None = None
     # A finding flood's groups (§22): the digest's bulk buttons and a page's "act on one" read them.
     groups: GroupReader | None = None
+    # A bulk approval one click cannot finish goes on as signed continuations on this function's own queue (§22).
+    continuations: Continuations | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ REMEDIATION_DLQ_NAME: Final = "macie-chatops-remediation-dlq"
 # Finding floods (docs/architecture.md §22): {"group_id": ...} -> the digest writer.
 DIGEST_QUEUE_NAME: Final = "macie-chatops-digests"
 DIGEST_DLQ_NAME: Final = "macie-chatops-digests-dlq"
+# A bulk approval's signed continuations (§22, Bulk decisions) -> the interaction function itself.
+BULK_CONTINUATION_QUEUE_NAME: Final = "macie-chatops-bulk-continuations"
+BULK_CONTINUATION_DLQ_NAME: Final = "macie-chatops-bulk-continuations-dlq"
+BULK_CONTINUATIONS_REFUSED_METRIC: Final = "BulkContinuationsRefused"
 STATE_TABLE_NAME: Final = "macie-chatops-findings"
 CENTRAL_KEY_ALIAS: Final = "alias/macie-chatops"  # the CMK of the central queues and the alarm topic
 STATE_KEY_ALIAS: Final = "alias/macie-chatops-state"  # the CMK of the state table (and its stream)
@@ -74,6 +78,7 @@ ENV_SWEEP_MAX_REQUEUES: Final = "SWEEP_MAX_REQUEUES"
 ENV_INTAKE_QUEUE_URL: Final = "INTAKE_QUEUE_URL"
 # The digest queue (§22): set for every handler that changes a grouped finding; unset, nothing is grouped.
 ENV_DIGEST_QUEUE_URL: Final = "DIGEST_QUEUE_URL"
+ENV_BULK_CONTINUATION_QUEUE_URL: Final = "BULK_CONTINUATION_QUEUE_URL"  # the interaction function's own queue
 ENV_MACIE_READER_ROLE_ARN: Final = "MACIE_READER_ROLE_ARN"
 # The KMS HMAC key that signs approvals (docs/architecture.md §23): its ARN, for the handlers that sign (the
 # interaction endpoint, the finding handler's auto approvals) and verify (the remediator, the sweeper).

@@ -13,19 +13,23 @@ accepted).
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3  # noqa: F401 (loaded with the module: every request reads the signing secret before it is trusted)
 from aws_lambda_powertools import Logger
 
-from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops import names
+from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings, _LazyClient
 from macie_chatops.handlers._tracing import traced
 from macie_chatops.slack_request import Refusal, extract, verify
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from macie_chatops.bulk_continuation import Continuations, Outcome
+    from macie_chatops.handlers._root import SqsRecord
     from macie_chatops.interaction import Answer, Dependencies
     from macie_chatops.slack_secrets import SlackSecrets
 
@@ -82,6 +86,23 @@ def _signing_secrets(settings: Settings, *, refresh: bool = False) -> SlackSecre
     return _cache.get(key, read, max_age_s=SECRET_REFRESH_AFTER_S if refresh else None)
 
 
+def _continuations(settings: Settings, timeouts: AwsTimeouts) -> Continuations | None:
+    """A bulk approval's continuations (docs/architecture.md §22): signed with the approval key, sent to this
+    function's own queue; None without the queue (every bulk click then answers within its own budget)."""
+    queue_url = os.environ.get(names.ENV_BULK_CONTINUATION_QUEUE_URL, "")
+    if not queue_url:
+        return None
+    from macie_chatops.bulk_continuation import ContinuationMac, Continuations, SqsContinuationQueue
+
+    kms = _LazyClient(
+        lambda: _cache.client("kms", settings, timeouts)
+    )  # a click that continues nothing never builds it
+    return Continuations(
+        ContinuationMac(kms, _cache.approval_key_id()),
+        SqsContinuationQueue(_cache.client("sqs", settings, timeouts), queue_url),
+    )
+
+
 def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
     def build() -> Dependencies:
         from macie_chatops.exemption_store import ExemptionStore
@@ -108,9 +129,11 @@ def _dependencies(settings: Settings, bot_token: str) -> Dependencies:
             updater=slack,
             groups=GroupStore(_cache.client("dynamodb", settings, timeouts), settings.table),
             signer=_cache.approval_signer(settings, timeouts),
+            continuations=_continuations(settings, timeouts),
         )
 
-    return _cache.get(("dependencies", settings, bot_token), build)
+    continuation_queue = os.environ.get(names.ENV_BULK_CONTINUATION_QUEUE_URL, "")
+    return _cache.get(("dependencies", settings, bot_token, continuation_queue), build)
 
 
 def _response_url_prefixes(settings: Settings) -> tuple[str, ...]:
@@ -174,8 +197,66 @@ def _log_answer(answer: Answer, request_id: str) -> None:
         logger.warning("click refused", extra=fields)
 
 
+def _is_sqs_batch(event: object) -> bool:
+    """A batch of this function's continuation queue (Lambda's event source mapping), not an API Gateway request:
+    a request's top-level keys are API Gateway's, never the caller's."""
+    if not isinstance(event, dict) or "requestContext" in event:
+        return False
+    records = event.get("Records")
+    return isinstance(records, list) and all(
+        isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records
+    )
+
+
+def _continuation_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Each record is a bulk approval's continuation (docs/architecture.md §22): checked (its MAC, its age, the
+    approver's authority), then its members decided as the click decides them. A refused one is logged, counted
+    (``BulkContinuationsRefused``) and acknowledged: retrying it would refuse it again. Only errors (KMS, the
+    table, the queue, Slack's directory) return a record to the queue."""
+    from macie_chatops.bulk_continuation import continue_bulk
+    from macie_chatops.handlers._root import remaining_time, run_sqs_batch
+
+    settings = read_settings()
+    deps = _dependencies(settings, _signing_secrets(settings).bot_token)
+    continuations = deps.continuations
+    if continuations is None:
+        raise RuntimeError(f"environment variable not set: {names.ENV_BULK_CONTINUATION_QUEUE_URL}")
+    remaining_s = remaining_time(context)
+
+    def handle(record: SqsRecord) -> str:
+        outcome = continue_bulk(record.body, deps, continuations, remaining_s=remaining_s)
+        _log_continuation(outcome, record.message_id)
+        return outcome.status
+
+    def failed(record: SqsRecord, exc: Exception, fields: dict[str, Any]) -> None:
+        metrics.count("RecordsFailed", error_type=type(exc).__name__)
+        logger.exception("bulk continuation not completed: returned to its queue", extra=fields)
+
+    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger)
+
+
+def _log_continuation(outcome: Outcome, message_id: str) -> None:
+    fields = {
+        "message_id": message_id,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "group_id": outcome.group_id,
+        "user": outcome.approver,
+        "tally": outcome.tally,
+        "resume_at": outcome.resume_at,
+    }
+    if outcome.status == "refused":
+        metrics.count(names.BULK_CONTINUATIONS_REFUSED_METRIC, reason=outcome.category)
+        logger.error("bulk continuation refused: nothing decided", extra=fields)
+        return
+    metrics.count("BulkContinuations", outcome=outcome.status)
+    logger.info("bulk continuation applied", extra=fields)
+
+
 @traced(SERVICE)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _is_sqs_batch(event):  # the continuation queue (§22), the function's second event source
+        return _continuation_batch(event, context)
     request_id = _request_id(event, context)
     raw = extract(event)
     if isinstance(raw, Refusal):
