@@ -678,12 +678,19 @@ class Sandbox:
         fresh one from the Slack stand-in."""
         from macie_chatops_sandbox.slack_clicks import signed_click_body
 
+        is_ephemeral = False
         if channel_id is None or message_ts is None:
             record = self.record(finding_id)
-            if record is None or not record.slack_channel or not record.slack_ts:
+            if record is not None and not record.slack_ts and record.group_id and record.group_seq:
+                # A group member has no message of its own (§22): a person chooses it in its thread page's
+                # "Act on one finding…" select, and clicks the buttons that shows them alone.
+                channel_id, message_ts = self._choose_listed(record, user_id=user_id)
+                is_ephemeral = True
+            elif record is None or not record.slack_channel or not record.slack_ts:
                 raise LookupError(f"finding {finding_id} has no Slack message to click")
-            channel_id = channel_id or record.slack_channel
-            message_ts = message_ts or record.slack_ts
+            else:
+                channel_id = channel_id or record.slack_channel
+                message_ts = message_ts or record.slack_ts
         body, headers = signed_click_body(
             signing_secret or self.secret.signing_secret,
             action_id=action_id,
@@ -695,8 +702,38 @@ class Sandbox:
             message_ts=message_ts,
             response_url=self.slack.response_url(channel_id, message_ts),
             trigger_id=trigger_id or self.slack.trigger_id(user_id),
+            is_ephemeral=is_ephemeral,
         )
         return self.post(body, headers)
+
+    def _choose_listed(self, record: FindingRecord, *, user_id: str) -> tuple[str, str]:
+        """Choose a group member in its thread page's select (a signed ``static_select`` click): the channel and
+        page ts its own buttons are then shown on. A LookupError while its page is not posted yet."""
+        from macie_chatops.group_store import GroupStore
+        from macie_chatops.groups import page_number
+        from macie_chatops_sandbox.slack_clicks import signed_click_body
+
+        assert record.group_id is not None and record.group_seq is not None
+        groups = GroupStore(self.client("dynamodb"), self.provisioned.table_name)
+        page = groups.page(record.group_id, page_number(record.group_seq))
+        if page is None or page.ts is None:
+            raise LookupError(f"finding {record.finding_id} is listed in a digest page that is not posted yet")
+        channel_id = record.channel
+        body, headers = signed_click_body(
+            self.secret.signing_secret,
+            action_id=names.ACTION_ACT_ON_ONE,
+            finding_id="",
+            user_id=user_id,
+            team_id=self.config.slack.team_id,
+            channel_id=channel_id,
+            message_ts=page.ts,
+            response_url=self.slack.response_url(channel_id, page.ts),
+            selected_option=record.finding_id,
+        )
+        chosen = self.post(body, headers)
+        if chosen.status != 200:
+            raise LookupError(f"choosing {record.finding_id} in its page answered HTTP {chosen.status}: {chosen.text}")
+        return channel_id, page.ts
 
     def dismiss(
         self,
