@@ -2,6 +2,7 @@
 
 member default buses --> central bus --intake rule--> intake queue --> finding handler       intake.py
 Slack click --> API Gateway POST /slack/interactions --> interaction handler                interaction.py
+bulk click --> continuation queue (signed) --> interaction handler (a bulk approval goes on)  interaction.py
 finding / interaction handler, sweeper --> remediation queue --> remediator --> member role  remediation.py
 schedule (rate 15 minutes) --> sweeper (approved findings whose job was lost)               sweeper.py
 schedules (hourly, daily) --> reminders (open reviews: thread reminders, escalation summary) reminders.py
@@ -78,6 +79,7 @@ class CentralStack(Stack):
         reconciler.watch(alarms)
         approvals.watch(alarms)
         digests.watch(alarms)
+        interaction.watch(alarms)  # its bulk-approval continuations (§22)
         dashboard.build(self, alarms=alarms, api=interaction.api.api)  # last: it graphs what the alarms watch
 
         self.bus = intake.bus.bus

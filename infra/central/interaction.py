@@ -1,12 +1,16 @@
-"""The interaction room: Slack's click endpoint and the interaction handler behind it."""
+"""The interaction room: Slack's click endpoint, the interaction handler behind it, and the handler's own queue of
+bulk-approval continuations (docs/architecture.md §22, "Bulk decisions")."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import LOG_RETENTION, HandlerAssets
+from infra.central.lambdas import LOG_RETENTION, HandlerAssets, consume, visibility_timeout
 from infra.central.remediation import Remediation
+from infra.components.alarms import OperationalAlarms
+from infra.components.queues import QueueWithDeadLetter
 from infra.components.slack_api import SlackInteractionsApi
 from macie_chatops import names
 
@@ -16,6 +20,11 @@ INTERACTION_MEMORY_MB = 1024  # more memory = more CPU = a shorter cold start in
 # junk that carries made-up Slack headers (refused on its HMAC in milliseconds) cannot take more than this
 # (architecture §25). Lambda keeps it out of the account's unreserved pool.
 INTERACTION_CONCURRENCY = 100
+# Continuations: one per invocation (each works until the invocation's time runs short), two at a time at most
+# (the event source's minimum: they take 2 of the 100 reserved, clicks keep the rest).
+CONTINUATION_BATCH_SIZE = 1
+CONTINUATION_MAX_CONCURRENCY = 2
+CONTINUATION_MAX_RECEIVES = 3
 
 
 class Interaction:
@@ -35,6 +44,26 @@ class Interaction:
         )
         foundation.grant_records_and_slack(self.interaction_handler)
         jobs.accept_jobs_from(self.interaction_handler)
+        # Its second event source: a bulk approval one click cannot finish continues here, signed (kms:GenerateMac
+        # on the approval key, granted by the key's policy: infra/central/approvals.py) and re-sent to itself.
+        self.continuations = QueueWithDeadLetter(
+            stack,
+            "BulkContinuations",
+            queue_name=names.BULK_CONTINUATION_QUEUE_NAME,
+            dead_letter_queue_name=names.BULK_CONTINUATION_DLQ_NAME,
+            encryption_key=foundation.key,
+            visibility_timeout=visibility_timeout(INTERACTION_TIMEOUT),
+            max_receive_count=CONTINUATION_MAX_RECEIVES,
+        )
+        consume(
+            self.interaction_handler,
+            self.continuations,
+            batch_size=CONTINUATION_BATCH_SIZE,
+            max_concurrency=CONTINUATION_MAX_CONCURRENCY,
+        )
+        self.interaction_handler.function.add_environment(
+            names.ENV_BULK_CONTINUATION_QUEUE_URL, self.continuations.queue.queue_url
+        )
         self.api = SlackInteractionsApi(
             stack,
             "SlackInteractions",
@@ -44,4 +73,42 @@ class Interaction:
             log_retention=LOG_RETENTION,
             log_encryption_key=foundation.logs_key,
             waf=waf,
+        )
+
+    def watch(self, alarms: OperationalAlarms) -> None:
+        """The continuation queue: dead letters (a bulk approval stopped part-way: its members left still await
+        approval), a queue nothing receives, and continuations refused (forged, or too old to act on)."""
+        alarms.on_dead_letters(
+            "BulkContinuationDeadLetters",
+            queue=self.continuations.dead_letter_queue,
+            alarm_name=f"{names.BULK_CONTINUATION_DLQ_NAME}-not-empty",
+            description="bulk-approval continuations the interaction handler failed on 3 times: the members they "
+            "did not reach still await approval (the digest offers them); the handler's error logs say why",
+        )
+        max_age = Duration.seconds(visibility_timeout(INTERACTION_TIMEOUT).to_seconds() * CONTINUATION_MAX_RECEIVES)
+        alarms.on_oldest_message_age(
+            "BulkContinuationOldestMessage",
+            queue=self.continuations.queue,
+            max_age=max_age,
+            alarm_name=f"{names.BULK_CONTINUATION_QUEUE_NAME}-oldest-message",
+            description=(
+                f"bulk-approval continuations waited longer than every retry could take ({int(max_age.to_seconds())}"
+                " s): nothing is receiving the queue (throttled or disabled event source); past 15 minutes from the "
+                "click they are refused as stale; see docs/deploy.md (operating it)"
+            ),
+        )
+        alarms.on_handler_metric(
+            "BulkContinuationsRefused",
+            metric=cloudwatch.Metric(
+                namespace=names.METRICS_NAMESPACE,
+                metric_name=names.BULK_CONTINUATIONS_REFUSED_METRIC,
+                dimensions_map={"service": names.INTERACTION_FUNCTION_NAME, "reason": "bad_mac"},
+                period=Duration.minutes(5),
+                statistic="Sum",
+            ),
+            alarm_name="bulk-continuations-forged",
+            description=(
+                "a bulk-approval continuation whose MAC is not its own reached the interaction handler: something "
+                "other than the handler sends to its queue; nothing was approved; docs/architecture.md §22"
+            ),
         )

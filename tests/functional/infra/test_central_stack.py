@@ -198,7 +198,9 @@ def test_remediator_is_sized_for_a_long_multipart_copy(example: Synthesized) -> 
 
 def test_sqs_consumers_report_partial_batch_failures(example: Synthesized) -> None:
     mappings = resources_of_type(example.central_json, "AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 3  # the intake, the remediation and the digest queues (test_digests_stack.py)
+    # the intake, the remediation, the digest (test_digests_stack.py) and the continuation queues
+    # (test_bulk_continuation_stack.py)
+    assert len(mappings) == 4
     for mapping in mappings.values():
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
@@ -245,6 +247,11 @@ def test_handlers_get_exactly_their_grants(example: Synthesized) -> None:
             intake_queue = _logical_id(template, "AWS::SQS::Queue", QueueName=names.INTAKE_QUEUE_NAME)
             assert sends == sorted(
                 str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (intake_queue, remediation_queue, digest_queue)
+            )
+        elif function_name == names.INTERACTION_FUNCTION_NAME:  # and its bulk continuations (§22)
+            continuations = _logical_id(template, "AWS::SQS::Queue", QueueName=names.BULK_CONTINUATION_QUEUE_NAME)
+            assert sends == sorted(
+                str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (continuations, remediation_queue, digest_queue)
             )
         else:
             assert sends == sorted(str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (remediation_queue, digest_queue))
@@ -308,6 +315,7 @@ def test_every_dead_letter_queue_and_handler_alarms_to_the_encrypted_topic(examp
             names.REMEDIATION_DLQ_NAME,
             names.CENTRAL_DELIVERY_DLQ_NAME,
             names.DIGEST_DLQ_NAME,
+            names.BULK_CONTINUATION_DLQ_NAME,
         )
     }
     errors_on = {
@@ -376,7 +384,8 @@ def test_the_intake_and_remediation_queues_alarm_on_their_oldest_message(example
     intake = _logical_id(template, "AWS::SQS::Queue", QueueName=names.INTAKE_QUEUE_NAME)
     remediation = _logical_id(template, "AWS::SQS::Queue", QueueName=names.REMEDIATION_QUEUE_NAME)
     digests = _logical_id(template, "AWS::SQS::Queue", QueueName=names.DIGEST_QUEUE_NAME)
-    assert set(ages) == {intake, remediation, digests}
+    continuations = _logical_id(template, "AWS::SQS::Queue", QueueName=names.BULK_CONTINUATION_QUEUE_NAME)
+    assert set(ages) == {intake, remediation, digests, continuations}
     for queue, alarm in ages.items():
         # older than every retry could take: the visibility timeout times the receives before the DLQ
         visibility = template["Resources"][queue]["Properties"]["VisibilityTimeout"]

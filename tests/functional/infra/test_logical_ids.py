@@ -38,6 +38,8 @@ CENTRAL: Final = {
     "AdministratorForwardDeadLetterQueueB27405D6": "AWS::SQS::Queue",
     "DigestsQueue5D300572": "AWS::SQS::Queue",  # issue 14: the digest queue
     "DigestsDeadLetterQueue88D07A0F": "AWS::SQS::Queue",
+    "BulkContinuationsQueue7E90F69D": "AWS::SQS::Queue",  # issue 14: a bulk approval's continuations
+    "BulkContinuationsDeadLetterQueue033F6267": "AWS::SQS::Queue",
     "FindingHandlerLogs9DF11BD0": "AWS::Logs::LogGroup",
     "InteractionHandlerLogsB1882E18": "AWS::Logs::LogGroup",
     "RemediatorLogsC7F39A77": "AWS::Logs::LogGroup",
