@@ -34,6 +34,9 @@ def load_event(name: str) -> dict[str, Any]:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    from macie_chatops_sandbox import moto_conditional_copy
+
+    moto_conditional_copy.install()  # S3 CopyObject's If-None-Match, as real S3 checks it (the mover relies on it)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -41,6 +44,7 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+        moto_conditional_copy.uninstall()
 
 
 @dataclass(frozen=True)

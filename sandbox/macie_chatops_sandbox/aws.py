@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config as BotoConfig
 
-from macie_chatops_sandbox import macie_standin, moto_atomic, moto_fast
+from macie_chatops_sandbox import macie_standin, moto_atomic, moto_conditional_copy, moto_fast
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -64,6 +64,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_atomic.install()
         moto_fast.install()
+        moto_conditional_copy.install()  # S3 CopyObject's If-None-Match, which moto ignores
         macie_standin.install()  # Macie's findings API, which moto does not have
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -88,6 +89,7 @@ class MotoServer:
         finally:
             server.stop()
             macie_standin.uninstall()
+            moto_conditional_copy.uninstall()
             moto_fast.uninstall()
             moto_atomic.uninstall()
 

@@ -34,8 +34,10 @@ from tests.functional.move_world import (
     MEMBER_A,
     MEMBER_B,
     REGION,
+    Crash,
     MoveWorld,
     build_move_world,
+    crash_at,
     iam_enforced,
     member_role,
     next_second,
@@ -564,7 +566,7 @@ def _counting_s3(world: MoveWorld) -> tuple[Any, list[str]]:
     return clients.s3, calls
 
 
-def test_a_single_part_move_makes_six_s3_calls(world: MoveWorld) -> None:
+def test_a_single_part_move_makes_five_s3_calls(world: MoveWorld) -> None:
     # GIVEN a versioned object with a checksum S3 reports (below the multipart threshold)
     from macie_chatops.move import ObjectMover
 
@@ -577,20 +579,45 @@ def test_a_single_part_move_makes_six_s3_calls(world: MoveWorld) -> None:
     # WHEN it is quarantined
     outcome = ObjectMover(s3, multipart_threshold_bytes=64 * MB).quarantine(request)
 
-    # THEN it is quarantined and verified, with no HEAD after the copy and no tagging call: CopyObject's response
-    # carries the copy's checksum, and the copy is tagged with the checksum it must have in the copy request
+    # THEN it is quarantined and verified, with no look at the quarantine key (the copy is conditional on it
+    # holding nothing), no HEAD after the copy (its response carries the copy's checksum) and no tagging call
+    # (the copy request carries the checksum it must have)
     assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert not outcome.resumed
     assert outcome.verification is not None and outcome.verification.startswith("s3 CRC32:")
     assert calls == [
         "HeadObject",  # the source version
-        "HeadObject",  # the quarantine key (absent: nothing to resume)
         "GetObjectTagging",  # the source's own tags, for a restore
-        "CopyObject",
+        "CopyObject",  # If-None-Match: * on the quarantine key
         "DeleteObject",
         "ListObjectVersions",  # what the key holds now (the message says it)
     ]
     tags = world.tags(MEMBER_A, QUARANTINE_A, outcome.quarantine_key)
     assert tags[TAG_VERIFIED] == outcome.verification.removeprefix("s3 ")
+    assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
+
+
+def test_a_quarantine_key_that_is_not_free_is_read_and_the_plan_followed(world: MoveWorld) -> None:
+    # GIVEN an earlier attempt's copy at the quarantine key (it died after copying), and the source still there
+    from macie_chatops.move import ObjectMover
+
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(1500)
+    version, etag = world.put(MEMBER_A, SOURCE, "exports/cards.csv", body)
+    request = world.request(MEMBER_A, SOURCE, "exports/cards.csv", version_id=version, etag=etag, size=len(body))
+    with pytest.raises(Crash):
+        world.mover(MEMBER_A, checkpoint=crash_at(MoveStep.COPIED)).quarantine(request)
+    s3, calls = _counting_s3(world)
+
+    # WHEN the job runs again
+    outcome = ObjectMover(s3, multipart_threshold_bytes=64 * MB).quarantine(request)
+
+    # THEN S3 refused the conditional copy, the key was read, and the earlier copy was verified and kept: one copy
+    assert outcome.status is MoveStatus.QUARANTINED, outcome
+    assert outcome.resumed
+    assert calls[:4] == ["HeadObject", "GetObjectTagging", "CopyObject", "HeadObject"]
+    assert calls.count("CopyObject") == 1
+    assert len(world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key)) == 1
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
 
 

@@ -15,6 +15,7 @@ from macie_chatops.move.s3_objects import (
     ACCESS_DENIED_CODES,
     ARCHIVED_CODES,
     BAD_REQUEST_CODES,
+    CONFLICT_CODES,
     NO_BUCKET_CODES,
     NOT_FOUND_CODES,
     PRECONDITION_CODES,
@@ -91,6 +92,12 @@ class _KeptCopy:
         )
 
 
+class _KeyOccupiedError(Exception):
+    """A copy made only if the quarantine key held nothing was refused: it holds an object (or the source
+    changed: S3's 412 does not say which condition failed), so both sides are read and next_step decides.
+    Raised by the exclusive copy, caught in :meth:`Quarantine.run`: it never leaves the mover."""
+
+
 def _copied_view(copied: Mapping[str, Any], source: ObjectView, metadata: Mapping[str, str]) -> ObjectView:
     """The copy as a single CopyObject's response describes it (no HEAD after the copy): its version id, ETag and
     the checksum S3 computed over the bytes it wrote; its size is the source version's, since CopyObject copies
@@ -128,6 +135,15 @@ class Quarantine:
         if isinstance(source, MoveOutcome):
             return source
         self._checkpoint(MoveStep.SOURCE_READ)
+        if source is not None and self._copies_first(request, source):
+            # A first attempt does not look at the quarantine key: the copy is made only if the key holds nothing
+            # (If-None-Match), and only when S3 refuses it (an earlier attempt's copy, say) is the key read.
+            try:
+                return self._copy_verify_delete(
+                    request, source, source_at, target, None, None, resumed=False, exclusive=True
+                )
+            except _KeyOccupiedError:
+                logger.info("the quarantine key is not free: reading it", extra={"finding_id": request.finding_id})
         existing = self._head_copy(request, target)
         if isinstance(existing, MoveOutcome):
             return existing
@@ -153,6 +169,12 @@ class Quarantine:
             resumed = step is NextStep.VERIFY_THEN_DELETE
             return self._copy_verify_delete(request, source, source_at, target, copy_view, copy_tags, resumed=resumed)
         return self._nothing_to_move(request, step, source, target)
+
+    def _copies_first(self, request: MoveRequest, source: ObjectView) -> bool:
+        """The finding's version is there and small enough for one CopyObject, which can be made conditional on
+        the quarantine key holding nothing (a multipart copy could only fail at its completion, all parts copied)."""
+        present = source_state(source, finding_etag=request.etag) is SourceState.PRESENT
+        return present and source.size < self._multipart_threshold
 
     def _nothing_to_move(
         self, request: MoveRequest, step: NextStep, source: ObjectView | None, target: Located
@@ -201,10 +223,14 @@ class Quarantine:
         copy_tags: Provenance | None,
         *,
         resumed: bool,
+        exclusive: bool = False,
     ) -> MoveOutcome:
-        """Steps 2-5 while the source version is present: (re-)copy, verify, tag verified, delete, count."""
+        """Steps 2-5 while the source version is present: (re-)copy, verify, tag verified, delete, count.
+        ``exclusive``: copy only if the quarantine key holds nothing (raises _KeyOccupiedError if it does)."""
         original_tags = self._source_tags(request, source_at, source)
-        checked = self._verified_copy(request, source, source_at, target, copy_view, copy_tags, resumed=resumed)
+        checked = self._verified_copy(
+            request, source, source_at, target, copy_view, copy_tags, resumed=resumed, exclusive=exclusive
+        )
         if isinstance(checked, MoveOutcome):
             return checked
         copy_view, copy_tags, verified = checked
@@ -226,6 +252,7 @@ class Quarantine:
         copy_tags: Provenance | None,
         *,
         resumed: bool,
+        exclusive: bool = False,
     ) -> tuple[ObjectView, Provenance | None, VerifyResult] | MoveOutcome:
         """An earlier attempt's copy when it verifies against the source, else a new copy, verified."""
         # An unversioned source is read with If-Match, so a stream never mixes in an object written since.
@@ -246,7 +273,7 @@ class Quarantine:
                 "an earlier copy does not verify against the source; copying again",
                 extra={"finding_id": request.finding_id, "detail": verified.detail},
             )
-        copied = self._copy_to_quarantine(request, source, source_at, target)
+        copied = self._copy_to_quarantine(request, source, source_at, target, exclusive=exclusive)
         if isinstance(copied, MoveOutcome):
             return copied
         copy_view, copy_tags = copied
@@ -413,7 +440,7 @@ class Quarantine:
         )
 
     def _copy_to_quarantine(
-        self, request: MoveRequest, source: ObjectView, source_at: Located, target: Located
+        self, request: MoveRequest, source: ObjectView, source_at: Located, target: Located, *, exclusive: bool = False
     ) -> tuple[ObjectView, Provenance] | MoveOutcome:
         from botocore.exceptions import ClientError
 
@@ -437,12 +464,16 @@ class Quarantine:
         if multipart:
             extra["TaggingDirective"] = "REPLACE"
             extra["Tagging"] = ""
+        elif exclusive:
+            extra["IfNoneMatch"] = "*"
         try:
             if not multipart:
                 copied = self._objects.copy(source_at, target, extra)
                 return _copied_view(copied, source, metadata), tags
             self._objects.managed_copy(source_at, target, extra, source)
         except ClientError as exc:
+            if exclusive and error_code(exc) in PRECONDITION_CODES | CONFLICT_CODES:
+                raise _KeyOccupiedError from exc
             return self._copy_refused(request, source, exc)
         except Exception as exc:
             if copy_precondition_failed(exc):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound", "405", "MethodNotAllowed"})
 ACCESS_DENIED_CODES: Final = frozenset({"403", "AccessDenied", "AllAccessDisabled", "KMS.AccessDeniedException"})
 PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
+CONFLICT_CODES: Final = frozenset({"409", "ConditionalRequestConflict"})  # a conditional write raced another
 NO_BUCKET_CODES: Final = frozenset({"NoSuchBucket"})
 ARCHIVED_CODES: Final = frozenset({"InvalidObjectState"})
 BAD_REQUEST_CODES: Final = frozenset({"400", "InvalidArgument", "BadRequest"})
