@@ -83,6 +83,9 @@ class Provisioned:
     digests: Queue | None = None  # the digest queue (docs/architecture.md §22) and its DLQ
     digests_dlq: Queue | None = None
     approval_key_arn: str = ""  # the HMAC key approvals are signed with (docs/architecture.md §23)
+    # A bulk approval's continuations -> the interaction handler (docs/architecture.md §22), and their DLQ.
+    continuations: Queue | None = None
+    continuations_dlq: Queue | None = None
 
     def member(self, account_id: str, region: str) -> MemberRegion | None:
         return self.members.get((account_id, region))
@@ -94,7 +97,10 @@ class Provisioned:
     @property
     def queues(self) -> tuple[Queue, ...]:
         digests = (self.digests, self.digests_dlq) if self.digests and self.digests_dlq else ()
-        return (self.intake, self.intake_dlq, self.remediation, self.remediation_dlq, *digests)
+        continuations = (
+            (self.continuations, self.continuations_dlq) if self.continuations and self.continuations_dlq else ()
+        )
+        return (self.intake, self.intake_dlq, self.remediation, self.remediation_dlq, *digests, *continuations)
 
 
 def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> Queue:
@@ -137,6 +143,9 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
         sqs, names.REMEDIATION_QUEUE_NAME, names.REMEDIATION_DLQ_NAME, settings
     )
     digests, digests_dlq = _queue_with_dlq(sqs, names.DIGEST_QUEUE_NAME, names.DIGEST_DLQ_NAME, settings)
+    continuations, continuations_dlq = _queue_with_dlq(
+        sqs, names.BULK_CONTINUATION_QUEUE_NAME, names.BULK_CONTINUATION_DLQ_NAME, settings
+    )
 
     bus_arn: str = events.create_event_bus(Name=names.CENTRAL_BUS_NAME)["EventBusArn"]
     events.put_permission(
@@ -233,6 +242,8 @@ def _provision_central(config: Config, accounts: Accounts, secret: SlackSecret, 
         digests=digests,
         digests_dlq=digests_dlq,
         approval_key_arn=approval_key_arn,
+        continuations=continuations,
+        continuations_dlq=continuations_dlq,
     )
 
 

@@ -267,6 +267,9 @@ class Sandbox:
                 names.ENV_REMEDIATION_QUEUE_URL: self._provisioned.remediation.url,
                 names.ENV_INTAKE_QUEUE_URL: self._provisioned.intake.url,  # the reconciler's
                 names.ENV_DIGEST_QUEUE_URL: self._provisioned.digests.url if self._provisioned.digests else None,
+                names.ENV_BULK_CONTINUATION_QUEUE_URL: (
+                    self._provisioned.continuations.url if self._provisioned.continuations else None
+                ),
                 names.ENV_SLACK_SECRET_ARN: self._provisioned.secret_arn,
                 names.ENV_APPROVAL_KEY_ID: self._provisioned.approval_key_arn,
                 names.ENV_CONFIG_PATH: str(config_file),
@@ -329,10 +332,23 @@ class Sandbox:
                     wait_time_s=s.wait_time_s,
                 )
             )
-        self._endpoint = InteractionEndpoint(
-            function(names.INTERACTION_FUNCTION_NAME, interaction.lambda_handler, s.interaction_timeout_s),
-            base64_bodies=s.base64_bodies,
+        interaction_function = function(
+            names.INTERACTION_FUNCTION_NAME, interaction.lambda_handler, s.interaction_timeout_s
         )
+        if self._provisioned.continuations is not None:  # the interaction handler's second event source (§22)
+            self._pollers.append(
+                SqsPoller(
+                    function=interaction_function,
+                    sqs=sqs,
+                    queue_url=self._provisioned.continuations.url,
+                    queue_arn=self._provisioned.continuations.arn,
+                    visibility_timeout_s=s.queues.visibility_timeout_s,
+                    batch_size=1,  # as the central stack's event source: each works until its time runs short
+                    concurrency=1,
+                    wait_time_s=s.wait_time_s,
+                )
+            )
+        self._endpoint = InteractionEndpoint(interaction_function, base64_bodies=s.base64_bodies)
         self._endpoint.start()
         for poller in self._pollers:
             poller.start()
@@ -768,7 +784,9 @@ class Sandbox:
         total = 0
         # The digest queue too: a group's wake-ups are work to do (its last page is posted when it closes).
         digests = (self.provisioned.digests,) if self.provisioned.digests else ()
-        for queue in (self.provisioned.intake, self.provisioned.remediation, *digests):
+        # And a bulk approval's continuations: members still to approve (docs/architecture.md §22).
+        continuations = (self.provisioned.continuations,) if self.provisioned.continuations else ()
+        for queue in (self.provisioned.intake, self.provisioned.remediation, *digests, *continuations):
             attributes = sqs.get_queue_attributes(
                 QueueUrl=queue.url,
                 AttributeNames=[
@@ -824,7 +842,8 @@ class Sandbox:
         sqs = self.client("sqs")
         out: dict[str, list[str]] = {}
         digests = (self.provisioned.digests_dlq,) if self.provisioned.digests_dlq else ()
-        for queue in (self.provisioned.intake_dlq, self.provisioned.remediation_dlq, *digests):
+        continuations = (self.provisioned.continuations_dlq,) if self.provisioned.continuations_dlq else ()
+        for queue in (self.provisioned.intake_dlq, self.provisioned.remediation_dlq, *digests, *continuations):
             received = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=0)
             out[queue.name] = [m["Body"] for m in received.get("Messages", [])]
         return out
