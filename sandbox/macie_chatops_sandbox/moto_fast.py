@@ -51,6 +51,12 @@ A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows costs r
   the failed transaction appended are dropped, which is what the table copy restored. A request whose items
   it cannot resolve to a table and key is left to moto's code unchanged.
 
+- **SQS send.** ``SQSBackend.send_message`` reads ``queue.attributes`` for one attribute (a FIFO queue's
+  ``ContentBasedDeduplication``), and that property builds every attribute, including the approximate counts that
+  scan every message: O(queue length) per message sent, quadratic for a flood put on a queue at once. While a
+  SendMessage or SendMessageBatch request runs (:func:`_sending`, on that thread), :func:`_queue_attributes` answers
+  with that one attribute, computed as the property computes it (absent for a standard queue).
+
 ``install()`` / ``uninstall()`` are reference counted and restore exactly what was there, like
 ``moto_atomic`` (with which it composes: they patch different attributes).
 """
@@ -504,6 +510,44 @@ def _transact_write_items(original: Callable[..., Any]) -> Callable[..., Any]:
     return transact_write_items
 
 
+_sending_now = threading.local()
+
+
+def _send_attributes(queue: Any) -> dict[str, Any]:
+    """The attributes sending a message reads, as ``Queue.attributes`` has them: a FIFO queue's
+    ContentBasedDeduplication (a bool there becomes "true"/"false"); none for a standard queue."""
+    if not queue.fifo_queue:
+        return {}
+    value = queue.content_based_deduplication
+    return {"ContentBasedDeduplication": str(value).lower() if isinstance(value, bool) else value}
+
+
+def _queue_attributes(original: property) -> property:
+    def attributes(self: Any) -> Any:
+        if getattr(_sending_now, "on", False):
+            _counts["light_send_attributes"] += 1
+            return _send_attributes(self)
+        return original.fget(self) if original.fget is not None else None
+
+    return property(attributes)
+
+
+def _sending(original: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(self: Any) -> Any:
+        _sending_now.on = True
+        try:
+            return original(self)
+        finally:
+            _sending_now.on = False
+
+    return handler
+
+
+def light_send_attributes() -> int:
+    """How many times sending read a queue's attributes the light way."""
+    return _counts["light_send_attributes"]
+
+
 def install() -> None:
     global _installs
     with _state_lock:
@@ -512,6 +556,7 @@ def install() -> None:
             return
         from moto.core import serialize
         from moto.sqs.models import Queue, SQSBackend
+        from moto.sqs.responses import SQSResponse
 
         registry = serialize.SERVICE_SPECIFIC_SERIALIZERS
         had_service = _SERVICE in registry
@@ -545,6 +590,9 @@ def install() -> None:
             (jsonpath_ng.ext, "parse", _parse_jsonpath(jsonpath_ng.ext.parse)),
             (dynamodb_models, "copy", _CopyUnlessTable(dynamodb_models.copy)),
             (DynamoHandler, "transact_write_items", _transact_write_items(DynamoHandler.transact_write_items)),
+            (Queue, "attributes", _queue_attributes(Queue.__dict__["attributes"])),
+            (SQSResponse, "send_message", _sending(SQSResponse.send_message)),
+            (SQSResponse, "send_message_batch", _sending(SQSResponse.send_message_batch)),
         ):
             _replace(target, name, replacement)
 
