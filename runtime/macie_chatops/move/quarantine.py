@@ -1,6 +1,7 @@
 """Quarantine: the finding's object version into its account's quarantine bucket (docs/architecture.md
-section 7, steps 1 to 5). A redelivery runs the same code: the two HEADs of step 1 tell it how far an earlier
-attempt got, and :func:`~macie_chatops.quarantine_plan.next_step` says what is left."""
+section 7, steps 1 to 5). A redelivery runs the same code: its copy, conditional on the quarantine key holding
+nothing, is refused, then the two HEADs of step 1 tell it how far an earlier attempt got, and
+:func:`~macie_chatops.quarantine_plan.next_step` says what is left."""
 
 from __future__ import annotations
 
