@@ -4,8 +4,9 @@
 A bulk click acts on exactly the members 1..``upto`` its button was bound to (``digest_messages.BulkBinding``),
 each as if its own Remediate had been clicked (``interaction._apply``: the channel, the team's approvers, the
 finding's count of approvers, its own job, signed approval and audit entry). Members that arrived since are
-only counted. The work is done within :data:`BULK_BUDGET_S` so Slack gets its answer in time; members not
-reached are said, and a second click picks them up (those done are then "already handled"). A bulk Dismiss
+only counted. The work is done within :data:`BULK_BUDGET_S` so Slack gets its answer in time; what the click
+cannot reach goes on as signed continuations on the interaction function's own queue (``bulk_continuation``),
+or, when one cannot be queued, behind a "Continue from finding K" button. A bulk Dismiss
 opens one reason form; its submission dismisses each listed member still awaiting approval with that reason.
 """
 
