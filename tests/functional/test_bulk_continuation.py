@@ -147,6 +147,17 @@ def test_one_click_on_300_members_approves_every_one_through_continuations(world
     assert poller.stats.batches > 1 and poller.stats.retried == 0 and poller.stats.handler_errors == 0
 
 
+def test_a_small_group_is_decided_in_the_click_and_nothing_is_continued(world: World) -> None:
+    # GIVEN a group of 6 (within one click's reach) and the continuation queue available
+    group_id, members = world.seed_group(6)
+    # WHEN the approver clicks "Quarantine all 6"
+    answer = body_of(world.bulk_click(QUARANTINE_ALL, binding(world, group_id).encode(), ALICE))
+    # THEN the click decides them all and says exactly what it did; no continuation is queued
+    assert states(world, members) == [State.APPROVED] * 6
+    assert "*6 of the 6 listed findings queued for quarantine* by you." in answer["text"]
+    assert queued_bodies(world) == []
+
+
 def test_a_click_whose_budget_runs_out_continues_on_the_queue_instead_of_offering_a_button(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
