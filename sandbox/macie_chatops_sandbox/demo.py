@@ -1,4 +1,5 @@
-"""``make demo`` / ``macie-chatops demo``: the story, end to end, in the sandbox (about 20 seconds).
+"""``make demo`` / ``macie-chatops demo``: the story, end to end, in the sandbox (a minute or so, most of
+it the flood of scene 8).
 
 Two teams, three member accounts (from accounts.yaml), dummy objects uploaded as those accounts, Macie
 finding events built from the package's own templates and put on the member accounts' default buses:
@@ -18,6 +19,8 @@ finding events built from the package's own templates and put on the member acco
    and reopened with Undo: its public access block read back exactly as it was;
 7. Security Hub: each finding's workflow status set from its outcome (a quarantine RESOLVED, with the
    approver and where the object is now), read back through boto3's securityhub client;
+8. a flood: 300 findings about one bucket at once -> one digest message (its members listed in thread
+   replies, at Slack's pace), one "Quarantine all 300" click, every object moved by its own job;
 
 then a table: finding, decision, final state, where the object is, and the finding's Slack message.
 Accounts and teams are chosen from the config by what ``decide()`` says, so another accounts.yaml works
@@ -47,6 +50,7 @@ from macie_chatops.decision import decide
 from macie_chatops.finding import parse_event
 from macie_chatops.states import State
 from macie_chatops_sandbox.findings import StoredObject, macie_finding_event, sample_body
+from macie_chatops_sandbox.flood_scene import FLOOD_SIZE, FloodOutcome, FloodScene
 from macie_chatops_sandbox.public_bucket_scene import PublicBucketScene, pick_account, with_public_bucket_review
 from macie_chatops_sandbox.sandbox import OUTSIDER, ObjectLock, Sandbox, SandboxSettings
 from macie_chatops_sandbox.securityhub import outcome_lines, with_security_hub
@@ -425,7 +429,7 @@ def _describe_setup(sandbox: Sandbox, n: Narrator) -> None:
 def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
     story = Story(sandbox, n)
     credentials, discovered, personal, dismissed, locked = plan(sandbox.config)
-    total = 9
+    total = 10
 
     n.scene(1, total, f"Credentials in {credentials.account.name}: quarantined at once by policy")
     story.upload(credentials)
@@ -520,9 +524,26 @@ def tell(sandbox: Sandbox, n: Narrator) -> list[Case]:
         sandbox.wait_until_idle(WAIT_S)
     n.scene(8, total, "Security Hub: every outcome set the finding's workflow status there too")
     security_hub_scene(sandbox, story.cases, [public], n)
-    n.scene(9, total, "Where everything ended up")
-    table(sandbox, story.cases, n)
+    flooded = flood(sandbox, n, personal, 9, total)
+    n.scene(10, total, "Where everything ended up")
+    table(sandbox, story.cases, n, flooded)
     return story.cases
+
+
+def flood(sandbox: Sandbox, n: Narrator, personal: Case, number: int, total: int) -> FloodOutcome:
+    """A flood of findings about one bucket: one digest, one bulk approval (docs/architecture.md §22)."""
+    account, region = personal.account, personal.region
+    severities = tuple(
+        s
+        for s in ("High", "Medium", "Low")
+        if _action_for(sandbox.config, account, region, PERSONAL, s) is Action.REVIEW
+    )
+    n.scene(number, total, f"A flood in {account.name}: {FLOOD_SIZE} findings about one bucket, one digest, one click")
+    scene = FloodScene(sandbox, n.detail, n.progress)
+    outcome = scene.tell(account, region, sandbox.approver_for(account.team), severities)
+    moved = ", ".join(f"{count} {n.state(state.value)}" for state, count in sorted(outcome.states.items()))
+    n.detail("result", f"{moved}; {outcome.writes} Slack writes for {outcome.findings} findings")
+    return outcome
 
 
 def public_bucket(sandbox: Sandbox, n: Narrator, number: int, total: int) -> tuple[str, str, str]:
@@ -548,7 +569,7 @@ def security_hub_scene(sandbox: Sandbox, cases: list[Case], others: list[tuple[s
         n.detail(label[:10], _plain(text, 110))
 
 
-def table(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
+def table(sandbox: Sandbox, cases: list[Case], n: Narrator, flooded: FloodOutcome | None = None) -> None:
     rows = [("finding", "decision", "final state", "object", "Slack messages (count / last text)")]
     for case in cases:
         record = sandbox.record(case.finding_id)
@@ -559,6 +580,8 @@ def table(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
             slack = f"{len(message.revisions)} / {_plain(message.text, 60)}"
         label = f"{case.finding_type.split('/')[-1]} @ {case.account.name}{case.note}"
         rows.append((label, case.decision, state, location(sandbox, case), slack))
+    if flooded is not None:
+        rows.append(_flood_row(sandbox, flooded))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for index, row in enumerate(rows):
         cells = [row[i].ljust(widths[i]) for i in range(4)]
@@ -567,6 +590,16 @@ def table(sandbox: Sandbox, cases: list[Case], n: Narrator) -> None:
         line = "  ".join([*cells, row[4]])
         n.say("  " + (n.bold(line) if index == 0 else line))
     n.say()
+
+
+def _flood_row(sandbox: Sandbox, flooded: FloodOutcome) -> tuple[str, str, str, str, str]:
+    """The flood in one row: its findings, their states, and its one message (the digest) with its thread."""
+    states = ", ".join(f"{state.value} x{count}" for state, count in sorted(flooded.states.items()))
+    where = "quarantine" if set(flooded.states) == {State.QUARANTINED} else "mixed"
+    digest = sandbox.slack.message(flooded.channel, flooded.digest_ts)
+    replies = len(sandbox.slack.replies(flooded.channel, flooded.digest_ts))
+    slack = f"{len(digest.revisions)} / +{replies} replies / {_plain(digest.text, 44)}"
+    return (f"Personal x{flooded.findings} @ one bucket", "review (grouped)", states, where, slack)
 
 
 def location(sandbox: Sandbox, case: Case) -> str:

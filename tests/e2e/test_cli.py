@@ -187,7 +187,7 @@ def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
         assert text in out, text
     table = out[out.index("Where everything ended up") :].split("\n\n", 1)[0].splitlines()[2:]
     rows = [row for row in table if row.strip()]
-    assert len(rows) == 7
+    assert len(rows) == 8
     # the dismissal went through the form: its reason and exemption are shown, and a later finding in the same
     # prefix is ignored by that exemption, with no message
     assert "a form opens in Slack" in out and "Panel sample from the research vendor" in out
@@ -210,3 +210,10 @@ def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
     assert "PUBLIC_ACCESS_BLOCKED; bucket now: all four settings on" in out
     assert "UNDONE; bucket now: BlockPublicAcls on, IgnorePublicAcls on, BlockPublicPolicy off" in out
     assert "exactly as before the block" in out
+    # a flood (issue 14): 300 findings about one bucket, one message (the digest) with its thread of pages, one bulk
+    # approval, every object quarantined
+    assert "ONE message for the 300" in out and "3 thread replies" in out
+    assert "clicks 'Quarantine all 300'" in out and "clicks it again" not in out
+    assert any(
+        row.startswith("  Personal x300") and "QUARANTINED x300" in row and " quarantine " in row for row in rows
+    )
