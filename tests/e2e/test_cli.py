@@ -179,7 +179,8 @@ def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm(
 
 
 def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
-    result = _cli("demo")
+    # The story, not its speed: with the 300-finding flood it takes about a minute alone, minutes beside a full suite.
+    result = _cli("demo", timeout_s=420)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     # every scene happened, with the outcomes the story promises
