@@ -33,8 +33,10 @@ from macie_chatops.digest_messages import GROUP_ID_RE, BulkBinding
 from macie_chatops.dismissal import Submission
 from macie_chatops.exemptions import Scope
 from macie_chatops.groups import GroupMember, GroupPage, GroupView, page_number
-from macie_chatops.interaction import (
+from macie_chatops.interaction import (  # GROUP_ACTIONS, BULK_FORM_CALLBACK: what the click dispatches on
+    BULK_FORM_CALLBACK,
     FINDING_ID_RE,
+    GROUP_ACTIONS,
     MAX_FORM_FIELDS,
     Answer,
     Click,
@@ -64,8 +66,6 @@ from macie_chatops.store import FindingNotFoundError, FindingRecord
 
 logger = logging.getLogger(__name__)
 
-GROUP_ACTIONS: Final = frozenset({names.ACTION_BULK_REMEDIATE, names.ACTION_BULK_DISMISS, names.ACTION_ACT_ON_ONE})
-BULK_FORM_CALLBACK: Final = "macie_chatops.bulk_dismiss_form"
 BULK_BUDGET_S: Final = 2.0  # of Slack's 3 s: the rest is the request's own reads and the answer
 # A click hands a range larger than this straight to a continuation (bulk_continuation): no click reaches a page of
 # members within its budget (~50 on the loaded sandbox), so it answers at once instead of after 2 s of partial work.
@@ -152,15 +152,6 @@ class GroupClick:
 
     def refuse(self, reason: str, text: str, category: str) -> Answer:
         return self.answer(200, ephemeral(text), "refused", reason, category)
-
-
-def shows_digest(deps: Dependencies, record: FindingRecord) -> bool:
-    """Is ``record``'s message its group's digest now (a group's first member, once a second joined)? Then a
-    single finding's rendering must not replace it: the digest writer shows the member's new state."""
-    if record.group_id is None or record.group_seq != 1 or deps.groups is None:
-        return False
-    view = deps.groups.view(record.group_id)
-    return view is not None and view.member_count > 1
 
 
 def _same_workspace(click: GroupClick, deps: Dependencies) -> bool:

@@ -30,50 +30,19 @@ from pydantic import (
 
 from macie_chatops.names import DEFAULT_REMEDIATION_ROLE_NAME, ENV_CONFIG_FILE
 
+# Re-exported: the plain vocabulary lives apart from the models (docs/architecture.md §6).
+from macie_chatops.vocabulary import POLICY_TYPES as POLICY_TYPES
+from macie_chatops.vocabulary import PUBLIC_ACCESS_FIX_TYPES as PUBLIC_ACCESS_FIX_TYPES
+from macie_chatops.vocabulary import SENSITIVE_DATA_TYPES as SENSITIVE_DATA_TYPES
+from macie_chatops.vocabulary import Action as Action
+from macie_chatops.vocabulary import Severity as Severity
+
 DEFAULT_CONFIG_FILE: Final = "accounts.yaml"
 _M = TypeVar("_M", bound=BaseModel)
 
 
-class Severity(StrEnum):
-    LOW = "Low"
-    MEDIUM = "Medium"
-    HIGH = "High"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK: Final = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
-
-
-class Action(StrEnum):
-    """What the pipeline does with a finding. ``reject`` is never configured: it is for bad input."""
-
-    AUTO = "auto"
-    REVIEW = "review"
-    NOTIFY = "notify"
-    IGNORE = "ignore"
-    REJECT = "reject"
-
-
 ConfiguredAction = Literal["auto", "review", "notify", "ignore"]
 
-SENSITIVE_DATA_TYPES: Final = (
-    "SensitiveData:S3Object/Credentials",
-    "SensitiveData:S3Object/CustomIdentifier",
-    "SensitiveData:S3Object/Financial",
-    "SensitiveData:S3Object/Multiple",
-    "SensitiveData:S3Object/Personal",
-)
-POLICY_TYPES: Final = (
-    "Policy:IAMUser/S3BlockPublicAccessDisabled",
-    "Policy:IAMUser/S3BucketEncryptionDisabled",
-    "Policy:IAMUser/S3BucketPublic",
-    "Policy:IAMUser/S3BucketReplicatedExternally",
-    "Policy:IAMUser/S3BucketSharedExternally",
-    "Policy:IAMUser/S3BucketSharedWithCloudFront",
-)
 FindingType = Literal[
     "SensitiveData:S3Object/Credentials",
     "SensitiveData:S3Object/CustomIdentifier",
@@ -88,9 +57,6 @@ FindingType = Literal[
     "Policy:IAMUser/S3BucketSharedExternally",
     "Policy:IAMUser/S3BucketSharedWithCloudFront",
 ]
-# The policy findings the one fix we have (the bucket's public access block, all four settings) closes: only
-# these may be `review` or `auto`; the others may only be `notify` or `ignore`.
-PUBLIC_ACCESS_FIX_TYPES: Final = ("Policy:IAMUser/S3BlockPublicAccessDisabled", "Policy:IAMUser/S3BucketPublic")
 
 # Regions where the partition is "aws" and Macie exists; kept as a pattern so a new region needs no
 # release, while typos such as "us-east1" or "eu-west" are caught.

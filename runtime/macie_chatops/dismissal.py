@@ -53,6 +53,7 @@ from macie_chatops.interaction import (
     count_approval,
     refused,
     same_workspace,
+    shows_digest,
     what_happened,
 )
 from macie_chatops.job_request import StateChange, apply_change
@@ -598,8 +599,6 @@ def _update_message(
 
 def _update(context: _Context, record: FindingRecord, message: SlackMessage) -> None:
     """chat.update of the finding's message; a Slack failure is logged and audited (what was decided stands)."""
-    from macie_chatops.bulk import shows_digest
-
     updater = context.deps.updater
     if updater is None or not record.slack_channel or not record.slack_ts:
         return

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from macie_chatops.event_pattern import MACIE_DETAIL_TYPE, MACIE_SOURCE
+from macie_chatops.event_pattern import FINDING_ID, MACIE_DETAIL_TYPE, MACIE_SOURCE
 
 MAX_EVENT_BYTES: Final = 256 * 1024  # EventBridge's limit for one event (PutEvents entry)
 MAX_JSON_DEPTH: Final = 32  # a Macie event nests about 10 deep (occurrences in detections in results)
@@ -42,7 +42,7 @@ MAX_COUNT: Final = 2**53 - 1  # any count a JSON reader and DynamoDB hold exactl
 MAX_REASON_CHARS: Final = 500
 
 # Always re.fullmatch, and ASCII only: `$` in re.match accepts a trailing newline, `\d` any Unicode digit.
-FINDING_ID: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# FINDING_ID is event_pattern's (imported above).
 EVENT_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,120}")  # "event:<id>" must still fit a finding-id-sized key
 ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
 REGION: Final = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]")

@@ -23,13 +23,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from macie_chatops.config import Action
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.groups import PAGE_SIZE, GroupKey, GroupMember, GroupPage, GroupView, key_prefix, page_number
 from macie_chatops.names import STATE_TABLE_KEY, STATE_TABLE_TTL_ATTRIBUTE
 from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import State
 from macie_chatops.store import RETENTION_DAYS, FindingRecord
+from macie_chatops.vocabulary import Action
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

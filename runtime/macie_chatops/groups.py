@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from macie_chatops.config import Action
 from macie_chatops.states import State
+from macie_chatops.vocabulary import Action
 
 PAGE_SIZE: Final = 100  # members per thread reply: ~100 page posts per 10,000 findings (the budget)
 GROUPED_ACTIONS: Final = frozenset({Action.REVIEW, Action.AUTO, Action.NOTIFY})

@@ -1,5 +1,5 @@
 """The remediation job: the one message put on the remediation queue (``job_request.request_job``) and taken
-off it by the remediator, and the queue's SQS adapter.
+off it by the remediator (the queue's SQS adapter: ``job_queue``).
 
 It carries only the finding id and who asked: the state record, not the message, says which object
 and account (a forged or stale job can do nothing the record does not already allow).
@@ -7,16 +7,14 @@ and account (a forged or stale job can do nothing the record does not already al
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
-
-AUTO_APPROVER = "auto"
+# Re-exported: they live apart from the model, for the handlers that need no pydantic (docs/architecture.md §6).
+from macie_chatops.job_queue import AUTO_APPROVER as AUTO_APPROVER
+from macie_chatops.job_queue import SqsJobQueue as SqsJobQueue
 
 
 class RemediationJob(BaseModel):
@@ -35,26 +33,3 @@ class RemediationJob(BaseModel):
     @classmethod
     def from_message(cls, body: str) -> RemediationJob:
         return cls.model_validate_json(body)
-
-
-@dataclass(frozen=True)
-class SqsJobQueue:
-    """The remediation queue through a boto3 SQS client (passed in): what every producer of jobs uses."""
-
-    sqs: SQSClient
-    queue_url: str
-
-    def send(self, job: RemediationJob) -> str:
-        """Queue the job; its message id (raises what SQS raises)."""
-        response = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=job.to_message())
-        return str(response.get("MessageId", "?"))
-
-    def waiting(self) -> int:
-        """Jobs not yet taken by the remediator (visible, or delayed); SQS's approximate counts."""
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
-        )["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
-            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
-        )

@@ -7,12 +7,14 @@ version, no claim). ``count`` grows when Macie reports the finding again under t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from macie_chatops.config import PUBLIC_ACCESS_FIX_TYPES
-from macie_chatops.decision import Decision
-from macie_chatops.finding import Finding
+from macie_chatops.vocabulary import PUBLIC_ACCESS_FIX_TYPES
+
+if TYPE_CHECKING:  # the store imports this module: no pydantic model on its import path (§6)
+    from macie_chatops.decision import Decision
+    from macie_chatops.finding import Finding
 
 
 def _iso(moment: Any) -> str:

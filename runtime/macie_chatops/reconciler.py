@@ -21,8 +21,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.errors import MacieChatOpsError
-from macie_chatops.event_pattern import MACIE_DETAIL_TYPE, MACIE_SOURCE
-from macie_chatops.finding import FINDING_ID
+from macie_chatops.event_pattern import FINDING_ID, MACIE_DETAIL_TYPE, MACIE_SOURCE
 from macie_chatops.ports import Clock, utcnow
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools import Logger
 
 from macie_chatops.errors import MacieChatOpsError
-from macie_chatops.jobs import AUTO_APPROVER
+from macie_chatops.job_queue import AUTO_APPROVER
 from macie_chatops.names import SECURITY_HUB_UPDATES_METRIC, STATE_TABLE_KEY
 from macie_chatops.ports import Counter
 from macie_chatops.states import State

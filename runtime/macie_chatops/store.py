@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
-from macie_chatops.config import Action
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.names import (
     APPROVED_INDEX_NAME,
@@ -41,6 +40,7 @@ from macie_chatops.policy_summary import PolicySummary
 from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import FINAL_STATES, State, can_transition
 from macie_chatops.summary import OBJECT_CLAIM_PREFIX, FindingSummary, ObjectVersion
+from macie_chatops.vocabulary import Action
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -10,11 +10,12 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from macie_chatops.decision import Decision
-from macie_chatops.finding import Finding
+if TYPE_CHECKING:  # the store imports this module: no pydantic model on its import path (§6)
+    from macie_chatops.decision import Decision
+    from macie_chatops.finding import Finding
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ from aws_lambda_powertools import Logger
 from macie_chatops import names
 from macie_chatops.errors import MacieChatOpsError
 from macie_chatops.groups import GroupViews
+from macie_chatops.job_queue import AUTO_APPROVER
 from macie_chatops.job_request import JobRequest, SentNote, request_job
-from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, JobQueue, SlackUpdater, utcnow
 from macie_chatops.states import State
 
 if TYPE_CHECKING:
     from macie_chatops.approvals import ApprovalSigner, ApprovalVerifier
+    from macie_chatops.jobs import RemediationJob
     from macie_chatops.store import AuditEntry, FindingRecord, FindingStore, RecordUpdates
 
 # The sweeper handler's logger (same service: Powertools shares one configured logger per service).
@@ -273,6 +274,8 @@ def _sweep_one(finding_id: str, now: datetime, deps: SweepDependencies, *, dry_r
 
 def _job(record: FindingRecord, now: datetime) -> RemediationJob:
     # The record's approver, so the move's SourceIdentity stays who approved it; the audit names the sweeper.
+    from macie_chatops.jobs import RemediationJob  # pydantic: loaded when a job is sent, not on a quiet sweep (§6)
+
     return RemediationJob(
         kind="quarantine", finding_id=record.finding_id, requested_by=record.approver or AUTO_APPROVER, requested_at=now
     )

@@ -35,3 +35,77 @@ def test_the_first_parse_builds_them_and_parses() -> None:
         "print(isinstance(parsed, Finding), MacieEvent.__pydantic_complete__)\n"
     )
     assert out == ["True", "True"]
+
+
+def loaded(imports: str, *modules: str) -> list[str]:
+    """Which of ``modules`` a fresh interpreter holds after running ``imports``."""
+    return fresh(f"import sys\n{imports}\nprint(' '.join(m for m in {modules!r} if m in sys.modules) or '-')\n")
+
+
+PYDANTIC_AND_MODELS = ("pydantic", "macie_chatops.config", "macie_chatops.finding", "macie_chatops.decision")
+
+
+def test_the_store_imports_no_pydantic_and_no_model() -> None:
+    # GIVEN a fresh interpreter WHEN the store and the group store are imported (every handler's first record)
+    out = loaded("import macie_chatops.store, macie_chatops.group_store", *PYDANTIC_AND_MODELS)
+    # THEN neither pydantic nor the config, event or decision modules are loaded: the store needs plain values only
+    assert out == ["-"]
+
+
+def test_the_config_still_names_the_vocabulary_it_shares_with_the_store() -> None:
+    # GIVEN the plain vocabulary apart from the config models WHEN read through either module THEN it is one object
+    from macie_chatops import config, vocabulary
+
+    assert config.Action is vocabulary.Action and config.Severity is vocabulary.Severity
+    assert config.PUBLIC_ACCESS_FIX_TYPES is vocabulary.PUBLIC_ACCESS_FIX_TYPES
+
+
+def test_a_quiet_sweep_and_the_security_hub_updater_import_no_pydantic() -> None:
+    # GIVEN a fresh interpreter WHEN the sweeper's and the Security Hub updater's first invocation imports are made
+    # (handlers/sweeper.py and handlers/security_hub.py: the use case, the job queue, the store, approvals, groups)
+    out = loaded(
+        "import macie_chatops.handlers.sweeper, macie_chatops.sweeper, macie_chatops.job_queue\n"
+        "import macie_chatops.handlers.security_hub, macie_chatops.security_hub\n"
+        "import macie_chatops.store, macie_chatops.approvals, macie_chatops.group_store",
+        *PYDANTIC_AND_MODELS,
+        "macie_chatops.jobs",
+    )
+    # THEN pydantic is not loaded: the job model loads only when the sweeper sends a job
+    assert out == ["-"]
+
+
+def test_the_sweeper_loads_the_job_model_when_it_builds_a_job() -> None:
+    # GIVEN a fresh interpreter WHEN the sweeper builds a job THEN it is the validated model, loaded then
+    out = loaded(
+        "from datetime import UTC, datetime\n"
+        "from types import SimpleNamespace\n"
+        "from macie_chatops.sweeper import _job\n"
+        "job = _job(SimpleNamespace(finding_id='f1', approver=None), datetime(2026, 1, 1, tzinfo=UTC))\n"
+        "print(type(job).__name__, job.requested_by)",
+        "macie_chatops.jobs",
+    )
+    assert out == ["RemediationJob", "auto", "macie_chatops.jobs"]
+
+
+def test_the_reconciler_imports_no_event_model() -> None:
+    # GIVEN a fresh interpreter WHEN the reconciler is imported THEN the event models are not (it checks ids only)
+    assert loaded("import macie_chatops.reconciler", "macie_chatops.finding") == ["-"]
+
+
+def test_a_single_click_dispatch_imports_neither_the_forms_nor_the_groups() -> None:
+    # GIVEN a fresh interpreter and a block_actions payload that is no group click (no dependency is used: the click's
+    # strict reading refuses it before anything is read; a real click is tests/functional/test_cold_click.py)
+    out = loaded(
+        "import json\n"
+        "from types import SimpleNamespace\n"
+        "from urllib.parse import urlencode\n"
+        "from macie_chatops.interaction import handle_interaction\n"
+        "payload = {'type': 'block_actions', 'actions': [{'action_id': 'not.ours', 'value': 'x'}]}\n"
+        "body = urlencode({'payload': json.dumps(payload)}).encode()\n"
+        "answer = handle_interaction(body, SimpleNamespace(modals=object(), exemptions=object()))\n"
+        "print(answer.status)",
+        "macie_chatops.bulk",
+        "macie_chatops.dismissal",
+    )
+    # WHEN it is dispatched THEN it reaches the click's own reading (refused), and bulk/dismissal were never imported
+    assert out == ["400", "-"]

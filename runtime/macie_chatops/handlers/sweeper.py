@@ -66,7 +66,7 @@ class _LazySlack:
 
 def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> SweepDependencies:
     """The sweep's dependencies for one invocation (the clients are cached per container)."""
-    from macie_chatops.jobs import SqsJobQueue
+    from macie_chatops.job_queue import SqsJobQueue
     from macie_chatops.sweeper import SweepDependencies, SweepPolicy
 
     return SweepDependencies(

@@ -1,0 +1,67 @@
+"""A cold interaction container's first click loads only what a single finding's click needs (docs/architecture.md
+§6): the real handler in a fresh interpreter, against the session's moto server and the Slack stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from macie_chatops import names
+from macie_chatops_sandbox.slack_standin import SlackStandIn
+from tests.conftest import ROOT, AwsSandbox
+from tests.functional.interaction_world import World, interaction_world
+
+FID = "6a1b2c3d4e5f60718293a4b5c6d70002"
+
+# The click's event on stdin; prints the answer's body, then which of the modules named after it were loaded.
+FIRST_CLICK = """
+import json, sys
+from macie_chatops_sandbox.testkit.interaction import context
+from macie_chatops.handlers.interaction import lambda_handler
+response = lambda_handler(json.load(sys.stdin), context())
+print(response["body"])
+print(json.dumps([name for name in sys.argv[1:] if name in sys.modules]))
+"""
+
+
+@pytest.fixture
+def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with interaction_world(slack, tmp_path, monkeypatch, FID) as built:
+        # Groups on, as deployed (§22): the click's answer asks whether the message has become a digest.
+        queue_url = built.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"]
+        monkeypatch.setenv(names.ENV_DIGEST_QUEUE_URL, queue_url)
+        yield built
+
+
+def test_a_cold_first_remediate_click_loads_neither_the_forms_nor_the_groups_module(world: World) -> None:
+    # GIVEN a pending finding and a signed Remediate click by an approver, in a fresh interpreter (a cold container)
+    event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
+    # WHEN the handler takes it
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FIRST_CLICK,
+            "macie_chatops.bulk",
+            "macie_chatops.dismissal",
+            "macie_chatops.store",
+            "macie_chatops.group_store",
+        ],
+        input=json.dumps(event),
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    body, modules = json.loads(out[-2]), json.loads(out[-1])
+    # THEN the click is applied (its message replaced), the store and the groups were loaded (groups on), and neither
+    # the forms' module nor the groups' clicks' module was
+    assert body.get("replace_original") is True, body
+    assert modules == ["macie_chatops.store", "macie_chatops.group_store"]
