@@ -613,7 +613,7 @@ def source_state(view: ObjectView | None, *, finding_etag: str) -> SourceState:
 class CopyCheck(StrEnum):
     """What is in the quarantine bucket for the finding, as the mover last checked it."""
 
-    NONE = "none"  # no copy (nothing was copied, or it was discarded)
+    NONE = "none"  # no verified copy (nothing was copied, or the copy did not verify and is not trusted)
     CHECKSUM = "checksum"  # a copy whose size and checksum match the finding's version
     SIZE_ONLY = "size_only"  # a copy confirmed by its size only (it carries no checksum record)
 

@@ -37,7 +37,8 @@ MOVE_SOURCE_ACTIONS: Final = (
     "s3:DeleteObjectVersion",
 )
 # The finding's quarantine prefix, to quarantine: the copy (single or multipart, with its tags), its read-back,
-# its tags by version, an aborted multipart upload, and the discard of a copy that does not verify.
+# its tags by version and an aborted multipart upload. No delete: a copy that does not verify is left, untrusted,
+# for the retry's copy to replace (a session that could delete quarantine versions could destroy the only copy).
 MOVE_QUARANTINE_ACTIONS: Final = (
     "s3:PutObject",
     "s3:PutObjectTagging",
@@ -47,7 +48,6 @@ MOVE_QUARANTINE_ACTIONS: Final = (
     "s3:GetObjectTagging",
     "s3:GetObjectVersionTagging",
     "s3:AbortMultipartUpload",
-    "s3:DeleteObjectVersion",
 )
 # The original key, to restore: the copy back (with the object's own tags), its read-back and verification,
 # tags by version after a multipart copy, and the removal of a restored copy that does not verify.

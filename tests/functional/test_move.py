@@ -621,28 +621,60 @@ def test_a_quarantine_key_that_is_not_free_is_read_and_the_plan_followed(world: 
     assert world.quarantined(MEMBER_A, outcome.quarantine_key) == body
 
 
-def test_a_copy_s3_reports_with_another_checksum_is_discarded_and_the_source_kept(world: MoveWorld) -> None:
-    # GIVEN an object, and S3 answering the copy with a checksum that is not the source's (a corrupt copy)
+def test_a_copy_that_does_not_verify_is_left_unverified_and_the_retry_replaces_it(world: MoveWorld) -> None:
+    # GIVEN an object, and S3 writing a corrupt copy (its response and its HEAD report another checksum)
     from macie_chatops.move import ObjectMover
 
     world.bucket(MEMBER_A, SOURCE)
     body = os.urandom(1024)
     version, etag = world.put(MEMBER_A, SOURCE, "exports/cards.csv", body)
     request = world.request(MEMBER_A, SOURCE, "exports/cards.csv", version_id=version, etag=etag, size=len(body))
-    s3, _ = _counting_s3(world)
+    s3, calls = _counting_s3(world)
+    corrupt: set[str] = set()  # the copy versions S3 wrote wrong
+    writing_corrupt = [True]
 
-    def wrong_checksum(parsed: dict[str, Any], **_: Any) -> None:
-        result = parsed.get("CopyObjectResult", {})
-        for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
-            result[name] = "AAAAAA=="
+    def wrong_copy(parsed: dict[str, Any], **_: Any) -> None:
+        if writing_corrupt[0] and "VersionId" in parsed:
+            corrupt.add(parsed["VersionId"])
+            result = parsed.get("CopyObjectResult", {})
+            for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
+                result[name] = "AAAAAA=="
 
-    s3.meta.events.register("after-call.s3.CopyObject", wrong_checksum, unique_id="wrong-checksum")
+    def wrong_head(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("VersionId") in corrupt:
+            for name in [n for n in parsed if n.startswith("Checksum") and n != "ChecksumType"]:
+                parsed[name] = "AAAAAA=="
+
+    s3.meta.events.register("after-call.s3.CopyObject", wrong_copy, unique_id="wrong-copy-checksum")
+    s3.meta.events.register("after-call.s3.HeadObject", wrong_head, unique_id="wrong-head-checksum")
+    mover = ObjectMover(s3, multipart_threshold_bytes=64 * MB)
 
     # WHEN it is quarantined
-    outcome = ObjectMover(s3, multipart_threshold_bytes=64 * MB).quarantine(request)
+    outcome = mover.quarantine(request)
 
-    # THEN FAILED and retryable, the copy (tagged with the checksum it should have had) discarded, the source kept
+    # THEN FAILED and retryable, saying so truthfully; nothing deleted anywhere: the copy is still in quarantine
+    # (never trusted), the source untouched
     assert (outcome.status, outcome.retryable) == (MoveStatus.FAILED, True), outcome
     assert "did not verify" in outcome.detail
-    assert world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key) == []
+    assert "left unverified in quarantine, and the retry replaces it" in outcome.detail
+    assert "DeleteObject" not in calls
+    assert len(corrupt) == 1
+    assert [v["VersionId"] for v in world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key)] == list(corrupt)
     assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", version) == body
+
+    # WHEN the job is retried, S3 writing honestly again
+    writing_corrupt[0] = False
+    calls.clear()
+    retried = mover.quarantine(request)
+
+    # THEN the exclusive copy was refused, the copy at the key read and not trusted (it does not verify against the
+    # source), a new copy made over it and verified, and the source deleted: the corrupt copy is noncurrent now
+    assert retried.status is MoveStatus.QUARANTINED, retried
+    assert calls[:4] == ["HeadObject", "GetObjectTagging", "CopyObject", "HeadObject"]
+    assert calls.count("CopyObject") == 2
+    versions = world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key)
+    assert len(versions) == 2
+    current = next(v for v in versions if v["IsLatest"])
+    assert current["VersionId"] == retried.quarantine_version_id and current["VersionId"] not in corrupt
+    assert world.quarantined(MEMBER_A, request.quarantine_key) == body
+    assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", version) is None

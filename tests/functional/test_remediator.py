@@ -277,9 +277,9 @@ def test_assume_role_denied_is_failed_naming_account_and_role(world: RemediatorW
     assert "`macie-chatops retry f-denied`" in text
 
 
-def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: RemediatorWorld) -> None:
-    # GIVEN an approved finding, and S3 reporting a wrong checksum for the quarantine copy it wrote (a corrupt
-    # copy: the single-part copy is verified from CopyObject's own response, with no HEAD after it)
+def test_a_copy_that_does_not_verify_is_left_untrusted_and_the_retry_replaces_it(world: RemediatorWorld) -> None:
+    # GIVEN an approved finding, and S3 writing a corrupt quarantine copy: its CopyObject response and its HEAD
+    # report a checksum that is not the source's (the single-part copy is verified from CopyObject's own response)
     from macie_chatops.sessions import MemberSessions
     from macie_chatops_sandbox.testkit.world import shared_session
 
@@ -288,30 +288,43 @@ def test_a_copy_that_does_not_verify_is_discarded_and_the_job_retried(world: Rem
     clients = sessions.clients(
         MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id, scope=_move_scope(world, seeded.finding_id)
     )
-    corrupt = [True]
+    writing_corrupt = [True]
+    corrupt: set[str] = set()
 
-    def wrong_checksum(parsed: dict[str, Any], **_: Any) -> None:
-        result = parsed.get("CopyObjectResult", {})
-        for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
-            if corrupt[0]:
+    def wrong_copy(parsed: dict[str, Any], **_: Any) -> None:
+        if writing_corrupt[0] and "VersionId" in parsed:
+            corrupt.add(parsed["VersionId"])
+            result = parsed.get("CopyObjectResult", {})
+            for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
                 result[name] = "AAAAAA=="
 
-    clients.s3.meta.events.register("after-call.s3.CopyObject", wrong_checksum, unique_id="wrong-checksum")
+    def wrong_head(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("VersionId") in corrupt:
+            for name in [n for n in parsed if n.startswith("Checksum") and n != "ChecksumType"]:
+                parsed[name] = "AAAAAA=="
+
+    clients.s3.meta.events.register("after-call.s3.CopyObject", wrong_copy, unique_id="wrong-copy-checksum")
+    clients.s3.meta.events.register("after-call.s3.HeadObject", wrong_head, unique_id="wrong-head-checksum")
     deps = world.deps(sessions=sessions)
     # WHEN the job runs
     with pytest.raises(RemediationError, match="did not verify"):
         handle_job(job("quarantine", seeded.finding_id).body, deps)
-    # THEN FAILED (retrying), the copy discarded, the source untouched, and Slack says it will be retried
+    # THEN FAILED (retrying), the copy left in quarantine (nothing deleted: the role may not), the source untouched,
+    # and the record and Slack say so
     record = world.record(seeded.finding_id)
     assert (record.state, record.outcome) == (State.FAILED, "failed_retrying")
-    assert world.quarantine_copies(seeded) == 0
+    assert record.error is not None and "left unverified in quarantine, and the retry replaces it" in record.error
+    assert world.quarantine_copies(seeded) == 1
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
     assert "it will be retried automatically" in message_text(world.message(seeded))
     # WHEN the redelivered job finds S3 honest again
-    corrupt[0] = False
+    writing_corrupt[0] = False
     assert handle_job(job("quarantine", seeded.finding_id).body, deps) is JobResult.QUARANTINED
-    # THEN the object is quarantined
-    assert world.record(seeded.finding_id).state is State.QUARANTINED
+    # THEN the object is quarantined in a new copy over the untrusted one (now noncurrent), and the source is gone
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED
+    assert record.quarantine is not None and record.quarantine["version_id"] not in corrupt
+    assert world.quarantine_copies(seeded) == 2
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
 
 

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 
 from macie_chatops.move import MoveRequest, ObjectMover, RestoreRequest
 from macie_chatops.names import quarantine_bucket_name
-from macie_chatops.quarantine_plan import MoveStatus, RestoreStatus
 from macie_chatops.public_access import ALL_BLOCKED, BucketPublicAccess
+from macie_chatops.quarantine_plan import MoveStatus, RestoreStatus
 from macie_chatops.session_policy import Scope, for_move, for_public_access, for_restore
 from macie_chatops.sessions import MemberClients, MemberSessions
 from tests.conftest import AwsSandbox
@@ -112,6 +112,74 @@ def test_the_role_stays_the_ceiling(enforced_aws: AwsSandbox) -> None:  # noqa: 
     # THEN the role's Deny holds: blocked, both copies kept
     assert (outcome.status, outcome.reason and outcome.reason.value) == (MoveStatus.BLOCKED, "locked"), outcome
     assert world.read(MEMBER_A, SOURCE, "payroll.csv", request.version_id) == b"payroll"
+
+
+def test_a_copy_that_does_not_verify_makes_no_denied_call_and_the_retry_replaces_it(enforced_aws: AwsSandbox) -> None:  # noqa: F811
+    # GIVEN a member role that, like the deployed one, may not delete in its quarantine bucket, and S3 writing a
+    # corrupt copy (its CopyObject response and its HEAD report a checksum that is not the source's)
+    world = member_world(
+        enforced_aws,
+        MEMBER_A,
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:*", "kms:*"], "Resource": "*"},
+                {
+                    "Effect": "Deny",
+                    "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                    "Resource": f"arn:aws:s3:::{QUARANTINE}/*",
+                },
+            ],
+        },
+    )
+    world.bucket(MEMBER_A, SOURCE)
+    body = os.urandom(2048)
+    request = put(world, "exports/cards.csv", body)
+    sessions = remediator_sessions(enforced_aws)
+    corrupt: set[str] = set()
+    writing_corrupt = [True]
+    errors: list[str] = []
+
+    def wrong_copy(parsed: dict[str, Any], **_: Any) -> None:
+        if writing_corrupt[0] and "VersionId" in parsed:
+            corrupt.add(parsed["VersionId"])
+            result = parsed.get("CopyObjectResult", {})
+            for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
+                result[name] = "AAAAAA=="
+
+    def wrong_head(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("VersionId") in corrupt:
+            for name in [n for n in parsed if n.startswith("Checksum") and n != "ChecksumType"]:
+                parsed[name] = "AAAAAA=="
+
+    def note_error(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if "Error" in parsed:
+            errors.append(f"{model.name}: {parsed['Error'].get('Code')}")
+
+    with enforced(enforced_aws):
+        s3 = move_session(sessions, request).s3
+        s3.meta.events.register("after-call.s3.CopyObject", wrong_copy, unique_id="wrong-copy-checksum")
+        s3.meta.events.register("after-call.s3.HeadObject", wrong_head, unique_id="wrong-head-checksum")
+        s3.meta.events.register("after-call.s3", note_error, unique_id="note-errors")
+        mover = ObjectMover(s3, multipart_threshold_bytes=64 * MB)
+        # WHEN it is quarantined under its session policy
+        outcome = mover.quarantine(request)
+        # THEN FAILED and retryable, with no call denied: the untrusted copy is left, not deleted
+        assert (outcome.status, outcome.retryable) == (MoveStatus.FAILED, True), outcome
+        assert not [e for e in errors if "AccessDenied" in e or "403" in e], errors
+        # WHEN the job is retried, S3 writing honestly again
+        writing_corrupt[0] = False
+        retried = mover.quarantine(request)
+        # THEN it is quarantined in a new copy over the untrusted one (its exclusive copy refused: 412, not denied)
+        assert retried.status is MoveStatus.QUARANTINED, retried
+        assert not [e for e in errors if "AccessDenied" in e or "403" in e], errors
+        # AND the session could not have deleted the untrusted copy: it is left for the lifecycle, as on AWS
+        (untrusted,) = corrupt
+        assert denied(lambda: s3.delete_object(Bucket=QUARANTINE, Key=request.quarantine_key, VersionId=untrusted))
+    assert retried.quarantine_version_id not in corrupt
+    assert world.quarantined(MEMBER_A, request.quarantine_key) == body
+    assert len(world.versions(MEMBER_A, QUARANTINE, request.quarantine_key)) == 2
+    assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", request.version_id) is None
 
 
 @pytest.mark.parametrize(

@@ -533,29 +533,41 @@ class Quarantine:
     def _verification_failed(
         self, request: MoveRequest, source_at: Located, copy_at: Located, result: VerifyResult
     ) -> MoveOutcome:
-        """The copy is not the source's bytes: drop it (the source still holds them) and say why."""
+        """The copy is not the source's bytes: left where it is, never trusted, and the source untouched.
+
+        Not deleted: the member role may not delete quarantine versions (a stolen role could otherwise destroy
+        quarantined copies, the only copy once a source is gone), and it need not. Every reader verifies a copy
+        against its checksum tag before relying on it; the retry finds this one at the key (S3 refuses its
+        exclusive copy), fails to verify it against the source and copies again, so this version becomes
+        noncurrent and the bucket's lifecycle removes it (``stacksets/quarantine.py``, NONCURRENT_COPY_DAYS)."""
         logger.error(
-            "quarantine copy failed verification; discarding it, the source is untouched",
-            extra={"finding_id": request.finding_id, "detail": result.detail},
+            "quarantine copy failed verification; left unverified in quarantine, the source is untouched",
+            extra={"finding_id": request.finding_id, "detail": result.detail, "copy_version": copy_at.version_id},
         )
-        self._objects.delete(copy_at)
+        left = (
+            f" A copy that did not verify ({result.detail}) was left in quarantine at "
+            f"s3://{copy_at.bucket}/{copy_at.key}: it is not trusted."
+        )
         now_source = self._objects.head(source_at)
         if now_source is None:
             return self._blocked(
                 request,
                 BlockReason.MISSING,
-                "The object disappeared while it was being copied.",
+                "The object disappeared while it was being copied." + left,
                 self._facts(request, None, CopyCheck.NONE, unlisted=SourceFate.GONE),
             )
         if now_source.etag != normalise_etag(request.etag):
             return self._blocked(
                 request,
                 BlockReason.CHANGED,
-                CHANGED_WHILE_COPYING,
+                CHANGED_WHILE_COPYING + left,
                 self._facts(request, None, CopyCheck.NONE, unlisted=SourceFate.UNKNOWN),
             )
         return self._failed(
-            request, f"the quarantine copy did not verify ({result.detail}); it was discarded", retryable=True
+            request,
+            f"the quarantine copy did not verify ({result.detail}); it was left unverified in quarantine, and the "
+            "retry replaces it",
+            retryable=True,
         )
 
     def _confirm_copy(
