@@ -16,8 +16,7 @@ from aws_lambda_powertools import Logger
 from macie_chatops.config import Action
 from macie_chatops.errors import SlackError, SlackMessageNotFoundError
 from macie_chatops.finding import Finding, Rejection
-from macie_chatops.jobs import AUTO_APPROVER
-from macie_chatops.policy_messages import policy_message
+from macie_chatops.job_queue import AUTO_APPROVER
 from macie_chatops.policy_summary import PolicySummary
 from macie_chatops.states import State
 
@@ -65,6 +64,8 @@ def update_due(record: FindingRecord) -> bool:
 
 def message_to_post(record: FindingRecord, action: Action, target: State) -> SlackMessage:
     """The first message of a policy finding, for the state the intake is about to record."""
+    from macie_chatops.policy_messages import policy_message  # with the public access fix's modules: policy only
+
     approver = AUTO_APPROVER if action is Action.AUTO else record.approver
     message = policy_message(dataclasses.replace(record, state=target, approver=approver))
     if message is None or not record.channel:
@@ -76,6 +77,8 @@ def show_count(record: FindingRecord, deps: IntakeDependencies, attempt: str) ->
     """chat.update the message to the record's count, then record the count shown (with the lease's release)."""
     policy, channel, ts = record.policy, record.slack_channel or record.channel, record.slack_ts
     assert policy is not None and ts is not None  # update_due
+    from macie_chatops.policy_messages import policy_message
+
     message = policy_message(record)
     event, detail = "slack_updated", f"count {policy.count}"
     if message is not None:

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -43,9 +43,11 @@ from slack_sdk.models.blocks import (
 )
 
 from macie_chatops import names
-from macie_chatops.jobs import AUTO_APPROVER  # "auto": the policy approved, no person
-from macie_chatops.quarantine_plan import AtKey, CopyCheck, MoveFacts, SourceFate
+from macie_chatops.job_queue import AUTO_APPROVER  # "auto": the policy approved, no person
 from macie_chatops.summary import DataCategory, FindingSummary
+
+if TYPE_CHECKING:  # the mover's facts: imported where an outcome is rendered, not by every handler that posts (§6)
+    from macie_chatops.quarantine_plan import MoveFacts
 
 When = datetime | str  # a timezone-aware datetime, or ISO 8601 text (a naive time is taken as UTC)
 
@@ -492,29 +494,31 @@ def _versions_left(facts: MoveFacts) -> str:
     return f"{listed} of this key {'remains' if total == 1 else 'remain'} in the bucket."
 
 
-_CURRENT_OBJECT: Final = {
-    AtKey.FINDING: "The key's current object is still the finding's version.",
-    AtKey.NEWER: "The key's current object is a newer version, written after the finding's: it was left untouched.",
-    AtKey.OLDER: "The key's current object is an older version, written before the finding's: it was not moved "
-    "and may hold the same data.",
-    AtKey.OTHER: "The key's current object is a version whose order is not known: it was not moved.",
-}
-
-
 def key_sentences(facts: MoveFacts) -> tuple[str, ...]:
     """What the finding's key holds after the move, as the mover listed it (the exact sentences users see)."""
+    from macie_chatops.quarantine_plan import AtKey
+
+    current_object = {
+        AtKey.FINDING: "The key's current object is still the finding's version.",
+        AtKey.NEWER: "The key's current object is a newer version, written after the finding's: it was left untouched.",
+        AtKey.OLDER: "The key's current object is an older version, written before the finding's: it was not moved "
+        "and may hold the same data.",
+        AtKey.OTHER: "The key's current object is a version whose order is not known: it was not moved.",
+    }
     if not facts.listed:
         return ("What remains at this key was not checked (S3 would not list its versions).",)
     left = _versions_left(facts)
     total = facts.newer + facts.older + facts.other
     if facts.at_key is AtKey.NOTHING:
         return (left,) if total == 0 else (f"{left} None of them is current: the key shows no object.",)
-    current = _CURRENT_OBJECT.get(facts.at_key)
+    current = current_object.get(facts.at_key)
     return tuple(text for text in (left, current) if text)
 
 
 def _copy_sentence(facts: MoveFacts) -> str:
     """QUARANTINED: how the copy was checked and what became of the source version, as verified."""
+    from macie_chatops.quarantine_plan import CopyCheck, SourceFate
+
     checked = (
         "The copy was checked by its size only (it carries no checksum record)"
         if facts.copy is CopyCheck.SIZE_ONLY
@@ -587,6 +591,8 @@ def blocked_where(summary: FindingSummary, *, reason_code: str, facts: MoveFacts
     """BLOCKED: where the finding's bytes are and what an operator may do, from what the mover verified
     (``copy``: the quarantine copy as displayed, when one is kept). Never tells anyone to delete an object
     that is not the finding's version."""
+    from macie_chatops.quarantine_plan import AtKey, SourceFate
+
     if copy is not None:
         if facts.source is SourceFate.KEPT:
             when = "Once the lock or permission allows it, delete" if reason_code == "locked" else "To finish, delete"

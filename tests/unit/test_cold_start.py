@@ -109,3 +109,17 @@ def test_a_single_click_dispatch_imports_neither_the_forms_nor_the_groups() -> N
     )
     # WHEN it is dispatched THEN it reaches the click's own reading (refused), and bulk/dismissal were never imported
     assert out == ["400", "-"]
+
+
+def test_the_intake_and_the_message_builders_load_neither_the_move_plan_nor_the_policy_fix() -> None:
+    # GIVEN a fresh interpreter WHEN the intake and every message builder are imported (a posting handler's first
+    # record: the finding handler, a click, the reminders, the digest writer)
+    out = loaded(
+        "import macie_chatops.intake, macie_chatops.slack_messages, macie_chatops.digest_messages\n"
+        "import macie_chatops.interaction, macie_chatops.reminders, macie_chatops.digest_writer",
+        "macie_chatops.quarantine_plan",
+        "macie_chatops.policy_messages",
+        "macie_chatops.public_access",
+    )
+    # THEN the mover's facts load only where an outcome is rendered, the policy fix's modules only for a policy finding
+    assert out == ["-"]
