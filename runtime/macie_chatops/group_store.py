@@ -59,6 +59,8 @@ def digest_interval(updates: int) -> int:
 
 
 MAX_SQS_DELAY_S: Final = 900
+# The open group last seen per group key, per store (a warm container's): at most this many keys remembered.
+MAX_KNOWN_GROUPS: Final = 1000
 
 
 class GroupStoreError(MacieChatOpsError):
@@ -77,6 +79,9 @@ class NewMember:
 class Joined:
     group_id: str
     seq: int
+    # The join marked the group dirty and a wake-up of the writer is due after this many seconds (None: none is due,
+    # one is on its way, or the join opened the group: a group of one renders nothing)
+    wake_in_s: int | None = None
 
     @property
     def first(self) -> bool:
@@ -135,6 +140,9 @@ class GroupStore:
         self._clock = clock
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
+        # group key digest -> the group its pointer last named: a join then reads that group alone (one GetItem, not
+        # the pointer and then the group) and its transaction checks that the pointer still names it.
+        self._known_groups: dict[str, str] = {}
 
     # -- joining -----------------------------------------------------------------------------------
 
@@ -152,18 +160,42 @@ class GroupStore:
         group is not joined again: its group and seq are returned."""
         for _ in range(MAX_JOIN_ATTEMPTS):
             now = self._clock()
-            pointer = self._get(GROUP_KEY_PREFIX + key.digest)
-            current = self._get(group_item_key(str(pointer["group_id"]))) if pointer else None
+            pointed, current = self._open_group_of(key)
             try:
                 if current is not None and _still_open(current, now, window, max_age):
-                    return self._extend(current, member, now)
-                return self._open(key, member, now, account_name, window, max_age, replacing=pointer)
+                    joined = self._extend(key, current, member, now)
+                else:
+                    joined = self._open(key, member, now, account_name, window, max_age, replacing=pointed)
             except self._client.exceptions.TransactionCanceledException:
-                joined = self._joined_already(member.finding_id)
-                if joined is not None:
-                    return joined
+                self._known_groups.pop(key.digest, None)  # read the pointer again: it may name another group now
+                joined_before = self._joined_already(member.finding_id)
+                if joined_before is not None:
+                    return joined_before
                 time.sleep(secrets.randbelow(20) / 1000)  # another join won this round: read again
+                continue
+            self._remember(key.digest, joined.group_id)
+            return joined
         raise GroupStoreError(f"finding {member.finding_id} could not join its group in {MAX_JOIN_ATTEMPTS} attempts")
+
+    def _open_group_of(self, key: GroupKey) -> tuple[str | None, dict[str, Any] | None]:
+        """The group the key's pointer names (None: it names none) and that group's item. With the group this store
+        saw last for the key, only that group is read: the join's transaction then checks the pointer still names
+        it (else it is cancelled, and the next attempt reads the pointer)."""
+        known = self._known_groups.get(key.digest)
+        if known is not None:
+            group = self._get(group_item_key(known))
+            if group is not None:
+                return known, group
+        pointer = self._get(GROUP_KEY_PREFIX + key.digest)
+        if pointer is None:
+            return None, None
+        group_id = str(pointer["group_id"])
+        return group_id, self._get(group_item_key(group_id))
+
+    def _remember(self, digest: str, group_id: str) -> None:
+        if digest not in self._known_groups and len(self._known_groups) >= MAX_KNOWN_GROUPS:
+            self._known_groups.pop(next(iter(self._known_groups)))
+        self._known_groups[digest] = group_id
 
     def _joined_already(self, finding_id: str) -> Joined | None:
         record = self._get(finding_id)
@@ -182,7 +214,7 @@ class GroupStore:
         window: timedelta,
         max_age: timedelta,
         *,
-        replacing: Mapping[str, Any] | None,
+        replacing: str | None,
     ) -> Joined:
         group_id = secrets.token_hex(16)
         at = _iso(now)
@@ -222,7 +254,7 @@ class GroupStore:
             pointer_names["#key"] = STATE_TABLE_KEY
         else:  # the closed group it pointed at, unless another join replaced it first
             pointer_condition = "#group = :previous"
-            pointer_values[":previous"] = str(replacing["group_id"])
+            pointer_values[":previous"] = replacing
         self._client.transact_write_items(
             TransactItems=[
                 {
@@ -249,19 +281,30 @@ class GroupStore:
         )
         return Joined(group_id, 1)
 
-    def _extend(self, group: Mapping[str, Any], member: NewMember, now: datetime) -> Joined:
+    def _extend(self, key: GroupKey, group: Mapping[str, Any], member: NewMember, now: datetime) -> Joined:
+        """The member joins ``group`` as read, in one transaction: the group (its count as read, and its dirty mark
+        as read, set now: the digest must show the new member), the member's page, the finding's record, and a
+        check that the key's pointer still names the group (a group replaced meanwhile takes no member)."""
         group_id = str(group["group_id"])
         count = int(group["member_count"])
         seq = count + 1
+        was_dirty = bool(group.get("dirty", False))
         names = {"#count": "member_count", "#last": "last_joined_at", "#states": "state_counts"}
         names["#state"] = member.state.value
         names |= {"#severities": "severity_counts", "#severity": member.severity}
+        names |= {"#dirty": "dirty", "#at": "dirty_at", "#version": "version"}
         values: dict[str, Any] = {":count": count, ":seq": seq, ":last": _iso(now), ":zero": 0, ":one": 1}
+        values |= {":true": True, ":was_dirty": was_dirty, ":now": _iso(now)}
         sets = [
             "#count = :seq",
             "#last = :last",
             "#states.#state = if_not_exists(#states.#state, :zero) + :one",
             "#severities.#severity = if_not_exists(#severities.#severity, :zero) + :one",
+            # The join marks the digest behind (mark_dirty's write, folded in): the condition pins the mark as read,
+            # so whether a wake-up is due is decided from what this write replaced.
+            "#dirty = :true",
+            "#at = if_not_exists(#at, :now)",
+            "#version = #version + :one",
         ]
         prefix = key_prefix(member.key)
         prefixes: Mapping[str, Any] = group.get("prefixes", {})
@@ -283,16 +326,35 @@ class GroupStore:
                         "TableName": self._table,
                         "Key": self._key(group_item_key(group_id)),
                         "UpdateExpression": "SET " + ", ".join(sets),
-                        "ConditionExpression": "#count = :count",
+                        "ConditionExpression": "#count = :count AND #dirty = :was_dirty",
                         "ExpressionAttributeNames": names,
                         "ExpressionAttributeValues": self._serialize(values),
                     }
                 },
                 self._page_write(group_id, page_number(seq), member, expires, seq=seq),
                 self._record_write(member.finding_id, group_id, seq),
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": self._key(GROUP_KEY_PREFIX + key.digest),
+                        "ConditionExpression": "#group = :group",
+                        "ExpressionAttributeNames": {"#group": "group_id"},
+                        "ExpressionAttributeValues": self._serialize({":group": group_id}),
+                    }
+                },
             ]
         )
-        return Joined(group_id, seq)
+        return Joined(group_id, seq, wake_in_s=self._wake_due(group_id, group, now, was_dirty=was_dirty))
+
+    def _wake_due(self, group_id: str, group: Mapping[str, Any], now: datetime, *, was_dirty: bool) -> int | None:
+        """After a write that marked ``group`` (as read before it) dirty: the delay of the writer's wake-up it made
+        due, as :meth:`mark_dirty` decides it."""
+        if not was_dirty:
+            return _next_update_delay(group, now)
+        since = group.get("dirty_at")
+        if since is None or _parse(str(since)) > now - STALE_DIRTY:
+            return None
+        return DIGEST_PACE_S if self._rearm(group_id, str(since), now) else None
 
     def _page_write(
         self, group_id: str, number: int, member: NewMember, expires: int, *, seq: int = 1
@@ -370,12 +432,27 @@ class GroupStore:
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise GroupStoreError(f"group {group_id} does not exist") from exc
         old = self._plain(response.get("Attributes", {}))
-        if not old.get("dirty"):
-            return _next_update_delay(old, now)
-        since = old.get("dirty_at")
-        if since is None or _parse(str(since)) > now - STALE_DIRTY:
-            return None
-        return DIGEST_PACE_S if self._rearm(group_id, str(since), now) else None
+        return self._wake_due(group_id, old, now, was_dirty=bool(old.get("dirty")))
+
+    def count_alone(self, group_id: str, *, moved: tuple[State, State]) -> bool:
+        """Move a member's count while its group has that one member only, without marking it dirty: a group of one
+        is its member's own message, so there is nothing to render and no writer to wake (a second member's join
+        marks the group and wakes the writer, who renders the counts as they are by then). False, nothing written,
+        when the group has more members (the caller marks it dirty as for any move)."""
+        names = {"#count": "member_count", "#states": "state_counts", "#from": moved[0].value, "#to": moved[1].value}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET #states.#from = if_not_exists(#states.#from, :zero) - :one, "
+                "#states.#to = if_not_exists(#states.#to, :zero) + :one",
+                ConditionExpression="#count = :one",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._serialize({":zero": 0, ":one": 1}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _rearm(self, group_id: str, since: str, now: datetime) -> bool:
         try:
@@ -633,6 +710,16 @@ class Grouping:
     digests: DigestQueue
     pace_s: int = DIGEST_PACE_S
 
+    def join(
+        self, key: GroupKey, member: NewMember, *, account_name: str, window: timedelta, max_age: timedelta
+    ) -> Joined:
+        """:meth:`GroupStore.join`, and the writer woken when the join made a wake-up due (the join marks the group
+        dirty itself: the member's move out of RECEIVED then has nothing left to mark)."""
+        joined = self.store.join(key, member, account_name=account_name, window=window, max_age=max_age)
+        if joined.wake_in_s is not None:
+            self.digests.wake(joined.group_id, delay_s=joined.wake_in_s)
+        return joined
+
     def touched(self, group_id: str, *, moved: tuple[State, State] | None = None) -> None:
         """The group changed (a join, or a member ``moved`` between states): dirty, the writer woken if due."""
         delay = self.store.mark_dirty(group_id, moved=moved)
@@ -641,15 +728,17 @@ class Grouping:
 
     def state_changed(self, record: FindingRecord) -> None:
         """``FindingStore``'s hook after a transition: a grouped member's move shows in its group's counts. The
-        join counted a member in the state its intake decided, so the move out of RECEIVED is not counted again;
-        a group of one is its first member's own message (nothing to render)."""
+        join counted a member in the state its intake decided and marked the group dirty in its own transaction, so
+        the move out of RECEIVED has nothing to count or mark (one write per grouped finding less)."""
         if record.group_id is None or record.previous_state is None or record.previous_state is record.state:
             return
         if record.previous_state is State.RECEIVED:
-            if record.group_seq != 1:
-                self.touched(record.group_id)
             return
-        self.touched(record.group_id, moved=(record.previous_state, record.state))
+        moved = (record.previous_state, record.state)
+        # Only the first member can be in a group of one; its count then moves with no wake-up (nothing to render).
+        if record.group_seq == 1 and self.store.count_alone(record.group_id, moved=moved):
+            return
+        self.touched(record.group_id, moved=moved)
 
 
 __all__ = ["PAGE_SIZE", "GroupItem", "GroupStore", "GroupStoreError", "Grouping", "Joined", "NewMember"]

@@ -230,13 +230,17 @@ def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, s
 
 def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
     """Steps 3-5; the last write also gives the lease back when ``attempt`` still holds it."""
+    claimed_at = None
     if record.state is State.RECEIVED and record.action in _CLAIMING and record.summary is not None:
         claim = deps.store.claim_object(record.summary.object_version, finding_id=record.finding_id)
         if claim.finding_id != record.finding_id:
             record = _record_duplicate(record, claim, deps, attempt)
+        else:
+            claimed_at = claim.claimed_at
     if record.state is State.RECEIVED:
         action = record.action or Action.REJECT
-        updates: RecordUpdates = {}
+        # Holding the claim is recorded in the transition written anyway, so the remediator need not claim again.
+        updates: RecordUpdates = {} if claimed_at is None else {"object_claimed_at": claimed_at}
         posted = None
         joined = _join_group(record, action, deps) if action in _BUILDERS else None
         if action in _BUILDERS:
@@ -293,7 +297,7 @@ def _join_group(record: FindingRecord, action: Action, deps: IntakeDependencies)
     if record.group_id is not None and record.group_seq is not None:  # joined by an earlier attempt
         return Joined(record.group_id, record.group_seq)
     key = GroupKey(record.channel, summary.account_id, summary.bucket, summary.finding_type, action)
-    joined = deps.groups.store.join(
+    joined = deps.groups.join(
         key,
         NewMember(record.finding_id, summary.key, summary.severity, _TARGETS[action]),
         account_name=summary.account_name,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -49,7 +50,7 @@ from macie_chatops.quarantine_plan import (
 from macie_chatops.session_policy import SessionScope, for_move, for_restore
 from macie_chatops.sessions import AssumeRoleDeniedError, MemberClients
 from macie_chatops.states import Failure, State
-from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, RecordUpdates
+from macie_chatops.store import RETENTION_DAYS, FindingRecord, FindingStore, ObjectClaim, RecordUpdates
 
 if TYPE_CHECKING:
     from macie_chatops.approvals import ApprovalVerifier
@@ -210,9 +211,10 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
         outcome = MoveOutcome(MoveStatus.FAILED, "", "", detail="the finding's record holds no S3 object to move")
         failure = Failure.PERMANENT
     else:
-        claim = deps.store.claim_object(summary.object_version, finding_id=record.finding_id)
-        if claim.finding_id != record.finding_id:
-            return _refuse_duplicate(record, claim, deps)
+        if not holds_claim(record, deps.clock()):
+            claim = deps.store.claim_object(summary.object_version, finding_id=record.finding_id)
+            if claim.finding_id != record.finding_id:
+                return _refuse_duplicate(record, claim, deps)
         outcome, failure = _run_move(record, approver, deps)
     record = _record_move(record, outcome, deps, failure=failure)
     if outcome.status is MoveStatus.FAILED and failure.retryable:
@@ -225,6 +227,21 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
         MoveStatus.BLOCKED: JobResult.BLOCKED,
         MoveStatus.FAILED: JobResult.FAILED,
     }[outcome.status]
+
+
+# A claim expires RETENTION_DAYS after it was first taken and DynamoDB deletes it some time after that; one taken
+# this close to its expiry is claimed again rather than trusted from the record's mark.
+CLAIM_TRUST_MARGIN: Final = timedelta(days=30)
+
+
+def holds_claim(record: FindingRecord, now: datetime) -> bool:
+    """The intake recorded that this finding holds its object version's claim (§5), and the claim is still there:
+    nothing but its TTL releases a claim. A record without the mark (older records, a decision made elsewhere) is
+    claimed again by the remediator: one version, one remediation."""
+    if record.object_claimed_at is None:
+        return False
+    claimed = datetime.fromisoformat(record.object_claimed_at.replace("Z", "+00:00"))
+    return now < claimed + timedelta(days=RETENTION_DAYS) - CLAIM_TRUST_MARGIN
 
 
 def _refuse_duplicate(record: FindingRecord, claim: ObjectClaim, deps: RemediationDependencies) -> JobResult:

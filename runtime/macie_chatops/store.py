@@ -114,6 +114,9 @@ class RecordUpdates(TypedDict, total=False):
     policy_shown_count: int  # a policy finding: the occurrence count its Slack message shows (§18)
     public_access: dict[str, str]  # a policy finding's fix: the bucket's configuration before it, and after (§18)
     approval: dict[str, str] | None  # the signed approval the finding's state rests on (approvals.py, §23)
+    # The intake took the object version's claim for this finding (first at this time, §5): the remediator then
+    # need not claim it again while the claim cannot have expired (only its TTL releases a claim)
+    object_claimed_at: str
 
 
 _UPDATABLE: Final = frozenset(RecordUpdates.__annotations__)
@@ -173,6 +176,7 @@ class FindingRecord:
     group_seq: int | None = None  # its number in the group (1: the first, whose message became the digest)
     previous_state: State | None = None  # the state before the last transition (a group's counts move with it)
     approval: Mapping[str, str] | None = None  # the signed approval (action, approver, at, mac...: §23)
+    object_claimed_at: str | None = None  # this finding holds its object version's claim, taken then (§5)
 
     @property
     def last_audit(self) -> AuditEntry | None:
@@ -246,6 +250,7 @@ class FindingRecord:
             approval={str(k): str(v) for k, v in stamp.items()}
             if isinstance(stamp := data.get("approval"), dict)
             else None,
+            object_claimed_at=text("object_claimed_at"),
             audit=tuple(
                 AuditEntry(
                     at=str(e["at"]),

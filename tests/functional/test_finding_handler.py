@@ -834,6 +834,24 @@ def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: Worl
     assert len(world.posts()) == 1
     (claim,) = world.claims()
     assert claim.finding_id == record.finding_id
+    assert record.object_claimed_at == claim.claimed_at
+
+
+def test_the_claims_holder_is_marked_on_its_record_in_the_decided_transition(world: World) -> None:
+    # GIVEN a review finding, an auto finding, a notify finding, and a second finding of the review's object version
+    assert world.invoke(delivery(REVIEW), delivery(AUTO), delivery(NOTIFY)) == []
+    assert world.invoke(delivery(REVIEW_AGAIN)) == []
+    # THEN the review and the auto finding hold their claims, and their records say so with the claim's own time, in
+    # the write that decided them (no write of its own): the remediator need not claim again
+    claims = {claim.finding_id: claim for claim in world.claims()}
+    for name in (REVIEW, AUTO):
+        record = world.record(finding_id_of(name))
+        assert record.object_claimed_at == claims[record.finding_id].claimed_at
+        decided = next(entry for entry in record.audit if entry.event == "decided")
+        assert [e.event for e in record.audit].count("decided") == 1 and decided.outcome == record.state.value
+    # AND a finding that took no claim, or lost it, carries no mark
+    assert world.record(finding_id_of(NOTIFY)).object_claimed_at is None
+    assert world.record(finding_id_of(REVIEW_AGAIN)).object_claimed_at is None
 
 
 # -- the auto approval is signed (docs/architecture.md §23) ---------------------------------------------------------

@@ -263,3 +263,115 @@ def test_close_wake_is_claimed_once_per_time(groups: GroupStore, findings: Findi
     assert groups.schedule_close_wake(group_id, at=START + 2 * WINDOW) is True
     item = groups.item(group_id)
     assert item is not None and item.closes_at == START + WINDOW
+
+
+def _reads(dynamodb: Any) -> list[str]:
+    """The operation of every DynamoDB call ``dynamodb`` makes from now on, in order."""
+    calls: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_a_join_marks_its_group_dirty_and_says_when_to_wake_the_writer(
+    groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a group of one (clean: its first member's own message)
+    first = _join(groups, _finding(findings, 1))
+    assert first.wake_in_s is None and groups.item(first.group_id).dirty is False  # type: ignore[union-attr]
+    # WHEN a second finding joins THEN the join itself marked the group dirty (version moved on) and a wake-up is due
+    second = _join(groups, _finding(findings, 2))
+    item = groups.item(first.group_id)
+    assert item is not None and item.dirty and item.view.version == 2 and item.view.member_count == 2
+    assert second.wake_in_s == DIGEST_PACE_S
+    # AND a third joining the still dirty group wakes nobody (a wake-up is on its way) and moves the version again
+    third = _join(groups, _finding(findings, 3))
+    assert third.wake_in_s is None and groups.item(first.group_id).view.version == 3  # type: ignore[union-attr]
+    # AND the writer's render of an older version cannot clear the mark
+    assert groups.clear_dirty(first.group_id, version=2) is False
+    assert groups.clear_dirty(first.group_id, version=3) is True
+    # AND once clean, the next join wakes it again; once dirty for longer than STALE_DIRTY, the next join re-arms it
+    assert _join(groups, _finding(findings, 4)).wake_in_s == DIGEST_PACE_S
+    clock.now += STALE_DIRTY + timedelta(seconds=1)
+    longer = STALE_DIRTY * 2  # a window that keeps the group open meanwhile
+    fifth = groups.join(KEY, _finding(findings, 5), account_name="payroll", window=longer, max_age=MAX_AGE)
+    sixth = groups.join(KEY, _finding(findings, 6), account_name="payroll", window=longer, max_age=MAX_AGE)
+    assert (fifth.group_id, fifth.wake_in_s, sixth.wake_in_s) == (first.group_id, DIGEST_PACE_S, None)
+
+
+def test_a_join_of_a_known_group_reads_the_group_alone(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore
+) -> None:
+    # GIVEN a group this store has joined before
+    first = _join(groups, _finding(findings, 1))
+    member = _finding(findings, 2)
+    calls = _reads(dynamodb)
+    # WHEN another finding joins THEN one read (the group), one transaction (checking the pointer still names it)
+    assert _join(groups, member).group_id == first.group_id
+    assert calls == ["GetItem", "TransactWriteItems"]
+    # AND a store that never saw the key reads the pointer and then the group
+    fresh = GroupStore(dynamodb, TABLE, clock=groups._clock)
+    calls.clear()
+    assert _join(fresh, _finding(findings, 3)).group_id == first.group_id
+    assert calls == ["PutItem", "GetItem", "GetItem", "TransactWriteItems"]  # PutItem: the record _finding writes
+
+
+def test_a_known_group_replaced_meanwhile_takes_no_member(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN this store saw group A for the key, and another store (with a shorter window) replaced it by group B
+    a = _join(groups, _finding(findings, 1))
+    clock.now += timedelta(seconds=30)
+    other = GroupStore(dynamodb, TABLE, clock=clock)
+    b = other.join(KEY, _finding(findings, 2), account_name="payroll", window=timedelta(seconds=10), max_age=MAX_AGE)
+    assert b.group_id != a.group_id and b.first
+    # WHEN a finding joins through the first store, A still open by its window
+    joined = _join(groups, _finding(findings, 3))
+    # THEN its transaction saw the pointer name B: it read again and joined B, not the replaced A
+    assert (joined.group_id, joined.seq) == (b.group_id, 2)
+    assert groups.view(a.group_id).member_count == 1  # type: ignore[union-attr]
+
+
+def test_a_group_of_one_counts_its_members_moves_without_waking_the_writer(
+    groups: GroupStore, findings: FindingStore
+) -> None:
+    from macie_chatops.group_store import Grouping
+
+    class Wakes:
+        def __init__(self) -> None:
+            self.woken: list[tuple[str, int]] = []
+
+        def wake(self, group_id: str, *, delay_s: int) -> None:
+            self.woken.append((group_id, delay_s))
+
+    wakes = Wakes()
+    grouping = Grouping(groups, wakes)
+    first = grouping.join(KEY, _finding(findings, 1), account_name="payroll", window=WINDOW, max_age=MAX_AGE)
+    moved = findings.transition(
+        "finding-00001", expected={State.RECEIVED}, target=State.PENDING_APPROVAL, actor="t", event="decided"
+    ).record
+    # GIVEN the first member moves out of RECEIVED: the join counted it already, nothing is written
+    grouping.state_changed(moved)
+    # WHEN it is approved while alone in its group
+    approved = findings.transition(
+        "finding-00001", expected={State.PENDING_APPROVAL}, target=State.APPROVED, actor="U0ALICE", event="click"
+    ).record
+    grouping.state_changed(approved)
+    # THEN its count moved, the group stays clean, and the writer is not woken (nothing to render)
+    item = groups.item(first.group_id)
+    assert item is not None and item.view.state_counts == {State.APPROVED: 1} and item.dirty is False
+    assert wakes.woken == []
+    # WHEN a second member joins THEN the join wakes the writer, and the counts it will render are right
+    grouping.join(KEY, _finding(findings, 2), account_name="payroll", window=WINDOW, max_age=MAX_AGE)
+    assert wakes.woken == [(first.group_id, DIGEST_PACE_S)]
+    item = groups.item(first.group_id)
+    assert item is not None and item.dirty
+    assert item.view.state_counts == {State.APPROVED: 1, State.PENDING_APPROVAL: 1}
+    # AND once the group has two, the first member's moves mark it dirty like any member's
+    groups.clear_dirty(first.group_id, version=item.view.version)
+    quarantined = findings.transition(
+        "finding-00001", expected={State.APPROVED}, target=State.QUARANTINED, actor="remediator", event="moved"
+    ).record
+    grouping.state_changed(quarantined)
+    item = groups.item(first.group_id)
+    assert item is not None and item.dirty and item.view.state_counts[State.QUARANTINED] == 1
+    assert len(wakes.woken) == 2

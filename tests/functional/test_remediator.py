@@ -622,3 +622,47 @@ def test_the_claims_holder_is_quarantined_as_before(world: RemediatorWorld) -> N
     assert world.record(seeded.finding_id).state is State.QUARANTINED
     assert world.quarantine_copies(seeded) == 1
     assert world.store.object_claim(seeded.summary.object_version) == before
+
+
+def _mark_claimed(world: RemediatorWorld, seeded: Seeded, at: datetime) -> None:
+    """What the intake writes with its transition when the finding holds its object version's claim (§5)."""
+    world.store.append_audit(
+        seeded.finding_id,
+        actor="finding-handler",
+        event="test:claim_mark",
+        outcome="marked",
+        updates={"object_claimed_at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+    )
+
+
+def test_a_finding_whose_record_says_it_holds_the_claim_is_moved_without_claiming_again(
+    world: RemediatorWorld,
+) -> None:
+    # GIVEN an approved finding whose record carries the intake's mark (it holds the claim), and no claim item: the
+    # mark alone must be what the remediator goes by
+    seeded = world.seed("f-marked")
+    _mark_claimed(world, seeded, datetime.now(UTC))
+    # WHEN its job runs
+    assert handle_job(job("quarantine", seeded.finding_id).body, world.deps()) is JobResult.QUARANTINED
+    # THEN it is quarantined, and no claim was written: the remediator's second claim is skipped
+    assert world.record(seeded.finding_id).state is State.QUARANTINED
+    assert world.store.object_claim(seeded.summary.object_version) is None
+
+
+def test_a_mark_near_its_claims_expiry_and_a_record_without_the_mark_are_claimed_again(
+    world: RemediatorWorld,
+) -> None:
+    from macie_chatops.remediation import CLAIM_TRUST_MARGIN
+    from macie_chatops.store import RETENTION_DAYS
+
+    # GIVEN one finding marked as claimed long ago (its claim may expire before long) and one without the mark
+    old = world.seed("f-old-mark", key="exports/old.csv")
+    _mark_claimed(world, old, datetime.now(UTC) - timedelta(days=RETENTION_DAYS) + CLAIM_TRUST_MARGIN)
+    unmarked = world.seed("f-unmarked", key="exports/unmarked.csv")
+    # WHEN their jobs run
+    for seeded in (old, unmarked):
+        assert handle_job(job("quarantine", seeded.finding_id).body, world.deps()) is JobResult.QUARANTINED
+    # THEN each claimed its object version before moving it (defence in depth for records without a live mark)
+    for seeded in (old, unmarked):
+        claim = world.store.object_claim(seeded.summary.object_version)
+        assert claim is not None and claim.finding_id == seeded.finding_id
