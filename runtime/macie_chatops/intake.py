@@ -157,6 +157,8 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         intake_owner=attempt,
         intake_until=deadline,
         policy=policy,
+        # The claim a move needs, taken with the record in one transaction when it is free (§5)
+        claim=summary.object_version if decision.action in _CLAIMING and summary is not None else None,
     )
     record = created.record
     if not created.applied and policy is not None:  # the same policy finding again, perhaps with a higher count
@@ -230,9 +232,11 @@ def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, s
 
 def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
     """Steps 3-5; the last write also gives the lease back when ``attempt`` still holds it."""
-    claimed_at = None
-    if record.state is State.RECEIVED and record.action in _CLAIMING and record.summary is not None:
-        claim = deps.store.claim_object(record.summary.object_version, finding_id=record.finding_id)
+    claimed_at, summary = None, record.summary
+    # A record created with its claim holds it (only the claim's TTL releases it): nothing to claim again.
+    unclaimed = record.action in _CLAIMING and summary is not None and record.object_claimed_at is None
+    if record.state is State.RECEIVED and unclaimed and summary is not None:
+        claim = deps.store.claim_object(summary.object_version, finding_id=record.finding_id)
         if claim.finding_id != record.finding_id:
             record = _record_duplicate(record, claim, deps, attempt)
         else:

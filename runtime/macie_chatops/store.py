@@ -530,9 +530,14 @@ class FindingStore:
         intake_owner: str | None = None,
         intake_until: datetime | None = None,
         policy: PolicySummary | None = None,
+        claim: ObjectVersion | None = None,
     ) -> WriteResult:
-        """The first write for a finding id; a duplicate delivery finds the existing record instead."""
-        now = _iso(self._clock())
+        """The first write for a finding id; a duplicate delivery finds the existing record instead.
+
+        ``claim``: also take that object version's claim in the same transaction when it is free; the record then
+        carries ``object_claimed_at`` (§5). When it is not free, the record is created alone (the caller claims)."""
+        moment = self._clock()
+        now = _iso(moment)
         item: dict[str, Any] = {
             STATE_TABLE_KEY: finding_id,
             "state": State.RECEIVED.value,
@@ -557,6 +562,10 @@ class FindingStore:
         if intake_owner is not None and intake_until is not None:
             item["intake_owner"] = intake_owner
             item["intake_until"] = _iso(intake_until)
+        if claim is not None:
+            created = self._create_claiming(finding_id, item, claim, moment)
+            if created is not None:
+                return created
         client_error = self._client.exceptions.ConditionalCheckFailedException
         try:
             self._client.put_item(
@@ -569,6 +578,56 @@ class FindingStore:
         except client_error as exc:
             return WriteResult(False, self._current(finding_id, exc.response))
         return WriteResult(True, FindingRecord.from_item(self._serialize(item)))
+
+    def _create_claiming(
+        self, finding_id: str, item: Mapping[str, Any], version: ObjectVersion, moment: datetime
+    ) -> WriteResult | None:
+        """The record and a new claim of ``version`` (the item ``claim_object`` writes), in one transaction: one
+        call for the two writes (twice the write units). None, nothing written, when the claim exists already
+        (another finding's, or ours from a delivery before this code) or the transaction met a concurrent one:
+        the caller creates the record alone and claims as before. A record that exists is returned unapplied."""
+        now = _iso(moment)
+        record = {**item, "object_claimed_at": now}
+        claim = {
+            STATE_TABLE_KEY: version.claim_key,
+            "claimed_by": finding_id,
+            "claimed_at": now,
+            STATE_TABLE_TTL_ATTRIBUTE: int((moment + timedelta(days=RETENTION_DAYS)).timestamp()),
+            "item_type": CLAIM_ITEM_TYPE,
+            "account_id": version.account_id,
+            "bucket": version.bucket,
+            "object_key": version.key,
+            "object_version": version.version,
+        }
+        names = {"#key": STATE_TABLE_KEY}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._serialize(record),
+                            "ConditionExpression": "attribute_not_exists(#key)",
+                            "ExpressionAttributeNames": names,
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._serialize(claim),
+                            "ConditionExpression": "attribute_not_exists(#key)",
+                            "ExpressionAttributeNames": names,
+                        }
+                    },
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as exc:
+            reasons: list[Mapping[str, Any]] = list(exc.response.get("CancellationReasons", []))
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return WriteResult(False, self._current(finding_id, reasons[0]))
+            return None
+        return WriteResult(True, FindingRecord.from_item(self._serialize(record)))
 
     def transition(
         self,

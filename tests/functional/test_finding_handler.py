@@ -810,26 +810,45 @@ def test_notify_and_ignore_take_no_claim_and_a_review_after_them_is_posted(world
 
 
 class CrashesAfterClaiming(FindingStore):
-    """The real store; the process dies right after the object version's claim is written (once)."""
+    """The real store; the process dies right after the object version's claim is written (once): with the record
+    (a claim that was free), or on its own (``alone``: a claim the record could not be created with)."""
 
     crashed = False
 
+    def __init__(self, *args: Any, alone: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.alone = alone
+
+    def create_received(self, finding_id: str, **fields: Any) -> WriteResult:
+        if self.alone:
+            fields.pop("claim", None)  # the record is created without the claim, which claim_object then takes
+        created = super().create_received(finding_id, **fields)
+        if not self.alone and created.record.object_claimed_at is not None:
+            self._crash_once()
+        return created
+
     def claim_object(self, version: ObjectVersion, *, finding_id: str) -> ObjectClaim:
         claim = super().claim_object(version, finding_id=finding_id)
+        self._crash_once()
+        return claim
+
+    def _crash_once(self) -> None:
         if not self.crashed:
             self.crashed = True
             raise RuntimeError("simulated crash after claiming")
-        return claim
 
     def release_intake(self, finding_id: str, *, owner: str) -> None:
         return  # a crashed process releases nothing
 
 
-def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: World) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["claimed with the record", "claimed on its own"])
+def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: World, alone: bool) -> None:
     # GIVEN a first attempt that claimed the object version and died before posting
-    crashing = CrashesAfterClaiming(aws_client("dynamodb"), TABLE)
+    crashing = CrashesAfterClaiming(aws_client("dynamodb"), TABLE, alone=alone)
     record = crash_then_redeliver(world, REVIEW, "claim", crashing)
-    # THEN the redelivery claims again (it is the holder), posts once and waits for approval
+    # THEN the redelivery resumes as the holder (claiming again only if the record does not say it holds the claim),
+    # posts once and waits for approval, its record marked as the claim's holder
+    assert crashing.crashed
     assert record.state is State.PENDING_APPROVAL
     assert len(world.posts()) == 1
     (claim,) = world.claims()
@@ -837,21 +856,22 @@ def test_a_crash_after_claiming_resumes_as_the_holder_and_posts_once(world: Worl
     assert record.object_claimed_at == claim.claimed_at
 
 
-def test_the_claims_holder_is_marked_on_its_record_in_the_decided_transition(world: World) -> None:
-    # GIVEN a review finding, an auto finding, a notify finding, and a second finding of the review's object version
-    assert world.invoke(delivery(REVIEW), delivery(AUTO), delivery(NOTIFY)) == []
-    assert world.invoke(delivery(REVIEW_AGAIN)) == []
-    # THEN the review and the auto finding hold their claims, and their records say so with the claim's own time, in
-    # the write that decided them (no write of its own): the remediator need not claim again
-    claims = {claim.finding_id: claim for claim in world.claims()}
-    for name in (REVIEW, AUTO):
-        record = world.record(finding_id_of(name))
-        assert record.object_claimed_at == claims[record.finding_id].claimed_at
-        decided = next(entry for entry in record.audit if entry.event == "decided")
-        assert [e.event for e in record.audit].count("decided") == 1 and decided.outcome == record.state.value
-    # AND a finding that took no claim, or lost it, carries no mark
-    assert world.record(finding_id_of(NOTIFY)).object_claimed_at is None
-    assert world.record(finding_id_of(REVIEW_AGAIN)).object_claimed_at is None
+def test_a_finding_is_created_with_its_claim_in_one_call(world: World) -> None:
+    # GIVEN the finding handler's DynamoDB calls noted
+    calls: list[str] = []
+    client = aws_client("dynamodb")
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    store = FindingStore(client, TABLE)
+    # WHEN a review finding whose object version nobody claimed is taken
+    outcome = handle_record(
+        delivery(REVIEW).body, core_deps(world, store), attempt="a", deadline=datetime.now(UTC) + timedelta(minutes=1)
+    )
+    # THEN one transaction created the record and took the claim, and the decision is the only other write
+    assert outcome.result is IntakeResult.DONE
+    assert calls == ["TransactWriteItems", "UpdateItem"]
+    (claim,) = world.claims()
+    record = world.record(finding_id_of(REVIEW))
+    assert claim.finding_id == record.finding_id and record.object_claimed_at == claim.claimed_at
 
 
 # -- the auto approval is signed (docs/architecture.md §23) ---------------------------------------------------------
