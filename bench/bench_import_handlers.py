@@ -14,6 +14,11 @@ one, and print side by side; a module that tree does not have yet is skipped the
 Powertools' Tracer, which a traced handler builds on its first invocation in Lambda (aws_xray_sdk, botocore
 patched): not part of the cold paths above, which run with tracing off as the sandbox does.
 
+Every module loads from bytecode, each tree's in a cache of the run's own (``PYTHONPYCACHEPREFIX``) written by a first
+round that is not counted: the trees are measured alike, whatever the caller's ``PYTHONDONTWRITEBYTECODE`` or a stale
+``__pycache__``. What compiling from source adds (a Lambda asset shipped without bytecode) is not in these numbers:
+docs/architecture.md §6.
+
 Each case is timed inside its interpreter (``time.process_time``: CPU time, which other processes on a shared
 machine inflate far less than the wall clock), so interpreter start-up is excluded. Timings only print; nothing
 asserts on them.
@@ -24,7 +29,9 @@ Run: ``.venv/bin/python bench/bench_import_handlers.py [runs] [--before DIR]`` (
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,6 +59,20 @@ for name in {modules!r}:
 {timed}
 print(time.process_time() - t)
 """
+BYTECODE = "every module from bytecode, in the run's own cache (a first round, not counted, writes it)"
+AS_SHIPPED = "the layer's packages and our package compiled from source, the standard library and boto3 from bytecode"
+# What infra/lambda_bundle.py ships without bytecode (pip --no-compile, sources only) and Lambda cannot cache (its
+# code and layer directories are read-only): the layer's top-level packages (RUNTIME_REQUIREMENTS and what they
+# pull in) and our own, which is the tree's runtime directory.
+LAYER_PACKAGES = (
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    "typing_extensions",
+    "slack_sdk",
+    "aws_lambda_powertools",
+)
 LOAD_CONFIG = "from macie_chatops.config import load_bundled_config; load_bundled_config()"
 STORE = "macie_chatops.store"
 SLACK = ("macie_chatops.slack_client", "macie_chatops.slack_secrets")
@@ -80,7 +101,8 @@ FIRST_PARSE = (
 )
 
 
-# What each handler's first record or click loads, from the handlers' own lazy imports (handlers/*.py, _root.py).
+# What each handler's first record or click loads, from the handlers' own lazy imports (handlers/*.py, _root.py), with
+# the environment the stack gives them (a digest queue for the intake, a click, the remediator and the sweeper).
 COLD_PATHS: dict[str, Case] = {
     "finding (intake)": cold_path(
         "intake",
@@ -104,6 +126,7 @@ COLD_PATHS: dict[str, Case] = {
         STORE,
         *SLACK,
         "macie_chatops.approvals",
+        "macie_chatops.bulk_continuation",  # the click's dependencies, with the continuation queue (§22)
         config=True,
     ),
     "remediator": cold_path(
@@ -115,9 +138,18 @@ COLD_PATHS: dict[str, Case] = {
         *SLACK,
         "macie_chatops.slack_pacing",
         "macie_chatops.approvals",
+        "macie_chatops.group_store",
         config=True,
     ),
-    "sweeper (nothing stuck)": cold_path("sweeper", "macie_chatops.sweeper", "macie_chatops.jobs", STORE, config=False),
+    "sweeper (nothing stuck)": cold_path(
+        "sweeper",
+        "macie_chatops.sweeper",
+        "macie_chatops.job_queue",
+        STORE,
+        "macie_chatops.approvals",
+        "macie_chatops.group_store",
+        config=False,
+    ),
     "reminders": cold_path("reminders", "macie_chatops.reminders", STORE, *SLACK, config=True),
     "reconciler": cold_path("reconciler", "macie_chatops.reconciler", STORE, config=True),
     "security_hub": cold_path("security_hub", "macie_chatops.security_hub", STORE, config=False),
@@ -137,6 +169,22 @@ EXTRA: dict[str, Case] = {
 
 def tree_env(tree: Path, env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(str(tree / part) for part in ("runtime", "sandbox"))}
+
+
+def forget_shipped_bytecode(cache: Path, tree: Path) -> None:
+    """Remove from a bytecode cache what a Lambda compiles from source (``--as-shipped``). The cache is a
+    ``PYTHONPYCACHEPREFIX``: ``/a/b/m.py`` has its bytecode at ``<cache>/a/b/m.<tag>.pyc``."""
+    shutil.rmtree(cache / (tree / "runtime").relative_to("/"), ignore_errors=True)
+    for name in LAYER_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec is not None and spec.origin else None
+        if origin is None:
+            continue
+        if origin.name == "__init__.py":  # a package: all of it
+            shutil.rmtree(cache / origin.parent.relative_to("/"), ignore_errors=True)
+        else:  # one module (typing_extensions.py)
+            for compiled in (cache / origin.parent.relative_to("/")).glob(f"{origin.stem}.*.pyc"):
+                compiled.unlink()
 
 
 def measure_once(case: Case, tree: Path, env: Mapping[str, str]) -> float | None:
@@ -193,21 +241,31 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="?", type=int, default=7)
     parser.add_argument("--before", type=Path, help="a checkout of an older commit, measured in turns with this one")
+    parser.add_argument("--as-shipped", action="store_true", help=AS_SHIPPED + " (as a Lambda loads them today)")
     args = parser.parse_args()
     trees = {"now": ROOT} | ({"before": args.before.resolve()} if args.before else {})
     with tempfile.TemporaryDirectory() as directory:
-        envs: dict[str, tuple[Path, Mapping[str, str]]] = {}
+        envs: dict[str, tuple[Path, dict[str, str]]] = {}
         for label, tree in trees.items():
             env = tree_env(tree, {**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"})  # the sandbox's; see TRACER
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode: see BYTECODE
+            env["PYTHONPYCACHEPREFIX"] = str(Path(directory) / f"pycache-{label}")
             env["MACIE_CHATOPS_CONFIG_JSON"] = str(bundle(tree, Path(directory), env))
             envs[label] = (tree, env)
         cases = {BOTO3: Case(("boto3",))} | {f"{n}: import": c for n, c in IMPORTS.items()}
         cases |= {f"{n}: cold path": c for n, c in COLD_PATHS.items()}
+        measure(cases, envs, 1)  # writes the bytecode: not counted
+        if args.as_shipped:
+            for tree, env in envs.values():
+                forget_shipped_bytecode(Path(env["PYTHONPYCACHEPREFIX"]), tree)
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
         medians = measure(cases, envs, args.runs)
         traced = {**envs["now"][1], "POWERTOOLS_TRACE_DISABLED": "false", "LAMBDA_TASK_ROOT": directory}
+        measure(EXTRA, {"now": (ROOT, traced)}, 1)
         tracer = measure(EXTRA, {"now": (ROOT, traced)}, args.runs)
 
     print(f"cold start, CPU time, median of {args.runs} fresh interpreters; ratio to import boto3 in the same run")
+    print(f"({AS_SHIPPED if args.as_shipped else BYTECODE})")
     print(f"(target: every cold path <= {TARGET_RATIO}x)")
     header = f"  {'':<44} {'now':>9} {'ratio':>7}"
     if "before" in trees:
