@@ -8,8 +8,14 @@ Two directories, each content-addressed under ``build/`` (git-ignored):
   platform, Python version, the requested packages and requirements.lock, so a repeated synth or test
   run reuses it and a re-lock rebuilds it. It ships as a Lambda layer: a config change then re-uploads
   only the small code asset, and the 20-odd MB layer asset keeps its hash.
-- ``build/lambda-code/<hash>/``: ``macie_chatops/`` copied from ``runtime/`` (sources only) and
-  ``config.json`` (``Config.to_json()``) beside it; the Lambdas read it through $MACIE_CHATOPS_CONFIG_JSON.
+- ``build/lambda-code/<hash>/``: ``macie_chatops/`` copied from ``runtime/`` and ``config.json``
+  (``Config.to_json()``) beside it; the Lambdas read it through $MACIE_CHATOPS_CONFIG_JSON.
+
+Both ship bytecode compiled by an interpreter of the Lambda's Python (:func:`find_lambda_python`), the layer in
+``build/lambda-layer/<hash>/`` (a compiled copy of the downloaded one, so an offline cache of ``lambda-deps`` stays
+valid): Lambda's directories are read-only, so without it every cold start compiles pydantic, slack_sdk, Powertools
+and our package from source (docs/architecture.md §6). Without such an interpreter both ship as sources, with a
+:class:`BundleWarning` and asset hashes of their own.
 
 Never shipped: the sandbox (its own top-level package), tests, PyYAML (the Lambdas read JSON), moto, boto3
 (the Lambda runtime has it). :func:`build_dependencies` checks that.
@@ -17,12 +23,14 @@ Never shipped: the sandbox (its own top-level package), tests, PyYAML (the Lambd
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +48,9 @@ DEFAULT_BUILD_DIR: Final = REPO_ROOT / "build"
 LAMBDA_PYTHON_VERSION: Final = "3.13"
 LAMBDA_PLATFORM: Final = "manylinux2014_aarch64"
 LAMBDA_TASK_ROOT: Final = "/var/task"  # where Lambda unpacks the code asset
+LAMBDA_LAYER_SITE: Final = "/opt/python"  # where Lambda puts a Python layer's python/ directory
+# An interpreter of exactly LAMBDA_PYTHON_VERSION to compile the assets with, when it is not python3.13 on PATH.
+ENV_LAMBDA_PYTHON: Final = "MACIE_CHATOPS_LAMBDA_PYTHON"
 BUNDLED_CONFIG_PATH: Final = f"{LAMBDA_TASK_ROOT}/{names.BUNDLED_CONFIG_FILE}"
 
 # What the handlers import beyond the standard library and boto3 (which the Lambda runtime provides).
@@ -55,6 +66,24 @@ class BundleError(RuntimeError):
     """The Lambda code or its dependencies could not be built; the message says what to do."""
 
 
+class BundleWarning(UserWarning):
+    """The assets ship without bytecode: every cold start will compile them (docs/architecture.md §6)."""
+
+
+@dataclass(frozen=True)
+class LambdaPython:
+    """An interpreter of the Lambda runtime's Python version, which compiles the assets' bytecode."""
+
+    executable: str
+    cache_tag: str  # "cpython-313": the name of each module's .pyc in __pycache__
+    magic: str  # importlib.util.MAGIC_NUMBER in hex: bytecode from another magic is ignored by the runtime
+
+    @property
+    def bytecode_tag(self) -> str:
+        """Part of both assets' hashes: sources compiled by another Python are another asset."""
+        return f"{self.cache_tag}-{self.magic}-unchecked-hash"
+
+
 @dataclass(frozen=True)
 class LambdaBundle:
     """The two asset directories, each with a content hash CDK uses instead of re-fingerprinting them."""
@@ -63,6 +92,104 @@ class LambdaBundle:
     code_hash: str
     dependencies_dir: Path
     dependencies_hash: str
+
+
+_PROBE: Final = (
+    "import importlib.util, sys; "
+    "print('%d.%d' % sys.version_info[:2], sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex())"
+)
+
+
+@functools.cache
+def _probe(executable: str) -> LambdaPython | None:
+    """``executable`` as a :class:`LambdaPython` when it runs and is the Lambda's Python version (a pyenv shim of a
+    version pyenv has not selected exits with an error: not one)."""
+    try:
+        result = subprocess.run(  # noqa: S603
+            [executable, "-s", "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = result.stdout.split()
+    if result.returncode != 0 or len(fields) != 3 or fields[0] != LAMBDA_PYTHON_VERSION:
+        return None
+    return LambdaPython(executable=executable, cache_tag=fields[1], magic=fields[2])
+
+
+def _pyenv_candidates() -> list[str]:
+    """pyenv's installed interpreters of the Lambda's version, newest first (pyenv selects none by default)."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    name = f"python{LAMBDA_PYTHON_VERSION}"
+    found = [p / "bin" / name for p in (root / "versions").glob(f"{LAMBDA_PYTHON_VERSION}.*")]
+
+    def release(path: Path) -> tuple[int, ...]:
+        parts = path.parent.parent.name.split(".")
+        return tuple(int(part) if part.isdigit() else -1 for part in parts)
+
+    return [str(p) for p in sorted(found, key=release, reverse=True) if p.is_file()]
+
+
+def find_lambda_python() -> LambdaPython | None:
+    """The interpreter that compiles the assets: $MACIE_CHATOPS_LAMBDA_PYTHON (which must be one: a BundleError
+    otherwise), else ``python3.13`` on PATH, else one pyenv installed; None when there is none."""
+    chosen = os.environ.get(ENV_LAMBDA_PYTHON, "")
+    if chosen:
+        found = _probe(chosen)
+        if found is None:
+            raise BundleError(
+                f"{ENV_LAMBDA_PYTHON}={chosen} is not a Python {LAMBDA_PYTHON_VERSION} interpreter that runs; "
+                "it compiles the Lambda assets' bytecode"
+            )
+        return found
+    on_path = shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
+    for candidate in [*([on_path] if on_path else []), *_pyenv_candidates()]:
+        found = _probe(candidate)
+        if found is not None:
+            return found
+    return None
+
+
+def compile_bytecode(python: LambdaPython, directory: Path, shipped_as: str) -> None:
+    """Every module under ``directory`` compiled in place to ``__pycache__/<module>.<tag>.pyc``.
+
+    Unchecked hash-based pycs: the runtime loads them without looking at the source's time or content. Timestamp
+    pycs would name the build machine's file times, which the asset's zip does not keep, so the runtime would find
+    them stale and compile from source on every cold start; checked ones would read and hash every source on every
+    import. Unchecked is right for an asset that cannot change: read-only in Lambda, and named by the hash of the
+    very sources (and this interpreter's tag) it was compiled from. ``shipped_as`` is the directory's path in
+    Lambda, recorded as each module's file name, and a fixed hash seed makes the marshalled sets (``x in {...}``)
+    the same in every build."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "SOURCE_DATE_EPOCH"}
+    env["PYTHONHASHSEED"] = "0"
+    command = [
+        python.executable,
+        "-s",
+        "-m",
+        "compileall",
+        "-q",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(directory),
+        "-p",
+        shipped_as,
+        str(directory),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()[-3000:]
+        raise BundleError(f"{python.executable} could not compile {directory} for the Lambda assets:\n{output}")
+
+
+def _warn_without_bytecode() -> None:
+    warnings.warn(
+        f"no Python {LAMBDA_PYTHON_VERSION} interpreter found (python{LAMBDA_PYTHON_VERSION} on PATH, pyenv, or "
+        f"${ENV_LAMBDA_PYTHON}): the Lambda assets ship WITHOUT bytecode, and every cold start compiles them "
+        "(about 0.2 s of CPU more; docs/architecture.md §6). Install it (e.g. `pyenv install "
+        f"{LAMBDA_PYTHON_VERSION}`) or point ${ENV_LAMBDA_PYTHON} at one before deploying.",
+        BundleWarning,
+        stacklevel=3,
+    )
 
 
 def _normalise(name: str) -> str:
@@ -186,9 +313,13 @@ def _package_files(package_dir: Path) -> list[Path]:
 
 
 def build_code(
-    config: Config, build_dir: Path = DEFAULT_BUILD_DIR, package_dir: Path = RUNTIME_PACKAGE_DIR
+    config: Config,
+    build_dir: Path = DEFAULT_BUILD_DIR,
+    package_dir: Path = RUNTIME_PACKAGE_DIR,
+    python: LambdaPython | None = None,
 ) -> tuple[Path, str]:
-    """``macie_chatops/`` + ``config.json``, in a directory named by the hash of exactly that content."""
+    """``macie_chatops/`` + ``config.json``, in a directory named by the hash of exactly that content; compiled by
+    ``python`` when given (its bytecode tag is part of the hash), sources only otherwise."""
     files = _package_files(package_dir)
     if not (package_dir / "__init__.py").is_file():
         raise BundleError(f"{package_dir} is not the macie_chatops package")
@@ -197,6 +328,8 @@ def build_code(
     for file in files:
         digest.update(str(file.relative_to(package_dir)).encode() + b"\0" + file.read_bytes() + b"\0")
     digest.update(names.BUNDLED_CONFIG_FILE.encode() + b"\0" + config_json)
+    if python is not None:
+        digest.update(b"\0bytecode\0" + python.bytecode_tag.encode())
     code_hash = digest.hexdigest()[:32]
     target = build_dir / "lambda-code" / code_hash
 
@@ -206,15 +339,40 @@ def build_code(
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, destination)
         (staging / names.BUNDLED_CONFIG_FILE).write_bytes(config_json)
+        if python is not None:
+            compile_bytecode(python, staging, LAMBDA_TASK_ROOT)
 
     _build_once(target, copy)
     return target, code_hash
 
 
+def build_layer(
+    python: LambdaPython | None, build_dir: Path = DEFAULT_BUILD_DIR, lock: Path = REQUIREMENTS_LOCK
+) -> tuple[Path, str]:
+    """The layer directory and its hash: the dependencies (:func:`build_dependencies`) compiled by ``python`` into
+    ``build/lambda-layer/<hash>/``, or, without it, the downloaded sources as they are."""
+    sources, key = build_dependencies(build_dir, lock)
+    if python is None:
+        return sources, key
+    layer_hash = hashlib.sha256(f"{key}\0bytecode\0{python.bytecode_tag}".encode()).hexdigest()[:32]
+    target = build_dir / "lambda-layer" / layer_hash
+
+    def compile_copy(staging: Path) -> None:
+        shutil.copytree(sources / "python", staging / "python", symlinks=True)
+        compile_bytecode(python, staging / "python", LAMBDA_LAYER_SITE)
+
+    _build_once(target, compile_copy)
+    return target, layer_hash
+
+
 def build_bundle(config: Config, build_dir: Path = DEFAULT_BUILD_DIR) -> LambdaBundle:
-    """Both asset directories for ``config`` (cached; the first call on a fresh clone downloads wheels)."""
-    dependencies_dir, dependencies_hash = build_dependencies(build_dir)
-    code_dir, code_hash = build_code(config, build_dir)
+    """Both asset directories for ``config`` (cached; the first call on a fresh clone downloads wheels), with
+    bytecode when an interpreter of the Lambda's Python is here (a :class:`BundleWarning` when not)."""
+    python = find_lambda_python()
+    if python is None:
+        _warn_without_bytecode()
+    dependencies_dir, dependencies_hash = build_layer(python, build_dir)
+    code_dir, code_hash = build_code(config, build_dir, python=python)
     return LambdaBundle(
         code_dir=code_dir,
         code_hash=code_hash,

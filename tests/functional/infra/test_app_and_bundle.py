@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +18,29 @@ import pytest
 
 from infra import lambda_bundle
 from infra.lambda_bundle import (
+    ENV_LAMBDA_PYTHON,
     LAMBDA_PYTHON_VERSION,
     BundleError,
+    BundleWarning,
+    LambdaBundle,
+    LambdaPython,
     build_bundle,
+    build_code,
     build_dependencies,
     dependencies_key,
+    find_lambda_python,
 )
 from macie_chatops import names
 from macie_chatops.config import config_from_json
 from tests.functional.infra.conftest import ROOT, Synthesized, resources_of_type
 
 SLACK_TOKEN = re.compile(r"xox[abposre]-[0-9A-Za-z-]{8,}")
+LAMBDA_PYTHON = find_lambda_python()
+needs_lambda_python = pytest.mark.skipif(
+    LAMBDA_PYTHON is None,
+    reason=f"no Python {LAMBDA_PYTHON_VERSION} here (python{LAMBDA_PYTHON_VERSION} on PATH, pyenv, or "
+    f"${ENV_LAMBDA_PYTHON}): the assets are built without bytecode, nothing to check",
+)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -106,8 +120,12 @@ def test_the_code_asset_is_the_package_and_the_config_only(example: Synthesized)
         for p in (ROOT / "runtime" / "macie_chatops").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     )
-    # THEN it holds exactly runtime/macie_chatops (sources) and config.json beside it
-    assert shipped == sorted([*package, names.BUNDLED_CONFIG_FILE])
+    # THEN it holds exactly runtime/macie_chatops (sources), config.json beside it, and, compiled by the Lambda's
+    # Python when it is here, one .pyc of that Python per module
+    compiled = (
+        [] if LAMBDA_PYTHON is None else [_pyc(source, LAMBDA_PYTHON) for source in package if source.endswith(".py")]
+    )
+    assert shipped == sorted([*package, *compiled, names.BUNDLED_CONFIG_FILE])
     assert not any(part.startswith(("macie_chatops_sandbox", "tests")) for p in shipped for part in Path(p).parts)
     # AND the config is the validated accounts.yaml, readable by the Lambdas' loader
     text = (bundle.code_dir / names.BUNDLED_CONFIG_FILE).read_text(encoding="utf-8")
@@ -119,6 +137,174 @@ def test_the_code_asset_is_the_package_and_the_config_only(example: Synthesized)
         source = bundle.code_dir / (module.replace(".", "/") + ".py")
         assert source.is_file(), module
         assert f"def {attribute}(" in source.read_text(encoding="utf-8")
+
+
+def _pyc(source: str, python: LambdaPython) -> str:
+    path = Path(source)
+    return str(path.parent / "__pycache__" / f"{path.stem}.{python.cache_tag}.pyc")
+
+
+# Run by the Lambda's Python on a read-only copy of both assets, as Lambda lays them out (the code asset first on
+# sys.path, then the layer's python/), boto3 from this venv as the Lambda runtime provides it. Every module of both
+# assets is loaded by the import system's own loader, and the handlers are imported; any source the loader compiles
+# is recorded. pydantic_core is built for arm64 and cannot run here, hence the loader and not an import for all.
+LOADS_FROM_BYTECODE = """
+import importlib, importlib.machinery, json, sys
+from pathlib import Path
+code, layer, venv = sys.argv[1:4]
+sys.path[:0] = [code, layer, venv]
+compiled = []
+source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+def recording(self, data, path, **kwargs):
+    compiled.append(str(path))
+    return source_to_code(self, data, path, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = recording
+sources = [p for root in (code, layer) for p in Path(root).rglob("*.py")]
+for source in sources:
+    importlib.machinery.SourceFileLoader(source.stem, str(source)).get_code(source.stem)
+handlers = ["macie_chatops.handlers." + n for n in ("intake", "interaction", "sweeper", "security_hub")]
+for name in [*handlers, "macie_chatops.store", "macie_chatops.slack_client", "slack_sdk.web"]:
+    importlib.import_module(name)
+ours = [m for m in sys.modules.values() if str(getattr(m, "__file__", "")).startswith((code, layer))]
+print(json.dumps({
+    "sources": len(sources),
+    "imported": len(ours),
+    "compiled": [p for p in compiled if p.startswith((code, layer))],
+    "not_cached": [m.__name__ for m in ours if not (m.__cached__ and Path(m.__cached__).is_file())],
+}))
+"""
+
+
+def _read_only_copy(bundle: LambdaBundle, directory: Path) -> tuple[Path, Path]:
+    code, layer = directory / "task", directory / "opt"
+    subprocess.run(["cp", "-a", str(bundle.code_dir), str(code)], check=True)
+    subprocess.run(["cp", "-a", str(bundle.dependencies_dir), str(layer)], check=True)
+    for path in [*code.rglob("*"), *layer.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return code, layer / "python"
+
+
+def _writable_again(*roots: Path) -> None:
+    for root in roots:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+@needs_lambda_python
+def test_the_lambda_python_loads_both_assets_from_their_bytecode_without_compiling(
+    example: Synthesized, tmp_path: Path
+) -> None:
+    assert LAMBDA_PYTHON is not None
+    # GIVEN both assets built, copied read-only as Lambda mounts them
+    bundle = build_bundle(example.config)
+    code, layer = _read_only_copy(bundle, tmp_path)
+    before = sorted(code.parent.rglob("*"))
+    try:
+        # WHEN the Lambda's Python loads every module of both and imports the handlers
+        result = subprocess.run(
+            [
+                LAMBDA_PYTHON.executable,
+                "-s",
+                "-c",
+                LOADS_FROM_BYTECODE,
+                str(code),
+                str(layer),
+                sysconfig.get_path("purelib"),
+            ],
+            env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        after = sorted(code.parent.rglob("*"))
+    finally:
+        _writable_again(tmp_path / "task", tmp_path / "opt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    # THEN no source of either asset was compiled: every module came from its shipped .pyc
+    assert report["compiled"] == []
+    assert report["sources"] > 700 and report["imported"] > 100
+    assert report["not_cached"] == []
+    # AND nothing was written beside them (Lambda could not: the directories are read-only)
+    assert after == before
+
+
+@needs_lambda_python
+def test_the_bytecode_is_unchecked_hash_based_and_named_as_lambda_runs_it(example: Synthesized) -> None:
+    assert LAMBDA_PYTHON is not None
+    # GIVEN the code asset and the layer built with the Lambda's Python
+    bundle = build_bundle(example.config)
+    script = (
+        "import marshal, sys; from pathlib import Path\n"
+        "for pyc in sys.argv[1:]:\n"
+        "    data = Path(pyc).read_bytes()\n"
+        "    print(data[:4].hex(), int.from_bytes(data[4:8], 'little'), marshal.loads(data[16:]).co_filename)\n"
+    )
+    handler = bundle.code_dir / "macie_chatops" / "handlers" / "__pycache__" / f"intake.{LAMBDA_PYTHON.cache_tag}.pyc"
+    pydantic = bundle.dependencies_dir / "python" / "pydantic" / "__pycache__" / f"main.{LAMBDA_PYTHON.cache_tag}.pyc"
+    out = subprocess.run(
+        [LAMBDA_PYTHON.executable, "-c", script, str(handler), str(pydantic)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    # THEN each is the interpreter's magic, flags 1 (hash-based, source never checked), and the file name the module
+    # has in Lambda (not the build machine's path)
+    assert out == [
+        f"{LAMBDA_PYTHON.magic} 1 /var/task/macie_chatops/handlers/intake.py",
+        f"{LAMBDA_PYTHON.magic} 1 /opt/python/pydantic/main.py",
+    ]
+
+
+@needs_lambda_python
+def test_the_compiled_code_asset_is_reproducible(example: Synthesized, tmp_path: Path) -> None:
+    # GIVEN the same config built twice, in two build directories
+    first, first_hash = build_code(example.config, tmp_path / "a", python=LAMBDA_PYTHON)
+    second, second_hash = build_code(example.config, tmp_path / "b", python=LAMBDA_PYTHON)
+    # THEN the hash is the same, and so is every byte of every file
+    assert first_hash == second_hash
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+    # AND it differs from the sources-only asset's, which is another asset
+    assert build_code(example.config, tmp_path / "c")[1] != first_hash
+
+
+def test_without_the_lambda_python_both_assets_ship_sources_with_a_warning(
+    example: Synthesized, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a machine without an interpreter of the Lambda's Python
+    monkeypatch.setattr(lambda_bundle, "find_lambda_python", lambda: None)
+    # WHEN the bundle is built  THEN a BundleWarning says the assets ship without bytecode and how to fix it
+    with pytest.warns(BundleWarning, match=f"WITHOUT bytecode.*pyenv install {LAMBDA_PYTHON_VERSION}"):
+        bundle = build_bundle(example.config)
+    # AND neither asset holds bytecode: the code asset is the sources' own, the layer is the downloaded directory
+    assert not list(bundle.code_dir.rglob("*.pyc")) and not list(bundle.dependencies_dir.rglob("*.pyc"))
+    assert (bundle.code_dir, bundle.code_hash) == build_code(example.config)
+    assert (bundle.dependencies_dir, bundle.dependencies_hash) == build_dependencies()
+
+
+def test_a_lambda_python_named_in_the_environment_must_be_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # GIVEN $MACIE_CHATOPS_LAMBDA_PYTHON naming this venv's Python (not the Lambda's version), then no file at all
+    for named in (sys.executable, str(tmp_path / "python-missing")):
+        monkeypatch.setenv(ENV_LAMBDA_PYTHON, named)
+        # WHEN the interpreter is looked for  THEN the build stops and says which variable names what
+        with pytest.raises(BundleError, match=f"{ENV_LAMBDA_PYTHON}=.* is not a Python {LAMBDA_PYTHON_VERSION}"):
+            find_lambda_python()
+
+
+@needs_lambda_python
+def test_a_module_the_lambda_python_cannot_compile_stops_the_build(example: Synthesized, tmp_path: Path) -> None:
+    # GIVEN a package with a module that is no valid Python
+    package = tmp_path / "macie_chatops"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "broken.py").write_text("def broken(:\n", encoding="utf-8")
+    # WHEN its code asset is built  THEN a BundleError names the module, and no asset directory is left behind
+    with pytest.raises(BundleError, match=r"broken\.py"):
+        build_code(example.config, tmp_path / "build", package_dir=package, python=LAMBDA_PYTHON)
+    assert list((tmp_path / "build" / "lambda-code").iterdir()) == []
 
 
 def test_the_dependency_layer_is_pinned_arm64_and_lean(example: Synthesized) -> None:
