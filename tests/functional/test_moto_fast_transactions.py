@@ -140,13 +140,13 @@ def test_a_failing_transaction_never_undoes_a_concurrent_write(aws: AwsSandbox, 
     dynamodb = boto3.client("dynamodb", region_name=aws.region, config=NO_RETRIES)
     create_table(dynamodb)
     dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "counter"}, "n": {"N": "0"}})
-    increment = {
+    increment: dict[str, Any] = {
         "TableName": TABLE,
         "Key": {"pk": {"S": "counter"}},
         "UpdateExpression": "SET n = n + :one",
         "ExpressionAttributeValues": {":one": {"N": "1"}},
     }
-    doomed = [
+    doomed: list[Any] = [  # TransactWriteItemTypeDef
         {"Update": increment},
         {
             "ConditionCheck": {

@@ -22,8 +22,9 @@ from macie_chatops.slack_client import SlackClient, build_web_client
 from macie_chatops.slack_messages import SlackMessage
 from macie_chatops.slack_pacing import PACE_ITEM_LIFETIME_S, PACE_ITEM_TYPE, PACES, ChannelPacer, Pace
 from macie_chatops.store import FindingStore, create_state_table
-from macie_chatops_sandbox.lambda_runtime import Function, sqs_event
+from macie_chatops_sandbox.lambda_runtime import sqs_event
 from macie_chatops_sandbox.slack_standin import RateLimit, SlackStandIn
+from macie_chatops_sandbox.testkit.world import LambdaContext
 from tests.conftest import AwsSandbox
 
 TABLE = "test-findings"
@@ -243,7 +244,7 @@ def _run(event: dict[str, Any], sqs: Any | None, error: Exception) -> dict[str, 
         raise error
 
     failures: list[str] = []
-    context = Function("f", lambda e, c: None, 60.0, "us-east-1", "111111111111").context()
+    context = LambdaContext("f", memory_limit_in_mb=256, timeout_s=60.0)
     answer = run_sqs_batch(
         event,
         context,
