@@ -309,7 +309,10 @@ def render_digest(view: GroupView, *, now: datetime) -> SlackMessage:
         if _count(view.state_counts, state)
     )
     where = f"{view.finding_type} in s3://{view.bucket}/ ({view.account_name or view.account_id})"
-    fallback = fit(f"{_title(view)}: {where}" + (f": {counted}" if counted else ""), 600)
+    # The title is ours (counts and an emoji shortcode, which escaping would break: "_" becomes "ˍ"); only the
+    # rest carries what a finding says.
+    title = f"{_title(view)}: "
+    fallback = title + fit(where + (f": {counted}" if counted else ""), 600 - len(title))
     return SlackMessage(text=fallback, blocks=tuple(blocks))
 
 

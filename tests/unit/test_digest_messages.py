@@ -207,6 +207,28 @@ def test_an_auto_digest_shows_the_running_tally() -> None:
     assert body["text"].endswith(": 2 being quarantined, 44 quarantined, 3 blocked, 1 failed")  # notifications
 
 
+@pytest.mark.parametrize(
+    ("group", "shortcode"),
+    [
+        (view(3), ":warning:"),
+        (view(3, states={State.QUARANTINED: 3}), ":card_file_box:"),
+        (view(3, action=Action.AUTO), ":rotating_light:"),
+        (view(3, action=Action.NOTIFY), ":information_source:"),
+    ],
+)
+def test_the_fallback_text_keeps_its_emoji_shortcode_and_escapes_the_rest(group: GroupView, shortcode: str) -> None:
+    # GIVEN a group whose account name and finding type are hostile and contain underscores
+    hostile = dataclasses.replace(group, account_name=f"payments_prod {HOSTILE}", finding_type=f"x_y {HOSTILE}")
+    # WHEN its digest is rendered
+    body = assert_within_limits(render_digest(hostile, now=NOW))
+    # THEN the notification text starts with the shortcode as Slack reads it (not escaped to ":cardˍfileˍbox:")
+    assert body["text"].startswith(shortcode + " ")
+    # AND what the finding says is still escaped: inert, its underscores no emphasis
+    assert_inert(body)
+    assert "payments_prod" not in body["text"] and "x_y" not in body["text"]
+    assert len(body["text"]) <= 600
+
+
 def test_a_count_dipping_below_zero_shows_as_zero() -> None:
     # GIVEN an ADD -1 that landed before its +1 (the counts are adjusted, not recomputed)
     body = render_digest(view(3, states={State.PENDING_APPROVAL: -1, State.APPROVED: 4}), now=NOW).to_dict()
