@@ -53,7 +53,7 @@ from macie_chatops.store import FindingNotFoundError, FindingRecord, FindingStor
 if TYPE_CHECKING:
     from macie_chatops.approvals import ApprovalSigner
     from macie_chatops.bulk import GroupReader
-    from macie_chatops.bulk_continuation import Continuations
+    from macie_chatops.bulk_continuation import Continuation
     from macie_chatops.dismissal import ModalOpener
     from macie_chatops.exemption_store import ExemptionStore
 
@@ -346,6 +346,13 @@ class Responder(Protocol):
     def send(self, url: str, body: Mapping[str, Any]) -> None: ...
 
 
+class ContinuationSender(Protocol):
+    """Signs and sends a bulk approval's continuation (``bulk_continuation.Continuations``; the interaction
+    handler's builds that only when a bulk click sends one, docs/architecture.md §6)."""
+
+    def enqueue(self, continuation: Continuation) -> None: ...
+
+
 SLACK_RESPONSE_URL_PREFIXES: Final = ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
 
 
@@ -393,7 +400,7 @@ class Dependencies:
     # A finding flood's groups (§22): the digest's bulk buttons and a page's "act on one" read them.
     groups: GroupReader | None = None
     # A bulk approval one click cannot finish goes on as signed continuations on this function's own queue (§22).
-    continuations: Continuations | None = None
+    continuations: ContinuationSender | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pyt
         # Groups on, as deployed (§22): the click's answer asks whether the message has become a digest.
         queue_url = built.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"]
         monkeypatch.setenv(names.ENV_DIGEST_QUEUE_URL, queue_url)
+        # And the bulk continuations' queue, as deployed (§22): a single finding's click never sends on it.
+        continuations = built.sqs.create_queue(QueueName=names.BULK_CONTINUATION_QUEUE_NAME)["QueueUrl"]
+        monkeypatch.setenv(names.ENV_BULK_CONTINUATION_QUEUE_URL, continuations)
         yield built
 
 
@@ -65,3 +68,23 @@ def test_a_cold_first_remediate_click_loads_neither_the_forms_nor_the_groups_mod
     # the forms' module nor the groups' clicks' module was
     assert body.get("replace_original") is True, body
     assert modules == ["macie_chatops.store", "macie_chatops.group_store"]
+
+
+def test_a_cold_first_remediate_click_builds_no_bulk_continuation(world: World) -> None:
+    # GIVEN a pending finding and a signed Remediate click, the continuation queue set, in a fresh interpreter
+    event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
+    # WHEN the handler takes it
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CLICK, "macie_chatops.bulk_continuation", "macie_chatops.digest_messages"],
+        input=json.dumps(event),
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    body, modules = json.loads(out[-2]), json.loads(out[-1])
+    # THEN the click is applied, and the continuations (their module, its model and the digest's messages) were not
+    # built: only a bulk click that sends one builds them (docs/architecture.md §6)
+    assert body.get("replace_original") is True, body
+    assert modules == []
