@@ -3,9 +3,10 @@ date from the table.
 
 Everything it knows is in the state table, so any number of wake-ups of one group coalesce: a run posts the full
 pages not yet posted (each recorded before the next), the last partial page once the group has closed, and the
-digest (``chat.update`` of the first member's message) when the group is dirty; it clears the dirty mark only if
-no change came in meanwhile (the version it rendered), else it wakes itself again. Slack's pace is the
-SlackClient's (its pacer); what it cannot take now raises ``SlackRetryLaterError`` and the message is re-sent.
+digest (``chat.update`` of the first member's message) when the group is dirty and the update is due (the back-off,
+or the group quiet for a few seconds: ``group_store.update_due``; not due: it wakes itself for then); it clears the
+dirty mark only if no change came in meanwhile (the version it rendered), else it wakes itself again. Slack's pace is
+the SlackClient's (its pacer); what it cannot take now raises ``SlackRetryLaterError`` and the message is re-sent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from macie_chatops.digest_messages import render_digest, render_page
 from macie_chatops.errors import SlackMessageNotFoundError
-from macie_chatops.group_store import DigestQueue, GroupItem, GroupStore, digest_interval
+from macie_chatops.group_store import QUIET_S, DigestQueue, GroupItem, GroupStore, digest_interval
 from macie_chatops.groups import PAGE_SIZE, page_number
 from macie_chatops.ports import Clock, Counter, SlackPoster, utcnow
 from macie_chatops.store import FindingStore
@@ -59,6 +60,7 @@ class DigestOutcome(StrEnum):
     AWAITING_MESSAGE = "awaiting_message"  # the first member is not posted yet: woken again
     WRITTEN = "written"  # pages and/or the digest written, the mark cleared
     CHANGED = "changed"  # written, but the group changed meanwhile: woken again
+    DEFERRED = "deferred"  # the update is not due yet (the group keeps changing): woken again when it is
     MESSAGE_DELETED = "message_deleted"  # the digest message was deleted in Slack: nothing to write to
 
 
@@ -148,12 +150,17 @@ def _write(
         deps.groups.record_page(group_id, number, ts=reply_ts)
         deps.metrics.count("DigestPages")
     outcome = DigestOutcome.WRITTEN
-    if item.dirty:
+    due = item.update_due_at
+    if item.dirty and due is not None and now < due:
+        _wake_for_update(group_id, due, now, deps)
+        outcome = DigestOutcome.DEFERRED
+    elif item.dirty:
         deps.slack.update(channel, ts, render_digest(view, now=now))
         deps.metrics.count("DigestUpdates")
         updates = deps.groups.note_update(group_id)
         if not deps.groups.clear_dirty(group_id, version=view.version):
-            deps.digests.wake(group_id, delay_s=digest_interval(updates))
+            # Changed while rendered: due again after the back-off or a quiet spell, whichever comes first.
+            _wake_for_update(group_id, now + timedelta(seconds=min(digest_interval(updates), QUIET_S)), now, deps)
             outcome = DigestOutcome.CHANGED
     if not closed and view.member_count % PAGE_SIZE and deps.groups.schedule_close_wake(group_id, at=item.closes_at):
         # The last page is posted when the group closes: wake then (a later join moves the close, and the
@@ -161,7 +168,14 @@ def _write(
         delay = math.ceil((item.closes_at - now).total_seconds()) + CLOSE_MARGIN_S
         deps.digests.wake(group_id, delay_s=delay)
     logger.info(
-        "digest written",
+        "digest written" if outcome is not DigestOutcome.DEFERRED else "digest update not due yet",
         extra={"members": view.member_count, "version": view.version, "pages_due": pages_due, "outcome": outcome},
     )
     return outcome
+
+
+def _wake_for_update(group_id: str, at: datetime, now: datetime, deps: WriterDependencies) -> None:
+    """Wake the writer at ``at`` to update the digest, unless a wake-up for later is already on its way."""
+    delay = max(1, math.ceil((at - now).total_seconds()))
+    if deps.groups.claim_update_wake(group_id, at=now + timedelta(seconds=delay), now=now):
+        deps.digests.wake(group_id, delay_s=delay)

@@ -51,11 +51,25 @@ DIGEST_PACE_S: Final = 3
 # A group's digest updates come further apart the more it has had (3, 6, 12, ... s, then every 2 minutes): a flood
 # that lasts minutes costs a dozen updates per group, not one every few seconds (issue 14: 200 writes per 10,000).
 MAX_DIGEST_INTERVAL_S: Final = 120
+# ... unless the group has stopped changing: once it has been quiet this long, its digest is updated at once, so the
+# final counts of a burst show within seconds; the back-off only spaces the updates of a group that keeps changing.
+QUIET_S: Final = 5
+# A wake-up of the writer claimed this close to now is the one running (SQS may deliver a little early).
+WAKE_TOLERANCE: Final = timedelta(seconds=1)
 
 
 def digest_interval(updates: int) -> int:
     """Seconds to wait after a group's ``updates``-th digest update before the next one."""
     return min(MAX_DIGEST_INTERVAL_S, DIGEST_PACE_S * 2 ** min(updates, 16))
+
+
+def update_due(*, updated_at: datetime | None, updates: int, changed_at: datetime | None) -> datetime | None:
+    """When a dirty group's digest may be updated: at once (None) before its first update; else once the interval
+    its ``updates`` earned has passed since the last, or sooner, :data:`QUIET_S` after its last change."""
+    if updated_at is None:
+        return None
+    backoff = updated_at + timedelta(seconds=digest_interval(updates))
+    return backoff if changed_at is None else min(backoff, changed_at + timedelta(seconds=QUIET_S))
 
 
 MAX_SQS_DELAY_S: Final = 900
@@ -101,6 +115,18 @@ class GroupItem:
     digest_ts: str | None
     pages_posted: int  # pages 1..pages_posted are posted in the digest's thread
     close_wake_at: str | None
+    updated_at: str | None = None  # the digest's last update
+    updates: int = 0  # the digest's updates so far
+    changed_at: str | None = None  # the group's last change (a join or a member's move)
+
+    @property
+    def update_due_at(self) -> datetime | None:
+        """When the digest may be updated (None: at once): :func:`update_due`."""
+        return update_due(
+            updated_at=None if self.updated_at is None else _parse(self.updated_at),
+            updates=self.updates,
+            changed_at=None if self.changed_at is None else _parse(self.changed_at),
+        )
 
     @property
     def closes_at(self) -> datetime:
@@ -292,7 +318,7 @@ class GroupStore:
         names = {"#count": "member_count", "#last": "last_joined_at", "#states": "state_counts"}
         names["#state"] = member.state.value
         names |= {"#severities": "severity_counts", "#severity": member.severity}
-        names |= {"#dirty": "dirty", "#at": "dirty_at", "#version": "version"}
+        names |= {"#dirty": "dirty", "#at": "dirty_at", "#version": "version", "#changed": "changed_at"}
         values: dict[str, Any] = {":count": count, ":seq": seq, ":last": _iso(now), ":zero": 0, ":one": 1}
         values |= {":true": True, ":was_dirty": was_dirty, ":now": _iso(now)}
         sets = [
@@ -304,6 +330,7 @@ class GroupStore:
             # so whether a wake-up is due is decided from what this write replaced.
             "#dirty = :true",
             "#at = if_not_exists(#at, :now)",
+            "#changed = :now",
             "#version = #version + :one",
         ]
         prefix = key_prefix(member.key)
@@ -412,8 +439,9 @@ class GroupStore:
         :data:`STALE_DIRTY` (its wake-up was lost; of several callers one is told so)."""
         now = self._clock()
         names = {"#dirty": "dirty", "#at": "dirty_at", "#version": "version", "#key": STATE_TABLE_KEY}
+        names["#changed"] = "changed_at"
         values: dict[str, Any] = {":true": True, ":now": _iso(now), ":one": 1}
-        sets = ["#dirty = :true", "#at = if_not_exists(#at, :now)", "#version = #version + :one"]
+        sets = ["#dirty = :true", "#at = if_not_exists(#at, :now)", "#changed = :now", "#version = #version + :one"]
         if moved is not None and moved[0] is not moved[1]:
             names |= {"#states": "state_counts", "#from": moved[0].value, "#to": moved[1].value}
             values[":zero"] = 0
@@ -555,6 +583,23 @@ class GroupStore:
             return False
         return True
 
+    def claim_update_wake(self, group_id: str, *, at: datetime, now: datetime) -> bool:
+        """Claim the writer's next wake-up for the digest's update, at ``at``; False when another one is claimed for
+        later than ``now`` (give or take :data:`WAKE_TOLERANCE`): it is on its way and will look then, so this one is
+        not sent (wake-ups of one group never multiply: a close wake-up that finds the update not due stops here)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(group_item_key(group_id)),
+                UpdateExpression="SET #wake = :at",
+                ConditionExpression="attribute_not_exists(#wake) OR #wake <= :soon",
+                ExpressionAttributeNames={"#wake": "update_wake_at"},
+                ExpressionAttributeValues=self._serialize({":at": _iso(at), ":soon": _iso(now + WAKE_TOLERANCE)}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     # -- reads -----------------------------------------------------------------------------------------
 
     def item(self, group_id: str) -> GroupItem | None:
@@ -613,13 +658,15 @@ def _integers(value: Any) -> Any:
 
 
 def _next_update_delay(group: Mapping[str, Any], now: datetime) -> int:
-    """When the writer may update the digest next: the pace after a change, and no sooner than the interval its
-    updates so far have earned (:func:`digest_interval`)."""
+    """When the writer may update the digest after a change now (``group`` as read before it): the pace, and no
+    sooner than :func:`update_due` says (at most :data:`QUIET_S` away: the change itself starts a quiet spell)."""
     updated_at = group.get("digest_updated_at")
-    if updated_at is None:
-        return DIGEST_PACE_S
-    due = _parse(str(updated_at)) + timedelta(seconds=digest_interval(int(group.get("digest_updates", 0))))
-    return max(DIGEST_PACE_S, math.ceil((due - now).total_seconds()))
+    due = update_due(
+        updated_at=None if updated_at is None else _parse(str(updated_at)),
+        updates=int(group.get("digest_updates", 0)),
+        changed_at=now,
+    )
+    return DIGEST_PACE_S if due is None else max(DIGEST_PACE_S, math.ceil((due - now).total_seconds()))
 
 
 def _still_open(group: Mapping[str, Any], now: datetime, window: timedelta, max_age: timedelta) -> bool:
@@ -660,6 +707,9 @@ def _group_item(data: Mapping[str, Any]) -> GroupItem:
         digest_ts=str(data["digest_ts"]) if "digest_ts" in data else None,
         pages_posted=int(data.get("pages_posted", 0)),
         close_wake_at=str(data["close_wake_at"]) if "close_wake_at" in data else None,
+        updated_at=str(data["digest_updated_at"]) if "digest_updated_at" in data else None,
+        updates=int(data.get("digest_updates", 0)),
+        changed_at=str(data["changed_at"]) if "changed_at" in data else None,
     )
 
 

@@ -4,6 +4,7 @@ server and the Slack stand-in: grouping off is today's behaviour; on, one messag
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -17,7 +18,14 @@ import pytest
 from macie_chatops import names
 from macie_chatops.config import Config, load_config
 from macie_chatops.digest_writer import DigestOutcome, WriterDependencies, write_digest
-from macie_chatops.group_store import DIGEST_PACE_S, GroupStore
+from macie_chatops.group_store import (
+    DIGEST_PACE_S,
+    MAX_DIGEST_INTERVAL_S,
+    QUIET_S,
+    Grouping,
+    GroupStore,
+    digest_interval,
+)
 from macie_chatops.groups import PAGE_SIZE
 from macie_chatops.handlers import digests as digest_handler
 from macie_chatops.handlers import intake as intake_handler
@@ -228,8 +236,11 @@ def test_changes_during_a_write_wake_the_writer_again(world: World) -> None:
     racing = replace(writer, groups=ChangesMidWrite(aws_client("dynamodb"), TABLE))
     # THEN the write is not marked clean; the writer is woken again and the next run shows the dismissal
     assert write_digest(wake_up, racing) is DigestOutcome.CHANGED
-    assert world.delayed() == 2  # woken again after its first update's interval (digest_interval(1)); and the close
-    assert write_digest(wake_up, writer) is DigestOutcome.WRITTEN
+    assert world.delayed() == 2  # woken again after a quiet spell (QUIET_S, within digest_interval(1)); and the close
+    # AND a run before then leaves the update to that wake-up; the one after the quiet spell shows the dismissal
+    assert write_digest(wake_up, writer) is DigestOutcome.DEFERRED
+    assert world.delayed() == 2  # that wake-up is on its way: no other
+    assert write_digest(wake_up, world.writer(clock_offset=timedelta(seconds=QUIET_S + 1))) is DigestOutcome.WRITTEN
     item = world.groups.item(group_id)
     assert item is not None and not item.dirty
     assert item.view.state_counts == {State.PENDING_APPROVAL: 2, State.DISMISSED: 1}
@@ -352,3 +363,101 @@ def test_a_group_whose_first_member_is_never_posted_gets_a_message_of_its_own(wo
     item = world.groups.item(joined.group_id)
     assert item is not None and item.digest_ts == message.ts and not item.dirty
     assert "2 findings" in message.revisions[-1].text
+
+
+class SimulatedClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class SimulatedDigestQueue:
+    """The digest queue on simulated time: a wake-up is delivered once the clock reaches it."""
+
+    clock: SimulatedClock
+    wake_ups: list[tuple[datetime, str]]
+
+    def wake(self, group_id: str, *, delay_s: int) -> None:
+        self.wake_ups.append((self.clock.now + timedelta(seconds=delay_s), json.dumps({"group_id": group_id})))
+
+    def due(self) -> list[str]:
+        due = sorted((w for w in self.wake_ups if w[0] <= self.clock.now), key=lambda w: w[0])
+        self.wake_ups = [w for w in self.wake_ups if w[0] > self.clock.now]
+        return [body for _, body in due]
+
+
+@dataclass
+class DigestTimeline:
+    updates_at: list[float]  # seconds after the start, per digest update
+    most_wake_ups_pending: int
+    last_change_s: float
+    settled: bool  # the group was clean at the end, its digest showing its last version
+
+
+def run_changes(
+    world: World, monkeypatch: pytest.MonkeyPatch, *, change_every_s: int, changes_for_s: int
+) -> DigestTimeline:
+    """A group of 3 (the real intake), then a change every ``change_every_s`` seconds of simulated time for
+    ``changes_for_s`` seconds, then a minute of quiet; the real writer runs each wake-up when it is due."""
+    monkeypatch.setenv(names.ENV_SLACK_PACING, "off")  # the writer's Slack pace is not what is measured here
+    assert world.intake(*[review_event(n) for n in range(3)]) == []
+    (wake_up,) = world.wake_ups()
+    group_id = first_group(world)
+    clock = SimulatedClock(datetime.now(UTC))
+    start = clock.now
+    groups = GroupStore(aws_client("dynamodb"), TABLE, clock=clock)
+    queue = SimulatedDigestQueue(clock, [(start + timedelta(seconds=DIGEST_PACE_S), wake_up)])
+    writer = replace(world.writer(), groups=groups, digests=queue, clock=clock)
+    grouping = Grouping(groups, queue)
+    updates_at: list[float] = []
+    most_pending = 0
+    for second in range(changes_for_s + 60):
+        clock.now = start + timedelta(seconds=second)
+        if second < changes_for_s and second % change_every_s == 0:
+            grouping.touched(group_id)
+        most_pending = max(most_pending, len(queue.wake_ups))
+        for body in queue.due():
+            before = len(world.slack.messages(PAYMENTS)[0].updates)
+            write_digest(body, writer)
+            if len(world.slack.messages(PAYMENTS)[0].updates) > before:
+                updates_at.append(float(second))
+    item = groups.item(group_id)
+    assert item is not None
+    last_change = (changes_for_s - 1) // change_every_s * change_every_s
+    return DigestTimeline(updates_at, most_pending, float(last_change), not item.dirty and not queue.wake_ups)
+
+
+def test_a_group_that_keeps_changing_is_updated_no_more_often_than_the_back_off_allows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a group that changes every second for 6 minutes
+    duration = 360
+    timeline = run_changes(world, monkeypatch, change_every_s=1, changes_for_s=duration)
+    # THEN while it changes, its digest is updated at most as often as the back-off allows: the first at the pace,
+    # then each digest_interval(n) after the n-th (3, 6, 12, ... s, then every MAX_DIGEST_INTERVAL_S)
+    allowed, at = 1, DIGEST_PACE_S
+    while at + digest_interval(allowed) < duration:
+        at, allowed = at + digest_interval(allowed), allowed + 1
+    during = [t for t in timeline.updates_at if t < duration]
+    assert allowed - 1 <= len(during) <= allowed
+    assert all(b - a >= digest_interval(n) for n, (a, b) in enumerate(itertools.pairwise(during), 1))
+    # AND one more once it stops: the final counts, within the quiet spell (and a second of SQS's whole-second delay)
+    (final,) = [t for t in timeline.updates_at if t >= duration]
+    assert final - timeline.last_change_s <= QUIET_S + 1 and timeline.settled
+    # AND wake-ups never multiply: the update's own, and the group's close
+    assert timeline.most_wake_ups_pending <= 2
+
+
+def test_a_group_that_goes_quiet_is_updated_within_the_quiet_spell(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a group whose digest has earned the longest back-off (changes for 5 minutes)
+    timeline = run_changes(world, monkeypatch, change_every_s=2, changes_for_s=300)
+    assert digest_interval(len(timeline.updates_at) - 1) == MAX_DIGEST_INTERVAL_S
+    # THEN its last change shows QUIET_S after it (not up to MAX_DIGEST_INTERVAL_S later), and then nothing is left
+    assert timeline.updates_at[-1] - timeline.last_change_s <= QUIET_S + 1
+    assert timeline.updates_at[-1] - timeline.updates_at[-2] < MAX_DIGEST_INTERVAL_S
+    assert timeline.settled

@@ -13,7 +13,9 @@ from macie_chatops.config import Action
 from macie_chatops.group_store import (
     DIGEST_PACE_S,
     MAX_DIGEST_INTERVAL_S,
+    QUIET_S,
     STALE_DIRTY,
+    WAKE_TOLERANCE,
     GroupStore,
     GroupStoreError,
     NewMember,
@@ -224,17 +226,36 @@ def test_dirty_marks_wake_once_and_clear_only_at_their_version(
     assert groups.mark_dirty(group_id) is None
 
 
-def test_digest_updates_come_further_apart(groups: GroupStore, findings: FindingStore, clock: SettableClock) -> None:
-    # GIVEN a group whose digest was updated 4 times, the last just now
+def test_digest_updates_come_further_apart_while_the_group_keeps_changing(
+    groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a group whose digest was updated 4 times, the last just now; before any update, one is due at once
     group_id = _join(groups, _finding(findings, 1)).group_id
+    assert groups.item(group_id).update_due_at is None  # type: ignore[union-attr]
     assert [groups.note_update(group_id) for _ in range(4)] == [1, 2, 3, 4]
-    # WHEN it changes THEN the writer is woken only when the interval 4 updates earned is over (3 x 2^4 s)
-    assert groups.mark_dirty(group_id) == digest_interval(4) == 48
-    groups.clear_dirty(group_id, version=groups.item(group_id).view.version)  # type: ignore[union-attr]
-    clock.now += timedelta(seconds=40)
-    assert groups.mark_dirty(group_id) == 8
+    # WHEN it changes THEN the writer is woken when a quiet spell after the change would end (it decides then)
+    assert groups.mark_dirty(group_id) == QUIET_S
+    assert groups.item(group_id).update_due_at == START + timedelta(seconds=QUIET_S)  # type: ignore[union-attr]
+    # WHEN it keeps changing THEN the update is due once the interval 4 updates earned is over (3 x 2^4 s)
+    for _ in range(11):
+        clock.now += timedelta(seconds=4)
+        assert groups.mark_dirty(group_id) is None  # still dirty: the wake-up is on its way
+    due = START + timedelta(seconds=digest_interval(4))
+    assert digest_interval(4) == 48 and groups.item(group_id).update_due_at == due  # type: ignore[union-attr]
     # AND however many updates, at most MAX_DIGEST_INTERVAL_S apart
     assert digest_interval(0) == DIGEST_PACE_S and digest_interval(50) == MAX_DIGEST_INTERVAL_S
+
+
+def test_an_update_wake_up_is_claimed_once_while_it_is_on_its_way(groups: GroupStore, findings: FindingStore) -> None:
+    group_id = _join(groups, _finding(findings, 1)).group_id
+    # GIVEN a wake-up claimed for 5 s from now WHEN another is claimed meanwhile THEN it is refused
+    assert groups.claim_update_wake(group_id, at=START + timedelta(seconds=5), now=START) is True
+    assert (
+        groups.claim_update_wake(group_id, at=START + timedelta(seconds=6), now=START + timedelta(seconds=2)) is False
+    )
+    # WHEN the claimed one is running (due now, or SQS delivered it up to WAKE_TOLERANCE early) THEN it claims the next
+    early = START + timedelta(seconds=5) - WAKE_TOLERANCE
+    assert groups.claim_update_wake(group_id, at=early + timedelta(seconds=5), now=early) is True
 
 
 def test_marking_an_unknown_group_fails(groups: GroupStore) -> None:
