@@ -16,14 +16,17 @@ patched): not part of the cold paths above, which run with tracing off as the sa
 
 Every module loads from bytecode, each tree's in a cache of the run's own (``PYTHONPYCACHEPREFIX``) written by a first
 round that is not counted: the trees are measured alike, whatever the caller's ``PYTHONDONTWRITEBYTECODE`` or a stale
-``__pycache__``. What compiling from source adds (a Lambda asset shipped without bytecode) is not in these numbers:
-docs/architecture.md §6.
+``__pycache__``. ``--as-shipped`` loads the modules as the Lambda assets built on this machine ship them
+(infra/lambda_bundle.py, docs/architecture.md §6): the layer's packages and ours from unchecked hash-based bytecode,
+read-only, when an interpreter of the Lambda's Python is here to compile them, and then, in turns in a column of its
+own, what an asset without bytecode costs (every cold start compiles it); from source only, without one.
 
 Each case is timed inside its interpreter (``time.process_time``: CPU time, which other processes on a shared
 machine inflate far less than the wall clock), so interpreter start-up is excluded. Timings only print; nothing
 asserts on them.
 
-Run: ``.venv/bin/python bench/bench_import_handlers.py [runs] [--before DIR]`` (default 7 runs, median).
+Run: ``.venv/bin/python bench/bench_import_handlers.py [runs] [--before DIR] [--as-shipped]`` (default 7 runs,
+median).
 """
 
 from __future__ import annotations
@@ -60,10 +63,12 @@ for name in {modules!r}:
 print(time.process_time() - t)
 """
 BYTECODE = "every module from bytecode, in the run's own cache (a first round, not counted, writes it)"
-AS_SHIPPED = "the layer's packages and our package compiled from source, the standard library and boto3 from bytecode"
-# What infra/lambda_bundle.py ships without bytecode (pip --no-compile, sources only) and Lambda cannot cache (its
-# code and layer directories are read-only): the layer's top-level packages (RUNTIME_REQUIREMENTS and what they
-# pull in) and our own, which is the tree's runtime directory.
+SHIPPED = "as shipped: the layer's packages and ours from unchecked hash-based bytecode, read-only"
+FROM_SOURCE = "the layer's packages and our package compiled from source (an asset without bytecode)"
+SOURCES_ONLY = "sources only"  # the column of FROM_SOURCE beside SHIPPED
+# What infra/lambda_bundle.py ships (with bytecode or without) and Lambda cannot cache in (its code and layer
+# directories are read-only): the layer's top-level packages (RUNTIME_REQUIREMENTS and what they pull in) and our
+# own, which is the tree's runtime directory. The standard library and boto3 come from the runtime's bytecode.
 LAYER_PACKAGES = (
     "pydantic",
     "pydantic_core",
@@ -125,8 +130,7 @@ COLD_PATHS: dict[str, Case] = {
         "macie_chatops.jobs",
         STORE,
         *SLACK,
-        "macie_chatops.approvals",
-        "macie_chatops.bulk_continuation",  # the click's dependencies, with the continuation queue (§22)
+        "macie_chatops.approvals",  # not bulk_continuation: only a bulk click that continues builds it (§6)
         config=True,
     ),
     "remediator": cold_path(
@@ -171,20 +175,34 @@ def tree_env(tree: Path, env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(str(tree / part) for part in ("runtime", "sandbox"))}
 
 
-def forget_shipped_bytecode(cache: Path, tree: Path) -> None:
-    """Remove from a bytecode cache what a Lambda compiles from source (``--as-shipped``). The cache is a
-    ``PYTHONPYCACHEPREFIX``: ``/a/b/m.py`` has its bytecode at ``<cache>/a/b/m.<tag>.pyc``."""
-    shutil.rmtree(cache / (tree / "runtime").relative_to("/"), ignore_errors=True)
+def shipped_sources(tree: Path) -> list[Path]:
+    """The packages (directories) and modules the Lambda assets ship: ours from ``tree``, the layer's from this venv."""
+    shipped = [tree / "runtime" / "macie_chatops"]
     for name in LAYER_PACKAGES:
         spec = importlib.util.find_spec(name)
-        origin = Path(spec.origin) if spec is not None and spec.origin else None
-        if origin is None:
-            continue
-        if origin.name == "__init__.py":  # a package: all of it
-            shutil.rmtree(cache / origin.parent.relative_to("/"), ignore_errors=True)
-        else:  # one module (typing_extensions.py)
-            for compiled in (cache / origin.parent.relative_to("/")).glob(f"{origin.stem}.*.pyc"):
+        if spec is not None and spec.origin:
+            origin = Path(spec.origin)
+            shipped.append(origin.parent if origin.name == "__init__.py" else origin)  # typing_extensions.py
+    return shipped
+
+
+def forget_shipped_bytecode(cache: Path, tree: Path) -> None:
+    """Remove from a bytecode cache what an asset without bytecode makes a Lambda compile from source. The cache is a
+    ``PYTHONPYCACHEPREFIX``: ``/a/b/m.py`` has its bytecode at ``<cache>/a/b/m.<tag>.pyc``."""
+    for source in shipped_sources(tree):
+        if source.is_dir():
+            shutil.rmtree(cache / source.relative_to("/"), ignore_errors=True)
+        else:
+            for compiled in (cache / source.parent.relative_to("/")).glob(f"{source.stem}.*.pyc"):
                 compiled.unlink()
+
+
+def compile_as_shipped(cache: Path, tree: Path) -> None:
+    """Replace in a bytecode cache what the assets ship compiled with what infra/lambda_bundle.py writes: unchecked
+    hash-based bytecode (this interpreter's, in the cache, where the assets keep theirs beside the sources)."""
+    command = [sys.executable, "-m", "compileall", "-q", "-f", "--invalidation-mode", "unchecked-hash"]
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(cache)}
+    subprocess.run([*command, *map(str, shipped_sources(tree))], env=env, capture_output=True, check=True)
 
 
 def measure_once(case: Case, tree: Path, env: Mapping[str, str]) -> float | None:
@@ -237,45 +255,75 @@ def bundle(tree: Path, directory: Path, env: Mapping[str, str]) -> Path:
     return path
 
 
+def ships_bytecode() -> bool:
+    """Whether the Lambda assets built on this machine carry bytecode (an interpreter of the Lambda's Python)."""
+    sys.path.insert(0, str(ROOT))
+    from infra.lambda_bundle import find_lambda_python
+
+    return find_lambda_python() is not None
+
+
+def environments(trees: Mapping[str, Path], directory: Path, form: str) -> dict[str, tuple[Path, dict[str, str]]]:
+    """Each column's tree and environment: its own bytecode cache and bundled config."""
+    envs: dict[str, tuple[Path, dict[str, str]]] = {}
+    for label, tree in trees.items():
+        env = tree_env(tree, {**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"})  # the sandbox's; see TRACER
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode: see BYTECODE
+        env["PYTHONPYCACHEPREFIX"] = str(directory / f"pycache-{label}")
+        env["MACIE_CHATOPS_CONFIG_JSON"] = str(bundle(tree, directory, env))
+        envs[label] = (tree, env)
+    if form == SHIPPED:  # and beside it, in turns, the same tree without bytecode
+        tree, env = envs["now"]
+        envs[SOURCES_ONLY] = (tree, {**env, "PYTHONPYCACHEPREFIX": str(directory / "pycache-sources-only")})
+    return envs
+
+
+def as_loaded(envs: Mapping[str, tuple[Path, dict[str, str]]], form: str) -> None:
+    """After the first round: each column's shipped packages as ``form`` loads them, nothing written any more."""
+    if form == BYTECODE:
+        return
+    for label, (tree, env) in envs.items():
+        cache = Path(env["PYTHONPYCACHEPREFIX"])
+        if form == SHIPPED and label != SOURCES_ONLY:
+            compile_as_shipped(cache, tree)
+        else:
+            forget_shipped_bytecode(cache, tree)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # Lambda's directories are read-only
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="?", type=int, default=7)
     parser.add_argument("--before", type=Path, help="a checkout of an older commit, measured in turns with this one")
-    parser.add_argument("--as-shipped", action="store_true", help=AS_SHIPPED + " (as a Lambda loads them today)")
+    parser.add_argument(
+        "--as-shipped", action="store_true", help="the modules as the Lambda assets built here ship them"
+    )
     args = parser.parse_args()
+    form = (SHIPPED if ships_bytecode() else FROM_SOURCE) if args.as_shipped else BYTECODE
     trees = {"now": ROOT} | ({"before": args.before.resolve()} if args.before else {})
     with tempfile.TemporaryDirectory() as directory:
-        envs: dict[str, tuple[Path, dict[str, str]]] = {}
-        for label, tree in trees.items():
-            env = tree_env(tree, {**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"})  # the sandbox's; see TRACER
-            env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode: see BYTECODE
-            env["PYTHONPYCACHEPREFIX"] = str(Path(directory) / f"pycache-{label}")
-            env["MACIE_CHATOPS_CONFIG_JSON"] = str(bundle(tree, Path(directory), env))
-            envs[label] = (tree, env)
+        envs = environments(trees, Path(directory), form)
         cases = {BOTO3: Case(("boto3",))} | {f"{n}: import": c for n, c in IMPORTS.items()}
         cases |= {f"{n}: cold path": c for n, c in COLD_PATHS.items()}
         measure(cases, envs, 1)  # writes the bytecode: not counted
-        if args.as_shipped:
-            for tree, env in envs.values():
-                forget_shipped_bytecode(Path(env["PYTHONPYCACHEPREFIX"]), tree)
-                env["PYTHONDONTWRITEBYTECODE"] = "1"
+        as_loaded(envs, form)
         medians = measure(cases, envs, args.runs)
         traced = {**envs["now"][1], "POWERTOOLS_TRACE_DISABLED": "false", "LAMBDA_TASK_ROOT": directory}
         measure(EXTRA, {"now": (ROOT, traced)}, 1)
         tracer = measure(EXTRA, {"now": (ROOT, traced)}, args.runs)
 
     print(f"cold start, CPU time, median of {args.runs} fresh interpreters; ratio to import boto3 in the same run")
-    print(f"({AS_SHIPPED if args.as_shipped else BYTECODE})")
+    print(f"({form}" + (f"; {SOURCES_ONLY}: {FROM_SOURCE})" if SOURCES_ONLY in envs else ")"))
     print(f"(target: every cold path <= {TARGET_RATIO}x)")
-    header = f"  {'':<44} {'now':>9} {'ratio':>7}"
-    if "before" in trees:
-        header += f" {'before':>9} {'ratio':>7}"
+    header = f"  {'':<44}" + "".join(f" {label[:12]:>12} {'ratio':>7}" for label in envs)
     print(header)
     for name in cases:
         line = f"  {name:<44}"
-        for label in trees:
+        for label in envs:
             seconds, baseline = medians.get((label, name)), medians[(label, BOTO3)]
-            line += "       n/a        " if seconds is None else f" {seconds * 1000:6.1f} ms {seconds / baseline:6.2f}x"
+            line += (
+                "          n/a        " if seconds is None else f" {seconds * 1000:9.1f} ms {seconds / baseline:6.2f}x"
+            )
         print(line)
     boto3_now = medians[("now", BOTO3)]
     slowest = max(COLD_PATHS, key=lambda n: medians[("now", f"{n}: cold path")])
