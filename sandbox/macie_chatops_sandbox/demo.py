@@ -19,8 +19,9 @@ finding events built from the package's own templates and put on the member acco
    and reopened with Undo: its public access block read back exactly as it was;
 7. Security Hub: each finding's workflow status set from its outcome (a quarantine RESOLVED, with the
    approver and where the object is now), read back through boto3's securityhub client;
-8. a flood: 300 findings about one bucket at once -> one digest message (its members listed in thread
-   replies, at Slack's pace), one "Quarantine all 300" click, every object moved by its own job;
+8. a flood: 200 findings about one bucket at once -> one digest message (its members listed in thread
+   replies, at Slack's pace), one "Quarantine all 200" click (over 100: handed to a signed continuation),
+   every object moved by its own job;
 
 then a table: finding, decision, final state, where the object is, and the finding's Slack message.
 Accounts and teams are chosen from the config by what ``decide()`` says, so another accounts.yaml works

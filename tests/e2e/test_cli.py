@@ -179,8 +179,9 @@ def test_serve_announces_its_endpoints_takes_real_requests_and_stops_on_sigterm(
 
 
 def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
-    # The story, not its speed: with the 300-finding flood it takes about a minute alone, minutes beside a full suite.
-    result = _cli("demo", timeout_s=420)
+    # The story, not its speed: 131 s measured at load average 6-7 on the 2-core box (the 200-finding flood is most of
+    # it, CPU-bound in one process); beside a full suite it can take twice that.
+    result = _cli("demo", timeout_s=360)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     # every scene happened, with the outcomes the story promises
@@ -211,10 +212,10 @@ def test_demo_tells_the_whole_story_and_ends_with_the_table() -> None:
     assert "PUBLIC_ACCESS_BLOCKED; bucket now: all four settings on" in out
     assert "UNDONE; bucket now: BlockPublicAcls on, IgnorePublicAcls on, BlockPublicPolicy off" in out
     assert "exactly as before the block" in out
-    # a flood (issue 14): 300 findings about one bucket, one message (the digest) with its thread of pages, one bulk
-    # approval, every object quarantined
-    assert "ONE message for the 300" in out and "3 thread replies" in out
-    assert "clicks 'Quarantine all 300'" in out and "clicks it again" not in out
+    # a flood (issue 14): 200 findings about one bucket, one message (the digest) with its thread of pages, one bulk
+    # approval (over 100: continued in the background), every object quarantined
+    assert "ONE message for the 200" in out and "2 thread replies" in out
+    assert "clicks 'Quarantine all 200'" in out and "clicks it again" not in out
     assert any(
-        row.startswith("  Personal x300") and "QUARANTINED x300" in row and " quarantine " in row for row in rows
+        row.startswith("  Personal x200") and "QUARANTINED x200" in row and " quarantine " in row for row in rows
     )
