@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from macie_chatops import names
 from macie_chatops.config import Team
 from macie_chatops.digest_messages import GROUP_ID_RE, BulkBinding
-from macie_chatops.dismissal import Submission
+from macie_chatops.dismissal import Submission, exemption_for
 from macie_chatops.exemptions import Scope
 from macie_chatops.groups import GroupMember, GroupPage, GroupView, page_number
 from macie_chatops.interaction import (  # GROUP_ACTIONS, BULK_FORM_CALLBACK: what the click dispatches on
@@ -799,23 +799,15 @@ def _bucket_exemption(
     click: GroupClick, deps: Dependencies, dismissed: Sequence[FindingRecord], read: Submission, now: datetime
 ) -> str:
     """The one exemption a bucket-wide bulk dismissal creates (this finding type); what to tell the clicker."""
-    from macie_chatops.exemption_store import ExemptionError, new_exemption_id
-    from macie_chatops.exemptions import Exemption, Target, scoped, until_text
+    from macie_chatops.exemption_store import ExemptionError
+    from macie_chatops.exemptions import Target, until_text
 
+    if deps.exemptions is None:
+        raise ValueError("a bucket-wide dismissal needs Dependencies.exemptions")
     first = next((record for record in dismissed if record.summary is not None), None)
-    if first is None or first.summary is None or deps.exemptions is None:
-        return ""
-    target = Target.of(first.summary)
-    exemption = scoped(
-        Scope.BUCKET,
-        target,
-        exemption_id=new_exemption_id(target.account_id),
-        until=read.until,
-        reason=read.reason,
-        by=click.user_id,
-        at=now,
-    )
-    exemption = Exemption(**{**exemption.__dict__, "finding_id": first.finding_id})
+    if first is None or first.summary is None:
+        return "No exemption was recorded: none of these findings names a bucket."
+    exemption = exemption_for(read, Target.of(first.summary), finding_id=first.finding_id, by=click.user_id, at=now)
     try:
         deps.exemptions.add(exemption)
     except ExemptionError as exc:

@@ -507,6 +507,21 @@ def _count(context: _Context, record: FindingRecord, submission: Submission, now
     return _dismiss(context, record, submission, now, f"{count.words}, {via}" if count.required > 1 else via)
 
 
+def exemption_for(submission: Submission, target: Target, *, finding_id: str, by: str, at: datetime) -> Exemption:
+    """The exemption a submitted form asks for (its scope, reason and end) on ``target``, naming the finding whose
+    dismissal made it: one form, one exemption, a single or a bulk dismissal alike."""
+    exemption = scoped(
+        submission.scope,
+        target,
+        exemption_id=new_exemption_id(target.account_id),
+        until=submission.until,
+        reason=submission.reason,
+        by=by,
+        at=at,
+    )
+    return Exemption(**{**exemption.__dict__, "finding_id": finding_id})
+
+
 def _dismiss(context: _Context, record: FindingRecord, submission: Submission, now: datetime, counted: str) -> Answer:
     """The transition (with the reason and the exemption in its audit line), then the exemption, then the
     finding's message. A dismissal that lost the race records no exemption."""
@@ -519,16 +534,7 @@ def _dismiss(context: _Context, record: FindingRecord, submission: Submission, n
         raise ValueError("a dismissal with a reason needs the finding's summary")
     if deps.exemptions is None:
         raise ValueError("a dismissal with a reason needs Dependencies.exemptions")
-    exemption = scoped(
-        submission.scope,
-        target,
-        exemption_id=new_exemption_id(target.account_id),
-        until=submission.until,
-        reason=submission.reason,
-        by=click.user_id,
-        at=now,
-    )
-    exemption = Exemption(**{**exemption.__dict__, "finding_id": record.finding_id})
+    exemption = exemption_for(submission, target, finding_id=record.finding_id, by=click.user_id, at=now)
     token = f"form {uuid.uuid4().hex[:16]}"
     scope = f"exemption {exemption.id}: {exemption.describe_scope()} until {until_text(exemption.until)}"
     detail = f"{counted}, reason: {submission.reason}; {scope}, {token}"
