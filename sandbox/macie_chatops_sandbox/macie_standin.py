@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from macie_chatops_sandbox.moto_patches import Patches
+
 MAX_RESULTS: Final = 50
 # Fields a criterion or a sort may name (dotted paths into the finding), and how their values compare.
 TIME_FIELDS: Final = frozenset({"createdAt", "updatedAt"})
@@ -299,32 +301,15 @@ def _in_front_of(original: Callable[..., Any]) -> Callable[..., Any]:
     return __call__
 
 
-_state_lock = threading.Lock()
-_installs = 0
-_original: Any = None
-
-
-def install() -> None:
-    """Serve Macie's findings API from every moto server of this process (reference counted)."""
-    global _installs, _original
+def _apply(patches: Patches) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    with _state_lock:
-        _installs += 1
-        if _installs == 1:
-            _original = DomainDispatcherApplication.__dict__["__call__"]
-            DomainDispatcherApplication.__call__ = _in_front_of(_original)  # type: ignore[method-assign]
+    patches.on_uninstall(STANDIN.clear)  # last, after the layer is gone
+    original = DomainDispatcherApplication.__dict__["__call__"]
+    patches.replace(DomainDispatcherApplication, "__call__", _in_front_of(original))
 
 
-def uninstall() -> None:
-    global _installs, _original
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    with _state_lock:
-        if _installs == 0:
-            return
-        _installs -= 1
-        if _installs == 0:
-            DomainDispatcherApplication.__call__ = _original  # type: ignore[method-assign]
-            _original = None
-            STANDIN.clear()
+# Serve Macie's findings API from every moto server of this process (reference counted: ``moto_patches``).
+_PATCHES = Patches(_apply)
+install = _PATCHES.install
+uninstall = _PATCHES.uninstall

@@ -12,7 +12,7 @@ moto's server handles requests on threads and its backends are plain Python with
 The sandbox and the functional tests (fixture ``atomic_moto``) run the moto server in their own process, so
 wrapping the backend classes' methods in a lock is enough. A long-polling receive gives the SQS lock up while
 it waits, so senders are not held up. ``install()`` / ``uninstall()`` are reference counted and restore the
-original methods.
+original methods (``moto_patches``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import functools
 import threading
 from collections.abc import Callable
 from typing import Any, Final
+
+from macie_chatops_sandbox.moto_patches import Patches
 
 _DYNAMODB_WRITES: Final = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 _DYNAMODB_READ_HANDLERS: Final = ("get_item", "batch_get_item", "query", "scan", "transact_get_items")
@@ -35,9 +37,6 @@ _SQS_CALLS: Final = (
     "purge_queue",
 )
 
-_state_lock = threading.Lock()
-_installs = 0
-_originals: list[tuple[type, str, Any]] = []
 _dynamodb_lock: threading.RLock | None = None
 
 
@@ -72,46 +71,32 @@ def _waiting_without(method: Callable[..., Any], lock: Any) -> Callable[..., Any
     return wrapper
 
 
-def _patch(cls: type, name: str, replacement: Any) -> None:
-    _originals.append((cls, name, cls.__dict__[name]))
-    setattr(cls, name, replacement)
+def _forget_dynamodb_lock() -> None:
+    global _dynamodb_lock
+    _dynamodb_lock = None
 
 
-def install() -> None:
-    global _installs
-    with _state_lock:
-        _installs += 1
-        if _installs > 1:
-            return
-        from moto.dynamodb.models import DynamoDBBackend
-        from moto.dynamodb.responses import DynamoHandler
-        from moto.sqs.models import Queue, SQSBackend
+def _apply(patches: Patches) -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.models import Queue, SQSBackend
 
-        global _dynamodb_lock
-        dynamodb_lock = _dynamodb_lock = threading.RLock()
-        for name in _DYNAMODB_WRITES:
-            if name in DynamoDBBackend.__dict__:
-                _patch(DynamoDBBackend, name, _locked(DynamoDBBackend.__dict__[name], dynamodb_lock))
-        for name in _DYNAMODB_READ_HANDLERS:
-            if name in DynamoHandler.__dict__:
-                _patch(DynamoHandler, name, _locked(DynamoHandler.__dict__[name], dynamodb_lock))
-        sqs_lock = threading.RLock()
-        for name in _SQS_CALLS:
-            if name in SQSBackend.__dict__:
-                _patch(SQSBackend, name, _locked(SQSBackend.__dict__[name], sqs_lock))
-        _patch(Queue, "wait_for_messages", _waiting_without(Queue.__dict__["wait_for_messages"], sqs_lock))
+    global _dynamodb_lock
+    dynamodb_lock = _dynamodb_lock = threading.RLock()
+    patches.on_uninstall(_forget_dynamodb_lock)  # after the methods taking it are restored
+    for name in _DYNAMODB_WRITES:
+        if name in DynamoDBBackend.__dict__:
+            patches.replace(DynamoDBBackend, name, _locked(DynamoDBBackend.__dict__[name], dynamodb_lock))
+    for name in _DYNAMODB_READ_HANDLERS:
+        if name in DynamoHandler.__dict__:
+            patches.replace(DynamoHandler, name, _locked(DynamoHandler.__dict__[name], dynamodb_lock))
+    sqs_lock = threading.RLock()
+    for name in _SQS_CALLS:
+        if name in SQSBackend.__dict__:
+            patches.replace(SQSBackend, name, _locked(SQSBackend.__dict__[name], sqs_lock))
+    patches.replace(Queue, "wait_for_messages", _waiting_without(Queue.__dict__["wait_for_messages"], sqs_lock))
 
 
-def uninstall() -> None:
-    global _installs
-    with _state_lock:
-        if _installs == 0:
-            return
-        _installs -= 1
-        if _installs:
-            return
-        while _originals:
-            cls, name, original = _originals.pop()
-            setattr(cls, name, original)
-        global _dynamodb_lock
-        _dynamodb_lock = None
+_PATCHES = Patches(_apply)
+install = _PATCHES.install
+uninstall = _PATCHES.uninstall

@@ -4,7 +4,7 @@ Real S3 refuses a copy with ``If-None-Match: *`` (412) when the destination key 
 header on PutObject and CompleteMultipartUpload only, and a single CopyObject overwrites. The mover relies on
 the refusal (a first attempt copies without looking at the quarantine key: docs/architecture.md §7), so the
 sandbox and every test's moto server check it here, under a lock, so that two conditional copies to one key
-cannot both pass the check. ``install()`` / ``uninstall()`` are reference counted and restore the original.
+cannot both pass the check. ``install()`` / ``uninstall()`` are reference counted (``moto_patches``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-_state_lock = threading.Lock()
-_installs = 0
-_original: Any = None
+from macie_chatops_sandbox.moto_patches import Patches
 
 
 def _conditional(copy_object: Callable[..., Any], lock: threading.Lock) -> Callable[..., Any]:
@@ -36,27 +34,12 @@ def _conditional(copy_object: Callable[..., Any], lock: threading.Lock) -> Calla
     return copy_unless_taken
 
 
-def install() -> None:
-    global _installs, _original
-    with _state_lock:
-        _installs += 1
-        if _installs > 1:
-            return
-        from moto.s3.responses import S3Response
+def _apply(patches: Patches) -> None:
+    from moto.s3.responses import S3Response
 
-        _original = S3Response.__dict__["copy_object"]
-        S3Response.copy_object = _conditional(_original, threading.Lock())  # type: ignore[method-assign]
+    patches.replace(S3Response, "copy_object", _conditional(S3Response.__dict__["copy_object"], threading.Lock()))
 
 
-def uninstall() -> None:
-    global _installs, _original
-    with _state_lock:
-        if _installs == 0:
-            return
-        _installs -= 1
-        if _installs:
-            return
-        from moto.s3.responses import S3Response
-
-        S3Response.copy_object = _original  # type: ignore[method-assign]
-        _original = None
+_PATCHES = Patches(_apply)
+install = _PATCHES.install
+uninstall = _PATCHES.uninstall

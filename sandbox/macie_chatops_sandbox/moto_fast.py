@@ -57,8 +57,8 @@ A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows costs r
   SendMessage or SendMessageBatch request runs (:func:`_sending`, on that thread), :func:`_queue_attributes` answers
   with that one attribute, computed as the property computes it (absent for a standard queue).
 
-``install()`` / ``uninstall()`` are reference counted and restore exactly what was there, like
-``moto_atomic`` (with which it composes: they patch different attributes).
+``install()`` / ``uninstall()`` are reference counted and restore exactly what was there (``moto_patches``); it
+composes with ``moto_atomic``: they patch different attributes.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ from collections import Counter
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from macie_chatops_sandbox.moto_patches import Patches
 
 # The DynamoDB operations whose results take the fast path: the item operations (the store uses GetItem,
 # PutItem, UpdateItem, Query and Scan). Their results are plain dicts of AttributeValue JSON; anything else
@@ -92,9 +94,6 @@ FAST_DYNAMODB_OPERATIONS: Final = frozenset(
 _SERVICE: Final = "dynamodb"
 _PROTOCOL: Final = "json"
 
-_state_lock = threading.Lock()
-_installs = 0
-_undo: list[Any] = []  # callables restoring what install() replaced, run in reverse order
 # How many DynamoDB results took the fast path / went to moto's serializer, and how many ListObjectVersions
 # calls ran with the prefix filter (approximate under concurrency; the tests read them to prove their
 # corpus really took the fast paths).
@@ -548,73 +547,51 @@ def light_send_attributes() -> int:
     return _counts["light_send_attributes"]
 
 
-def install() -> None:
-    global _installs
-    with _state_lock:
-        _installs += 1
-        if _installs > 1:
-            return
-        from moto.core import serialize
-        from moto.sqs.models import Queue, SQSBackend
-        from moto.sqs.responses import SQSResponse
+def _apply(patches: Patches) -> None:
+    from moto.core import serialize
+    from moto.sqs.models import Queue, SQSBackend
+    from moto.sqs.responses import SQSResponse
 
-        registry = serialize.SERVICE_SPECIFIC_SERIALIZERS
-        had_service = _SERVICE in registry
-        service_serializers = registry.setdefault(_SERVICE, {})
-        previous = service_serializers.get(_PROTOCOL)
-        base = previous if previous is not None else serialize.SERIALIZERS[_PROTOCOL]
-        service_serializers[_PROTOCOL] = _fast_serializer_class(base)
+    registry = serialize.SERVICE_SPECIFIC_SERIALIZERS
+    had_service = _SERVICE in registry
+    service_serializers = registry.setdefault(_SERVICE, {})
+    previous = service_serializers.get(_PROTOCOL)
+    base = previous if previous is not None else serialize.SERIALIZERS[_PROTOCOL]
+    service_serializers[_PROTOCOL] = _fast_serializer_class(base)
 
-        def restore_serializer() -> None:
-            if previous is not None:
-                service_serializers[_PROTOCOL] = previous
-            else:
-                service_serializers.pop(_PROTOCOL, None)
-            if not had_service and not service_serializers:
-                registry.pop(_SERVICE, None)
+    def restore_serializer() -> None:
+        if previous is not None:
+            service_serializers[_PROTOCOL] = previous
+        else:
+            service_serializers.pop(_PROTOCOL, None)
+        if not had_service and not service_serializers:
+            registry.pop(_SERVICE, None)
 
-        _undo.append(restore_serializer)
+    patches.on_uninstall(restore_serializer)
 
-        import jsonpath_ng.ext
-        from moto.dynamodb import models as dynamodb_models
-        from moto.dynamodb.responses import DynamoHandler
-        from moto.s3.models import S3Backend
-        from moto.s3.utils import _VersionedKeyStore
+    import jsonpath_ng.ext
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.s3.models import S3Backend
+    from moto.s3.utils import _VersionedKeyStore
 
-        for target, name, replacement in (
-            (SQSBackend, "is_message_valid_based_on_retention_period", _is_message_valid_based_on_retention_period),
-            (Queue, "messages", property(_visible_messages)),
-            (_VersionedKeyStore, "iterlists", _keys_under_listing_prefix(_VersionedKeyStore.iterlists)),
-            (S3Backend, "list_object_versions", _list_object_versions(S3Backend.list_object_versions)),
-            # moto.events.utils imports it from the module on every call, so the module attribute is the one.
-            (jsonpath_ng.ext, "parse", _parse_jsonpath(jsonpath_ng.ext.parse)),
-            (dynamodb_models, "copy", _CopyUnlessTable(dynamodb_models.copy)),
-            (DynamoHandler, "transact_write_items", _transact_write_items(DynamoHandler.transact_write_items)),
-            (Queue, "attributes", _queue_attributes(Queue.__dict__["attributes"])),
-            (SQSResponse, "send_message", _sending(SQSResponse.send_message)),
-            (SQSResponse, "send_message_batch", _sending(SQSResponse.send_message_batch)),
-        ):
-            _replace(target, name, replacement)
+    for target, name, replacement in (
+        (SQSBackend, "is_message_valid_based_on_retention_period", _is_message_valid_based_on_retention_period),
+        (Queue, "messages", property(_visible_messages)),
+        (_VersionedKeyStore, "iterlists", _keys_under_listing_prefix(_VersionedKeyStore.iterlists)),
+        (S3Backend, "list_object_versions", _list_object_versions(S3Backend.list_object_versions)),
+        # moto.events.utils imports it from the module on every call, so the module attribute is the one.
+        (jsonpath_ng.ext, "parse", _parse_jsonpath(jsonpath_ng.ext.parse)),
+        (dynamodb_models, "copy", _CopyUnlessTable(dynamodb_models.copy)),
+        (DynamoHandler, "transact_write_items", _transact_write_items(DynamoHandler.transact_write_items)),
+        (Queue, "attributes", _queue_attributes(Queue.__dict__["attributes"])),
+        (SQSResponse, "send_message", _sending(SQSResponse.send_message)),
+        (SQSResponse, "send_message_batch", _sending(SQSResponse.send_message_batch)),
+    ):
+        patches.replace(target, name, replacement)
 
 
-def _replace(target: Any, name: str, replacement: Any) -> None:
-    original = target.__dict__[name]
-    setattr(target, name, replacement)
-    _undo.append(lambda: setattr(target, name, original))
-
-
-def uninstall() -> None:
-    global _installs
-    with _state_lock:
-        if _installs == 0:
-            return
-        _installs -= 1
-        if _installs:
-            return
-        while _undo:
-            _undo.pop()()
-
-
-def installed() -> bool:
-    with _state_lock:
-        return _installs > 0
+_PATCHES = Patches(_apply)
+install = _PATCHES.install
+uninstall = _PATCHES.uninstall
+installed = _PATCHES.installed

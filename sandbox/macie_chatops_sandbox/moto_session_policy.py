@@ -19,19 +19,22 @@ The evaluation covers what session policies of this project use: Allow/Deny, Act
 Resource/NotResource with ``*`` and ``?`` (every other character literal), and the String, Arn, Null and Bool
 condition operators (with ``IfExists``). A policy variable (``${...}``) or a set operator raises: the
 extension says it cannot decide rather than deciding wrongly. Not emulated: S3 answering 403 instead of 404 for
-a missing key when the caller may not list the bucket. ``install()`` / ``uninstall()`` are reference counted.
+a missing key when the caller may not list the bucket. ``install()`` / ``uninstall()`` are reference counted
+(``moto_patches``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlparse
+
+from macie_chatops_sandbox.moto_patches import Patches
 
 ALWAYS_ALLOWED: Final = frozenset({"sts:GetCallerIdentity"})  # AWS allows it whatever the policies say
 
@@ -227,10 +230,6 @@ def _bucket_needs(method: str, resource: str, query: Mapping[str, Sequence[str]]
 
 # -- the patch --------------------------------------------------------------------------------------------------
 
-_state_lock = threading.Lock()
-_installs = 0
-_original: Any = None
-
 
 def _session_policy(access_key: Any) -> dict[str, Any] | None:
     """The session policy of the assumed-role credentials ``access_key`` (None: not a session, or no policy)."""
@@ -255,37 +254,29 @@ def _request_needs(request: Any, resource: str) -> list[Need]:
     return s3_needs(request._method, resource, query, headers, moto_action=request._action)
 
 
-def _check_action_permitted(self: Any, resource: str) -> None:
-    _original(self, resource)  # the role's own policies (moto's evaluation): the ceiling
-    policy = _session_policy(self._access_key)
-    if policy is None or self._action in ALWAYS_ALLOWED:
-        return
-    for need in _request_needs(self, resource):
-        if evaluate(policy, need) is not Decision.ALLOWED:
-            self._raise_access_denied()
+def _checking_session_policy(check_action_permitted: Callable[[Any, str], None]) -> Callable[[Any, str], None]:
+    """IAMRequestBase.check_action_permitted, then the session policy of an assumed role's session."""
 
-
-def install() -> None:
-    global _installs, _original
-    with _state_lock:
-        _installs += 1
-        if _installs > 1:
+    @functools.wraps(check_action_permitted)
+    def check_with_session_policy(self: Any, resource: str) -> None:
+        check_action_permitted(self, resource)  # the role's own policies (moto's evaluation): the ceiling
+        policy = _session_policy(self._access_key)
+        if policy is None or self._action in ALWAYS_ALLOWED:
             return
-        from moto.iam.access_control import IAMRequestBase
+        for need in _request_needs(self, resource):
+            if evaluate(policy, need) is not Decision.ALLOWED:
+                self._raise_access_denied()
 
-        _original = IAMRequestBase.__dict__["check_action_permitted"]
-        IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
+    return check_with_session_policy
 
 
-def uninstall() -> None:
-    global _installs, _original
-    with _state_lock:
-        if _installs == 0:
-            return
-        _installs -= 1
-        if _installs:
-            return
-        from moto.iam.access_control import IAMRequestBase
+def _apply(patches: Patches) -> None:
+    from moto.iam.access_control import IAMRequestBase
 
-        IAMRequestBase.check_action_permitted = _original  # type: ignore[method-assign]
-        _original = None
+    original = IAMRequestBase.__dict__["check_action_permitted"]
+    patches.replace(IAMRequestBase, "check_action_permitted", _checking_session_policy(original))
+
+
+_PATCHES = Patches(_apply)
+install = _PATCHES.install
+uninstall = _PATCHES.uninstall
