@@ -43,7 +43,7 @@ from macie_chatops_sandbox.apigateway import InteractionEndpoint
 from macie_chatops_sandbox.aws import Accounts, MotoServer
 from macie_chatops_sandbox.findings import StoredObject
 from macie_chatops_sandbox.lambda_runtime import Function, SqsPoller
-from macie_chatops_sandbox.provision import Provisioned, QueueSettings, SlackSecret, provision
+from macie_chatops_sandbox.provision import Provisioned, Queue, QueueSettings, SlackSecret, provision
 from macie_chatops_sandbox.slack_standin import RateLimit, SlackStandIn
 
 if TYPE_CHECKING:
@@ -297,57 +297,49 @@ class Sandbox:
 
         sqs = self._accounts.client("sqs", security, home)
         s = self.settings
-        self._pollers = [
-            SqsPoller(
-                function=function(names.FINDING_FUNCTION_NAME, intake.lambda_handler, s.finding_timeout_s),
-                sqs=sqs,
-                queue_url=self._provisioned.intake.url,
-                queue_arn=self._provisioned.intake.arn,
-                visibility_timeout_s=s.queues.visibility_timeout_s,
-                batch_size=s.batch_size,
-                concurrency=s.finding_concurrency,
-                wait_time_s=s.wait_time_s,
-            ),
-            SqsPoller(
-                function=function(names.REMEDIATOR_FUNCTION_NAME, remediation.lambda_handler, s.remediator_timeout_s),
-                sqs=sqs,
-                queue_url=self._provisioned.remediation.url,
-                queue_arn=self._provisioned.remediation.arn,
-                visibility_timeout_s=s.queues.visibility_timeout_s,
-                batch_size=s.remediator_batch_size,
-                concurrency=s.remediator_concurrency,
-                wait_time_s=s.wait_time_s,
-            ),
-        ]
-        if self._provisioned.digests is not None:  # the digest writer (docs/architecture.md §22)
-            self._pollers.append(
-                SqsPoller(
-                    function=function(names.DIGEST_WRITER_FUNCTION_NAME, digests.lambda_handler, s.digest_timeout_s),
-                    sqs=sqs,
-                    queue_url=self._provisioned.digests.url,
-                    queue_arn=self._provisioned.digests.arn,
-                    visibility_timeout_s=s.queues.visibility_timeout_s,
-                    batch_size=s.batch_size,
-                    concurrency=s.digest_concurrency,
-                    wait_time_s=s.wait_time_s,
-                )
-            )
         interaction_function = function(
             names.INTERACTION_FUNCTION_NAME, interaction.lambda_handler, s.interaction_timeout_s
         )
-        if self._provisioned.continuations is not None:  # the interaction handler's second event source (§22)
-            self._pollers.append(
-                SqsPoller(
-                    function=interaction_function,
-                    sqs=sqs,
-                    queue_url=self._provisioned.continuations.url,
-                    queue_arn=self._provisioned.continuations.arn,
-                    visibility_timeout_s=s.queues.visibility_timeout_s,
-                    batch_size=1,  # as the central stack's event source: each works until its time runs short
-                    concurrency=1,
-                    wait_time_s=s.wait_time_s,
-                )
+        provisioned = self._provisioned
+        # Each queue the stack has and the function its event source feeds (None: a queue this config does not have),
+        # with the batch size and concurrency of that event source.
+        event_sources: list[tuple[Queue | None, Function, int, int]] = [
+            (
+                provisioned.intake,
+                function(names.FINDING_FUNCTION_NAME, intake.lambda_handler, s.finding_timeout_s),
+                s.batch_size,
+                s.finding_concurrency,
+            ),
+            (
+                provisioned.remediation,
+                function(names.REMEDIATOR_FUNCTION_NAME, remediation.lambda_handler, s.remediator_timeout_s),
+                s.remediator_batch_size,
+                s.remediator_concurrency,
+            ),
+            (  # the digest writer (docs/architecture.md §22)
+                provisioned.digests,
+                function(names.DIGEST_WRITER_FUNCTION_NAME, digests.lambda_handler, s.digest_timeout_s),
+                s.batch_size,
+                s.digest_concurrency,
+            ),
+            # The interaction handler's second event source (§22), one message a batch, as the central stack's
+            # event source: each works until its time runs short.
+            (provisioned.continuations, interaction_function, 1, 1),
+        ]
+        self._pollers = [
+            SqsPoller(
+                function=handler,
+                sqs=sqs,
+                queue_url=queue.url,
+                queue_arn=queue.arn,
+                visibility_timeout_s=s.queues.visibility_timeout_s,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                wait_time_s=s.wait_time_s,
             )
+            for queue, handler, batch_size, concurrency in event_sources
+            if queue is not None
+        ]
         self._endpoint = InteractionEndpoint(interaction_function, base64_bodies=s.base64_bodies)
         self._endpoint.start()
         for poller in self._pollers:
