@@ -603,12 +603,15 @@ def _positive(text: str) -> int:
     return value
 
 
-SLACK_BOT_SCOPES = ("chat:write", "usergroups:read")
+# channels:history and groups:history: the digest writer reads a digest's thread (conversations.replies) after an
+# interrupted page post, to adopt the page instead of posting it twice (docs/architecture.md §22).
+SLACK_BOT_SCOPES = ("chat:write", "usergroups:read", "channels:history", "groups:history")
 
 
 def slack_app_manifest(request_url: str) -> dict[str, object]:
     """The Slack app manifest: a bot that posts and updates messages, reads user-group members (approvers
-    listed as groups), and sends button clicks to ``request_url``. No events, no slash commands."""
+    listed as groups) and the threads of the channels it is in, and sends button clicks to ``request_url``. No
+    events, no slash commands."""
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {

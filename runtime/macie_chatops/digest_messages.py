@@ -29,7 +29,6 @@ from slack_sdk.models.blocks import (
 )
 
 from macie_chatops import names
-from macie_chatops.config import Action
 from macie_chatops.groups import PAGE_SIZE, GroupMember, GroupPage, GroupView
 from macie_chatops.slack_messages import (
     MAX_HEADER_TEXT,
@@ -45,6 +44,7 @@ from macie_chatops.slack_messages import _fit as fit
 from macie_chatops.slack_messages import _md as md
 from macie_chatops.slack_messages import _when as when
 from macie_chatops.states import State
+from macie_chatops.vocabulary import Action  # not config: the digest writer reads no config (docs/architecture.md §6)
 
 GROUP_ID_RE: Final = re.compile(r"[0-9a-f]{32}")  # uuid4().hex (group_store)
 MAX_FIRST_KEYS: Final = 5
@@ -400,6 +400,27 @@ def render_page(view: GroupView, page: GroupPage) -> SlackMessage:
     key_chars = _key_budget(members, budget, common)
     lines = [_line(member, key_chars, common) for member in members] or ["No member is recorded on this page."]
     return SlackMessage(text=fallback, blocks=(*head, *_sections(lines), *tail))
+
+
+# Slack message metadata (chat.postMessage ``metadata``, read back by conversations.replies with
+# include_all_metadata): names a posted page, so a writer that died before recording its ts finds it in the thread.
+PAGE_EVENT_TYPE: Final = "macie_chatops_page"
+
+
+def page_metadata(page: GroupPage) -> dict[str, object]:
+    """The metadata a page is posted with: its group and number (nothing a person sees)."""
+    return {"event_type": PAGE_EVENT_TYPE, "event_payload": {"group_id": page.group_id, "page": page.number}}
+
+
+def is_page(metadata: object, page: GroupPage) -> bool:
+    """Whether a thread reply's ``metadata`` (as Slack returns it, untrusted shape) names ``page``."""
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != PAGE_EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    if not isinstance(payload, Mapping):
+        return False
+    number = payload.get("page")
+    return payload.get("group_id") == page.group_id and type(number) is int and number == page.number
 
 
 def describe_binding(binding: BulkBinding) -> str:

@@ -7,24 +7,30 @@ digest (``chat.update`` of the first member's message) when the group is dirty a
 or the group quiet for a few seconds: ``group_store.update_due``; not due: it wakes itself for then); it clears the
 dirty mark only if no change came in meanwhile (the version it rendered), else it wakes itself again. Slack's pace is
 the SlackClient's (its pacer); what it cannot take now raises ``SlackRetryLaterError`` and the message is re-sent.
+
+A page is posted once across crashes: its attempt is marked on the page item before the post, the post carries
+message metadata naming it, and a run that finds a mark without a ts reads the thread and adopts the reply it finds
+(``_post_page``): only a run after an interrupted attempt reads Slack.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from macie_chatops.digest_messages import render_digest, render_page
-from macie_chatops.errors import SlackMessageNotFoundError
+from macie_chatops.digest_messages import is_page, page_metadata, render_digest, render_page
+from macie_chatops.errors import SlackConfigurationError, SlackMessageNotFoundError, SlackRetryLaterError
 from macie_chatops.group_store import QUIET_S, DigestQueue, GroupItem, GroupStore, digest_interval
-from macie_chatops.groups import PAGE_SIZE, page_number
-from macie_chatops.ports import Clock, Counter, SlackPoster, utcnow
+from macie_chatops.groups import PAGE_SIZE, GroupPage, GroupView, page_number
+from macie_chatops.ports import Clock, Counter, utcnow
+from macie_chatops.slack_messages import SlackMessage
 from macie_chatops.store import FindingStore
 
 logger = Logger(service="macie-chatops-digest-writer", child=True)
@@ -32,6 +38,23 @@ logger = Logger(service="macie-chatops-digest-writer", child=True)
 CLOSE_MARGIN_S: Final = 1  # wake this long after the group closes, so the clocks agree it has
 # How long a digest waits for its first member's message (the intake posts it) before it posts one of its own.
 FIRST_MESSAGE_GRACE: Final = timedelta(minutes=5)
+# A page's attempt mark younger than this may be another writer's post under way (one invocation lasts at most
+# 60 s, infra central/digests.py): that page is left to it. An older one is a run that died: its post is looked for.
+PAGE_ATTEMPT_LEASE: Final = timedelta(seconds=90)
+
+
+class DigestSlack(Protocol):
+    """The Slack calls of the writer (``slack_client.SlackClient``); each raises SlackError."""
+
+    def post(self, channel: str, message: SlackMessage) -> str: ...
+
+    def reply(
+        self, channel: str, thread_ts: str, message: SlackMessage, *, metadata: Mapping[str, Any] | None = None
+    ) -> str: ...
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+    def thread_metadata(self, channel: str, thread_ts: str) -> list[tuple[str, Mapping[str, Any]]]: ...
 
 
 class DigestRequest(BaseModel):
@@ -46,7 +69,7 @@ class DigestRequest(BaseModel):
 class WriterDependencies:
     groups: GroupStore
     findings: FindingStore
-    slack: SlackPoster
+    slack: DigestSlack
     digests: DigestQueue
     metrics: Counter
     clock: Clock = utcnow
@@ -146,9 +169,8 @@ def _write(
         page = deps.groups.page(group_id, number)
         if page is None:  # a page below member_count always exists (joins are transactions)
             raise RuntimeError(f"group {group_id}: page {number} of {view.member_count} members is missing")
-        reply_ts = deps.slack.reply(channel, ts, render_page(view, page))
-        deps.groups.record_page(group_id, number, ts=reply_ts)
-        deps.metrics.count("DigestPages")
+        if not _post_page(view, page, where, now, deps):
+            break  # another writer is posting it: the later pages wait for it (posted in order)
     outcome = DigestOutcome.WRITTEN
     due = item.update_due_at
     if item.dirty and due is not None and now < due:
@@ -172,6 +194,61 @@ def _write(
         extra={"members": view.member_count, "version": view.version, "pages_due": pages_due, "outcome": outcome},
     )
     return outcome
+
+
+def _post_page(
+    view: GroupView, page: GroupPage, where: tuple[str, str], now: datetime, deps: WriterDependencies
+) -> bool:
+    """Post ``page`` in the digest's thread and record its ts; False when it is left to another writer.
+
+    The attempt is marked before the post (conditional on the mark read, so of two writers one posts). A mark
+    without a ts means a post may be in Slack: younger than :data:`PAGE_ATTEMPT_LEASE`, its writer may still be
+    at it (left to it; this writer wakes again when the lease ends, in case it died); older, the thread is read
+    and a reply carrying the page's metadata is adopted instead of posting again. Slack refusing the post before
+    taking it (its pace, a 429) removes the mark again: nothing to look for next time."""
+    channel, ts = where
+    group_id, number = page.group_id, page.number
+    if page.post_attempted_at is not None:
+        marked = datetime.fromisoformat(page.post_attempted_at.replace("Z", "+00:00"))
+        if now - marked < PAGE_ATTEMPT_LEASE:
+            logger.info("page %d is being posted by another writer", number, extra={"attempted_at": marked})
+            delay = math.ceil((marked + PAGE_ATTEMPT_LEASE - now).total_seconds()) + CLOSE_MARGIN_S
+            deps.digests.wake(group_id, delay_s=delay)
+            return False
+        posted = _find_posted(page, where, deps)
+        if posted is not None:
+            logger.warning("page %d was posted by a writer that died before recording it: adopted", number)
+            deps.metrics.count("DigestPagesAdopted")
+            deps.groups.record_page(group_id, number, ts=posted)
+            return True
+    if not deps.groups.mark_page_attempt(group_id, number, at=now, read=page.post_attempted_at):
+        logger.info("page %d was marked or recorded by another writer meanwhile", number)
+        return False
+    try:
+        reply_ts = deps.slack.reply(channel, ts, render_page(view, page), metadata=page_metadata(page))
+    except SlackRetryLaterError:
+        deps.groups.clear_page_attempt(group_id, number, at=now)
+        raise
+    deps.groups.record_page(group_id, number, ts=reply_ts)
+    deps.metrics.count("DigestPages")
+    return True
+
+
+def _find_posted(page: GroupPage, where: tuple[str, str], deps: WriterDependencies) -> str | None:
+    """The ts of the thread reply carrying ``page``'s metadata, or None. Slack refusing the read for good (the app
+    installed without the history scopes: missing_scope) does not keep the page from being posted: the read only
+    spares a duplicate, so it is posted (one duplicate at worst, as before the read) and the refusal logged."""
+    channel, ts = where
+    try:
+        replies = deps.slack.thread_metadata(channel, ts)
+    except SlackConfigurationError as exc:
+        logger.error(
+            "the digest's thread could not be read to find an interrupted page post: posting it (it may show twice)",
+            extra={"page": page.number, "error_code": exc.error_code, "error": str(exc)},
+        )
+        deps.metrics.count("DigestFailures", kind="thread_unreadable")
+        return None
+    return next((reply for reply, metadata in replies if is_page(metadata, page)), None)
 
 
 def _wake_for_update(group_id: str, at: datetime, now: datetime, deps: WriterDependencies) -> None:

@@ -52,6 +52,7 @@ class GroupPage:
     number: int  # 1-based: members (number - 1) * PAGE_SIZE + 1 .. number * PAGE_SIZE
     members: tuple[GroupMember, ...]
     ts: str | None  # the thread reply's ts once posted
+    post_attempted_at: str | None = None  # a post was started then (it may be in Slack): read the thread first
 
     @property
     def full(self) -> bool:

@@ -20,6 +20,7 @@ invocation's. The token never appears in a message or a log line (slack_sdk reda
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import random
@@ -61,6 +62,10 @@ CONNECTION_RETRY_PAUSE_S: Final = 0.2
 MAX_WAIT_WITHOUT_DEADLINE_S: Final = 30.0
 # Writers woken for the same slot should not all ask at the same instant.
 PACE_JITTER_S: Final = 0.05
+# conversations.replies: replies asked for per call, and calls at most per thread (a 10,000-finding group's thread
+# holds about 100 page replies).
+THREAD_PAGE_LIMIT: Final = 200
+MAX_THREAD_PAGES: Final = 10
 
 # Slack's answers that mean "try again later" (HTTP 200 with ok=false, or alongside a 5xx).
 RETRYABLE_ERRORS: Final = frozenset(
@@ -216,7 +221,8 @@ def _configuration_message(code: str, method: str, channel: str | None, target: 
         "account_inactive": f"the Slack bot's account is inactive (app uninstalled or deactivated): {token_hint}",
         "no_permission": f"the Slack bot has no permission for {method}: reinstall the app from its manifest",
         "missing_scope": f"the Slack app lacks the scope {needed or '?'} for {method}: add it to the app "
-        "(the shipped manifest has chat:write and usergroups:read) and reinstall the app",
+        "(the shipped manifest has chat:write, usergroups:read, channels:history and groups:history) and reinstall "
+        "the app",
         "not_allowed_token_type": f"{method} needs a bot token (xoxb-...): fix the Slack secret's bot_token",
         "ekm_access_denied": f"the workspace's Enterprise Key Management denied access to {where}: ask a Slack admin",
         "team_access_not_granted": "the bot token has no access to this workspace: install the app in it",
@@ -284,12 +290,60 @@ class SlackClient:
         """Post ``message`` to ``channel`` (a channel id); the message's ``ts`` identifies it for updates."""
         return self._post_message(channel, message, thread_ts=None)
 
-    def reply(self, channel: str, thread_ts: str, message: SlackMessage) -> str:
+    def reply(
+        self, channel: str, thread_ts: str, message: SlackMessage, *, metadata: Mapping[str, Any] | None = None
+    ) -> str:
         """Post ``message`` in the thread of message ``thread_ts`` in ``channel`` (not broadcast to the channel);
-        returns the reply's own ts."""
-        return self._post_message(channel, message, thread_ts=thread_ts)
+        returns the reply's own ts. ``metadata``: Slack message metadata (``event_type``, ``event_payload``),
+        which :meth:`thread_metadata` reads back."""
+        return self._post_message(channel, message, thread_ts=thread_ts, metadata=metadata)
 
-    def _post_message(self, channel: str, message: SlackMessage, *, thread_ts: str | None) -> str:
+    def thread_metadata(self, channel: str, thread_ts: str) -> list[tuple[str, Mapping[str, Any]]]:
+        """(ts, metadata) of every reply in the thread of ``thread_ts`` that carries message metadata, oldest first
+        (conversations.replies with include_all_metadata, every page of it; Tier 3, unpaced: called rarely)."""
+        found: list[tuple[str, Mapping[str, Any]]] = []
+        cursor: str | None = None
+        for _ in range(MAX_THREAD_PAGES):
+            response = self._call(
+                "conversations.replies",
+                functools.partial(
+                    self._web.conversations_replies,
+                    channel=channel,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                    limit=THREAD_PAGE_LIMIT,
+                    cursor=cursor,
+                ),
+                channel=channel,
+                ts=thread_ts,
+            )
+            messages = response.get("messages")
+            if not isinstance(messages, list):
+                raise SlackError("conversations.replies answered without messages", method="conversations.replies")
+            for message in messages:
+                if not isinstance(message, dict) or message.get("ts") == thread_ts:
+                    continue  # the parent comes first in every answer
+                ts, metadata = message.get("ts"), message.get("metadata")
+                if isinstance(ts, str) and isinstance(metadata, dict):
+                    found.append((ts, metadata))
+            metadata_of_page = response.get("response_metadata")
+            cursor = metadata_of_page.get("next_cursor") if isinstance(metadata_of_page, dict) else None
+            if not response.get("has_more") or not cursor:
+                return found
+        raise SlackError(
+            f"conversations.replies: the thread of {thread_ts} in {channel} has more than "
+            f"{MAX_THREAD_PAGES * THREAD_PAGE_LIMIT} replies: not read to its end",
+            method="conversations.replies",
+        )
+
+    def _post_message(
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread_ts: str | None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
         blocks = message.block_dicts()  # a block that fails validation is a bug: raise it as is, before any call
         self._take_slot(channel, "chat.postMessage")
         response = self._call(
@@ -301,6 +355,7 @@ class SlackClient:
                 blocks=blocks,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=None if metadata is None else dict(metadata),  # None: left out of the request
             ),
             channel=channel,
             ts=thread_ts,

@@ -14,6 +14,9 @@ Slack sends when that modal is submitted).
 Bodies: JSON (what WebClient sends for chat.*), form-encoded (the other methods) and query strings.
 ``chat.postMessage`` with ``thread_ts`` posts a thread reply: the parent must be a top-level message of the
 channel (else ``thread_not_found``); replies are kept apart from the channel's messages (``replies``).
+Message ``metadata`` (``{"event_type": str, "event_payload": object}``, else ``invalid_metadata_format``) is kept
+with a posted message and returned by ``conversations.history``/``conversations.replies`` when
+``include_all_metadata`` is true.
 It also serves ``response_url`` webhooks (what Slack puts in a click payload): a POST there replaces the
 original message (default), deletes it, posts a new one, or records an ephemeral reply for the clicker;
 at most 5 uses within 30 minutes, like Slack.
@@ -46,8 +49,8 @@ Public API::
         .view_submission(view_id, values) -> dict           the payload of submitting that modal with these values
     RateLimit(per_second: float, burst: int)
     ManualClock(start=1000.0): a clock for tests; ``clock()`` reads it, ``clock.advance(s)`` moves it
-    RecordedMessage(channel, ts, revisions, thread_ts=None): .text / .blocks (latest), .updates (revisions after
-        the post); ``thread_ts`` is the parent's ts for a thread reply
+    RecordedMessage(channel, ts, revisions, thread_ts=None, metadata=None): .text / .blocks (latest), .updates
+        (revisions after the post); ``thread_ts`` is the parent's ts for a thread reply; ``metadata`` as posted
     Revision(method, text, blocks)            method: chat.postMessage | chat.update | response_url
     EphemeralReply(channel, ts, text, blocks)
     RecordedCall(method, channel, ts, status, error, at, thread_ts)   at: the stand-in's clock; thread_ts: a reply's
@@ -137,6 +140,7 @@ class RecordedMessage:
     ts: str
     revisions: tuple[Revision, ...]
     thread_ts: str | None = None  # a thread reply: its parent's ts
+    metadata: Mapping[str, Any] | None = None  # the message metadata it was posted with
 
     @property
     def text(self) -> str:
@@ -313,6 +317,7 @@ class SlackStandIn:
         self._faults: list[_Fault] = []
         self._messages: dict[str, dict[str, list[Revision]]] = {}
         self._replies: dict[tuple[str, str], dict[str, list[Revision]]] = {}  # (channel, parent ts) -> replies
+        self._metadata: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> the metadata posted with it
         self._history: list[RecordedCall] = []
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._triggers: dict[str, _Trigger] = {}
@@ -440,14 +445,14 @@ class SlackStandIn:
     def messages(self, channel: str) -> list[RecordedMessage]:
         with self._lock:
             return [
-                RecordedMessage(channel, ts, tuple(revisions))
+                RecordedMessage(channel, ts, tuple(revisions), metadata=self._metadata.get((channel, ts)))
                 for ts, revisions in self._messages.get(channel, {}).items()
             ]
 
     def replies(self, channel: str, thread_ts: str) -> list[RecordedMessage]:
         with self._lock:
             return [
-                RecordedMessage(channel, ts, tuple(revisions), thread_ts)
+                RecordedMessage(channel, ts, tuple(revisions), thread_ts, self._metadata.get((channel, ts)))
                 for ts, revisions in self._replies.get((channel, thread_ts), {}).items()
             ]
 
@@ -456,7 +461,7 @@ class SlackStandIn:
             revisions = self._messages.get(channel, {}).get(ts)
             if revisions is None:
                 raise KeyError(f"no message {ts} in channel {channel}")
-            return RecordedMessage(channel, ts, tuple(revisions))
+            return RecordedMessage(channel, ts, tuple(revisions), metadata=self._metadata.get((channel, ts)))
 
     def ephemeral(self, channel: str) -> list[EphemeralReply]:
         with self._lock:
@@ -750,6 +755,7 @@ class SlackStandIn:
     def _post_message(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         channel = self._writable_channel(params, member_required=True)
         text, blocks = self._content(params)
+        metadata = self._message_metadata(params)
         thread_ts = params.get("thread_ts")
         if thread_ts is not None and (
             not isinstance(thread_ts, str) or thread_ts not in self._messages.get(channel, {})
@@ -763,12 +769,34 @@ class SlackStandIn:
         self._sequence += 1
         ts = f"{self._epoch}.{self._sequence:06d}"
         revisions = [Revision("chat.postMessage", text, blocks or ())]
+        if metadata is not None:
+            self._metadata[(channel, ts)] = metadata
         if thread_ts is None:
             self._messages.setdefault(channel, {})[ts] = revisions
             return {"channel": channel, "ts": ts, "message": self._message_json(ts, text, blocks or ())}
         self._replies.setdefault((channel, thread_ts), {})[ts] = revisions
         message = {**self._message_json(ts, text, blocks or ()), "thread_ts": thread_ts}
         return {"channel": channel, "ts": ts, "message": message}
+
+    @staticmethod
+    def _message_metadata(params: dict[str, Any]) -> dict[str, Any] | None:
+        """chat.postMessage's ``metadata`` (an object, or its JSON in a form-encoded call), as Slack checks it."""
+        metadata = params.get("metadata")
+        if metadata is None:
+            return None
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata)
+            except json.JSONDecodeError:
+                raise _SlackError("invalid_metadata_format") from None
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not metadata["event_type"]
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise _SlackError("invalid_metadata_format")
+        return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
 
     def _update(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         channel = self._writable_channel(params, member_required=False)
@@ -795,10 +823,15 @@ class SlackStandIn:
             raise _SlackError("not_in_channel")
         return channel
 
-    def _stored_json(self, channel: str, ts: str, revisions: list[Revision], thread_ts: str | None) -> dict[str, Any]:
-        """A stored message as conversations.* return it: the latest revision, its thread fields, ``edited``."""
+    def _stored_json(
+        self, channel: str, ts: str, revisions: list[Revision], thread_ts: str | None, *, metadata: bool = False
+    ) -> dict[str, Any]:
+        """A stored message as conversations.* return it: the latest revision, its thread fields, ``edited``, and
+        (``metadata``: include_all_metadata was asked for) the metadata it was posted with."""
         latest = revisions[-1]
         message = self._message_json(ts, latest.text, latest.blocks)
+        if metadata and (channel, ts) in self._metadata:
+            message["metadata"] = self._metadata[(channel, ts)]
         if len(revisions) > 1:
             message["edited"] = {"user": self.bot_user_id, "ts": ts}
         if thread_ts is not None:
@@ -853,8 +886,10 @@ class SlackStandIn:
     def _conversations_history(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         """The channel's top-level messages, newest first (thread replies are only in conversations.replies)."""
         channel = self._readable_channel(params)
-        stored, within = self._messages.get(channel, {}), self._bounds(params)
-        messages = [self._stored_json(channel, ts, stored[ts], None) for ts in reversed(stored) if within(ts)]
+        stored, within, metadata = self._messages.get(channel, {}), self._bounds(params), _all_metadata(params)
+        messages = [
+            self._stored_json(channel, ts, stored[ts], None, metadata=metadata) for ts in reversed(stored) if within(ts)
+        ]
         return {**self._page(params, messages), "pin_count": 0}
 
     def _conversations_replies(self, params: dict[str, Any], now: float) -> dict[str, Any]:
@@ -864,9 +899,11 @@ class SlackStandIn:
         parent = self._messages.get(channel, {}).get(ts) if isinstance(ts, str) else None
         if parent is None or not isinstance(ts, str):
             raise _SlackError("thread_not_found")
-        replies, within = self._replies.get((channel, ts), {}), self._bounds(params)
-        messages = [self._stored_json(channel, ts, parent, None)] + [
-            self._stored_json(channel, reply, revisions, ts) for reply, revisions in replies.items() if within(reply)
+        replies, within, metadata = self._replies.get((channel, ts), {}), self._bounds(params), _all_metadata(params)
+        messages = [self._stored_json(channel, ts, parent, None, metadata=metadata)] + [
+            self._stored_json(channel, reply, revisions, ts, metadata=metadata)
+            for reply, revisions in replies.items()
+            if within(reply)
         ]
         return self._page(params, messages)
 
@@ -929,6 +966,11 @@ class SlackStandIn:
         view_id = f"V{self._sequence:08d}"
         self._views[view_id] = OpenedView(view_id, trigger.user_id, dict(view))
         return {"view": {**view, "id": view_id, "team_id": self.team_id, "state": {"values": {}}}}
+
+
+def _all_metadata(params: dict[str, Any]) -> bool:
+    """conversations.*'s ``include_all_metadata`` (slack_sdk sends a boolean as 1/0 in a query string)."""
+    return str(params.get("include_all_metadata", "")).lower() in ("1", "true")
 
 
 def _state_value(element: Mapping[str, Any], given: str | None) -> dict[str, Any]:

@@ -19,9 +19,11 @@ def test_manifest_points_interactivity_at_the_slack_endpoint(given: str, capsys:
     # WHEN the manifest is printed
     status = main(["slack-manifest", "--api-url", given])
     manifest = json.loads(capsys.readouterr().out)
-    # THEN it asks for exactly the two bot scopes and sends clicks to the interactions route
+    # THEN it asks for exactly these bot scopes (the history ones: a digest's thread read after an interrupted page
+    # post, architecture §22) and sends clicks to the interactions route
     assert status == 0
-    assert manifest["oauth_config"]["scopes"] == {"bot": ["chat:write", "usergroups:read"]}
+    scopes = ["chat:write", "usergroups:read", "channels:history", "groups:history"]
+    assert manifest["oauth_config"]["scopes"] == {"bot": scopes}
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": REQUEST_URL}
     assert manifest["features"]["bot_user"]["display_name"]
     assert manifest["_metadata"]["major_version"] == 1
