@@ -1,12 +1,19 @@
 """Cold start of each Lambda handler vs a bare ``import boto3``, in fresh interpreters, in the same run.
 
-For every handler two numbers, each as a ratio to ``import boto3`` measured in the same rounds:
+For every handler, each as a ratio to ``import boto3`` measured in the same rounds:
 
 - its import (what Lambda's init phase runs);
 - its cold path to the first record or click: the import, then everything its first invocation loads before
   the use case runs (boto3, the use case's modules, the store, the Slack client, ...), the bundled config
   read as the Lambdas read it (``load_bundled_config``) and, for the finding handler, its first event parsed,
   since Lambda pays all of it in the same cold start.
+
+Beside each cold path, its *libraries floor*: what the same cold start costs with no code of ours. A first run of
+the cold path, not timed, lists the modules it loaded that are not ours (third-party and standard library, in the
+order they finished loading); the floor case imports exactly those in a fresh interpreter, so the list follows the
+code. Per handler it prints the cold path, the floor (both as ratios to ``import boto3``) and *ours* (cold path minus
+floor, in ms: our modules, our models' classes, the config read, the first parse, and the garbage collections our
+objects add), then which cold paths are above the target and whether their floor alone is.
 
 Target (issue 18): every cold path at most 1.5x. With ``--before DIR`` (a checkout of an older commit, e.g. made
 with ``git worktree add DIR <commit>``) the same cases also run against that tree's runtime, in turns with this
@@ -32,6 +39,7 @@ median).
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import os
 import shutil
@@ -47,19 +55,41 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.5
 BOTO3 = "import boto3"
 TRACER = "Powertools Tracer, built on the first invocation"
+FLOOR = "libraries floor"
+FLOOR_MEANS = "the modules a cold path loads that are not ours, imported alone"
 
 # CPU time of the timed statements only. A handler the tree does not have exits 3 (n/a); another module it does
-# not have is skipped (--before trees).
+# not have is skipped (--before trees). ``loaded``: what the interpreter held before the clock started (LIBRARIES).
 SNIPPET = """
 import importlib, importlib.util, sys, time
 {setup}
 if {modules!r} and importlib.util.find_spec({modules!r}[0]) is None:
     sys.exit(3)
+loaded = set(sys.modules)
 t = time.process_time()
 for name in {modules!r}:
     if importlib.util.find_spec(name) is not None:
         importlib.import_module(name)
 {timed}
+{report}
+"""
+REPORT_TIME = "print(time.process_time() - t)"
+# Instead of the time: every module the case loaded that is not ours, in the order they finished loading (the import
+# system re-inserts a module into sys.modules when it is done), under its own name (an alias such as os.path, whose
+# spec names posixpath, is left to its owner). All of them, not the top-level packages only: pydantic's, Powertools'
+# and botocore's submodules load when used, not with their package.
+REPORT_LIBRARIES = """print(repr([
+    name for name, module in list(sys.modules.items())
+    if name not in loaded and name.partition(".")[0] != "macie_chatops"
+    and getattr(module, "__spec__", None) is not None and module.__spec__.name == name
+]))"""
+# The libraries floor of a cold path: the modules it loads that are not ours, imported with no module of ours and
+# without the cold path's find_spec checks (they are this tree's own list).
+FLOOR_SNIPPET = """
+import importlib, importlib.util, sys, time
+t = time.process_time()
+for name in {modules!r}:
+    importlib.import_module(name)
 print(time.process_time() - t)
 """
 BYTECODE = "every module from bytecode, in the run's own cache (a first round, not counted, writes it)"
@@ -89,10 +119,13 @@ class Case:
     config: bool = False  # the first invocation reads the bundled config
     setup: str = ""  # run before the clock starts
     timed: str = ""  # timed after the imports
+    floor: bool = False  # a libraries floor: ``modules`` are the libraries' own, imported as they are
 
-    def snippet(self) -> str:
+    def snippet(self, report: str = REPORT_TIME) -> str:
+        if self.floor:
+            return FLOOR_SNIPPET.format(modules=self.modules)
         timed = "\n".join(part for part in (self.timed, LOAD_CONFIG if self.config else "") if part)
-        return SNIPPET.format(setup=self.setup, modules=self.modules, timed=timed)
+        return SNIPPET.format(setup=self.setup, modules=self.modules, timed=timed, report=report)
 
 
 def cold_path(handler: str, *first: str, config: bool, timed: str = "") -> Case:
@@ -157,7 +190,8 @@ COLD_PATHS: dict[str, Case] = {
     "reminders": cold_path("reminders", "macie_chatops.reminders", STORE, *SLACK, config=True),
     "reconciler": cold_path("reconciler", "macie_chatops.reconciler", STORE, config=True),
     "security_hub": cold_path("security_hub", "macie_chatops.security_hub", STORE, config=False),
-    "digests (digest writer)": cold_path("digests", "macie_chatops.digest_writer", STORE, *SLACK, config=True),
+    # The digest writer reads no config (handlers/digests.py): its groups and the store carry what it renders.
+    "digests (digest writer)": cold_path("digests", "macie_chatops.digest_writer", STORE, *SLACK, config=False),
 }
 IMPORTS: dict[str, Case] = {
     name: Case((case.modules[0],)) for name, case in COLD_PATHS.items()
@@ -205,26 +239,45 @@ def compile_as_shipped(cache: Path, tree: Path) -> None:
     subprocess.run([*command, *map(str, shipped_sources(tree))], env=env, capture_output=True, check=True)
 
 
-def measure_once(case: Case, tree: Path, env: Mapping[str, str]) -> float | None:
-    """CPU seconds of the case in a fresh interpreter on ``tree``'s runtime; None when the tree lacks the handler."""
-    result = subprocess.run([sys.executable, "-c", case.snippet()], cwd=tree, env=env, capture_output=True, text=True)
+def run_case(case: Case, tree: Path, env: Mapping[str, str], report: str = REPORT_TIME) -> str | None:
+    """The case's last line of output in a fresh interpreter on ``tree``'s runtime; None when the tree lacks the
+    handler."""
+    snippet = case.snippet(report)
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tree, env=env, capture_output=True, text=True)
     if result.returncode == 3:
         return None
     if result.returncode != 0:
         raise RuntimeError(f"{case.modules} on {tree}: {result.stderr.strip()[-2000:]}")
-    return float(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def measure_once(case: Case, tree: Path, env: Mapping[str, str]) -> float | None:
+    """CPU seconds of the case in a fresh interpreter on ``tree``'s runtime; None when the tree lacks the handler."""
+    line = run_case(case, tree, env)
+    return None if line is None else float(line)
+
+
+def libraries_floor(case: Case, tree: Path, env: Mapping[str, str]) -> Case | None:
+    """The libraries floor of a cold path on ``tree``: a first run of the cold path, not timed, lists the modules
+    that are not ours it loads (standard library included), in load order; the floor imports exactly those. None
+    when the tree lacks the handler."""
+    line = run_case(case, tree, env, REPORT_LIBRARIES)
+    return None if line is None else Case(tuple(ast.literal_eval(line)), floor=True)
 
 
 Medians = dict[tuple[str, str], float]
+# A case the same on every tree, or one per tree (a floor: each tree's cold path loads its own libraries).
+Cases = Mapping[str, Case | Mapping[str, Case]]
 
 
-def measure(cases: Mapping[str, Case], envs: Mapping[str, tuple[Path, Mapping[str, str]]], runs: int) -> Medians:
+def measure(cases: Cases, envs: Mapping[str, tuple[Path, Mapping[str, str]]], runs: int) -> Medians:
     """Median per (tree, case); every round runs every case on every tree in turns, so a noisy moment hits all."""
     samples: dict[tuple[str, str], list[float]] = {}
     for _ in range(runs):
-        for name, case in cases.items():
+        for name, cased in cases.items():
             for label, (tree, env) in envs.items():
-                seconds = measure_once(case, tree, env)
+                case = cased if isinstance(cased, Case) else cased.get(label)
+                seconds = None if case is None else measure_once(case, tree, env)
                 if seconds is not None:
                     samples.setdefault((label, name), []).append(seconds)
     return {key: statistics.median(values) for key, values in samples.items()}
@@ -291,6 +344,51 @@ def as_loaded(envs: Mapping[str, tuple[Path, dict[str, str]]], form: str) -> Non
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # Lambda's directories are read-only
 
 
+def floors(envs: Mapping[str, tuple[Path, Mapping[str, str]]]) -> dict[str, dict[str, Case]]:
+    """Per cold path, each column's libraries floor (:func:`libraries_floor`), derived from the code in this run."""
+    derived: dict[str, dict[str, Case]] = {}
+    for name, case in COLD_PATHS.items():
+        for label, (tree, env) in envs.items():
+            floor = libraries_floor(case, tree, env)
+            if floor is not None:
+                derived.setdefault(name, {})[label] = floor
+    return derived
+
+
+def print_table(cases: Cases, envs: Mapping[str, object], medians: Medians) -> None:
+    header = f"  {'':<44}" + "".join(f" {label[:12]:>12} {'ratio':>7}" for label in envs)
+    print(header)
+    for name in cases:
+        line = f"  {name:<44}"
+        for label in envs:
+            seconds, baseline = medians.get((label, name)), medians[(label, BOTO3)]
+            line += (
+                "          n/a        " if seconds is None else f" {seconds * 1000:9.1f} ms {seconds / baseline:6.2f}x"
+            )
+        print(line)
+
+
+def print_floors(label: str, medians: Medians) -> None:
+    """Per handler in one column: its cold path, its libraries floor, and ours (the difference); then which cold
+    paths are above the target, and whether their floor alone is."""
+    boto3 = medians[(label, BOTO3)]
+    print(f"cold path vs libraries floor ({label}): ratio to import boto3; ours = cold path - floor")
+    above: list[str] = []
+    for name in COLD_PATHS:
+        cold, floor = medians.get((label, f"{name}: cold path")), medians.get((label, f"{name}: {FLOOR}"))
+        if cold is None or floor is None:
+            print(f"  {name:<30} n/a")
+            continue
+        print(
+            f"  {name:<30} cold {cold * 1000:6.1f} ms {cold / boto3:5.2f}x   floor {floor * 1000:6.1f} ms "
+            f"{floor / boto3:5.2f}x   ours {(cold - floor) * 1000:+6.1f} ms"
+        )
+        if cold / boto3 > TARGET_RATIO:
+            alone = "above it alone" if floor / boto3 > TARGET_RATIO else "within it alone"
+            above.append(f"{name} {cold / boto3:.2f}x (floor {floor / boto3:.2f}x: {alone})")
+    print(f"above {TARGET_RATIO}x: " + ("; ".join(above) if above else "none"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="?", type=int, default=7)
@@ -303,8 +401,10 @@ def main() -> int:
     trees = {"now": ROOT} | ({"before": args.before.resolve()} if args.before else {})
     with tempfile.TemporaryDirectory() as directory:
         envs = environments(trees, Path(directory), form)
-        cases = {BOTO3: Case(("boto3",))} | {f"{n}: import": c for n, c in IMPORTS.items()}
+        cases: dict[str, Case | Mapping[str, Case]] = {BOTO3: Case(("boto3",))}
+        cases |= {f"{n}: import": c for n, c in IMPORTS.items()}
         cases |= {f"{n}: cold path": c for n, c in COLD_PATHS.items()}
+        cases |= {f"{n}: {FLOOR}": per_tree for n, per_tree in floors(envs).items()}
         measure(cases, envs, 1)  # writes the bytecode: not counted
         as_loaded(envs, form)
         medians = measure(cases, envs, args.runs)
@@ -314,17 +414,10 @@ def main() -> int:
 
     print(f"cold start, CPU time, median of {args.runs} fresh interpreters; ratio to import boto3 in the same run")
     print(f"({form}" + (f"; {SOURCES_ONLY}: {FROM_SOURCE})" if SOURCES_ONLY in envs else ")"))
-    print(f"(target: every cold path <= {TARGET_RATIO}x)")
-    header = f"  {'':<44}" + "".join(f" {label[:12]:>12} {'ratio':>7}" for label in envs)
-    print(header)
-    for name in cases:
-        line = f"  {name:<44}"
-        for label in envs:
-            seconds, baseline = medians.get((label, name)), medians[(label, BOTO3)]
-            line += (
-                "          n/a        " if seconds is None else f" {seconds * 1000:9.1f} ms {seconds / baseline:6.2f}x"
-            )
-        print(line)
+    print(f"(target: every cold path <= {TARGET_RATIO}x; {FLOOR}: {FLOOR_MEANS})")
+    print_table(cases, envs, medians)
+    for label in envs:
+        print_floors(label, medians)
     boto3_now = medians[("now", BOTO3)]
     slowest = max(COLD_PATHS, key=lambda n: medians[("now", f"{n}: cold path")])
     ratio = medians[("now", f"{slowest}: cold path")] / boto3_now

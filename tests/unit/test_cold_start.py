@@ -123,3 +123,17 @@ def test_the_intake_and_the_message_builders_load_neither_the_move_plan_nor_the_
     )
     # THEN the mover's facts load only where an outcome is rendered, the policy fix's modules only for a policy finding
     assert out == ["-"]
+
+
+def test_the_digest_writer_loads_no_config() -> None:
+    # GIVEN a fresh interpreter WHEN the digest writer's first record's imports are made (handlers/digests.py: the
+    # use case, the store, the group store, the Slack client)
+    out = loaded(
+        "import macie_chatops.handlers.digests, macie_chatops.digest_writer, macie_chatops.digest_messages\n"
+        "import macie_chatops.store, macie_chatops.group_store, macie_chatops.slack_client",
+        "macie_chatops.config",
+        "macie_chatops.finding",
+        "macie_chatops.decision",
+    )
+    # THEN the config's models are not loaded: the digest writer reads no config (its queue body is its only model)
+    assert out == ["-"]
