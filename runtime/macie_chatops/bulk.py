@@ -730,6 +730,8 @@ def _submit_bulk(
             200, modal_errors(read), "refused", f"form invalid: {', '.join(sorted(read))}", "form_invalid"
         )
     assert deps.groups is not None  # checked by _authorise_group
+    if read.scope is Scope.BUCKET and deps.exemptions is None:  # before any member is dismissed
+        raise ValueError("a bucket-wide dismissal needs Dependencies.exemptions")
     dismissed: list[FindingRecord] = []
     detail = f"bulk form, {describe(binding)}, in {authorised.view.channel}, approver via {authorised.via}"
 
@@ -802,8 +804,7 @@ def _bucket_exemption(
     from macie_chatops.exemption_store import ExemptionError
     from macie_chatops.exemptions import Target, until_text
 
-    if deps.exemptions is None:
-        raise ValueError("a bucket-wide dismissal needs Dependencies.exemptions")
+    assert deps.exemptions is not None  # checked by _submit_bulk before any dismissal
     first = next((record for record in dismissed if record.summary is not None), None)
     if first is None or first.summary is None:
         return "No exemption was recorded: none of these findings names a bucket."

@@ -481,3 +481,38 @@ def test_a_click_out_of_time_offers_to_continue_and_the_continuation_acts_from_t
     assert "*3 of the 5 listed findings queued" in again["text"] and "blocks" not in again
     entry = record_of(world, members[2]).entry_into_state
     assert entry is not None and f"group {group_id} findings 3-5" in entry.detail
+
+
+def test_a_bucket_wide_bulk_dismissal_without_an_exemption_store_raises_before_dismissing_any(world: World) -> None:
+    from macie_chatops.bulk import handle_bulk_submission
+    from macie_chatops.interaction import ApproverDirectory, Dependencies
+    from macie_chatops.jobs import SqsJobQueue
+    from macie_chatops.slack_client import SlackClient, build_web_client
+    from macie_chatops_sandbox.testkit.world import approval_signer
+
+    # GIVEN a group of 2 whose "Dismiss all 2" form was opened, submitted for the whole bucket
+    group_id, members = world.seed_group(2)
+    body_of(world.bulk_click(DISMISS_ALL, binding(world, group_id), ALICE))
+    event = world.submission_event(ALICE, {"reason": "Test data, not customer records", "scope": "bucket"})
+    assert not event["isBase64Encoded"]
+    # AND an endpoint wired without an exemption store (a wiring error: the handler always has one)
+    slack = SlackClient(build_web_client("xoxb-test-token", base_url=world.slack.base_url), max_rate_limit_retries=0)
+    deps = Dependencies(
+        config=world.config,
+        store=world.store,
+        queue=SqsJobQueue(world.sqs, world.queue_url),
+        directory=ApproverDirectory(slack.usergroup_members),
+        signer=approval_signer(),
+        groups=world.group_store(),
+        exemptions=None,
+    )
+    before = world.snapshot()
+    # WHEN the submission reaches it
+    with pytest.raises(ValueError, match=r"a bucket-wide dismissal needs Dependencies\.exemptions"):
+        handle_bulk_submission(event["body"].encode("utf-8"), deps)
+    # THEN it raises before any member is counted or dismissed: nothing was recorded or changed
+    assert world.snapshot() == before
+    assert states(world, members) == [State.PENDING_APPROVAL] * 2
+    assert all(record_of(world, finding_id).dismissals == () for finding_id in members)
+    account_id = record_of(world, members[0]).account_id
+    assert ExemptionStore(world.dynamodb, names.STATE_TABLE_NAME).for_account(account_id) == ()
