@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -32,7 +32,6 @@ from macie_chatops.exemptions import ExemptionSource, exempted, from_config, tar
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
 from macie_chatops.group_store import Grouping, Joined, NewMember
 from macie_chatops.groups import GroupKey
-from macie_chatops.job_request import SentNote, request_job
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, Counter, JobQueue, SlackPoster, utcnow
 from macie_chatops.slack_messages import (
@@ -115,6 +114,8 @@ def intake_complete(record: FindingRecord) -> bool:
         return not _reply_due(record)
     if policy_intake.update_due(record):  # a policy finding reported again: its message shows an older count
         return False
+    # APPROVED by auto: its job may not have been sent (nothing marks the send), so the job is sent again. Only
+    # records of the previous release carry ``job_queued_at`` from the intake: their job was sent.
     return not (
         record.state is State.APPROVED
         and record.action is Action.AUTO
@@ -265,8 +266,9 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
             updates=updates,
             detail=record.reason,
             slack_message=posted,
-            # auto: the job is still to be queued, and the lease must cover that too
-            release_intake_of=None if action is Action.AUTO else attempt,
+            # auto too: the job is sent after this write, and a delivery that finds the record APPROVED without
+            # a job's receipt sends it again (intake_complete), so the lease need not cover the send (§5)
+            release_intake_of=attempt,
         )
         if joined is not None and joined.first and deps.groups is not None and result.record.slack_ts:
             # The first member's message is the group's digest once a second member joins.
@@ -285,7 +287,7 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
     if record.state is State.DUPLICATE:
         return _reply_to_first(record, deps, attempt) if _reply_due(record) else record
     if _auto_job_due(record):
-        record = _queue_auto_job(record, deps, attempt)
+        record = _queue_auto_job(record, deps)
     if policy_intake.update_due(record):
         record = policy_intake.show_count(record, deps, attempt)
     return record
@@ -458,25 +460,24 @@ def _slack_failed(record: FindingRecord, exc: SlackError, deps: IntakeDependenci
         logger.exception("could not audit the Slack failure")
 
 
-def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
+def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies) -> FindingRecord:
+    """Send the APPROVED auto finding's job, after the transition that approved it (and gave the lease back).
+
+    No write follows the send (§5, issue 18): no state change to undo (a refused send raises, and the redelivery
+    sends the job: ``intake_complete``), and no mark that it was sent. So every delivery that finds the record
+    still APPROVED by auto sends the job again (a crash after the transition, a duplicate delivery): the remediator
+    moves the version once and records one outcome (exclusive copy, conditional transitions), and notes the job's
+    request time (``job_queued_at``) in the outcome write it makes anyway."""
     job = RemediationJob(
         kind="quarantine" if record.policy is None else "block_public_access",
         finding_id=record.finding_id,
         requested_by=AUTO_APPROVER,
         requested_at=deps.clock(),
     )
-    # No state change to undo: a refused send raises, and the redelivery queues the job (intake_complete).
-    queued_mark = SentNote(
-        actor=AUTO_APPROVER,
-        event="job_queued",
-        outcome="queued",
-        detail=lambda message_id: f"quarantine job, message {message_id}",
-        updates={"job_queued_at": job.requested_at.astimezone(UTC).isoformat()},
-        release_intake_of=attempt,
-    )
-    requested = request_job(deps.store, deps.queue, job, note=queued_mark)
+    message_id = deps.queue.send(job)
     deps.metrics.count("JobsQueued", kind=job.kind)
-    return requested.record
+    logger.info("auto job queued", extra={"job_kind": job.kind, "message_id": message_id})
+    return record
 
 
 def _release(store: FindingStore, record_id: str, attempt: str) -> None:

@@ -1,6 +1,7 @@
 """Requesting a remediation job: change the finding's state, send the job, undo the change when the queue
-refuses it, or note the sent job on the record. The one way every producer of jobs (the interaction, the
-CLI, the sweeper, the intake's auto job) puts one on the remediation queue.
+refuses it, or note the sent job on the record. The way every producer of jobs that approves or re-queues (the
+interaction, the CLI, the sweeper) puts one on the remediation queue; the intake's auto job is sent on its own,
+after the intake's last write (docs/architecture.md §5).
 
 The order is the point: a finding never waits in a state that promises a job (APPROVED, RESTORE_REQUESTED)
 while no job is coming, unless the undo itself fails, which is reported and leaves an APPROVED finding to
@@ -66,7 +67,6 @@ class SentNote:
     detail: Callable[[str], str]
     updates: RecordUpdates | None = None
     expected: Collection[State] | None = None  # only while the finding is in one of these states
-    release_intake_of: str | None = None  # also give the intake lease back (FindingStore.append_audit)
 
 
 class Requested(StrEnum):
@@ -141,7 +141,6 @@ def request_job(
         detail=note.detail(message_id),
         updates=note.updates,
         expected=note.expected,
-        release_intake_of=note.release_intake_of,
     )
     return JobRequest(Requested.QUEUED, written.record, message_id, noted=written.applied)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -214,9 +214,9 @@ def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDep
         if not holds_claim(record, deps.clock()):
             claim = deps.store.claim_object(summary.object_version, finding_id=record.finding_id)
             if claim.finding_id != record.finding_id:
-                return _refuse_duplicate(record, claim, deps)
-        outcome, failure = _run_move(record, approver, deps)
-    record = _record_move(record, outcome, deps, failure=failure)
+                return _refuse_duplicate(job, record, claim, deps)
+        outcome, failure = _run_move(job, record, approver, deps)
+    record = _record_move(job, record, outcome, deps, failure=failure)
     if outcome.status is MoveStatus.FAILED and failure.retryable:
         logger.warning("quarantine attempt failed; the job will be retried", extra={"error": outcome.detail[:500]})
         _update_slack_best_effort(record, deps)
@@ -244,7 +244,9 @@ def holds_claim(record: FindingRecord, now: datetime) -> bool:
     return now < claimed + timedelta(days=RETENTION_DAYS) - CLAIM_TRUST_MARGIN
 
 
-def _refuse_duplicate(record: FindingRecord, claim: ObjectClaim, deps: RemediationDependencies) -> JobResult:
+def _refuse_duplicate(
+    job: RemediationJob, record: FindingRecord, claim: ObjectClaim, deps: RemediationDependencies
+) -> JobResult:
     """Another finding holds the object version: record DUPLICATE with what became of it there; move nothing."""
     from macie_chatops.slack_messages import already_handled
 
@@ -262,7 +264,13 @@ def _refuse_duplicate(record: FindingRecord, claim: ObjectClaim, deps: Remediati
         target=State.DUPLICATE,
         actor=ACTOR,
         event="quarantine_refused_duplicate",
-        updates={"duplicate_of": claim.finding_id, "outcome": "duplicate", "outcome_detail": detail, "error": None},
+        updates={
+            "duplicate_of": claim.finding_id,
+            "outcome": "duplicate",
+            "outcome_detail": detail,
+            "error": None,
+            **job_receipt(job, record),
+        },
         detail=f"the same object version as finding {claim.finding_id}: {detail}",
     )
     if not result.applied:
@@ -271,7 +279,9 @@ def _refuse_duplicate(record: FindingRecord, claim: ObjectClaim, deps: Remediati
     return JobResult.DUPLICATE
 
 
-def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencies) -> tuple[MoveOutcome, Failure]:
+def _run_move(
+    job: RemediationJob, record: FindingRecord, approver: str, deps: RemediationDependencies
+) -> tuple[MoveOutcome, Failure]:
     """The move's outcome, and what kind of failure it is if it failed (raises after recording a transient one)."""
     summary = record.summary
     assert summary is not None
@@ -293,6 +303,7 @@ def _run_move(record: FindingRecord, approver: str, deps: RemediationDependencie
         detail = f"{type(exc).__name__}: {exc}"
         logger.warning("quarantine attempt failed; the job will be retried", extra={"error": detail[:500]})
         failed = _record_move(
+            job,
             record,
             MoveOutcome(MoveStatus.FAILED, request.quarantine_bucket, "", detail=detail),
             deps,
@@ -323,9 +334,10 @@ def _update_slack_best_effort(record: FindingRecord, deps: RemediationDependenci
 
 
 def _record_move(
-    record: FindingRecord, outcome: MoveOutcome, deps: RemediationDependencies, *, failure: Failure
+    job: RemediationJob, record: FindingRecord, outcome: MoveOutcome, deps: RemediationDependencies, *, failure: Failure
 ) -> FindingRecord:
-    """Record the move's outcome; ``failure`` (ignored unless the move FAILED) becomes the record's outcome."""
+    """Record the move's outcome; ``failure`` (ignored unless the move FAILED) becomes the record's outcome. The
+    write also notes the receipt of an auto job (:func:`job_receipt`)."""
     region = record.summary.region if record.summary else ""
     if outcome.status is MoveStatus.QUARANTINED:
         updates: RecordUpdates = {
@@ -345,6 +357,7 @@ def _record_move(
     else:
         updates = {"outcome": failure.value, "outcome_detail": outcome.detail, "error": outcome.detail}
         target = State.FAILED
+    updates.update(job_receipt(job, record))
     if target is State.FAILED and record.state is State.FAILED:
         # FAILED -> FAILED is no transition: keep the state, record the new error and audit the attempt.
         result = deps.store.append_audit(
@@ -366,6 +379,16 @@ def _record_move(
         # Another delivery of the same job recorded first (the mover is idempotent, so it saw the same).
         logger.warning("the record moved on before this outcome was recorded", extra={"state": result.record.state})
     return result.record
+
+
+def job_receipt(job: RemediationJob, record: FindingRecord) -> RecordUpdates:
+    """``job_queued_at`` (the job's request time) for the first outcome written for an auto job: the intake sends
+    that job after its last write and marks nothing (§5, issue 18), so the remediator's outcome write, made anyway,
+    is where the record learns when its job was queued. Nothing for a click's job (its approval's own transition
+    and audit entry record the request) nor once noted (by this or, before issue 18, by the intake)."""
+    if job.requested_by != AUTO_APPROVER or record.approver != AUTO_APPROVER or record.job_queued_at is not None:
+        return {}
+    return {"job_queued_at": job.requested_at.astimezone(UTC).isoformat()}
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from macie_chatops.jobs import RemediationJob
 from macie_chatops.move import MoveRequest
 from macie_chatops.names import quarantine_bucket_name
 from macie_chatops.quarantine_plan import MoveStep
@@ -154,6 +155,60 @@ def test_crash_at_any_step_then_redelivery_records_the_truth(world: RemediatorWo
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
     assert world.quarantine_copies(seeded) == 1
     assert len(world.message(seeded).updates) == 1
+
+
+def test_an_auto_jobs_request_time_is_noted_in_the_outcome_write(world: RemediatorWorld) -> None:
+    # GIVEN a finding approved by auto (the intake sends its job after its last write and marks nothing)
+    seeded = world.seed("f-auto", approver="auto")
+    delivery = job("quarantine", seeded.finding_id, by="auto")
+    assert world.record(seeded.finding_id).job_queued_at is None
+    # WHEN its job runs
+    assert world.invoke(delivery) == []
+    # THEN the outcome's own write notes when the job was queued; no write of its own, no audit entry of its own
+    record = world.record(seeded.finding_id)
+    requested = RemediationJob.from_message(delivery.body).requested_at
+    assert record.state is State.QUARANTINED
+    assert record.job_queued_at is not None
+    assert datetime.fromisoformat(record.job_queued_at) == requested
+    assert [e.event for e in record.audit][-1] == "quarantine_quarantined"
+
+
+def test_a_clicks_job_notes_no_receipt(world: RemediatorWorld) -> None:
+    # GIVEN a finding approved in Slack (its approving transition recorded the request) WHEN its job runs
+    seeded = world.seed("f-click")
+    assert world.invoke(job("quarantine", seeded.finding_id)) == []
+    # THEN nothing is noted as an auto job's receipt
+    assert world.record(seeded.finding_id).job_queued_at is None
+
+
+def test_two_jobs_of_one_auto_finding_at_once_move_it_once(world: RemediatorWorld, atomic_moto: None) -> None:
+    # GIVEN an auto finding whose job was sent twice (the intake redelivered after the send: §5), both handled
+    # at the same moment
+    seeded = world.seed("f-twice", approver="auto")
+    body = job("quarantine", seeded.finding_id, by="auto").body
+    results: list[JobResult] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        deps = world.deps()
+        barrier.wait()
+        results.append(handle_job(body, deps))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN one copy, the source version gone, one outcome recorded, and the message says Quarantined
+    record = world.record(seeded.finding_id)
+    assert record.state is State.QUARANTINED
+    assert set(results) <= {JobResult.QUARANTINED, JobResult.ALREADY_DONE} and len(results) == 2
+    assert world.quarantine_copies(seeded) == 1
+    assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
+    assert record.quarantine is not None
+    assert world.moves.quarantined(MEMBER_A, record.quarantine["key"]) == seeded.body
+    assert [e.outcome for e in record.audit].count("QUARANTINED") == 1
+    assert "Quarantined" in message_text(world.message(seeded))
 
 
 def _move_scope(world: RemediatorWorld, finding_id: str) -> JobScope:

@@ -142,8 +142,9 @@ def record(state: State, **fields: Any) -> FindingRecord:
         (record(State.RECEIVED, action=Action.REVIEW), False),
         (record(State.RECEIVED, action=Action.REVIEW, slack_ts="1.2"), False),
         (record(State.PENDING_APPROVAL, action=Action.REVIEW), True),
-        (record(State.APPROVED, action=Action.AUTO, approver="auto"), False),  # job not queued yet
-        (record(State.APPROVED, action=Action.AUTO, approver="auto", job_queued_at="t"), True),
+        # the job may not have been sent (nothing marks the send): a delivery sends it again
+        (record(State.APPROVED, action=Action.AUTO, approver="auto"), False),
+        (record(State.APPROVED, action=Action.AUTO, approver="auto", job_queued_at="t"), True),  # marked (old release)
         (record(State.APPROVED, action=Action.REVIEW, approver="U0ALICE"), True),  # the interaction's job
         (record(State.QUARANTINED, action=Action.AUTO, approver="auto"), True),
         (record(State.REJECTED, action=Action.REJECT), True),
