@@ -352,6 +352,56 @@ def test_a_known_group_replaced_meanwhile_takes_no_member(
     assert groups.view(a.group_id).member_count == 1  # type: ignore[union-attr]
 
 
+class LosesOnce(GroupStore):
+    """A store whose first transaction loses to a join of ``rival`` made right before it (a burst's collision)."""
+
+    def __init__(self, dynamodb: Any, rival: NewMember, *, clock: SettableClock) -> None:
+        super().__init__(dynamodb, TABLE, clock=clock)
+        self.rival: NewMember | None = rival
+
+    def _extend(self, key: GroupKey, group: Any, member: NewMember, now: datetime) -> Any:
+        if self.rival is not None:
+            rival, self.rival = self.rival, None
+            rivals_client = boto3.client("dynamodb", region_name=self._client.meta.region_name)  # calls not counted
+            GroupStore(rivals_client, TABLE, clock=self._clock).join(
+                key, rival, account_name="payroll", window=WINDOW, max_age=MAX_AGE
+            )
+        return super()._extend(key, group, member, now)
+
+
+def test_a_join_that_loses_to_another_join_of_its_group_reads_the_group_alone_again(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a store that knows the group, and another join of it landing between its read and its transaction
+    first = _join(groups, _finding(findings, 1))
+    losing = LosesOnce(dynamodb, _finding(findings, 2), clock=clock)
+    losing._known_groups = dict(groups._known_groups)
+    member = _finding(findings, 3)
+    calls = _reads(dynamodb)
+    # WHEN it joins
+    joined = losing.join(KEY, member, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
+    # THEN its transaction was refused by the group's count alone: it read the group again (not the pointer, not its
+    # record) and joined after the rival
+    assert (joined.group_id, joined.seq) == (first.group_id, 3)
+    assert calls == ["GetItem", "TransactWriteItems", "GetItem", "TransactWriteItems"]
+
+
+def test_a_join_refused_by_its_record_returns_the_earlier_join(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore
+) -> None:
+    # GIVEN a finding whose earlier try joined (the response lost), and a store that does not know it did
+    first = _join(groups, _finding(findings, 1))
+    member = _finding(findings, 2)
+    earlier = _join(groups, member)
+    again = GroupStore(dynamodb, TABLE, clock=groups._clock)
+    again._known_groups = dict(groups._known_groups)
+    calls = _reads(dynamodb)
+    # WHEN it joins again THEN the transaction is refused by the record: the record is read, its join returned
+    joined = again.join(KEY, member, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
+    assert (joined.group_id, joined.seq) == (earlier.group_id, earlier.seq) == (first.group_id, 2)
+    assert calls[:3] == ["GetItem", "TransactWriteItems", "GetItem"]
+
+
 def test_a_group_of_one_counts_its_members_moves_without_waking_the_writer(
     groups: GroupStore, findings: FindingStore
 ) -> None:
