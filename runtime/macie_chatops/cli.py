@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from macie_chatops.approvals import ApprovalSigner
+    from macie_chatops.group_store import Grouping
     from macie_chatops.job_request import JobRequest
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.states import State
@@ -254,12 +255,82 @@ def _remediation_queue(args: argparse.Namespace) -> str | None:
     return str(queue_url)
 
 
-def _finding_store(args: argparse.Namespace, table: str) -> FindingStore:
+def _finding_store(args: argparse.Namespace, table: str, counts: _GroupCounts | None = None) -> FindingStore:
+    """The state table, its transitions hooked as every handler's are (a grouped finding's move counted in its
+    group, docs/architecture.md §22): into ``counts``, which keeps a failure for the command to report at its end,
+    or, without it, into a hook that raises."""
     import boto3
 
     from macie_chatops.store import FindingStore
 
-    return FindingStore(boto3.client("dynamodb", region_name=args.region), table)
+    dynamodb = boto3.client("dynamodb", region_name=args.region)
+    hook = (
+        counts if counts is not None else _GroupCounts(args.region, table, remediation_queue=None, keeps_failures=False)
+    )
+    return FindingStore(dynamodb, table, on_state_change=hook)
+
+
+class _GroupCounts:
+    """The CLI's ``FindingStore(on_state_change=...)``: ``Grouping.state_changed``, as in the handlers, so a finding
+    restored or re-approved from here moves its group's counts and wakes the digest writer (§22).
+
+    The groups and the digest queue are built on the first grouped finding's move. The queue: $DIGEST_QUEUE_URL (as
+    the Lambdas have it), else the remediation queue's URL with the digest queue's name (same account and region).
+    ``keeps_failures``: a failure of the hook (after its transition was written) is kept for :meth:`report`
+    instead of raised, so the command's next steps still happen: the job of a transition is queued, not left
+    waiting behind a count (an operator's command is not redelivered like a handler's event)."""
+
+    def __init__(
+        self, region: str | None, table: str, *, remediation_queue: str | None, keeps_failures: bool = True
+    ) -> None:
+        self._region = region
+        self._table = table
+        self._remediation_queue = remediation_queue
+        self._keeps_failures = keeps_failures
+        self._grouping: Grouping | None = None
+        self.failures: list[tuple[str, Exception]] = []
+
+    def __call__(self, record: FindingRecord) -> None:
+        if record.group_id is None:
+            return
+        try:
+            self._built().state_changed(record)
+        except Exception as exc:
+            if not self._keeps_failures:
+                raise
+            self.failures.append((record.finding_id, exc))
+
+    def _built(self) -> Grouping:
+        if self._grouping is None:
+            import os
+
+            import boto3
+
+            from macie_chatops import names
+            from macie_chatops.group_store import Grouping, GroupStore, SqsDigestQueue
+
+            queue_url = os.environ.get(names.ENV_DIGEST_QUEUE_URL) or (
+                f"{self._remediation_queue.rsplit('/', 1)[0]}/{names.DIGEST_QUEUE_NAME}"
+                if self._remediation_queue
+                else None
+            )
+            if not queue_url:
+                raise RuntimeError(f"no digest queue: set {names.ENV_DIGEST_QUEUE_URL} (the digest queue's URL)")
+            dynamodb = boto3.client("dynamodb", region_name=self._region)
+            sqs = boto3.client("sqs", region_name=self._region)
+            self._grouping = Grouping(GroupStore(dynamodb, self._table), SqsDigestQueue(sqs, queue_url))
+        return self._grouping
+
+    def report(self, command: str) -> bool:
+        """Say (stderr) which findings' moves their group's digest may not show; True when there were any."""
+        for finding_id, exc in self.failures:
+            print(
+                f"{command}: finding {finding_id} moved, but its group's digest count could not be updated "
+                f"({type(exc).__name__}: {exc}); the finding's record is right, the digest may be off by this move "
+                "(docs/architecture.md §22)",
+                file=sys.stderr,
+            )
+        return bool(self.failures)
 
 
 @dataclass(frozen=True)
@@ -304,7 +375,8 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
     if queue_url is None:
         return EXIT_BAD_INPUT
     actor = _operator()
-    store = _finding_store(args, table)
+    counts = _GroupCounts(args.region, table, remediation_queue=queue_url)
+    store = _finding_store(args, table, counts)
     finding_id = args.finding_id
     try:
         record = store.get(finding_id)
@@ -338,12 +410,13 @@ def _requeue(args: argparse.Namespace, spec: _Requeue) -> int:
     except (BotoCoreError, ClientError) as exc:
         print(f"{command}: the state table {table} or the approval key could not be used: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    uncounted = counts.report(command)
     if requested.status is not Requested.QUEUED:
         return _not_requeued(command, table, spec, requested)
     line = {"finding_id": finding_id, "state": spec.target.value, "requested_by": requested_by, "operator": actor}
     print(json.dumps(line))
     print(f"{command} of {finding_id} queued by {actor}; the remediator will update its Slack message", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_FAILED if uncounted else EXIT_OK
 
 
 def _not_requeued(command: str, table: str, spec: _Requeue, requested: JobRequest) -> int:
@@ -550,8 +623,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"sweep: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     secret_id = args.slack_secret or os.environ.get(names.ENV_SLACK_SECRET_ARN)
+    counts = _GroupCounts(args.region, table, remediation_queue=queue_url)  # the sweeper's refusals move counts
     deps = SweepDependencies(
-        store=_finding_store(args, table),
+        store=_finding_store(args, table, counts),
         queue=SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url),
         slack=_CliSlack(args.region, secret_id) if secret_id and not args.dry_run else None,
         policy=policy,
@@ -565,7 +639,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"sweep --requeue: {args.requeue}: {exc}", file=sys.stderr)
             return EXIT_FAILED
         print(json.dumps({"finding_id": record.finding_id, "state": record.state.value, "requeued": True}))
-        return EXIT_OK
+        return EXIT_FAILED if counts.report("sweep --requeue") else EXIT_OK
     try:
         report = sweep(deps, dry_run=args.dry_run)
         status = EXIT_OK
@@ -593,7 +667,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         + ("" if secret_id or args.dry_run else "; Slack messages not updated (no --slack-secret)"),
         file=sys.stderr,
     )
-    return status
+    return EXIT_FAILED if counts.report("sweep") else status
 
 
 def _positive(text: str) -> int:

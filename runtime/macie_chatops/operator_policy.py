@@ -6,6 +6,8 @@ What each command calls (read from cli.py, exemptions_cli.py, store.py, exemptio
   when ``--slack-secret`` (or $SLACK_SECRET_ARN) names it, for the message links;
 - ``restore``, ``retry``: GetItem and UpdateItem (the transition, the audit entry, the undo) on the table;
   SendMessage on the remediation queue (encrypted with the central key: GenerateDataKey and Decrypt through SQS);
+  for a grouped finding, UpdateItem of its group (the counts) and SendMessage on the digest queue (the writer's
+  wake-up, same key; architecture §22), as the sweep's transitions do;
 - ``sweep``: Query of the approved index, GetItem and UpdateItem; GetQueueAttributes (the backlog) and
   SendMessage on the queue; GetSecretValue when it updates the stuck findings' Slack messages
   (``--requeue``: GetItem, UpdateItem, SendMessage);
@@ -75,6 +77,12 @@ def operator_policy(
                 "Effect": "Allow",
                 "Action": list(QUEUE_ACTIONS),
                 "Resource": f"arn:{partition}:sqs:{region}:{account}:{queue_name}",
+            },
+            {
+                "Sid": "WakeTheDigestWriter",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": f"arn:{partition}:sqs:{region}:{account}:{names.DIGEST_QUEUE_NAME}",
             },
             {
                 "Sid": "EncryptJobsWithTheCentralKey",

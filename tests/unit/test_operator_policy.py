@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from macie_chatops import approvals, exemption_store, jobs, names, slack_secrets, store, sweeper
+from macie_chatops import approvals, exemption_store, group_store, jobs, names, slack_secrets, store, sweeper
 from macie_chatops.cli import COMMANDS, main
 from macie_chatops.config import Config, load_config
 from macie_chatops.operator_policy import operator_policy, operator_policy_json
@@ -54,6 +54,12 @@ def test_the_policy_has_exactly_these_statements() -> None:
                 "Effect": "Allow",
                 "Action": ["sqs:GetQueueAttributes", "sqs:SendMessage"],
                 "Resource": f"arn:aws:sqs:{region}:{account}:macie-chatops-remediation",
+            },
+            {
+                "Sid": "WakeTheDigestWriter",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": f"arn:aws:sqs:{region}:{account}:macie-chatops-digests",
             },
             {
                 "Sid": "EncryptJobsWithTheCentralKey",
@@ -122,7 +128,13 @@ def test_a_broken_config_exits_2(tmp_path: Any, capsys: pytest.CaptureFixture[st
 # --- every AWS call of the operator commands is allowed: read from the code ------------------------------------
 
 # The entry points each command reaches (cli.py, exemptions_cli.py, sweeper.py, job_request.py): restore and
-# retry go through job_request.request_job; sweep through sweeper.sweep/requeue.
+# retry go through job_request.request_job; sweep through sweeper.sweep/requeue. A transition of a grouped finding
+# moves its group's counts and wakes the digest writer (cli._GroupCounts: Grouping.state_changed, §22).
+GROUP_COUNTS: list[Callable[..., Any]] = [
+    group_store.GroupStore.count_alone,
+    group_store.GroupStore.mark_dirty,
+    group_store.SqsDigestQueue.wake,
+]
 COMMAND_ENTRY_POINTS: dict[str, list[Callable[..., Any]]] = {
     "pending": [store.FindingStore.pending_approvals, slack_secrets.load_slack_secrets],
     "restore": [
@@ -131,6 +143,7 @@ COMMAND_ENTRY_POINTS: dict[str, list[Callable[..., Any]]] = {
         store.FindingStore.append_audit,
         jobs.SqsJobQueue.send,
         approvals.ApprovalSigner.stamp,
+        *GROUP_COUNTS,
     ],
     "retry": [
         store.FindingStore.get,
@@ -138,6 +151,7 @@ COMMAND_ENTRY_POINTS: dict[str, list[Callable[..., Any]]] = {
         store.FindingStore.append_audit,
         jobs.SqsJobQueue.send,
         approvals.ApprovalSigner.stamp,  # --reapprove
+        *GROUP_COUNTS,
     ],
     "sweep": [
         store.FindingStore.approved_before,
@@ -148,10 +162,17 @@ COMMAND_ENTRY_POINTS: dict[str, list[Callable[..., Any]]] = {
         jobs.SqsJobQueue.waiting,
         slack_secrets.load_slack_secrets,
         approvals.ApprovalSigner.stamp,  # --requeue --reapprove
+        *GROUP_COUNTS,
     ],
     "exemptions": [exemption_store.ExemptionStore.for_accounts, exemption_store.ExemptionStore.revoke],
 }
-SERVICE_OF_CLIENT = {"_client": "dynamodb", "sqs": "sqs", "secretsmanager_client": "secretsmanager", "_kms": "kms"}
+SERVICE_OF_CLIENT = {
+    "_client": "dynamodb",
+    "sqs": "sqs",
+    "_sqs": "sqs",
+    "secretsmanager_client": "secretsmanager",
+    "_kms": "kms",
+}
 
 
 def _calls(function: Callable[..., Any], owner: type | None) -> set[tuple[str, str]]:
@@ -181,7 +202,14 @@ def _calls(function: Callable[..., Any], owner: type | None) -> set[tuple[str, s
 
 
 def _owner(entry: Callable[..., Any]) -> type | None:
-    classes = (store.FindingStore, exemption_store.ExemptionStore, jobs.SqsJobQueue, approvals.ApprovalSigner)
+    classes = (
+        store.FindingStore,
+        exemption_store.ExemptionStore,
+        jobs.SqsJobQueue,
+        approvals.ApprovalSigner,
+        group_store.GroupStore,
+        group_store.SqsDigestQueue,
+    )
     return next((c for c in classes if entry.__qualname__.startswith(c.__name__ + ".")), None)
 
 
