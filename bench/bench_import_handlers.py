@@ -188,7 +188,14 @@ COLD_PATHS: dict[str, Case] = {
         config=False,
     ),
     "reminders": cold_path("reminders", "macie_chatops.reminders", STORE, *SLACK, config=True),
-    "reconciler": cold_path("reconciler", "macie_chatops.reconciler", STORE, config=True),
+    # The reconciler reads three values of the bundled config without its models (bundled_config.py).
+    "reconciler": cold_path(
+        "reconciler",
+        "macie_chatops.reconciler",
+        STORE,
+        config=False,
+        timed="from macie_chatops.bundled_config import reconciler_settings; reconciler_settings()",
+    ),
     "security_hub": cold_path("security_hub", "macie_chatops.security_hub", STORE, config=False),
     # The digest writer reads no config (handlers/digests.py): its groups and the store carry what it renders.
     "digests (digest writer)": cold_path("digests", "macie_chatops.digest_writer", STORE, *SLACK, config=False),

@@ -863,20 +863,14 @@ def load_bundled_config() -> Config:
 
     Built with :func:`trusted_config`, not validated again: the document is our own synthesized artifact, written
     by ``Config.to_json`` from a config validated at synth time (or by the sandbox from one it validated)."""
-    import json
+    from macie_chatops.bundled_config import bundled_document, not_a_bundled_config
 
-    from macie_chatops.names import BUNDLED_CONFIG_FILE, ENV_CONFIG_PATH
-
-    path = Path(os.environ.get(ENV_CONFIG_PATH) or Path(__file__).resolve().parent / BUNDLED_CONFIG_FILE)
+    path, document = bundled_document()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        return trusted_config(json.loads(text))
+        return trusted_config(document)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # Not the document Config.to_json writes: say where, and what broke.
-        raise ConfigError([ConfigIssue(str(path), None, "(document)", f"not a bundled config: {exc!r}")]) from None
+        not_a_bundled_config(path, exc)
 
 
 def trusted_config(data: Mapping[str, Any]) -> Config:

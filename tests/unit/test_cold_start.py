@@ -137,3 +137,22 @@ def test_the_digest_writer_loads_no_config() -> None:
     )
     # THEN the config's models are not loaded: the digest writer reads no config (its queue body is its only model)
     assert out == ["-"]
+
+
+def test_the_reconciler_loads_no_pydantic(tmp_path: Path) -> None:
+    # GIVEN a fresh interpreter and the bundle of the shipped accounts.yaml
+    from macie_chatops.config import load_config
+
+    config = load_config(ROOT / "accounts.yaml")
+    bundle = tmp_path / "config.json"
+    bundle.write_text(config.to_json(), encoding="utf-8")
+    # WHEN the reconciler's first run imports what it uses and reads its settings (handlers/reconciler.py)
+    out = loaded(
+        f"import os; os.environ['MACIE_CHATOPS_CONFIG_JSON'] = {str(bundle)!r}\n"
+        "import macie_chatops.handlers.reconciler, macie_chatops.reconciler, macie_chatops.store\n"
+        "from macie_chatops.bundled_config import reconciler_settings\n"
+        "print(','.join(reconciler_settings().regions))",
+        *PYDANTIC_AND_MODELS,
+    )
+    # THEN it has the config's regions, and neither pydantic nor the config's models were loaded
+    assert out == [",".join(config.regions), "-"]

@@ -70,6 +70,7 @@ def _macie_clients(settings: Settings, reader_role_arn: str | None) -> Any:
 def dependencies(settings: Settings, env: dict[str, str] | os._Environ[str]) -> ReconcileDependencies:
     """The run's dependencies (the store and the queue client are cached per container; Macie's are per run,
     since the reader role's credentials expire)."""
+    from macie_chatops.bundled_config import reconciler_settings
     from macie_chatops.reconciler import (
         MacieFindingsApi,
         ReconcileDependencies,
@@ -81,15 +82,16 @@ def dependencies(settings: Settings, env: dict[str, str] | os._Environ[str]) -> 
     queue_url = env.get(names.ENV_INTAKE_QUEUE_URL, "")
     if not queue_url:
         raise RuntimeError(f"environment variables not set: {names.ENV_INTAKE_QUEUE_URL}")
-    config = _cache.config(settings)
+    # Three values of the bundled config, read without the config's models: the reconciler loads no pydantic (§6).
+    config = _cache.get(("reconciler_settings", settings.config_path), reconciler_settings)
     return ReconcileDependencies(
         macie=MacieFindingsApi(_macie_clients(settings, env.get(names.ENV_MACIE_READER_ROLE_ARN) or None)),
         records=_cache.store(settings, AWS_TIMEOUTS),
         intake=SqsIntake(_cache.client("sqs", settings, AWS_TIMEOUTS), queue_url),
         watermarks=StateTableWatermarks(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table),
-        administrator_id=config.macie_administrator_id,
+        administrator_id=config.administrator_id,
         regions=config.regions,
-        policy=ReconcilePolicy(backfill=timedelta(days=config.reconcile.backfill_days)),
+        policy=ReconcilePolicy(backfill=timedelta(days=config.backfill_days)),
     )
 
 
