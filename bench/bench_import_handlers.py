@@ -187,7 +187,15 @@ COLD_PATHS: dict[str, Case] = {
         "macie_chatops.group_store",
         config=False,
     ),
-    "reminders": cold_path("reminders", "macie_chatops.reminders", STORE, *SLACK, config=True),
+    # The reminders read their part of the bundled config without its models (bundled_config.py).
+    "reminders": cold_path(
+        "reminders",
+        "macie_chatops.reminders",
+        STORE,
+        *SLACK,
+        config=False,
+        timed="from macie_chatops.bundled_config import reminder_config; reminder_config()",
+    ),
     # The reconciler reads three values of the bundled config without its models (bundled_config.py).
     "reconciler": cold_path(
         "reconciler",

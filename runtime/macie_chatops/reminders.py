@@ -20,7 +20,8 @@ from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import State
 
 if TYPE_CHECKING:
-    from macie_chatops.config import Config, SlackSettings
+    from collections.abc import Mapping
+
     from macie_chatops.slack_messages import SlackMessage
     from macie_chatops.store import FindingRecord, FindingStore
 
@@ -63,6 +64,34 @@ def permalink(workspace_url: str, channel: str, ts: str) -> str:
     return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
 
+class ReminderSlackSettings(Protocol):
+    """What the reminders read of the config's ``slack`` section."""
+
+    @property
+    def remind_after_hours(self) -> int: ...
+    @property
+    def max_reminders(self) -> int: ...
+    @property
+    def escalate_after_hours(self) -> int: ...
+    @property
+    def escalation_channel(self) -> str | None: ...
+
+
+class TeamApprovers(Protocol):
+    @property
+    def approvers(self) -> tuple[str, ...]: ...
+
+
+class ReminderConfig(Protocol):
+    """What the reminders read of the config: the ``Config``, or the Lambda's reading of the bundled document without
+    the config's models (``bundled_config.reminder_config``: the reminders' cold start loads no pydantic, §6)."""
+
+    @property
+    def slack(self) -> ReminderSlackSettings: ...
+    @property
+    def teams(self) -> Mapping[str, TeamApprovers]: ...
+
+
 @dataclass(frozen=True)
 class ReminderPolicy:
     remind_after: timedelta = timedelta(hours=24)
@@ -71,7 +100,7 @@ class ReminderPolicy:
     escalation_channel: str | None = None
 
     @classmethod
-    def from_settings(cls, slack: SlackSettings) -> ReminderPolicy:
+    def from_settings(cls, slack: ReminderSlackSettings) -> ReminderPolicy:
         return cls(
             remind_after=timedelta(hours=slack.remind_after_hours),
             max_reminders=slack.max_reminders,
@@ -181,7 +210,7 @@ class ReminderSlack(Protocol):
 class ReminderDependencies:
     store: FindingStore  # built on the same clock: the marks' times are what the next run compares with
     slack: ReminderSlack
-    config: Config
+    config: ReminderConfig
     clock: Clock = field(default=utcnow)
 
     @property

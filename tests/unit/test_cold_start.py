@@ -156,3 +156,24 @@ def test_the_reconciler_loads_no_pydantic(tmp_path: Path) -> None:
     )
     # THEN it has the config's regions, and neither pydantic nor the config's models were loaded
     assert out == [",".join(config.regions), "-"]
+
+
+def test_the_reminders_load_no_pydantic(tmp_path: Path) -> None:
+    # GIVEN a fresh interpreter and the bundle of the shipped accounts.yaml
+    from macie_chatops.config import load_config
+
+    config = load_config(ROOT / "accounts.yaml")
+    bundle = tmp_path / "config.json"
+    bundle.write_text(config.to_json(), encoding="utf-8")
+    # WHEN the reminders' first run imports what it uses (handlers/reminders.py, the message builders) and reads its
+    # part of the config
+    out = loaded(
+        f"import os; os.environ['MACIE_CHATOPS_CONFIG_JSON'] = {str(bundle)!r}\n"
+        "import macie_chatops.handlers.reminders, macie_chatops.reminders, macie_chatops.store\n"
+        "import macie_chatops.slack_client, macie_chatops.slack_secrets, macie_chatops.slack_messages\n"
+        "from macie_chatops.bundled_config import reminder_config\n"
+        "print(','.join(sorted(reminder_config().teams)))",
+        *PYDANTIC_AND_MODELS,
+    )
+    # THEN it has the config's teams, and neither pydantic nor the config's models were loaded
+    assert out == [",".join(sorted(config.teams)), "-"]

@@ -98,6 +98,7 @@ class SlackWithWorkspace:
 
 
 def dependencies(settings: Settings, clock: Clock, remaining_time_s: Callable[[], float]) -> ReminderDependencies:
+    from macie_chatops.bundled_config import reminder_config
     from macie_chatops.reminders import ReminderDependencies
     from macie_chatops.slack_client import SlackClient
     from macie_chatops.store import FindingStore
@@ -106,7 +107,8 @@ def dependencies(settings: Settings, clock: Clock, remaining_time_s: Callable[[]
     return ReminderDependencies(
         store=FindingStore(_cache.client("dynamodb", settings, AWS_TIMEOUTS), settings.table, clock=clock),
         slack=SlackWithWorkspace(SlackClient(web_client, remaining_time_s=remaining_time_s, metrics=metrics)),
-        config=_cache.config(settings),
+        # What the reminders read of the bundled config, without the config's models: they load no pydantic (§6).
+        config=_cache.get(("reminder_config", settings.config_path), reminder_config),
         clock=clock,
     )
 
