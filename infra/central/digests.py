@@ -6,10 +6,9 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import HandlerAssets, consume, visibility_timeout
+from infra.central.lambdas import ConsumedQueue, HandlerAssets, consume
 from infra.components.alarms import OperationalAlarms
 from infra.components.handler import HandlerFunction
-from infra.components.queues import QueueWithDeadLetter
 from macie_chatops import names
 
 # Pages of 100 members at Slack's pace of about one post a second, and one chat.update: well under a minute.
@@ -17,19 +16,12 @@ DIGEST_WRITER_TIMEOUT = Duration.seconds(60)
 DIGEST_BATCH_SIZE = 10
 DIGEST_MAX_CONCURRENCY = 2  # the event source's minimum; the channel pacer keeps any number of writers in pace
 DIGEST_MAX_RECEIVES = 5
+DIGEST_QUEUE = ConsumedQueue(names.DIGEST_QUEUE_NAME, names.DIGEST_DLQ_NAME, DIGEST_WRITER_TIMEOUT, DIGEST_MAX_RECEIVES)
 
 
 class Digests:
     def __init__(self, stack: Stack, foundation: Foundation, assets: HandlerAssets) -> None:
-        self.queue = QueueWithDeadLetter(
-            stack,
-            "Digests",
-            queue_name=names.DIGEST_QUEUE_NAME,
-            dead_letter_queue_name=names.DIGEST_DLQ_NAME,
-            encryption_key=foundation.key,
-            visibility_timeout=visibility_timeout(DIGEST_WRITER_TIMEOUT),
-            max_receive_count=DIGEST_MAX_RECEIVES,
-        )
+        self.queue = DIGEST_QUEUE.build(stack, "Digests", foundation)
         self.writer = assets.handler(
             stack,
             "DigestWriter",
@@ -69,7 +61,7 @@ class Digests:
         alarms.on_function_throttles(
             "DigestWriterThrottles", function=self.writer.function, alarm_name="DigestWriter-throttles"
         )
-        max_age = Duration.seconds(visibility_timeout(DIGEST_WRITER_TIMEOUT).to_seconds() * DIGEST_MAX_RECEIVES)
+        max_age = DIGEST_QUEUE.max_age
         alarms.on_oldest_message_age(
             "DigestOldestMessage",
             queue=self.queue.queue,

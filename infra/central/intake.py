@@ -9,10 +9,10 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import HandlerAssets, consume, visibility_timeout
+from infra.central.lambdas import ConsumedQueue, HandlerAssets, consume
 from infra.central.remediation import Remediation
 from infra.components.event_bus import CentralEventBus
-from infra.components.queues import QueueWithDeadLetter, acknowledge_event_target_dlq, dead_letter_queue
+from infra.components.queues import acknowledge_event_target_dlq, dead_letter_queue
 from macie_chatops import names
 from macie_chatops.config import Config
 from stacksets.event_patterns import macie_finding_pattern
@@ -22,6 +22,7 @@ FINDING_TIMEOUT = Duration.seconds(60)  # parse, decide, one conditional write, 
 FINDING_BATCH_SIZE = 10
 FINDING_MAX_CONCURRENCY = 5  # bounds the Slack chat.postMessage rate
 INTAKE_MAX_RECEIVES = 5
+INTAKE_QUEUE = ConsumedQueue(names.INTAKE_QUEUE_NAME, names.INTAKE_DLQ_NAME, FINDING_TIMEOUT, INTAKE_MAX_RECEIVES)
 
 
 class AdministratorForwarding:
@@ -51,15 +52,7 @@ class Intake:
     def __init__(
         self, stack: Stack, config: Config, foundation: Foundation, assets: HandlerAssets, jobs: Remediation
     ) -> None:
-        self.queue = QueueWithDeadLetter(
-            stack,
-            "Intake",
-            queue_name=names.INTAKE_QUEUE_NAME,
-            dead_letter_queue_name=names.INTAKE_DLQ_NAME,
-            encryption_key=foundation.key,
-            visibility_timeout=visibility_timeout(FINDING_TIMEOUT),
-            max_receive_count=INTAKE_MAX_RECEIVES,
-        )
+        self.queue = INTAKE_QUEUE.build(stack, "Intake", foundation)
         self.bus = CentralEventBus(
             stack,
             "Events",

@@ -7,10 +7,9 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import LOG_RETENTION, HandlerAssets, consume, visibility_timeout
+from infra.central.lambdas import LOG_RETENTION, ConsumedQueue, HandlerAssets, consume
 from infra.central.remediation import Remediation
 from infra.components.alarms import OperationalAlarms
-from infra.components.queues import QueueWithDeadLetter
 from infra.components.slack_api import SlackInteractionsApi
 from macie_chatops import names
 
@@ -25,6 +24,9 @@ INTERACTION_CONCURRENCY = 100
 CONTINUATION_BATCH_SIZE = 1
 CONTINUATION_MAX_CONCURRENCY = 2
 CONTINUATION_MAX_RECEIVES = 3
+CONTINUATION_QUEUE = ConsumedQueue(
+    names.BULK_CONTINUATION_QUEUE_NAME, names.BULK_CONTINUATION_DLQ_NAME, INTERACTION_TIMEOUT, CONTINUATION_MAX_RECEIVES
+)
 
 
 class Interaction:
@@ -46,15 +48,7 @@ class Interaction:
         jobs.accept_jobs_from(self.interaction_handler)
         # Its second event source: a bulk approval one click cannot finish continues here, signed (kms:GenerateMac
         # on the approval key, granted by the key's policy: infra/central/approvals.py) and re-sent to itself.
-        self.continuations = QueueWithDeadLetter(
-            stack,
-            "BulkContinuations",
-            queue_name=names.BULK_CONTINUATION_QUEUE_NAME,
-            dead_letter_queue_name=names.BULK_CONTINUATION_DLQ_NAME,
-            encryption_key=foundation.key,
-            visibility_timeout=visibility_timeout(INTERACTION_TIMEOUT),
-            max_receive_count=CONTINUATION_MAX_RECEIVES,
-        )
+        self.continuations = CONTINUATION_QUEUE.build(stack, "BulkContinuations", foundation)
         consume(
             self.interaction_handler,
             self.continuations,
@@ -85,7 +79,7 @@ class Interaction:
             description="bulk-approval continuations the interaction handler failed on 3 times: the members they "
             "did not reach still await approval (the digest offers them); the handler's error logs say why",
         )
-        max_age = Duration.seconds(visibility_timeout(INTERACTION_TIMEOUT).to_seconds() * CONTINUATION_MAX_RECEIVES)
+        max_age = CONTINUATION_QUEUE.max_age
         alarms.on_oldest_message_age(
             "BulkContinuationOldestMessage",
             queue=self.continuations.queue,

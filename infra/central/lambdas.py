@@ -1,9 +1,10 @@
 """What every handler of the central stack shares: the code asset, the dependency layer, the log retention and
-the environment naming the state table and the Slack secret."""
+the environment naming the state table and the Slack secret; and how a handler's queue follows its timeout."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import AssetHashType, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
@@ -24,6 +25,36 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 def visibility_timeout(function_timeout: Duration) -> Duration:
     """The visibility timeout of a queue consumed by a function with this timeout."""
     return Duration.seconds(function_timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)
+
+
+@dataclass(frozen=True)
+class ConsumedQueue:
+    """A queue one handler consumes, with its dead-letter queue: a received message stays invisible for
+    :func:`visibility_timeout` of the handler's timeout and goes to the dead letters after ``max_receive_count``
+    receives."""
+
+    queue_name: str
+    dead_letter_queue_name: str
+    consumer_timeout: Duration
+    max_receive_count: int
+
+    def build(self, stack: Stack, construct_id: str, foundation: Foundation) -> QueueWithDeadLetter:
+        """The queues, under the stack's key. ``construct_id`` makes their logical ids, which are pinned
+        (tests/functional/infra/test_logical_ids.py): a changed one replaces the queue and loses its messages."""
+        return QueueWithDeadLetter(
+            stack,
+            construct_id,
+            queue_name=self.queue_name,
+            dead_letter_queue_name=self.dead_letter_queue_name,
+            encryption_key=foundation.key,
+            visibility_timeout=visibility_timeout(self.consumer_timeout),
+            max_receive_count=self.max_receive_count,
+        )
+
+    @property
+    def max_age(self) -> Duration:
+        """How old a message can get while every receive it is allowed runs: older, nothing receives the queue."""
+        return Duration.seconds(visibility_timeout(self.consumer_timeout).to_seconds() * self.max_receive_count)
 
 
 def consume(handler: HandlerFunction, queue: QueueWithDeadLetter, *, batch_size: int, max_concurrency: int) -> None:

@@ -3,14 +3,13 @@ one topic the security team subscribes to."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_sqs as sqs
 
 from infra.central.foundation import Foundation
-from infra.central.intake import FINDING_TIMEOUT, INTAKE_MAX_RECEIVES, Intake
+from infra.central.intake import INTAKE_QUEUE, Intake
 from infra.central.interaction import Interaction
-from infra.central.lambdas import visibility_timeout
-from infra.central.remediation import REMEDIATION_MAX_RECEIVES, REMEDIATOR_TIMEOUT, Remediation
+from infra.central.remediation import REMEDIATION_QUEUE, Remediation
 from infra.central.reminders import Reminders
 from infra.central.sweeper import SWEEP_INTERVAL, Sweeper
 from infra.components.alarms import OperationalAlarms
@@ -77,30 +76,16 @@ def watch(
 def _watch_queue_ages(alarms: OperationalAlarms, intake: Intake, remediation: Remediation) -> None:
     """The oldest message of the intake and remediation queues (architecture §21)."""
     # A message older than every retry it is allowed could take: nothing is receiving the queue.
-    for construct_id, queue, queue_name, timeout, receives, what in (
-        (
-            "IntakeOldestMessage",
-            intake.queue.queue,
-            names.INTAKE_QUEUE_NAME,
-            FINDING_TIMEOUT,
-            INTAKE_MAX_RECEIVES,
-            "findings",
-        ),
-        (
-            "RemediationOldestMessage",
-            remediation.queue.queue,
-            names.REMEDIATION_QUEUE_NAME,
-            REMEDIATOR_TIMEOUT,
-            REMEDIATION_MAX_RECEIVES,
-            "remediation jobs",
-        ),
+    for construct_id, queue, consumed, what in (
+        ("IntakeOldestMessage", intake.queue.queue, INTAKE_QUEUE, "findings"),
+        ("RemediationOldestMessage", remediation.queue.queue, REMEDIATION_QUEUE, "remediation jobs"),
     ):
-        max_age = Duration.seconds(visibility_timeout(timeout).to_seconds() * receives)
+        max_age = consumed.max_age
         alarms.on_oldest_message_age(
             construct_id,
             queue=queue,
             max_age=max_age,
-            alarm_name=f"{queue_name}-oldest-message",
+            alarm_name=f"{consumed.queue_name}-oldest-message",
             description=(
                 f"{what} waited longer than every retry could take ({int(max_age.to_seconds())} s): nothing is "
                 "receiving the queue (throttled or disabled consumer); see docs/deploy.md (operating it)"

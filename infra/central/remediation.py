@@ -7,9 +7,8 @@ from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import HandlerAssets, consume, visibility_timeout
+from infra.central.lambdas import ConsumedQueue, HandlerAssets, consume
 from infra.components.handler import HandlerFunction
-from infra.components.queues import QueueWithDeadLetter
 from macie_chatops import names
 from macie_chatops.config import Config
 from stacksets.nag import acknowledge
@@ -20,19 +19,14 @@ REMEDIATOR_TIMEOUT = Duration.minutes(15)  # a 5 TB object is a long multipart U
 REMEDIATOR_MEMORY_MB = 1769
 REMEDIATOR_CONCURRENCY = 5  # reserved: moves never starve other functions, nor flood member accounts
 REMEDIATION_MAX_RECEIVES = 3
+REMEDIATION_QUEUE = ConsumedQueue(
+    names.REMEDIATION_QUEUE_NAME, names.REMEDIATION_DLQ_NAME, REMEDIATOR_TIMEOUT, REMEDIATION_MAX_RECEIVES
+)
 
 
 class Remediation:
     def __init__(self, stack: Stack, config: Config, foundation: Foundation, assets: HandlerAssets) -> None:
-        self.queue = QueueWithDeadLetter(
-            stack,
-            "Remediation",
-            queue_name=names.REMEDIATION_QUEUE_NAME,
-            dead_letter_queue_name=names.REMEDIATION_DLQ_NAME,
-            encryption_key=foundation.key,
-            visibility_timeout=visibility_timeout(REMEDIATOR_TIMEOUT),
-            max_receive_count=REMEDIATION_MAX_RECEIVES,
-        )
+        self.queue = REMEDIATION_QUEUE.build(stack, "Remediation", foundation)
         self.remediator = assets.handler(
             stack,
             "Remediator",
