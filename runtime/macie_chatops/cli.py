@@ -623,7 +623,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"sweep: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     secret_id = args.slack_secret or os.environ.get(names.ENV_SLACK_SECRET_ARN)
-    counts = _GroupCounts(args.region, table, remediation_queue=queue_url)  # the sweeper's refusals move counts
+    # A sweep's steps note and re-send (no transition today); any transition one makes is counted like the others'.
+    counts = _GroupCounts(args.region, table, remediation_queue=queue_url)
     deps = SweepDependencies(
         store=_finding_store(args, table, counts),
         queue=SqsJobQueue(boto3.client("sqs", region_name=args.region), queue_url),
