@@ -211,18 +211,23 @@ def _post_page(
     if page.post_attempted_at is not None:
         marked = datetime.fromisoformat(page.post_attempted_at.replace("Z", "+00:00"))
         if now - marked < PAGE_ATTEMPT_LEASE:
-            logger.info("page %d is being posted by another writer", number, extra={"attempted_at": marked})
+            logger.info(
+                "a page is being posted by another writer: left to it",
+                extra={"page": number, "attempted_at": page.post_attempted_at},
+            )
             delay = math.ceil((marked + PAGE_ATTEMPT_LEASE - now).total_seconds()) + CLOSE_MARGIN_S
             deps.digests.wake(group_id, delay_s=delay)
             return False
         posted = _find_posted(page, where, deps)
         if posted is not None:
-            logger.warning("page %d was posted by a writer that died before recording it: adopted", number)
+            logger.warning(
+                "a page was posted by a writer that died before recording it: adopted", extra={"page": number}
+            )
             deps.metrics.count("DigestPagesAdopted")
             deps.groups.record_page(group_id, number, ts=posted)
             return True
     if not deps.groups.mark_page_attempt(group_id, number, at=now, read=page.post_attempted_at):
-        logger.info("page %d was marked or recorded by another writer meanwhile", number)
+        logger.info("a page was marked or recorded by another writer meanwhile", extra={"page": number})
         return False
     try:
         reply_ts = deps.slack.reply(channel, ts, render_page(view, page), metadata=page_metadata(page))
