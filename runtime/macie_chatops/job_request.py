@@ -114,14 +114,23 @@ def request_job(
     A refused send undoes the change. Without a change there is nothing to undo: the queue's last error is
     raised, for the caller's own retry (the intake's redelivery, the sweep's error report). Raises what the
     change's write raises (``FindingNotFoundError``, DynamoDB errors) and what signing raises: nothing was sent
-    then."""
+    then. A :class:`~macie_chatops.store.StateChangeHookError` (the change written, its group's counts not moved)
+    is raised only after the job was sent and noted."""
     if change is None and note is None:
         raise ValueError("a job request changes the finding's state or notes the job on it")
     if attempts < 1:
         raise ValueError(f"attempts must be 1 or more, got {attempts}")
+    from macie_chatops.store import StateChangeHookError  # loaded already: the caller's store is one
+
     changed: WriteResult | None = None
+    hook_failed: StateChangeHookError | None = None
     if change is not None:
-        changed = apply_change(store, job.finding_id, change, signer=signer)
+        try:
+            changed = apply_change(store, job.finding_id, change, signer=signer)
+        except StateChangeHookError as exc:
+            # Written, only the group's counts were not moved: the job the state promises is sent all the same
+            # (a RESTORE_REQUESTED has no sweeper to send it later), then the hook's failure is raised.
+            changed, hook_failed = exc.result, exc
         if not changed.applied:
             return JobRequest(Requested.NOT_IN_EXPECTED_STATE, changed.record)
     try:
@@ -132,17 +141,21 @@ def request_job(
         return _undo(store, job, change, changed.record, exc)
     if note is None:
         assert changed is not None  # a request without a note has a change
-        return JobRequest(Requested.QUEUED, changed.record, message_id)
-    written = store.append_audit(
-        job.finding_id,
-        actor=note.actor,
-        event=note.event,
-        outcome=note.outcome,
-        detail=note.detail(message_id),
-        updates=note.updates,
-        expected=note.expected,
-    )
-    return JobRequest(Requested.QUEUED, written.record, message_id, noted=written.applied)
+        request = JobRequest(Requested.QUEUED, changed.record, message_id)
+    else:
+        written = store.append_audit(
+            job.finding_id,
+            actor=note.actor,
+            event=note.event,
+            outcome=note.outcome,
+            detail=note.detail(message_id),
+            updates=note.updates,
+            expected=note.expected,
+        )
+        request = JobRequest(Requested.QUEUED, written.record, message_id, noted=written.applied)
+    if hook_failed is not None:
+        raise hook_failed
+    return request
 
 
 def apply_change(

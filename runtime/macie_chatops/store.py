@@ -97,6 +97,16 @@ class IllegalTransitionError(StoreError, ValueError):
     """The state machine forbids the requested transition (a programming error: nothing was written)."""
 
 
+class StateChangeHookError(StoreError):
+    """The transition was written, then ``on_state_change`` (a group's counts, §22) failed: ``result`` is the
+    applied write, ``__cause__`` the hook's error. A caller with steps that must still follow the write (a job to
+    send) finishes them first, then lets this propagate (:func:`macie_chatops.job_request.request_job`)."""
+
+    def __init__(self, result: WriteResult) -> None:
+        super().__init__(f"finding {result.record.finding_id}: state written, its group's counts not moved")
+        self.result = result
+
+
 class RecordUpdates(TypedDict, total=False):
     """Non-state fields a write may set alongside its audit entry. ``None`` removes the attribute."""
 
@@ -414,7 +424,8 @@ class FindingStore:
         on_state_change: Callable[[FindingRecord], None] | None = None,
     ) -> None:
         """``on_state_change``: called with the record after each applied transition (a group's counts,
-        docs/architecture.md §22); what it raises propagates."""
+        docs/architecture.md §22); what it raises propagates as :class:`StateChangeHookError`, which carries the
+        applied write."""
         from boto3.dynamodb.types import TypeSerializer
 
         self._client = client
@@ -692,7 +703,10 @@ class FindingStore:
 
         result = self._combined(finding_id, build, slack_message=slack_message, release_intake_of=release_intake_of)
         if result.applied and self._on_state_change is not None:
-            self._on_state_change(result.record)
+            try:
+                self._on_state_change(result.record)
+            except Exception as exc:
+                raise StateChangeHookError(result) from exc
         return result
 
     def record_occurrence(self, finding_id: str, *, count: int, updated_at: str, actor: str) -> WriteResult:

@@ -15,7 +15,13 @@ from macie_chatops.config import Action
 from macie_chatops.job_request import Requested, SentNote, StateChange, UnsignedApprovalError, request_job
 from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.states import State
-from macie_chatops.store import FindingNotFoundError, FindingStore, WriteResult, create_state_table
+from macie_chatops.store import (
+    FindingNotFoundError,
+    FindingStore,
+    StateChangeHookError,
+    WriteResult,
+    create_state_table,
+)
 from macie_chatops.summary import ObjectVersion
 from macie_chatops_sandbox.testkit.world import aws_client, create_approval_key, create_remediation_queue, drain_jobs
 from tests.conftest import AwsSandbox
@@ -376,3 +382,54 @@ def test_a_request_with_no_attempt_to_send_changes_nothing(
     record = store.get(FID)
     assert record is not None and record.state is State.PENDING_APPROVAL
     assert jobs(queue) == []
+
+
+# -- the state change's hook (a group's counts, §22) fails after the change was written ---------------------------
+
+
+class CountsDown:
+    """A FindingStore hook whose group store is unreachable: every call fails after the transition was written."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, record: Any) -> None:
+        self.calls.append(record.finding_id)
+        raise ConnectionError("dynamodb endpoint reset the connection (the group item)")
+
+
+def test_a_failing_hook_still_sends_the_job_then_raises(
+    store: FindingStore, queue: SqsJobQueue, signer: ApprovalSigner
+) -> None:
+    # GIVEN a finding awaiting approval, in a store whose state-change hook (its group's counts) fails
+    pending(store)
+    counts_down = CountsDown()
+    hooked = FindingStore(aws_client("dynamodb"), TABLE, on_state_change=counts_down)
+    # WHEN its approval requests the quarantine job, with a note of the sent job
+    note = SentNote(actor="U0ALICE", event="job_queued", outcome="queued", detail=lambda message_id: message_id)
+    with pytest.raises(StateChangeHookError) as raised:
+        request_job(hooked, queue, quarantine_job(), change=approval(), note=note, signer=signer)
+    # THEN the change was written and the job the state promises was sent and noted all the same, and the hook's
+    # failure surfaces after them, naming the finding and carrying its cause
+    assert counts_down.calls == [FID]
+    assert jobs(queue) == [quarantine_job()]
+    record = store.get(FID)
+    assert record is not None and (record.state, record.approver) == (State.APPROVED, "U0ALICE")
+    assert record.audit[-1].event == "job_queued"
+    assert raised.value.result.applied and raised.value.result.record.state is State.APPROVED
+    assert FID in str(raised.value) and isinstance(raised.value.__cause__, ConnectionError)
+
+
+def test_a_failing_hook_on_a_refused_change_is_not_called(
+    store: FindingStore, queue: SqsJobQueue, signer: ApprovalSigner
+) -> None:
+    # GIVEN a finding someone already dismissed, in a store whose hook fails
+    pending(store)
+    store.transition(FID, expected={State.PENDING_APPROVAL}, target=State.DISMISSED, actor="U0BOB", event="dismiss")
+    counts_down = CountsDown()
+    hooked = FindingStore(aws_client("dynamodb"), TABLE, on_state_change=counts_down)
+    # WHEN an approval requests its job
+    requested = request_job(hooked, queue, quarantine_job(), change=approval(), signer=signer)
+    # THEN nothing moved, so the hook was not called and no job was sent
+    assert requested.status is Requested.NOT_IN_EXPECTED_STATE
+    assert counts_down.calls == [] and jobs(queue) == []
