@@ -139,6 +139,15 @@ FIRST_PARSE = (
 )
 
 
+def bundled_read(function: str) -> str:
+    """Timed: the first invocation reads its part of the bundled config without the models (bundled_config.py); a
+    --before tree without that function read the whole config, as its handler did."""
+    return (
+        f"try:\n    from macie_chatops.bundled_config import {function} as read\n"
+        "except ImportError:\n    from macie_chatops.config import load_bundled_config as read\nread()"
+    )
+
+
 # What each handler's first record or click loads, from the handlers' own lazy imports (handlers/*.py, _root.py), with
 # the environment the stack gives them (a digest queue for the intake, a click, the remediator and the sweeper).
 COLD_PATHS: dict[str, Case] = {
@@ -194,7 +203,7 @@ COLD_PATHS: dict[str, Case] = {
         STORE,
         *SLACK,
         config=False,
-        timed="from macie_chatops.bundled_config import reminder_config; reminder_config()",
+        timed=bundled_read("reminder_config"),
     ),
     # The reconciler reads three values of the bundled config without its models (bundled_config.py).
     "reconciler": cold_path(
@@ -202,7 +211,7 @@ COLD_PATHS: dict[str, Case] = {
         "macie_chatops.reconciler",
         STORE,
         config=False,
-        timed="from macie_chatops.bundled_config import reconciler_settings; reconciler_settings()",
+        timed=bundled_read("reconciler_settings"),
     ),
     "security_hub": cold_path("security_hub", "macie_chatops.security_hub", STORE, config=False),
     # The digest writer reads no config (handlers/digests.py): its groups and the store carry what it renders.
