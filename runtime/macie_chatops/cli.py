@@ -678,15 +678,18 @@ def _positive(text: str) -> int:
     return value
 
 
-# channels:history and groups:history: the digest writer reads a digest's thread (conversations.replies) after an
-# interrupted page post, to adopt the page instead of posting it twice (docs/architecture.md §22).
-SLACK_BOT_SCOPES = ("chat:write", "usergroups:read", "channels:history", "groups:history")
+SLACK_BOT_SCOPES = ("chat:write", "usergroups:read")
+# Only with --read-threads: the digest writer may then read a digest's thread (conversations.replies) after an
+# interrupted page post, to adopt the page instead of posting it twice (docs/architecture.md §22). Not by default:
+# they let the bot token read every message in the channels the bot is in, for a rare duplicate page of text.
+SLACK_THREAD_READ_SCOPES = ("channels:history", "groups:history")
 
 
-def slack_app_manifest(request_url: str) -> dict[str, object]:
+def slack_app_manifest(request_url: str, *, read_threads: bool = False) -> dict[str, object]:
     """The Slack app manifest: a bot that posts and updates messages, reads user-group members (approvers
-    listed as groups) and the threads of the channels it is in, and sends button clicks to ``request_url``. No
-    events, no slash commands."""
+    listed as groups) and, with ``read_threads``, the threads of the channels it is in, and sends button clicks to
+    ``request_url``. No events, no slash commands."""
+    scopes = (*SLACK_BOT_SCOPES, *(SLACK_THREAD_READ_SCOPES if read_threads else ()))
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -695,7 +698,7 @@ def slack_app_manifest(request_url: str) -> dict[str, object]:
             "background_color": "#232f3e",
         },
         "features": {"bot_user": {"display_name": "macie-chatops", "always_online": False}},
-        "oauth_config": {"scopes": {"bot": list(SLACK_BOT_SCOPES)}},
+        "oauth_config": {"scopes": {"bot": list(scopes)}},
         "settings": {
             "interactivity": {"is_enabled": True, "request_url": request_url},
             "org_deploy_enabled": False,
@@ -724,7 +727,7 @@ def cmd_slack_manifest(args: argparse.Namespace) -> int:
     if not path.endswith(SLACK_INTERACTIONS_PATH):
         path += SLACK_INTERACTIONS_PATH  # the API's stage URL: append the interactions route
     request_url = f"https://{parts.netloc}{path}"
-    print(json.dumps(slack_app_manifest(request_url), indent=2))
+    print(json.dumps(slack_app_manifest(request_url, read_threads=args.read_threads), indent=2))
     return EXIT_OK
 
 
@@ -766,6 +769,12 @@ def build_parser(added: Mapping[str, Command] | None = None) -> argparse.Argumen
     sub.add_parser("schema", help="print the JSON Schema of accounts.yaml")
     p = sub.add_parser("slack-manifest", help="print the Slack app manifest (JSON) for one-step app creation")
     p.add_argument("--api-url", required=True, help="the central stack's SlackRequestUrl output (or the API URL)")
+    p.add_argument(
+        "--read-threads",
+        action="store_true",
+        help="also ask for channels:history and groups:history, so an interrupted digest page post is looked for "
+        "in its thread instead of posted again (the token can then read those channels: architecture §22)",
+    )
     add_config_option(
         sub.add_parser("scp", help="print the service control policy protecting the remediation role and quarantine")
     )

@@ -221,8 +221,8 @@ def _configuration_message(code: str, method: str, channel: str | None, target: 
         "account_inactive": f"the Slack bot's account is inactive (app uninstalled or deactivated): {token_hint}",
         "no_permission": f"the Slack bot has no permission for {method}: reinstall the app from its manifest",
         "missing_scope": f"the Slack app lacks the scope {needed or '?'} for {method}: add it to the app "
-        "(the shipped manifest has chat:write, usergroups:read, channels:history and groups:history) and reinstall "
-        "the app",
+        "(the manifest has chat:write and usergroups:read; channels:history and groups:history with slack-manifest "
+        "--read-threads) and reinstall the app",
         "not_allowed_token_type": f"{method} needs a bot token (xoxb-...): fix the Slack secret's bot_token",
         "ekm_access_denied": f"the workspace's Enterprise Key Management denied access to {where}: ask a Slack admin",
         "team_access_not_granted": "the bot token has no access to this workspace: install the app in it",

@@ -19,15 +19,25 @@ def test_manifest_points_interactivity_at_the_slack_endpoint(given: str, capsys:
     # WHEN the manifest is printed
     status = main(["slack-manifest", "--api-url", given])
     manifest = json.loads(capsys.readouterr().out)
-    # THEN it asks for exactly these bot scopes (the history ones: a digest's thread read after an interrupted page
-    # post, architecture §22) and sends clicks to the interactions route
+    # THEN it asks for exactly the two bot scopes (no channel history: least privilege) and sends clicks to the
+    # interactions route
     assert status == 0
-    scopes = ["chat:write", "usergroups:read", "channels:history", "groups:history"]
-    assert manifest["oauth_config"]["scopes"] == {"bot": scopes}
+    assert manifest["oauth_config"]["scopes"] == {"bot": ["chat:write", "usergroups:read"]}
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": REQUEST_URL}
     assert manifest["features"]["bot_user"]["display_name"]
     assert manifest["_metadata"]["major_version"] == 1
     assert "event_subscriptions" not in manifest["settings"]
+
+
+def test_reading_threads_is_asked_for_only_when_chosen(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN an organisation that wants an interrupted digest page looked for in its thread (architecture §22)
+    # WHEN the manifest is printed with --read-threads
+    status = main(["slack-manifest", "--api-url", REQUEST_URL, "--read-threads"])
+    manifest = json.loads(capsys.readouterr().out)
+    # THEN it adds exactly the two history scopes conversations.replies needs in public and private channels
+    assert status == 0
+    scopes = ["chat:write", "usergroups:read", "channels:history", "groups:history"]
+    assert manifest["oauth_config"]["scopes"] == {"bot": scopes}
 
 
 @pytest.mark.parametrize(
