@@ -59,9 +59,11 @@ FLOOR = "libraries floor"
 FLOOR_MEANS = "the modules a cold path loads that are not ours, imported alone"
 
 # CPU time of the timed statements only. A handler the tree does not have exits 3 (n/a); another module it does
-# not have is skipped (--before trees). ``loaded``: what the interpreter held before the clock started (LIBRARIES).
+# not have is skipped (--before trees; the venv's editable install, which would find it in this tree, is taken off the
+# import system first). ``loaded``: what the interpreter held before the clock started (REPORT_LIBRARIES).
 SNIPPET = """
 import importlib, importlib.util, sys, time
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 {setup}
 if {modules!r} and importlib.util.find_spec({modules!r}[0]) is None:
     sys.exit(3)
@@ -87,6 +89,7 @@ REPORT_LIBRARIES = """print(repr([
 # without the cold path's find_spec checks (they are this tree's own list).
 FLOOR_SNIPPET = """
 import importlib, importlib.util, sys, time
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 t = time.process_time()
 for name in {modules!r}:
     importlib.import_module(name)
