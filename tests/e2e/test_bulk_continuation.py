@@ -1,7 +1,7 @@
-"""One click approves a whole flood (docs/architecture.md §22, "Bulk decisions"): the sandbox's digest of 220 findings,
-its "Quarantine all 220" clicked once over real HTTP, the rest carried by signed continuations that the interaction
-handler receives from its own queue; every object quarantined by its own job, each approval audited with the
-approver's name."""
+"""One click approves a whole flood (docs/architecture.md §22, "Bulk decisions"): the sandbox's digest of 120 findings,
+its "Quarantine all 120" clicked once over real HTTP, carried by signed continuations that the interaction handler
+receives from its own queue; every object quarantined by its own job, each approval audited with the approver's
+name. (The chain of continuations, each from where the last stopped, over 300 members: the functional tests.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from macie_chatops import names
+from macie_chatops.bulk import BULK_INLINE_MAX
 from macie_chatops.config import Config, load_config
 from macie_chatops.states import State
 from macie_chatops_sandbox.sandbox import Sandbox, SandboxSettings
@@ -18,7 +19,9 @@ from tests.conftest import ROOT
 from tests.e2e.test_bulk import digest_listing, flood, groups, record_of
 from tests.e2e.world import PAYMENTS_CHANNEL
 
-COUNT = 220  # over two pages of members: far more than one click reaches within Slack's 3 s
+# More than one page of members (BULK_INLINE_MAX, 100): a range no click reaches within Slack's 3 s, so the click
+# decides none of them itself and hands the whole range to a signed continuation.
+COUNT = BULK_INLINE_MAX + 20
 WAIT_S = 300.0
 
 
@@ -35,12 +38,12 @@ def sandbox(config: Config, sandbox_settings: SandboxSettings) -> Iterator[Sandb
         yield running
 
 
-def test_one_click_quarantines_every_finding_of_a_digest_of_220(sandbox: Sandbox) -> None:
-    # GIVEN a flood of 220 findings about one bucket, listed in one digest
+def test_one_click_quarantines_every_finding_of_a_digest_over_one_page(sandbox: Sandbox) -> None:
+    # GIVEN a flood of 120 findings about one bucket, listed in one digest (more than one page)
     finding_ids = flood(sandbox, f"flood-{uuid.uuid4().hex[:8]}", COUNT)
     group_id, digest_ts, binding = digest_listing(sandbox, finding_ids)
     assert binding.upto == COUNT
-    # WHEN an approver clicks "Quarantine all 220" once
+    # WHEN an approver clicks "Quarantine all 120" once
     approver = sandbox.approver_for("payments")
     answer = sandbox.click(
         binding.encode(),
@@ -51,7 +54,7 @@ def test_one_click_quarantines_every_finding_of_a_digest_of_220(sandbox: Sandbox
     )
     # THEN the answer says they are being approved, with no button to click again
     assert answer.status == 200
-    assert "*Approving the listed findings 1–220 still awaiting approval*" in answer.text
+    assert f"*Approving the listed findings 1–{COUNT} still awaiting approval*" in answer.text
     assert "blocks" not in answer.json
 
     # AND every finding ends QUARANTINED, each approved by that approver with its own audit entry
