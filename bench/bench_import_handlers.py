@@ -218,7 +218,9 @@ COLD_PATHS: dict[str, Case] = {
     ),
     "security_hub": cold_path("security_hub", "macie_chatops.security_hub", STORE, config=False),
     # The digest writer reads no config (handlers/digests.py): its groups and the store carry what it renders.
-    "digests (digest writer)": cold_path("digests", "macie_chatops.digest_writer", STORE, *SLACK, config=False),
+    "digests (digest writer)": cold_path(
+        "digests", "macie_chatops.digest_writer", STORE, *SLACK, "macie_chatops.slack_pacing", config=False
+    ),
 }
 IMPORTS: dict[str, Case] = {
     name: Case((case.modules[0],)) for name, case in COLD_PATHS.items()

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -50,7 +50,9 @@ from macie_chatops.errors import (
 from macie_chatops.names import SLACK_RATE_LIMITED_METRIC
 from macie_chatops.ports import Counter
 from macie_chatops.slack_messages import SlackMessage
-from macie_chatops.slack_pacing import Pacer
+
+if TYPE_CHECKING:  # a pacer is passed in by the handlers that pace; those that do not (a click, reminders) load none
+    from macie_chatops.slack_pacing import Pacer
 
 logger = logging.getLogger(__name__)
 
