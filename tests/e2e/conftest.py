@@ -8,8 +8,10 @@ settings (the Slack rate limit, a longer retry budget) override ``sandbox_settin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from macie_chatops.config import Config, load_config
 from macie_chatops_sandbox.provision import QueueSettings
@@ -43,3 +45,20 @@ def sandbox_settings() -> SandboxSettings:
 def sandbox(config: Config, sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
     with Sandbox(without_grouping(config), sandbox_settings) as running:
         yield running
+
+
+# The CLI tests' group window: a group closes (and the sandbox is idle) 2 s after its last member, not 60 s.
+SHORT_GROUP_WINDOW_S = 2
+
+
+@pytest.fixture(scope="session")
+def short_window_config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """accounts.yaml with a group window of 2 s instead of 60, for the CLI's own sandbox (``sandbox replay
+    --config``): the replay waits until nothing is left to do, a group's close included, so the default window made
+    each replay wait a minute for nothing it prints. What the window does is the flood tests' (tests/functional/
+    test_floods.py with a fake clock; test_floods.py here)."""
+    document = yaml.safe_load((ROOT / "accounts.yaml").read_text(encoding="utf-8"))
+    document["slack"]["group_window_seconds"] = SHORT_GROUP_WINDOW_S
+    file = tmp_path_factory.mktemp("config") / "accounts.yaml"
+    file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return file

@@ -36,9 +36,9 @@ BAD = {
 }
 
 
-def _replay(*files: str) -> subprocess.CompletedProcess[str]:
+def _replay(config_file: Path, *files: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "macie_chatops", "sandbox", "replay", *files],
+        [sys.executable, "-m", "macie_chatops", "sandbox", "replay", "--config", str(config_file), *files],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -48,11 +48,11 @@ def _replay(*files: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_bad_files_are_error_lines_and_the_batch_goes_on_with_exit_2() -> None:
+def test_bad_files_are_error_lines_and_the_batch_goes_on_with_exit_2(short_window_config_file: Path) -> None:
     # GIVEN good files around every kind of bad one, and a BOM file (which decide reviews)
     files = ["credentials-auto.json", *BAD, "hostile-bom.json", "personal-review.json"]
     # WHEN the real CLI replays them
-    result = _replay(*[str(EVENTS_DIR / name) for name in files])
+    result = _replay(short_window_config_file, *[str(EVENTS_DIR / name) for name in files])
     # THEN one line per file, in order; the exit is 2
     assert result.returncode == 2, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]

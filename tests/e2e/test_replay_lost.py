@@ -13,9 +13,9 @@ from tests.conftest import EVENTS_DIR, ROOT
 from tests.e2e.test_cli import _env
 
 
-def _replay(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+def _replay(config_file: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
     result = subprocess.run(
-        [sys.executable, "-m", "macie_chatops", "sandbox", "replay", *args],
+        [sys.executable, "-m", "macie_chatops", "sandbox", "replay", "--config", str(config_file), *args],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -26,12 +26,14 @@ def _replay(*args: str) -> tuple[int, list[dict[str, Any]], str]:
     return result.returncode, [json.loads(line) for line in result.stdout.splitlines()], result.stderr
 
 
-def test_lost_deliveries_recovered_by_the_reconciler_give_the_same_lines_as_a_normal_replay() -> None:
+def test_lost_deliveries_recovered_by_the_reconciler_give_the_same_lines_as_a_normal_replay(
+    short_window_config_file: Path,
+) -> None:
     # GIVEN every event fixture of the project (good ones, duplicates, rejections, files the boundary refuses)
     files = [str(path) for path in sorted(EVENTS_DIR.glob("*.json"))]
     # WHEN they are replayed normally, and again with every EventBridge delivery lost
-    code, delivered, _ = _replay(*files)
-    lost_code, recovered, stderr = _replay("--lost", *files)
+    code, delivered, _ = _replay(short_window_config_file, *files)
+    lost_code, recovered, stderr = _replay(short_window_config_file, "--lost", *files)
     # THEN the lines are the same, file by file, and so is the exit code
     assert [Path(line["file"]).name for line in recovered] == [Path(file).name for file in files]
     differences = [(a, b) for a, b in zip(delivered, recovered, strict=True) if a != b]
