@@ -107,21 +107,15 @@ def record_id_of(parsed: Finding | Rejection) -> str | None:
 
 
 def intake_complete(record: FindingRecord) -> bool:
-    """True when nothing is left for the finding handler to do for this record."""
+    """True when a delivery finds nothing left for the finding handler to do for this record. Never for a record
+    APPROVED by auto (:func:`auto_job_due`): nothing marks its job as sent, so a delivery sends it (again, §5)."""
     if record.state is State.RECEIVED:
         return False
     if record.state is State.DUPLICATE:
         return not _reply_due(record)
     if policy_intake.update_due(record):  # a policy finding reported again: its message shows an older count
         return False
-    # APPROVED by auto: its job may not have been sent (nothing marks the send), so the job is sent again. Only
-    # records of the previous release carry ``job_queued_at`` from the intake: their job was sent.
-    return not (
-        record.state is State.APPROVED
-        and record.action is Action.AUTO
-        and record.approver == AUTO_APPROVER
-        and record.job_queued_at is None
-    )
+    return not auto_job_due(record)
 
 
 def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline: datetime) -> IntakeOutcome:
@@ -286,7 +280,7 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
         record = result.record
     if record.state is State.DUPLICATE:
         return _reply_to_first(record, deps, attempt) if _reply_due(record) else record
-    if _auto_job_due(record):
+    if auto_job_due(record):
         record = _queue_auto_job(record, deps)
     if policy_intake.update_due(record):
         record = policy_intake.show_count(record, deps, attempt)
@@ -315,7 +309,10 @@ def _join_group(record: FindingRecord, action: Action, deps: IntakeDependencies)
     return joined
 
 
-def _auto_job_due(record: FindingRecord) -> bool:
+def auto_job_due(record: FindingRecord) -> bool:
+    """APPROVED by auto, its job perhaps not sent: the intake's last write comes before the send, and nothing marks
+    the send (§5). Only records of the release before issue 18's fourth round carry the intake's ``job_queued_at``:
+    their job was sent. The remediator moving the record on ends it."""
     return (
         record.state is State.APPROVED
         and record.action is Action.AUTO
