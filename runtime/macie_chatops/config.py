@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from macie_chatops.bundled_config import bundled_document, not_a_bundled_config
 from macie_chatops.names import DEFAULT_REMEDIATION_ROLE_NAME, ENV_CONFIG_FILE
 
 # Re-exported: the plain vocabulary lives apart from the models (docs/architecture.md §6).
@@ -863,8 +864,6 @@ def load_bundled_config() -> Config:
 
     Built with :func:`trusted_config`, not validated again: the document is our own synthesized artifact, written
     by ``Config.to_json`` from a config validated at synth time (or by the sandbox from one it validated)."""
-    from macie_chatops.bundled_config import bundled_document, not_a_bundled_config
-
     path, document = bundled_document()
     try:
         return trusted_config(document)
