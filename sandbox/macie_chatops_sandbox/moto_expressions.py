@@ -1,0 +1,212 @@
+"""DynamoDB expressions parsed once per text instead of on every call (part of ``moto_fast``).
+
+moto parses every UpdateExpression and ConditionExpression (FilterExpression too) in Python on every call, and
+an UpdateItem parses each twice (the request handler, then the backend); a TransactWriteItems item up to three
+times. The store's expressions are long (a transition sets and removes about fifteen attributes) and few: they
+use placeholders, so only ExpressionAttributeNames/Values change from call to call.
+
+- **UpdateExpression**: ``UpdateExpressionParser.make`` depends on the text alone (the tokenizer and parser never
+  see the names or values). Its AST is cached by text and the same object handed to every caller: moto's callers
+  only read it (``find_clauses``) or hand it to ``UpdateExpressionValidator``, which deep-copies it before its
+  processors replace nodes in place. Handing out a copy instead would cost about what the parse costs.
+- **ConditionExpression**: ``ConditionExpressionParser.parse`` looks the names and values up while it parses
+  (they end up in the node tree it builds, then in the ``Op`` tree). What is cached by text is that node tree,
+  the order of its lookups and the placeholders it reports; a later parse of the same text looks the same
+  placeholders up in the same order (any that fails: moto's own parse runs, and raises its own error), puts the
+  results where moto's parse put them and builds the ``Op`` tree with moto's own ``_make_op_condition``.
+
+Only a parse that succeeded is cached: an invalid expression goes through moto's parser every time. Both caches
+are bounded LRUs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+from macie_chatops_sandbox.moto_patches import Patches
+
+# Distinct expression texts kept: the pipeline sends a few dozen; the tests' corpora a few hundred at most.
+CACHE_SIZE: Final = 512
+
+_counts: Counter[str] = Counter()
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def expression_cache_counts() -> dict[str, int]:
+    """Parses answered from the caches and parses that ran moto's parser (misses, errors included)."""
+    return {
+        "update_hits": _counts["update_hits"],
+        "update_parses": _counts["update_parses"],
+        "condition_hits": _counts["condition_hits"],
+        "condition_parses": _counts["condition_parses"],
+    }
+
+
+class _Lru(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _cached_update_parse(original: Callable[[type, str], Any]) -> classmethod[Any, [str], Any]:
+    """``UpdateExpressionParser.make``: one AST per (parser class, text), shared (see the module doc)."""
+    asts: _Lru[tuple[type, str], Any] = _Lru(CACHE_SIZE)
+
+    def make(cls: type, expression_str: str) -> Any:
+        if type(expression_str) is not str:
+            return original(cls, expression_str)
+        ast = asts.get((cls, expression_str))
+        if ast is not None:
+            _counts["update_hits"] += 1
+            return ast
+        _counts["update_parses"] += 1
+        ast = original(cls, expression_str)  # an invalid expression raises here: nothing is cached
+        asts.put((cls, expression_str), ast)
+        return ast
+
+    return classmethod(make)
+
+
+@dataclass(frozen=True)
+class _ParsedCondition:
+    """What moto's parse of one condition text built, before its ``Op`` tree."""
+
+    root: Any  # the ConditionExpressionParser.Node moto's parse hands to _make_op_condition
+    lookups: tuple[tuple[bool, str], ...]  # (a value?, placeholder), in the order moto's parse looks them up
+    names_found: tuple[str, ...]
+    values_found: tuple[str, ...]
+
+
+_VALUE_KIND: Final = "EXPRESSION_ATTRIBUTE_VALUE"
+_IDENTIFIER: Final = "IDENTIFIER"
+
+
+def _looked_up(parser: Any, cached: _ParsedCondition) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The names and values the cached parse looked up, from this parser's maps; None when one is missing."""
+    names: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    try:
+        for is_value, placeholder in cached.lookups:
+            if is_value:
+                values[placeholder] = parser.expression_attribute_values[placeholder]
+            else:
+                names[placeholder] = parser.expression_attribute_names[placeholder]
+    except Exception:  # whatever it is, moto's own parse raises it for this input (the caller falls back)
+        return None
+    return names, values
+
+
+def _resolved(node: Any, names: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
+    """The cached node tree with this call's names and values where moto's parse put them."""
+    if node.kind == _VALUE_KIND:
+        return node._replace(value=values[node.text])
+    if node.nonterminal == _IDENTIFIER and node.text.startswith("#"):
+        return node._replace(value=names[node.text])
+    if not node.children:
+        return node
+    return node._replace(children=[_resolved(child, names, values) for child in node.children])
+
+
+def _parse_recorded(parser: Any, original: Callable[[Any], Any]) -> tuple[Any, _ParsedCondition | None]:
+    """moto's parse, recording its lookups and the node tree it builds the ``Op`` tree from."""
+    lookups: list[tuple[bool, str]] = []
+    roots: list[Any] = []
+    lookup_value = parser._lookup_expression_attribute_value
+    lookup_name = parser._lookup_expression_attribute_name
+    make_op_condition = parser._make_op_condition
+    names_before = len(parser.expr_attr_names_found)
+    values_before = len(parser.expr_attr_values_found)
+
+    def value(name: str) -> Any:
+        lookups.append((True, name))
+        return lookup_value(name)
+
+    def name(placeholder: str) -> Any:
+        lookups.append((False, placeholder))
+        return lookup_name(placeholder)
+
+    def op_condition(node: Any) -> Any:
+        if not roots:
+            roots.append(node)
+        return make_op_condition(node)
+
+    parser._lookup_expression_attribute_value = value
+    parser._lookup_expression_attribute_name = name
+    parser._make_op_condition = op_condition
+    try:
+        op = original(parser)
+    finally:
+        del parser._lookup_expression_attribute_value
+        del parser._lookup_expression_attribute_name
+        del parser._make_op_condition
+    if len(roots) != 1:
+        return op, None  # not built the way this cache knows (an empty expression): nothing to reuse
+    parsed = _ParsedCondition(
+        root=roots[0],
+        lookups=tuple(lookups),
+        names_found=tuple(parser.expr_attr_names_found[names_before:]),
+        values_found=tuple(parser.expr_attr_values_found[values_before:]),
+    )
+    return op, parsed
+
+
+def _cached_condition_parse(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``ConditionExpressionParser.parse``: the node tree per text, this call's names and values put in."""
+    trees: _Lru[str, _ParsedCondition] = _Lru(CACHE_SIZE)
+
+    def parse(self: Any) -> Any:
+        expression = self.condition_expression
+        if not expression or type(expression) is not str:
+            return original(self)
+        cached = trees.get(expression)
+        if cached is not None:
+            looked_up = _looked_up(self, cached)
+            if looked_up is not None:
+                _counts["condition_hits"] += 1
+                root = _resolved(cached.root, *looked_up)
+                self.expr_attr_names_found.extend(cached.names_found)
+                self.expr_attr_values_found.extend(cached.values_found)
+                return self._make_op_condition(root)
+        _counts["condition_parses"] += 1
+        op, parsed = _parse_recorded(self, original)  # an invalid expression raises here: nothing is cached
+        if parsed is not None:
+            trees.put(expression, parsed)
+        return op
+
+    return parse
+
+
+def apply(patches: Patches) -> None:
+    """Install both caches through ``patches`` (``moto_fast``'s)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    patches.replace(
+        UpdateExpressionParser, "make", _cached_update_parse(UpdateExpressionParser.__dict__["make"].__func__)
+    )
+    patches.replace(ConditionExpressionParser, "parse", _cached_condition_parse(ConditionExpressionParser.parse))
