@@ -48,9 +48,14 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
+# pytest on every core (pytest-xdist): most of the suite's time is the sandbox, one process's threads (one core at a
+# time), or waiting on it. Each worker takes whole test modules (every CDK test on one worker: tests/conftest.py), the
+# e2e modules, the longest, first (in collection order, not reordered by size).
+PYTEST_WORKERS ?= auto
+
 test: $(VENV)/.dev node_modules/.installed lint typecheck
 	$(BIN)/macie-chatops validate
-	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit

@@ -16,6 +16,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "tests" / "events"
 SANDBOX_REGION = "us-east-1"
+INFRA_TESTS = "tests/functional/infra/"
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: without xdist installed, never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (``make test``), with the CDK tests as one unit: each test module runs on one worker, so
+    its module-scoped sandbox or moto world starts once, and every test of tests/functional/infra runs on the same
+    worker, so each synthesized variant (session-scoped, many seconds of jsii each) is built once, not once per
+    worker. (xdist's ``loadgroup`` would say the same with marks, but it cannot rename pytest 9's node ids.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesWithInfraAsOne(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return INFRA_TESTS if module.startswith(INFRA_TESTS) else module
+
+    return ModulesWithInfraAsOne(config, log)
 
 
 @pytest.fixture(scope="session")
