@@ -17,10 +17,23 @@ use placeholders, so only ExpressionAttributeNames/Values change from call to ca
 
 Only a parse that succeeded is cached: an invalid expression goes through moto's parser every time. Both caches
 are bounded LRUs.
+
+What an UpdateItem then spends most on is validating the update's AST against the item (ten processors, each a
+depth-first walk that replaces nodes in place, on a deep copy of the AST):
+
+- **The walks.** ``DepthFirstTraverser.traverse_node_recursively`` asks ``nodes_to_be_processed()`` at every
+  node, which builds the processor's whole ``_processing_map`` (a dict of bound methods) to take its keys.
+  :func:`_traverse` runs the same walk (same order, same hook calls, same replacements) asking once per walk:
+  the keys are class literals in every processor moto has. A processor that overrides the walk or
+  ``nodes_to_be_processed`` gets moto's own walk.
+- **The copy.** ``Validator`` deep-copies the AST with ``copy.deepcopy`` (the generic reduce protocol per node).
+  :func:`_deepcopy` copies a tree of plain ``Node`` objects attribute by attribute, with the same memo (an
+  object reached twice is copied once: the parent links), and hands anything else to ``copy.deepcopy``.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -201,12 +214,105 @@ def _cached_condition_parse(original: Callable[[Any], Any]) -> Callable[[Any], A
     return parse
 
 
+_ATOMS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``copy.deepcopy`` for the validators' module: an AST copied node by node, anything else by ``copy``.
+
+    The memo maps what was copied to its copy, as ``copy.deepcopy``'s does (an object reached twice is copied
+    once: the parent links); what is copied stays alive meanwhile in the tree it comes from."""
+    if memo is None:
+        memo = {}
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    copied = memo.get(id(value))
+    if copied is not None:
+        return copied
+    if kind is list:
+        copied = memo[id(value)] = []
+        copied.extend([_deepcopy(element, memo) for element in value])
+        return copied
+    plain = _plain_nodes.get(kind)
+    if plain is None:
+        plain = _plain_nodes[kind] = _plain_node(kind)
+    if not plain:
+        return copy.deepcopy(value, memo)
+    copied = memo[id(value)] = object.__new__(kind)
+    state = copied.__dict__
+    for name, attribute in value.__dict__.items():
+        state[name] = _deepcopy(attribute, memo)
+    return copied
+
+
+_plain_nodes: dict[type, bool] = {}
+
+
+def _plain_node(kind: type) -> bool:
+    """An AST node class that copy.deepcopy copies as a plain object: a new instance given a copy of its
+    ``__dict__`` (no custom copy, pickling or slots)."""
+    import copyreg
+
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    return (
+        issubclass(kind, Node)
+        and kind.__reduce_ex__ is object.__reduce_ex__
+        and kind.__reduce__ is object.__reduce__
+        and getattr(kind, "__getstate__", None) is getattr(object, "__getstate__", None)
+        and kind.__new__ is object.__new__
+        and not any(hasattr(kind, name) for name in ("__deepcopy__", "__setstate__", "__slots__"))
+        and kind not in copy._deepcopy_dispatch  # type: ignore[attr-defined]
+        and kind not in copyreg.dispatch_table
+    )
+
+
+def _traverse(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``DepthFirstTraverser.traverse`` asking ``nodes_to_be_processed()`` once per walk (see the module doc)."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
+
+    moto_walk = DepthFirstTraverser.traverse_node_recursively
+    moto_types = DepthFirstTraverser.nodes_to_be_processed
+
+    def traverse(self: Any, node: Any) -> Any:
+        processor = type(self)
+        if processor.traverse_node_recursively is not moto_walk or processor.nodes_to_be_processed is not moto_types:
+            return original(self, node)
+        processed = self.nodes_to_be_processed()
+        before_child = self.pre_processing_of_child
+        process = self.process
+
+        def walk(node: Any, child_id: int) -> Any:
+            # DepthFirstTraverser.traverse_node_recursively, line for line
+            if isinstance(node, Node):
+                parent_node = node.parent
+                if node.children is not None:
+                    for i, child_node in enumerate(node.children):
+                        before_child(node, i)
+                        walk(child_node, i)
+                if isinstance(node, processed):
+                    node = process(node)
+                    node.parent = parent_node
+                    if parent_node:
+                        parent_node.children[child_id] = node
+            return node
+
+        return walk(node, -1)
+
+    return traverse
+
+
 def apply(patches: Patches) -> None:
-    """Install both caches through ``patches`` (``moto_fast``'s)."""
+    """Install the caches, the walk and the copy through ``patches`` (``moto_fast``'s)."""
     from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     patches.replace(
         UpdateExpressionParser, "make", _cached_update_parse(UpdateExpressionParser.__dict__["make"].__func__)
     )
     patches.replace(ConditionExpressionParser, "parse", _cached_condition_parse(ConditionExpressionParser.parse))
+    patches.replace(DepthFirstTraverser, "traverse", _traverse(DepthFirstTraverser.traverse))
+    patches.replace(validators, "deepcopy", _deepcopy)  # Validator's copy of the AST (and its functions' args)

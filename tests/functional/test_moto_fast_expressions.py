@@ -406,3 +406,32 @@ def test_a_condition_parsed_from_the_cache_is_moto_s_own(without_moto_fast: None
         moto_fast.uninstall()
     assert after["condition_hits"] - before["condition_hits"] == 1
     assert after["condition_parses"] - before["condition_parses"] == 1
+
+
+def test_the_validators_copy_of_an_ast_is_copy_deepcopy_s(without_moto_fast: None) -> None:
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DDBTypedValue  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    typed = DDBTypedValue(DynamoType({"L": [{"S": "x"}]}))
+    moto_fast.install()
+    try:
+        copy_ast = validators.deepcopy
+        for update, _, _, _ in UPDATES:
+            # GIVEN an update expression's AST WHEN the validators copy it THEN it is what copy.deepcopy makes:
+            # the same data, new nodes, the parent links pointing into the copy
+            ast = UpdateExpressionParser.make(update)
+            copied = copy_ast(ast)
+            assert ast_dump(copied) == ast_dump(copy.deepcopy(ast)) == ast_dump(ast)
+            assert copied is not ast and all(a is not b for a, b in zip(copied.children, ast.children, strict=True))
+            assert all(child.parent is copied for child in copied.children)
+        # AND a node holding a DynamoType gets copy.deepcopy's copy of it
+        copied_typed = copy_ast(typed)
+        assert copied_typed.get_value() == typed.get_value() and copied_typed.get_value() is not typed.get_value()
+        assert copy_ast({"a": [1]}) == {"a": [1]}
+    finally:
+        moto_fast.uninstall()
+    assert validators.deepcopy is copy.deepcopy
