@@ -8,7 +8,8 @@ digest message, pages posted, the dirty flag and version); ``group#<id>#page#<n>
 A join is one transaction, optimistic on the group's ``member_count``: the count goes up by one, the member is
 written into its page and ``group_id``/``group_seq`` onto the finding's record, all or nothing. So every member
 has exactly one seq, the seqs have no holes (``listed_count`` is ``member_count``), and a finding joins once
-whatever its deliveries do. Joins of one group that collide are retried (a burst is a handful of writers).
+whatever its deliveries do. Joins of one group that collide are retried (a burst is a handful of writers). The
+finding handler creates the record in the join's transaction (``join_with``: the record born with its group).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -111,6 +112,20 @@ class Joined:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A :meth:`GroupStore.join_with` transaction refused by the caller's own items, nothing written: DynamoDB's
+    reason for each item its condition refused (``Code``; ``Item``, the item as it was, when the item asked for it),
+    by the item's index among the caller's."""
+
+    reasons: Mapping[int, Mapping[str, Any]]
+
+
+# A caller's TransactWriteItems for a join's transaction, given the group id and the seq the member gets.
+CallerItems = Callable[[str, int], Sequence[Any]]
+_Tail = Callable[[str, int], list[Any]]
+
+
+@dataclass(frozen=True)
 class GroupItem:
     """The group item as the digest writer reads it."""
 
@@ -192,22 +207,62 @@ class GroupStore:
         """Add ``member`` to the group open for ``key``, opening one (replacing a closed one) when none is; the
         finding's record gets ``group_id`` and ``group_seq`` in the same transaction. A finding already in a
         group is not joined again: its group and seq are returned."""
+        joined = self._join(key, member, None, account_name=account_name, window=window, max_age=max_age)
+        if isinstance(joined, Refused):  # only a caller's items are reported as refused, and there are none
+            raise GroupStoreError(f"finding {member.finding_id}: a join without a caller's items was refused")
+        return joined
+
+    def join_with(
+        self,
+        key: GroupKey,
+        member: NewMember,
+        items: CallerItems,
+        *,
+        account_name: str,
+        window: timedelta,
+        max_age: timedelta,
+    ) -> Joined | Refused:
+        """:meth:`join` with the caller's TransactWriteItems in the same transaction, all or nothing: ``items(group
+        id, seq)`` gives them for each attempt (the finding's record put, born with its group and seq, and its
+        object version's claim: the record's creation and the join in one call, issue 18). They replace the join's
+        own update of the record. A transaction refused by a condition of one of them is not retried: the refusals
+        are returned (:class:`Refused`); refused by the group's count or page alone (a concurrent join), the group
+        is read again and the join retried, as :meth:`join` does."""
+        return self._join(key, member, items, account_name=account_name, window=window, max_age=max_age)
+
+    def _join(
+        self,
+        key: GroupKey,
+        member: NewMember,
+        items: CallerItems | None,
+        *,
+        account_name: str,
+        window: timedelta,
+        max_age: timedelta,
+    ) -> Joined | Refused:
+        def tail(group_id: str, seq: int) -> list[Any]:
+            return [self._record_write(member.finding_id, group_id, seq)] if items is None else [*items(group_id, seq)]
+
         for _ in range(MAX_JOIN_ATTEMPTS):
             now = self._clock()
             pointed, current = self._open_group_of(key)
             extending = current is not None and _still_open(current, now, window, max_age)
             try:
                 if current is not None and extending:
-                    joined = self._extend(key, current, member, now)
+                    joined = self._extend(key, current, member, now, tail)
                 else:
-                    joined = self._open(key, member, now, account_name, window, max_age, replacing=pointed)
+                    joined = self._open(key, member, now, account_name, window, max_age, tail, replacing=pointed)
             except self._client.exceptions.TransactionCanceledException as exc:
+                cancelled = _Cancellation.of(exc.response, _EXTEND_ITEMS if extending else _OPEN_ITEMS)
+                if items is not None and cancelled is not None and cancelled.conditional_tail:
+                    # The caller's own items (its record exists, its claim is held): not the join's to retry.
+                    return Refused(cancelled.conditional_tail)
                 # Another join of the group won this round (its count or its page): the pointer and the record were
                 # not what refused it, so only the group is read again (issue 18: 0.2 reads per finding in a burst).
                 # Anything else (or no reasons given): the pointer read again, and the record for an earlier join.
-                if not _only_the_group_refused(exc.response, _EXTEND_ITEMS if extending else _OPEN_ITEMS):
+                if cancelled is None or not cancelled.only_the_group:
                     self._known_groups.pop(key.digest, None)  # read the pointer again: it may name another group
-                    joined_before = self._joined_already(member.finding_id)
+                    joined_before = self._joined_already(member.finding_id) if items is None else None
                     if joined_before is not None:
                         return joined_before
                 time.sleep(secrets.randbelow(20) / 1000)  # another join won this round: read again
@@ -252,6 +307,7 @@ class GroupStore:
         account_name: str,
         window: timedelta,
         max_age: timedelta,
+        tail: _Tail,
         *,
         replacing: str | None,
     ) -> Joined:
@@ -315,15 +371,15 @@ class GroupStore:
                     }
                 },
                 self._page_write(group_id, 1, member, expires),
-                self._record_write(member.finding_id, group_id, 1),
+                *tail(group_id, 1),
             ]
         )
         return Joined(group_id, 1)
 
-    def _extend(self, key: GroupKey, group: Mapping[str, Any], member: NewMember, now: datetime) -> Joined:
+    def _extend(self, key: GroupKey, group: Mapping[str, Any], member: NewMember, now: datetime, tail: _Tail) -> Joined:
         """The member joins ``group`` as read, in one transaction: the group (its count as read, and its dirty mark
-        as read, set now: the digest must show the new member), the member's page, the finding's record, and a
-        check that the key's pointer still names the group (a group replaced meanwhile takes no member)."""
+        as read, set now: the digest must show the new member), the member's page, a check that the key's pointer
+        still names the group (a group replaced meanwhile takes no member), and the finding's record (``tail``)."""
         group_id = str(group["group_id"])
         count = int(group["member_count"])
         seq = count + 1
@@ -372,7 +428,6 @@ class GroupStore:
                     }
                 },
                 self._page_write(group_id, page_number(seq), member, expires, seq=seq),
-                self._record_write(member.finding_id, group_id, seq),
                 {
                     "ConditionCheck": {
                         "TableName": self._table,
@@ -382,6 +437,7 @@ class GroupStore:
                         "ExpressionAttributeValues": self._serialize({":group": group_id}),
                     }
                 },
+                *tail(group_id, seq),
             ]
         )
         return Joined(group_id, seq, wake_in_s=self._wake_due(group_id, group, now, was_dirty=was_dirty))
@@ -722,20 +778,46 @@ def _next_update_delay(group: Mapping[str, Any], now: datetime) -> int:
     return DIGEST_PACE_S if due is None else max(DIGEST_PACE_S, math.ceil((due - now).total_seconds()))
 
 
-# The items of a join's transaction, in order (GroupStore._extend, GroupStore._open).
-_EXTEND_ITEMS: Final = ("group", "page", "record", "pointer")
-_OPEN_ITEMS: Final = ("group", "pointer", "page", "record")
+# The join's own items of its transaction, in order (GroupStore._extend, GroupStore._open); the finding's record
+# follows them (the join's update of it, or the caller's items: GroupStore.join_with).
+_EXTEND_ITEMS: Final = ("group", "page", "pointer")
+_OPEN_ITEMS: Final = ("group", "pointer", "page")
 
 
-def _only_the_group_refused(error_response: Mapping[str, Any], items: tuple[str, ...]) -> bool:
-    """A join's transaction was cancelled by its group's or page's condition alone (DynamoDB names each item's
-    reason; "None" for those that did not refuse it): a concurrent join of the same group, nothing else."""
-    reasons = list(error_response.get("CancellationReasons") or [])
-    if len(reasons) != len(items):
-        return False
-    refused = {item: reason.get("Code") for item, reason in zip(items, reasons, strict=True)}
-    refused = {item: code for item, code in refused.items() if code not in (None, "None")}
-    return bool(refused) and set(refused) <= {"group", "page"} and set(refused.values()) == {"ConditionalCheckFailed"}
+@dataclass(frozen=True)
+class _Cancellation:
+    """Which items refused a join's cancelled transaction (DynamoDB names each item's reason; "None" for those that
+    did not): the join's own by name (their codes), the items after them by their index among those."""
+
+    own: Mapping[str, str]
+    tail: Mapping[int, Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, error_response: Mapping[str, Any], own: tuple[str, ...]) -> _Cancellation | None:
+        """None when DynamoDB gave no reason per item."""
+        reasons: list[Mapping[str, Any]] = list(error_response.get("CancellationReasons") or [])
+        if len(reasons) <= len(own):
+            return None
+        refused = [reason.get("Code") not in (None, "None") for reason in reasons]
+        return cls(
+            own={name: str(reasons[n].get("Code")) for n, name in enumerate(own) if refused[n]},
+            tail={n: reasons[len(own) + n] for n in range(len(reasons) - len(own)) if refused[len(own) + n]},
+        )
+
+    @property
+    def only_the_group(self) -> bool:
+        """Cancelled by its group's or page's condition alone: a concurrent join of the same group, nothing else."""
+        return (
+            not self.tail
+            and bool(self.own)
+            and set(self.own) <= {"group", "page"}
+            and set(self.own.values()) == {"ConditionalCheckFailed"}
+        )
+
+    @property
+    def conditional_tail(self) -> dict[int, Mapping[str, Any]]:
+        """The items after the join's own that their conditions refused."""
+        return {n: reason for n, reason in self.tail.items() if reason.get("Code") == "ConditionalCheckFailed"}
 
 
 def _still_open(group: Mapping[str, Any], now: datetime, window: timedelta, max_age: timedelta) -> bool:
@@ -845,6 +927,22 @@ class Grouping:
             self.digests.wake(joined.group_id, delay_s=joined.wake_in_s)
         return joined
 
+    def join_with(
+        self,
+        key: GroupKey,
+        member: NewMember,
+        items: CallerItems,
+        *,
+        account_name: str,
+        window: timedelta,
+        max_age: timedelta,
+    ) -> Joined | Refused:
+        """:meth:`GroupStore.join_with`, and the writer woken as :meth:`join` wakes it."""
+        joined = self.store.join_with(key, member, items, account_name=account_name, window=window, max_age=max_age)
+        if isinstance(joined, Joined) and joined.wake_in_s is not None:
+            self.digests.wake(joined.group_id, delay_s=joined.wake_in_s)
+        return joined
+
     def touched(self, group_id: str, *, moved: tuple[State, State] | None = None) -> None:
         """The group changed (a join, or a member ``moved`` between states): dirty, the writer woken if due."""
         delay = self.store.mark_dirty(group_id, moved=moved)
@@ -879,4 +977,5 @@ __all__ = [
     "Grouping",
     "Joined",
     "NewMember",
+    "Refused",
 ]

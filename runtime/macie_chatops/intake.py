@@ -30,7 +30,7 @@ from macie_chatops.errors import (
 )
 from macie_chatops.exemptions import ExemptionSource, exempted, from_config, target_of
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
-from macie_chatops.group_store import Grouping, Joined, NewMember
+from macie_chatops.group_store import Grouping, Joined, NewMember, Refused
 from macie_chatops.groups import GroupKey
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, Counter, JobQueue, SlackPoster, utcnow
@@ -43,7 +43,15 @@ from macie_chatops.slack_messages import (
     build_review_message,
 )
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore, ObjectClaim, PostedMessage, RecordUpdates
+from macie_chatops.store import (
+    FindingRecord,
+    FindingStore,
+    NewRecord,
+    ObjectClaim,
+    PostedMessage,
+    RecordUpdates,
+    WriteResult,
+)
 from macie_chatops.summary import FindingSummary
 
 logger = Logger(service="macie-chatops-finding", child=True)  # the finding handler's logger
@@ -119,11 +127,8 @@ def intake_complete(record: FindingRecord) -> bool:
 
 
 def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline: datetime) -> IntakeOutcome:
-    """Handle one intake message; raises when the message must return to the queue.
-
-    ``attempt`` is unique to this delivery attempt (the intake lease owner); ``deadline`` is when this
-    Lambda invocation ends (the lease expiry).
-    """
+    """Handle one intake message; raises when the message must return to the queue. ``attempt`` is unique to this
+    delivery attempt (the intake lease owner); ``deadline`` is when this Lambda invocation ends (the lease expiry)."""
     parsed = parse_event(body)
     decision = _exempt(parsed, decide(parsed, deps.config), deps)
     record_id = record_id_of(parsed)
@@ -139,7 +144,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
     logger.thread_safe_append_keys(finding_id=record_id, correlation_id=record_id)
     event_id, account_id, summary = _essentials(parsed, decision)
     policy = policy_intake.summary_of(parsed, decision)
-    created = deps.store.create_received(
+    new = deps.store.new_record(
         record_id,
         event_id=event_id,
         action=decision.action,
@@ -155,6 +160,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         # The claim a move needs, taken with the record in one transaction when it is free (§5)
         claim=summary.object_version if decision.action in _CLAIMING and summary is not None else None,
     )
+    created = _create(new, decision, summary, deps, grouped=_grouping_on(deps) and policy is None)
     record = created.record
     if not created.applied and policy is not None:  # the same policy finding again, perhaps with a higher count
         record = policy_intake.occurred_again(record, policy, deps)
@@ -287,26 +293,70 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
     return record
 
 
+def _create(
+    new: NewRecord, decision: Decision, summary: FindingSummary | None, deps: IntakeDependencies, *, grouped: bool
+) -> WriteResult:
+    """The record's creation; a grouped finding's joins its group in the same transaction (§22, issue 18): the
+    record is born with its group and seq. Refused on the record (a duplicate delivery): the record as it is, which
+    the delivery resumes (joining in ``_complete`` if it has no group yet). Refused on the claim (another finding
+    holds it): the record alone, as an ungrouped finding's creation falls back; ``_complete`` records the duplicate,
+    which joins nothing."""
+    action = decision.action
+    key = _group_key(action, decision.channel or "", summary, grouped=grouped)
+    if key is None or deps.groups is None or summary is None:
+        return deps.store.create(new)
+    slack = deps.config.slack
+    joined = deps.groups.join_with(
+        key,
+        NewMember(new.finding_id, summary.key, summary.severity, _TARGETS[action]),
+        lambda group_id, seq: deps.store.creation_items(new, group=(group_id, seq)),
+        account_name=summary.account_name,
+        window=timedelta(seconds=slack.group_window_seconds),
+        max_age=timedelta(seconds=slack.group_max_age_seconds),
+    )
+    if isinstance(joined, Refused):
+        refused = deps.store.creation_refused(new, joined.reasons)
+        return refused if refused is not None else deps.store.create(new, claiming=False)
+    _joined(joined, action, deps)
+    return WriteResult(True, deps.store.created(new, group=(joined.group_id, joined.seq)))
+
+
 def _join_group(record: FindingRecord, action: Action, deps: IntakeDependencies) -> Joined | None:
-    """The finding's group (docs/architecture.md §22), joined now unless it already is; None when it is not grouped:
-    grouping off, or a policy finding (one per bucket: no flood to group)."""
-    window = deps.config.slack.group_window_seconds
+    """The finding's group (docs/architecture.md §22), joined now unless it already is (as a rule with its record's
+    creation: ``_create``; here a record created alone: its claim was taken on its own, or by a release before
+    issue 18's fold); None when it is not grouped (``_group_key``)."""
     summary = record.summary
-    if deps.groups is None or window == 0 or record.policy is not None or summary is None or not record.channel:
+    key = _group_key(action, record.channel, summary, grouped=_grouping_on(deps) and record.policy is None)
+    if key is None or deps.groups is None or summary is None:
         return None
     if record.group_id is not None and record.group_seq is not None:  # joined by an earlier attempt
         return Joined(record.group_id, record.group_seq)
-    key = GroupKey(record.channel, summary.account_id, summary.bucket, summary.finding_type, action)
     joined = deps.groups.join(
         key,
         NewMember(record.finding_id, summary.key, summary.severity, _TARGETS[action]),
         account_name=summary.account_name,
-        window=timedelta(seconds=window),
+        window=timedelta(seconds=deps.config.slack.group_window_seconds),
         max_age=timedelta(seconds=deps.config.slack.group_max_age_seconds),
     )
+    _joined(joined, action, deps)
+    return joined
+
+
+def _grouping_on(deps: IntakeDependencies) -> bool:
+    return deps.groups is not None and deps.config.slack.group_window_seconds > 0
+
+
+def _group_key(action: Action, channel: str, summary: FindingSummary | None, *, grouped: bool) -> GroupKey | None:
+    """The group a finding with these fields joins; None when it joins none (``grouped`` False: grouping off, or a
+    policy finding: one per bucket, no flood; a decision that posts nothing; no object or no channel)."""
+    if not grouped or action not in _BUILDERS or summary is None or not channel:
+        return None
+    return GroupKey(channel, summary.account_id, summary.bucket, summary.finding_type, action)
+
+
+def _joined(joined: Joined, action: Action, deps: IntakeDependencies) -> None:
     logger.thread_safe_append_keys(group_id=joined.group_id, group_seq=joined.seq)
     deps.metrics.count("GroupedFindings", action=action.value, first="yes" if joined.first else "no")
-    return joined
 
 
 def auto_job_due(record: FindingRecord) -> bool:

@@ -322,6 +322,16 @@ class PostedMessage:
     actor: str  # who posted it (audited as ``slack_posted``)
 
 
+@dataclass(frozen=True)
+class NewRecord:
+    """A finding's RECEIVED record, built and not yet written (``FindingStore.new_record``)."""
+
+    finding_id: str
+    item: Mapping[str, Any]  # the record's attributes, plain
+    claim: ObjectVersion | None  # the object version its creation claims, if any
+    moment: datetime  # when it was received
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal; every number we store is an integer."""
     if isinstance(value, Decimal):
@@ -547,6 +557,43 @@ class FindingStore:
 
         ``claim``: also take that object version's claim in the same transaction when it is free; the record then
         carries ``object_claimed_at`` (§5). When it is not free, the record is created alone (the caller claims)."""
+        return self.create(
+            self.new_record(
+                finding_id,
+                event_id=event_id,
+                action=action,
+                reason=reason,
+                actor=actor,
+                account_id=account_id,
+                team=team,
+                channel=channel,
+                summary=summary,
+                intake_owner=intake_owner,
+                intake_until=intake_until,
+                policy=policy,
+                claim=claim,
+            )
+        )
+
+    def new_record(
+        self,
+        finding_id: str,
+        *,
+        event_id: str,
+        action: Action,
+        reason: str,
+        actor: str,
+        account_id: str = "",
+        team: str = "",
+        channel: str = "",
+        summary: FindingSummary | None = None,
+        intake_owner: str | None = None,
+        intake_until: datetime | None = None,
+        policy: PolicySummary | None = None,
+        claim: ObjectVersion | None = None,
+    ) -> NewRecord:
+        """The RECEIVED record :meth:`create_received` writes, built and not written: :meth:`create` writes it, or a
+        caller's transaction does with :meth:`creation_items` (a group's join: docs/architecture.md §22)."""
         moment = self._clock()
         now = _iso(moment)
         item: dict[str, Any] = {
@@ -573,36 +620,85 @@ class FindingStore:
         if intake_owner is not None and intake_until is not None:
             item["intake_owner"] = intake_owner
             item["intake_until"] = _iso(intake_until)
-        if claim is not None:
-            created = self._create_claiming(finding_id, item, claim, moment)
+        return NewRecord(finding_id, item, claim, moment)
+
+    def create(self, new: NewRecord, *, claiming: bool = True) -> WriteResult:
+        """Write ``new`` (with its claim in one transaction when ``claiming`` and the claim is free: see
+        :meth:`create_received`); a record that exists is returned unapplied."""
+        if claiming and new.claim is not None:
+            created = self._create_claiming(new)
             if created is not None:
                 return created
         client_error = self._client.exceptions.ConditionalCheckFailedException
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=self._serialize(item),
+                Item=self._serialize(new.item),
                 ConditionExpression="attribute_not_exists(#key)",
                 ExpressionAttributeNames={"#key": STATE_TABLE_KEY},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except client_error as exc:
-            return WriteResult(False, self._current(finding_id, exc.response))
-        return WriteResult(True, FindingRecord.from_item(self._serialize(item)))
+            return WriteResult(False, self._current(new.finding_id, exc.response))
+        return WriteResult(True, FindingRecord.from_item(self._serialize(new.item)))
 
-    def _create_claiming(
-        self, finding_id: str, item: Mapping[str, Any], version: ObjectVersion, moment: datetime
-    ) -> WriteResult | None:
-        """The record and a new claim of ``version`` (the item ``claim_object`` writes), in one transaction: one
-        call for the two writes (twice the write units). None, nothing written, when the claim exists already
-        (another finding's, or ours from a delivery before this code) or the transaction met a concurrent one:
-        the caller creates the record alone and claims as before. A record that exists is returned unapplied."""
-        now = _iso(moment)
-        record = {**item, "object_claimed_at": now}
-        claim = {
+    def creation_items(self, new: NewRecord, *, group: tuple[str, int] | None = None) -> list[Any]:
+        """The TransactWriteItems that create ``new``, for a caller's transaction: the record's put (condition: no
+        record), then, when ``new`` claims, its claim's put (condition: no claim). ``group``: the record is born a
+        member of that group, with that seq (``group_id``, ``group_seq``). :meth:`created` is the record written;
+        :meth:`creation_refused` reads the transaction's refusals of these items."""
+        names = {"#key": STATE_TABLE_KEY}
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._serialize(self._item_of(new, group)),
+                    "ConditionExpression": "attribute_not_exists(#key)",
+                    "ExpressionAttributeNames": names,
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        ]
+        if new.claim is not None:
+            item = self._claim_item(new.claim, new.finding_id, new.moment)
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": self._serialize(item),
+                        "ConditionExpression": "attribute_not_exists(#key)",
+                        "ExpressionAttributeNames": names,
+                    }
+                }
+            )
+        return items
+
+    def created(self, new: NewRecord, *, group: tuple[str, int] | None = None) -> FindingRecord:
+        """The record :meth:`creation_items` wrote, once their transaction succeeded."""
+        return FindingRecord.from_item(self._serialize(self._item_of(new, group)))
+
+    def creation_refused(self, new: NewRecord, reasons: Mapping[int, Mapping[str, Any]]) -> WriteResult | None:
+        """What the refusals of :meth:`creation_items` (DynamoDB's cancellation reasons, by the item's index among
+        them) mean: the record exists (a duplicate delivery: returned unapplied, as :meth:`create` returns it), or
+        None: only the claim was refused (another finding holds it; the caller creates the record alone)."""
+        if 0 in reasons:
+            return WriteResult(False, self._current(new.finding_id, reasons[0]))
+        return None
+
+    def _item_of(self, new: NewRecord, group: tuple[str, int] | None) -> dict[str, Any]:
+        item = dict(new.item)
+        if new.claim is not None:
+            item["object_claimed_at"] = _iso(new.moment)
+        if group is not None:
+            item["group_id"], item["group_seq"] = group
+        return item
+
+    def _claim_item(self, version: ObjectVersion, finding_id: str, moment: datetime) -> dict[str, Any]:
+        """A new claim of ``version`` by ``finding_id`` (the item ``claim_object`` writes when it is absent)."""
+        return {
             STATE_TABLE_KEY: version.claim_key,
             "claimed_by": finding_id,
-            "claimed_at": now,
+            "claimed_at": _iso(moment),
             STATE_TABLE_TTL_ATTRIBUTE: int((moment + timedelta(days=RETENTION_DAYS)).timestamp()),
             "item_type": CLAIM_ITEM_TYPE,
             "account_id": version.account_id,
@@ -610,35 +706,20 @@ class FindingStore:
             "object_key": version.key,
             "object_version": version.version,
         }
-        names = {"#key": STATE_TABLE_KEY}
+
+    def _create_claiming(self, new: NewRecord) -> WriteResult | None:
+        """The record and a new claim of its version, in one transaction: one call for the two writes (twice the
+        write units). None, nothing written, when the claim exists already (another finding's, or ours from a
+        delivery before this code) or the transaction met a concurrent one: the caller creates the record alone and
+        claims as before. A record that exists is returned unapplied."""
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": self._serialize(record),
-                            "ConditionExpression": "attribute_not_exists(#key)",
-                            "ExpressionAttributeNames": names,
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": self._serialize(claim),
-                            "ConditionExpression": "attribute_not_exists(#key)",
-                            "ExpressionAttributeNames": names,
-                        }
-                    },
-                ]
-            )
+            self._client.transact_write_items(TransactItems=self.creation_items(new))
         except self._client.exceptions.TransactionCanceledException as exc:
             reasons: list[Mapping[str, Any]] = list(exc.response.get("CancellationReasons", []))
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return WriteResult(False, self._current(finding_id, reasons[0]))
+                return WriteResult(False, self._current(new.finding_id, reasons[0]))
             return None
-        return WriteResult(True, FindingRecord.from_item(self._serialize(record)))
+        return WriteResult(True, self.created(new))
 
     def transition(
         self,

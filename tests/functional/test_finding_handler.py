@@ -25,7 +25,7 @@ from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
 from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.ports import JobQueue
 from macie_chatops.states import State
-from macie_chatops.store import CLAIM_ITEM_TYPE, FindingRecord, FindingStore, ObjectClaim, WriteResult
+from macie_chatops.store import CLAIM_ITEM_TYPE, FindingRecord, FindingStore, NewRecord, ObjectClaim, WriteResult
 from macie_chatops.summary import ObjectVersion
 from macie_chatops_sandbox.slack_standin import EXAMPLE_BOT_TOKEN, SlackStandIn
 from macie_chatops_sandbox.testkit.world import (
@@ -899,10 +899,9 @@ class CrashesAfterClaiming(FindingStore):
         super().__init__(*args, **kwargs)
         self.alone = alone
 
-    def create_received(self, finding_id: str, **fields: Any) -> WriteResult:
-        if self.alone:
-            fields.pop("claim", None)  # the record is created without the claim, which claim_object then takes
-        created = super().create_received(finding_id, **fields)
+    def create(self, new: NewRecord, *, claiming: bool = True) -> WriteResult:
+        # alone: the record is created without the claim, which claim_object then takes
+        created = super().create(new, claiming=claiming and not self.alone)
         if not self.alone and created.record.object_claimed_at is not None:
             self._crash_once()
         return created

@@ -29,8 +29,9 @@ from macie_chatops.group_store import (
 from macie_chatops.groups import PAGE_SIZE
 from macie_chatops.handlers import digests as digest_handler
 from macie_chatops.handlers import intake as intake_handler
+from macie_chatops.intake import IntakeDependencies, IntakeOutcome, IntakeResult, handle_record
 from macie_chatops.states import State
-from macie_chatops.store import FindingRecord, FindingStore
+from macie_chatops.store import FindingRecord, FindingStore, NewRecord, WriteResult
 from macie_chatops_sandbox.slack_standin import SlackStandIn
 from macie_chatops_sandbox.testkit.world import (
     LambdaContext,
@@ -51,11 +52,12 @@ class Delivery(SqsDelivery):
     sender_id = "AIDAEVENTBRIDGE"
 
 
-def review_event(n: int, *, bucket: str | None = None) -> Delivery:
-    """personal-review.json (payments, review) about object number ``n``: its own finding id, key and version."""
+def review_event(n: int, *, bucket: str | None = None, finding: int | None = None) -> Delivery:
+    """personal-review.json (payments, review) about object number ``n``: its own finding id (number ``finding``'s,
+    when given: another finding of the same object version), key and version."""
     event = copy.deepcopy(json.loads((EVENTS_DIR / "personal-review.json").read_text(encoding="utf-8")))
     detail = event["detail"]
-    detail["id"] = f"{n:032x}"
+    detail["id"] = f"{n if finding is None else finding:032x}"
     s3 = detail["resourcesAffected"]["s3Object"]
     s3["key"] = f"exports/{n:05d}.csv"
     s3["versionId"] = f"v{n:05d}"
@@ -461,3 +463,141 @@ def test_a_group_that_goes_quiet_is_updated_within_the_quiet_spell(
     assert timeline.updates_at[-1] - timeline.last_change_s <= QUIET_S + 1
     assert timeline.updates_at[-1] - timeline.updates_at[-2] < MAX_DIGEST_INTERVAL_S
     assert timeline.settled
+
+
+# -- the record's creation and its group's join, one transaction (issue 18) ------------------------------------------
+
+
+def counted_intake(world: World) -> tuple[IntakeDependencies, list[str]]:
+    """The finding handler's dependencies, its finding and group stores on a client whose DynamoDB calls are noted
+    (the exemptions' reads are not: they have a client of their own)."""
+    real = intake_handler.dependencies(intake_handler.read_settings(), lambda: 60.0)
+    assert real.groups is not None
+    client = aws_client("dynamodb")
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    grouping = Grouping(GroupStore(client, TABLE), real.groups.digests)
+    store = FindingStore(client, TABLE, on_state_change=grouping.state_changed)
+    return replace(real, store=store, groups=grouping), calls
+
+
+def take(delivery: Delivery, deps: IntakeDependencies, *, deadline_s: float = 60) -> IntakeOutcome:
+    deadline = datetime.now(UTC) + timedelta(seconds=deadline_s)
+    return handle_record(delivery.body, deps, attempt=f"attempt-{time.monotonic_ns()}", deadline=deadline)
+
+
+class DiesOnceCreated(FindingStore):
+    """The real store; the process dies right after the finding's record is written (once): by its creation with
+    its group's join, or alone (grouping off)."""
+
+    died = False
+
+    def create(self, new: NewRecord, *, claiming: bool = True) -> WriteResult:
+        created = super().create(new, claiming=claiming)
+        self._die()
+        return created
+
+    def created(self, new: NewRecord, *, group: tuple[str, int] | None = None) -> FindingRecord:
+        record = super().created(new, group=group)
+        self._die()
+        return record
+
+    def _die(self) -> None:
+        if not self.died:
+            self.died = True
+            raise RuntimeError("simulated crash after creating the record")
+
+    def release_intake(self, finding_id: str, *, owner: str) -> None:
+        return  # a crashed process releases nothing
+
+
+def test_a_grouped_finding_is_created_and_joins_its_group_in_one_transaction(world: World) -> None:
+    # GIVEN grouping on and the finding handler's DynamoDB calls noted
+    deps, calls = counted_intake(world)
+    # WHEN the first finding of a group is taken THEN the pointer read, one transaction (the group opened, the record
+    # and its claim created), the decision, the digest recorded on the group
+    assert take(review_event(1), deps).result is IntakeResult.DONE
+    assert calls == ["GetItem", "TransactWriteItems", "UpdateItem", "UpdateItem"]
+    # WHEN a second one is taken THEN the group read (known to this store), one transaction, the decision
+    calls.clear()
+    assert take(review_event(2), deps).result is IntakeResult.DONE
+    assert calls == ["GetItem", "TransactWriteItems", "UpdateItem"]
+    # AND each record holds its claim and is in the group with its seq, listed in the page once
+    first, second = world.record(f"{1:032x}"), world.record(f"{2:032x}")
+    assert (first.group_seq, second.group_seq, second.group_id) == (1, 2, first.group_id)
+    assert first.object_claimed_at and second.object_claimed_at and second.state is State.PENDING_APPROVAL
+    assert first.group_id is not None
+    assert [m.finding_id for m in world.groups.members(first.group_id, 10)] == [first.finding_id, second.finding_id]
+    assert len(world.slack.messages(PAYMENTS)) == 1
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["created with its group", "created alone"])
+def test_a_crash_after_the_creation_resumes_and_posts_once(world: World, grouped: bool) -> None:
+    # GIVEN a group of one, and a second finding's first attempt that died right after writing its record, with its
+    # group and claim in one transaction (or alone: written by an attempt with grouping off, as a release before)
+    assert world.intake(review_event(1)) == []
+    deps, _ = counted_intake(world)
+    dying = DiesOnceCreated(aws_client("dynamodb"), TABLE)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        take(review_event(2), replace(deps, store=dying, groups=deps.groups if grouped else None), deadline_s=0)
+    born = world.record(f"{2:032x}")
+    assert born.state is State.RECEIVED and born.object_claimed_at is not None
+    assert born.group_seq == (2 if grouped else None)
+    group_id = first_group(world, f"{1:032x}")
+    # WHEN SQS delivers it again, the crashed attempt's lease expired
+    deps, calls = counted_intake(world)
+    assert take(review_event(2), deps).result is IntakeResult.DONE
+    # THEN it resumes: a member of the group once (joined now if it was created alone), decided, no second message
+    record = world.record(f"{2:032x}")
+    assert (record.state, record.group_id, record.group_seq) == (State.PENDING_APPROVAL, group_id, 2)
+    assert [m.seq for m in world.groups.members(group_id, 10)] == [1, 2]
+    assert world.groups.view(group_id).member_count == 2  # type: ignore[union-attr]
+    assert len(world.slack.messages(PAYMENTS)) == 1
+    # AND its creation was refused on the record (nothing joined), then one more join only for a record without one
+    assert calls.count("TransactWriteItems") == (1 if grouped else 2)
+
+
+def test_a_crash_after_the_first_members_creation_posts_it_once_as_the_digest(world: World) -> None:
+    # GIVEN a first finding's attempt that died right after creating its record and opening its group
+    deps, _ = counted_intake(world)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        take(review_event(1), replace(deps, store=DiesOnceCreated(aws_client("dynamodb"), TABLE)), deadline_s=0)
+    assert world.slack.messages(PAYMENTS) == []
+    # WHEN it is delivered again THEN it is posted once, and its message recorded as the group's digest
+    assert take(review_event(1), deps).result is IntakeResult.DONE
+    (message,) = world.slack.messages(PAYMENTS)
+    record = world.record(f"{1:032x}")
+    assert (record.state, record.group_seq, record.slack_ts) == (State.PENDING_APPROVAL, 1, message.ts)
+    item = world.groups.item(first_group(world, f"{1:032x}"))
+    assert item is not None and item.digest_ts == message.ts and item.view.member_count == 1
+
+
+def test_a_duplicate_delivery_of_a_grouped_finding_joins_nothing(world: World) -> None:
+    # GIVEN two findings of a group, taken
+    assert world.intake(review_event(1), review_event(2)) == []
+    group_id = first_group(world, f"{1:032x}")
+    # WHEN the second is delivered again
+    deps, calls = counted_intake(world)
+    outcome = take(review_event(2), deps)
+    # THEN it is a duplicate: its creation's transaction was refused on the record, and nothing else was written
+    assert outcome.result is IntakeResult.DUPLICATE
+    assert calls.count("TransactWriteItems") == 1 and "UpdateItem" not in calls and "PutItem" not in calls
+    assert world.groups.view(group_id).member_count == 2  # type: ignore[union-attr]
+    assert [m.seq for m in world.groups.members(group_id, 10)] == [1, 2]
+
+
+def test_a_grouped_finding_whose_version_another_finding_holds_is_a_duplicate_and_no_member(world: World) -> None:
+    # GIVEN a group of two, its second member finding 1002 about object 2
+    assert world.intake(review_event(1), review_event(2, finding=1002)) == []
+    group_id = first_group(world, f"{1:032x}")
+    # WHEN another finding about object 2 arrives
+    deps, calls = counted_intake(world)
+    assert take(review_event(2), deps).result is IntakeResult.DONE
+    # THEN its creation with the join was refused on the claim (nothing written), the record was created alone, and it
+    # is recorded as a duplicate of finding 1002, in no group
+    record = world.record(f"{2:032x}")
+    assert (record.state, record.duplicate_of, record.group_id) == (State.DUPLICATE, f"{1002:032x}", None)
+    assert calls.count("TransactWriteItems") == 1 and "PutItem" in calls
+    assert world.groups.view(group_id).member_count == 2  # type: ignore[union-attr]
+    assert [m.finding_id for m in world.groups.members(group_id, 10)] == [f"{1:032x}", f"{1002:032x}"]
+    assert len(world.slack.messages(PAYMENTS)) == 1

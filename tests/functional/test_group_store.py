@@ -18,12 +18,15 @@ from macie_chatops.group_store import (
     WAKE_TOLERANCE,
     GroupStore,
     GroupStoreError,
+    Joined,
     NewMember,
+    Refused,
     digest_interval,
 )
 from macie_chatops.groups import PAGE_SIZE, GroupKey
 from macie_chatops.states import State
-from macie_chatops.store import FindingStore, create_state_table
+from macie_chatops.store import FindingStore, NewRecord, create_state_table
+from macie_chatops.summary import ObjectVersion
 from tests.conftest import AwsSandbox
 
 TABLE = "test-groups"
@@ -194,6 +197,97 @@ def test_concurrent_joins_lose_nobody(groups: GroupStore, findings: FindingStore
         assert record is not None and record.group_seq == joined.seq
 
 
+def _creating(findings: FindingStore, n: int) -> tuple[NewMember, NewRecord]:
+    """Finding ``n``'s record and its object version's claim, built to be created with its join (the intake's)."""
+    finding_id = f"finding-{n:05d}"
+    version = ObjectVersion("111111111111", "payroll-exports", f"exports/2026/{n:05d}.csv", f"v{n}")
+    new = findings.new_record(finding_id, event_id=f"e{n}", action=Action.REVIEW, reason="t", actor="t", claim=version)
+    return NewMember(finding_id, version.key, "High", State.PENDING_APPROVAL), new
+
+
+def _join_creating(groups: GroupStore, findings: FindingStore, member: NewMember, new: NewRecord) -> Any:
+    def items(group_id: str, seq: int) -> list[Any]:
+        return findings.creation_items(new, group=(group_id, seq))
+
+    return groups.join_with(KEY, member, items, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_joins_creating_their_records_lose_nobody(groups: GroupStore, findings: FindingStore) -> None:
+    # GIVEN 60 findings of one key, none recorded yet WHEN 6 threads create each record with its join, at once
+    creations = [_creating(findings, n) for n in range(60)]
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def work(chunk: list[tuple[NewMember, NewRecord]]) -> None:
+        try:
+            for member, new in chunk:
+                results[member.finding_id] = _join_creating(groups, findings, member, new)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(creations[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN one group; every finding has exactly one seq, 1..60, listed once in the pages and born on its record,
+    # with its claim
+    assert not errors
+    assert all(isinstance(joined, Joined) for joined in results.values())
+    assert len({j.group_id for j in results.values()}) == 1
+    group_id = next(iter(results.values())).group_id
+    assert sorted(j.seq for j in results.values()) == list(range(1, 61))
+    listed = groups.members(group_id, 60)
+    assert [m.seq for m in listed] == list(range(1, 61))
+    assert {m.finding_id: m.seq for m in listed} == {f: j.seq for f, j in results.items()}
+    for member, new in creations:
+        record = findings.get(member.finding_id)
+        assert record is not None and (record.group_id, record.group_seq) == (group_id, results[member.finding_id].seq)
+        assert new.claim is not None and record.object_claimed_at is not None
+        claim = findings.object_claim(new.claim)
+        assert claim is not None and claim.finding_id == member.finding_id
+
+
+def test_a_join_creating_a_record_that_exists_is_refused_on_it_and_writes_nothing(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore
+) -> None:
+    # GIVEN a group of one, and a second finding created with its join
+    member, new = _creating(findings, 1)
+    assert isinstance(_join_creating(groups, findings, member, new), Joined)
+    second, new = _creating(findings, 2)
+    joined = _join_creating(groups, findings, second, new)
+    # WHEN the second's creation with a join is tried again (a duplicate delivery)
+    calls = _reads(dynamodb)
+    again = findings.new_record(second.finding_id, event_id="e", action=Action.REVIEW, reason="t", actor="t")
+    refused = _join_creating(groups, findings, second, again)
+    # THEN one transaction, refused on the record (the caller's first item, the record as it is returned with it),
+    # not retried; the group still has two members
+    assert isinstance(refused, Refused) and set(refused.reasons) == {0}
+    assert calls == ["GetItem", "TransactWriteItems"]
+    result = findings.creation_refused(again, refused.reasons)
+    assert result is not None and not result.applied and result.record.group_seq == joined.seq == 2
+    assert groups.view(joined.group_id).member_count == 2  # type: ignore[union-attr]
+
+
+def test_a_join_creating_a_record_whose_claim_is_held_is_refused_on_the_claim(
+    groups: GroupStore, findings: FindingStore
+) -> None:
+    # GIVEN a group of one, and another finding holding the object version of finding 2
+    member, new = _creating(findings, 1)
+    first = _join_creating(groups, findings, member, new)
+    second, created = _creating(findings, 2)
+    assert created.claim is not None
+    findings.claim_object(created.claim, finding_id="finding-other")
+    # WHEN finding 2 is created with its join
+    refused = _join_creating(groups, findings, second, created)
+    # THEN refused on the claim (its second item) alone: no record, no member; the store says to create it alone
+    assert isinstance(refused, Refused) and set(refused.reasons) == {1}
+    assert findings.creation_refused(created, refused.reasons) is None
+    assert findings.get(second.finding_id) is None
+    assert groups.view(first.group_id).member_count == 1  # type: ignore[union-attr]
+
+
 def test_members_span_pages(groups: GroupStore, findings: FindingStore) -> None:
     # GIVEN more members than one page holds
     joined = [_join(groups, _finding(findings, n)) for n in range(PAGE_SIZE + 5)]
@@ -359,14 +453,14 @@ class LosesOnce(GroupStore):
         super().__init__(dynamodb, TABLE, clock=clock)
         self.rival: NewMember | None = rival
 
-    def _extend(self, key: GroupKey, group: Any, member: NewMember, now: datetime) -> Any:
+    def _extend(self, key: GroupKey, group: Any, member: NewMember, now: datetime, tail: Any) -> Any:
         if self.rival is not None:
             rival, self.rival = self.rival, None
             rivals_client = boto3.client("dynamodb", region_name=self._client.meta.region_name)  # calls not counted
             GroupStore(rivals_client, TABLE, clock=self._clock).join(
                 key, rival, account_name="payroll", window=WINDOW, max_age=MAX_AGE
             )
-        return super()._extend(key, group, member, now)
+        return super()._extend(key, group, member, now, tail)
 
 
 def test_a_join_that_loses_to_another_join_of_its_group_reads_the_group_alone_again(
