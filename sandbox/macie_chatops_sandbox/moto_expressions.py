@@ -24,7 +24,8 @@ depth-first walk that replaces nodes in place, on a deep copy of the AST):
 - **The walks.** ``DepthFirstTraverser.traverse_node_recursively`` asks ``nodes_to_be_processed()`` at every
   node, which builds the processor's whole ``_processing_map`` (a dict of bound methods) to take its keys.
   :func:`_traverse` runs the same walk (same order, same hook calls, same replacements) asking once per walk:
-  the keys are class literals in every processor moto has. A processor that overrides the walk or
+  the keys are class literals in every processor moto has; and it asks ``isinstance`` (ABC checks, by the
+  node's class alone) once per class and walk. A processor that overrides the walk or
   ``nodes_to_be_processed`` gets moto's own walk.
 - **The copy.** ``Validator`` deep-copies the AST with ``copy.deepcopy`` (the generic reduce protocol per node).
   :func:`_deepcopy` copies a tree of plain ``Node`` objects attribute by attribute, with the same memo (an
@@ -282,16 +283,26 @@ def _traverse(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         processed = self.nodes_to_be_processed()
         before_child = self.pre_processing_of_child
         process = self.process
+        # isinstance against these ABCs answers by the node's class alone: asked once per class and walk
+        is_node: dict[type, bool] = {}
+        is_processed: dict[type, bool] = {}
 
         def walk(node: Any, child_id: int) -> Any:
             # DepthFirstTraverser.traverse_node_recursively, line for line
-            if isinstance(node, Node):
+            kind = type(node)
+            node_kind = is_node.get(kind)
+            if node_kind is None:
+                node_kind = is_node[kind] = isinstance(node, Node)
+            if node_kind:
                 parent_node = node.parent
                 if node.children is not None:
                     for i, child_node in enumerate(node.children):
                         before_child(node, i)
                         walk(child_node, i)
-                if isinstance(node, processed):
+                processed_kind = is_processed.get(kind)
+                if processed_kind is None:
+                    processed_kind = is_processed[kind] = isinstance(node, processed)
+                if processed_kind:
                     node = process(node)
                     node.parent = parent_node
                     if parent_node:
