@@ -30,11 +30,11 @@ Both run in one sandbox, against one moto server, in the same run:
   a crash after the post posts twice, and the approval must be on the record before the job can be verified);
   the exemptions' read per batch; the source's tags and the key's listing (the restore puts the tags back; the
   outcome message says what the key holds now). Out: a HEAD after the copy (CopyObject's response verifies a
-  single-part copy: the pipeline makes none), and the second transaction of the intake (the record and its
-  claim are one transaction and the join another in the pipeline, where the join's items could ride in the
-  record's creation). Not counted in either: the pollers' empty receives and the digest writer's work, which
-  depend on timing, not on the finding: the pipeline's count has them, and lists them apart (receives that
-  returned nothing are counted as ``ReceiveMessage (empty)``; the digest writer by function).
+  single-part copy: the pipeline makes none), and a second transaction of the intake for the join (the pipeline
+  creates the record, its claim and its join in one since issue 18's fifth round). Not counted in either: the
+  pollers' empty receives and the digest writer's work, which depend on timing, not on the finding: the
+  pipeline's count has them, and lists them apart (receives that returned nothing are counted as
+  ``ReceiveMessage (empty)``; the digest writer by function).
 
 Printed side by side: seconds in total, milliseconds per finding, findings per second, this process's CPU
 milliseconds per finding (steadier than the wall clock on a shared machine), the ratio of the pipeline's
@@ -409,8 +409,7 @@ def floor_record_and_join(
 ) -> None:
     """A finding's record, its object version's claim and its group's join at the least (§5, §22): read the group,
     then one transaction: the record (with its group and seq) and the claim, both new; the group's count (on the
-    count read) and the member in its page. (The pipeline creates the record and the claim in one transaction and
-    joins in a second one: see the module docstring.)"""
+    count read) and the member in its page. (The pipeline's transaction also checks the group key's pointer.)"""
     group = dynamodb.get_item(TableName=table, Key=FLOOR_GROUP, ConsistentRead=True)["Item"]
     count = int(group["member_count"]["N"])
     page = {names.STATE_TABLE_KEY: {"S": f"group#bench-floor#page#{count // 100 + 1}"}}
