@@ -1,7 +1,7 @@
 """One click approves a whole flood (docs/architecture.md §22, "Bulk decisions"): the sandbox's digest of 120 findings,
 its "Quarantine all 120" clicked once over real HTTP, carried by signed continuations that the interaction handler
 receives from its own queue; every object quarantined by its own job, each approval audited with the approver's
-name. (The chain of continuations, each from where the last stopped, over 300 members: the functional tests.)"""
+name. (The chain of continuations, each from where the last stopped: the functional tests.)"""
 
 from __future__ import annotations
 
