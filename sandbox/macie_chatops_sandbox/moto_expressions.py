@@ -82,10 +82,6 @@ class _Lru(Generic[K, V]):
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 def _cached_update_parse(original: Callable[[type, str], Any]) -> classmethod[Any, [str], Any]:
     """``UpdateExpressionParser.make``: one AST per (parser class, text), shared (see the module doc)."""
