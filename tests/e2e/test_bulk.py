@@ -237,7 +237,9 @@ def test_each_listed_finding_keeps_its_own_buttons_in_the_thread(sandbox: Sandbo
         return None
 
     select = sandbox.wait_for(page_select, WAIT_S + WINDOW_S, "the page's 'Act on one finding' select")
-    assert [option["value"] for option in select["options"]] == finding_ids
+    # one option per member, in the members' join order (seq), which need not be the order they were published in
+    by_seq = sorted(finding_ids, key=lambda finding_id: record_of(sandbox, finding_id).group_seq or 0)
+    assert [option["value"] for option in select["options"]] == by_seq
     # WHEN an approver chooses finding 2 there (a signed static_select click)
     approver = sandbox.approver_for("payments")
     body, headers = signed_click_body(
