@@ -62,6 +62,13 @@ A profile of the sandbox pipeline (moto 5.2.5 in the same process) shows costs r
   memoized serializer serves GetRecords (``FAST_STREAM_OPERATIONS``); the records' ``ApproximateCreationDateTime``
   is converted by moto's own ``TimestampSerializer`` with the format moto would use for it.
 
+- **DynamoDB item sizes.** Every attribute an update sets re-checks the item's 400 KB limit
+  (``LimitedSizeDict.__setitem__``) by summing ``DynamoType.size()`` over the whole item, and ``size()`` of a map
+  rebuilds each value as a new ``DynamoType`` (recursively, its whole subtree) before sizing it: a dozen SETs on
+  a record with an audit list rebuild the record a dozen times. :func:`_dynamo_size` computes the same sum
+  without rebuilding: a rebuilt value has the original's type and values, so only what the rebuild would do
+  differently is done (a plain dict under a map or a rebuilt list is parsed as ``DynamoType`` parses it).
+
 - **DynamoDB expressions.** UpdateExpression and ConditionExpression (FilterExpression too) are parsed once per
   text instead of on every call, and the update's validation walks and copies its AST without ``copy``'s and the
   walk's own overheads (``moto_expressions``, installed with these patches).
@@ -580,6 +587,56 @@ def _sending(original: Callable[..., Any]) -> Callable[..., Any]:
     return handler
 
 
+_SETS: Final = frozenset({"SS", "NS", "BS"})  # DDBType's sets
+
+
+def _dynamo_size(self: Any) -> int:
+    """``DynamoType.size``: the same sizes, the same errors, without rebuilding each map value first."""
+    return _sized(self, rebuilt=False)
+
+
+def _sized(value: Any, *, rebuilt: bool) -> int:
+    """``value.size()`` as moto computes it; ``rebuilt``: ``value`` is one moto's map branch would have rebuilt
+    with ``DynamoType(value)`` (its list members rebuilt too, a plain dict among them parsed)."""
+    dynamo_type, bytesize = _SIZING
+    kind = value.type
+    if kind == "N":
+        return len(str(value.value))
+    if kind in _SETS:  # DynamoType({sub_type: v}).size() of each member: a number, a string or a binary
+        return sum(_scalar_size(kind[0], member) for member in value.value)
+    if kind == "L":
+        total = 0
+        for member in value.value:
+            if type(member) is dynamo_type:
+                total += _sized(member, rebuilt=rebuilt)
+            elif rebuilt:
+                total += _sized(dynamo_type(member), rebuilt=True)
+            else:
+                total += member.size()  # moto calls it on whatever is there
+        return total
+    if kind == "M":
+        total = 0
+        for key, member in value.value.items():
+            # moto: bytesize(k) + DynamoType(v).size(), and DynamoType(v) of a DynamoType has its type and values
+            member_type = member if type(member) is dynamo_type else dynamo_type(member)
+            total += bytesize(key) + _sized(member_type, rebuilt=True)
+        return total
+    if isinstance(value.value, bool):
+        return 1
+    return bytesize(value.value)
+
+
+def _scalar_size(kind: str, member: Any) -> int:
+    if kind == "N":
+        return len(str(member))
+    if isinstance(member, bool):
+        return 1
+    return _SIZING[1](member)
+
+
+_SIZING: list[Any] = [None, None]  # moto's DynamoType and bytesize, set when installed (moto imported late)
+
+
 def light_send_attributes() -> int:
     """How many times sending read a queue's attributes the light way."""
     return _counts["light_send_attributes"]
@@ -617,6 +674,8 @@ def _apply(patches: Patches) -> None:
 
     import jsonpath_ng.ext
     from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
     from moto.dynamodb.responses import DynamoHandler
     from moto.s3.models import S3Backend
     from moto.s3.utils import _VersionedKeyStore
@@ -633,8 +692,10 @@ def _apply(patches: Patches) -> None:
         (Queue, "attributes", _queue_attributes(Queue.__dict__["attributes"])),
         (SQSResponse, "send_message", _sending(SQSResponse.send_message)),
         (SQSResponse, "send_message_batch", _sending(SQSResponse.send_message_batch)),
+        (DynamoType, "size", _dynamo_size),
     ):
         patches.replace(target, name, replacement)
+    _SIZING[:] = [DynamoType, bytesize]
 
 
 _PATCHES = Patches(_apply)
