@@ -624,29 +624,15 @@ def test_a_quarantine_key_that_is_not_free_is_read_and_the_plan_followed(world: 
 def test_a_copy_that_does_not_verify_is_left_unverified_and_the_retry_replaces_it(world: MoveWorld) -> None:
     # GIVEN an object, and S3 writing a corrupt copy (its response and its HEAD report another checksum)
     from macie_chatops.move import ObjectMover
+    from macie_chatops_sandbox.testkit.faults import CorruptCopies
 
     world.bucket(MEMBER_A, SOURCE)
     body = os.urandom(1024)
     version, etag = world.put(MEMBER_A, SOURCE, "exports/cards.csv", body)
     request = world.request(MEMBER_A, SOURCE, "exports/cards.csv", version_id=version, etag=etag, size=len(body))
     s3, calls = _counting_s3(world)
-    corrupt: set[str] = set()  # the copy versions S3 wrote wrong
-    writing_corrupt = [True]
-
-    def wrong_copy(parsed: dict[str, Any], **_: Any) -> None:
-        if writing_corrupt[0] and "VersionId" in parsed:
-            corrupt.add(parsed["VersionId"])
-            result = parsed.get("CopyObjectResult", {})
-            for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
-                result[name] = "AAAAAA=="
-
-    def wrong_head(parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("VersionId") in corrupt:
-            for name in [n for n in parsed if n.startswith("Checksum") and n != "ChecksumType"]:
-                parsed[name] = "AAAAAA=="
-
-    s3.meta.events.register("after-call.s3.CopyObject", wrong_copy, unique_id="wrong-copy-checksum")
-    s3.meta.events.register("after-call.s3.HeadObject", wrong_head, unique_id="wrong-head-checksum")
+    s3_faults = CorruptCopies()
+    s3_faults.attach(s3)
     mover = ObjectMover(s3, multipart_threshold_bytes=64 * MB)
 
     # WHEN it is quarantined
@@ -658,12 +644,13 @@ def test_a_copy_that_does_not_verify_is_left_unverified_and_the_retry_replaces_i
     assert "did not verify" in outcome.detail
     assert "left unverified in quarantine, and the retry replaces it" in outcome.detail
     assert "DeleteObject" not in calls
-    assert len(corrupt) == 1
-    assert [v["VersionId"] for v in world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key)] == list(corrupt)
+    assert len(s3_faults.corrupt) == 1
+    quarantined_versions = world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key)
+    assert [v["VersionId"] for v in quarantined_versions] == list(s3_faults.corrupt)
     assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", version) == body
 
     # WHEN the job is retried, S3 writing honestly again
-    writing_corrupt[0] = False
+    s3_faults.writing = False
     calls.clear()
     retried = mover.quarantine(request)
 
@@ -675,6 +662,6 @@ def test_a_copy_that_does_not_verify_is_left_unverified_and_the_retry_replaces_i
     versions = world.versions(MEMBER_A, QUARANTINE_A, request.quarantine_key)
     assert len(versions) == 2
     current = next(v for v in versions if v["IsLatest"])
-    assert current["VersionId"] == retried.quarantine_version_id and current["VersionId"] not in corrupt
+    assert current["VersionId"] == retried.quarantine_version_id and current["VersionId"] not in s3_faults.corrupt
     assert world.quarantined(MEMBER_A, request.quarantine_key) == body
     assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", version) is None

@@ -336,6 +336,7 @@ def test_a_copy_that_does_not_verify_is_left_untrusted_and_the_retry_replaces_it
     # GIVEN an approved finding, and S3 writing a corrupt quarantine copy: its CopyObject response and its HEAD
     # report a checksum that is not the source's (the single-part copy is verified from CopyObject's own response)
     from macie_chatops.sessions import MemberSessions
+    from macie_chatops_sandbox.testkit.faults import CorruptCopies
     from macie_chatops_sandbox.testkit.world import shared_session
 
     seeded = world.seed("f-unverified")
@@ -343,23 +344,8 @@ def test_a_copy_that_does_not_verify_is_left_untrusted_and_the_retry_replaces_it
     clients = sessions.clients(
         MEMBER_A, REGION, actor="U0ALICE", finding_id=seeded.finding_id, scope=_move_scope(world, seeded.finding_id)
     )
-    writing_corrupt = [True]
-    corrupt: set[str] = set()
-
-    def wrong_copy(parsed: dict[str, Any], **_: Any) -> None:
-        if writing_corrupt[0] and "VersionId" in parsed:
-            corrupt.add(parsed["VersionId"])
-            result = parsed.get("CopyObjectResult", {})
-            for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
-                result[name] = "AAAAAA=="
-
-    def wrong_head(parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("VersionId") in corrupt:
-            for name in [n for n in parsed if n.startswith("Checksum") and n != "ChecksumType"]:
-                parsed[name] = "AAAAAA=="
-
-    clients.s3.meta.events.register("after-call.s3.CopyObject", wrong_copy, unique_id="wrong-copy-checksum")
-    clients.s3.meta.events.register("after-call.s3.HeadObject", wrong_head, unique_id="wrong-head-checksum")
+    s3_faults = CorruptCopies()
+    s3_faults.attach(clients.s3)
     deps = world.deps(sessions=sessions)
     # WHEN the job runs
     with pytest.raises(RemediationError, match="did not verify"):
@@ -373,12 +359,12 @@ def test_a_copy_that_does_not_verify_is_left_untrusted_and_the_retry_replaces_it
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) == seeded.body
     assert "it will be retried automatically" in message_text(world.message(seeded))
     # WHEN the redelivered job finds S3 honest again
-    writing_corrupt[0] = False
+    s3_faults.writing = False
     assert handle_job(job("quarantine", seeded.finding_id).body, deps) is JobResult.QUARANTINED
     # THEN the object is quarantined in a new copy over the untrusted one (now noncurrent), and the source is gone
     record = world.record(seeded.finding_id)
     assert record.state is State.QUARANTINED
-    assert record.quarantine is not None and record.quarantine["version_id"] not in corrupt
+    assert record.quarantine is not None and record.quarantine["version_id"] not in s3_faults.corrupt
     assert world.quarantine_copies(seeded) == 2
     assert world.moves.read(MEMBER_A, SOURCE, seeded.key, seeded.version_id) is None
 

@@ -16,6 +16,7 @@ from macie_chatops.public_access import ALL_BLOCKED, BucketPublicAccess
 from macie_chatops.quarantine_plan import MoveStatus, RestoreStatus
 from macie_chatops.session_policy import Scope, for_move, for_public_access, for_restore
 from macie_chatops.sessions import MemberClients, MemberSessions
+from macie_chatops_sandbox.testkit.faults import CorruptCopies
 from tests.conftest import AwsSandbox
 from tests.functional.enforced_world import (
     EVERYTHING,
@@ -136,21 +137,8 @@ def test_a_copy_that_does_not_verify_makes_no_denied_call_and_the_retry_replaces
     body = os.urandom(2048)
     request = put(world, "exports/cards.csv", body)
     sessions = remediator_sessions(enforced_aws)
-    corrupt: set[str] = set()
-    writing_corrupt = [True]
+    s3_faults = CorruptCopies()
     errors: list[str] = []
-
-    def wrong_copy(parsed: dict[str, Any], **_: Any) -> None:
-        if writing_corrupt[0] and "VersionId" in parsed:
-            corrupt.add(parsed["VersionId"])
-            result = parsed.get("CopyObjectResult", {})
-            for name in [n for n in result if n.startswith("Checksum") and n != "ChecksumType"]:
-                result[name] = "AAAAAA=="
-
-    def wrong_head(parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("VersionId") in corrupt:
-            for name in [n for n in parsed if n.startswith("Checksum") and n != "ChecksumType"]:
-                parsed[name] = "AAAAAA=="
 
     def note_error(parsed: dict[str, Any], model: Any, **_: Any) -> None:
         if "Error" in parsed:
@@ -158,8 +146,7 @@ def test_a_copy_that_does_not_verify_makes_no_denied_call_and_the_retry_replaces
 
     with enforced(enforced_aws):
         s3 = move_session(sessions, request).s3
-        s3.meta.events.register("after-call.s3.CopyObject", wrong_copy, unique_id="wrong-copy-checksum")
-        s3.meta.events.register("after-call.s3.HeadObject", wrong_head, unique_id="wrong-head-checksum")
+        s3_faults.attach(s3)
         s3.meta.events.register("after-call.s3", note_error, unique_id="note-errors")
         mover = ObjectMover(s3, multipart_threshold_bytes=64 * MB)
         # WHEN it is quarantined under its session policy
@@ -168,15 +155,15 @@ def test_a_copy_that_does_not_verify_makes_no_denied_call_and_the_retry_replaces
         assert (outcome.status, outcome.retryable) == (MoveStatus.FAILED, True), outcome
         assert not [e for e in errors if "AccessDenied" in e or "403" in e], errors
         # WHEN the job is retried, S3 writing honestly again
-        writing_corrupt[0] = False
+        s3_faults.writing = False
         retried = mover.quarantine(request)
         # THEN it is quarantined in a new copy over the untrusted one (its exclusive copy refused: 412, not denied)
         assert retried.status is MoveStatus.QUARANTINED, retried
         assert not [e for e in errors if "AccessDenied" in e or "403" in e], errors
         # AND the session could not have deleted the untrusted copy: it is left for the lifecycle, as on AWS
-        (untrusted,) = corrupt
+        (untrusted,) = s3_faults.corrupt
         assert denied(lambda: s3.delete_object(Bucket=QUARANTINE, Key=request.quarantine_key, VersionId=untrusted))
-    assert retried.quarantine_version_id not in corrupt
+    assert retried.quarantine_version_id not in s3_faults.corrupt
     assert world.quarantined(MEMBER_A, request.quarantine_key) == body
     assert len(world.versions(MEMBER_A, QUARANTINE, request.quarantine_key)) == 2
     assert world.read(MEMBER_A, SOURCE, "exports/cards.csv", request.version_id) is None
