@@ -8,7 +8,7 @@
 - ``moto_fast`` for every module (``_moto_fast``), as the sandbox has it: it changes no response (its own tests
   compare the raw bytes), it only takes out costs only the emulator has, such as a deep copy of every table a
   transaction names (a group of 300 members joined one by one took minutes). The tests of moto's patches
-  themselves (``test_moto_*.py``) see moto as it is.
+  themselves (``test_moto_*.py``) see moto as it is, and ``without_moto_fast`` holds them to it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ def _moto_fast(request: pytest.FixtureRequest) -> Iterator[None]:
     try:
         yield
     finally:
+        moto_fast.uninstall()
+
+
+@pytest.fixture
+def without_moto_fast() -> Iterator[None]:
+    """The baseline must be moto's own code: nothing else in this process may hold moto_fast installed."""
+    assert not moto_fast.installed()
+    yield
+    while moto_fast.installed():  # a failed test must not leave it behind for the next
         moto_fast.uninstall()
 
 

@@ -13,7 +13,7 @@ import string
 import threading
 import types
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -59,15 +59,6 @@ def reset(endpoint: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
-
-
-@pytest.fixture
-def without_moto_fast() -> Iterator[None]:
-    """The baseline must be moto's own code: nothing else in this process may hold moto_fast installed."""
-    assert not moto_fast.installed()
-    yield
-    while moto_fast.installed():  # a failed test must not leave it behind for the next
-        moto_fast.uninstall()
 
 
 @pytest.fixture

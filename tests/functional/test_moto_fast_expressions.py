@@ -7,7 +7,7 @@ second from the cache; the raw responses (errors included, message text and all)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -18,15 +18,6 @@ from tests.conftest import AwsSandbox
 from tests.functional.test_moto_fast import NO_RETRIES, Raw, Recorder, reset
 
 TABLE = "expressions"
-
-
-@pytest.fixture
-def without_moto_fast() -> Iterator[None]:
-    """The baseline must be moto's own code: nothing else in this process may hold moto_fast installed."""
-    assert not moto_fast.installed()
-    yield
-    while moto_fast.installed():
-        moto_fast.uninstall()
 
 
 Corpus = Callable[[Any], None]

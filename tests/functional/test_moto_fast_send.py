@@ -3,33 +3,13 @@ answers and the same messages as moto's own code, standard and FIFO queues alike
 
 from __future__ import annotations
 
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import pytest
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from macie_chatops_sandbox import moto_fast
 from tests.conftest import AwsSandbox
-
-NO_RETRIES = BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"})
-
-
-@pytest.fixture
-def clean() -> Iterator[None]:
-    assert not moto_fast.installed()
-    yield
-    while moto_fast.installed():
-        moto_fast.uninstall()
-
-
-def reset(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+from tests.functional.test_moto_fast import both_ways
 
 
 def scenario(sqs: Any) -> list[Any]:
@@ -68,22 +48,12 @@ def scenario(sqs: Any) -> list[Any]:
     return seen
 
 
-def test_sending_answers_and_stores_as_moto_does(aws: AwsSandbox, clean: None) -> None:
-    observed = []
+def test_sending_answers_and_stores_as_moto_does(aws: AwsSandbox, without_moto_fast: None) -> None:
     before = moto_fast.light_send_attributes()
     # GIVEN / WHEN the same sends without and with moto_fast
-    for patched in (False, True):
-        reset(aws.endpoint)
-        if patched:
-            moto_fast.install()
-        try:
-            observed.append(scenario(boto3.client("sqs", region_name=aws.region, config=NO_RETRIES)))
-        finally:
-            if patched:
-                moto_fast.uninstall()
-    # THEN the same answers, attributes and messages
-    assert observed[1] == observed[0]
-    assert observed[1][:7] == [
+    # THEN the same answers, attributes and messages (both_ways asserts them equal)
+    observed = both_ways(aws, scenario)
+    assert observed[:7] == [
         ("sent", True),
         ("sent", True),
         ("sent", True),
@@ -96,7 +66,7 @@ def test_sending_answers_and_stores_as_moto_does(aws: AwsSandbox, clean: None) -
     assert moto_fast.light_send_attributes() > before
 
 
-def test_install_and_uninstall_restore_the_send_path(clean: None) -> None:
+def test_install_and_uninstall_restore_the_send_path(without_moto_fast: None) -> None:
     from moto.sqs.models import Queue
     from moto.sqs.responses import SQSResponse
 

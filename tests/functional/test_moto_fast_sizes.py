@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from macie_chatops_sandbox import moto_fast
 from tests.functional.test_moto_fast import _values, store_like_item
-
-
-@pytest.fixture
-def without_moto_fast() -> Iterator[None]:
-    assert not moto_fast.installed()
-    yield
-    while moto_fast.installed():
-        moto_fast.uninstall()
 
 
 def sizes(values: list[Any]) -> list[Any]:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-import pytest
 
 from macie_chatops_sandbox import moto_fast
 from tests.conftest import AwsSandbox
 from tests.functional.test_moto_fast import NO_RETRIES, Recorder, store_like_item
 
 TABLE = "streamed"
-
-
-@pytest.fixture
-def without_moto_fast() -> Iterator[None]:
-    """The baseline must be moto's own code: nothing else in this process may hold moto_fast installed."""
-    assert not moto_fast.installed()
-    yield
-    while moto_fast.installed():
-        moto_fast.uninstall()
 
 
 def streamed_table(aws: AwsSandbox) -> tuple[Any, Any, str]:
