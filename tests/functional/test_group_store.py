@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -165,27 +166,39 @@ def test_a_finding_without_a_record_cannot_join(groups: GroupStore) -> None:
         _join(groups, NewMember("finding-ghost", "k", "High", State.PENDING_APPROVAL))
 
 
+_W = TypeVar("_W")
+
+
+def _at_once(work: list[_W], do: Callable[[_W], tuple[str, Any]], *, threads: int = 6) -> dict[str, Any]:
+    """``do`` on every item of ``work``, from ``threads`` threads at once: each item's answer by its finding id.
+    Raises the first error a thread met, after all of them ended."""
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def run(chunk: list[_W]) -> None:
+        try:
+            for item in chunk:
+                finding_id, answer = do(item)
+                results[finding_id] = answer
+        except BaseException as exc:  # raised below, once every thread ended
+            errors.append(exc)
+
+    running = [threading.Thread(target=run, args=(work[i::threads],)) for i in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 @pytest.mark.usefixtures("atomic_moto")
 def test_concurrent_joins_lose_nobody(groups: GroupStore, findings: FindingStore) -> None:
     # GIVEN 60 findings of one key WHEN 6 threads join them at once
     members = [_finding(findings, n) for n in range(60)]
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def work(chunk: list[NewMember]) -> None:
-        try:
-            for member in chunk:
-                results[member.finding_id] = _join(groups, member)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(members[i::6],)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = _at_once(members, lambda member: (member.finding_id, _join(groups, member)))
     # THEN one group; every finding has exactly one seq, 1..60, each listed once in the pages
-    assert not errors
     assert len({j.group_id for j in results.values()}) == 1
     group_id = next(iter(results.values())).group_id
     assert sorted(j.seq for j in results.values()) == list(range(1, 61))
@@ -216,24 +229,11 @@ def _join_creating(groups: GroupStore, findings: FindingStore, member: NewMember
 def test_concurrent_joins_creating_their_records_lose_nobody(groups: GroupStore, findings: FindingStore) -> None:
     # GIVEN 60 findings of one key, none recorded yet WHEN 6 threads create each record with its join, at once
     creations = [_creating(findings, n) for n in range(60)]
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def work(chunk: list[tuple[NewMember, NewRecord]]) -> None:
-        try:
-            for member, new in chunk:
-                results[member.finding_id] = _join_creating(groups, findings, member, new)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(creations[i::6],)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = _at_once(
+        creations, lambda creation: (creation[0].finding_id, _join_creating(groups, findings, *creation))
+    )
     # THEN one group; every finding has exactly one seq, 1..60, listed once in the pages and born on its record,
     # with its claim
-    assert not errors
     assert all(isinstance(joined, Joined) for joined in results.values())
     assert len({j.group_id for j in results.values()}) == 1
     group_id = next(iter(results.values())).group_id
