@@ -88,3 +88,36 @@ def test_a_cold_first_remediate_click_builds_no_bulk_continuation(world: World) 
     # built: only a bulk click that sends one builds them (docs/architecture.md §6)
     assert body.get("replace_original") is True, body
     assert modules == []
+
+
+# As FIRST_CLICK, with the collector's state printed after the package loaded and after the answer.
+FIRST_CLICK_COLLECTOR = """
+import gc, json, sys
+from macie_chatops_sandbox.testkit.interaction import context
+from macie_chatops.handlers.interaction import lambda_handler
+paused = not gc.isenabled()
+response = lambda_handler(json.load(sys.stdin), context())
+print(response["body"])
+print(json.dumps([paused, gc.isenabled(), gc.get_freeze_count()]))
+"""
+
+
+def test_a_cold_first_click_in_lambda_runs_with_the_collector_paused_then_freezes_the_cold_start(world: World) -> None:
+    # GIVEN a pending finding and a signed Remediate click, in a fresh interpreter with Lambda's environment
+    event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
+    # WHEN the handler takes it
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CLICK_COLLECTOR],
+        input=json.dumps(event),
+        cwd=ROOT,
+        env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": names.INTERACTION_FUNCTION_NAME},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    body, (paused, enabled, frozen) = json.loads(out[-2]), json.loads(out[-1])
+    # THEN the click is applied as without the pause; the handler loaded with the collector paused, and after the
+    # answer it collects again, what the cold start built (boto3, the models, the first click's objects) frozen
+    assert body.get("replace_original") is True, body
+    assert paused is True and enabled is True
+    assert frozen > 50_000
