@@ -11,6 +11,7 @@ from infra.central.lambdas import ConsumedQueue, HandlerAssets, consume
 from infra.components.handler import HandlerFunction
 from macie_chatops import names
 from macie_chatops.config import Config
+from macie_chatops.handlers.remediation import BATCH_SIZE
 from stacksets.nag import acknowledge
 from stacksets.roles import ASSUME_ACTIONS
 
@@ -19,6 +20,9 @@ REMEDIATOR_TIMEOUT = Duration.minutes(15)  # a 5 TB object is a long multipart U
 REMEDIATOR_MEMORY_MB = 1769
 REMEDIATOR_CONCURRENCY = 5  # reserved: moves never starve other functions, nor flood member accounts
 REMEDIATION_MAX_RECEIVES = 3
+# Jobs per invocation, one after another (the handler defers a job it has no time left for); no batching window:
+# a single click's job is handed over at once. The handler's constant: the sandbox's poller reads it too.
+REMEDIATOR_BATCH_SIZE = BATCH_SIZE
 REMEDIATION_QUEUE = ConsumedQueue(
     names.REMEDIATION_QUEUE_NAME, names.REMEDIATION_DLQ_NAME, REMEDIATOR_TIMEOUT, REMEDIATION_MAX_RECEIVES
 )
@@ -38,8 +42,7 @@ class Remediation:
             role_name=names.REMEDIATOR_ROLE_NAME,
             reserved_concurrent_executions=REMEDIATOR_CONCURRENCY,
         )
-        # One move per invocation: each may take most of the 15 minutes.
-        consume(self.remediator, self.queue, batch_size=1, max_concurrency=REMEDIATOR_CONCURRENCY)
+        consume(self.remediator, self.queue, batch_size=REMEDIATOR_BATCH_SIZE, max_concurrency=REMEDIATOR_CONCURRENCY)
         foundation.grant_records_and_slack(self.remediator)
         _allow_assuming_member_roles(stack, config, self.remediator)
 

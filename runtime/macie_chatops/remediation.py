@@ -53,7 +53,7 @@ from macie_chatops.states import Failure, State
 from macie_chatops.store import RETENTION_DAYS, FindingRecord, FindingStore, ObjectClaim, RecordUpdates
 
 if TYPE_CHECKING:
-    from macie_chatops.approvals import ApprovalVerifier
+    from macie_chatops.approvals import ApprovalAction, ApprovalVerifier
     from macie_chatops.config import Config
     from macie_chatops.slack_messages import SlackMessage
 
@@ -82,6 +82,9 @@ class RemediationDependencies:
     checkpoint: Callable[[MoveStep], None] | None = None  # tests: crash between the mover's steps
     clock: Clock = field(default=utcnow)
     groups: GroupViews | None = None  # a grouped finding's message may be its group's digest (§22)
+    # Asked before a job acts on its record (the handler's time guard); False: the job is not started and the
+    # result is DEFERRED, nothing touched. None: every job starts.
+    may_start: Callable[[FindingRecord], bool] | None = None
 
     def mover(self, clients: MemberClients) -> ObjectMover:
         return ObjectMover(
@@ -104,6 +107,7 @@ class JobResult(StrEnum):
     UNDO_REFUSED = "undo_refused"  # the bucket changed since the fix, or the Undo could not run: still blocked
     UNVERIFIED = "unverified"  # the record's approval did not verify (§23): refused, nothing touched
     ALREADY_DONE = "already_done"  # outcome recorded earlier; only the Slack message was (re)updated
+    DEFERRED = "deferred"  # not started: too little time left in this invocation (``may_start``); nothing touched
     STALE = "stale"  # the record is not in a state this job may act on
     UNKNOWN = "unknown"  # no record, or an unreadable job
 
@@ -140,13 +144,16 @@ def handle_job(body: str, deps: RemediationDependencies) -> JobResult:
         deps.metrics.count("Jobs", kind=job.kind, result=JobResult.UNKNOWN.value)
         return JobResult.UNKNOWN
     result = _run(job, record, deps)
-    deps.metrics.count("Jobs", kind=job.kind, result=result.value)
+    if result is not JobResult.DEFERRED:  # a deferred job is counted by the handler that re-sends it
+        deps.metrics.count("Jobs", kind=job.kind, result=result.value)
     return result
 
 
 def _run(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
     """The job's step for this record: the record says whether the approved fix is a move or a policy finding's
     public access block (so the sweeper's and `retry`'s quarantine jobs carry out either)."""
+    if deps.may_start is not None and _acting_action(job, record) is not None and not deps.may_start(record):
+        return JobResult.DEFERRED
     refused = _refuse_unverified(job, record, deps)
     if refused is not None:
         return refused
@@ -165,13 +172,21 @@ def _run(job: RemediationJob, record: FindingRecord, deps: RemediationDependenci
     return JobResult.STALE
 
 
+def _acting_action(job: RemediationJob, record: FindingRecord) -> ApprovalAction | None:
+    """The action this job carries out on this record now; None when it only updates Slack or does nothing."""
+    from macie_chatops.approvals import ACTING_STATES, action_for
+
+    action = action_for(record, job.kind)
+    return action if action is not None and record.state in ACTING_STATES[action] else None
+
+
 def _refuse_unverified(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult | None:
     """The verification step (§23): a job about to act on its record needs the record's approval of that action
     to verify, before any member role is assumed; refused (recorded, counted, shown) otherwise. None: go on."""
-    from macie_chatops.approvals import ACTING_STATES, action_for, refuse
+    from macie_chatops.approvals import refuse
 
-    action = action_for(record, job.kind)
-    if action is None or record.state not in ACTING_STATES[action]:
+    action = _acting_action(job, record)
+    if action is None:
         return None  # the job does nothing to this record (done already: Slack only; stale): nothing to verify
     verification = deps.verifier.verify(record, action)
     if verification.verified:

@@ -70,7 +70,8 @@ _ONE_SANDBOX = threading.Lock()
 class SandboxSettings:
     queues: QueueSettings = field(default_factory=QueueSettings)
     batch_size: int = 10  # the finding handler's event source mapping (central stack: FINDING_BATCH_SIZE)
-    remediator_batch_size: int = 1  # the remediator's: one move per invocation, as the central stack sets it
+    # The remediator's event source mapping; None: the handler's BATCH_SIZE, which the central stack sets too.
+    remediator_batch_size: int | None = None
     finding_concurrency: int = 2  # pollers per queue (Lambda starts several for a busy queue)
     remediator_concurrency: int = 2
     digest_concurrency: int = 1  # the digest writer's pollers (its Slack writes take the channel's pace anyway)
@@ -313,7 +314,7 @@ class Sandbox:
             (
                 provisioned.remediation,
                 function(names.REMEDIATOR_FUNCTION_NAME, remediation.lambda_handler, s.remediator_timeout_s),
-                s.remediator_batch_size,
+                remediation.BATCH_SIZE if s.remediator_batch_size is None else s.remediator_batch_size,
                 s.remediator_concurrency,
             ),
             (  # the digest writer (docs/architecture.md §22)

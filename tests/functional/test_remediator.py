@@ -423,7 +423,12 @@ def test_job_metrics_can_be_switched_off_like_powertools_metrics(
     assert emf_metrics(capsys.readouterr().out) == []
 
 
-def test_no_job_is_started_without_enough_time_left(world: RemediatorWorld) -> None:
+def test_a_job_without_time_left_that_cannot_be_re_sent_returns_to_the_queue_untouched(
+    world: RemediatorWorld,
+) -> None:
+    # GIVEN an approved finding's job, delivered from a queue the handler cannot send to (none exists here), and
+    # 30 s left in the invocation. WHEN it is handled THEN it is not started; the failed re-send returns it to
+    # the queue (test_remediator_batches.py: the re-send)
     seeded = world.seed("f-late")
     delivery = job("quarantine", seeded.finding_id)
     assert world.invoke(delivery, timeout_s=30) == [delivery.message_id]

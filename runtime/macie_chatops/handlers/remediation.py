@@ -1,10 +1,11 @@
-"""Lambda: the remediation queue's SQS batches (each body is a ``RemediationJob``).
+"""Lambda: the remediation queue's SQS batches of up to :data:`BATCH_SIZE` jobs (each body a ``RemediationJob``).
 
-The remediator's composition root: each record goes to :func:`macie_chatops.remediation.handle_job`; only the
-records that raised return to the queue. The function runs up to 15 minutes, and a job is not started with
-less than :data:`MIN_SECONDS_FOR_A_JOB` left: it returns to the queue untouched instead (a move cut off by the
-timeout would be safe, but wasted). The queue's visibility timeout is longer than the function's timeout (the
-central stack sets both).
+The remediator's composition root: each record goes to :func:`macie_chatops.remediation.handle_job`, one after
+another; only the records that raised return to the queue. The function runs up to 15 minutes, and a job is
+started only when :class:`StartGuard` finds the time left enough for it; otherwise it is deferred: re-sent to its
+queue and acknowledged, untouched (docs/architecture.md §7, "Jobs in batches"). A job whose re-send fails returns
+to the queue as a failure. The queue's visibility timeout is longer than the function's timeout (the central
+stack sets both).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from macie_chatops.handlers._root import (
     ContainerCache,
     HandlerMetrics,
     Settings,
+    redeliver_later,
     remaining_time,
     run_sqs_batch,
     slack_pacer,
@@ -35,9 +37,17 @@ if TYPE_CHECKING:
     from macie_chatops.handlers._root import SqsRecord
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.sessions import MemberSessions
+    from macie_chatops.store import FindingRecord
 
 SERVICE: Final = "macie-chatops-remediator"
+# Jobs per invocation at most: the central stack's event source (no batching window) and the sandbox's poller.
+BATCH_SIZE: Final = 10
+# Any job's least time: the calls of a small object's move, the records and the Slack update, with their timeouts.
 MIN_SECONDS_FOR_A_JOB: Final = 60.0
+# What a later job of an invocation needs per byte of its object besides MIN_SECONDS_FOR_A_JOB: S3 copies it and
+# the mover may read the copy back to verify it; 50 MiB/s for both together is an assumption on the slow side.
+MOVE_BYTES_PER_SECOND: Final = 50 * 1024 * 1024
+DEFERRAL_DELAY_S: Final = 1  # a deferred job is visible again after 1 s (the least redeliver_later sends)
 AWS_TIMEOUTS: Final = AwsTimeouts(connect_s=3, read_s=10)
 SLACK_TIMEOUT_S: Final = 10
 
@@ -47,7 +57,40 @@ _cache = ContainerCache()
 
 
 class JobDeferredError(MacieChatOpsError):
-    """Not enough time left in this invocation to start the job: it returns to the queue untouched."""
+    """A job deferred for lack of time could not be re-sent: it returns to the queue untouched, as a failure."""
+
+
+def seconds_needed(size_bytes: int) -> float:
+    """The time a later job of an invocation needs left to start, for an object of ``size_bytes``."""
+    return MIN_SECONDS_FOR_A_JOB + size_bytes / MOVE_BYTES_PER_SECOND
+
+
+class StartGuard:
+    """Which jobs of one invocation start.
+
+    No job starts with less than :data:`MIN_SECONDS_FOR_A_JOB` left (asked before its record is read). The
+    first job that acts always starts otherwise: it has the whole timeout, as when each invocation took one job,
+    and deferring it would gain nothing. A later one starts only when the time left covers
+    :func:`seconds_needed` for its object's size (the record's: the exact version the move copies): an
+    invocation cut off by its timeout returns its whole batch to the queue, the jobs it finished too, each one
+    receive nearer the dead letters."""
+
+    def __init__(self, remaining_time_s: Callable[[], float]) -> None:
+        self._remaining_time_s = remaining_time_s
+        self._started = False
+
+    def any_job(self) -> bool:
+        return self._remaining_time_s() >= MIN_SECONDS_FOR_A_JOB
+
+    def starts(self, size_bytes: int) -> bool:
+        """Whether a job acting on an object of ``size_bytes`` starts now (it counts as started if so)."""
+        if self._started and self._remaining_time_s() < seconds_needed(size_bytes):
+            return False
+        self._started = True
+        return True
+
+    def may_start(self, record: FindingRecord) -> bool:
+        return self.starts(record.summary.size if record.summary is not None else 0)
 
 
 def read_settings() -> Settings:
@@ -70,8 +113,13 @@ def _member_sessions(settings: Settings, config: Config) -> MemberSessions:
     return _cache.get(("member_sessions", role_name, settings.aws_endpoint_url, settings.region), build)
 
 
-def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> RemediationDependencies:
-    """The remediation dependencies for one invocation (everything but the SlackClient is cached)."""
+def dependencies(
+    settings: Settings,
+    remaining_time_s: Callable[[], float],
+    may_start: Callable[[FindingRecord], bool] | None = None,
+) -> RemediationDependencies:
+    """The remediation dependencies for one invocation (everything but the SlackClient is cached); ``may_start``:
+    the invocation's :class:`StartGuard`."""
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.slack_client import SlackClient
 
@@ -89,6 +137,7 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
         metrics=metrics,
         verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
         groups=None if (grouping := _cache.grouping(settings, AWS_TIMEOUTS)) is None else grouping.store,
+        may_start=may_start,
     )
 
 
@@ -97,20 +146,25 @@ def dependencies(settings: Settings, remaining_time_s: Callable[[], float]) -> R
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = read_settings()
     remaining_time_s = remaining_time(context)
-    deps = dependencies(settings, remaining_time_s)
-    from macie_chatops.remediation import handle_job
+    guard = StartGuard(remaining_time_s)
+    deps = dependencies(settings, remaining_time_s, may_start=guard.may_start)
+    # Re-sends: a deferred job's, and a record Slack cannot take yet (429, the channel's pace: run_sqs_batch).
+    sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
+    from macie_chatops.remediation import JobResult, handle_job
 
     def handle(record: SqsRecord) -> str:
-        if remaining_time_s() < MIN_SECONDS_FOR_A_JOB:
-            metrics.count("JobsDeferred")
-            raise JobDeferredError(f"{remaining_time_s():.0f}s left: the job returns to the queue untouched")
         started = time.monotonic()
-        result = handle_job(record.body, deps).value
+        result = handle_job(record.body, deps) if guard.any_job() else JobResult.DEFERRED
+        if result is JobResult.DEFERRED:
+            return _defer(sqs, record, remaining_time_s())
         # A move's latency (result "quarantined"), a restore's, a public access block's... (the dashboard)
-        metrics.seconds(names.JOB_SECONDS_METRIC, time.monotonic() - started, result=result)
-        return result
+        metrics.seconds(names.JOB_SECONDS_METRIC, time.monotonic() - started, result=result.value)
+        return result.value
 
     def failed(record: SqsRecord, exc: Exception, fields: dict[str, Any]) -> None:
+        if isinstance(exc, JobDeferredError):  # counted as deferred already; the cause is logged with the error
+            logger.warning("deferred job returned to the queue", extra={**fields, "error": str(exc)[:500]})
+            return
         metrics.count("JobsFailed", error_type=type(exc).__name__)
         if isinstance(exc, SlackError | MacieChatOpsError):
             # Already logged with its detail (and recorded on the finding where there is one).
@@ -119,6 +173,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         else:
             logger.exception("job failed: returned to the queue", extra=fields)
 
-    # A record Slack cannot take yet (429, the channel's pace) is re-sent with that delay, not failed.
-    sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
     return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger, sqs=sqs)
+
+
+def _defer(sqs: Any, record: SqsRecord, remaining_s: float) -> str:
+    """Re-send a job this invocation has no time for and acknowledge it ("deferred"): the copy starts with no
+    receives counted, where a failure would come back only after the visibility timeout, one receive nearer the
+    dead letters. A crash between the send and the acknowledgement leaves two copies: the move is idempotent.
+    Raises :class:`JobDeferredError` (the record returns to the queue as a failure) when the send fails or the
+    record was deferred too often (``redeliver_later``'s count, shared with Slack's deferrals)."""
+    metrics.count("JobsDeferred")
+    try:
+        delay = redeliver_later(sqs, record, DEFERRAL_DELAY_S)
+    except Exception as exc:
+        raise JobDeferredError(
+            f"{remaining_s:.0f}s left and the job could not be re-sent ({type(exc).__name__}: {exc})"
+        ) from exc
+    if delay is None:
+        raise JobDeferredError(f"{remaining_s:.0f}s left and the job was deferred too often to be re-sent")
+    logger.info(
+        "too little time left for this job: re-sent to the queue and acknowledged",
+        extra={"message_id": record.message_id, "remaining_s": round(remaining_s), "delay_s": delay},
+    )
+    return "deferred"
