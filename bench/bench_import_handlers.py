@@ -206,8 +206,7 @@ COLD_PATHS: dict[str, Case] = {
     ),
     "interaction (a click)": cold_path(
         "interaction",
-        "macie_chatops.interaction",
-        "macie_chatops.exemption_store",
+        "macie_chatops.interaction",  # not exemption_store: only a dismissal's submission builds it (§6)
         "macie_chatops.group_store",
         "macie_chatops.jobs",
         STORE,

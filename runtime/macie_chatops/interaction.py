@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from macie_chatops.bulk import GroupReader
     from macie_chatops.bulk_continuation import Continuation
     from macie_chatops.dismissal import ModalOpener
-    from macie_chatops.exemption_store import ExemptionStore
+    from macie_chatops.exemptions import Exemption
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +353,13 @@ class ContinuationSender(Protocol):
     def enqueue(self, continuation: Continuation) -> None: ...
 
 
+class ExemptionRecorder(Protocol):
+    """Records a dismissal's exemption (``exemption_store.ExemptionStore``; the interaction handler's builds that
+    only when a dismissal first records one, docs/architecture.md §6)."""
+
+    def add(self, exemption: Exemption) -> Exemption: ...
+
+
 SLACK_RESPONSE_URL_PREFIXES: Final = ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
 
 
@@ -392,7 +399,7 @@ class Dependencies:
     # message (a form's submission has no response_url). Without the first two, a Dismiss (an object or a policy
     # finding's) is refused: it never dismisses without a reason.
     modals: ModalOpener | None = None
-    exemptions: ExemptionStore | None = None
+    exemptions: ExemptionRecorder | None = None
     updater: SlackUpdater | None = None
     # Signs every approval a click makes (Remediate, Restore, Block public access, Undo: §23); without it such a
     # click fails before anything is written.

@@ -90,6 +90,26 @@ def test_a_cold_first_remediate_click_builds_no_bulk_continuation(world: World) 
     assert modules == []
 
 
+def test_a_cold_first_remediate_click_builds_no_exemption_store(world: World) -> None:
+    # GIVEN a pending finding and a signed Remediate click, in a fresh interpreter
+    event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
+    # WHEN the handler takes it
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CLICK, "macie_chatops.exemption_store", "macie_chatops.exemptions"],
+        input=json.dumps(event),
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    body, modules = json.loads(out[-2]), json.loads(out[-1])
+    # THEN the click is applied, and the exemptions' store and model were not loaded: only a dismissal's submission
+    # records an exemption, and builds the store then (docs/architecture.md §6)
+    assert body.get("replace_original") is True, body
+    assert modules == []
+
+
 # As FIRST_CLICK, with the collector's state printed after the package loaded and after the answer.
 FIRST_CLICK_COLLECTOR = """
 import gc, json, sys
