@@ -10,6 +10,8 @@ written into its page and ``group_id``/``group_seq`` onto the finding's record, 
 has exactly one seq, the seqs have no holes (``listed_count`` is ``member_count``), and a finding joins once
 whatever its deliveries do. Joins of one group that collide are retried (a burst is a handful of writers). The
 finding handler creates the record in the join's transaction (``join_with``: the record born with its group).
+A store's next join of a key builds on the group as its own last join left it, for a few seconds, instead of reading
+it (``_Known``): the transaction's conditions refuse it if anyone changed what the join depends on.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -77,6 +80,16 @@ def update_due(*, updated_at: datetime | None, updates: int, changed_at: datetim
 MAX_SQS_DELAY_S: Final = 900
 # The open group last seen per group key, per store (a warm container's): at most this many keys remembered.
 MAX_KNOWN_GROUPS: Final = 1000
+# A join builds on the group as this store's last join of it left it, without reading it, for this long after the read
+# that state descends from (its attributes no join condition pins, dirty_at, are then at most this old; far below
+# STALE_DIRTY, the only time a join compares them with). Longer buys little (one read per this many seconds), and a
+# frozen Lambda container's memory is past it when the container thaws.
+REMEMBER_GROUP: Final = timedelta(seconds=5)
+# ... and not for this long after another store's join of the group refused one of this store's: several containers
+# are joining it, so a remembered group would mostly be stale, and a refused TransactWriteItems costs the write
+# capacity of all its items where the read it saves costs one read unit (at most one refusal per this time per
+# container is wasted on a group others join too).
+CONTENDED: Final = timedelta(seconds=10)
 
 
 logger = logging.getLogger(__name__)
@@ -123,6 +136,18 @@ class Refused:
 # A caller's TransactWriteItems for a join's transaction, given the group id and the seq the member gets.
 CallerItems = Callable[[str, int], Sequence[Any]]
 _Tail = Callable[[str, int], list[Any]]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What a store knows of a key's open group: its id (the key's pointer named it: a join reads that group alone),
+    and for :data:`REMEMBER_GROUP` the group as this store's last join of it left it, in what a join reads
+    (:data:`_JOIN_READS`): the next join is then built on it without a read."""
+
+    group_id: str
+    group: Mapping[str, Any] | None = None
+    read_at: datetime | None = None  # when the read the remembered group descends from was made
+    contended_until: datetime | None = None  # another store joined the group lately: nothing remembered is used
 
 
 @dataclass(frozen=True)
@@ -190,8 +215,13 @@ class GroupStore:
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
         # group key digest -> the group its pointer last named: a join then reads that group alone (one GetItem, not
-        # the pointer and then the group) and its transaction checks that the pointer still names it.
-        self._known_groups: dict[str, str] = {}
+        # the pointer and then the group) and its transaction checks that the pointer still names it; or reads
+        # nothing, building on the group as this store's last join left it (_Known).
+        self._known: dict[str, _Known] = {}
+        # One join at a time per store: a Lambda container runs one invocation at a time, and where threads share a
+        # store (the sandbox's pollers, tests) two joins never build on the same remembered group, so a refusal
+        # always means another store or writer changed the group. Uncontended on Lambda; a join is two calls at most.
+        self._joining = threading.Lock()
 
     # -- joining -----------------------------------------------------------------------------------
 
@@ -240,12 +270,26 @@ class GroupStore:
         window: timedelta,
         max_age: timedelta,
     ) -> Joined | Refused:
+        with self._joining:
+            return self._join_alone(key, member, items, account_name=account_name, window=window, max_age=max_age)
+
+    def _join_alone(
+        self,
+        key: GroupKey,
+        member: NewMember,
+        items: CallerItems | None,
+        *,
+        account_name: str,
+        window: timedelta,
+        max_age: timedelta,
+    ) -> Joined | Refused:
         def tail(group_id: str, seq: int) -> list[Any]:
             return [self._record_write(member.finding_id, group_id, seq)] if items is None else [*items(group_id, seq)]
 
+        returned: tuple[dict[str, Any], datetime] | None = None  # the group as a refusal returned it, not before when
         for _ in range(MAX_JOIN_ATTEMPTS):
             now = self._clock()
-            pointed, current = self._open_group_of(key)
+            pointed, current, read_at = self._group_to_join(key, now, window, max_age, returned=returned)
             extending = current is not None and _still_open(current, now, window, max_age)
             try:
                 if current is not None and extending:
@@ -257,39 +301,107 @@ class GroupStore:
                 if items is not None and cancelled is not None and cancelled.conditional_tail:
                     # The caller's own items (its record exists, its claim is held): not the join's to retry.
                     return Refused(cancelled.conditional_tail)
-                # Another join of the group won this round (its count or its page): the pointer and the record were
-                # not what refused it, so only the group is read again (issue 18: 0.2 reads per finding in a burst).
+                if cancelled is not None and cancelled.only_the_group:
+                    # Another join of the group won this round (its count or its page), or the digest writer cleaned
+                    # it: the pointer and the record were not what refused it. The refusal returned the group as it
+                    # is now, which the next attempt builds on (no read); else only the group is read again.
+                    lost = current if extending else None  # an opening's refusal returns no group of the key's
+                    group = None if lost is None else self._refused_by_the_group(key.digest, lost, cancelled, now)
+                    returned = None if group is None else (group, now)
+                    if group is None:
+                        time.sleep(secrets.randbelow(20) / 1000)
+                    continue
                 # Anything else (or no reasons given): the pointer read again, and the record for an earlier join.
-                if cancelled is None or not cancelled.only_the_group:
-                    self._known_groups.pop(key.digest, None)  # read the pointer again: it may name another group
-                    joined_before = self._joined_already(member.finding_id) if items is None else None
-                    if joined_before is not None:
-                        return joined_before
+                returned = None
+                self._known.pop(key.digest, None)  # read the pointer again: it may name another group
+                joined_before = self._joined_already(member.finding_id) if items is None else None
+                if joined_before is not None:
+                    return joined_before
                 time.sleep(secrets.randbelow(20) / 1000)  # another join won this round: read again
                 continue
-            self._remember(key.digest, joined.group_id)
+            self._learn(key.digest, joined, current if extending else None, member, now, read_at)
             return joined
         raise GroupStoreError(f"finding {member.finding_id} could not join its group in {MAX_JOIN_ATTEMPTS} attempts")
 
-    def _open_group_of(self, key: GroupKey) -> tuple[str | None, dict[str, Any] | None]:
-        """The group the key's pointer names (None: it names none) and that group's item. With the group this store
-        saw last for the key, only that group is read: the join's transaction then checks the pointer still names
-        it (else it is cancelled, and the next attempt reads the pointer)."""
-        known = self._known_groups.get(key.digest)
+    def _group_to_join(
+        self,
+        key: GroupKey,
+        now: datetime,
+        window: timedelta,
+        max_age: timedelta,
+        *,
+        returned: tuple[dict[str, Any], datetime] | None,
+    ) -> tuple[str | None, dict[str, Any] | None, datetime]:
+        """The group the key's pointer names (None: it names none), that group's item (as a refusal just ``returned``
+        it, as this store remembers it, or read), and when it was read at the earliest. With the group this store saw
+        last for the key, only that group is read: the join's transaction then checks the pointer still names it
+        (else it is cancelled, and the next attempt reads the pointer)."""
+        if returned is not None:
+            refused, refused_at = returned
+            return str(refused["group_id"]), refused, refused_at
+        known = self._known.get(key.digest)
         if known is not None:
-            group = self._get(group_item_key(known))
+            remembered = self._take_remembered(key.digest, known, now, window, max_age)
+            if remembered is not None and known.read_at is not None:
+                return known.group_id, remembered, known.read_at
+            group = self._get(group_item_key(known.group_id))
             if group is not None:
-                return known, group
+                return known.group_id, group, now
         pointer = self._get(GROUP_KEY_PREFIX + key.digest)
         if pointer is None:
-            return None, None
+            return None, None, now
         group_id = str(pointer["group_id"])
-        return group_id, self._get(group_item_key(group_id))
+        return group_id, self._get(group_item_key(group_id)), now
 
-    def _remember(self, digest: str, group_id: str) -> None:
-        if digest not in self._known_groups and len(self._known_groups) >= MAX_KNOWN_GROUPS:
-            self._known_groups.pop(next(iter(self._known_groups)))
-        self._known_groups[digest] = group_id
+    def _take_remembered(
+        self, digest: str, known: _Known, now: datetime, window: timedelta, max_age: timedelta
+    ) -> dict[str, Any] | None:
+        """The remembered group, taken (it is back only once a join built on it succeeded: a refusal or an error,
+        whose write may have applied, leaves nothing remembered), when it may be used: read less than
+        :data:`REMEMBER_GROUP` ago, no other store joining the group lately, and still open by it (a group that looks
+        closed is read: only the read can say no join extended it meanwhile, and opening a new one pins nothing of
+        it)."""
+        group, read_at = known.group, known.read_at
+        if group is None or read_at is None:
+            return None
+        self._known[digest] = replace(known, group=None, read_at=None)
+        recent = read_at <= now < read_at + REMEMBER_GROUP
+        calm = known.contended_until is None or not now < known.contended_until
+        return dict(group) if recent and calm and _still_open(group, now, window, max_age) else None
+
+    def _refused_by_the_group(
+        self, digest: str, tried: Mapping[str, Any], cancelled: _Cancellation, now: datetime
+    ) -> dict[str, Any] | None:
+        """After a join of ``tried`` refused by the group alone: the group as the refusal returned it (None: not
+        returned, read it). Its count moved: another store joined it, so for :data:`CONTENDED` this store builds on
+        nothing remembered. The same count: the dirty mark moved (the digest writer cleaned the group)."""
+        returned = None if cancelled.group_item is None else self._plain(cancelled.group_item)
+        if returned is None or int(returned["member_count"]) != int(tried["member_count"]):
+            self._keep(digest, _Known(str(tried["group_id"]), contended_until=now + CONTENDED))
+        return returned
+
+    def _learn(
+        self,
+        digest: str,
+        joined: Joined,
+        extended: Mapping[str, Any] | None,
+        member: NewMember,
+        now: datetime,
+        read_at: datetime,
+    ) -> None:
+        """Remember the group ``joined`` is in; after a join that ``extended`` a group read at ``read_at``, the group
+        as that join left it (:func:`_after_join`). A group this join opened is not remembered: it is clean, and a
+        join of a clean group decides its wake-up from attributes only the digest writer moves, which no condition
+        pins (a remembered group is always dirty)."""
+        known = self._known.get(digest)
+        contended = known.contended_until if known is not None and known.group_id == joined.group_id else None
+        group = None if extended is None else _after_join(extended, member, now, joined)
+        self._keep(digest, _Known(joined.group_id, group, None if group is None else read_at, contended))
+
+    def _keep(self, digest: str, known: _Known) -> None:
+        if digest not in self._known and len(self._known) >= MAX_KNOWN_GROUPS:
+            self._known.pop(next(iter(self._known)))
+        self._known[digest] = known
 
     def _joined_already(self, finding_id: str) -> Joined | None:
         record = self._get(finding_id)
@@ -379,7 +491,8 @@ class GroupStore:
     def _extend(self, key: GroupKey, group: Mapping[str, Any], member: NewMember, now: datetime, tail: _Tail) -> Joined:
         """The member joins ``group`` as read, in one transaction: the group (its count as read, and its dirty mark
         as read, set now: the digest must show the new member), the member's page, a check that the key's pointer
-        still names the group (a group replaced meanwhile takes no member), and the finding's record (``tail``)."""
+        still names the group (a group replaced meanwhile takes no member), and the finding's record (``tail``).
+        Reads of ``group`` only the attributes of :data:`_JOIN_READS` (a remembered group has no others)."""
         group_id = str(group["group_id"])
         count = int(group["member_count"])
         seq = count + 1
@@ -425,6 +538,8 @@ class GroupStore:
                         "ConditionExpression": "#count = :count AND #dirty = :was_dirty",
                         "ExpressionAttributeNames": names,
                         "ExpressionAttributeValues": self._serialize(values),
+                        # Refused, the group as it is comes back: the retry builds on it instead of reading it.
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 },
                 self._page_write(group_id, page_number(seq), member, expires, seq=seq),
@@ -787,10 +902,12 @@ _OPEN_ITEMS: Final = ("group", "pointer", "page")
 @dataclass(frozen=True)
 class _Cancellation:
     """Which items refused a join's cancelled transaction (DynamoDB names each item's reason; "None" for those that
-    did not): the join's own by name (their codes), the items after them by their index among those."""
+    did not): the join's own by name (their codes), the items after them by their index among those; and the group
+    item as its refusal returned it (DynamoDB's JSON; None when its condition held)."""
 
     own: Mapping[str, str]
     tail: Mapping[int, Mapping[str, Any]]
+    group_item: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, error_response: Mapping[str, Any], own: tuple[str, ...]) -> _Cancellation | None:
@@ -802,6 +919,7 @@ class _Cancellation:
         return cls(
             own={name: str(reasons[n].get("Code")) for n, name in enumerate(own) if refused[n]},
             tail={n: reasons[len(own) + n] for n in range(len(reasons) - len(own)) if refused[len(own) + n]},
+            group_item=reasons[own.index("group")].get("Item") if refused[own.index("group")] else None,
         )
 
     @property
@@ -818,6 +936,51 @@ class _Cancellation:
     def conditional_tail(self) -> dict[int, Mapping[str, Any]]:
         """The items after the join's own that their conditions refused."""
         return {n: reason for n, reason in self.tail.items() if reason.get("Code") == "ConditionalCheckFailed"}
+
+
+# What a join reads of its group (GroupStore._extend, _wake_due when the group was dirty, _still_open): all a remembered
+# group holds. The count and the dirty mark are pinned by the join's condition; last_joined_at, prefixes and
+# first_keys change only with the count (joins); group_id, opened_at and the TTL never; dirty_at is not pinned (a stale
+# mark's re-arm moves it alone), so a remembered one is at most REMEMBER_GROUP behind, far below STALE_DIRTY.
+_JOIN_READS: Final = (
+    "group_id",
+    "member_count",
+    "dirty",
+    "dirty_at",
+    "prefixes",
+    "first_keys",
+    "opened_at",
+    "last_joined_at",
+    STATE_TABLE_TTL_ATTRIBUTE,
+)
+
+
+def _after_join(group: Mapping[str, Any], member: NewMember, now: datetime, joined: Joined) -> dict[str, Any] | None:
+    """The group as the join that made ``joined`` of ``member`` into ``group`` (as read) left it, in
+    :data:`_JOIN_READS`: what that write set, the rest as read. None when it is not known: the group's dirty mark was
+    stale and its re-arm was another caller's (``dirty_at`` moved to a time this store does not know)."""
+    since = group.get("dirty_at")
+    rearmed = bool(group.get("dirty", False)) and since is not None and _parse(str(since)) <= now - STALE_DIRTY
+    if rearmed and joined.wake_in_s is None:
+        return None
+    prefix = key_prefix(member.key)
+    prefixes = {str(name): int(n) for name, n in group.get("prefixes", {}).items()}
+    if prefix in prefixes or len(prefixes) < MAX_PREFIXES:
+        prefixes[prefix] = prefixes.get(prefix, 0) + 1
+    first_keys = [str(key) for key in group.get("first_keys", ())]
+    if len(first_keys) < FIRST_KEYS:
+        first_keys.append(member.key)
+    return {
+        "group_id": str(group["group_id"]),
+        "member_count": joined.seq,
+        "dirty": True,
+        "dirty_at": _iso(now) if rearmed or since is None else str(since),  # SET if_not_exists, or the re-arm's now
+        "prefixes": prefixes,
+        "first_keys": first_keys,
+        "opened_at": str(group["opened_at"]),
+        "last_joined_at": _iso(now),
+        STATE_TABLE_TTL_ATTRIBUTE: int(group[STATE_TABLE_TTL_ATTRIBUTE]),
+    }
 
 
 def _still_open(group: Mapping[str, Any], now: datetime, window: timedelta, max_age: timedelta) -> bool:

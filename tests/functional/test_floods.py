@@ -30,6 +30,7 @@ from macie_chatops.groups import PAGE_SIZE
 from macie_chatops.handlers import digests as digest_handler
 from macie_chatops.handlers import intake as intake_handler
 from macie_chatops.intake import IntakeDependencies, IntakeOutcome, IntakeResult, handle_record
+from macie_chatops.ports import Clock, utcnow
 from macie_chatops.states import State
 from macie_chatops.store import FindingRecord, FindingStore, NewRecord, WriteResult
 from macie_chatops_sandbox.slack_standin import SlackStandIn
@@ -468,15 +469,15 @@ def test_a_group_that_goes_quiet_is_updated_within_the_quiet_spell(
 # -- the record's creation and its group's join, one transaction (issue 18) ------------------------------------------
 
 
-def counted_intake(world: World) -> tuple[IntakeDependencies, list[str]]:
+def counted_intake(world: World, *, clock: Clock = utcnow) -> tuple[IntakeDependencies, list[str]]:
     """The finding handler's dependencies, its finding and group stores on a client whose DynamoDB calls are noted
-    (the exemptions' reads are not: they have a client of their own)."""
+    (the exemptions' reads are not: they have a client of their own); the group store on ``clock``."""
     real = intake_handler.dependencies(intake_handler.read_settings(), lambda: 60.0)
     assert real.groups is not None
     client = aws_client("dynamodb")
     calls: list[str] = []
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
-    grouping = Grouping(GroupStore(client, TABLE), real.groups.digests)
+    grouping = Grouping(GroupStore(client, TABLE, clock=clock), real.groups.digests)
     store = FindingStore(client, TABLE, on_state_change=grouping.state_changed)
     return replace(real, store=store, groups=grouping), calls
 
@@ -512,8 +513,10 @@ class DiesOnceCreated(FindingStore):
 
 
 def test_a_grouped_finding_is_created_and_joins_its_group_in_one_transaction(world: World) -> None:
-    # GIVEN grouping on and the finding handler's DynamoDB calls noted
-    deps, calls = counted_intake(world)
+    # GIVEN grouping on and the finding handler's DynamoDB calls noted (its group store's clock stopped: a loaded
+    # machine cannot age what the store remembers of the group past REMEMBER_GROUP between two findings)
+    stopped = datetime.now(UTC)
+    deps, calls = counted_intake(world, clock=lambda: stopped)
     # WHEN the first finding of a group is taken THEN the pointer read, one transaction (the group opened, the record
     # and its claim created), the decision, the digest recorded on the group
     assert take(review_event(1), deps).result is IntakeResult.DONE
@@ -522,12 +525,19 @@ def test_a_grouped_finding_is_created_and_joins_its_group_in_one_transaction(wor
     calls.clear()
     assert take(review_event(2), deps).result is IntakeResult.DONE
     assert calls == ["GetItem", "TransactWriteItems", "UpdateItem"]
+    # WHEN a third one is taken THEN no read: its transaction is built on the group as the second's join left it
+    calls.clear()
+    assert take(review_event(3), deps).result is IntakeResult.DONE
+    assert calls == ["TransactWriteItems", "UpdateItem"]
     # AND each record holds its claim and is in the group with its seq, listed in the page once
-    first, second = world.record(f"{1:032x}"), world.record(f"{2:032x}")
+    first, second, third = (world.record(f"{n:032x}") for n in (1, 2, 3))
     assert (first.group_seq, second.group_seq, second.group_id) == (1, 2, first.group_id)
+    assert (third.group_seq, third.group_id) == (3, first.group_id)
     assert first.object_claimed_at and second.object_claimed_at and second.state is State.PENDING_APPROVAL
+    assert third.object_claimed_at and third.state is State.PENDING_APPROVAL
     assert first.group_id is not None
-    assert [m.finding_id for m in world.groups.members(first.group_id, 10)] == [first.finding_id, second.finding_id]
+    listed = [m.finding_id for m in world.groups.members(first.group_id, 10)]
+    assert listed == [first.finding_id, second.finding_id, third.finding_id]
     assert len(world.slack.messages(PAYMENTS)) == 1
 
 

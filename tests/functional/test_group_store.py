@@ -12,9 +12,13 @@ import pytest
 
 from macie_chatops.config import Action
 from macie_chatops.group_store import (
+    _JOIN_READS,
+    CONTENDED,
     DIGEST_PACE_S,
     MAX_DIGEST_INTERVAL_S,
+    MAX_PREFIXES,
     QUIET_S,
+    REMEMBER_GROUP,
     STALE_DIRTY,
     WAKE_TOLERANCE,
     GroupStore,
@@ -22,7 +26,9 @@ from macie_chatops.group_store import (
     Joined,
     NewMember,
     Refused,
+    _Known,
     digest_interval,
+    group_item_key,
 )
 from macie_chatops.groups import PAGE_SIZE, GroupKey
 from macie_chatops.states import State
@@ -261,10 +267,10 @@ def test_a_join_creating_a_record_that_exists_is_refused_on_it_and_writes_nothin
     calls = _reads(dynamodb)
     again = findings.new_record(second.finding_id, event_id="e", action=Action.REVIEW, reason="t", actor="t")
     refused = _join_creating(groups, findings, second, again)
-    # THEN one transaction, refused on the record (the caller's first item, the record as it is returned with it),
-    # not retried; the group still has two members
+    # THEN one transaction (built on the group as the store's last join left it: no read), refused on the record (the
+    # caller's first item, the record as it is returned with it), not retried; the group still has two members
     assert isinstance(refused, Refused) and set(refused.reasons) == {0}
-    assert calls == ["GetItem", "TransactWriteItems"]
+    assert calls == ["TransactWriteItems"]
     result = findings.creation_refused(again, refused.reasons)
     assert result is not None and not result.applied and result.record.group_seq == joined.seq == 2
     assert groups.view(joined.group_id).member_count == 2  # type: ignore[union-attr]
@@ -463,21 +469,22 @@ class LosesOnce(GroupStore):
         return super()._extend(key, group, member, now, tail)
 
 
-def test_a_join_that_loses_to_another_join_of_its_group_reads_the_group_alone_again(
+def test_a_join_that_loses_to_another_join_of_its_group_builds_on_the_group_its_refusal_returned(
     dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
 ) -> None:
     # GIVEN a store that knows the group, and another join of it landing between its read and its transaction
     first = _join(groups, _finding(findings, 1))
     losing = LosesOnce(dynamodb, _finding(findings, 2), clock=clock)
-    losing._known_groups = dict(groups._known_groups)
+    losing._known = dict(groups._known)
     member = _finding(findings, 3)
     calls = _reads(dynamodb)
     # WHEN it joins
     joined = losing.join(KEY, member, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
-    # THEN its transaction was refused by the group's count alone: it read the group again (not the pointer, not its
-    # record) and joined after the rival
+    # THEN its transaction was refused by the group's count alone, which returned the group as it is: it joined after
+    # the rival on that, reading nothing again (not the group, the pointer or its record)
     assert (joined.group_id, joined.seq) == (first.group_id, 3)
-    assert calls == ["GetItem", "TransactWriteItems", "GetItem", "TransactWriteItems"]
+    assert calls == ["GetItem", "TransactWriteItems", "TransactWriteItems"]
+    assert [m.seq for m in losing.members(first.group_id, 10)] == [1, 2, 3]
 
 
 def test_a_join_refused_by_its_record_returns_the_earlier_join(
@@ -488,7 +495,7 @@ def test_a_join_refused_by_its_record_returns_the_earlier_join(
     member = _finding(findings, 2)
     earlier = _join(groups, member)
     again = GroupStore(dynamodb, TABLE, clock=groups._clock)
-    again._known_groups = dict(groups._known_groups)
+    again._known = {digest: _Known(known.group_id) for digest, known in groups._known.items()}  # the id, no group
     calls = _reads(dynamodb)
     # WHEN it joins again THEN the transaction is refused by the record: the record is read, its join returned
     joined = again.join(KEY, member, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
@@ -540,3 +547,256 @@ def test_a_group_of_one_counts_its_members_moves_without_waking_the_writer(
     item = groups.item(first.group_id)
     assert item is not None and item.dirty and item.view.state_counts[State.QUARANTINED] == 1
     assert len(wakes.woken) == 2
+
+
+# -- a store's next join builds on the group as its last join left it (issue 18) -----------------------------------
+
+
+def _remembered(groups: GroupStore, key: GroupKey = KEY) -> dict[str, Any] | None:
+    known = groups._known.get(key.digest)
+    return None if known is None or known.group is None else dict(known.group)
+
+
+def _as_read(groups: GroupStore, group_id: str) -> dict[str, Any]:
+    """What a join reads of the group, as a read now finds it."""
+    item = groups._get(group_item_key(group_id))
+    assert item is not None
+    return {name: item[name] for name in _JOIN_READS if name in item}
+
+
+def test_a_stores_next_join_reads_nothing_and_remembers_exactly_what_a_read_would_find(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN members with more distinct prefixes than are counted by name, and more keys than the digest names
+    members = [
+        NewMember(m.finding_id, f"p{n:02d}/{n}.csv", m.severity, m.state)
+        for n, m in ((n, _finding(findings, n)) for n in range(MAX_PREFIXES + 5))
+    ]
+    calls = _reads(dynamodb)
+    # WHEN one store joins them one after another, a tenth of a second apart (all within REMEMBER_GROUP)
+    joined, made = [], []
+    for member in members:
+        calls.clear()
+        joined.append(_join(groups, member))
+        made.append(list(calls))
+        # THEN after every join it remembers the group exactly as a read finds it, in all a join reads (a group it
+        # opened excepted: it is clean, and the next join reads it)
+        remembered = _remembered(groups)
+        assert remembered is None if joined[-1].first else remembered == _as_read(groups, joined[-1].group_id)
+        clock.now += timedelta(seconds=0.1)
+    # AND the opening read the pointer, the second join read the group, and every later one was its transaction alone
+    assert made[:2] == [["GetItem", "TransactWriteItems"]] * 2
+    assert made[2:] == [["TransactWriteItems"]] * (len(members) - 2)
+    assert [j.seq for j in joined] == list(range(1, len(members) + 1))
+    item = groups.item(joined[0].group_id)
+    assert item is not None and item.view.member_count == len(members) and item.view.prefixes["…"] == 5
+    assert [m.finding_id for m in groups.members(joined[0].group_id, 100)] == [m.finding_id for m in members]
+
+
+def _three(groups: GroupStore, findings: FindingStore) -> str:
+    """A group of three joined through ``groups``, which now remembers it (no read for its next join)."""
+    joined = [_join(groups, _finding(findings, n)) for n in (1, 2, 3)]
+    assert _remembered(groups) is not None
+    return joined[0].group_id
+
+
+def test_a_remembered_group_another_store_joined_is_refused_and_the_join_builds_on_what_the_refusal_returned(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a store that remembers a group of three, and another store (another container) that joins it meanwhile
+    group_id = _three(groups, findings)
+    members = {n: _finding(findings, n) for n in range(4, 10)}
+    other = GroupStore(boto3.client("dynamodb", region_name=dynamodb.meta.region_name), TABLE, clock=clock)
+    assert _join(other, members[4]).seq == 4
+    calls = _reads(dynamodb)
+    # WHEN the first store joins the next finding
+    fifth = _join(groups, members[5])
+    # THEN its transaction, built on the remembered count, was refused by the group alone; the refusal returned the
+    # group, and the retry built on it: seq 5, no read, no gap, each member once
+    assert calls == ["TransactWriteItems", "TransactWriteItems"]
+    assert (fifth.group_id, fifth.seq) == (group_id, 5)
+    assert [m.seq for m in groups.members(group_id, 10)] == [1, 2, 3, 4, 5]
+    assert [m.finding_id for m in groups.members(group_id, 10)] == [f"finding-{n:05d}" for n in range(1, 6)]
+    assert groups.view(group_id).member_count == 5  # type: ignore[union-attr]
+    # AND another container joins this group: for CONTENDED the store reads the group before each join
+    calls.clear()
+    assert _join(groups, members[6]).seq == 6
+    clock.now += CONTENDED - timedelta(seconds=1)
+    assert _join(groups, members[7]).seq == 7
+    assert calls == ["GetItem", "TransactWriteItems"] * 2
+    # AND once that is over, the joins build on the group as the last one (after its read, a second ago) left it
+    clock.now += timedelta(seconds=1)
+    calls.clear()
+    assert [_join(groups, members[n]).seq for n in (8, 9)] == [8, 9]
+    assert calls == ["TransactWriteItems", "TransactWriteItems"]
+    assert [m.seq for m in groups.members(group_id, 10)] == list(range(1, 10))
+
+
+def test_a_remembered_group_the_digest_writer_cleaned_is_refused_and_the_join_wakes_the_writer(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a store that remembers a group of three (dirty), which the digest writer renders and cleans meanwhile
+    group_id = _three(groups, findings)
+    members = {n: _finding(findings, n) for n in (4, 5)}
+    item = groups.item(group_id)
+    assert item is not None and item.dirty
+    writer = GroupStore(boto3.client("dynamodb", region_name=dynamodb.meta.region_name), TABLE, clock=clock)
+    assert writer.clear_dirty(group_id, version=item.view.version)
+    calls = _reads(dynamodb)
+    # WHEN the store joins the next finding
+    fourth = _join(groups, members[4])
+    # THEN the transaction built on the remembered dirty mark was refused; the retry built on the clean group the
+    # refusal returned, so the join marked it dirty and must wake the writer, as a join after a read would
+    assert calls == ["TransactWriteItems", "TransactWriteItems"]
+    assert (fourth.seq, fourth.wake_in_s) == (4, DIGEST_PACE_S)
+    item = groups.item(group_id)
+    assert item is not None and item.dirty and item.view.member_count == 4
+    # AND the writer cleaning is no other container's join: the next join builds on what the store remembers
+    calls.clear()
+    fifth = _join(groups, members[5])
+    assert calls == ["TransactWriteItems"] and (fifth.seq, fifth.wake_in_s) == (5, None)
+    assert [m.seq for m in groups.members(group_id, 10)] == [1, 2, 3, 4, 5]
+
+
+def test_a_remembered_group_whose_counts_the_remediator_moved_joins_as_a_read_would(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a store that remembers a group of three, a member of which the remediator moves (its counts, the version,
+    # the dirty mark it already had)
+    group_id = _three(groups, findings)
+    members = {n: _finding(findings, n) for n in (4, 5)}
+    remediator = GroupStore(boto3.client("dynamodb", region_name=dynamodb.meta.region_name), TABLE, clock=clock)
+    assert remediator.mark_dirty(group_id, moved=(State.PENDING_APPROVAL, State.APPROVED)) is None
+    calls = _reads(dynamodb)
+    # WHEN the store joins the next finding
+    fourth = _join(groups, members[4])
+    # THEN nothing the join writes or decides from depends on what moved (it adds to the counts, it does not set
+    # them): one transaction, accepted, and the group is what a join after a read would have made of it
+    assert calls == ["TransactWriteItems"] and (fourth.seq, fourth.wake_in_s) == (4, None)
+    item = groups.item(group_id)
+    assert item is not None and item.view.member_count == 4 and item.view.version == 5  # 3 joins, the move, a join
+    assert item.view.state_counts == {State.PENDING_APPROVAL: 3, State.APPROVED: 1}
+    assert _remembered(groups) == _as_read(groups, group_id)
+    clock.now += timedelta(seconds=1)
+    # AND when the writer cleans the group and the remediator marks it dirty again before the next join (its mark
+    # and wake-up, a dirty_at this store never saw), the join is accepted too: a wake-up is on its way
+    assert remediator.clear_dirty(group_id, version=item.view.version)
+    assert remediator.mark_dirty(group_id, moved=(State.APPROVED, State.QUARANTINED)) == DIGEST_PACE_S
+    calls.clear()
+    fifth = _join(groups, members[5])
+    assert calls == ["TransactWriteItems"] and (fifth.seq, fifth.wake_in_s) == (5, None)
+    assert [m.seq for m in groups.members(group_id, 10)] == [1, 2, 3, 4, 5]
+
+
+def test_what_a_store_remembers_expires(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a store that remembers a group of three WHEN REMEMBER_GROUP has passed since the read it built on
+    group_id = _three(groups, findings)
+    members = {n: _finding(findings, n) for n in (4, 5, 6)}
+    clock.now += REMEMBER_GROUP
+    calls = _reads(dynamodb)
+    # THEN its next join reads the group again, and the one after builds on that read
+    assert [_join(groups, members[n]).seq for n in (4, 5)] == [4, 5]
+    assert calls == ["GetItem", "TransactWriteItems", "TransactWriteItems"]
+    # AND a clock that went back (another host's, or set back) makes what it remembers unusable too
+    clock.now -= timedelta(seconds=1)
+    calls.clear()
+    assert _join(groups, members[6]).seq == 6
+    assert calls == ["GetItem", "TransactWriteItems"]
+    assert [m.seq for m in groups.members(group_id, 10)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_remembered_group_that_looks_closed_is_read_not_replaced(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a 2 s window: a store remembers a group of three joined at t, another store joins it at t + 1.5 s
+    window = timedelta(seconds=2)
+    joined = [
+        groups.join(KEY, _finding(findings, n), account_name="p", window=window, max_age=MAX_AGE) for n in (1, 2, 3)
+    ]
+    group_id = joined[0].group_id
+    members = {n: _finding(findings, n) for n in (4, 5)}
+    clock.now += timedelta(seconds=1.5)
+    other = GroupStore(dynamodb, TABLE, clock=clock)
+    assert other.join(KEY, members[4], account_name="p", window=window, max_age=MAX_AGE).seq == 4
+    # WHEN the first store joins at t + 3 s, its group closed by what it remembers (joined last at t), not by the table
+    clock.now += timedelta(seconds=1.5)
+    calls = _reads(dynamodb)
+    fifth = groups.join(KEY, members[5], account_name="p", window=window, max_age=MAX_AGE)
+    # THEN it read the group (opening another would pin nothing of this one), found it open and joined it
+    assert calls == ["GetItem", "TransactWriteItems"]
+    assert (fifth.group_id, fifth.seq) == (group_id, 5)
+
+
+def test_a_join_whose_response_is_lost_leaves_nothing_remembered(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore
+) -> None:
+    # GIVEN a store that remembers a group of three, and a transaction DynamoDB applies but whose answer is lost
+    group_id = _three(groups, findings)
+    members = {n: _finding(findings, n) for n in (4, 5)}
+
+    def lost(**_: Any) -> None:
+        dynamodb.meta.events.unregister("after-call.dynamodb.TransactWriteItems", lost)
+        raise ConnectionError("connection reset after the transaction was applied")
+
+    dynamodb.meta.events.register("after-call.dynamodb.TransactWriteItems", lost)
+    with pytest.raises(ConnectionError):
+        _join(groups, members[4])
+    # WHEN the store joins the next finding
+    calls = _reads(dynamodb)
+    fifth = _join(groups, members[5])
+    # THEN it built on nothing remembered (which would have had the applied join missing): it read the group
+    assert calls == ["GetItem", "TransactWriteItems"]
+    assert fifth.seq == 5 and [m.seq for m in groups.members(group_id, 10)] == [1, 2, 3, 4, 5]
+
+
+class RearmedMeanwhile(GroupStore):
+    """A store whose re-arm of a stale dirty mark comes second to another caller's re-arm of it."""
+
+    def _rearm(self, group_id: str, since: str, now: datetime) -> bool:
+        other = GroupStore(self._client, TABLE, clock=self._clock)
+        assert other.mark_dirty(group_id) == DIGEST_PACE_S  # the other caller's re-arm
+        return super()._rearm(group_id, since, now)
+
+
+def test_a_join_that_did_not_rearm_a_stale_mark_remembers_nothing(
+    dynamodb: Any, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a dirty group of three whose mark is older than STALE_DIRTY (its wake-up lost), a window that keeps it open
+    groups = RearmedMeanwhile(dynamodb, TABLE, clock=clock)
+    longer = STALE_DIRTY * 2
+    joined = [
+        groups.join(KEY, _finding(findings, n), account_name="p", window=longer, max_age=MAX_AGE) for n in (1, 2, 3)
+    ]
+    clock.now += STALE_DIRTY + timedelta(seconds=1)
+    # WHEN a join finds the mark stale and another caller re-arms it first
+    fourth = groups.join(KEY, _finding(findings, 4), account_name="p", window=longer, max_age=MAX_AGE)
+    # THEN the join wakes nobody (the other caller does), and the store does not remember a dirty_at it never saw
+    assert (fourth.seq, fourth.wake_in_s) == (4, None)
+    assert _remembered(groups) is None and groups._known[KEY.digest].group_id == joined[0].group_id
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_joins_of_several_stores_lose_nobody(dynamodb: Any, findings: FindingStore) -> None:
+    # GIVEN 60 findings of one key, none recorded yet, and 6 stores (6 containers, each remembering what it joined)
+    creations = [_creating(findings, n) for n in range(60)]
+    stores = {n: GroupStore(boto3.client("dynamodb", region_name=dynamodb.meta.region_name), TABLE) for n in range(6)}
+
+    def create(creation: tuple[NewMember, NewRecord]) -> tuple[str, Any]:
+        store = stores[int(creation[0].finding_id[-5:]) % 6]
+        return creation[0].finding_id, _join_creating(store, findings, *creation)
+
+    # WHEN each store creates its findings' records with their joins, all at once
+    results = _at_once(creations, create)
+    # THEN one group; every finding has exactly one seq, 1..60, listed once in the pages and born on its record
+    assert all(isinstance(joined, Joined) for joined in results.values())
+    assert len({j.group_id for j in results.values()}) == 1
+    group_id = next(iter(results.values())).group_id
+    assert sorted(j.seq for j in results.values()) == list(range(1, 61))
+    listed = GroupStore(dynamodb, TABLE).members(group_id, 60)
+    assert [m.seq for m in listed] == list(range(1, 61))
+    assert {m.finding_id: m.seq for m in listed} == {f: j.seq for f, j in results.items()}
+    for member, _ in creations:
+        record = findings.get(member.finding_id)
+        assert record is not None and (record.group_id, record.group_seq) == (group_id, results[member.finding_id].seq)
