@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from macie_chatops.bundled_config import bundled_document, not_a_bundled_config
+from macie_chatops.bundled_document import bundled_document, not_a_bundled_config
 from macie_chatops.names import DEFAULT_REMEDIATION_ROLE_NAME, ENV_CONFIG_FILE
 
 # Re-exported: the plain vocabulary lives apart from the models (docs/architecture.md §6).

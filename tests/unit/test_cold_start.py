@@ -179,3 +179,23 @@ def test_the_reminders_load_no_pydantic(tmp_path: Path) -> None:
     # THEN it has the config's teams, and neither pydantic nor the config's models were loaded, nor the channel pacer
     # (the reminders post unpaced: only handlers given a pacer load it)
     assert out == [",".join(sorted(config.teams)), "-"]
+
+
+def test_reading_the_whole_config_loads_none_of_the_reminders_and_reconciler_readings(tmp_path: Path) -> None:
+    # GIVEN a fresh interpreter and the bundle of the shipped accounts.yaml
+    from macie_chatops.config import load_config
+
+    config = load_config(ROOT / "accounts.yaml")
+    bundle = tmp_path / "config.json"
+    bundle.write_text(config.to_json(), encoding="utf-8")
+    # WHEN a handler that builds the whole Config reads it (the finding handler, a click, the remediator)
+    out = loaded(
+        f"import os; os.environ['MACIE_CHATOPS_CONFIG_JSON'] = {str(bundle)!r}\n"
+        "from macie_chatops.config import load_bundled_config\n"
+        "print(','.join(sorted(load_bundled_config().teams)))",
+        "macie_chatops.bundled_document",
+        "macie_chatops.bundled_config",
+    )
+    # THEN it is the config, read through the document's module alone: the reminders' and the reconciler's readings
+    # (bundled_config, its dataclasses) are not loaded
+    assert out == [",".join(sorted(config.teams)), "macie_chatops.bundled_document"]
