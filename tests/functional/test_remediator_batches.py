@@ -268,17 +268,6 @@ def test_a_later_job_waits_for_time_for_its_objects_size(batches: Batches) -> No
     assert batches.moved(large)
 
 
-def test_the_first_job_of_an_invocation_starts_whatever_its_size() -> None:
-    # GIVEN an invocation with its whole timeout left
-    guard = handler.StartGuard(lambda: 899.0)
-    # THEN its first job starts, even one whose object no invocation could move in time (5 TB)
-    assert handler.seconds_needed(5 * 1024**4) > 900
-    assert guard.starts(5 * 1024**4)
-    # AND a later job starts when the time left covers its object, not otherwise
-    assert guard.starts(1024)
-    assert not guard.starts(5 * 1024**4)
-
-
 def test_a_deferred_job_that_cannot_be_re_sent_returns_to_the_queue_untouched(batches: Batches) -> None:
     # GIVEN an approved finding's job that was deferred as often as a record may be
     seeded = batches.world.seed("f-deferred-too-often")
