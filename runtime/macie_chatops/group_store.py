@@ -303,8 +303,8 @@ class GroupStore:
                     return Refused(cancelled.conditional_tail)
                 if cancelled is not None and cancelled.only_the_group:
                     # Another join of the group won this round (its count or its page), or the digest writer cleaned
-                    # it: the pointer and the record were not what refused it. The refusal returned the group as it
-                    # is now, which the next attempt builds on (no read); else only the group is read again.
+                    # it: the pointer and the record were not what refused it. Only the group is read again, or not
+                    # even that when the writer cleaned it (the refusal returned it).
                     lost = current if extending else None  # an opening's refusal returns no group of the key's
                     group = None if lost is None else self._refused_by_the_group(key.digest, lost, cancelled, now)
                     returned = None if group is None else (group, now)
@@ -372,13 +372,16 @@ class GroupStore:
     def _refused_by_the_group(
         self, digest: str, tried: Mapping[str, Any], cancelled: _Cancellation, now: datetime
     ) -> dict[str, Any] | None:
-        """After a join of ``tried`` refused by the group alone: the group as the refusal returned it (None: not
-        returned, read it). Its count moved: another store joined it, so for :data:`CONTENDED` this store builds on
-        nothing remembered. The same count: the dirty mark moved (the digest writer cleaned the group)."""
+        """After a join of ``tried`` refused by the group alone: the group as the refusal returned it, when only its
+        dirty mark moved (the digest writer cleaned it: nobody else is joining, the retry builds on it at once). Else
+        None: its count moved (or it was not returned), another store joined it, so the retry waits a random moment
+        and reads (joining on the returned group at once, the losers of a round collide again), and for
+        :data:`CONTENDED` this store builds on nothing remembered."""
         returned = None if cancelled.group_item is None else self._plain(cancelled.group_item)
-        if returned is None or int(returned["member_count"]) != int(tried["member_count"]):
-            self._keep(digest, _Known(str(tried["group_id"]), contended_until=now + CONTENDED))
-        return returned
+        if returned is not None and int(returned["member_count"]) == int(tried["member_count"]):
+            return returned
+        self._keep(digest, _Known(str(tried["group_id"]), contended_until=now + CONTENDED))
+        return None
 
     def _learn(
         self,

@@ -469,7 +469,7 @@ class LosesOnce(GroupStore):
         return super()._extend(key, group, member, now, tail)
 
 
-def test_a_join_that_loses_to_another_join_of_its_group_builds_on_the_group_its_refusal_returned(
+def test_a_join_that_loses_to_another_join_of_its_group_reads_the_group_alone_again(
     dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
 ) -> None:
     # GIVEN a store that knows the group, and another join of it landing between its read and its transaction
@@ -480,10 +480,10 @@ def test_a_join_that_loses_to_another_join_of_its_group_builds_on_the_group_its_
     calls = _reads(dynamodb)
     # WHEN it joins
     joined = losing.join(KEY, member, account_name="payroll", window=WINDOW, max_age=MAX_AGE)
-    # THEN its transaction was refused by the group's count alone, which returned the group as it is: it joined after
-    # the rival on that, reading nothing again (not the group, the pointer or its record)
+    # THEN its transaction was refused by the group's count alone: it read the group again (not the pointer, not its
+    # record) and joined after the rival
     assert (joined.group_id, joined.seq) == (first.group_id, 3)
-    assert calls == ["GetItem", "TransactWriteItems", "TransactWriteItems"]
+    assert calls == ["GetItem", "TransactWriteItems", "GetItem", "TransactWriteItems"]
     assert [m.seq for m in losing.members(first.group_id, 10)] == [1, 2, 3]
 
 
@@ -600,7 +600,7 @@ def _three(groups: GroupStore, findings: FindingStore) -> str:
     return joined[0].group_id
 
 
-def test_a_remembered_group_another_store_joined_is_refused_and_the_join_builds_on_what_the_refusal_returned(
+def test_a_remembered_group_another_store_joined_is_refused_and_the_join_reads_it_again(
     dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
 ) -> None:
     # GIVEN a store that remembers a group of three, and another store (another container) that joins it meanwhile
@@ -611,9 +611,10 @@ def test_a_remembered_group_another_store_joined_is_refused_and_the_join_builds_
     calls = _reads(dynamodb)
     # WHEN the first store joins the next finding
     fifth = _join(groups, members[5])
-    # THEN its transaction, built on the remembered count, was refused by the group alone; the refusal returned the
-    # group, and the retry built on it: seq 5, no read, no gap, each member once
-    assert calls == ["TransactWriteItems", "TransactWriteItems"]
+    # THEN its transaction, built on the remembered count, was refused by the group alone; the retry read the group
+    # (after a random moment: losers of one round who retried on what the refusal returned would collide again) and
+    # joined: seq 5, no gap, each member once
+    assert calls == ["TransactWriteItems", "GetItem", "TransactWriteItems"]
     assert (fifth.group_id, fifth.seq) == (group_id, 5)
     assert [m.seq for m in groups.members(group_id, 10)] == [1, 2, 3, 4, 5]
     assert [m.finding_id for m in groups.members(group_id, 10)] == [f"finding-{n:05d}" for n in range(1, 6)]
@@ -727,6 +728,26 @@ def test_a_remembered_group_that_looks_closed_is_read_not_replaced(
     # THEN it read the group (opening another would pin nothing of this one), found it open and joined it
     assert calls == ["GetItem", "TransactWriteItems"]
     assert (fifth.group_id, fifth.seq) == (group_id, 5)
+
+
+def test_a_remembered_group_replaced_meanwhile_takes_no_member(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a store that remembers group A, and another store (a 1 s window) that replaces A by group B 2 s later
+    a = _three(groups, findings)
+    members = {n: _finding(findings, n) for n in (4, 5)}
+    clock.now += timedelta(seconds=2)
+    other = GroupStore(dynamodb, TABLE, clock=clock)
+    b = other.join(KEY, members[4], account_name="p", window=timedelta(seconds=1), max_age=MAX_AGE)
+    assert b.first and b.group_id != a
+    calls = _reads(dynamodb)
+    # WHEN the first store joins, A still open by what it remembers
+    joined = _join(groups, members[5])
+    # THEN the transaction built on it was refused by the key's pointer: the record (not joined before), the pointer
+    # and B were read, and the member joined B
+    assert calls == ["TransactWriteItems", "GetItem", "GetItem", "GetItem", "TransactWriteItems"]
+    assert (joined.group_id, joined.seq) == (b.group_id, 2)
+    assert groups.view(a).member_count == 3  # type: ignore[union-attr]
 
 
 def test_a_join_whose_response_is_lost_leaves_nothing_remembered(
