@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 
@@ -32,6 +32,7 @@ from macie_chatops.exemptions import ExemptionSource, exempted, from_config, tar
 from macie_chatops.finding import ACCOUNT_ID, EVENT_ID, FINDING_ID, Finding, Rejection, parse_event
 from macie_chatops.group_store import Grouping, Joined, NewMember, Refused
 from macie_chatops.groups import GroupKey
+from macie_chatops.job_queue import BatchEntrySent, JobBatch, JobOutbox
 from macie_chatops.jobs import AUTO_APPROVER, RemediationJob
 from macie_chatops.ports import Clock, Counter, JobQueue, SlackPoster, utcnow
 from macie_chatops.slack_messages import (
@@ -57,6 +58,7 @@ from macie_chatops.summary import FindingSummary
 logger = Logger(service="macie-chatops-finding", child=True)  # the finding handler's logger
 
 ACTOR: Final = "finding-handler"
+DECIDED: Final = "decided"  # the decided transition's audit event
 
 _BUILDERS: Final[Mapping[Action, Callable[..., SlackMessage]]] = {
     Action.REVIEW: build_review_message,
@@ -85,6 +87,9 @@ class IntakeDependencies:
     exemptions: ExemptionSource | None = None  # those recorded from Slack; accounts.yaml's come with the config
     groups: Grouping | None = None  # finding floods (§22): None, or slack.group_window_seconds 0, groups nothing
     signer: ApprovalSigner | None = None  # signs the auto approvals (§23); an auto finding cannot complete without
+    # The auto job, sent with the batch's others when its records are done (the finding handler's JobBatch); None:
+    # sent at once, on ``queue``
+    outbox: JobOutbox | None = None
 
 
 class IntakeResult(StrEnum):
@@ -160,7 +165,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         # The claim a move needs, taken with the record in one transaction when it is free (§5)
         claim=summary.object_version if decision.action in _CLAIMING and summary is not None else None,
     )
-    created = _create(new, decision, summary, deps, grouped=_grouping_on(deps) and policy is None)
+    created, approval = _create(new, decision, summary, deps, grouped=_grouping_on(deps) and policy is None)
     record = created.record
     if not created.applied and policy is not None:  # the same policy finding again, perhaps with a higher count
         record = policy_intake.occurred_again(record, policy, deps)
@@ -196,7 +201,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         )
 
     try:
-        record = _complete(record, deps, attempt)
+        record = _complete(record, deps, attempt, approval=_signed_for(record, approval, summary))
     except BaseException:
         _release(deps.store, record_id, attempt)
         raise
@@ -231,8 +236,11 @@ def _essentials(parsed: Finding | Rejection, decision: Decision) -> tuple[str, s
     return (parsed.event_id or "")[:128], account_id, None
 
 
-def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> FindingRecord:
-    """Steps 3-5; the last write also gives the lease back when ``attempt`` still holds it."""
+def _complete(
+    record: FindingRecord, deps: IntakeDependencies, attempt: str, *, approval: dict[str, str] | None = None
+) -> FindingRecord:
+    """Steps 3-5; the last write also gives the lease back when ``attempt`` still holds it. ``approval``: the auto
+    approval of this record, signed already (before its creation: ``_create``)."""
     claimed_at, summary = None, record.summary
     # A record created with its claim holds it (only the claim's TTL releases it): nothing to claim again.
     unclaimed = record.action in _CLAIMING and summary is not None and record.object_claimed_at is None
@@ -244,27 +252,22 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
             claimed_at = claim.claimed_at
     if record.state is State.RECEIVED:
         action = record.action or Action.REJECT
-        # Holding the claim is recorded in the transition written anyway, so the remediator need not claim again.
-        updates: RecordUpdates = {} if claimed_at is None else {"object_claimed_at": claimed_at}
         posted = None
         joined = _join_group(record, action, deps) if action in _BUILDERS else None
-        if action in _BUILDERS:
-            if record.slack_ts is None and (joined is None or joined.first):  # a later member has no message
-                posted = PostedMessage(record.channel, _post(record, action, deps), ACTOR)
-                if record.policy is not None:
-                    updates["policy_shown_count"] = record.policy.count
-            updates["error"] = None  # a Slack error from an earlier attempt is resolved now
-        if action is Action.AUTO:
-            updates["approver"] = AUTO_APPROVER
-            updates["approval"] = auto_stamp(deps.signer, record, deps.clock())  # signed: §23
+        if action in _BUILDERS and record.slack_ts is None and (joined is None or joined.first):
+            # A later member has no message
+            posted = PostedMessage(record.channel, _post(record, action, deps), ACTOR)
+        if action is Action.AUTO and approval is None:
+            approval = auto_stamp(deps.signer, record, deps.clock())  # signed: §23
+        decided = _decided(record, action, claimed_at=claimed_at, approval=approval, shown=posted is not None)
         result = deps.store.transition(
             record.finding_id,
             expected={State.RECEIVED},
-            target=_TARGETS[action],
-            actor=AUTO_APPROVER if action is Action.AUTO else ACTOR,
-            event="decided",
-            updates=updates,
-            detail=record.reason,
+            target=decided.target,
+            actor=decided.actor,
+            event=DECIDED,
+            updates=decided.updates,
+            detail=decided.detail,
             slack_message=posted,
             # auto too: the job is sent after this write, and a delivery that finds the record APPROVED without
             # a job's receipt sends it again (intake_complete), so the lease need not cover the send (§5)
@@ -295,30 +298,100 @@ def _complete(record: FindingRecord, deps: IntakeDependencies, attempt: str) -> 
 
 def _create(
     new: NewRecord, decision: Decision, summary: FindingSummary | None, deps: IntakeDependencies, *, grouped: bool
-) -> WriteResult:
-    """The record's creation; a grouped finding's joins its group in the same transaction (§22, issue 18): the
-    record is born with its group and seq. Refused on the record (a duplicate delivery): the record as it is, which
-    the delivery resumes (joining in ``_complete`` if it has no group yet). Refused on the claim (another finding
-    holds it): the record alone, as an ungrouped finding's creation falls back; ``_complete`` records the duplicate,
-    which joins nothing."""
+) -> tuple[WriteResult, dict[str, str] | None]:
+    """The record's creation, and the auto approval when it was signed for it; a grouped finding's joins its group in
+    the same transaction (§22, issue 18): the record is born with its group and seq. Refused on the record (a
+    duplicate delivery): the record as it is, which the delivery resumes (joining in ``_complete`` if it has no group
+    yet). Refused on the claim (another finding holds it): the record alone, as an ungrouped finding's creation falls
+    back; ``_complete`` records the duplicate, which joins nothing.
+
+    A grouped auto finding's approval is signed before the join, and a member that joins at seq > 1 is born APPROVED
+    with it (``FindingStore.decided_at_creation``: the record the decided transition would leave): it posts nothing,
+    so nothing has to happen between its creation and its decision (§5). The opener (seq 1) is created RECEIVED and
+    posted as before, its transition carrying the same approval. The seq is known per attempt of the join only."""
     action = decision.action
     key = _group_key(action, decision.channel or "", summary, grouped=grouped)
     if key is None or deps.groups is None or summary is None:
-        return deps.store.create(new)
+        return deps.store.create(new), None
+    approval, born = None, None
+    if action is Action.AUTO:
+        received = deps.store.record_of(new)
+        approval = auto_stamp(deps.signer, received, deps.clock())  # signed: §23
+        decided = _decided(received, action, approval=approval)
+        born = deps.store.decided_at_creation(
+            new,
+            target=decided.target,
+            actor=decided.actor,
+            event=DECIDED,
+            updates=decided.updates,
+            detail=decided.detail,
+        )
+
+    def creation(group_id: str, seq: int) -> list[Any]:
+        return deps.store.creation_items(new if born is None or seq == 1 else born, group=(group_id, seq))
+
     slack = deps.config.slack
     joined = deps.groups.join_with(
         key,
         NewMember(new.finding_id, summary.key, summary.severity, _TARGETS[action]),
-        lambda group_id, seq: deps.store.creation_items(new, group=(group_id, seq)),
+        creation,
         account_name=summary.account_name,
         window=timedelta(seconds=slack.group_window_seconds),
         max_age=timedelta(seconds=slack.group_max_age_seconds),
     )
     if isinstance(joined, Refused):
         refused = deps.store.creation_refused(new, joined.reasons)
-        return refused if refused is not None else deps.store.create(new, claiming=False)
+        return (refused if refused is not None else deps.store.create(new, claiming=False)), approval
     _joined(joined, action, deps)
-    return WriteResult(True, deps.store.created(new, group=(joined.group_id, joined.seq)))
+    written = new if born is None or joined.first else born
+    return WriteResult(True, deps.store.created(written, group=(joined.group_id, joined.seq))), approval
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """The decided transition (RECEIVED -> the action's target, event :data:`DECIDED`) but its message and lease:
+    what ``FindingStore.transition`` writes after the post, and what a record born decided is created with."""
+
+    target: State
+    actor: str
+    updates: RecordUpdates
+    detail: str
+
+
+def _decided(
+    record: FindingRecord,
+    action: Action,
+    *,
+    claimed_at: str | None = None,
+    approval: dict[str, str] | None = None,
+    shown: bool = False,
+) -> _Decided:
+    """The record's decided transition. ``claimed_at``: the claim taken after the creation (holding it is recorded
+    in this write, so the remediator need not claim again); ``approval``: an auto decision's, signed (§23);
+    ``shown``: the transition records the message just posted."""
+    updates: RecordUpdates = {} if claimed_at is None else {"object_claimed_at": claimed_at}
+    if action in _BUILDERS:
+        if shown and record.policy is not None:
+            updates["policy_shown_count"] = record.policy.count
+        updates["error"] = None  # a Slack error from an earlier attempt is resolved now
+    if action is Action.AUTO:
+        if approval is None:
+            raise ValueError(f"finding {record.finding_id}: an auto decision needs its signed approval")
+        updates["approver"] = AUTO_APPROVER
+        updates["approval"] = approval
+    actor = AUTO_APPROVER if action is Action.AUTO else ACTOR
+    return _Decided(_TARGETS[action], actor, updates, record.reason)
+
+
+def _signed_for(
+    record: FindingRecord, approval: dict[str, str] | None, summary: FindingSummary | None
+) -> dict[str, str] | None:
+    """The approval signed before the creation, over ``summary``'s object version, when it approves ``record``'s (the
+    record this delivery built, or the same finding's from an earlier attempt): its decided transition carries it."""
+    same = (
+        record.summary is not None and summary is not None and record.summary.object_version == summary.object_version
+    )
+    return approval if same else None
 
 
 def _join_group(record: FindingRecord, action: Action, deps: IntakeDependencies) -> Joined | None:
@@ -514,17 +587,46 @@ def _queue_auto_job(record: FindingRecord, deps: IntakeDependencies) -> FindingR
     sends the job: ``intake_complete``), and no mark that it was sent. So every delivery that finds the record
     still APPROVED by auto sends the job again (a crash after the transition, a duplicate delivery): the remediator
     moves the version once and records one outcome (exclusive copy, conditional transitions), and notes the job's
-    request time (``job_queued_at``) in the outcome write it makes anyway."""
+    request time (``job_queued_at``) in the outcome write it makes anyway.
+
+    With an outbox (the finding handler's), the job is sent with the batch's others once its records are done
+    (:func:`send_auto_jobs`): nothing is written after the send either way, and a job SQS does not take returns its
+    record to the queue, whose redelivery sends it."""
     job = RemediationJob(
         kind="quarantine" if record.policy is None else "block_public_access",
         finding_id=record.finding_id,
         requested_by=AUTO_APPROVER,
         requested_at=deps.clock(),
     )
+    if deps.outbox is not None:
+        deps.outbox.add(job)
+        logger.info("auto job due: sent with the batch's", extra={"job_kind": job.kind})
+        return record
     message_id = deps.queue.send(job)
     deps.metrics.count("JobsQueued", kind=job.kind)
     logger.info("auto job queued", extra={"job_kind": job.kind, "message_id": message_id})
     return record
+
+
+def send_auto_jobs(batch: JobBatch, metrics: Counter) -> list[str]:
+    """Send the batch's auto jobs (``JobBatch.flush``: SendMessageBatch, ten a call); the owners (intake message
+    ids) of those SQS did not take, an entry refused or its whole call failed, each once: those records return to
+    the intake queue, and their redelivery finds them APPROVED by auto and sends the job (``auto_job_due``)."""
+    failed: list[str] = []
+    for owner, job, sent in batch.flush():
+        fields = {"finding_id": job.finding_id, "job_kind": job.kind, "message_id": owner}
+        if isinstance(sent, BatchEntrySent) and sent.message_id is not None:
+            metrics.count("JobsQueued", kind=job.kind)
+            logger.info("auto job queued", extra={**fields, "job_message_id": sent.message_id})
+            continue
+        error = sent.refused if isinstance(sent, BatchEntrySent) else f"{type(sent).__name__}: {sent}"
+        metrics.count("JobsNotQueued", kind=job.kind)
+        logger.error(
+            "the queue did not take the auto job: the record returns to the queue", extra={**fields, "error": error}
+        )
+        if owner not in failed:
+            failed.append(owner)
+    return failed
 
 
 def _release(store: FindingStore, record_id: str, attempt: str) -> None:

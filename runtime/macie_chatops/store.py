@@ -19,7 +19,7 @@ Timestamps are ISO 8601 UTC with microseconds (fixed width: they sort as strings
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypedDict
@@ -323,13 +323,49 @@ class PostedMessage:
 
 
 @dataclass(frozen=True)
+class StepWrite:
+    """What one transition writes besides its conditions, as data (:func:`_step_write`): rendered into the
+    transition's UpdateItem, or applied to a new item (:meth:`FindingStore.decided_at_creation`), so a record born
+    in a state is the record created and then moved into it, by construction."""
+
+    sets: tuple[tuple[str, Any], ...]
+    copies: tuple[tuple[str, str], ...]  # attribute = another attribute's value before the write
+    removes: tuple[str, ...]
+    audit: tuple[AuditEntry, ...]  # appended to the trail
+
+    def render(self, expression: _Expression) -> None:
+        for attribute, value in self.sets:
+            expression.set(attribute, value)
+        for attribute, source in self.copies:
+            expression.sets.append(f"{expression.name(attribute)} = {expression.name(source)}")
+        for attribute in self.removes:
+            expression.remove(attribute)
+        expression.audit(*self.audit)
+
+    def applied_to(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """``item`` as DynamoDB leaves it after the UpdateItem :meth:`render` builds (a copy's source is read from
+        the item before the write; a missing one is an error, as DynamoDB's)."""
+        after = dict(item)
+        for attribute, value in self.sets:
+            after[attribute] = value
+        for attribute, source in self.copies:
+            after[attribute] = item[source]
+        for attribute in self.removes:
+            after.pop(attribute, None)
+        after["audit"] = [*item["audit"], *(dict(entry.__dict__) for entry in self.audit)]
+        return after
+
+
+@dataclass(frozen=True)
 class NewRecord:
-    """A finding's RECEIVED record, built and not yet written (``FindingStore.new_record``)."""
+    """A finding's RECEIVED record, built and not yet written (``FindingStore.new_record``), or born decided
+    (``FindingStore.decided_at_creation``: ``decided`` is the transition its creation folds in)."""
 
     finding_id: str
     item: Mapping[str, Any]  # the record's attributes, plain
     claim: ObjectVersion | None  # the object version its creation claims, if any
     moment: datetime  # when it was received
+    decided: StepWrite | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -405,10 +441,18 @@ class _Expression:
 
 def _message_part(expression: _Expression, message: PostedMessage, *, at: str) -> AuditEntry:
     """Record ``message`` in ``expression`` unless another ts is recorded (its condition); its audit entry."""
-    slack_ts = expression.name("slack_ts")
-    expression.conditions.append(f"(attribute_not_exists({slack_ts}) OR {slack_ts} = {expression.value(message.ts)})")
+    _message_condition(expression, message)
     expression.set("slack_channel", message.channel)
     expression.set("slack_ts", message.ts)
+    return _posted_entry(message, at=at)
+
+
+def _message_condition(expression: _Expression, message: PostedMessage) -> None:
+    slack_ts = expression.name("slack_ts")
+    expression.conditions.append(f"(attribute_not_exists({slack_ts}) OR {slack_ts} = {expression.value(message.ts)})")
+
+
+def _posted_entry(message: PostedMessage, *, at: str) -> AuditEntry:
     return AuditEntry(
         at=at, actor=message.actor, event="slack_posted", outcome="posted", detail=f"{message.channel} {message.ts}"
     )
@@ -416,9 +460,60 @@ def _message_part(expression: _Expression, message: PostedMessage, *, at: str) -
 
 def _release_part(expression: _Expression, owner: str) -> None:
     """Remove the intake lease in ``expression``, on condition that ``owner`` holds it."""
-    expression.conditions.append(f"{expression.name('intake_owner')} = {expression.value(owner)}")
+    _release_condition(expression, owner)
     expression.remove("intake_owner")
     expression.remove("intake_until")
+
+
+def _release_condition(expression: _Expression, owner: str) -> None:
+    expression.conditions.append(f"{expression.name('intake_owner')} = {expression.value(owner)}")
+
+
+def _step_write(
+    target: State,
+    moment: datetime,
+    *,
+    actor: str,
+    event: str,
+    detail: str,
+    updates: RecordUpdates | None,
+    message: PostedMessage | None,
+    release: bool,
+) -> StepWrite:
+    """Everything a transition into ``target`` at ``moment`` writes but its conditions: the state, the one it leaves
+    (``previous_state``: a group's counts move with it), ``updates``, both sparse indexes' keys, a final state's TTL,
+    the message (``message``) and the lease's release (``release``), and the audit entries."""
+    now = _iso(moment)
+    sets: list[tuple[str, Any]] = [("state", target.value), ("updated_at", now)]
+    copies: list[tuple[str, str]] = [("previous_state", "state")]
+    removes: list[str] = []
+    for attribute, value in (updates or {}).items():
+        if attribute not in _UPDATABLE:
+            raise ValueError(f"{attribute!r} is not an updatable record field")
+        if value is None:
+            removes.append(attribute)
+        else:
+            sets.append((attribute, value))
+    if target is State.PENDING_APPROVAL:
+        # The sparse index: only a pending finding carries its partition key (copied from `team`).
+        copies.append((PENDING_INDEX_PARTITION, "team"))
+    else:
+        removes.append(PENDING_INDEX_PARTITION)
+    if target is State.APPROVED:
+        # The sweeper's sparse index: only an approved finding carries its keys, from the moment it is.
+        sets += [(APPROVED_INDEX_PARTITION, APPROVED_INDEX_VALUE), (APPROVED_INDEX_SORT, now)]
+    else:
+        removes += [APPROVED_INDEX_PARTITION, APPROVED_INDEX_SORT]
+    if target in FINAL_STATES:
+        sets.append((STATE_TABLE_TTL_ATTRIBUTE, int((moment + timedelta(days=RETENTION_DAYS)).timestamp())))
+    entries: list[AuditEntry] = []
+    if message is not None:
+        sets += [("slack_channel", message.channel), ("slack_ts", message.ts)]
+        entries.append(_posted_entry(message, at=now))
+    entries.append(AuditEntry(at=now, actor=actor, event=event, outcome=target.value, detail=_clip(detail)))
+    if release:
+        removes += ["intake_owner", "intake_until"]
+    return StepWrite(tuple(sets), tuple(copies), tuple(removes), tuple(entries))
 
 
 class FindingStore:
@@ -624,7 +719,10 @@ class FindingStore:
 
     def create(self, new: NewRecord, *, claiming: bool = True) -> WriteResult:
         """Write ``new`` (with its claim in one transaction when ``claiming`` and the claim is free: see
-        :meth:`create_received`); a record that exists is returned unapplied."""
+        :meth:`create_received`); a record that exists is returned unapplied. A record born decided is written by
+        :meth:`creation_items` only (a group's join: its claim is taken with it, or it is not born decided)."""
+        if new.decided is not None:
+            raise ValueError(f"finding {new.finding_id}: a record born decided is created with its group's join only")
         if claiming and new.claim is not None:
             created = self._create_claiming(new)
             if created is not None:
@@ -674,8 +772,48 @@ class FindingStore:
         return items
 
     def created(self, new: NewRecord, *, group: tuple[str, int] | None = None) -> FindingRecord:
-        """The record :meth:`creation_items` wrote, once their transaction succeeded."""
-        return FindingRecord.from_item(self._serialize(self._item_of(new, group)))
+        """The record :meth:`creation_items` wrote, once their transaction succeeded. A record born decided is a
+        transition applied: ``on_state_change`` is called with it, as :meth:`transition` calls it."""
+        record = FindingRecord.from_item(self._serialize(self._item_of(new, group)))
+        if new.decided is not None and self._on_state_change is not None:
+            try:
+                self._on_state_change(record)
+            except Exception as exc:
+                raise StateChangeHookError(WriteResult(True, record)) from exc
+        return record
+
+    def record_of(self, new: NewRecord) -> FindingRecord:
+        """``new`` as a record, not written (what an approval of it is signed over: its finding id and target)."""
+        return FindingRecord.from_item(self._serialize(new.item))
+
+    def decided_at_creation(
+        self,
+        new: NewRecord,
+        *,
+        target: State,
+        actor: str,
+        event: str,
+        updates: RecordUpdates | None = None,
+        detail: str = "",
+    ) -> NewRecord:
+        """``new`` born in ``target``: its creation writes the item that creating it and then making this transition
+        (expected RECEIVED, the lease released, no message) would leave, built by the transition's own
+        :func:`_step_write` applied to the item, now. For a record with nothing to do between the two (a group's
+        later auto member posts nothing: docs/architecture.md §5, issue 18); the write's conditions are the
+        creation's (no record yet, so none of the transition's can fail)."""
+        if not can_transition(State.RECEIVED, target):
+            raise IllegalTransitionError(f"the state machine forbids {State.RECEIVED} -> {target}")
+        step = _step_write(
+            target,
+            self._clock(),
+            actor=actor,
+            event=event,
+            detail=detail,
+            updates=updates,
+            message=None,
+            release="intake_owner" in new.item,
+        )
+        return replace(new, decided=step)
 
     def creation_refused(self, new: NewRecord, reasons: Mapping[int, Mapping[str, Any]]) -> WriteResult | None:
         """What the refusals of :meth:`creation_items` (DynamoDB's cancellation reasons, by the item's index among
@@ -691,7 +829,7 @@ class FindingStore:
             item["object_claimed_at"] = _iso(new.moment)
         if group is not None:
             item["group_id"], item["group_seq"] = group
-        return item
+        return item if new.decided is None else new.decided.applied_to(item)  # created, then moved on
 
     def _claim_item(self, version: ObjectVersion, finding_id: str, moment: datetime) -> dict[str, Any]:
         """A new claim of ``version`` by ``finding_id`` (the item ``claim_object`` writes when it is absent)."""
@@ -746,40 +884,28 @@ class FindingStore:
         if illegal:
             raise IllegalTransitionError(f"the state machine forbids {', '.join(illegal)} -> {target}")
         moment = self._clock()
-        now = _iso(moment)
 
         def build(with_message: bool, release: bool) -> _Expression:
             expression = _Expression()
-            state = expression.name("state")
             options = ", ".join(expression.value(s.value) for s in sorted(expected))
-            expression.conditions.append(f"{state} IN ({options})")
-            expression.set("state", target.value)
-            expression.set("updated_at", now)
-            # The state it leaves (the right side reads the item before this write): a group's counts move with it.
-            expression.sets.append(f"{expression.name('previous_state')} = {state}")
-            expression.apply(updates)
-            if target is State.PENDING_APPROVAL:
-                # The sparse index: only a pending finding carries its partition key (copied from `team`).
-                expression.sets.append(f"{expression.name(PENDING_INDEX_PARTITION)} = {expression.name('team')}")
-            else:
-                expression.remove(PENDING_INDEX_PARTITION)
-            if target is State.APPROVED:
-                # The sweeper's sparse index: only an approved finding carries its keys, from the moment it is.
-                expression.set(APPROVED_INDEX_PARTITION, APPROVED_INDEX_VALUE)
-                expression.set(APPROVED_INDEX_SORT, now)
-            else:
-                expression.remove(APPROVED_INDEX_PARTITION)
-                expression.remove(APPROVED_INDEX_SORT)
-            if target in FINAL_STATES:
-                ttl = int((moment + timedelta(days=RETENTION_DAYS)).timestamp())
-                expression.set(STATE_TABLE_TTL_ATTRIBUTE, ttl)
-            entries = []
-            if with_message and slack_message is not None:
-                entries.append(_message_part(expression, slack_message, at=now))
-            entries.append(AuditEntry(at=now, actor=actor, event=event, outcome=target.value, detail=_clip(detail)))
-            expression.audit(*entries)
-            if release and release_intake_of is not None:
-                _release_part(expression, release_intake_of)
+            expression.conditions.append(f"{expression.name('state')} IN ({options})")
+            message = slack_message if with_message else None
+            if message is not None:
+                _message_condition(expression, message)
+            owner = release_intake_of if release else None
+            if owner is not None:
+                _release_condition(expression, owner)
+            step = _step_write(
+                target,
+                moment,
+                actor=actor,
+                event=event,
+                detail=detail,
+                updates=updates,
+                message=message,
+                release=owner is not None,
+            )
+            step.render(expression)
             return expression
 
         result = self._combined(finding_id, build, slack_message=slack_message, release_intake_of=release_intake_of)

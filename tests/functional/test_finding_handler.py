@@ -9,7 +9,7 @@ import io
 import json
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from macie_chatops import names
 from macie_chatops.config import Action, load_config
 from macie_chatops.handlers import intake as handler
 from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
+from macie_chatops.job_queue import BatchEntrySent
 from macie_chatops.jobs import RemediationJob, SqsJobQueue
 from macie_chatops.ports import JobQueue
 from macie_chatops.states import State
@@ -584,19 +585,19 @@ def test_a_crash_right_after_queueing_sends_the_job_twice_the_documented_residua
 
 
 def test_a_queue_that_refuses_the_auto_job_fails_the_item_and_the_redelivery_sends_it(world: World) -> None:
-    # GIVEN the remediation queue refusing the first send (SQS down)
+    # GIVEN the remediation queue refusing the first send (SQS down): the handler sends its batch's jobs together
     first = delivery(AUTO)
-    real_send = SqsJobQueue.send
+    real_send = SqsJobQueue.send_batch
     refused: list[str] = []
 
-    def refuse_once(queue: SqsJobQueue, job: RemediationJob) -> str:
+    def refuse_once(queue: SqsJobQueue, jobs: Sequence[RemediationJob]) -> list[BatchEntrySent]:
         if not refused:
-            refused.append(job.finding_id)
+            refused.extend(job.finding_id for job in jobs)
             raise RuntimeError("SQS refused the job")
-        return real_send(queue, job)
+        return real_send(queue, jobs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SqsJobQueue, "send", refuse_once)
+        patch.setattr(SqsJobQueue, "send_batch", refuse_once)
         # WHEN the finding arrives THEN the item fails (back to the queue), the finding approved, no job yet
         assert world.invoke(first) == [first.message_id]
         record = world.record(finding_id_of(AUTO))

@@ -12,7 +12,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -347,6 +347,7 @@ def run_sqs_batch(
     failed: Callable[[SqsRecord, Exception, dict[str, Any]], None],
     logger: Logger,
     sqs: Any | None = None,
+    after_batch: Callable[[], Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """``handle`` each record of an SQS batch; only the records it raised for return to the queue
     (``{"batchItemFailures": [...]}``, even when every record failed). ``failed`` logs and counts each of those
@@ -354,7 +355,10 @@ def run_sqs_batch(
     cleared after every record.
 
     With ``sqs``, a record that raised :class:`SlackRetryLaterError` (Slack cannot take it for N s) is re-sent
-    to its queue with that delay (:func:`redeliver_later`) and acknowledged: deferred, not failed."""
+    to its queue with that delay (:func:`redeliver_later`) and acknowledged: deferred, not failed.
+
+    ``after_batch``: called once every record is handled (the finding handler sends the batch's jobs together);
+    the message ids it returns return to the queue too (it logs and counts them itself)."""
 
     def record_handler(record: SqsRecord) -> str:
         try:
@@ -380,7 +384,12 @@ def run_sqs_batch(
         finally:
             logger.thread_safe_clear_keys()
 
-    return partial_batch_response(event, SqsRecord, record_handler, item_identifier=lambda r: r.message_id)
+    response = partial_batch_response(event, SqsRecord, record_handler, item_identifier=lambda r: r.message_id)
+    if after_batch is not None:
+        failures: list[dict[str, str]] = response["batchItemFailures"]
+        listed = {failure["itemIdentifier"] for failure in failures}
+        failures.extend({"itemIdentifier": message_id} for message_id in after_batch() if message_id not in listed)
+    return response
 
 
 class SqsRecord:

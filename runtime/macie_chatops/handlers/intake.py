@@ -1,14 +1,16 @@
 """Lambda: the intake queue's SQS batches (each body is the EventBridge Macie event JSON).
 
 The finding handler's composition root: each record goes to :func:`macie_chatops.intake.handle_record`
-(architecture §5); only the records that raised return to the queue. Logs are JSON with the finding id as
-correlation id, never a token or a payload.
+(architecture §5); the auto jobs of the batch are sent together once every record is done (SendMessageBatch,
+:func:`macie_chatops.intake.send_auto_jobs`); only the records that raised, or whose job SQS did not take, return to
+the queue. Logs are JSON with the finding id as correlation id, never a token or a payload.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -103,12 +105,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     deadline = datetime.now(UTC) + timedelta(seconds=remaining_time_s()) + LEASE_MARGIN
     deps = dependencies(settings, remaining_time_s)
     request_id = (context.aws_request_id or "local")[:64]
-    from macie_chatops.intake import handle_record
+    from macie_chatops.intake import handle_record, send_auto_jobs
+    from macie_chatops.job_queue import JobBatch, SqsJobQueue
+
+    # A record's auto job waits in the batch's outbox, under the record's message id, until every record is done.
+    sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
+    jobs = JobBatch(SqsJobQueue(sqs, settings.queue_url))
 
     def handle(record: SqsRecord) -> str:
         # Unique per delivery attempt: the same SQS message redelivered (or delivered twice) gets another.
         attempt = f"{request_id}/{record.message_id}/{secrets.token_hex(4)}"
-        return handle_record(record.body, deps, attempt=attempt, deadline=deadline).result.value
+        record_deps = replace(deps, outbox=jobs.outbox(record.message_id))
+        return handle_record(record.body, record_deps, attempt=attempt, deadline=deadline).result.value
+
+    def send_jobs() -> Sequence[str]:
+        refused = send_auto_jobs(jobs, metrics)
+        for _ in refused:
+            metrics.count("RecordsFailed", error_type="JobNotQueued")
+        return refused
 
     def failed(record: SqsRecord, exc: Exception, fields: dict[str, Any]) -> None:
         metrics.count("RecordsFailed", error_type=type(exc).__name__)
@@ -120,5 +134,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.exception("record failed: returned to the queue", extra=fields)
 
     # A record Slack cannot take yet (429, the channel's pace) is re-sent with that delay, not failed.
-    sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
-    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger, sqs=sqs)
+    return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger, sqs=sqs, after_batch=send_jobs)
