@@ -3,11 +3,12 @@ bulk-approval continuations (docs/architecture.md §22, "Bulk decisions")."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Annotations, Duration, Names, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
 
 from infra.central.foundation import Foundation
-from infra.central.lambdas import LOG_RETENTION, ConsumedQueue, HandlerAssets, consume
+from infra.central.lambdas import LOG_RETENTION, ConsumedQueue, HandlerAssets
 from infra.central.remediation import Remediation
 from infra.components.alarms import OperationalAlarms
 from infra.components.slack_api import SlackInteractionsApi
@@ -27,6 +28,9 @@ CONTINUATION_MAX_RECEIVES = 3
 CONTINUATION_QUEUE = ConsumedQueue(
     names.BULK_CONTINUATION_QUEUE_NAME, names.BULK_CONTINUATION_DLQ_NAME, INTERACTION_TIMEOUT, CONTINUATION_MAX_RECEIVES
 )
+# SnapStart (docs/architecture.md §6): every deploy publishes a version from the code, initialized once (the handler's
+# before-snapshot hook primes a first click) and snapshotted; both event sources invoke it through this alias.
+LIVE_ALIAS = "live"
 
 
 class Interaction:
@@ -42,19 +46,20 @@ class Interaction:
             environment=jobs.job_environment(),
             timeout=INTERACTION_TIMEOUT,
             memory_size=INTERACTION_MEMORY_MB,
-            reserved_concurrent_executions=INTERACTION_CONCURRENCY,
+            reserved_concurrent_executions=INTERACTION_CONCURRENCY,  # the function's: every version shares it
+            snap_start=True,
+        )
+        function = self.interaction_handler.function
+        self.live = lambda_.Alias(stack, "InteractionLive", alias_name=LIVE_ALIAS, version=function.current_version)
+        Annotations.of(function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish", "the live alias invokes the version published from the code"
         )
         foundation.grant_records_and_slack(self.interaction_handler)
         jobs.accept_jobs_from(self.interaction_handler)
         # Its second event source: a bulk approval one click cannot finish continues here, signed (kms:GenerateMac
         # on the approval key, granted by the key's policy: infra/central/approvals.py) and re-sent to itself.
         self.continuations = CONTINUATION_QUEUE.build(stack, "BulkContinuations", foundation)
-        consume(
-            self.interaction_handler,
-            self.continuations,
-            batch_size=CONTINUATION_BATCH_SIZE,
-            max_concurrency=CONTINUATION_MAX_CONCURRENCY,
-        )
+        self._consume_continuations()
         self.interaction_handler.function.add_environment(
             names.ENV_BULK_CONTINUATION_QUEUE_URL, self.continuations.queue.queue_url
         )
@@ -63,10 +68,29 @@ class Interaction:
             "SlackInteractions",
             api_name=names.SLACK_API_NAME,
             path=names.SLACK_INTERACTIONS_PATH,
-            handler=self.interaction_handler.function,
+            handler=self.live,  # the integration's URI and API Gateway's invoke permission name the alias
             log_retention=LOG_RETENTION,
             log_encryption_key=foundation.logs_key,
             waf=waf,
+        )
+
+    def _consume_continuations(self) -> None:
+        """The continuation queue invokes the live alias, one continuation at a time, two at most at once, and only
+        its failed records return to the queue; the function may send to it (a continuation re-sent to itself).
+
+        What ``lambdas.consume`` builds, with the alias as the target: the mapping keeps the construct path (and the
+        logical id) it had on the function before SnapStart, so CloudFormation updates it in place."""
+        function, queue = self.interaction_handler.function, self.continuations.queue
+        self.continuations.grant_send(function)
+        queue.grant_consume_messages(function)
+        lambda_.EventSourceMapping(
+            function,
+            f"SqsEventSource:{Names.node_unique_id(queue.node)}",
+            target=self.live,
+            event_source_arn=queue.queue_arn,
+            batch_size=CONTINUATION_BATCH_SIZE,
+            max_concurrency=CONTINUATION_MAX_CONCURRENCY,
+            report_batch_item_failures=True,
         )
 
     def watch(self, alarms: OperationalAlarms) -> None:

@@ -104,6 +104,7 @@ class HandlerAssets:
         environment: Mapping[str, str] | None = None,
         role_name: str | None = None,
         reserved_concurrent_executions: int | None = None,
+        snap_start: bool = False,
     ) -> HandlerFunction:
         """A handler on the shared code and layer; ``environment`` adds to the shared one."""
         return HandlerFunction(
@@ -121,4 +122,5 @@ class HandlerAssets:
             log_encryption_key=self.logs_key,
             role_name=role_name,
             reserved_concurrent_executions=reserved_concurrent_executions,
+            snap_start=snap_start,
         )

@@ -8,6 +8,7 @@ function may write to its own log group and nothing else until the stack grants 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Final
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -20,7 +21,13 @@ from infra.lambda_bundle import BUNDLED_CONFIG_PATH, LAMBDA_PYTHON_VERSION
 from macie_chatops import names
 from stacksets.nag import acknowledge
 
-LAMBDA_RUNTIME = lambda_.Runtime(f"python{LAMBDA_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
+# SnapStart exists for Python 3.12 and later (the interaction function uses it: docs/architecture.md §6).
+_SNAP_START_FROM: Final = (3, 12)
+LAMBDA_RUNTIME = lambda_.Runtime(
+    f"python{LAMBDA_PYTHON_VERSION}",
+    lambda_.RuntimeFamily.PYTHON,
+    supports_snap_start=tuple(int(part) for part in LAMBDA_PYTHON_VERSION.split(".")) >= _SNAP_START_FROM,
+)
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 LOG_LEVEL = "INFO"
 
@@ -45,6 +52,7 @@ class HandlerFunction(Construct):
         log_encryption_key: kms.IKey,
         role_name: str | None = None,
         reserved_concurrent_executions: int | None = None,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
@@ -85,15 +93,10 @@ class HandlerFunction(Construct):
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrent_executions,
+            **_published_versions(snap_start=snap_start),
             # Active: Lambda samples and starts the trace; the handler's Tracer adds its subsegments (AWS calls).
             tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": names.PROJECT,
-                "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
-                "LOG_LEVEL": LOG_LEVEL,
-                names.ENV_CONFIG_PATH: BUNDLED_CONFIG_PATH,
-                **environment,
-            },
+            environment=_environment(environment),
         )
         acknowledge(
             self.role,
@@ -108,3 +111,26 @@ class HandlerFunction(Construct):
             "dependency layer is built for that ABI (pydantic-core), and the newer python3.14 is beyond the "
             "interpreters (3.11-3.13) this project can exercise the code on; moving is a one-line change.",
         )
+
+
+def _environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """Powertools' settings and the bundled config's path, then the handler's own ``environment``."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": names.PROJECT,
+        "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
+        "LOG_LEVEL": LOG_LEVEL,
+        names.ENV_CONFIG_PATH: BUNDLED_CONFIG_PATH,
+        **environment,
+    }
+
+
+def _published_versions(*, snap_start: bool) -> dict[str, Any]:
+    """With ``snap_start``: each version published from the code (``current_version``) is initialized once and
+    snapshotted (docs/architecture.md §6), and a version the next deploy replaces is deleted, so its snapshot's cache
+    is no longer charged. Without it, nothing: the function is invoked as ``$LATEST``."""
+    if not snap_start:
+        return {}
+    return {
+        "snap_start": lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+        "current_version_options": lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+    }

@@ -22,6 +22,7 @@ from aws_lambda_powertools import Logger
 
 from macie_chatops import names
 from macie_chatops.handlers._root import AwsTimeouts, ContainerCache, HandlerMetrics, Settings
+from macie_chatops.handlers._snapstart import prime_click, register_snapstart_hooks
 from macie_chatops.handlers._tracing import traced
 from macie_chatops.slack_request import Refusal, extract, verify
 
@@ -333,3 +334,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     _log_answer(answer, request_id)
     return answer.to_http()
+
+
+def _prime_for_snapshot() -> None:
+    """Lambda SnapStart's before-snapshot hook: a first click's loading, this container's config (§6)."""
+    prime_click(_cache, read_settings())
+
+
+# In a SnapStart init only (the version's snapshot): the first click's loading before the snapshot, `random` reseeded
+# after each restore (handlers/_snapstart.py, docs/architecture.md §6).
+register_snapstart_hooks(_prime_for_snapshot)

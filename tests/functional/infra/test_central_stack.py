@@ -261,13 +261,14 @@ def test_handlers_get_exactly_their_grants(example: Synthesized) -> None:
 
 def test_slack_endpoint_is_one_throttled_logged_validated_post(example: Synthesized) -> None:
     template = example.central_json
-    interaction = _logical_id(template, "AWS::Lambda::Function", FunctionName=names.INTERACTION_FUNCTION_NAME)
+    # The interaction function's SnapStart alias (tests/functional/infra/test_snapstart.py)
+    (interaction,) = resources_of_type(template, "AWS::Lambda::Alias")
     methods = resources_of_type(template, "AWS::ApiGateway::Method")
     assert len(methods) == 1
     method = next(iter(methods.values()))["Properties"]
     assert method["HttpMethod"] == "POST"
     assert method["Integration"]["Type"] == "AWS_PROXY"
-    assert {"Fn::GetAtt": [interaction, "Arn"]} in method["Integration"]["Uri"]["Fn::Join"][1]
+    assert {"Ref": interaction} in method["Integration"]["Uri"]["Fn::Join"][1]
     assert method["RequestParameters"] == {
         "method.request.header.X-Slack-Signature": True,
         "method.request.header.X-Slack-Request-Timestamp": True,
