@@ -26,6 +26,14 @@ full collection costs in the warm container the finding handler's cold path leav
 cases run one after the other in every round (each on every tree), so what they compare runs close in time: with the
 cases in blocks instead, a tree without the pause measured its two identical cold paths up to 30 ms apart.
 
+Beside the interaction endpoint's cold path, two more rows (SnapStart, docs/architecture.md §6), each ending with the
+boto3 clients a Remediate click builds (Secrets Manager for the signing secret, DynamoDB, SQS, KMS), which no cold path
+above includes: *its clients too*, the cold path as Lambda runs it then those clients; and *after a SnapStart restore*,
+the same click's remaining work in a container whose before-snapshot hook ran before the clock started (the runtime's
+SnapStart variable set, the handler imported, its hooks run as the runtime runs them): the config from the container
+cache, then the clients. What Lambda spends restoring the snapshot (its ``Restore Duration``) cannot be measured here;
+nor can the secret's read or the click's calls, which no row makes.
+
 Target (issue 18): every cold path at most 1.5x. With ``--before DIR`` (a checkout of an older commit, e.g. made
 with ``git worktree add DIR <commit>``) the same cases also run against that tree's runtime, in turns with this
 one, and print side by side; a module that tree does not have yet is skipped there. One more line prices
@@ -281,6 +289,58 @@ EXTRA: dict[str, Case] = {
 }
 
 
+INTERACTION = "interaction (a click)"
+WITH_CLIENTS = f"{INTERACTION}: cold path and its clients, {PAUSED}"
+RESTORED = f"{INTERACTION}: after a SnapStart restore, its clients"
+RESTORED_COLD_PATH = f"{INTERACTION}: after a SnapStart restore, cold path"
+# The interaction function's environment as the stack sets it, with made-up credentials (no client may look further
+# for any: the bench makes no call), set before the clock starts.
+CLICK_ENVIRONMENT = """import os
+os.environ.update({
+    "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_EC2_METADATA_DISABLED": "true", "STATE_TABLE_NAME": "bench", "SLACK_SECRET_ARN": "bench",
+    "REMEDIATION_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/210987654321/bench", "APPROVAL_KEY_ID": "bench",
+})"""
+# The clients a Remediate click builds (handlers/interaction.py: the signing secret's, the dependencies', the approval
+# signer's), through the handler's own cache with its own timeouts.
+CLICK_CLIENTS = """from macie_chatops.handlers import interaction as handler
+for service in ("secretsmanager", "dynamodb", "sqs", "kms"):
+    handler._cache.client(service, handler.read_settings(), handler._aws_timeouts())"""
+# A SnapStart init: the runtime's variable, the handler imported, its before-snapshot hooks run (last registered first)
+# and its after-restore hooks, as awslambdaric runs them. A tree without the hooks is n/a.
+SNAPSTART_RESTORED = """import importlib.util, os, sys
+if importlib.util.find_spec("macie_chatops.handlers._snapstart") is None:
+    sys.exit(3)
+os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+import macie_chatops.handlers.interaction
+import snapshot_restore_py
+hooks = snapshot_restore_py.get_before_snapshot()
+if not hooks:
+    sys.exit("the interaction handler registered no before-snapshot hook")
+while hooks:
+    func, args, kwargs = hooks.pop()
+    func(*args, **kwargs)
+for func, args, kwargs in snapshot_restore_py.get_after_restore():
+    func(*args, **kwargs)"""
+# After the restore, a click reads the config from the container cache the prime filled (not load_bundled_config).
+CACHED_CONFIG = (
+    "from macie_chatops.handlers import interaction as handler\nhandler._cache.config(handler.read_settings())"
+)
+
+
+def snapstart_cases() -> dict[str, Case]:
+    """The interaction's click with its clients: cold, as Lambda runs it; and after a SnapStart restore, with its
+    clients and as the cold paths are measured (the imports and the config: what the prime did)."""
+    click = COLD_PATHS[INTERACTION]
+    with_clients = replace(click, setup=CLICK_ENVIRONMENT, timed=CLICK_CLIENTS).as_lambda(first_invocation=True)
+    restored = replace(click, config=False, setup=f"{CLICK_ENVIRONMENT}\n{SNAPSTART_RESTORED}", timed=CACHED_CONFIG)
+    return {
+        WITH_CLIENTS: with_clients,
+        RESTORED_COLD_PATH: restored.as_lambda(first_invocation=True),
+        RESTORED: replace(restored, timed=f"{CACHED_CONFIG}\n{CLICK_CLIENTS}").as_lambda(first_invocation=True),
+    }
+
+
 def tree_env(tree: Path, env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(str(tree / part) for part in ("runtime", "sandbox"))}
 
@@ -506,6 +566,22 @@ def print_memory(label: str, rss_kib: Medians) -> None:
         )
 
 
+def print_snapstart(medians: Medians) -> None:
+    """The interaction's click with its clients, cold and after a SnapStart restore (this tree)."""
+    boto3 = medians[("now", BOTO3)]
+    cold_click, restored = medians.get(("now", WITH_CLIENTS)), medians.get(("now", RESTORED))
+    restored_path = medians.get(("now", RESTORED_COLD_PATH))
+    if cold_click is None or restored is None or restored_path is None:
+        print(f"{INTERACTION} with SnapStart: n/a")
+        return
+    print(
+        f"{INTERACTION} after a SnapStart restore: cold path {restored_path * 1000:.1f} ms "
+        f"({restored_path / boto3:.2f}x of import boto3); with its clients {restored * 1000:.1f} ms "
+        f"({restored / boto3:.2f}x), against {cold_click * 1000:.1f} ms ({cold_click / boto3:.2f}x) cold. "
+        "Not measurable here: the restore itself (Lambda's Restore Duration), the secret's read, the click's calls"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="?", type=int, default=7)
@@ -530,6 +606,8 @@ def main() -> int:
             if n in derived:
                 cases[f"{n}: {FLOOR}"] = derived[n]
                 cases[f"{n}: {FLOOR_PAUSED}"] = {label: replace(f, paused=True) for label, f in derived[n].items()}
+            if n == INTERACTION:
+                cases |= snapstart_cases()
         measure(cases, envs, 1)  # writes the bytecode: not counted
         as_loaded(envs, form)
         measured = measure(cases, envs, args.runs)
@@ -559,6 +637,7 @@ def main() -> int:
     ratio = medians[("now", cold(slowest))] / boto3_now
     verdict = "within" if ratio <= TARGET_RATIO else "ABOVE"
     print(f"slowest cold path as Lambda runs it / boto3 = {ratio:.2f}x ({slowest}; {verdict} the target)")
+    print_snapstart(medians)
     added = tracer[("now", TRACER)]
     print(f"{TRACER}: +{added * 1000:.1f} ms, +{added / boto3_now:.2f}x of import boto3 (boto3 and Logger loaded)")
     frozen, unfrozen = warm[("now", PAUSED)], warm[("now", COLLECTOR_ON)]
