@@ -7,7 +7,8 @@ the secret) loads with the module, and unsigned traffic never loads the pydantic
 store or the message builders. Logs carry the request id, the outcome and the reason; never the body, a
 token or the signing secret. Metric ``Clicks`` by ``action`` ("none" before the signature is checked),
 ``outcome`` (accepted, refused, rejected, unauthenticated, failed) and ``reason`` (a category, "none" when
-accepted).
+accepted). In a Lambda SnapStart init, the module registers the hooks of ``_snapstart`` (the first click's loading
+before the snapshot: docs/architecture.md §6).
 """
 
 from __future__ import annotations
