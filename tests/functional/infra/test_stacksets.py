@@ -88,7 +88,14 @@ def test_an_account_added_to_accounts_yaml_gets_instances(example: Synthesized, 
     # AND nothing else changes: same member templates, same central stack resources
     assert onboarded.roles_body == example.roles_body
     assert onboarded.regional_body == example.regional_body
-    assert set(onboarded.central_json["Resources"]) == set(example.central_json["Resources"])
+    # (but the interaction function's published version: its id follows the code asset, which carries the bundled
+    # config, so the SnapStart snapshot is taken again with the new account: docs/architecture.md §6)
+    assert _unversioned(onboarded.central_json) == _unversioned(example.central_json)
+    assert _unversioned(onboarded.central_json) != set(onboarded.central_json["Resources"])
+
+
+def _unversioned(template: dict[str, Any]) -> set[str]:
+    return {k for k, r in template["Resources"].items() if r["Type"] != "AWS::Lambda::Version"}
 
 
 def _config(accounts: list[dict[str, Any]], regions: list[str]) -> Config:
