@@ -15,6 +15,8 @@ import pytest
 
 from macie_chatops import names
 from macie_chatops.config import load_config
+from macie_chatops.handlers import _snapstart
+from macie_chatops.handlers._root import ContainerCache, Settings
 from macie_chatops.handlers._snapstart import CLICK_MODULES, reseed_random
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +86,10 @@ def lambda_env(tmp_path: Path) -> dict[str, str]:
         names.ENV_REMEDIATION_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/210987654321/macie-chatops-remediation",
         names.ENV_CONFIG_PATH: str(config_path),
         "AWS_REGION": "eu-west-1",
-        "AWS_EC2_METADATA_DISABLED": "true",  # no credentials anywhere, not even the instance metadata's
+        # no credentials anywhere: not the instance metadata's, not a profile's
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
 
@@ -190,3 +195,25 @@ def test_each_restore_draws_its_own_random_sequence() -> None:
     # THEN their draws differ from each other and from the snapshot's own sequence
     assert draws[0] != draws[1]
     assert unseeded not in draws
+
+
+def test_a_prime_whose_made_up_click_is_refused_fails_the_init(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the prime's made-up click no longer reading as one of our buttons (the payload models changed under it)
+
+    monkeypatch.setenv(names.ENV_CONFIG_PATH, lambda_env[names.ENV_CONFIG_PATH])
+    payload = {**_snapstart.PRIME_CLICK_PAYLOAD, "actions": [{"action_id": "someone.else", "type": "button"}]}
+    monkeypatch.setattr(_snapstart, "PRIME_CLICK_PAYLOAD", payload)
+    settings = Settings(
+        table="macie-chatops-state",
+        secret_id="macie-chatops/slack",
+        queue_url="",
+        config_path=lambda_env[names.ENV_CONFIG_PATH],
+        slack_api_url=None,
+        aws_endpoint_url=None,
+        region="eu-west-1",
+    )
+    # WHEN the prime runs THEN it raises (the runtime reports an init error: the version is not published)
+    with pytest.raises(RuntimeError, match="made-up click was refused"):
+        _snapstart.prime_click(ContainerCache(), settings)
