@@ -18,7 +18,7 @@ import pytest
 from macie_chatops.approvals import ApprovalSigner, ApprovalVerifier
 from macie_chatops.group_store import Grouping, GroupStore
 from macie_chatops.handlers import intake as intake_handler
-from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record
+from macie_chatops.intake import IntakeDependencies, IntakeResult, handle_record, send_auto_jobs
 from macie_chatops.job_queue import JobBatch, SqsJobQueue
 from macie_chatops.jobs import RemediationJob
 from macie_chatops.ports import Clock, utcnow
@@ -460,3 +460,36 @@ def test_a_job_batch_sends_ten_jobs_a_call(aws: AwsSandbox) -> None:
     with pytest.raises(ValueError, match="1 to 10"):
         SqsJobQueue(sqs, queue_url).send_batch([])
     assert calls == [10, 2]
+
+
+class NotedCounts:
+    """A metrics sink that keeps each count's name."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def count(self, name: str, **dimensions: str) -> None:
+        self.names.append(name)
+
+
+def test_an_entry_the_response_names_neither_taken_nor_refused_is_never_reported_sent(aws: AwsSandbox) -> None:
+    # GIVEN a batch of three jobs from three records, and SQS answering its SendMessageBatch with one entry in neither
+    # the Successful nor the Failed list (a botocore hook takes finding 2's entry out of the parsed response)
+    queue_url = create_remediation_queue(aws.region)
+    sqs = shared_session().client("sqs")
+
+    def forget_finding_2(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Successful"] = [entry for entry in parsed.get("Successful", []) if entry["Id"] != "1"]
+
+    sqs.meta.events.register("after-call.sqs.SendMessageBatch", forget_finding_2)
+    batch = JobBatch(SqsJobQueue(sqs, queue_url))
+    now = datetime.now(UTC)
+    for n in (1, 2, 3):
+        batch.outbox(f"message-{n}").add(
+            RemediationJob(kind="quarantine", finding_id=fid(n), requested_by="auto", requested_at=now)
+        )
+    metrics = NotedCounts()
+    # WHEN the batch's jobs are sent THEN exactly finding 2's record returns to the queue (its redelivery sends the
+    # job again: a job is never counted as queued on a response that does not say so)
+    assert send_auto_jobs(batch, metrics) == ["message-2"]
+    assert sorted(metrics.names) == ["JobsNotQueued", "JobsQueued", "JobsQueued"]
