@@ -821,3 +821,40 @@ def test_concurrent_joins_of_several_stores_lose_nobody(dynamodb: Any, findings:
     for member, _ in creations:
         record = findings.get(member.finding_id)
         assert record is not None and (record.group_id, record.group_seq) == (group_id, results[member.finding_id].seq)
+
+
+def test_a_copy_whose_mark_a_clean_and_a_re_mark_replaced_wakes_nobody_even_when_it_looks_stale(
+    dynamodb: Any, groups: GroupStore, findings: FindingStore, clock: SettableClock
+) -> None:
+    # GIVEN a group dirty since its second join (T1), a window that keeps it open, and a store whose copy descends from
+    # a read made just before the mark turned STALE_DIRTY old (the copy's dirty_at is T1)
+    longer = STALE_DIRTY * 2
+    members = {n: _finding(findings, n) for n in range(1, 6)}
+    joined = [groups.join(KEY, members[n], account_name="p", window=longer, max_age=MAX_AGE) for n in (1, 2)]
+    clock.now += STALE_DIRTY - timedelta(seconds=1)
+    third = groups.join(KEY, members[3], account_name="p", window=longer, max_age=MAX_AGE)
+    assert (third.seq, third.wake_in_s) == (3, None)
+    remembered = _remembered(groups)
+    assert remembered is not None
+    # AND the digest writer cleans the group, and the remediator marks it dirty again 2 s later (a new dirty_at: T3),
+    # which wakes the writer itself
+    other = GroupStore(boto3.client("dynamodb", region_name=dynamodb.meta.region_name), TABLE, clock=clock)
+    item = groups.item(joined[0].group_id)
+    assert item is not None and other.clear_dirty(joined[0].group_id, version=item.view.version)
+    clock.now += timedelta(seconds=2)
+    assert other.mark_dirty(joined[0].group_id, moved=(State.PENDING_APPROVAL, State.APPROVED)) == DIGEST_PACE_S
+    re_marked = groups._get(group_item_key(joined[0].group_id))
+    assert re_marked is not None and re_marked["dirty_at"] != remembered["dirty_at"]
+    calls = _reads(dynamodb)
+    # WHEN the store joins again within REMEMBER_GROUP of its read (the copy's T1 is now older than STALE_DIRTY)
+    fourth = groups.join(KEY, members[4], account_name="p", window=longer, max_age=MAX_AGE)
+    # THEN the join built on the copy is accepted (count and dirty mark unchanged), its re-arm of T1 is refused (the
+    # table holds T3), so it wakes nobody (the remediator's mark did), and the store keeps no copy: the next join reads
+    assert calls == ["TransactWriteItems", "UpdateItem"]
+    assert (fourth.seq, fourth.wake_in_s) == (4, None)
+    assert groups._get(group_item_key(joined[0].group_id))["dirty_at"] == re_marked["dirty_at"]  # type: ignore[index]
+    assert _remembered(groups) is None
+    calls.clear()
+    assert groups.join(KEY, members[5], account_name="p", window=longer, max_age=MAX_AGE).seq == 5
+    assert calls == ["GetItem", "TransactWriteItems"]
+    assert [m.seq for m in groups.members(joined[0].group_id, 10)] == [1, 2, 3, 4, 5]
