@@ -312,3 +312,136 @@ class _DeleteFails:
         if name == "delete_message_batch":
             raise RuntimeError("acknowledgement lost")
         return getattr(self._client, name)
+
+
+class _TimedOut(BaseException):
+    """The invocation cut off by its timeout (nothing of the handler catches it, as nothing catches Lambda's)."""
+
+
+def _dies_after(batches: Batches, monkeypatch: pytest.MonkeyPatch, seeded: Seeded) -> None:
+    """Every invocation dies once ``seeded``'s job has run (its move done, the batch not acknowledged): Lambda
+    returns a timed-out invocation's whole batch to the queue."""
+    from macie_chatops import remediation
+
+    real_handle_job = remediation.handle_job
+
+    def handle_job(body: str, deps: Any) -> Any:
+        result = real_handle_job(body, deps)
+        if remediation.RemediationJob.from_message(body).finding_id == seeded.finding_id:
+            raise _TimedOut
+        return result
+
+    monkeypatch.setattr(remediation, "handle_job", handle_job)
+    real_handler = handler.lambda_handler
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return real_handler(event, context)
+        except _TimedOut:
+            raise RuntimeError("Task timed out") from None
+
+    monkeypatch.setattr(handler, "lambda_handler", lambda_handler)
+
+
+def _re_sends(batches: Batches, large: Seeded) -> list[bool]:
+    """At each of the handler's SendMessage calls: whether ``large`` was still untouched then."""
+    seen: list[bool] = []
+    sqs = handler._cache.client("sqs", handler.read_settings(), handler.AWS_TIMEOUTS)
+    sqs.meta.events.register("before-call.sqs.SendMessage", lambda **_: seen.append(batches.untouched(large)))
+    return seen
+
+
+def test_jobs_behind_a_first_job_too_large_for_the_time_left_are_passed_on_before_it_starts(
+    batches: Batches, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a batch whose first job's object (6 MiB) needs more than the 60.05 s its invocation has, two small
+    # jobs behind it, and an invocation that times out once the large job has run
+    small = [batches.world.seed(f"f-behind-{n}", key=f"exports/{n}.csv") for n in range(2)]
+    large = batches.world.seed("f-too-large", key="exports/large.bin", body=b"x" * (6 * MB))
+    batches.send(large, *small)
+    batches.order = lambda records: sorted(records, key=lambda r: _finding_id(r) != large.finding_id)
+    batches.remaining_s = lambda: 60.05
+    _dies_after(batches, monkeypatch, large)
+    re_sends = _re_sends(batches, large)
+    capsys.readouterr()
+    # WHEN the batch is handled
+    poller = batches.poller()
+    (original_large, *originals) = batches.invocation(poller)
+    # THEN the two small jobs were re-sent before the large one was touched, and the large one still started
+    assert re_sends == [True, True]
+    assert batches.moved(large) and all(batches.untouched(s) for s in small)
+    assert _metric_names(capsys.readouterr().out) == ["JobsDeferred", "JobsDeferred", "Jobs"]
+    # AND the timeout returned the whole batch (in flight until its visibility timeout), but the copies wait now
+    assert poller.stats.handler_errors == 1 and batches.waiting() == 2
+    # WHEN the next invocation, with time, takes them
+    batches.remaining_s = lambda: 900.0
+    copies = batches.invocation()
+    # THEN they are the small jobs' copies at their first receive, one deferral counted, and each moves once
+    assert sorted(_finding_id(c) for c in copies) == sorted(s.finding_id for s in small)
+    assert all(c["attributes"]["ApproximateReceiveCount"] == "1" for c in copies)
+    assert all(c["messageAttributes"][DEFERRALS_ATTRIBUTE]["stringValue"] == "1" for c in copies)
+    assert all(batches.moved(s) for s in small)
+    # WHEN the originals come back after their visibility timeout THEN they find their jobs done: every object
+    # was quarantined once
+    for original in (original_large, *originals):
+        batches.sqs.change_message_visibility(
+            QueueUrl=batches.queue_url, ReceiptHandle=original["receiptHandle"], VisibilityTimeout=0
+        )
+    monkeypatch.undo()
+    while batches.waiting():
+        batches.invocation()
+    for seeded in (large, *small):
+        assert batches.moved(seeded)
+        assert [e.outcome for e in batches.world.record(seeded.finding_id).audit].count("QUARANTINED") == 1
+
+
+def _refuse_re_sends() -> None:
+    """The handler's SendMessage fails (SQS unreachable) from now on."""
+
+    def refuse(**_: Any) -> None:
+        raise ConnectionError("SQS unreachable")
+
+    sqs = handler._cache.client("sqs", handler.read_settings(), handler.AWS_TIMEOUTS)
+    sqs.meta.events.register("before-call.sqs.SendMessage", refuse)
+
+
+@pytest.mark.parametrize("cause", ["deferred too often", "the re-send fails"])
+def test_a_job_behind_a_too_large_first_one_that_cannot_be_re_sent_is_handled_in_its_turn(
+    batches: Batches, cause: str
+) -> None:
+    # GIVEN a batch whose first job's object is too large for the time left (60.05 s; 45 s once the large job is
+    # done), and a small job behind it that cannot be re-sent: it was deferred as often as a record may be, or
+    # SQS refuses the send
+    late = batches.world.seed("f-behind-not-passed", key="exports/late.csv")
+    large = batches.world.seed("f-too-large-first", key="exports/large.bin", body=b"x" * (6 * MB))
+    deferrals = MAX_DEFERRALS if cause == "deferred too often" else 0
+    batches.send(large)
+    batches.send(late, attributes={DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals)}})
+    if cause == "the re-send fails":
+        _refuse_re_sends()
+    batches.order = lambda records: sorted(records, key=lambda r: _finding_id(r) != large.finding_id)
+    batches.remaining_s = lambda: 45.0 if batches.world.record(large.finding_id).state is not State.APPROVED else 60.05
+    # WHEN the batch is handled
+    poller = batches.poller()
+    batches.invocation(poller)
+    # THEN the large job moved; the small one was not passed on but handled in its turn as before: the guard
+    # deferred it, it could not be re-sent, and it returned to the queue as a failure, untouched
+    assert batches.moved(large) and batches.untouched(late)
+    assert (poller.stats.deleted, poller.stats.retried) == (1, 1)
+    assert batches.waiting() == 0
+
+
+def test_a_first_job_that_fits_passes_nothing_on(batches: Batches) -> None:
+    # GIVEN a batch whose first job's object (6 MiB) fits the 900 s its invocation has, and a small job behind it
+    small = batches.world.seed("f-behind-fits", key="exports/small.csv")
+    large = batches.world.seed("f-large-fits", key="exports/large.bin", body=b"x" * (6 * MB))
+    batches.send(large, small)
+    batches.order = lambda records: sorted(records, key=lambda r: _finding_id(r) != large.finding_id)
+    re_sends = _re_sends(batches, large)
+    # WHEN the batch is handled
+    poller = batches.poller()
+    batches.invocation(poller)
+    # THEN both moved in this invocation, nothing was re-sent, and both records were acknowledged
+    assert batches.moved(large) and batches.moved(small)
+    assert re_sends == []
+    assert (poller.stats.deleted, poller.stats.retried) == (2, 0) and batches.waiting() == 0

@@ -30,3 +30,27 @@ def test_the_first_job_starts_whatever_its_size_and_a_later_one_when_its_object_
     # AND below a minute, none (the handler asks before reading the record)
     left[0] = 59.9
     assert not guard.any_job()
+
+
+def test_only_a_first_job_too_large_for_the_time_left_passes_the_rest_on_before_it_starts() -> None:
+    # GIVEN an invocation with 300 s left whose guard records each pass-on (the handler's LaterJobs.pass_on)
+    left = [300.0]
+    passed_on: list[float] = []
+    guard = StartGuard(lambda: left[0], before_overrun=passed_on.append)
+    # WHEN its first job's object needs more than that (5 GiB needs 163 s; 20 GiB about 470 s)
+    assert guard.starts(20 * GIB)
+    # THEN the rest were passed on first, told the time left, and the job still started
+    assert passed_on == [300.0]
+    # AND a later job too large is refused, passing nothing on again; one that fits starts
+    assert not guard.starts(20 * GIB)
+    assert guard.starts(5 * GIB)
+    assert passed_on == [300.0]
+
+
+def test_a_first_job_that_fits_passes_nothing_on() -> None:
+    # GIVEN an invocation with its whole timeout left
+    passed_on: list[float] = []
+    guard = StartGuard(lambda: 899.0, before_overrun=passed_on.append)
+    # WHEN its first job's object fits (5 GiB) THEN it starts and nothing is passed on
+    assert guard.starts(5 * GIB)
+    assert passed_on == []

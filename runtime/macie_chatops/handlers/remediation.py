@@ -4,14 +4,15 @@ The remediator's composition root: each record goes to :func:`macie_chatops.reme
 another; only the records that raised return to the queue. The function runs up to 15 minutes, and a job is
 started only when :class:`StartGuard` finds the time left enough for it; otherwise it is deferred: re-sent to its
 queue and acknowledged, untouched (docs/architecture.md §7, "Jobs in batches"). A job whose re-send fails returns
-to the queue as a failure. The queue's visibility timeout is longer than the function's timeout (the central
-stack sets both).
+to the queue as a failure. Before a first job that may outlast the time left starts, the jobs behind it in the
+batch are re-sent and acknowledged the same way (:class:`LaterJobs`). The queue's visibility timeout is longer
+than the function's timeout (the central stack sets both).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
@@ -23,6 +24,7 @@ from macie_chatops.handlers._root import (
     ContainerCache,
     HandlerMetrics,
     Settings,
+    SqsRecord,
     redeliver_later,
     remaining_time,
     run_sqs_batch,
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from macie_chatops.config import Config
-    from macie_chatops.handlers._root import SqsRecord
     from macie_chatops.remediation import RemediationDependencies
     from macie_chatops.sessions import MemberSessions
     from macie_chatops.store import FindingRecord
@@ -75,17 +76,26 @@ class StartGuard:
     invocation cut off by its timeout returns its whole batch to the queue, the jobs it finished too, each one
     receive nearer the dead letters."""
 
-    def __init__(self, remaining_time_s: Callable[[], float]) -> None:
+    def __init__(
+        self, remaining_time_s: Callable[[], float], before_overrun: Callable[[float], None] | None = None
+    ) -> None:
         self._remaining_time_s = remaining_time_s
+        self._before_overrun = before_overrun
         self._started = False
 
     def any_job(self) -> bool:
         return self._remaining_time_s() >= MIN_SECONDS_FOR_A_JOB
 
     def starts(self, size_bytes: int) -> bool:
-        """Whether a job acting on an object of ``size_bytes`` starts now (it counts as started if so)."""
-        if self._started and self._remaining_time_s() < seconds_needed(size_bytes):
-            return False
+        """Whether a job acting on an object of ``size_bytes`` starts now (it counts as started if so). A first job
+        whose object needs more than the time left still starts, after ``before_overrun`` (given the seconds left)
+        passed the batch's later jobs on: if it is cut off by the timeout, they do not wait behind it."""
+        remaining_s = self._remaining_time_s()
+        if remaining_s < seconds_needed(size_bytes):
+            if self._started:
+                return False
+            if self._before_overrun is not None:
+                self._before_overrun(remaining_s)
         self._started = True
         return True
 
@@ -146,13 +156,18 @@ def dependencies(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = read_settings()
     remaining_time_s = remaining_time(context)
-    guard = StartGuard(remaining_time_s)
-    deps = dependencies(settings, remaining_time_s, may_start=guard.may_start)
-    # Re-sends: a deferred job's, and a record Slack cannot take yet (429, the channel's pace: run_sqs_batch).
+    # Re-sends: a deferred job's, the jobs passed on before one that may overrun the time left, and a record Slack
+    # cannot take yet (429, the channel's pace: run_sqs_batch).
     sqs = _cache.client("sqs", settings, AWS_TIMEOUTS)
+    batch = LaterJobs(sqs, event)
+    guard = StartGuard(remaining_time_s, before_overrun=batch.pass_on)
+    deps = dependencies(settings, remaining_time_s, may_start=guard.may_start)
     from macie_chatops.remediation import JobResult, handle_job
 
     def handle(record: SqsRecord) -> str:
+        if batch.passed_on(record):
+            return "passed on"
+        batch.handling(record)
         started = time.monotonic()
         result = handle_job(record.body, deps) if guard.any_job() else JobResult.DEFERRED
         if result is JobResult.DEFERRED:
@@ -174,6 +189,61 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.exception("job failed: returned to the queue", extra=fields)
 
     return run_sqs_batch(event, context, handle=handle, failed=failed, logger=logger, sqs=sqs)
+
+
+class LaterJobs:
+    """The records of an invocation's batch behind the one being handled, and which of them were passed on.
+
+    Before a first job whose object needs more than the time left starts, the records behind it are re-sent to
+    their queue (:func:`redeliver_later`, one deferral counted, as a deferred job's) and acknowledged when their
+    turn comes, untouched: other invocations take them at once. If the big job is cut off by the timeout, Lambda
+    returns the whole batch, the originals too; they come back after the visibility timeout and find their jobs
+    done (a Slack update only). A record whose re-send fails, or that was deferred too often, is handled in its
+    turn as before."""
+
+    def __init__(self, sqs: Any, event: Mapping[str, Any]) -> None:
+        self._sqs = sqs
+        raw_records = event.get("Records")
+        self._records = [SqsRecord(raw) for raw in raw_records] if isinstance(raw_records, list) else []
+        self._current: str | None = None
+        self._passed_on: set[str] = set()
+
+    def handling(self, record: SqsRecord) -> None:
+        self._current = record.message_id
+
+    def passed_on(self, record: SqsRecord) -> bool:
+        return record.message_id in self._passed_on
+
+    def _behind(self) -> list[SqsRecord]:
+        ids = [record.message_id for record in self._records]
+        if self._current not in ids:
+            return []
+        return self._records[ids.index(self._current) + 1 :]
+
+    def pass_on(self, remaining_s: float) -> None:
+        """Re-send and mark as passed on every record behind the current one (the guard's ``before_overrun``)."""
+        passed, kept = [], []
+        for record in self._behind():
+            try:
+                delay = redeliver_later(self._sqs, record, DEFERRAL_DELAY_S)
+            except Exception as exc:
+                logger.warning(
+                    "could not pass a later job on: it is handled in its turn",
+                    extra={"message_id": record.message_id, "error": f"{type(exc).__name__}: {exc}"[:500]},
+                )
+                delay = None
+            if delay is None:
+                kept.append(record.message_id)
+                continue
+            self._passed_on.add(record.message_id)
+            passed.append(record.message_id)
+            metrics.count("JobsDeferred")
+        if passed or kept:
+            logger.info(
+                "a job that may outlast the time left starts: the jobs behind it are re-sent and acknowledged",
+                extra={"message_id": self._current, "remaining_s": round(remaining_s), "passed_on": passed,
+                       "kept": kept},
+            )  # fmt: skip
 
 
 def _defer(sqs: Any, record: SqsRecord, remaining_s: float) -> str:
