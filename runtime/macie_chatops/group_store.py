@@ -649,6 +649,16 @@ class GroupStore:
         old = self._plain(response.get("Attributes", {}))
         return self._wake_due(group_id, old, now, was_dirty=bool(old.get("dirty")))
 
+    def lost_wake_due(self, group_id: str) -> int | None:
+        """The delay of the writer's wake-up when ``group_id`` has been dirty for longer than :data:`STALE_DIRTY`
+        (its mark re-armed now, as :meth:`mark_dirty` re-arms it), or None: clean, gone, or its wake-up is on its
+        way. One read; a write only to re-arm. For a caller that finds a change of its own already marked, whose
+        wake-up may have been lost with an earlier attempt (a join whose send failed after its transaction)."""
+        group = self._get(group_item_key(group_id))
+        if group is None or not group.get("dirty"):
+            return None
+        return self._wake_due(group_id, group, self._clock(), was_dirty=True)
+
     def count_alone(self, group_id: str, *, moved: tuple[State, State]) -> bool:
         """Move a member's count while its group has that one member only, without marking it dirty: a group of one
         is its member's own message, so there is nothing to render and no writer to wake (a second member's join
@@ -1112,6 +1122,13 @@ class Grouping:
     def touched(self, group_id: str, *, moved: tuple[State, State] | None = None) -> None:
         """The group changed (a join, or a member ``moved`` between states): dirty, the writer woken if due."""
         delay = self.store.mark_dirty(group_id, moved=moved)
+        if delay is not None:
+            self.digests.wake(group_id, delay_s=delay)
+
+    def wake_if_lost(self, group_id: str) -> None:
+        """The writer woken when the group's dirty mark is older than :data:`STALE_DIRTY` (its wake-up was lost):
+        :meth:`GroupStore.lost_wake_due`. Marks nothing: the change was marked when it was made."""
+        delay = self.store.lost_wake_due(group_id)
         if delay is not None:
             self.digests.wake(group_id, delay_s=delay)
 

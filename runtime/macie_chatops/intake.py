@@ -166,7 +166,7 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         claim=summary.object_version if decision.action in _CLAIMING and summary is not None else None,
     )
     created, approval = _create(new, decision, summary, deps, grouped=_grouping_on(deps) and policy is None)
-    record = created.record
+    record = _owed_wake_up(created, deps)
     if not created.applied and policy is not None:  # the same policy finding again, perhaps with a higher count
         record = policy_intake.occurred_again(record, policy, deps)
     if created.applied:
@@ -209,6 +209,17 @@ def handle_record(body: str, deps: IntakeDependencies, *, attempt: str, deadline
         _release(deps.store, record_id, attempt)
     logger.info("intake complete", extra={"state": record.state.value, "action": _action_name(record)})
     return IntakeOutcome(IntakeResult.DONE, record_id, record.state, record.action)
+
+
+def _owed_wake_up(created: WriteResult, deps: IntakeDependencies) -> FindingRecord:
+    """The created record, or the one an earlier delivery created. That one may be in a group whose digest writer
+    it never woke: its join's transaction committed, then the wake-up's send failed and the message came back
+    (§22). Nobody else may mark the group after a flood ends, so its stale mark is re-armed here (a read, and a
+    write only when the mark is older than STALE_DIRTY: the queue's visibility timeout is longer than that)."""
+    record = created.record
+    if not created.applied and record.group_id is not None and deps.groups is not None:
+        deps.groups.wake_if_lost(record.group_id)
+    return record
 
 
 def _exempt(parsed: Finding | Rejection, decision: Decision, deps: IntakeDependencies) -> Decision:

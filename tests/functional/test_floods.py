@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from macie_chatops import names
 from macie_chatops.config import Config, load_config
@@ -186,7 +187,8 @@ def test_a_burst_is_one_message_and_one_wake_up(world: World) -> None:
             None,
         )
     # AND the digest queue got one message (the clean -> dirty transition), not one per finding
-    assert world.wake_ups() == [json.dumps({"group_id": group_id})]
+    (wake_up,) = world.wake_ups()
+    assert json.loads(wake_up) == {"group_id": group_id}
     item = world.groups.item(group_id)
     assert item is not None and item.dirty and item.digest_ts == message.ts
     assert item.view.state_counts == {State.PENDING_APPROVAL: 12}
@@ -611,3 +613,64 @@ def test_a_grouped_finding_whose_version_another_finding_holds_is_a_duplicate_an
     assert world.groups.view(group_id).member_count == 2  # type: ignore[union-attr]
     assert [m.finding_id for m in world.groups.members(group_id, 10)] == [f"{1:032x}", f"{1002:032x}"]
     assert len(world.slack.messages(PAYMENTS)) == 1
+
+
+# -- a wake-up lost after a committed join (§22) ---------------------------------------------------------------------
+
+
+def _join_whose_wake_up_fails(world: World) -> str:
+    """A group of one (taken, its writer's wake-ups drained), then a second finding whose join committed and whose
+    wake-up of the writer failed: the digest queue was gone at the send (it is back after). The group's id."""
+    assert world.intake(review_event(1)) == []
+    group_id = first_group(world, f"{1:032x}")
+    world.wake_ups()
+    deps, calls = counted_intake(world)
+    world.sqs.delete_queue(QueueUrl=world.digest_queue_url)
+    with pytest.raises(ClientError, match="NonExistentQueue"):
+        take(review_event(2), deps, deadline_s=0)  # its lease expires at once, as an invocation's at its end
+    # a first delivery's calls: the pointer and the group read, the creation with the join; nothing for the wake-up
+    assert calls == ["GetItem", "GetItem", "TransactWriteItems"]
+    assert world.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"] == world.digest_queue_url
+    joined = world.record(f"{2:032x}")
+    assert (joined.state, joined.group_id, joined.group_seq) == (State.RECEIVED, group_id, 2)
+    item = world.groups.item(group_id)
+    assert item is not None and item.dirty and item.view.member_count == 2
+    return group_id
+
+
+def test_a_redelivery_after_a_lost_wake_up_wakes_the_writer_once_the_mark_is_stale(world: World) -> None:
+    # GIVEN a join whose wake-up of the digest writer failed after its transaction: the delivery failed
+    group_id = _join_whose_wake_up_fails(world)
+    # WHEN the message comes back after the queue's visibility timeout (6 min: the mark is older than STALE_DIRTY)
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    deps, calls = counted_intake(world, clock=lambda: later)
+    assert take(review_event(2), deps).result is IntakeResult.DONE
+    # THEN the join's reads and its creation refused on the record, the group read again, its stale mark re-armed,
+    # and the writer woken; then the lease and the decision, as any resumed delivery
+    assert calls == ["GetItem", "GetItem", "TransactWriteItems", "GetItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    (wake_up,) = world.wake_ups()
+    assert json.loads(wake_up) == {"group_id": group_id}
+    # AND the record was resumed as any: decided, in its group once, no message of its own
+    record = world.record(f"{2:032x}")
+    assert (record.state, record.group_seq, record.slack_ts) == (State.PENDING_APPROVAL, 2, None)
+    assert world.groups.view(group_id).member_count == 2  # type: ignore[union-attr]
+    # WHEN the woken writer runs THEN the digest shows both members and the group is clean
+    assert write_digest(wake_up, world.writer()) is DigestOutcome.WRITTEN
+    (digest,) = world.slack.messages(PAYMENTS)
+    assert len(digest.updates) == 1 and "2" in digest.revisions[-1].text
+    item = world.groups.item(group_id)
+    assert item is not None and not item.dirty
+
+
+def test_a_redelivery_while_the_mark_is_fresh_wakes_nobody(world: World) -> None:
+    # GIVEN a join whose wake-up failed, its message delivered again before the mark is stale (a duplicate)
+    group_id = _join_whose_wake_up_fails(world)
+    deps, calls = counted_intake(world)
+    # WHEN it is taken
+    assert take(review_event(2), deps).result is IntakeResult.DONE
+    # THEN the group was read again and nothing re-armed (the lease and the decision are the only updates): no
+    # wake-up (a fresh mark's is on its way, or the next delivery or mark re-arms it once stale)
+    assert calls == ["GetItem", "GetItem", "TransactWriteItems", "GetItem", "UpdateItem", "UpdateItem"]
+    assert world.wake_ups() == []
+    item = world.groups.item(group_id)
+    assert item is not None and item.dirty

@@ -858,3 +858,33 @@ def test_a_copy_whose_mark_a_clean_and_a_re_mark_replaced_wakes_nobody_even_when
     assert groups.join(KEY, members[5], account_name="p", window=longer, max_age=MAX_AGE).seq == 5
     assert calls == ["GetItem", "TransactWriteItems"]
     assert [m.seq for m in groups.members(joined[0].group_id, 10)] == [1, 2, 3, 4, 5]
+
+
+def test_a_lost_wake_up_is_owed_only_by_a_mark_older_than_stale_dirty_and_once(
+    groups: GroupStore, findings: FindingStore, clock: SettableClock, dynamodb: Any
+) -> None:
+    # GIVEN a clean group, and the store's DynamoDB calls noted
+    group_id = _join(groups, _finding(findings, 1)).group_id
+    calls: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    # WHEN asked whether a wake-up was lost THEN none is owed: one read, nothing written
+    assert groups.lost_wake_due(group_id) is None
+    assert calls == ["GetItem"]
+    # GIVEN it marked dirty (its wake-up sent, or lost: the store cannot tell) WHEN asked while the mark is fresh
+    # THEN none is owed, and the mark and version are as they were
+    assert groups.mark_dirty(group_id) == DIGEST_PACE_S
+    before = groups.item(group_id)
+    clock.now += STALE_DIRTY - timedelta(seconds=1)
+    assert groups.lost_wake_due(group_id) is None
+    assert groups.item(group_id) == before
+    # WHEN the mark is STALE_DIRTY old THEN one wake-up is owed, once: the mark is re-armed (the version is not
+    # moved: nothing changed that the writer has not been told of)
+    clock.now += timedelta(seconds=1)
+    calls.clear()
+    assert groups.lost_wake_due(group_id) == DIGEST_PACE_S
+    assert calls == ["GetItem", "UpdateItem"]
+    assert groups.lost_wake_due(group_id) is None
+    after = groups.item(group_id)
+    assert after is not None and before is not None and after.dirty and after.view.version == before.view.version
+    # AND a group that is gone owes nothing
+    assert groups.lost_wake_due("0" * 32) is None
