@@ -674,3 +674,20 @@ def test_a_redelivery_while_the_mark_is_fresh_wakes_nobody(world: World) -> None
     assert world.wake_ups() == []
     item = world.groups.item(group_id)
     assert item is not None and item.dirty
+
+
+def test_a_redelivery_that_finds_its_record_completed_by_a_duplicate_still_wakes_the_writer(world: World) -> None:
+    # GIVEN a join whose wake-up failed, and a duplicate delivery of the finding (EventBridge's, or the
+    # reconciler's) that completed the record while the mark was fresh, waking nobody
+    group_id = _join_whose_wake_up_fails(world)
+    deps, _ = counted_intake(world)
+    assert take(review_event(2), deps).result is IntakeResult.DONE
+    assert world.wake_ups() == []
+    # WHEN the failed delivery's message comes back after the visibility timeout
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    deps, calls = counted_intake(world, clock=lambda: later)
+    # THEN it is a duplicate of a complete record, and it still re-armed the stale mark and woke the writer
+    assert take(review_event(2), deps).result is IntakeResult.DUPLICATE
+    assert calls == ["GetItem", "GetItem", "TransactWriteItems", "GetItem", "UpdateItem"]
+    (wake_up,) = world.wake_ups()
+    assert json.loads(wake_up) == {"group_id": group_id}
