@@ -65,6 +65,12 @@ ACTOR: Final = "remediator"
 MB: Final = 1024 * 1024
 
 
+class LostWakeUps(Protocol):
+    """Re-send a group's digest wake-up an earlier attempt lost (``group_store.Grouping``, §22)."""
+
+    def wake_if_lost(self, group_id: str) -> None: ...
+
+
 class Sessions(Protocol):
     def clients(
         self, account_id: str, region: str, *, actor: str, finding_id: str, scope: SessionScope | None = None
@@ -82,6 +88,7 @@ class RemediationDependencies:
     checkpoint: Callable[[MoveStep], None] | None = None  # tests: crash between the mover's steps
     clock: Clock = field(default=utcnow)
     groups: GroupViews | None = None  # a grouped finding's message may be its group's digest (§22)
+    digest_wakes: LostWakeUps | None = None  # a redelivered job's group owed a wake-up (:func:`_owed_wake_up`)
     # Asked before a job acts on its record (the handler's time guard); False: the job is not started and the
     # result is DEFERRED, nothing touched. None: every job starts.
     may_start: Callable[[FindingRecord], bool] | None = None
@@ -215,6 +222,7 @@ QUARANTINE_READY: Final = frozenset({State.APPROVED, State.FAILED})
 def _quarantine(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
     if record.state in QUARANTINE_DONE:
         logger.info("outcome already recorded: updating Slack only", extra={"state": record.state.value})
+        _owed_wake_up(record, deps)
         update_slack(record, deps)
         return JobResult.ALREADY_DONE
     if record.state not in QUARANTINE_READY:
@@ -257,6 +265,17 @@ def holds_claim(record: FindingRecord, now: datetime) -> bool:
         return False
     claimed = datetime.fromisoformat(record.object_claimed_at.replace("Z", "+00:00"))
     return now < claimed + timedelta(days=RETENTION_DAYS) - CLAIM_TRUST_MARGIN
+
+
+def _owed_wake_up(record: FindingRecord, deps: RemediationDependencies) -> None:
+    """A job that finds its outcome recorded may be the redelivery of an attempt whose transition applied and whose
+    group hook then failed to wake the digest writer (the send refused: the hook raised after the counts and the
+    dirty mark were written, and the job came back). Nobody else may mark the group once a flood has ended, so a
+    stale mark is re-armed and the writer woken here: a read, and a write and a send only when the mark is older
+    than STALE_DIRTY (the queue's visibility timeout, 90 min, is longer). The path that records an outcome is
+    unchanged."""
+    if record.group_id is not None and deps.digest_wakes is not None:
+        deps.digest_wakes.wake_if_lost(record.group_id)
 
 
 def _refuse_duplicate(
@@ -414,12 +433,14 @@ def job_receipt(job: RemediationJob, record: FindingRecord) -> RecordUpdates:
 def _restore(job: RemediationJob, record: FindingRecord, deps: RemediationDependencies) -> JobResult:
     if record.state is State.RESTORED:
         logger.info("restore already recorded: updating Slack only")
+        _owed_wake_up(record, deps)
         update_slack(record, deps)
         return JobResult.ALREADY_DONE
     if record.state is not State.RESTORE_REQUESTED or record.summary is None:
         logger.warning(
             "restore job for a finding with no restore requested: acknowledged", extra={"state": record.state}
         )
+        _owed_wake_up(record, deps)  # back in QUARANTINED: perhaps this job's refused restore, recorded before
         return JobResult.STALE
     summary = record.summary
     requester = _entered_by(record) or job.requested_by

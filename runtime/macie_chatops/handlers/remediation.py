@@ -134,6 +134,7 @@ def dependencies(
     from macie_chatops.slack_client import SlackClient
 
     config = _cache.config(settings)
+    grouping = _cache.grouping(settings, AWS_TIMEOUTS)
     return RemediationDependencies(
         config=config,
         store=_cache.store(settings, AWS_TIMEOUTS),
@@ -146,7 +147,8 @@ def dependencies(
         ),
         metrics=metrics,
         verifier=_cache.approval_verifier(settings, AWS_TIMEOUTS),
-        groups=None if (grouping := _cache.grouping(settings, AWS_TIMEOUTS)) is None else grouping.store,
+        groups=None if grouping is None else grouping.store,
+        digest_wakes=grouping,  # the digest queue is the grouping's: no client or setting of its own
         may_start=may_start,
     )
 
