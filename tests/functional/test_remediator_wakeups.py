@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from macie_chatops import names
+from macie_chatops.approvals import ApprovalAction
 from macie_chatops.config import Action
 from macie_chatops.digest_writer import DigestOutcome, write_digest
 from macie_chatops.group_store import (
@@ -35,7 +36,7 @@ from macie_chatops.remediation import JobResult, RemediationDependencies, handle
 from macie_chatops.states import State
 from macie_chatops.store import FindingStore, StateChangeHookError
 from macie_chatops_sandbox.slack_standin import SlackStandIn
-from macie_chatops_sandbox.testkit.world import aws_client, shared_session
+from macie_chatops_sandbox.testkit.world import approval_signer, aws_client, shared_session
 from tests.conftest import AwsSandbox
 from tests.functional.remediator_world import PAYMENTS, TABLE, RemediatorWorld, Seeded, job, remediator_world
 
@@ -81,6 +82,11 @@ class Flood:
                 self.sqs.delete_message(QueueUrl=self.digest_queue_url, ReceiptHandle=message["ReceiptHandle"])
         return bodies
 
+    def empty_queue(self) -> None:
+        """The digest queue without its messages (deleted and created again: SQS purges a queue once a minute)."""
+        self.sqs.delete_queue(QueueUrl=self.digest_queue_url)
+        assert self.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"] == self.digest_queue_url
+
     def queued(self) -> int:
         """The digest queue's messages, delayed ones included (a clean group's wake-up waits for its next update)."""
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.digest_queue_url, AttributeNames=["All"])["Attributes"]
@@ -117,7 +123,7 @@ def flood(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pyt
         assert rendered is DigestOutcome.WRITTEN
         item = groups.item(joined.group_id)
         assert item is not None and not item.dirty and item.view.state_counts == {State.APPROVED: 2}
-        sqs.purge_queue(QueueUrl=digest_queue_url)  # the writer's wake-up for the group's close, a minute away
+        built.empty_queue()  # the writer's wake-up for the group's close, a minute away
         yield built
         digest_handler.clear_caches()
 
@@ -202,3 +208,76 @@ def test_the_real_handler_re_sends_a_lost_wake_up(flood: Flood) -> None:
     assert flood.world.invoke(job("quarantine", flood.second.finding_id)) == []
     (wake_up,) = flood.wake_ups()
     assert json.loads(wake_up) == {"group_id": flood.group_id}
+
+
+# -- a restore job: its outcome (RESTORED, or back in QUARANTINED when refused) is found by the redelivery -----------
+
+
+def _clean(flood: Flood) -> None:
+    """The writer rendered the group: its mark cleaned at the version it showed, its wake-ups gone."""
+    groups = GroupStore(aws_client("dynamodb"), TABLE)
+    item = groups.item(flood.group_id)
+    assert item is not None and groups.clear_dirty(flood.group_id, version=item.view.version)
+    flood.empty_queue()
+
+
+def _restore_requested(flood: Flood, *, approved_action: ApprovalAction) -> None:
+    """The second finding quarantined, then its restore requested by a click whose approval is signed for
+    ``approved_action`` (not "restore": the remediator refuses it); the group clean after each."""
+    deps, _ = flood.deps()
+    assert handle_job(job("quarantine", flood.second.finding_id).body, deps) is JobResult.QUARANTINED
+    _clean(flood)
+    signer = approval_signer()
+    assert signer is not None
+    record = flood.world.record(flood.second.finding_id)
+    stamp = signer.stamp(record, action=approved_action, approver="U0ALICE", at=datetime.now(UTC))
+    requested = deps.store.transition(
+        record.finding_id,
+        expected={State.QUARANTINED},
+        target=State.RESTORE_REQUESTED,
+        actor="U0ALICE",
+        event="click:restore",
+        updates={"approval": stamp},
+    )
+    assert requested.applied
+    _clean(flood)
+
+
+@pytest.mark.parametrize(
+    ("approved_action", "outcome", "result", "redelivered"),
+    [
+        # restored: the redelivery finds RESTORED (a Slack update only: the group read that leaves it to the writer)
+        (
+            "restore",
+            State.RESTORED,
+            JobResult.ALREADY_DONE,
+            ["GetItem", "GetItem", "UpdateItem", "SendMessage", "GetItem"],
+        ),
+        # refused (the approval does not verify for a restore): back in QUARANTINED, the redelivery is stale
+        ("quarantine", State.QUARANTINED, JobResult.STALE, ["GetItem", "GetItem", "UpdateItem", "SendMessage"]),
+    ],
+)
+def test_a_restore_jobs_redelivery_after_a_lost_wake_up_wakes_the_writer(
+    flood: Flood, approved_action: ApprovalAction, outcome: State, result: JobResult, redelivered: list[str]
+) -> None:
+    # GIVEN a quarantined grouped finding whose restore was requested, the group clean
+    _restore_requested(flood, approved_action=approved_action)
+    # WHEN its restore job records the outcome and the wake-up's send fails (the digest queue is gone)
+    deps, _ = flood.deps()
+    flood.sqs.delete_queue(QueueUrl=flood.digest_queue_url)
+    with pytest.raises(StateChangeHookError):
+        handle_job(job("restore", flood.second.finding_id).body, deps)
+    assert flood.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"] == flood.digest_queue_url
+    # THEN the outcome is recorded and counted, the group dirty, and nobody was woken
+    assert flood.world.record(flood.second.finding_id).state is outcome
+    item = GroupStore(aws_client("dynamodb"), TABLE).item(flood.group_id)
+    assert item is not None and item.dirty and item.view.state_counts == {State.APPROVED: 1, outcome: 1}
+    assert flood.queued() == 0
+    # WHEN the job comes back after the queue's visibility timeout
+    later = datetime.now(UTC) + REDELIVERED_AFTER
+    deps, calls = flood.deps(clock=lambda: later)
+    assert handle_job(job("restore", flood.second.finding_id).body, deps) is result
+    # THEN the stale mark is re-armed and the writer woken once
+    assert calls == redelivered
+    (wake_up,) = flood.wake_ups()
+    assert json.loads(wake_up) == {"group_id": flood.group_id} and flood.queued() == 0
