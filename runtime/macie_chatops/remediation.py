@@ -207,6 +207,8 @@ def _refuse_unverified(job: RemediationJob, record: FindingRecord, deps: Remedia
     result = refuse(deps.store, record, verification, actor=ACTOR)
     if not result.applied:
         logger.warning("the record moved on before the refusal was recorded", extra={"state": result.record.state})
+    if record.state is State.FAILED:  # refused before (no transition now): perhaps by this job, its wake-up lost
+        _owed_wake_up(record, deps)
     update_slack(result.record, deps)
     return JobResult.UNVERIFIED
 

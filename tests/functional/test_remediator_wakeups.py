@@ -281,3 +281,30 @@ def test_a_restore_jobs_redelivery_after_a_lost_wake_up_wakes_the_writer(
     assert calls == redelivered
     (wake_up,) = flood.wake_ups()
     assert json.loads(wake_up) == {"group_id": flood.group_id} and flood.queued() == 0
+
+
+def test_a_refused_jobs_redelivery_after_a_lost_wake_up_wakes_the_writer(flood: Flood) -> None:
+    # GIVEN the second finding's approval signed for another action (it does not verify for a quarantine)
+    signer = approval_signer()
+    assert signer is not None
+    record = flood.world.record(flood.second.finding_id)
+    stamp = signer.stamp(record, action="restore", approver="U0ALICE", at=datetime.now(UTC))
+    flood.world.store.append_audit(record.finding_id, actor="t", event="t", outcome="t", updates={"approval": stamp})
+    # WHEN its quarantine job refuses it (FAILED, counted) and the wake-up's send fails: the job returns
+    deps, _ = flood.deps()
+    flood.sqs.delete_queue(QueueUrl=flood.digest_queue_url)
+    with pytest.raises(StateChangeHookError):
+        handle_job(job("quarantine", flood.second.finding_id).body, deps)
+    assert flood.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"] == flood.digest_queue_url
+    assert flood.world.record(flood.second.finding_id).state is State.FAILED
+    item = GroupStore(aws_client("dynamodb"), TABLE).item(flood.group_id)
+    assert item is not None and item.dirty and item.view.state_counts == {State.APPROVED: 1, State.FAILED: 1}
+    # WHEN the job comes back after the queue's visibility timeout
+    later = datetime.now(UTC) + REDELIVERED_AFTER
+    deps, calls = flood.deps(clock=lambda: later)
+    assert handle_job(job("quarantine", flood.second.finding_id).body, deps) is JobResult.UNVERIFIED
+    # THEN refused again (an audit entry, no transition), the stale mark re-armed and the writer woken once; then the
+    # group read that leaves the digest to the writer
+    assert calls == ["GetItem", "UpdateItem", "GetItem", "UpdateItem", "SendMessage", "GetItem"]
+    (wake_up,) = flood.wake_ups()
+    assert json.loads(wake_up) == {"group_id": flood.group_id} and flood.queued() == 0
