@@ -237,7 +237,8 @@ class GroupStore:
         """Add ``member`` to the group open for ``key``, opening one (replacing a closed one) when none is; the
         finding's record gets ``group_id`` and ``group_seq`` in the same transaction. A finding already in a
         group is not joined again: its group and seq are returned."""
-        joined = self._join(key, member, None, account_name=account_name, window=window, max_age=max_age)
+        with self._joining:
+            joined = self._join(key, member, None, account_name=account_name, window=window, max_age=max_age)
         if isinstance(joined, Refused):  # only a caller's items are reported as refused, and there are none
             raise GroupStoreError(f"finding {member.finding_id}: a join without a caller's items was refused")
         return joined
@@ -258,22 +259,10 @@ class GroupStore:
         own update of the record. A transaction refused by a condition of one of them is not retried: the refusals
         are returned (:class:`Refused`); refused by the group's count or page alone (a concurrent join), the group
         is read again and the join retried, as :meth:`join` does."""
-        return self._join(key, member, items, account_name=account_name, window=window, max_age=max_age)
+        with self._joining:
+            return self._join(key, member, items, account_name=account_name, window=window, max_age=max_age)
 
     def _join(
-        self,
-        key: GroupKey,
-        member: NewMember,
-        items: CallerItems | None,
-        *,
-        account_name: str,
-        window: timedelta,
-        max_age: timedelta,
-    ) -> Joined | Refused:
-        with self._joining:
-            return self._join_alone(key, member, items, account_name=account_name, window=window, max_age=max_age)
-
-    def _join_alone(
         self,
         key: GroupKey,
         member: NewMember,
