@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from macie_chatops import names
 from macie_chatops.config import Config, load_config
 from macie_chatops.summary import FindingSummary
 from macie_chatops_sandbox.slack_standin import SlackStandIn
@@ -74,3 +75,18 @@ def interaction_world(
         yield built
     finally:
         handler.clear_caches()
+
+
+@contextmanager
+def deployed_interaction_world(
+    slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *seeded: str
+) -> Iterator[World]:
+    """:func:`interaction_world` with the queues a deployed handler has (§22): groups on (the digest queue: a click's
+    answer asks whether the message has become a digest) and the bulk continuations' queue (a single finding's click
+    never sends on it)."""
+    with interaction_world(slack, tmp_path, monkeypatch, *seeded) as built:
+        digests = built.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"]
+        monkeypatch.setenv(names.ENV_DIGEST_QUEUE_URL, digests)
+        continuations = built.sqs.create_queue(QueueName=names.BULK_CONTINUATION_QUEUE_NAME)["QueueUrl"]
+        monkeypatch.setenv(names.ENV_BULK_CONTINUATION_QUEUE_URL, continuations)
+        yield built

@@ -15,7 +15,7 @@ import pytest
 from macie_chatops import names
 from macie_chatops_sandbox.slack_standin import SlackStandIn
 from tests.conftest import ROOT, AwsSandbox
-from tests.functional.interaction_world import World, interaction_world
+from tests.functional.interaction_world import World, deployed_interaction_world
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d70002"
 
@@ -32,13 +32,7 @@ print(json.dumps([name for name in sys.argv[1:] if name in sys.modules]))
 
 @pytest.fixture
 def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    with interaction_world(slack, tmp_path, monkeypatch, FID) as built:
-        # Groups on, as deployed (§22): the click's answer asks whether the message has become a digest.
-        queue_url = built.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"]
-        monkeypatch.setenv(names.ENV_DIGEST_QUEUE_URL, queue_url)
-        # And the bulk continuations' queue, as deployed (§22): a single finding's click never sends on it.
-        continuations = built.sqs.create_queue(QueueName=names.BULK_CONTINUATION_QUEUE_NAME)["QueueUrl"]
-        monkeypatch.setenv(names.ENV_BULK_CONTINUATION_QUEUE_URL, continuations)
+    with deployed_interaction_world(slack, tmp_path, monkeypatch, FID) as built:
         yield built
 
 

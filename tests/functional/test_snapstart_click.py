@@ -17,7 +17,7 @@ from macie_chatops import names
 from macie_chatops.states import State
 from macie_chatops_sandbox.slack_standin import SlackStandIn
 from tests.conftest import ROOT, AwsSandbox
-from tests.functional.interaction_world import World, interaction_world
+from tests.functional.interaction_world import World, deployed_interaction_world
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d70003"
 SNAPSTART_INIT = {
@@ -50,12 +50,7 @@ print(json.dumps([ours, gc.isenabled(), frozen, gc.get_freeze_count()]))
 
 @pytest.fixture
 def world(aws: AwsSandbox, slack: SlackStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    with interaction_world(slack, tmp_path, monkeypatch, FID) as built:
-        # Groups and the bulk continuations' queue on, as deployed (§22)
-        queue_url = built.sqs.create_queue(QueueName=names.DIGEST_QUEUE_NAME)["QueueUrl"]
-        monkeypatch.setenv(names.ENV_DIGEST_QUEUE_URL, queue_url)
-        continuations = built.sqs.create_queue(QueueName=names.BULK_CONTINUATION_QUEUE_NAME)["QueueUrl"]
-        monkeypatch.setenv(names.ENV_BULK_CONTINUATION_QUEUE_URL, continuations)
+    with deployed_interaction_world(slack, tmp_path, monkeypatch, FID) as built:
         yield built
 
 
