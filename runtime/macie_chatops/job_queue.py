@@ -65,14 +65,20 @@ class SqsJobQueue:
         return results
 
     def waiting(self) -> int:
-        """Jobs not yet taken by the remediator (visible, or delayed); SQS's approximate counts."""
+        """Jobs the remediator has not finished: visible, delayed, or in flight (received, not yet acknowledged: with
+        batches, a job may wait up to the function's timeout behind the others of its batch); SQS's approximate
+        counts."""
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesDelayed",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
         )["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
-            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
-        )
+        visible = int(attributes.get("ApproximateNumberOfMessages") or 0)
+        delayed = int(attributes.get("ApproximateNumberOfMessagesDelayed") or 0)
+        return visible + delayed + int(attributes.get("ApproximateNumberOfMessagesNotVisible") or 0)
 
 
 class JobOutbox(Protocol):

@@ -310,6 +310,29 @@ def test_while_jobs_wait_in_the_queue_stale_approvals_are_deferred_not_multiplie
     assert [json.loads(d.body)["finding_id"] for d in queued(queue_url)] == ["f-behind"]
 
 
+def test_a_job_in_flight_behind_its_batch_defers_stale_approvals_like_a_waiting_one(
+    world: RemediatorWorld, queue_url: str
+) -> None:
+    # GIVEN a stale approval, and one job received by a remediator and not yet acknowledged (in flight: with batches
+    # of ten it may wait up to the function's timeout behind the others of its batch)
+    approved_since(world, "f-in-flight", LONG_AGO)
+    sqs = aws_client("sqs")
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"in_flight": 1}))
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"]
+    before = world.record("f-in-flight")
+    # WHEN the sweeper runs
+    answer = run_sweeper()
+    # THEN it queues no duplicate: the finding's job may be the one in flight
+    assert (answer["ApprovalsRequeued"], answer["ApprovalsDeferred"]) == (0, 1)
+    assert world.record("f-in-flight") == before
+    # WHEN the remediator acknowledges it and the sweeper runs again
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=received[0]["ReceiptHandle"])
+    answer = run_sweeper()
+    # THEN the stale approval's job is re-queued
+    assert (answer["ApprovalsRequeued"], answer["ApprovalsDeferred"]) == (1, 0)
+    assert [json.loads(d.body)["finding_id"] for d in queued(queue_url)] == ["f-in-flight"]
+
+
 def test_an_empty_sweep_still_publishes_its_metrics_at_zero(
     world: RemediatorWorld, queue_url: str, capsys: Any
 ) -> None:
