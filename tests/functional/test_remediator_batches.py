@@ -343,16 +343,34 @@ def _dies_after(batches: Batches, monkeypatch: pytest.MonkeyPatch, seeded: Seede
     monkeypatch.setattr(handler, "lambda_handler", lambda_handler)
 
 
-def _re_sends(batches: Batches, large: Seeded) -> list[bool]:
+SendHook = Callable[[Callable[..., Any]], None]
+
+
+@pytest.fixture
+def on_handler_send(batches: Batches) -> Iterator[SendHook]:
+    """Hooks on the handler's SendMessage calls, taken off after the test: the handler's SQS client is cached for
+    the process (a container's), so a hook left on it would run in every later test of this worker."""
+    sqs = handler._cache.client("sqs", handler.read_settings(), handler.AWS_TIMEOUTS)
+    hooks: list[Callable[..., Any]] = []
+
+    def hook(function: Callable[..., Any]) -> None:
+        sqs.meta.events.register("before-call.sqs.SendMessage", function)
+        hooks.append(function)
+
+    yield hook
+    for function in hooks:
+        sqs.meta.events.unregister("before-call.sqs.SendMessage", function)
+
+
+def _re_sends(batches: Batches, large: Seeded, on_send: SendHook) -> list[bool]:
     """At each of the handler's SendMessage calls: whether ``large`` was still untouched then."""
     seen: list[bool] = []
-    sqs = handler._cache.client("sqs", handler.read_settings(), handler.AWS_TIMEOUTS)
-    sqs.meta.events.register("before-call.sqs.SendMessage", lambda **_: seen.append(batches.untouched(large)))
+    on_send(lambda **_: seen.append(batches.untouched(large)))
     return seen
 
 
 def test_jobs_behind_a_first_job_too_large_for_the_time_left_are_passed_on_before_it_starts(
-    batches: Batches, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    batches: Batches, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], on_handler_send: SendHook
 ) -> None:
     # GIVEN a batch whose first job's object (6 MiB) needs more than the 60.05 s its invocation has, two small
     # jobs behind it, and an invocation that times out once the large job has run
@@ -362,7 +380,7 @@ def test_jobs_behind_a_first_job_too_large_for_the_time_left_are_passed_on_befor
     batches.order = lambda records: sorted(records, key=lambda r: _finding_id(r) != large.finding_id)
     batches.remaining_s = lambda: 60.05
     _dies_after(batches, monkeypatch, large)
-    re_sends = _re_sends(batches, large)
+    re_sends = _re_sends(batches, large, on_handler_send)
     capsys.readouterr()
     # WHEN the batch is handled
     poller = batches.poller()
@@ -395,19 +413,18 @@ def test_jobs_behind_a_first_job_too_large_for_the_time_left_are_passed_on_befor
         assert [e.outcome for e in batches.world.record(seeded.finding_id).audit].count("QUARANTINED") == 1
 
 
-def _refuse_re_sends() -> None:
-    """The handler's SendMessage fails (SQS unreachable) from now on."""
+def _refuse_re_sends(on_send: SendHook) -> None:
+    """The handler's SendMessage fails (SQS unreachable) from now on, until the test ends."""
 
     def refuse(**_: Any) -> None:
         raise ConnectionError("SQS unreachable")
 
-    sqs = handler._cache.client("sqs", handler.read_settings(), handler.AWS_TIMEOUTS)
-    sqs.meta.events.register("before-call.sqs.SendMessage", refuse)
+    on_send(refuse)
 
 
 @pytest.mark.parametrize("cause", ["deferred too often", "the re-send fails"])
 def test_a_job_behind_a_too_large_first_one_that_cannot_be_re_sent_is_handled_in_its_turn(
-    batches: Batches, cause: str
+    batches: Batches, cause: str, on_handler_send: SendHook
 ) -> None:
     # GIVEN a batch whose first job's object is too large for the time left (60.05 s; 45 s once the large job is
     # done), and a small job behind it that cannot be re-sent: it was deferred as often as a record may be, or
@@ -418,7 +435,7 @@ def test_a_job_behind_a_too_large_first_one_that_cannot_be_re_sent_is_handled_in
     batches.send(large)
     batches.send(late, attributes={DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals)}})
     if cause == "the re-send fails":
-        _refuse_re_sends()
+        _refuse_re_sends(on_handler_send)
     batches.order = lambda records: sorted(records, key=lambda r: _finding_id(r) != large.finding_id)
     batches.remaining_s = lambda: 45.0 if batches.world.record(large.finding_id).state is not State.APPROVED else 60.05
     # WHEN the batch is handled
@@ -431,13 +448,13 @@ def test_a_job_behind_a_too_large_first_one_that_cannot_be_re_sent_is_handled_in
     assert batches.waiting() == 0
 
 
-def test_a_first_job_that_fits_passes_nothing_on(batches: Batches) -> None:
+def test_a_first_job_that_fits_passes_nothing_on(batches: Batches, on_handler_send: SendHook) -> None:
     # GIVEN a batch whose first job's object (6 MiB) fits the 900 s its invocation has, and a small job behind it
     small = batches.world.seed("f-behind-fits", key="exports/small.csv")
     large = batches.world.seed("f-large-fits", key="exports/large.bin", body=b"x" * (6 * MB))
     batches.send(large, small)
     batches.order = lambda records: sorted(records, key=lambda r: _finding_id(r) != large.finding_id)
-    re_sends = _re_sends(batches, large)
+    re_sends = _re_sends(batches, large, on_handler_send)
     # WHEN the batch is handled
     poller = batches.poller()
     batches.invocation(poller)
