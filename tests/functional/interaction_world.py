@@ -5,9 +5,14 @@ each test."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +95,21 @@ def deployed_interaction_world(
         continuations = built.sqs.create_queue(QueueName=names.BULK_CONTINUATION_QUEUE_NAME)["QueueUrl"]
         monkeypatch.setenv(names.ENV_BULK_CONTINUATION_QUEUE_URL, continuations)
         yield built
+
+
+def click_in_fresh_interpreter(
+    script: str, event: Mapping[str, Any], *args: str, env: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Run ``script`` (a container taking one click: the event on stdin, the answer's body printed, then one JSON line
+    of what it observed) in a fresh interpreter with ``args`` and the environment plus ``env``; the body and that
+    line, parsed."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        input=json.dumps(event),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return json.loads(out[-2]), json.loads(out[-1])

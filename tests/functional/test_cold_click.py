@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +10,8 @@ import pytest
 
 from macie_chatops import names
 from macie_chatops_sandbox.slack_standin import SlackStandIn
-from tests.conftest import ROOT, AwsSandbox
-from tests.functional.interaction_world import World, deployed_interaction_world
+from tests.conftest import AwsSandbox
+from tests.functional.interaction_world import World, click_in_fresh_interpreter, deployed_interaction_world
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d70002"
 
@@ -40,24 +36,14 @@ def test_a_cold_first_remediate_click_loads_neither_the_forms_nor_the_groups_mod
     # GIVEN a pending finding and a signed Remediate click by an approver, in a fresh interpreter (a cold container)
     event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
     # WHEN the handler takes it
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            FIRST_CLICK,
-            "macie_chatops.bulk",
-            "macie_chatops.dismissal",
-            "macie_chatops.store",
-            "macie_chatops.group_store",
-        ],
-        input=json.dumps(event),
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    body, modules = json.loads(out[-2]), json.loads(out[-1])
+    body, modules = click_in_fresh_interpreter(
+        FIRST_CLICK,
+        event,
+        "macie_chatops.bulk",
+        "macie_chatops.dismissal",
+        "macie_chatops.store",
+        "macie_chatops.group_store",
+    )
     # THEN the click is applied (its message replaced), the store and the groups were loaded (groups on), and neither
     # the forms' module nor the groups' clicks' module was
     assert body.get("replace_original") is True, body
@@ -68,16 +54,9 @@ def test_a_cold_first_remediate_click_builds_no_bulk_continuation(world: World) 
     # GIVEN a pending finding and a signed Remediate click, the continuation queue set, in a fresh interpreter
     event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
     # WHEN the handler takes it
-    out = subprocess.run(
-        [sys.executable, "-c", FIRST_CLICK, "macie_chatops.bulk_continuation", "macie_chatops.digest_messages"],
-        input=json.dumps(event),
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    body, modules = json.loads(out[-2]), json.loads(out[-1])
+    body, modules = click_in_fresh_interpreter(
+        FIRST_CLICK, event, "macie_chatops.bulk_continuation", "macie_chatops.digest_messages"
+    )
     # THEN the click is applied, and the continuations (their module, its model and the digest's messages) were not
     # built: only a bulk click that sends one builds them (docs/architecture.md §6)
     assert body.get("replace_original") is True, body
@@ -88,16 +67,9 @@ def test_a_cold_first_remediate_click_builds_no_exemption_store(world: World) ->
     # GIVEN a pending finding and a signed Remediate click, in a fresh interpreter
     event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
     # WHEN the handler takes it
-    out = subprocess.run(
-        [sys.executable, "-c", FIRST_CLICK, "macie_chatops.exemption_store", "macie_chatops.exemptions"],
-        input=json.dumps(event),
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    body, modules = json.loads(out[-2]), json.loads(out[-1])
+    body, modules = click_in_fresh_interpreter(
+        FIRST_CLICK, event, "macie_chatops.exemption_store", "macie_chatops.exemptions"
+    )
     # THEN the click is applied, and the exemptions' store and model were not loaded: only a dismissal's submission
     # records an exemption, and builds the store then (docs/architecture.md §6)
     assert body.get("replace_original") is True, body
@@ -120,16 +92,9 @@ def test_a_cold_first_click_in_lambda_runs_with_the_collector_paused_then_freeze
     # GIVEN a pending finding and a signed Remediate click, in a fresh interpreter with Lambda's environment
     event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
     # WHEN the handler takes it
-    out = subprocess.run(
-        [sys.executable, "-c", FIRST_CLICK_COLLECTOR],
-        input=json.dumps(event),
-        cwd=ROOT,
-        env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": names.INTERACTION_FUNCTION_NAME},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    body, (paused, enabled, frozen) = json.loads(out[-2]), json.loads(out[-1])
+    body, (paused, enabled, frozen) = click_in_fresh_interpreter(
+        FIRST_CLICK_COLLECTOR, event, env={"AWS_LAMBDA_FUNCTION_NAME": names.INTERACTION_FUNCTION_NAME}
+    )
     # THEN the click is applied as without the pause; the handler loaded with the collector paused, and after the
     # answer it collects again, what the cold start built (boto3, the models, the first click's objects) frozen
     assert body.get("replace_original") is True, body

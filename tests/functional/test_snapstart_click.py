@@ -4,10 +4,6 @@ runtime runs them, then a signed click against the session's moto server and the
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +12,8 @@ import pytest
 from macie_chatops import names
 from macie_chatops.states import State
 from macie_chatops_sandbox.slack_standin import SlackStandIn
-from tests.conftest import ROOT, AwsSandbox
-from tests.functional.interaction_world import World, deployed_interaction_world
+from tests.conftest import AwsSandbox
+from tests.functional.interaction_world import World, click_in_fresh_interpreter, deployed_interaction_world
 
 FID = "6a1b2c3d4e5f60718293a4b5c6d70003"
 SNAPSTART_INIT = {
@@ -58,16 +54,9 @@ def test_a_restored_containers_first_click_is_answered_as_before_and_loads_none_
     # GIVEN a pending finding and a signed Remediate click by an approver, and a container primed before its snapshot
     event = world.click_event(names.ACTION_REMEDIATE, FID, "U0ALICE")
     # WHEN the restored container takes the click
-    out = subprocess.run(
-        [sys.executable, "-c", RESTORED_CLICK],
-        input=json.dumps(event),
-        cwd=ROOT,
-        env={**os.environ, **SNAPSTART_INIT},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    body, (loaded, enabled, frozen_by_the_prime, frozen_after) = json.loads(out[-2]), json.loads(out[-1])
+    body, (loaded, enabled, frozen_by_the_prime, frozen_after) = click_in_fresh_interpreter(
+        RESTORED_CLICK, event, env=SNAPSTART_INIT
+    )
     # THEN the click is applied as without SnapStart (its message replaced) and the finding is approved
     assert body.get("replace_original") is True, body
     record = world.store.get(FID)
